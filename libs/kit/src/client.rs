@@ -1,0 +1,52 @@
+//! What every kefu gRPC client carries: the caller's bearer token and the
+//! W3C trace context of the current span.
+use std::time::Duration;
+
+use tonic::{
+    Request, Status,
+    metadata::{Ascii, MetadataValue},
+    service::Interceptor,
+    transport::{Channel, Endpoint},
+};
+
+/// Adds `authorization` and `traceparent` to each outgoing call.
+#[derive(Clone)]
+pub struct CallContext {
+    bearer: Option<MetadataValue<Ascii>>,
+}
+
+impl CallContext {
+    pub fn new(token: Option<&str>) -> anyhow::Result<Self> {
+        let bearer = token
+            .map(|t| MetadataValue::try_from(format!("Bearer {t}")))
+            .transpose()
+            .map_err(|_| anyhow::anyhow!("token contains characters not allowed in metadata"))?;
+        Ok(Self { bearer })
+    }
+}
+
+impl Interceptor for CallContext {
+    fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(b) = &self.bearer
+            && !req.metadata().contains_key("authorization")
+        {
+            req.metadata_mut().insert("authorization", b.clone());
+        }
+        crate::observe::inject_trace_context(req.metadata_mut());
+        Ok(req)
+    }
+}
+
+/// A lazily connecting channel to `addr` (`http://host:port`).
+pub fn channel(addr: &str) -> anyhow::Result<Channel> {
+    let uri = if addr.starts_with("http://") || addr.starts_with("https://") {
+        addr.to_owned()
+    } else {
+        format!("http://{addr}")
+    };
+    Ok(Endpoint::from_shared(uri)
+        .map_err(|e| anyhow::anyhow!("bad service address {addr:?}: {e}"))?
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true)
+        .connect_lazy())
+}

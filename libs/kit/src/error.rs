@@ -1,0 +1,165 @@
+//! The error every kefu RPC returns, and its single mapping to `tonic::Status`.
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// One bad field of a request: which, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldViolation {
+    pub field: String,
+    pub description: String,
+}
+
+impl FieldViolation {
+    pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Self { field: field.into(), description: description.into() }
+    }
+}
+
+impl std::fmt::Display for FieldViolation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.description)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid argument: {}", join(.0))]
+    InvalidArgument(Vec<FieldViolation>),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// A stale etag or a concurrent change.
+    #[error("{0}")]
+    Aborted(String),
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    PermissionDenied(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+fn join(v: &[FieldViolation]) -> String {
+    v.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+}
+
+impl Error {
+    /// Shorthand for a single bad field.
+    pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Self::InvalidArgument(vec![FieldViolation::new(field, description)])
+    }
+
+    /// Prefixes every field path, e.g. `contacts[2]` + `mobile`.
+    #[must_use]
+    pub fn within(self, prefix: &str) -> Self {
+        match self {
+            Self::InvalidArgument(v) => Self::InvalidArgument(
+                v.into_iter()
+                    .map(|f| FieldViolation::new(format!("{prefix}.{}", f.field), f.description))
+                    .collect(),
+            ),
+            other => other,
+        }
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &e
+            && db.is_unique_violation()
+        {
+            return Self::AlreadyExists(format!("already exists ({})", db.message()));
+        }
+        Self::Internal(e.into())
+    }
+}
+
+impl From<Error> for Status {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::InvalidArgument(violations) => {
+                let message = format!("invalid argument: {}", join(&violations));
+                let mut details = ErrorDetails::new();
+                for v in &violations {
+                    details.add_bad_request_violation(v.field.clone(), v.description.clone());
+                }
+                Status::with_error_details(Code::InvalidArgument, message, details)
+            }
+            Error::NotFound(m) => Status::not_found(format!("{m} not found")),
+            Error::AlreadyExists(m) => Status::already_exists(m),
+            Error::FailedPrecondition(m) => Status::failed_precondition(m),
+            Error::Aborted(m) => Status::aborted(m),
+            Error::Unauthenticated(m) => Status::unauthenticated(m),
+            Error::PermissionDenied(m) => Status::permission_denied(m),
+            Error::Internal(err) => {
+                // The detail goes to the log, never to the caller.
+                tracing::error!(error = ?err, "internal error");
+                Status::internal("internal error")
+            }
+        }
+    }
+}
+
+/// Collects field violations so that one response names every bad field.
+#[derive(Debug, Default)]
+pub struct Violations(Vec<FieldViolation>);
+
+impl Violations {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
+        self.0.push(FieldViolation::new(field, description));
+    }
+    /// Runs a parse; on failure records its violations and returns `None`.
+    pub fn check<T>(&mut self, r: Result<T, Error>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(Error::InvalidArgument(v)) => {
+                self.0.extend(v);
+                None
+            }
+            Err(other) => {
+                self.0.push(FieldViolation::new("", other.to_string()));
+                None
+            }
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    /// `Ok(())` when nothing was recorded.
+    pub fn finish(self) -> Result<(), Error> {
+        if self.0.is_empty() { Ok(()) } else { Err(Error::InvalidArgument(self.0)) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_argument_names_each_field_in_message_and_details() {
+        let status: Status = Error::InvalidArgument(vec![
+            FieldViolation::new("customer.uscc", "must be 18 characters"),
+            FieldViolation::new("contacts[0].mobile", "not a mainland mobile number"),
+        ])
+        .into();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(status.message().contains("customer.uscc: must be 18 characters"));
+        let details = status.get_error_details();
+        let br = details.bad_request().expect("bad request details");
+        assert_eq!(br.field_violations.len(), 2);
+        assert_eq!(br.field_violations[1].field, "contacts[0].mobile");
+    }
+
+    #[test]
+    fn internal_errors_do_not_leak_detail() {
+        let status: Status = Error::Internal(anyhow::anyhow!("password=hunter2 at db")).into();
+        assert_eq!(status.code(), Code::Internal);
+        assert!(!status.message().contains("hunter2"));
+    }
+}

@@ -1,0 +1,249 @@
+//! Tower layers every kefu gRPC server runs: W3C trace context extraction
+//! with a span per RPC, RED metrics per RPC, and bearer-token verification.
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::{Arc, OnceLock},
+    task::{Context, Poll},
+    time::Instant,
+};
+
+use opentelemetry::{
+    KeyValue, global,
+    metrics::{Counter, Histogram},
+    propagation::{Extractor, Injector},
+    trace::TraceContextExt,
+};
+use tower::{Layer, Service};
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::auth::TokenVerifier;
+
+struct HeaderExtractor<'a>(&'a http::HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(http::HeaderName::as_str).collect()
+    }
+}
+
+/// Writes W3C trace context into outgoing gRPC metadata.
+pub struct MetadataInjector<'a>(pub &'a mut tonic::metadata::MetadataMap);
+
+impl Injector for MetadataInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(k), Ok(v)) = (
+            tonic::metadata::MetadataKey::from_bytes(key.as_bytes()),
+            tonic::metadata::MetadataValue::try_from(value.as_str()),
+        ) {
+            self.0.insert(k, v);
+        }
+    }
+}
+
+/// Injects the current span's trace context into `metadata`.
+pub fn inject_trace_context(metadata: &mut tonic::metadata::MetadataMap) {
+    let cx = tracing::Span::current().context();
+    global::get_text_map_propagator(|p| p.inject_context(&cx, &mut MetadataInjector(metadata)));
+}
+
+struct RpcMetrics {
+    requests: Counter<u64>,
+    duration: Histogram<f64>,
+}
+
+fn rpc_metrics() -> &'static RpcMetrics {
+    static M: OnceLock<RpcMetrics> = OnceLock::new();
+    M.get_or_init(|| {
+        let meter = crate::telemetry::meter();
+        RpcMetrics {
+            requests: meter
+                .u64_counter("rpc.server.requests")
+                .with_description("gRPC requests handled, by service, method and status code")
+                .build(),
+            duration: meter
+                .f64_histogram("rpc.server.duration")
+                .with_unit("s")
+                .with_description("gRPC request duration")
+                .with_boundaries(vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ])
+                .build(),
+        }
+    })
+}
+
+/// Splits `/kefu.customers.v1.CustomerService/GetCustomer`.
+fn split_path(path: &str) -> (String, String) {
+    let p = path.trim_start_matches('/');
+    match p.split_once('/') {
+        Some((s, m)) => (s.to_owned(), m.to_owned()),
+        None => (p.to_owned(), String::new()),
+    }
+}
+
+/// Span per RPC (child of the caller's trace), RED metrics, request id.
+#[derive(Clone, Default)]
+pub struct ObserveLayer;
+
+impl<S> Layer<S> for ObserveLayer {
+    type Service = Observe<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        Observe { inner }
+    }
+}
+
+#[derive(Clone)]
+pub struct Observe<S> {
+    inner: S,
+}
+
+type BoxFut<R, E> = Pin<Box<dyn Future<Output = Result<R, E>> + Send>>;
+
+impl<S, B, RB> Service<http::Request<B>> for Observe<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<RB>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    B: Send + 'static,
+    RB: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFut<S::Response, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let (service, method) = split_path(req.uri().path());
+        let request_id = req
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.len() <= 128)
+            .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
+        let parent = global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(req.headers())));
+        let span = tracing::info_span!(
+            "rpc",
+            otel.name = %format!("{service}/{method}"),
+            otel.kind = "server",
+            rpc.system = "grpc",
+            rpc.service = %service,
+            rpc.method = %method,
+            request_id = %request_id,
+            trace_id = tracing::field::Empty,
+            rpc.grpc.status_code = tracing::field::Empty,
+        );
+        let _ = span.set_parent(parent);
+        let trace_id = span.context().span().span_context().trace_id();
+        span.record("trace_id", tracing::field::display(trace_id));
+
+        // Take the service that was made ready; leave a fresh clone behind.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let start = Instant::now();
+        let fut = async move {
+            let result = inner.call(req).await;
+            let code = match &result {
+                Ok(resp) => resp
+                    .headers()
+                    .get("grpc-status")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<i32>().ok())
+                    .unwrap_or(0),
+                Err(_) => 2,
+            };
+            tracing::Span::current().record("rpc.grpc.status_code", code);
+            let attrs = [
+                KeyValue::new("rpc.service", service),
+                KeyValue::new("rpc.method", method),
+                KeyValue::new("rpc.grpc.status_code", i64::from(code)),
+            ];
+            let m = rpc_metrics();
+            m.requests.add(1, &attrs);
+            m.duration.record(start.elapsed().as_secs_f64(), &attrs);
+            if code == 13 {
+                tracing::warn!(code, "rpc failed");
+            } else {
+                tracing::debug!(code, "rpc done");
+            }
+            result.map(|mut resp| {
+                if let Ok(v) = http::HeaderValue::from_str(&request_id) {
+                    resp.headers_mut().insert("x-request-id", v);
+                }
+                resp
+            })
+        };
+        Box::pin(fut.instrument(span))
+    }
+}
+
+/// Verifies the bearer token on every RPC except health and reflection, and
+/// puts the `Principal` on the request for the handlers.
+#[derive(Clone)]
+pub struct AuthLayer {
+    verifier: Arc<TokenVerifier>,
+}
+
+impl AuthLayer {
+    pub fn new(verifier: TokenVerifier) -> Self {
+        Self { verifier: Arc::new(verifier) }
+    }
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = Auth<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        Auth { inner, verifier: self.verifier.clone() }
+    }
+}
+
+#[derive(Clone)]
+pub struct Auth<S> {
+    inner: S,
+    verifier: Arc<TokenVerifier>,
+}
+
+/// Paths served without a token: probes and service discovery.
+fn is_public(path: &str) -> bool {
+    path.starts_with("/grpc.health.v1.Health/") || path.starts_with("/grpc.reflection.")
+}
+
+impl<S, B> Service<http::Request<B>> for Auth<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFut<S::Response, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+        if !is_public(req.uri().path()) {
+            match self.verifier.verify_header(req.headers().get(http::header::AUTHORIZATION)) {
+                Ok(principal) => {
+                    tracing::Span::current().record("staff_id", principal.subject.as_str());
+                    req.extensions_mut().insert(principal);
+                }
+                Err(e) => {
+                    let status: tonic::Status = e.into();
+                    return Box::pin(async move { Ok(status.into_http()) });
+                }
+            }
+        }
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(inner.call(req))
+    }
+}
