@@ -1,1 +1,294 @@
-fn main() {}
+//! `kefu`: one binary for every part of the suite.
+//!
+//! - `kefu up` — all-in-one, embedded (SQLite, in-memory live state);
+//! - `kefu serve <service>` — one service per process (PostgreSQL, Redis);
+//! - `kefu migrate <service|all>` — schema migrations;
+//! - `kefu admin ...` — tokens and keys; `kefu import ...` — bulk import;
+//! - `kefu health ADDR` — gRPC health probe for containers.
+#![forbid(unsafe_code)]
+
+mod import;
+mod up;
+
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use kefu_kit::{
+    auth::{Role, TokenSigner},
+    config::{AuthArgs, DatabaseArgs, ServerArgs, TelemetryArgs},
+    keys::{self, KeyEntry},
+};
+
+#[derive(Parser)]
+#[command(name = "kefu", version, about = "kefu (客服): customer-service management for finance & tax firms")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run every service in one process with embedded storage.
+    Up(up::UpArgs),
+    /// Run one service (microservices mode).
+    Serve {
+        #[command(subcommand)]
+        service: ServeCommand,
+    },
+    /// Apply schema migrations.
+    Migrate(MigrateArgs),
+    /// Tokens and keys.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// Bulk import.
+    Import {
+        #[command(subcommand)]
+        what: ImportCommand,
+    },
+    /// Check a kefu gRPC server's health (exit 0 when SERVING).
+    Health {
+        /// host:port of the gRPC server.
+        addr: String,
+        /// Service to check; empty for the whole server.
+        #[arg(long, default_value = "")]
+        service: String,
+        #[arg(long, default_value = "3s", value_parser = kefu_kit::config::parse_duration)]
+        timeout: Duration,
+    },
+}
+
+#[derive(Subcommand)]
+enum ServeCommand {
+    /// The customers service.
+    Customers {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(flatten)]
+        auth: AuthArgs,
+        #[command(flatten)]
+        db: DatabaseArgs,
+        #[command(flatten)]
+        customers: kefu_customers::CustomersArgs,
+        #[command(flatten)]
+        telemetry: TelemetryArgs,
+        /// Apply migrations before serving.
+        #[arg(long, env = "KEFU_MIGRATE")]
+        migrate: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum MigrateTarget {
+    Customers,
+    All,
+}
+
+#[derive(Args)]
+struct MigrateArgs {
+    /// Which service's schema.
+    target: MigrateTarget,
+    /// Database of the named service (with `customers`).
+    #[arg(long, env = "KEFU_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// With `all`: the customers service's database.
+    #[arg(long, env = "KEFU_CUSTOMERS_DATABASE_URL", hide_env_values = true)]
+    customers_database_url: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Mint a bearer token for an internal system or a test.
+    Token {
+        /// Role(s) the token carries.
+        #[arg(long = "role", required = true, value_parser = parse_role)]
+        roles: Vec<Role>,
+        /// Staff id (or system name) the token speaks for.
+        #[arg(long)]
+        staff_id: String,
+        /// Lifetime, e.g. 1h or 30d.
+        #[arg(long, default_value = "1h", value_parser = kefu_kit::config::parse_duration)]
+        ttl: Duration,
+        #[command(flatten)]
+        key: SigningKeyArgs,
+    },
+    /// Generate a key: a token signing key (with its public key) or a data key.
+    Keygen {
+        #[arg(value_enum)]
+        kind: KeyKind,
+        /// Key id prefix.
+        #[arg(long, default_value = "kefu")]
+        kid: String,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum KeyKind {
+    /// Ed25519 token signing key; prints KEFU_TOKEN_SIGNING_KEY and KEFU_TOKEN_PUBLIC_KEYS.
+    Token,
+    /// AES-256 data key; prints KEFU_DATA_KEYS.
+    Data,
+}
+
+#[derive(Args, Clone)]
+pub(crate) struct SigningKeyArgs {
+    /// Token signing key `KID:BASE64URL`; by default the one `kefu up` keeps in the data directory.
+    #[arg(long, env = "KEFU_TOKEN_SIGNING_KEY", hide_env_values = true)]
+    signing_key: Option<String>,
+    /// Data directory of `kefu up`.
+    #[arg(long, env = "KEFU_DATA_DIR", default_value = "./kefu-data")]
+    data_dir: PathBuf,
+}
+
+impl SigningKeyArgs {
+    pub(crate) fn signer(&self) -> anyhow::Result<TokenSigner> {
+        let text = match &self.signing_key {
+            Some(k) => k.clone(),
+            None => {
+                let path = up::signing_key_path(&self.data_dir);
+                if !path.exists() {
+                    anyhow::bail!(
+                        "no signing key: set KEFU_TOKEN_SIGNING_KEY or run `kefu up` once so {} exists",
+                        path.display()
+                    );
+                }
+                std::fs::read_to_string(&path)?.trim().to_owned()
+            }
+        };
+        let entry = keys::parse_key_list("KEFU_TOKEN_SIGNING_KEY", &text)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("KEFU_TOKEN_SIGNING_KEY: no key"))?;
+        TokenSigner::from_entry(&entry)
+    }
+}
+
+#[derive(Subcommand)]
+enum ImportCommand {
+    /// Import customers from a CSV file (see README for the columns).
+    Customers(import::ImportArgs),
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    s.parse()
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("kefu: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("kefu: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Up(args) => up::run(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Serve { service } => serve(service).await.map(|()| ExitCode::SUCCESS),
+        Command::Migrate(args) => migrate(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Admin { command } => admin(command).map(|()| ExitCode::SUCCESS),
+        Command::Import { what: ImportCommand::Customers(args) } => import::run(args).await,
+        Command::Health { addr, service, timeout } => health(&addr, &service, timeout).await,
+    }
+}
+
+async fn serve(cmd: ServeCommand) -> anyhow::Result<()> {
+    match cmd {
+        ServeCommand::Customers { server, auth, db, customers, telemetry, migrate } => {
+            let guard = kefu_kit::telemetry::init("kefu-customers", &telemetry)?;
+            // Validate every setting before touching the network.
+            let verifier = auth.verifier()?;
+            let keyring = customers.keyring()?;
+            kefu_kit::db::validate_url(&db.database_url)?;
+            let pool = kefu_kit::db::connect(&db.database_url, db.database_max_connections).await?;
+            if migrate {
+                kefu_kit::db::migrate(&pool, &kefu_customers::MIGRATOR).await?;
+            }
+            let svc = kefu_customers::service(pool, keyring, customers.settings());
+            let srv = kefu_kit::server::ServerBuilder::new().add_service(svc).bind(&server, verifier).await?;
+            tracing::info!(grpc = %srv.local_addr(), admin = %srv.admin_addr(), "customers service listening");
+            let shutdown = kefu_kit::shutdown::on_signal();
+            let result = srv.run(shutdown).await;
+            guard.shutdown().await;
+            result
+        }
+    }
+}
+
+async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
+    let targets: Vec<(&str, String, &'static sqlx::migrate::Migrator)> = match args.target {
+        MigrateTarget::Customers => {
+            let url = args
+                .database_url
+                .or(args.customers_database_url)
+                .ok_or_else(|| anyhow::anyhow!("set --database-url (KEFU_DATABASE_URL)"))?;
+            vec![("customers", url, &kefu_customers::MIGRATOR)]
+        }
+        MigrateTarget::All => {
+            let url = args
+                .customers_database_url
+                .ok_or_else(|| anyhow::anyhow!("set --customers-database-url (KEFU_CUSTOMERS_DATABASE_URL)"))?;
+            vec![("customers", url, &kefu_customers::MIGRATOR)]
+        }
+    };
+    for (name, url, migrator) in targets {
+        kefu_kit::db::validate_url(&url)?;
+        let pool = kefu_kit::db::connect(&url, 1).await?;
+        kefu_kit::db::migrate(&pool, migrator).await?;
+        pool.close().await;
+        println!("migrated {name} ({})", kefu_kit::db::redact(&url));
+    }
+    Ok(())
+}
+
+fn admin(cmd: AdminCommand) -> anyhow::Result<()> {
+    match cmd {
+        AdminCommand::Token { roles, staff_id, ttl, key } => {
+            let token = key.signer()?.mint(&staff_id, &roles, ttl)?;
+            println!("{token}");
+        }
+        AdminCommand::Keygen { kind, kid } => match kind {
+            KeyKind::Token => {
+                let entry = KeyEntry::generate(&kid);
+                let signer = TokenSigner::from_entry(&entry)?;
+                println!("KEFU_TOKEN_SIGNING_KEY={}", entry.encode());
+                println!("KEFU_TOKEN_PUBLIC_KEYS={}", signer.public_key());
+            }
+            KeyKind::Data => println!("KEFU_DATA_KEYS={}", KeyEntry::generate(&kid).encode()),
+        },
+    }
+    Ok(())
+}
+
+async fn health(addr: &str, service: &str, timeout: Duration) -> anyhow::Result<ExitCode> {
+    use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+    let channel = kefu_kit::client::channel(addr)?;
+    let mut client = HealthClient::new(channel);
+    let call = client.check(HealthCheckRequest { service: service.to_owned() });
+    match tokio::time::timeout(timeout, call).await {
+        Ok(Ok(resp)) => {
+            let status = resp.into_inner().status();
+            println!("{}", status.as_str_name());
+            Ok(if status == ServingStatus::Serving { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Ok(Err(e)) => {
+            eprintln!("kefu health: {}: {}", addr, e.message());
+            Ok(ExitCode::FAILURE)
+        }
+        Err(_) => {
+            eprintln!("kefu health: {addr}: no answer within {timeout:?}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

@@ -1,0 +1,555 @@
+//! Customer domain types. Values are parsed here, once; a value of these
+//! types is valid. No I/O.
+use chrono::{Datelike, NaiveDate, Utc};
+use kefu_kit::Error;
+use sha2::{Digest, Sha256};
+
+/// The GB 32100-2015 alphabet: digits and capitals without I, O, Z, S, V.
+const USCC_ALPHABET: &str = "0123456789ABCDEFGHJKLMNPQRTUWXY";
+const USCC_WEIGHTS: [u32; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
+
+/// A unified social credit code (統一社會信用代碼).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uscc {
+    code: String,
+    /// The check character failed and the code was accepted by override.
+    pub check_failed: bool,
+}
+
+impl Uscc {
+    /// Parses a code. Format errors are always refused; a failing check
+    /// character is refused unless `allow_bad_check` (early pilot codes).
+    pub fn parse(raw: &str, allow_bad_check: bool) -> Result<Self, Error> {
+        let code: String = raw.trim().to_ascii_uppercase();
+        if code.chars().count() != 18 {
+            return Err(Error::invalid("uscc", format!("must be 18 characters, got {}", code.chars().count())));
+        }
+        let mut values = Vec::with_capacity(18);
+        for (i, c) in code.chars().enumerate() {
+            match USCC_ALPHABET.find(c) {
+                Some(v) => values.push(v as u32),
+                None => {
+                    return Err(Error::invalid(
+                        "uscc",
+                        format!("character {} ({c:?}) is not allowed (digits and capitals except I, O, Z, S, V)", i + 1),
+                    ));
+                }
+            }
+        }
+        let expected = uscc_check_value(&values[..17]);
+        let check_failed = values[17] != expected;
+        if check_failed && !allow_bad_check {
+            let want = USCC_ALPHABET.chars().nth(expected as usize).unwrap_or('?');
+            return Err(Error::invalid(
+                "uscc",
+                format!("check character should be {want:?}; set allow_invalid_uscc_checksum to accept an early pilot code"),
+            ));
+        }
+        Ok(Self { code, check_failed })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.code
+    }
+}
+
+fn uscc_check_value(first17: &[u32]) -> u32 {
+    let sum: u32 = first17.iter().zip(USCC_WEIGHTS).map(|(v, w)| v * w).sum();
+    (31 - sum % 31) % 31
+}
+
+/// Completes 17 characters with their check character (tests, fixtures).
+pub fn uscc_with_check(first17: &str) -> Option<String> {
+    let values: Option<Vec<u32>> = first17.chars().map(|c| USCC_ALPHABET.find(c).map(|v| v as u32)).collect();
+    let values = values.filter(|v| v.len() == 17)?;
+    let check = USCC_ALPHABET.chars().nth(uscc_check_value(&values) as usize)?;
+    Some(format!("{first17}{check}"))
+}
+
+/// A mainland China mobile number, normalised to 11 digits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mobile(String);
+
+impl Mobile {
+    pub fn parse(raw: &str) -> Result<Self, Error> {
+        let digits: String = raw.chars().filter(|c| !matches!(c, ' ' | '-' | '(' | ')')).collect();
+        let digits = digits
+            .strip_prefix("+86")
+            .or_else(|| digits.strip_prefix("0086"))
+            .or_else(|| if digits.len() == 13 { digits.strip_prefix("86") } else { None })
+            .unwrap_or(&digits);
+        let ok = digits.len() == 11
+            && digits.chars().all(|c| c.is_ascii_digit())
+            && digits.starts_with('1')
+            && matches!(digits.as_bytes()[1], b'3'..=b'9');
+        if ok {
+            Ok(Self(digits.to_owned()))
+        } else {
+            Err(Error::invalid("mobile", format!("{raw:?} is not a mainland mobile number (11 digits starting 13–19, optional +86)")))
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An email address, syntax-checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(raw: &str) -> Result<Self, Error> {
+        let s = raw.trim();
+        let ok = s.len() <= 254
+            && email_address::EmailAddress::parse_with_options(s, email_address::Options::default().with_required_tld())
+                .is_ok();
+        if ok { Ok(Self(s.to_owned())) } else { Err(Error::invalid("email", format!("{raw:?} is not a valid email address"))) }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A required, trimmed, bounded text.
+pub fn required_text(field: &str, raw: &str, max_chars: usize) -> Result<String, Error> {
+    let s = raw.trim();
+    if s.is_empty() {
+        return Err(Error::invalid(field, "is required"));
+    }
+    bounded_text(field, s, max_chars)
+}
+
+/// An optional, trimmed, bounded text (may be empty).
+pub fn bounded_text(field: &str, raw: &str, max_chars: usize) -> Result<String, Error> {
+    let s = raw.trim();
+    let n = s.chars().count();
+    if n > max_chars {
+        return Err(Error::invalid(field, format!("is {n} characters; at most {max_chars}")));
+    }
+    if s.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return Err(Error::invalid(field, "contains control characters"));
+    }
+    Ok(s.to_owned())
+}
+
+/// Tags: trimmed, non-empty, unique, at most 32 of 32 characters each.
+pub fn parse_tags(raw: &[String]) -> Result<Vec<String>, Error> {
+    let mut out: Vec<String> = Vec::new();
+    for (i, t) in raw.iter().enumerate() {
+        let t = required_text(&format!("tags[{i}]"), t, 32)?;
+        if !out.contains(&t) {
+            out.push(t);
+        }
+    }
+    if out.len() > 32 {
+        return Err(Error::invalid("tags", "at most 32 tags"));
+    }
+    Ok(out)
+}
+
+/// An enum value from the wire: unknown numbers are refused, and
+/// `_UNSPECIFIED` takes `default` when one is given.
+pub fn enum_value<E: TryFrom<i32>>(field: &str, raw: i32, default: Option<E>) -> Result<E, Error> {
+    if raw == 0 {
+        return default.ok_or_else(|| Error::invalid(field, "is required"));
+    }
+    E::try_from(raw).map_err(|_| Error::invalid(field, format!("{raw} is not a known value")))
+}
+
+/// The firm's civil date today (China Standard Time, UTC+8, no DST).
+pub fn today() -> NaiveDate {
+    (Utc::now().naive_utc() + chrono::Duration::hours(8)).date()
+}
+
+/// Parses `YYYY-MM-DD`.
+pub fn parse_date(field: &str, raw: &str) -> Result<NaiveDate, Error> {
+    NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d")
+        .map_err(|_| Error::invalid(field, format!("{raw:?} is not a date YYYY-MM-DD")))
+}
+
+pub fn format_date(d: NaiveDate) -> String {
+    d.format("%Y-%m-%d").to_string()
+}
+
+// ---------------------------------------------------------------- masking
+
+/// Keeps the last `keep` characters, masking the rest with `*`.
+pub fn mask_tail(s: &str, keep: usize) -> String {
+    let chars: Vec<char> = s.chars().filter(|c| !c.is_whitespace()).collect();
+    if chars.is_empty() {
+        return String::new();
+    }
+    let keep = keep.min(chars.len() / 2);
+    let masked = chars.len() - keep;
+    let mut out = "*".repeat(masked.min(8));
+    out.extend(&chars[masked..]);
+    out
+}
+
+/// Keeps `head` leading and `tail` trailing characters.
+pub fn mask_middle(s: &str, head: usize, tail: usize) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    if chars.len() <= head + tail {
+        return "*".repeat(chars.len());
+    }
+    let mut out: String = chars[..head].iter().collect();
+    out.push_str("****");
+    out.extend(&chars[chars.len() - tail..]);
+    out
+}
+
+/// Free text is masked whole.
+pub fn mask_all(s: &str) -> String {
+    if s.is_empty() { String::new() } else { "******".into() }
+}
+
+// ---------------------------------------------------------------- audit
+
+/// The fields of an audit entry that its hash covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    pub seq: i64,
+    pub at_ms: i64,
+    pub actor: String,
+    pub actor_role: String,
+    pub action: String,
+    pub customer_id: String,
+    pub detail: String,
+    pub purpose: String,
+    pub prev_hash: String,
+}
+
+impl AuditRecord {
+    /// Hex SHA-256 over every field, each length-prefixed so that no two
+    /// different entries serialise alike.
+    pub fn hash(&self) -> String {
+        let mut h = Sha256::new();
+        h.update(b"kefu.audit.v1");
+        h.update(self.seq.to_be_bytes());
+        h.update(self.at_ms.to_be_bytes());
+        for field in [&self.actor, &self.actor_role, &self.action, &self.customer_id, &self.detail, &self.purpose, &self.prev_hash] {
+            h.update((field.len() as u64).to_be_bytes());
+            h.update(field.as_bytes());
+        }
+        hex::encode(h.finalize())
+    }
+}
+
+/// The first problem found walking a chain, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainBreak {
+    pub seq: i64,
+    pub problem: String,
+}
+
+/// Walks entries in `seq` order (with their stored hashes) and the head.
+pub struct ChainVerifier {
+    expected_seq: i64,
+    prev_hash: String,
+    pub checked: i64,
+}
+
+impl Default for ChainVerifier {
+    fn default() -> Self {
+        Self { expected_seq: 1, prev_hash: String::new(), checked: 0 }
+    }
+}
+
+impl ChainVerifier {
+    pub fn push(&mut self, rec: &AuditRecord, stored_hash: &str) -> Result<(), ChainBreak> {
+        if rec.seq != self.expected_seq {
+            return Err(ChainBreak {
+                seq: self.expected_seq,
+                problem: format!("entry {} is missing (next entry found is {})", self.expected_seq, rec.seq),
+            });
+        }
+        if rec.prev_hash != self.prev_hash {
+            return Err(ChainBreak {
+                seq: rec.seq,
+                problem: format!("entry {} does not link to entry {}: the earlier entry was altered or replaced", rec.seq, rec.seq - 1),
+            });
+        }
+        if rec.hash() != stored_hash {
+            return Err(ChainBreak { seq: rec.seq, problem: format!("entry {} was altered: its content does not match its hash", rec.seq) });
+        }
+        self.checked += 1;
+        self.expected_seq += 1;
+        self.prev_hash = stored_hash.to_owned();
+        Ok(())
+    }
+
+    /// Compares the walked chain with the head (catches removed tail entries).
+    pub fn finish(&self, head_seq: i64, head_hash: &str) -> Result<(), ChainBreak> {
+        let last = self.expected_seq - 1;
+        if head_seq != last || head_hash != self.prev_hash {
+            return Err(ChainBreak {
+                seq: last + 1,
+                problem: format!("the chain ends at entry {last} but {head_seq} entries were written: entries from {} on were removed", last + 1),
+            });
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------- festivals
+
+/// Festivals the firm greets customers on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Festival {
+    NewYear,
+    SpringFestival,
+    Lantern,
+    LabourDay,
+    DragonBoat,
+    MidAutumn,
+    NationalDay,
+    DoubleNinth,
+}
+
+impl Festival {
+    pub const ALL: [Festival; 8] = [
+        Festival::NewYear,
+        Festival::SpringFestival,
+        Festival::Lantern,
+        Festival::LabourDay,
+        Festival::DragonBoat,
+        Festival::MidAutumn,
+        Festival::NationalDay,
+        Festival::DoubleNinth,
+    ];
+
+    /// (lunar?, month, day).
+    fn rule(self) -> (bool, u8, u8) {
+        match self {
+            Festival::NewYear => (false, 1, 1),
+            Festival::LabourDay => (false, 5, 1),
+            Festival::NationalDay => (false, 10, 1),
+            Festival::SpringFestival => (true, 1, 1),
+            Festival::Lantern => (true, 1, 15),
+            Festival::DragonBoat => (true, 5, 5),
+            Festival::MidAutumn => (true, 8, 15),
+            Festival::DoubleNinth => (true, 9, 9),
+        }
+    }
+
+    pub fn is_lunar(self) -> bool {
+        self.rule().0
+    }
+
+    pub fn name_zh(self) -> &'static str {
+        match self {
+            Festival::NewYear => "元旦",
+            Festival::SpringFestival => "春節",
+            Festival::Lantern => "元宵節",
+            Festival::LabourDay => "勞動節",
+            Festival::DragonBoat => "端午節",
+            Festival::MidAutumn => "中秋節",
+            Festival::NationalDay => "國慶節",
+            Festival::DoubleNinth => "重陽節",
+        }
+    }
+
+    /// The Gregorian date of the festival in `year`.
+    pub fn date(self, year: i32) -> Result<NaiveDate, Error> {
+        let out_of_range = || Error::invalid("year", format!("{year} is outside the supported range 1901–2100"));
+        if !(1901..=2100).contains(&year) {
+            return Err(out_of_range());
+        }
+        let (lunar, m, d) = self.rule();
+        if lunar {
+            let y = u16::try_from(year).map_err(|_| out_of_range())?;
+            let ld = chinese_lunisolar_calendar::LunisolarDate::from_ymd(y, m, false, d).map_err(|_| out_of_range())?;
+            let date = ld.to_naive_date();
+            debug_assert!(date.year() == year || self == Festival::SpringFestival);
+            Ok(date)
+        } else {
+            NaiveDate::from_ymd_opt(year, u32::from(m), u32::from(d)).ok_or_else(out_of_range)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn d(y: i32, m: u32, day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, day).unwrap()
+    }
+
+    #[test]
+    fn uscc_reference_example_passes_and_bad_check_is_flagged_or_refused() {
+        let ok = Uscc::parse("91110000600037341L", false).unwrap();
+        assert!(!ok.check_failed);
+        assert_eq!(ok.as_str(), "91110000600037341L");
+        // Lower case is normalised.
+        assert!(Uscc::parse("91110000600037341l", false).is_ok());
+        let err = Uscc::parse("91110000600037341A", false).unwrap_err().to_string();
+        assert!(err.contains("uscc") && err.contains("'L'"), "{err}");
+        let flagged = Uscc::parse("91110000600037341A", true).unwrap();
+        assert!(flagged.check_failed);
+        assert!(Uscc::parse("9111000060003734", true).unwrap_err().to_string().contains("18 characters"));
+        assert!(Uscc::parse("91110000600037341O", true).unwrap_err().to_string().contains("not allowed"));
+    }
+
+    proptest! {
+        #[test]
+        fn completed_codes_always_validate(body in "[0-9A-HJ-NPQRTUWXY]{17}") {
+            let code = uscc_with_check(&body).unwrap();
+            prop_assert!(!Uscc::parse(&code, false).unwrap().check_failed);
+        }
+
+        #[test]
+        fn any_single_substitution_is_caught(body in "[0-9A-HJ-NPQRTUWXY]{17}", pos in 0usize..18, shift in 1u32..31) {
+            let code = uscc_with_check(&body).unwrap();
+            let mut chars: Vec<char> = code.chars().collect();
+            let v = USCC_ALPHABET.find(chars[pos]).unwrap() as u32;
+            chars[pos] = USCC_ALPHABET.chars().nth(((v + shift) % 31) as usize).unwrap();
+            let altered: String = chars.into_iter().collect();
+            prop_assert!(Uscc::parse(&altered, false).is_err());
+        }
+
+        #[test]
+        fn parsers_never_panic(s in "\\PC{0,40}") {
+            let _ = Uscc::parse(&s, true);
+            let _ = Mobile::parse(&s);
+            let _ = Email::parse(&s);
+            let _ = parse_date("d", &s);
+        }
+    }
+
+    #[test]
+    fn mobiles_normalise_and_refuse_non_mobiles() {
+        assert_eq!(Mobile::parse("+86 138-0013-8000").unwrap().as_str(), "13800138000");
+        assert_eq!(Mobile::parse("8613800138000").unwrap().as_str(), "13800138000");
+        assert!(Mobile::parse("12800138000").is_err());
+        assert!(Mobile::parse("010-12345678").is_err());
+        assert!(Mobile::parse("1380013800").is_err());
+    }
+
+    #[test]
+    fn emails() {
+        assert!(Email::parse("cfo@example.cn").is_ok());
+        assert!(Email::parse("no-at-sign").is_err());
+        assert!(Email::parse("a@b").is_err());
+    }
+
+    #[test]
+    fn masking_keeps_only_what_identifies() {
+        assert_eq!(mask_tail("6222 0212 3456 7890", 4), "********7890");
+        assert_eq!(mask_middle("91110000600037341L", 2, 4), "91****341L");
+        assert_eq!(mask_all("secret notes"), "******");
+        assert_eq!(mask_all(""), "");
+        assert_eq!(mask_tail("12", 4), "*2");
+    }
+
+    fn rec(seq: i64, prev: &str) -> AuditRecord {
+        AuditRecord {
+            seq,
+            at_ms: 1_700_000_000_000 + seq,
+            actor: "s1".into(),
+            actor_role: "agent".into(),
+            action: "customer.update".into(),
+            customer_id: "c1".into(),
+            detail: "company_name".into(),
+            purpose: String::new(),
+            prev_hash: prev.into(),
+        }
+    }
+
+    fn chain(n: i64) -> Vec<(AuditRecord, String)> {
+        let mut out = Vec::new();
+        let mut prev = String::new();
+        for s in 1..=n {
+            let r = rec(s, &prev);
+            let h = r.hash();
+            prev.clone_from(&h);
+            out.push((r, h));
+        }
+        out
+    }
+
+    fn verify(entries: &[(AuditRecord, String)], head: (i64, &str)) -> Result<i64, ChainBreak> {
+        let mut v = ChainVerifier::default();
+        for (r, h) in entries {
+            v.push(r, h)?;
+        }
+        v.finish(head.0, head.1)?;
+        Ok(v.checked)
+    }
+
+    #[test]
+    fn chain_detects_alteration_removal_and_truncation() {
+        let c = chain(5);
+        let head = (5, c[4].1.clone());
+        assert_eq!(verify(&c, (head.0, &head.1)), Ok(5));
+
+        let mut altered = c.clone();
+        altered[2].0.detail = "bank_account".into();
+        assert_eq!(verify(&altered, (head.0, &head.1)).unwrap_err().seq, 3);
+
+        let mut removed = c.clone();
+        removed.remove(1);
+        assert_eq!(verify(&removed, (head.0, &head.1)).unwrap_err().seq, 2);
+
+        let truncated = &c[..3];
+        let e = verify(truncated, (head.0, &head.1)).unwrap_err();
+        assert_eq!(e.seq, 4);
+
+        // Rewriting an entry's hash too breaks the link of the next one.
+        let mut rehashed = c.clone();
+        rehashed[1].0.actor = "mallory".into();
+        rehashed[1].1 = rehashed[1].0.hash();
+        assert_eq!(verify(&rehashed, (head.0, &head.1)).unwrap_err().seq, 3);
+    }
+
+    #[test]
+    fn hash_fields_are_unambiguous() {
+        let mut a = rec(1, "");
+        let mut b = rec(1, "");
+        a.actor = "ab".into();
+        a.actor_role = "c".into();
+        b.actor = "a".into();
+        b.actor_role = "bc".into();
+        assert_ne!(a.hash(), b.hash());
+    }
+
+    #[test]
+    fn festival_dates_match_the_published_calendar() {
+        use Festival::*;
+        let cases = [
+            (SpringFestival, 2025, d(2025, 1, 29)),
+            (SpringFestival, 2026, d(2026, 2, 17)),
+            (SpringFestival, 2027, d(2027, 2, 6)),
+            (SpringFestival, 2028, d(2028, 1, 26)),
+            (SpringFestival, 2029, d(2029, 2, 13)),
+            (SpringFestival, 2030, d(2030, 2, 3)),
+            (MidAutumn, 2025, d(2025, 10, 6)),
+            (MidAutumn, 2026, d(2026, 9, 25)),
+            (MidAutumn, 2027, d(2027, 9, 15)),
+            (MidAutumn, 2028, d(2028, 10, 3)),
+            (MidAutumn, 2029, d(2029, 9, 22)),
+            (MidAutumn, 2030, d(2030, 9, 12)),
+            (DragonBoat, 2025, d(2025, 5, 31)),
+            (DragonBoat, 2026, d(2026, 6, 19)),
+            (DragonBoat, 2027, d(2027, 6, 9)),
+            (Lantern, 2025, d(2025, 2, 12)),
+            (Lantern, 2026, d(2026, 3, 3)),
+            (DoubleNinth, 2025, d(2025, 10, 29)),
+            (DoubleNinth, 2026, d(2026, 10, 18)),
+            (NewYear, 2026, d(2026, 1, 1)),
+            (LabourDay, 2026, d(2026, 5, 1)),
+            (NationalDay, 2026, d(2026, 10, 1)),
+        ];
+        for (f, y, want) in cases {
+            assert_eq!(f.date(y).unwrap(), want, "{f:?} {y}");
+        }
+        for y in 2025..=2030 {
+            for f in Festival::ALL {
+                assert_eq!(f.date(y).unwrap().year(), y, "{f:?} {y}");
+            }
+        }
+        assert!(SpringFestival.date(1800).is_err());
+        assert!(NewYear.date(3000).is_err());
+    }
+}
