@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::{
     body::Body,
     server::NamedService,
-    service::{Routes, RoutesBuilder},
+    service::RoutesBuilder,
 };
 use tonic_health::{ServingStatus, server::HealthReporter};
 use tower::{Service, limit::GlobalConcurrencyLimitLayer};
@@ -60,7 +60,7 @@ impl ServerBuilder {
         Ok(Server {
             listener,
             admin,
-            routes: self.routes.routes(),
+            routes: self.routes,
             names: self.names,
             verifier,
             args: args.clone(),
@@ -71,7 +71,7 @@ impl ServerBuilder {
 pub struct Server {
     listener: TcpListener,
     admin: TcpListener,
-    routes: Routes,
+    routes: RoutesBuilder,
     names: Vec<&'static str>,
     verifier: TokenVerifier,
     args: ServerArgs,
@@ -111,11 +111,8 @@ impl Server {
                 .await
         });
 
-        let mut routes = self.routes.into_axum_router();
-        routes = routes
-            .merge(Routes::new(health_service).into_axum_router())
-            .merge(Routes::new(reflection).into_axum_router())
-            .merge(Routes::new(reflection_alpha).into_axum_router());
+        let mut routes = self.routes;
+        routes.add_service(health_service).add_service(reflection).add_service(reflection_alpha);
 
         let drain = CancellationToken::new();
         let drain_signal = drain.clone();
@@ -125,7 +122,7 @@ impl Server {
             .layer(ObserveLayer)
             .layer(GlobalConcurrencyLimitLayer::new(self.args.concurrency_limit as usize))
             .layer(AuthLayer::new(self.verifier))
-            .add_routes(Routes::from(routes))
+            .add_routes(routes.routes())
             .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), async move {
                 drain_signal.cancelled().await;
             });
