@@ -3,8 +3,8 @@
 #![allow(unreachable_pub, clippy::all, clippy::pedantic, missing_docs)]
 
 /// Encoded `FileDescriptorSet` of every kefu `.proto` (for reflection).
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/kefu_descriptor.bin"));
-
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/kefu_descriptor.bin"));
 
 pub mod customers {
     pub mod v1 {

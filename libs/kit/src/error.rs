@@ -11,7 +11,10 @@ pub struct FieldViolation {
 
 impl FieldViolation {
     pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
-        Self { field: field.into(), description: description.into() }
+        Self {
+            field: field.into(),
+            description: description.into(),
+        }
     }
 }
 
@@ -43,7 +46,10 @@ pub enum Error {
 }
 
 fn join(v: &[FieldViolation]) -> String {
-    v.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    v.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl Error {
@@ -133,7 +139,11 @@ impl Violations {
     }
     /// `Ok(())` when nothing was recorded.
     pub fn finish(self) -> Result<(), Error> {
-        if self.0.is_empty() { Ok(()) } else { Err(Error::InvalidArgument(self.0)) }
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::InvalidArgument(self.0))
+        }
     }
 }
 
@@ -149,7 +159,11 @@ mod tests {
         ])
         .into();
         assert_eq!(status.code(), Code::InvalidArgument);
-        assert!(status.message().contains("customer.uscc: must be 18 characters"));
+        assert!(
+            status
+                .message()
+                .contains("customer.uscc: must be 18 characters")
+        );
         let details = status.get_error_details();
         let br = details.bad_request().expect("bad request details");
         assert_eq!(br.field_violations.len(), 2);

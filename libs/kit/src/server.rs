@@ -7,11 +7,7 @@ use axum::{Router, http::StatusCode, response::IntoResponse, routing::get};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
-use tonic::{
-    body::Body,
-    server::NamedService,
-    service::RoutesBuilder,
-};
+use tonic::{body::Body, server::NamedService, service::RoutesBuilder};
 use tonic_health::{ServingStatus, server::HealthReporter};
 use tower::{Service, limit::GlobalConcurrencyLimitLayer};
 
@@ -54,9 +50,9 @@ impl ServerBuilder {
         let listener = TcpListener::bind(args.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen for gRPC on {}: {e}", args.listen))?;
-        let admin = TcpListener::bind(args.admin_listen)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot listen for admin HTTP on {}: {e}", args.admin_listen))?;
+        let admin = TcpListener::bind(args.admin_listen).await.map_err(|e| {
+            anyhow::anyhow!("cannot listen for admin HTTP on {}: {e}", args.admin_listen)
+        })?;
         Ok(Server {
             listener,
             admin,
@@ -112,7 +108,10 @@ impl Server {
         });
 
         let mut routes = self.routes;
-        routes.add_service(health_service).add_service(reflection).add_service(reflection_alpha);
+        routes
+            .add_service(health_service)
+            .add_service(reflection)
+            .add_service(reflection_alpha);
 
         let drain = CancellationToken::new();
         let drain_signal = drain.clone();
@@ -120,7 +119,9 @@ impl Server {
             .timeout(self.args.request_timeout)
             .load_shed(true)
             .layer(ObserveLayer)
-            .layer(GlobalConcurrencyLimitLayer::new(self.args.concurrency_limit as usize))
+            .layer(GlobalConcurrencyLimitLayer::new(
+                self.args.concurrency_limit as usize,
+            ))
             .layer(AuthLayer::new(self.verifier))
             .add_routes(routes.routes())
             .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), async move {
@@ -155,9 +156,15 @@ async fn set_all(reporter: &HealthReporter, names: &[&'static str], status: Serv
 
 fn admin_router(not_ready: CancellationToken) -> Router {
     Router::new()
-        .route("/metrics", get(|| async {
-            ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], crate::telemetry::render_prometheus())
-        }))
+        .route(
+            "/metrics",
+            get(|| async {
+                (
+                    [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                    crate::telemetry::render_prometheus(),
+                )
+            }),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .route(
             "/readyz",

@@ -28,12 +28,18 @@ fn metrics() -> &'static Metrics {
     METRICS.get_or_init(|| {
         let registry = prometheus::Registry::new();
         let mut builder = SdkMeterProvider::builder();
-        match opentelemetry_prometheus::exporter().with_registry(registry.clone()).build() {
+        match opentelemetry_prometheus::exporter()
+            .with_registry(registry.clone())
+            .build()
+        {
             Ok(exporter) => builder = builder.with_reader(exporter),
             Err(e) => eprintln!("kefu: prometheus exporter unavailable: {e}"),
         }
         if otlp_configured() {
-            match opentelemetry_otlp::MetricExporter::builder().with_tonic().build() {
+            match opentelemetry_otlp::MetricExporter::builder()
+                .with_tonic()
+                .build()
+            {
                 Ok(exporter) => builder = builder.with_periodic_exporter(exporter),
                 Err(e) => eprintln!("kefu: OTLP metrics exporter unavailable: {e}"),
             }
@@ -45,7 +51,9 @@ fn metrics() -> &'static Metrics {
 }
 
 fn resource(service: &str) -> Resource {
-    Resource::builder().with_service_name(service.to_owned()).build()
+    Resource::builder()
+        .with_service_name(service.to_owned())
+        .build()
 }
 
 /// A meter on the process-wide provider.
@@ -126,13 +134,19 @@ pub fn init(service: &str, args: &TelemetryArgs) -> anyhow::Result<TelemetryGuar
             )
             .try_init(),
         LogFormat::Pretty => registry
-            .with(tracing_subscriber::fmt::layer().compact().with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .compact()
+                    .with_writer(std::io::stderr),
+            )
             .try_init(),
     };
     if result.is_err() {
         tracing::debug!("a subscriber was already installed");
     }
-    Ok(TelemetryGuard { tracer: tracer_provider })
+    Ok(TelemetryGuard {
+        tracer: tracer_provider,
+    })
 }
 
 /// Installs the given tracer provider (tests use an in-memory exporter).
