@@ -1,0 +1,225 @@
+//! The `kefu` binary as an operator uses it: `kefu up`, `kefu admin token`,
+//! `kefu import customers`, `kefu health`, and configuration errors.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    io::{BufRead, BufReader},
+    net::TcpListener,
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+const KEFU: &str = env!("CARGO_BIN_EXE_kefu");
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Up {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn kefu_up(data: &Path) -> Up {
+    let port = free_port();
+    let admin = free_port();
+    let mut child = Command::new(KEFU)
+        .args(["up", "--data-dir", data.to_str().unwrap()])
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--admin-listen",
+            &format!("127.0.0.1:{admin}"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut lines = BufReader::new(stdout).lines();
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "kefu up did not print `kefu ready`"
+        );
+        match lines.next() {
+            Some(Ok(l)) if l.contains("kefu ready") => break,
+            Some(_) => {}
+            None => panic!("kefu up exited before it was ready"),
+        }
+    }
+    Up { child, port }
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(KEFU).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn up_then_import_a_csv_with_bad_rows_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let up = kefu_up(&data);
+    assert!(data.join("keys/token-signing.key").exists() && data.join("customers.db").exists());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(data.join("keys/data.keys"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "key files are private");
+    }
+    let addr = format!("127.0.0.1:{}", up.port);
+    let (code, out, _) = run(&["health", &addr]);
+    assert_eq!((code, out.trim()), (0, "SERVING"));
+
+    let csv = dir.path().join("customers.csv");
+    std::fs::write(
+        &csv,
+        "company_name,uscc,taxpayer_type,tax_credit_rating,service_tier,tags,preferred_channel,greeting_opt_in,contact_name,contact_mobile\n\
+         北京示例科技有限公司,91110000600037341L,general,A,vip,vip;monthly,wechat,yes,王芳,13800138000\n\
+         校驗位錯誤,91110000600037341X,general,B,standard,,,no,李雷,13900139000\n\
+         類型錯誤,91310000000000001X,partnership,A,standard,,,no,,\n\
+         上海樣本貿易有限公司,913100000000000022,small_scale,M,priority,,email,yes,張三,13700137000\n",
+    )
+    .unwrap();
+    let data_arg = data.to_str().unwrap();
+    let (code, out, err) = run(&[
+        "import",
+        "customers",
+        csv.to_str().unwrap(),
+        "--addr",
+        &addr,
+        "--data-dir",
+        data_arg,
+    ]);
+    assert_eq!(code, 2, "rejected rows give exit code 2: {out}{err}");
+    assert!(
+        out.contains("4 rows: 2 created, 0 already present (unchanged), 2 rejected"),
+        "{out}"
+    );
+    assert!(
+        out.contains("line 3:") && out.contains("check character"),
+        "{out}"
+    );
+    assert!(
+        out.contains("line 4:") && out.contains("taxpayer_type"),
+        "{out}"
+    );
+
+    let (code, out, _) = run(&[
+        "import",
+        "customers",
+        csv.to_str().unwrap(),
+        "--addr",
+        &addr,
+        "--data-dir",
+        data_arg,
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        out.contains("0 created, 2 already present (unchanged)"),
+        "re-running creates no duplicates: {out}"
+    );
+
+    let (code, token, _) = run(&[
+        "admin",
+        "token",
+        "--role",
+        "agent",
+        "--staff-id",
+        "a-1",
+        "--data-dir",
+        data_arg,
+    ]);
+    assert_eq!(code, 0);
+    assert_eq!(token.trim().split('.').count(), 3, "a JWT");
+}
+
+#[test]
+fn bad_settings_stop_kefu_with_a_message_naming_them() {
+    let (code, _, err) = Command::new(KEFU)
+        .args([
+            "serve",
+            "customers",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .env("KEFU_TOKEN_PUBLIC_KEYS", "k1:tooshort")
+        .env("KEFU_DATA_KEYS", "d1:AAAA")
+        .env("KEFU_DATABASE_URL", "sqlite://x.db")
+        .output()
+        .map(|o| {
+            (
+                o.status.code().unwrap_or(-1),
+                String::new(),
+                String::from_utf8_lossy(&o.stderr).into_owned(),
+            )
+        })
+        .unwrap();
+    assert_ne!(code, 0);
+    assert!(err.contains("KEFU_TOKEN_PUBLIC_KEYS"), "{err}");
+
+    let keys = run(&["admin", "keygen", "token"]).1;
+    let public = keys
+        .lines()
+        .find_map(|l| l.strip_prefix("KEFU_TOKEN_PUBLIC_KEYS="))
+        .unwrap()
+        .to_owned();
+    let out = Command::new(KEFU)
+        .args(["serve", "customers"])
+        .env("KEFU_TOKEN_PUBLIC_KEYS", &public)
+        .env("KEFU_DATA_KEYS", "d1:AAAA")
+        .env("KEFU_DATABASE_URL", "sqlite://x.db")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("KEFU_DATA_KEYS") && err.contains("expected 32"),
+        "{err}"
+    );
+
+    let data = run(&["admin", "keygen", "data"]).1;
+    let data_keys = data
+        .trim()
+        .strip_prefix("KEFU_DATA_KEYS=")
+        .unwrap()
+        .to_owned();
+    let out = Command::new(KEFU)
+        .args(["serve", "customers"])
+        .env("KEFU_TOKEN_PUBLIC_KEYS", &public)
+        .env("KEFU_DATA_KEYS", &data_keys)
+        .env("KEFU_DATABASE_URL", "mysql://db/kefu")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("KEFU_DATABASE_URL"),
+        "{err}"
+    );
+
+    let (code, _, err) = run(&["admin", "token", "--role", "root", "--staff-id", "x"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("unknown role"), "{err}");
+}
