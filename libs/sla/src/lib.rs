@@ -4,5 +4,11 @@
 #![forbid(unsafe_code)]
 
 pub mod calendar;
+pub mod clock;
+pub mod policy;
+pub mod target;
 
 pub use calendar::{Calendar, CalendarError, CalendarSpec};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use policy::{ClockKind, Conditions, Facts, Metric, MetricRule, Policy};
+pub use target::{EventKind, SlaEvent, Target, TargetKey, TargetState};
