@@ -5,10 +5,16 @@
 
 pub mod calendar;
 pub mod clock;
+pub mod live;
 pub mod policy;
+pub mod redis_live;
+pub mod sweeper;
 pub mod target;
 
 pub use calendar::{Calendar, CalendarError, CalendarSpec};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use live::{Claimed, Dashboard, DueKind, GroupCounts, LiveEntry, LiveStore, MemoryLiveStore};
 pub use policy::{ClockKind, Conditions, Facts, Metric, MetricRule, Policy};
+pub use redis_live::RedisLiveStore;
+pub use sweeper::{DueHandler, Sweeper, SweeperConfig};
 pub use target::{EventKind, SlaEvent, Target, TargetKey, TargetState};

@@ -1,0 +1,382 @@
+//! The live view of open SLA targets, behind one trait: Redis in production
+//! (`redis_live`), memory in the all-in-one mode. The database holds the
+//! durable record; this view is rebuilt from it whenever it is lost.
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    sync::Mutex,
+};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+use crate::target::{SlaEvent, TargetKey, TargetState};
+
+/// What the live view keeps of one target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveEntry {
+    pub key: TargetKey,
+    pub state: TargetState,
+    pub due_at: Option<i64>,
+    pub warn_at: Option<i64>,
+    #[serde(default)]
+    pub queue: String,
+    #[serde(default)]
+    pub assignee: String,
+}
+
+impl LiveEntry {
+    fn finished(&self) -> bool {
+        matches!(
+            self.state,
+            TargetState::Fulfilled | TargetState::FulfilledLate
+        )
+    }
+    /// Waiting for its due time (not breached, not paused).
+    fn due_pending(&self) -> Option<i64> {
+        if matches!(self.state, TargetState::Active | TargetState::Warning) {
+            self.due_at
+        } else {
+            None
+        }
+    }
+    fn warn_pending(&self) -> Option<i64> {
+        if self.state == TargetState::Active {
+            self.warn_at
+        } else {
+            None
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DueKind {
+    Warning,
+    Breach,
+}
+
+impl DueKind {
+    pub fn prefix(self) -> &'static str {
+        match self {
+            DueKind::Warning => "w",
+            DueKind::Breach => "b",
+        }
+    }
+}
+
+/// A due entry a sweeper has claimed; acknowledge it when handled.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Claimed {
+    pub shard: u32,
+    pub key: TargetKey,
+    pub kind: DueKind,
+}
+
+impl Claimed {
+    pub fn claim_member(&self) -> String {
+        format!("{}|{}", self.kind.prefix(), self.key.member())
+    }
+
+    pub fn parse(shard: u32, claim_member: &str) -> Option<Self> {
+        let (p, rest) = claim_member.split_once('|')?;
+        let kind = match p {
+            "w" => DueKind::Warning,
+            "b" => DueKind::Breach,
+            _ => return None,
+        };
+        Some(Self {
+            shard,
+            key: TargetKey::parse_member(rest)?,
+            kind,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct GroupCounts {
+    /// Open targets (running, paused or breached, not yet fulfilled).
+    pub open: i64,
+    /// Running targets due within the asked window (not yet breached).
+    pub at_risk: i64,
+    pub breached: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Dashboard {
+    pub total: GroupCounts,
+    pub by_queue: BTreeMap<String, GroupCounts>,
+    pub by_assignee: BTreeMap<String, GroupCounts>,
+}
+
+/// Stable shard of a record (FNV-1a), the same in every replica.
+pub fn shard_of(record_id: &str, shards: u32) -> u32 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in record_id.as_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h % u64::from(shards.max(1))) as u32
+}
+
+#[async_trait]
+pub trait LiveStore: Send + Sync {
+    fn shards(&self) -> u32;
+
+    /// Writes (or, for a fulfilled target, removes) a target's live state.
+    async fn put(&self, entry: &LiveEntry) -> anyhow::Result<()>;
+    async fn remove(&self, key: &TargetKey) -> anyhow::Result<()>;
+    /// The live targets of one record.
+    async fn record(&self, record_id: &str) -> anyhow::Result<Vec<LiveEntry>>;
+
+    /// Atomically claims up to `limit` entries of `shard` whose warning or
+    /// due time is at or before `now`, and claims whose lease ran out
+    /// (a crashed sweeper's). Claims last until `lease_until`.
+    async fn claim(
+        &self,
+        shard: u32,
+        now: i64,
+        limit: usize,
+        lease_until: i64,
+    ) -> anyhow::Result<Vec<Claimed>>;
+    async fn ack(&self, claimed: &Claimed) -> anyhow::Result<()>;
+    /// Takes or renews the shard's sweeper lease for `owner`.
+    async fn try_lease(&self, shard: u32, owner: &str, ttl_ms: u64) -> anyhow::Result<bool>;
+    async fn release_lease(&self, shard: u32, owner: &str) -> anyhow::Result<()>;
+
+    /// Counts for dashboards, without scanning records.
+    async fn dashboard(&self, now: i64, within_ms: i64) -> anyhow::Result<Dashboard>;
+
+    /// A marker that disappears with the live state (restart, flush,
+    /// failover): when it is gone the view is rebuilt.
+    async fn epoch(&self) -> anyhow::Result<Option<String>>;
+    async fn set_epoch(&self, epoch: &str) -> anyhow::Result<()>;
+
+    /// Fans an event out to every replica's watchers.
+    async fn publish(&self, event: &SlaEvent) -> anyhow::Result<()>;
+    fn subscribe(&self) -> broadcast::Receiver<SlaEvent>;
+}
+
+#[derive(Default)]
+struct MemInner {
+    entries: HashMap<String, LiveEntry>,
+    due: BTreeMap<u32, BTreeSet<(i64, String)>>,
+    warn: BTreeMap<u32, BTreeSet<(i64, String)>>,
+    claims: BTreeMap<u32, HashMap<String, i64>>,
+    leases: HashMap<u32, (String, std::time::Instant)>,
+    epoch: Option<String>,
+}
+
+/// The live store of `kefu up`: the same semantics, in one process.
+pub struct MemoryLiveStore {
+    shards: u32,
+    inner: Mutex<MemInner>,
+    events: broadcast::Sender<SlaEvent>,
+}
+
+impl MemoryLiveStore {
+    pub fn new(shards: u32) -> Self {
+        Self {
+            shards: shards.max(1),
+            inner: Mutex::new(MemInner::default()),
+            events: broadcast::channel(4096).0,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, MemInner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Forgets everything, as a Redis flush would (for tests).
+    pub fn clear(&self) {
+        *self.lock() = MemInner::default();
+    }
+}
+
+impl MemInner {
+    fn unindex(&mut self, shard: u32, member: &str) {
+        if let Some(old) = self.entries.get(member) {
+            if let Some(d) = old.due_pending() {
+                self.due
+                    .entry(shard)
+                    .or_default()
+                    .remove(&(d, member.to_owned()));
+            }
+            if let Some(w) = old.warn_pending() {
+                self.warn
+                    .entry(shard)
+                    .or_default()
+                    .remove(&(w, member.to_owned()));
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl LiveStore for MemoryLiveStore {
+    fn shards(&self) -> u32 {
+        self.shards
+    }
+
+    async fn put(&self, entry: &LiveEntry) -> anyhow::Result<()> {
+        let member = entry.key.member();
+        let shard = shard_of(&entry.key.record_id, self.shards);
+        let mut g = self.lock();
+        g.unindex(shard, &member);
+        if entry.finished() {
+            g.entries.remove(&member);
+            return Ok(());
+        }
+        if let Some(d) = entry.due_pending() {
+            g.due.entry(shard).or_default().insert((d, member.clone()));
+        }
+        if let Some(w) = entry.warn_pending() {
+            g.warn.entry(shard).or_default().insert((w, member.clone()));
+        }
+        g.entries.insert(member, entry.clone());
+        Ok(())
+    }
+
+    async fn remove(&self, key: &TargetKey) -> anyhow::Result<()> {
+        let member = key.member();
+        let shard = shard_of(&key.record_id, self.shards);
+        let mut g = self.lock();
+        g.unindex(shard, &member);
+        g.entries.remove(&member);
+        Ok(())
+    }
+
+    async fn record(&self, record_id: &str) -> anyhow::Result<Vec<LiveEntry>> {
+        let g = self.lock();
+        let mut v: Vec<LiveEntry> = g
+            .entries
+            .values()
+            .filter(|e| e.key.record_id == record_id)
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(v)
+    }
+
+    async fn claim(
+        &self,
+        shard: u32,
+        now: i64,
+        limit: usize,
+        lease_until: i64,
+    ) -> anyhow::Result<Vec<Claimed>> {
+        let mut g = self.lock();
+        let mut out = Vec::new();
+        let claims = g.claims.entry(shard).or_default();
+        let stale: Vec<String> = claims
+            .iter()
+            .filter(|(_, until)| **until <= now)
+            .map(|(m, _)| m.clone())
+            .take(limit)
+            .collect();
+        for m in stale {
+            claims.insert(m.clone(), lease_until);
+            if let Some(c) = Claimed::parse(shard, &m) {
+                out.push(c);
+            }
+        }
+        for kind in [DueKind::Breach, DueKind::Warning] {
+            if out.len() >= limit {
+                break;
+            }
+            let set = match kind {
+                DueKind::Breach => g.due.entry(shard).or_default(),
+                DueKind::Warning => g.warn.entry(shard).or_default(),
+            };
+            let ready: Vec<(i64, String)> = set
+                .iter()
+                .take_while(|(t, _)| *t <= now)
+                .take(limit - out.len())
+                .cloned()
+                .collect();
+            for item in &ready {
+                set.remove(item);
+            }
+            let claims = g.claims.entry(shard).or_default();
+            for (_, member) in ready {
+                if let Some(key) = TargetKey::parse_member(&member) {
+                    let c = Claimed { shard, key, kind };
+                    claims.insert(c.claim_member(), lease_until);
+                    out.push(c);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn ack(&self, claimed: &Claimed) -> anyhow::Result<()> {
+        self.lock()
+            .claims
+            .entry(claimed.shard)
+            .or_default()
+            .remove(&claimed.claim_member());
+        Ok(())
+    }
+
+    async fn try_lease(&self, shard: u32, owner: &str, ttl_ms: u64) -> anyhow::Result<bool> {
+        let mut g = self.lock();
+        let now = std::time::Instant::now();
+        let until = now + std::time::Duration::from_millis(ttl_ms);
+        match g.leases.get(&shard) {
+            Some((o, exp)) if o != owner && *exp > now => Ok(false),
+            _ => {
+                g.leases.insert(shard, (owner.to_owned(), until));
+                Ok(true)
+            }
+        }
+    }
+
+    async fn release_lease(&self, shard: u32, owner: &str) -> anyhow::Result<()> {
+        let mut g = self.lock();
+        if g.leases.get(&shard).is_some_and(|(o, _)| o == owner) {
+            g.leases.remove(&shard);
+        }
+        Ok(())
+    }
+
+    async fn dashboard(&self, now: i64, within_ms: i64) -> anyhow::Result<Dashboard> {
+        let g = self.lock();
+        let mut d = Dashboard::default();
+        for e in g.entries.values() {
+            let breached = e.state == TargetState::Breached;
+            let at_risk = e
+                .due_pending()
+                .is_some_and(|due| due <= now.saturating_add(within_ms));
+            for c in [
+                &mut d.total,
+                d.by_queue.entry(e.queue.clone()).or_default(),
+                d.by_assignee.entry(e.assignee.clone()).or_default(),
+            ] {
+                c.open += 1;
+                c.at_risk += i64::from(at_risk);
+                c.breached += i64::from(breached);
+            }
+        }
+        Ok(d)
+    }
+
+    async fn epoch(&self) -> anyhow::Result<Option<String>> {
+        Ok(self.lock().epoch.clone())
+    }
+
+    async fn set_epoch(&self, epoch: &str) -> anyhow::Result<()> {
+        self.lock().epoch = Some(epoch.to_owned());
+        Ok(())
+    }
+
+    async fn publish(&self, event: &SlaEvent) -> anyhow::Result<()> {
+        // No receivers is not an error: nobody is watching.
+        let _ = self.events.send(event.clone());
+        Ok(())
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<SlaEvent> {
+        self.events.subscribe()
+    }
+}

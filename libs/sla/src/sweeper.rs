@@ -1,0 +1,160 @@
+//! The sweeper turns due times into events. Every replica runs one; per
+//! shard, whoever holds the shard's lease claims due entries atomically,
+//! hands each to the owning service (which records the transition durably,
+//! once), and acknowledges it. Claims of a sweeper that died are re-taken
+//! when their lease runs out. When the live view has been lost (its epoch is
+//! gone) the service rebuilds it from the database first.
+use std::{sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    clock::Clock,
+    live::{Claimed, LiveStore},
+};
+
+/// What the service that owns the targets does with due entries.
+#[async_trait]
+pub trait DueHandler: Send + Sync {
+    /// Applies a claimed warning or breach. Must be idempotent: the same
+    /// claim may arrive twice (a re-taken claim), the event must not.
+    async fn handle(&self, claimed: &Claimed, now: i64) -> anyhow::Result<()>;
+    /// Puts every open target from the database back into the live store.
+    async fn rebuild(&self, store: &dyn LiveStore) -> anyhow::Result<usize>;
+}
+
+#[derive(Debug, Clone)]
+pub struct SweeperConfig {
+    /// Identifies this replica in leases.
+    pub owner: String,
+    /// How long a shard lease lasts without renewal (real time).
+    pub lease_ttl: Duration,
+    /// How long a claim lasts before another sweeper may re-take it (clock time).
+    pub claim_ttl: Duration,
+    pub batch: usize,
+    pub interval: Duration,
+}
+
+impl Default for SweeperConfig {
+    fn default() -> Self {
+        Self {
+            owner: format!("sweeper-{}", std::process::id()),
+            lease_ttl: Duration::from_secs(10),
+            claim_ttl: Duration::from_secs(30),
+            batch: 500,
+            interval: Duration::from_millis(500),
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TickReport {
+    pub rebuilt: Option<usize>,
+    pub handled: usize,
+    pub failed: usize,
+    pub shards_held: u32,
+}
+
+pub struct Sweeper {
+    store: Arc<dyn LiveStore>,
+    handler: Arc<dyn DueHandler>,
+    clock: Arc<dyn Clock>,
+    cfg: SweeperConfig,
+}
+
+impl Sweeper {
+    pub fn new(
+        store: Arc<dyn LiveStore>,
+        handler: Arc<dyn DueHandler>,
+        clock: Arc<dyn Clock>,
+        cfg: SweeperConfig,
+    ) -> Self {
+        Self {
+            store,
+            handler,
+            clock,
+            cfg,
+        }
+    }
+
+    /// Rebuilds the live view if it was lost. Returns how many targets were put back.
+    pub async fn ensure_live_view(&self) -> anyhow::Result<Option<usize>> {
+        if self.store.epoch().await?.is_some() {
+            return Ok(None);
+        }
+        tracing::warn!(
+            "SLA live state is missing (first start, restart or flush): rebuilding from the database"
+        );
+        let n = self.handler.rebuild(self.store.as_ref()).await?;
+        self.store
+            .set_epoch(&format!("{}@{}", self.cfg.owner, self.clock.now_ms()))
+            .await?;
+        tracing::info!(targets = n, "SLA live state rebuilt");
+        Ok(Some(n))
+    }
+
+    /// One pass over every shard this replica can lease.
+    pub async fn tick(&self) -> anyhow::Result<TickReport> {
+        let mut report = TickReport {
+            rebuilt: self.ensure_live_view().await?,
+            ..Default::default()
+        };
+        let lease_ms = u64::try_from(self.cfg.lease_ttl.as_millis()).unwrap_or(u64::MAX);
+        let claim_ms = i64::try_from(self.cfg.claim_ttl.as_millis()).unwrap_or(i64::MAX / 4);
+        for shard in 0..self.store.shards() {
+            if !self
+                .store
+                .try_lease(shard, &self.cfg.owner, lease_ms)
+                .await?
+            {
+                continue;
+            }
+            report.shards_held += 1;
+            loop {
+                let now = self.clock.now_ms();
+                let claims = self
+                    .store
+                    .claim(shard, now, self.cfg.batch, now.saturating_add(claim_ms))
+                    .await?;
+                let n = claims.len();
+                for c in &claims {
+                    match self.handler.handle(c, now).await {
+                        Ok(()) => {
+                            self.store.ack(c).await?;
+                            report.handled += 1;
+                        }
+                        // Left claimed: re-taken when the claim lease ends.
+                        Err(e) => {
+                            report.failed += 1;
+                            tracing::error!(error = %e, member = %c.key.member(), "handling a due SLA entry failed; it will be retried");
+                        }
+                    }
+                }
+                if n < self.cfg.batch {
+                    break;
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Ticks every `interval` until cancelled, then releases its leases.
+    pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
+        let mut ticker = tokio::time::interval(self.cfg.interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                _ = ticker.tick() => {
+                    if let Err(e) = self.tick().await {
+                        tracing::error!(error = %e, "SLA sweep failed; retrying");
+                    }
+                }
+            }
+        }
+        for shard in 0..self.store.shards() {
+            let _ = self.store.release_lease(shard, &self.cfg.owner).await;
+        }
+    }
+}
