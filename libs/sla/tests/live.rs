@@ -95,7 +95,7 @@ fn entry(i: usize, due: i64, warn: Option<i64>) -> LiveEntry {
         state: TargetState::Active,
         due_at: Some(due),
         warn_at: warn,
-        queue: if i % 2 == 0 {
+        queue: if i.is_multiple_of(2) {
             "tax".into()
         } else {
             "bookkeeping".into()
