@@ -9,14 +9,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     files.sort();
     let fds = protox::compile(&files, [&root])?;
     let out = PathBuf::from(env::var("OUT_DIR")?);
-    fs::write(
-        out.join("kefu_descriptor.bin"),
-        prost::Message::encode_to_vec(&fds),
-    )?;
-    tonic_prost_build::configure()
-        .build_server(true)
-        .build_client(true)
-        .compile_fds(fds)?;
+    fs::write(out.join("kefu_descriptor.bin"), prost::Message::encode_to_vec(&fds))?;
+    tonic_prost_build::configure().build_server(true).build_client(true).compile_fds(fds)?;
     println!("cargo:rerun-if-changed=kefu");
     Ok(())
 }

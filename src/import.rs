@@ -31,14 +31,7 @@ fn row_from_record(
     rec: &csv::StringRecord,
     line: i64,
 ) -> Result<pb::ImportCustomerRow, String> {
-    let get = |name: &str| {
-        headers
-            .iter()
-            .position(|h| h.trim() == name)
-            .and_then(|i| rec.get(i))
-            .unwrap_or("")
-            .trim()
-    };
+    let get = |name: &str| headers.iter().position(|h| h.trim() == name).and_then(|i| rec.get(i)).unwrap_or("").trim();
     let taxpayer_type = match get("taxpayer_type").to_lowercase().as_str() {
         "general" | "一般纳税人" | "一般納稅人" => pb::TaxpayerType::General as i32,
         "small_scale" | "small-scale" | "小规模纳税人" | "小規模納稅人" => {
@@ -46,9 +39,7 @@ fn row_from_record(
         }
         "" => 0,
         other => {
-            return Err(format!(
-                "taxpayer_type: {other:?} is not general or small_scale"
-            ));
+            return Err(format!("taxpayer_type: {other:?} is not general or small_scale"));
         }
     };
     let tax_credit_rating = match get("tax_credit_rating").to_uppercase().as_str() {
@@ -59,9 +50,7 @@ fn row_from_record(
         "D" => 5,
         "" => 0,
         other => {
-            return Err(format!(
-                "tax_credit_rating: {other:?} is not one of A, B, M, C, D"
-            ));
+            return Err(format!("tax_credit_rating: {other:?} is not one of A, B, M, C, D"));
         }
     };
     let service_tier = match get("service_tier").to_lowercase().as_str() {
@@ -70,9 +59,7 @@ fn row_from_record(
         "vip" => 3,
         "" => 0,
         other => {
-            return Err(format!(
-                "service_tier: {other:?} is not standard, priority or vip"
-            ));
+            return Err(format!("service_tier: {other:?} is not standard, priority or vip"));
         }
     };
     let preferred_channel = match get("preferred_channel").to_lowercase().as_str() {
@@ -83,9 +70,7 @@ fn row_from_record(
         "online_chat" | "chat" => 5,
         "" => 0,
         other => {
-            return Err(format!(
-                "preferred_channel: {other:?} is not phone, wechat, email, sms or online_chat"
-            ));
+            return Err(format!("preferred_channel: {other:?} is not phone, wechat, email, sms or online_chat"));
         }
     };
     let greeting_opt_in = match get("greeting_opt_in").to_lowercase().as_str() {
@@ -118,17 +103,8 @@ fn row_from_record(
             region: get("region").to_owned(),
             service_tier,
             account_manager: get("account_manager").to_owned(),
-            tags: get("tags")
-                .split(';')
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned)
-                .collect(),
-            preferences: Some(pb::Preferences {
-                preferred_channel,
-                language: String::new(),
-                greeting_opt_in,
-            }),
+            tags: get("tags").split(';').map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned).collect(),
+            preferences: Some(pb::Preferences { preferred_channel, language: String::new(), greeting_opt_in }),
             ..Default::default()
         }),
         primary_contact: has_contact.then_some(contact),
@@ -138,11 +114,7 @@ fn row_from_record(
 pub(crate) async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
     let token = match args.token {
         Some(t) => t,
-        None => {
-            args.key
-                .signer()?
-                .mint("kefu-import", &[Role::Admin], Duration::from_secs(3600))?
-        }
+        None => args.key.signer()?.mint("kefu-import", &[Role::Admin], Duration::from_secs(3600))?,
     };
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
@@ -151,10 +123,7 @@ pub(crate) async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
     let headers = reader.headers()?.clone();
     for required in ["company_name", "uscc", "taxpayer_type"] {
         if !headers.iter().any(|h| h.trim() == required) {
-            anyhow::bail!(
-                "{}: the header row has no {required:?} column",
-                args.file.display()
-            );
+            anyhow::bail!("{}: the header row has no {required:?} column", args.file.display());
         }
     }
     let mut rows = Vec::new();
@@ -170,32 +139,24 @@ pub(crate) async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
             }
             Err(e) => {
                 let line = e.position().map_or(0, |p| p.line() as i64);
-                local_errors.push(pb::ImportRowError {
-                    line,
-                    reason: format!("unreadable CSV row: {e}"),
-                });
+                local_errors.push(pb::ImportRowError { line, reason: format!("unreadable CSV row: {e}") });
             }
         }
     }
 
     let bar = ProgressBar::new(rows.len() as u64);
     bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} importing [{bar:40}] {pos}/{len} rows ({per_sec}, eta {eta})",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
+        ProgressStyle::with_template("{spinner} importing [{bar:40}] {pos}/{len} rows ({per_sec}, eta {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
     );
     let progress = bar.clone();
     let stream = futures::stream::iter(rows).inspect(move |_| progress.inc(1));
     let channel = kefu_kit::client::channel(&args.addr)?;
-    let mut client =
-        CustomerServiceClient::with_interceptor(channel, CallContext::new(Some(&token))?);
+    let mut client = CustomerServiceClient::with_interceptor(channel, CallContext::new(Some(&token))?);
     let result = client.import_customers(stream).await;
     bar.finish_and_clear();
-    let mut out = result
-        .map_err(|s| anyhow::anyhow!("import refused: {} ({:?})", s.message(), s.code()))?
-        .into_inner();
+    let mut out = result.map_err(|s| anyhow::anyhow!("import refused: {} ({:?})", s.message(), s.code()))?.into_inner();
     let total = out.rows_received as usize + local_errors.len();
     out.errors.extend(local_errors);
     out.errors.sort_by_key(|e| e.line);
@@ -208,9 +169,5 @@ pub(crate) async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
     for e in &out.errors {
         println!("  line {}: {}", e.line, e.reason);
     }
-    Ok(if out.errors.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(2)
-    })
+    Ok(if out.errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) })
 }

@@ -20,11 +20,7 @@ use kefu_kit::{
 };
 
 #[derive(Parser)]
-#[command(
-    name = "kefu",
-    version,
-    about = "kefu (客服): customer-service management for finance & tax firms"
-)]
+#[command(name = "kefu", version, about = "kefu (客服): customer-service management for finance & tax firms")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -180,10 +176,7 @@ fn parse_role(s: &str) -> Result<Role, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("kefu: cannot start the runtime: {e}");
@@ -205,27 +198,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve { service } => serve(service).await.map(|()| ExitCode::SUCCESS),
         Command::Migrate(args) => migrate(args).await.map(|()| ExitCode::SUCCESS),
         Command::Admin { command } => admin(command).map(|()| ExitCode::SUCCESS),
-        Command::Import {
-            what: ImportCommand::Customers(args),
-        } => import::run(args).await,
-        Command::Health {
-            addr,
-            service,
-            timeout,
-        } => health(&addr, &service, timeout).await,
+        Command::Import { what: ImportCommand::Customers(args) } => import::run(args).await,
+        Command::Health { addr, service, timeout } => health(&addr, &service, timeout).await,
     }
 }
 
 async fn serve(cmd: ServeCommand) -> anyhow::Result<()> {
     match cmd {
-        ServeCommand::Customers {
-            server,
-            auth,
-            db,
-            customers,
-            telemetry,
-            migrate,
-        } => {
+        ServeCommand::Customers { server, auth, db, customers, telemetry, migrate } => {
             let guard = kefu_kit::telemetry::init("kefu-customers", &telemetry)?;
             // Validate every setting before touching the network.
             let verifier = auth.verifier()?;
@@ -236,10 +216,7 @@ async fn serve(cmd: ServeCommand) -> anyhow::Result<()> {
                 kefu_kit::db::migrate(&pool, &kefu_customers::MIGRATOR).await?;
             }
             let svc = kefu_customers::service(pool, keyring, customers.settings());
-            let srv = kefu_kit::server::ServerBuilder::new()
-                .add_service(svc)
-                .bind(&server, verifier)
-                .await?;
+            let srv = kefu_kit::server::ServerBuilder::new().add_service(svc).bind(&server, verifier).await?;
             tracing::info!(grpc = %srv.local_addr(), admin = %srv.admin_addr(), "customers service listening");
             let shutdown = kefu_kit::shutdown::on_signal();
             let result = srv.run(shutdown).await;
@@ -259,9 +236,9 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
             vec![("customers", url, &kefu_customers::MIGRATOR)]
         }
         MigrateTarget::All => {
-            let url = args.customers_database_url.ok_or_else(|| {
-                anyhow::anyhow!("set --customers-database-url (KEFU_CUSTOMERS_DATABASE_URL)")
-            })?;
+            let url = args
+                .customers_database_url
+                .ok_or_else(|| anyhow::anyhow!("set --customers-database-url (KEFU_CUSTOMERS_DATABASE_URL)"))?;
             vec![("customers", url, &kefu_customers::MIGRATOR)]
         }
     };
@@ -277,12 +254,7 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
 
 fn admin(cmd: AdminCommand) -> anyhow::Result<()> {
     match cmd {
-        AdminCommand::Token {
-            roles,
-            staff_id,
-            ttl,
-            key,
-        } => {
+        AdminCommand::Token { roles, staff_id, ttl, key } => {
             let token = key.signer()?.mint(&staff_id, &roles, ttl)?;
             println!("{token}");
         }
@@ -300,23 +272,15 @@ fn admin(cmd: AdminCommand) -> anyhow::Result<()> {
 }
 
 async fn health(addr: &str, service: &str, timeout: Duration) -> anyhow::Result<ExitCode> {
-    use tonic_health::pb::{
-        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
-    };
+    use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
     let channel = kefu_kit::client::channel(addr)?;
     let mut client = HealthClient::new(channel);
-    let call = client.check(HealthCheckRequest {
-        service: service.to_owned(),
-    });
+    let call = client.check(HealthCheckRequest { service: service.to_owned() });
     match tokio::time::timeout(timeout, call).await {
         Ok(Ok(resp)) => {
             let status = resp.into_inner().status();
             println!("{}", status.as_str_name());
-            Ok(if status == ServingStatus::Serving {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+            Ok(if status == ServingStatus::Serving { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         Ok(Err(e)) => {
             eprintln!("kefu health: {}: {}", addr, e.message());

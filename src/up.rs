@@ -41,30 +41,17 @@ fn data_keys_path(data_dir: &Path) -> PathBuf {
 }
 
 pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
-    let guard = kefu_kit::telemetry::init(
-        "kefu",
-        &TelemetryArgs {
-            log_format: args.log_format,
-            log: args.log.clone(),
-        },
-    )?;
-    std::fs::create_dir_all(&args.data_dir).map_err(|e| {
-        anyhow::anyhow!(
-            "cannot create data directory {}: {e}",
-            args.data_dir.display()
-        )
-    })?;
+    let guard =
+        kefu_kit::telemetry::init("kefu", &TelemetryArgs { log_format: args.log_format, log: args.log.clone() })?;
+    std::fs::create_dir_all(&args.data_dir)
+        .map_err(|e| anyhow::anyhow!("cannot create data directory {}: {e}", args.data_dir.display()))?;
 
     let signing = keys::load_or_create(&signing_key_path(&args.data_dir), "up")?;
     let signing = keys::parse_key_list("token signing key", &signing)?;
     let signer = TokenSigner::from_entry(&signing[0])?;
-    let verifier = kefu_kit::auth::TokenVerifier::new(&keys::parse_key_list(
-        "public key",
-        &signer.public_key(),
-    )?)?;
+    let verifier = kefu_kit::auth::TokenVerifier::new(&keys::parse_key_list("public key", &signer.public_key())?)?;
     let data_keys = keys::load_or_create(&data_keys_path(&args.data_dir), "up")?;
-    let keyring =
-        kefu_customers::DataKeyring::new(&kefu_kit::config::parse_data_keys(&data_keys)?)?;
+    let keyring = kefu_customers::DataKeyring::new(&kefu_kit::config::parse_data_keys(&data_keys)?)?;
 
     let db_url = format!("sqlite://{}", args.data_dir.join("customers.db").display());
     let customers_pool = kefu_kit::db::connect(&db_url, 1).await?;
@@ -72,28 +59,17 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     let customers = kefu_customers::service(
         customers_pool,
         keyring,
-        kefu_customers::Settings {
-            follow_up_cycle_days: args.follow_up_cycle_days,
-        },
+        kefu_customers::Settings { follow_up_cycle_days: args.follow_up_cycle_days },
     );
 
     let mut server_args = ServerArgs::on(args.listen);
     server_args.admin_listen = args.admin_listen;
-    let server = kefu_kit::server::ServerBuilder::new()
-        .add_service(customers)
-        .bind(&server_args, verifier)
-        .await?;
+    let server = kefu_kit::server::ServerBuilder::new().add_service(customers).bind(&server_args, verifier).await?;
 
     println!("kefu up: data in {}", args.data_dir.display());
-    println!(
-        "  gRPC   {}  (services: kefu.customers.v1.CustomerService; health and reflection)",
-        server.local_addr()
-    );
+    println!("  gRPC   {}  (services: kefu.customers.v1.CustomerService; health and reflection)", server.local_addr());
     println!("  admin  http://{}/metrics", server.admin_addr());
-    println!(
-        "  token  kefu admin token --role admin --staff-id you --data-dir {}",
-        args.data_dir.display()
-    );
+    println!("  token  kefu admin token --role admin --staff-id you --data-dir {}", args.data_dir.display());
     println!("kefu ready");
     let shutdown = kefu_kit::shutdown::on_signal();
     let result = server.run(shutdown).await;

@@ -13,11 +13,7 @@ use std::{
 const KEFU: &str = env!("CARGO_BIN_EXE_kefu");
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 struct Up {
@@ -37,12 +33,7 @@ fn kefu_up(data: &Path) -> Up {
     let admin = free_port();
     let mut child = Command::new(KEFU)
         .args(["up", "--data-dir", data.to_str().unwrap()])
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--admin-listen",
-            &format!("127.0.0.1:{admin}"),
-        ])
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--admin-listen", &format!("127.0.0.1:{admin}")])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -51,10 +42,7 @@ fn kefu_up(data: &Path) -> Up {
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut lines = BufReader::new(stdout).lines();
     loop {
-        assert!(
-            Instant::now() < deadline,
-            "kefu up did not print `kefu ready`"
-        );
+        assert!(Instant::now() < deadline, "kefu up did not print `kefu ready`");
         match lines.next() {
             Some(Ok(l)) if l.contains("kefu ready") => break,
             Some(_) => {}
@@ -82,10 +70,7 @@ fn up_then_import_a_csv_with_bad_rows_twice() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(data.join("keys/data.keys"))
-            .unwrap()
-            .permissions()
-            .mode();
+        let mode = std::fs::metadata(data.join("keys/data.keys")).unwrap().permissions().mode();
         assert_eq!(mode & 0o077, 0, "key files are private");
     }
     let addr = format!("127.0.0.1:{}", up.port);
@@ -103,54 +88,18 @@ fn up_then_import_a_csv_with_bad_rows_twice() {
     )
     .unwrap();
     let data_arg = data.to_str().unwrap();
-    let (code, out, err) = run(&[
-        "import",
-        "customers",
-        csv.to_str().unwrap(),
-        "--addr",
-        &addr,
-        "--data-dir",
-        data_arg,
-    ]);
+    let (code, out, err) =
+        run(&["import", "customers", csv.to_str().unwrap(), "--addr", &addr, "--data-dir", data_arg]);
     assert_eq!(code, 2, "rejected rows give exit code 2: {out}{err}");
-    assert!(
-        out.contains("4 rows: 2 created, 0 already present (unchanged), 2 rejected"),
-        "{out}"
-    );
-    assert!(
-        out.contains("line 3:") && out.contains("check character"),
-        "{out}"
-    );
-    assert!(
-        out.contains("line 4:") && out.contains("taxpayer_type"),
-        "{out}"
-    );
+    assert!(out.contains("4 rows: 2 created, 0 already present (unchanged), 2 rejected"), "{out}");
+    assert!(out.contains("line 3:") && out.contains("check character"), "{out}");
+    assert!(out.contains("line 4:") && out.contains("taxpayer_type"), "{out}");
 
-    let (code, out, _) = run(&[
-        "import",
-        "customers",
-        csv.to_str().unwrap(),
-        "--addr",
-        &addr,
-        "--data-dir",
-        data_arg,
-    ]);
+    let (code, out, _) = run(&["import", "customers", csv.to_str().unwrap(), "--addr", &addr, "--data-dir", data_arg]);
     assert_eq!(code, 2);
-    assert!(
-        out.contains("0 created, 2 already present (unchanged)"),
-        "re-running creates no duplicates: {out}"
-    );
+    assert!(out.contains("0 created, 2 already present (unchanged)"), "re-running creates no duplicates: {out}");
 
-    let (code, token, _) = run(&[
-        "admin",
-        "token",
-        "--role",
-        "agent",
-        "--staff-id",
-        "a-1",
-        "--data-dir",
-        data_arg,
-    ]);
+    let (code, token, _) = run(&["admin", "token", "--role", "agent", "--staff-id", "a-1", "--data-dir", data_arg]);
     assert_eq!(code, 0);
     assert_eq!(token.trim().split('.').count(), 3, "a JWT");
 }
@@ -158,35 +107,18 @@ fn up_then_import_a_csv_with_bad_rows_twice() {
 #[test]
 fn bad_settings_stop_kefu_with_a_message_naming_them() {
     let (code, _, err) = Command::new(KEFU)
-        .args([
-            "serve",
-            "customers",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ])
+        .args(["serve", "customers", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
         .env("KEFU_TOKEN_PUBLIC_KEYS", "k1:tooshort")
         .env("KEFU_DATA_KEYS", "d1:AAAA")
         .env("KEFU_DATABASE_URL", "sqlite://x.db")
         .output()
-        .map(|o| {
-            (
-                o.status.code().unwrap_or(-1),
-                String::new(),
-                String::from_utf8_lossy(&o.stderr).into_owned(),
-            )
-        })
+        .map(|o| (o.status.code().unwrap_or(-1), String::new(), String::from_utf8_lossy(&o.stderr).into_owned()))
         .unwrap();
     assert_ne!(code, 0);
     assert!(err.contains("KEFU_TOKEN_PUBLIC_KEYS"), "{err}");
 
     let keys = run(&["admin", "keygen", "token"]).1;
-    let public = keys
-        .lines()
-        .find_map(|l| l.strip_prefix("KEFU_TOKEN_PUBLIC_KEYS="))
-        .unwrap()
-        .to_owned();
+    let public = keys.lines().find_map(|l| l.strip_prefix("KEFU_TOKEN_PUBLIC_KEYS=")).unwrap().to_owned();
     let out = Command::new(KEFU)
         .args(["serve", "customers"])
         .env("KEFU_TOKEN_PUBLIC_KEYS", &public)
@@ -195,17 +127,10 @@ fn bad_settings_stop_kefu_with_a_message_naming_them() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && err.contains("KEFU_DATA_KEYS") && err.contains("expected 32"),
-        "{err}"
-    );
+    assert!(!out.status.success() && err.contains("KEFU_DATA_KEYS") && err.contains("expected 32"), "{err}");
 
     let data = run(&["admin", "keygen", "data"]).1;
-    let data_keys = data
-        .trim()
-        .strip_prefix("KEFU_DATA_KEYS=")
-        .unwrap()
-        .to_owned();
+    let data_keys = data.trim().strip_prefix("KEFU_DATA_KEYS=").unwrap().to_owned();
     let out = Command::new(KEFU)
         .args(["serve", "customers"])
         .env("KEFU_TOKEN_PUBLIC_KEYS", &public)
@@ -214,10 +139,7 @@ fn bad_settings_stop_kefu_with_a_message_naming_them() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && err.contains("KEFU_DATABASE_URL"),
-        "{err}"
-    );
+    assert!(!out.status.success() && err.contains("KEFU_DATABASE_URL"), "{err}");
 
     let (code, _, err) = run(&["admin", "token", "--role", "root", "--staff-id", "x"]);
     assert_ne!(code, 0);

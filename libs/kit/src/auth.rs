@@ -26,14 +26,7 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 6] = [
-        Role::Agent,
-        Role::Supervisor,
-        Role::Hr,
-        Role::Admin,
-        Role::Auditor,
-        Role::Service,
-    ];
+    pub const ALL: [Role; 6] = [Role::Agent, Role::Supervisor, Role::Hr, Role::Admin, Role::Auditor, Role::Service];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -50,10 +43,9 @@ impl Role {
 impl FromStr for Role {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Role::ALL
-            .into_iter()
-            .find(|r| r.as_str() == s)
-            .ok_or_else(|| format!("unknown role {s:?} (expected one of agent, supervisor, hr, admin, auditor, service)"))
+        Role::ALL.into_iter().find(|r| r.as_str() == s).ok_or_else(|| {
+            format!("unknown role {s:?} (expected one of agent, supervisor, hr, admin, auditor, service)")
+        })
     }
 }
 
@@ -85,11 +77,7 @@ impl Principal {
             Err(Error::PermissionDenied(format!(
                 "this call needs one of the roles [{}]; the caller has [{}]",
                 want.join(", "),
-                self.roles
-                    .iter()
-                    .map(|r| r.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                self.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
             )))
         }
     }
@@ -128,9 +116,7 @@ pub struct TokenSigner {
 impl TokenSigner {
     pub fn from_entry(entry: &KeyEntry) -> anyhow::Result<Self> {
         let sk = ed25519_dalek::SigningKey::from_bytes(&entry.bytes);
-        let der = sk
-            .to_pkcs8_der()
-            .map_err(|e| anyhow::anyhow!("encoding signing key: {e}"))?;
+        let der = sk.to_pkcs8_der().map_err(|e| anyhow::anyhow!("encoding signing key: {e}"))?;
         Ok(Self {
             kid: entry.kid.clone(),
             key: EncodingKey::from_ed_der(der.as_bytes()),
@@ -176,14 +162,11 @@ impl TokenVerifier {
     pub fn new(public_keys: &[KeyEntry]) -> anyhow::Result<Self> {
         let mut keys = HashMap::new();
         for k in public_keys {
-            let vk = ed25519_dalek::VerifyingKey::from_bytes(&k.bytes).map_err(|_| {
-                anyhow::anyhow!("token public key {:?} is not a valid Ed25519 key", k.kid)
-            })?;
+            let vk = ed25519_dalek::VerifyingKey::from_bytes(&k.bytes)
+                .map_err(|_| anyhow::anyhow!("token public key {:?} is not a valid Ed25519 key", k.kid))?;
             keys.insert(k.kid.clone(), DecodingKey::from_ed_der(vk.as_bytes()));
         }
-        Ok(Self {
-            keys: Arc::new(keys),
-        })
+        Ok(Self { keys: Arc::new(keys) })
     }
 
     pub fn verify(&self, token: &str) -> Result<Principal, Error> {
@@ -193,10 +176,7 @@ impl TokenVerifier {
             return Err(unauth("token must be signed with EdDSA"));
         }
         let kid = header.kid.ok_or_else(|| unauth("token has no key id"))?;
-        let key = self
-            .keys
-            .get(&kid)
-            .ok_or_else(|| unauth("token signed with an unknown key"))?;
+        let key = self.keys.get(&kid).ok_or_else(|| unauth("token signed with an unknown key"))?;
         let mut v = Validation::new(Algorithm::EdDSA);
         v.set_issuer(&[ISSUER]);
         v.set_audience(&[AUDIENCE]);
@@ -213,26 +193,18 @@ impl TokenVerifier {
         if data.claims.roles.is_empty() {
             return Err(unauth("token carries no role"));
         }
-        Ok(Principal {
-            subject: data.claims.sub,
-            roles: data.claims.roles,
-        })
+        Ok(Principal { subject: data.claims.sub, roles: data.claims.roles })
     }
 
     /// Extracts and verifies `authorization: Bearer <token>`.
     pub fn verify_header(&self, value: Option<&http::HeaderValue>) -> Result<Principal, Error> {
-        let value = value.ok_or_else(|| {
-            Error::Unauthenticated("missing authorization metadata (Bearer token)".into())
-        })?;
-        let text = value
-            .to_str()
-            .map_err(|_| Error::Unauthenticated("authorization metadata is not text".into()))?;
+        let value =
+            value.ok_or_else(|| Error::Unauthenticated("missing authorization metadata (Bearer token)".into()))?;
+        let text = value.to_str().map_err(|_| Error::Unauthenticated("authorization metadata is not text".into()))?;
         let token = text
             .strip_prefix("Bearer ")
             .or_else(|| text.strip_prefix("bearer "))
-            .ok_or_else(|| {
-                Error::Unauthenticated("authorization must be 'Bearer <token>'".into())
-            })?;
+            .ok_or_else(|| Error::Unauthenticated("authorization must be 'Bearer <token>'".into()))?;
         self.verify(token.trim())
     }
 }
@@ -251,49 +223,32 @@ mod tests {
     #[test]
     fn minted_token_verifies_with_roles() {
         let (s, v) = pair();
-        let t = s
-            .mint(
-                "staff-7",
-                &[Role::Agent, Role::Supervisor],
-                Duration::from_secs(60),
-            )
-            .expect("mint");
+        let t = s.mint("staff-7", &[Role::Agent, Role::Supervisor], Duration::from_secs(60)).expect("mint");
         let p = v.verify(&t).expect("verifies");
         assert_eq!(p.subject, "staff-7");
         assert_eq!(p.roles, vec![Role::Agent, Role::Supervisor]);
         assert!(p.require(&[Role::Supervisor]).is_ok());
-        assert!(matches!(
-            p.require(&[Role::Admin]),
-            Err(Error::PermissionDenied(_))
-        ));
+        assert!(matches!(p.require(&[Role::Admin]), Err(Error::PermissionDenied(_))));
     }
 
     #[test]
     fn other_key_tampered_and_expired_tokens_are_refused() {
         let (s, v) = pair();
         let (other, _) = pair();
-        let foreign = other
-            .mint("x", &[Role::Admin], Duration::from_secs(60))
-            .expect("mint");
+        let foreign = other.mint("x", &[Role::Admin], Duration::from_secs(60)).expect("mint");
         assert!(matches!(v.verify(&foreign), Err(Error::Unauthenticated(_))));
 
-        let good = s
-            .mint("x", &[Role::Agent], Duration::from_secs(60))
-            .expect("mint");
+        let good = s.mint("x", &[Role::Agent], Duration::from_secs(60)).expect("mint");
         let mut parts: Vec<String> = good.split('.').map(str::to_owned).collect();
-        let forged = serde_json::json!({"sub":"x","roles":["admin"],"iss":"kefu","aud":"kefu","iat":0,"exp":4_000_000_000_i64});
+        let forged =
+            serde_json::json!({"sub":"x","roles":["admin"],"iss":"kefu","aud":"kefu","iat":0,"exp":4_000_000_000_i64});
         parts[1] = URL_SAFE_NO_PAD.encode(forged.to_string());
-        assert!(matches!(
-            v.verify(&parts.join(".")),
-            Err(Error::Unauthenticated(_))
-        ));
+        assert!(matches!(v.verify(&parts.join(".")), Err(Error::Unauthenticated(_))));
 
         // Expired well past the leeway.
         let entry = KeyEntry::generate("old");
         let signer = TokenSigner::from_entry(&entry).expect("signer");
-        let v2 =
-            TokenVerifier::new(&crate::keys::parse_key_list("p", &signer.public_key()).expect("p"))
-                .expect("v");
+        let v2 = TokenVerifier::new(&crate::keys::parse_key_list("p", &signer.public_key()).expect("p")).expect("v");
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             sub: "x".into(),

@@ -66,10 +66,7 @@ pub struct AuthArgs {
 
 impl AuthArgs {
     pub fn verifier(&self) -> anyhow::Result<TokenVerifier> {
-        TokenVerifier::new(&parse_key_list(
-            "KEFU_TOKEN_PUBLIC_KEYS",
-            &self.token_public_keys,
-        )?)
+        TokenVerifier::new(&parse_key_list("KEFU_TOKEN_PUBLIC_KEYS", &self.token_public_keys)?)
     }
 }
 

@@ -21,10 +21,7 @@ impl Backend {
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Ok(Self::Postgres)
         } else {
-            anyhow::bail!(
-                "KEFU_DATABASE_URL must start with sqlite: or postgres:// (got {:?})",
-                redact(url)
-            )
+            anyhow::bail!("KEFU_DATABASE_URL must start with sqlite: or postgres:// (got {:?})", redact(url))
         }
     }
 }
@@ -50,9 +47,7 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<AnyPool>
     let backend = Backend::of(url)?;
     let (url, max) = match backend {
         Backend::Sqlite => {
-            let path = url
-                .trim_start_matches("sqlite://")
-                .trim_start_matches("sqlite:");
+            let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
             let path = path.split('?').next().unwrap_or(path);
             if path != ":memory:"
                 && let Some(dir) = Path::new(path).parent()
@@ -93,10 +88,7 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<AnyPool>
 
 /// Applies a service's migrations.
 pub async fn migrate(pool: &AnyPool, migrator: &Migrator) -> anyhow::Result<()> {
-    migrator
-        .run(pool)
-        .await
-        .map_err(|e| anyhow::anyhow!("migration failed: {e}"))
+    migrator.run(pool).await.map_err(|e| anyhow::anyhow!("migration failed: {e}"))
 }
 
 /// For tests and tools: creates a fresh, empty PostgreSQL database next to
@@ -106,18 +98,11 @@ pub async fn create_postgres_database(admin_url: &str, name: &str) -> anyhow::Re
     if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         anyhow::bail!("database name {name:?} must be [A-Za-z0-9_]");
     }
-    let pool = AnyPoolOptions::new()
-        .max_connections(1)
-        .connect(admin_url)
-        .await?;
-    pool.execute(format!("CREATE DATABASE {name}").as_str())
-        .await?;
+    let pool = AnyPoolOptions::new().max_connections(1).connect(admin_url).await?;
+    pool.execute(format!("CREATE DATABASE {name}").as_str()).await?;
     pool.close().await;
     let base = admin_url.split('?').next().unwrap_or(admin_url);
-    let at = base
-        .rfind('/')
-        .filter(|&i| i > base.find("://").map_or(0, |s| s + 2))
-        .unwrap_or(base.len());
+    let at = base.rfind('/').filter(|&i| i > base.find("://").map_or(0, |s| s + 2)).unwrap_or(base.len());
     Ok(format!("{}/{name}", &base[..at]))
 }
 
@@ -137,10 +122,7 @@ mod tests {
 
     #[test]
     fn redacts_passwords() {
-        assert_eq!(
-            redact("postgres://kefu:s3cret@db:5432/x"),
-            "postgres://kefu:***@db:5432/x"
-        );
+        assert_eq!(redact("postgres://kefu:s3cret@db:5432/x"), "postgres://kefu:***@db:5432/x");
         assert_eq!(redact("sqlite://a.db"), "sqlite://a.db");
     }
 

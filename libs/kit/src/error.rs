@@ -11,10 +11,7 @@ pub struct FieldViolation {
 
 impl FieldViolation {
     pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            description: description.into(),
-        }
+        Self { field: field.into(), description: description.into() }
     }
 }
 
@@ -46,10 +43,7 @@ pub enum Error {
 }
 
 fn join(v: &[FieldViolation]) -> String {
-    v.iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
+    v.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
 }
 
 impl Error {
@@ -63,9 +57,7 @@ impl Error {
     pub fn within(self, prefix: &str) -> Self {
         match self {
             Self::InvalidArgument(v) => Self::InvalidArgument(
-                v.into_iter()
-                    .map(|f| FieldViolation::new(format!("{prefix}.{}", f.field), f.description))
-                    .collect(),
+                v.into_iter().map(|f| FieldViolation::new(format!("{prefix}.{}", f.field), f.description)).collect(),
             ),
             other => other,
         }
@@ -139,11 +131,7 @@ impl Violations {
     }
     /// `Ok(())` when nothing was recorded.
     pub fn finish(self) -> Result<(), Error> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::InvalidArgument(self.0))
-        }
+        if self.0.is_empty() { Ok(()) } else { Err(Error::InvalidArgument(self.0)) }
     }
 }
 
@@ -159,11 +147,7 @@ mod tests {
         ])
         .into();
         assert_eq!(status.code(), Code::InvalidArgument);
-        assert!(
-            status
-                .message()
-                .contains("customer.uscc: must be 18 characters")
-        );
+        assert!(status.message().contains("customer.uscc: must be 18 characters"));
         let details = status.get_error_details();
         let br = details.bad_request().expect("bad request details");
         assert_eq!(br.field_violations.len(), 2);

@@ -21,9 +21,7 @@ pub struct KeyEntry {
 impl std::fmt::Debug for KeyEntry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print key bytes.
-        f.debug_struct("KeyEntry")
-            .field("kid", &self.kid)
-            .finish_non_exhaustive()
+        f.debug_struct("KeyEntry").field("kid", &self.kid).finish_non_exhaustive()
     }
 }
 
@@ -43,31 +41,22 @@ impl KeyEntry {
 /// Parses `KID:BASE64URL[,KID:BASE64URL...]`. `what` names the setting in errors.
 pub fn parse_key_list(what: &str, text: &str) -> anyhow::Result<Vec<KeyEntry>> {
     let mut out = Vec::new();
-    for (i, item) in text
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .enumerate()
-    {
-        let (kid, b64) = item
-            .split_once(':')
-            .ok_or_else(|| anyhow::anyhow!("{what}: entry {} is not KID:BASE64URL", i + 1))?;
+    for (i, item) in text.split(',').map(str::trim).filter(|s| !s.is_empty()).enumerate() {
+        let (kid, b64) =
+            item.split_once(':').ok_or_else(|| anyhow::anyhow!("{what}: entry {} is not KID:BASE64URL", i + 1))?;
         if kid.is_empty() || kid.len() > 64 {
             anyhow::bail!("{what}: entry {} has an empty or over-long key id", i + 1);
         }
         let raw = URL_SAFE_NO_PAD
             .decode(b64.trim_end_matches('='))
             .map_err(|_| anyhow::anyhow!("{what}: key {kid:?} is not base64url"))?;
-        let bytes: [u8; 32] = raw.try_into().map_err(|v: Vec<u8>| {
-            anyhow::anyhow!("{what}: key {kid:?} has {} bytes, expected 32", v.len())
-        })?;
+        let bytes: [u8; 32] = raw
+            .try_into()
+            .map_err(|v: Vec<u8>| anyhow::anyhow!("{what}: key {kid:?} has {} bytes, expected 32", v.len()))?;
         if out.iter().any(|k: &KeyEntry| k.kid == kid) {
             anyhow::bail!("{what}: key id {kid:?} appears twice");
         }
-        out.push(KeyEntry {
-            kid: kid.to_owned(),
-            bytes,
-        });
+        out.push(KeyEntry { kid: kid.to_owned(), bytes });
     }
     if out.is_empty() {
         anyhow::bail!("{what}: no key given");
@@ -107,19 +96,11 @@ mod tests {
         let parsed = parse_key_list("KEFU_X", &k.encode()).expect("parses");
         assert_eq!(parsed[0].bytes, k.bytes);
         let err = parse_key_list("KEFU_X", "a:AAAA").unwrap_err().to_string();
-        assert!(
-            err.contains("KEFU_X") && err.contains("expected 32"),
-            "{err}"
-        );
+        assert!(err.contains("KEFU_X") && err.contains("expected 32"), "{err}");
         assert!(parse_key_list("KEFU_X", "").is_err());
         assert!(parse_key_list("KEFU_X", "nokid").is_err());
         let twice = format!("{},{}", k.encode(), k.encode());
-        assert!(
-            parse_key_list("KEFU_X", &twice)
-                .unwrap_err()
-                .to_string()
-                .contains("twice")
-        );
+        assert!(parse_key_list("KEFU_X", &twice).unwrap_err().to_string().contains("twice"));
         assert!(!format!("{k:?}").contains(&URL_SAFE_NO_PAD.encode(k.bytes)));
     }
 }

@@ -69,9 +69,7 @@ fn rpc_metrics() -> &'static RpcMetrics {
                 .f64_histogram("rpc.server.duration")
                 .with_unit("s")
                 .with_description("gRPC request duration")
-                .with_boundaries(vec![
-                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-                ])
+                .with_boundaries(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
                 .build(),
         }
     })
@@ -128,8 +126,7 @@ where
             .and_then(|v| v.to_str().ok())
             .filter(|v| !v.is_empty() && v.len() <= 128)
             .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
-        let parent =
-            global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(req.headers())));
+        let parent = global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(req.headers())));
         let span = tracing::info_span!(
             "rpc",
             otel.name = %format!("{service}/{method}"),
@@ -194,19 +191,14 @@ pub struct AuthLayer {
 
 impl AuthLayer {
     pub fn new(verifier: TokenVerifier) -> Self {
-        Self {
-            verifier: Arc::new(verifier),
-        }
+        Self { verifier: Arc::new(verifier) }
     }
 }
 
 impl<S> Layer<S> for AuthLayer {
     type Service = Auth<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        Auth {
-            inner,
-            verifier: self.verifier.clone(),
-        }
+        Auth { inner, verifier: self.verifier.clone() }
     }
 }
 
@@ -223,10 +215,7 @@ fn is_public(path: &str) -> bool {
 
 impl<S, B> Service<http::Request<B>> for Auth<S>
 where
-    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
-        + Clone
-        + Send
-        + 'static,
+    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     B: Send + 'static,
 {
@@ -240,10 +229,7 @@ where
 
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
         if !is_public(req.uri().path()) {
-            match self
-                .verifier
-                .verify_header(req.headers().get(http::header::AUTHORIZATION))
-            {
+            match self.verifier.verify_header(req.headers().get(http::header::AUTHORIZATION)) {
                 Ok(principal) => {
                     tracing::Span::current().record("staff_id", principal.subject.as_str());
                     req.extensions_mut().insert(principal);

@@ -47,20 +47,43 @@ impl ServerBuilder {
 
     /// Binds the gRPC and admin listeners (port 0 picks a free port).
     pub async fn bind(self, args: &ServerArgs, verifier: TokenVerifier) -> anyhow::Result<Server> {
-        let listener = TcpListener::bind(args.listen)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot listen for gRPC on {}: {e}", args.listen))?;
-        let admin = TcpListener::bind(args.admin_listen).await.map_err(|e| {
-            anyhow::anyhow!("cannot listen for admin HTTP on {}: {e}", args.admin_listen)
-        })?;
-        Ok(Server {
-            listener,
-            admin,
+        let listeners = Listeners::bind(args).await?;
+        Ok(self.serve_on(listeners, args, verifier))
+    }
+
+    /// Uses listeners bound earlier (when services must know the server's
+    /// own address, as in the all-in-one mode).
+    pub fn serve_on(self, listeners: Listeners, args: &ServerArgs, verifier: TokenVerifier) -> Server {
+        Server {
+            listener: listeners.grpc,
+            admin: listeners.admin,
             routes: self.routes,
             names: self.names,
             verifier,
             args: args.clone(),
-        })
+        }
+    }
+}
+
+/// The bound gRPC and admin sockets of a server about to start.
+pub struct Listeners {
+    pub grpc: TcpListener,
+    pub admin: TcpListener,
+}
+
+impl Listeners {
+    pub async fn bind(args: &ServerArgs) -> anyhow::Result<Self> {
+        let grpc = TcpListener::bind(args.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen for gRPC on {}: {e}", args.listen))?;
+        let admin = TcpListener::bind(args.admin_listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen for admin HTTP on {}: {e}", args.admin_listen))?;
+        Ok(Self { grpc, admin })
+    }
+
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 }
 
@@ -102,16 +125,11 @@ impl Server {
         let admin = admin_router(ready.clone());
         let admin_shutdown = shutdown.clone();
         let admin_task = tokio::spawn(async move {
-            axum::serve(self.admin, admin)
-                .with_graceful_shutdown(async move { admin_shutdown.cancelled().await })
-                .await
+            axum::serve(self.admin, admin).with_graceful_shutdown(async move { admin_shutdown.cancelled().await }).await
         });
 
         let mut routes = self.routes;
-        routes
-            .add_service(health_service)
-            .add_service(reflection)
-            .add_service(reflection_alpha);
+        routes.add_service(health_service).add_service(reflection).add_service(reflection_alpha);
 
         let drain = CancellationToken::new();
         let drain_signal = drain.clone();
@@ -119,9 +137,7 @@ impl Server {
             .timeout(self.args.request_timeout)
             .load_shed(true)
             .layer(ObserveLayer)
-            .layer(GlobalConcurrencyLimitLayer::new(
-                self.args.concurrency_limit as usize,
-            ))
+            .layer(GlobalConcurrencyLimitLayer::new(self.args.concurrency_limit as usize))
             .layer(AuthLayer::new(self.verifier))
             .add_routes(routes.routes())
             .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), async move {
@@ -159,10 +175,7 @@ fn admin_router(not_ready: CancellationToken) -> Router {
         .route(
             "/metrics",
             get(|| async {
-                (
-                    [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-                    crate::telemetry::render_prometheus(),
-                )
+                ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], crate::telemetry::render_prometheus())
             }),
         )
         .route("/healthz", get(|| async { "ok" }))

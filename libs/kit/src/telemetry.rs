@@ -5,8 +5,7 @@ use std::sync::OnceLock;
 
 use opentelemetry::{global, trace::TracerProvider as _};
 use opentelemetry_sdk::{
-    Resource, metrics::SdkMeterProvider, propagation::TraceContextPropagator,
-    trace::SdkTracerProvider,
+    Resource, metrics::SdkMeterProvider, propagation::TraceContextPropagator, trace::SdkTracerProvider,
 };
 use tracing_subscriber::{EnvFilter, layer::SubscriberExt, util::SubscriberInitExt};
 
@@ -28,18 +27,12 @@ fn metrics() -> &'static Metrics {
     METRICS.get_or_init(|| {
         let registry = prometheus::Registry::new();
         let mut builder = SdkMeterProvider::builder();
-        match opentelemetry_prometheus::exporter()
-            .with_registry(registry.clone())
-            .build()
-        {
+        match opentelemetry_prometheus::exporter().with_registry(registry.clone()).build() {
             Ok(exporter) => builder = builder.with_reader(exporter),
             Err(e) => eprintln!("kefu: prometheus exporter unavailable: {e}"),
         }
         if otlp_configured() {
-            match opentelemetry_otlp::MetricExporter::builder()
-                .with_tonic()
-                .build()
-            {
+            match opentelemetry_otlp::MetricExporter::builder().with_tonic().build() {
                 Ok(exporter) => builder = builder.with_periodic_exporter(exporter),
                 Err(e) => eprintln!("kefu: OTLP metrics exporter unavailable: {e}"),
             }
@@ -51,9 +44,7 @@ fn metrics() -> &'static Metrics {
 }
 
 fn resource(service: &str) -> Resource {
-    Resource::builder()
-        .with_service_name(service.to_owned())
-        .build()
+    Resource::builder().with_service_name(service.to_owned()).build()
 }
 
 /// A meter on the process-wide provider.
@@ -118,9 +109,7 @@ pub fn init(service: &str, args: &TelemetryArgs) -> anyhow::Result<TelemetryGuar
     let provider = builder.build();
     global::set_tracer_provider(provider.clone());
     let tracer_provider = Some(provider);
-    let otel_layer = tracer_provider
-        .as_ref()
-        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("kefu")));
+    let otel_layer = tracer_provider.as_ref().map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("kefu")));
 
     let registry = tracing_subscriber::registry().with(filter).with(otel_layer);
     let result = match args.log_format {
@@ -133,20 +122,14 @@ pub fn init(service: &str, args: &TelemetryArgs) -> anyhow::Result<TelemetryGuar
                     .with_writer(std::io::stderr),
             )
             .try_init(),
-        LogFormat::Pretty => registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .compact()
-                    .with_writer(std::io::stderr),
-            )
-            .try_init(),
+        LogFormat::Pretty => {
+            registry.with(tracing_subscriber::fmt::layer().compact().with_writer(std::io::stderr)).try_init()
+        }
     };
     if result.is_err() {
         tracing::debug!("a subscriber was already installed");
     }
-    Ok(TelemetryGuard {
-        tracer: tracer_provider,
-    })
+    Ok(TelemetryGuard { tracer: tracer_provider })
 }
 
 /// Installs the given tracer provider (tests use an in-memory exporter).

@@ -4,10 +4,7 @@
 //! intervals, counted in the calendar's zone.
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{
-    DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc,
-    Weekday,
-};
+use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc, Weekday};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
@@ -29,10 +26,7 @@ pub enum CalendarError {
 }
 
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> CalendarError {
-    CalendarError::Invalid {
-        field: field.into(),
-        message: message.into(),
-    }
+    CalendarError::Invalid { field: field.into(), message: message.into() }
 }
 
 /// The JSON form of a calendar (what a firm edits).
@@ -93,23 +87,13 @@ pub struct Calendar {
 const DAY_NAMES: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 fn weekday_of(name: &str) -> Option<Weekday> {
-    DAY_NAMES
-        .iter()
-        .position(|d| *d == name)
-        .and_then(|i| Weekday::try_from(i as u8).ok())
+    DAY_NAMES.iter().position(|d| *d == name).and_then(|i| Weekday::try_from(i as u8).ok())
 }
 
 fn parse_hm(field: &str, s: &str) -> Result<u32, CalendarError> {
-    let (h, m) = s
-        .trim()
-        .split_once(':')
-        .ok_or_else(|| invalid(field, format!("{s:?} is not HH:MM")))?;
-    let h: u32 = h
-        .parse()
-        .map_err(|_| invalid(field, format!("{s:?} is not HH:MM")))?;
-    let m: u32 = m
-        .parse()
-        .map_err(|_| invalid(field, format!("{s:?} is not HH:MM")))?;
+    let (h, m) = s.trim().split_once(':').ok_or_else(|| invalid(field, format!("{s:?} is not HH:MM")))?;
+    let h: u32 = h.parse().map_err(|_| invalid(field, format!("{s:?} is not HH:MM")))?;
+    let m: u32 = m.parse().map_err(|_| invalid(field, format!("{s:?} is not HH:MM")))?;
     if m >= 60 || h > 24 || (h == 24 && m != 0) {
         return Err(invalid(field, format!("{s:?} is not a time of day")));
     }
@@ -122,8 +106,7 @@ impl Calendar {
     }
 
     pub fn from_json(text: &str) -> Result<Self, CalendarError> {
-        let spec: CalendarSpec =
-            serde_json::from_str(text).map_err(|e| invalid("calendar", e.to_string()))?;
+        let spec: CalendarSpec = serde_json::from_str(text).map_err(|e| invalid("calendar", e.to_string()))?;
         Self::from_spec(spec)
     }
 
@@ -131,22 +114,17 @@ impl Calendar {
         if spec.id.trim().is_empty() || spec.id.len() > 64 {
             return Err(invalid("id", "is required (at most 64 characters)"));
         }
-        let tz: Tz = spec.time_zone.parse().map_err(|_| {
-            invalid(
-                "time_zone",
-                format!("{:?} is not an IANA time zone", spec.time_zone),
-            )
-        })?;
+        let tz: Tz = spec
+            .time_zone
+            .parse()
+            .map_err(|_| invalid("time_zone", format!("{:?} is not an IANA time zone", spec.time_zone)))?;
         let mut weekly: [Vec<Interval>; 7] = Default::default();
         for (day, ranges) in &spec.weekly {
-            let wd = weekday_of(day)
-                .ok_or_else(|| invalid("weekly", format!("{day:?} is not mon..sun")))?;
+            let wd = weekday_of(day).ok_or_else(|| invalid("weekly", format!("{day:?} is not mon..sun")))?;
             let mut v = Vec::new();
             for r in ranges {
                 let field = format!("weekly.{day}");
-                let (a, b) = r
-                    .split_once('-')
-                    .ok_or_else(|| invalid(&field, format!("{r:?} is not HH:MM-HH:MM")))?;
+                let (a, b) = r.split_once('-').ok_or_else(|| invalid(&field, format!("{r:?} is not HH:MM-HH:MM")))?;
                 let (start, end) = (parse_hm(&field, a)?, parse_hm(&field, b)?);
                 if start >= end {
                     return Err(invalid(&field, format!("{r:?} ends before it starts")));
@@ -162,10 +140,7 @@ impl Calendar {
         let mut holidays = BTreeSet::new();
         for (i, h) in spec.holidays.iter().enumerate() {
             if h.to < h.from || (h.to - h.from).num_days() > 60 {
-                return Err(invalid(
-                    format!("holidays[{i}]"),
-                    "to must be on or after from, within 60 days",
-                ));
+                return Err(invalid(format!("holidays[{i}]"), "to must be on or after from, within 60 days"));
             }
             let mut d = h.from;
             while d <= h.to {
@@ -184,36 +159,19 @@ impl Calendar {
         }
         let mut filing = BTreeMap::new();
         for (year, days) in &spec.filing_deadlines {
-            let y: i32 = year
-                .parse()
-                .map_err(|_| invalid("filing_deadlines", format!("{year:?} is not a year")))?;
+            let y: i32 = year.parse().map_err(|_| invalid("filing_deadlines", format!("{year:?} is not a year")))?;
             if days.len() != 12 {
-                return Err(invalid(
-                    format!("filing_deadlines.{year}"),
-                    "needs 12 days, one per month",
-                ));
+                return Err(invalid(format!("filing_deadlines.{year}"), "needs 12 days, one per month"));
             }
             for (m, d) in days.iter().enumerate() {
                 let month = m as u32 + 1;
                 NaiveDate::from_ymd_opt(y, month, *d).ok_or_else(|| {
-                    invalid(
-                        format!("filing_deadlines.{year}"),
-                        format!("{y}-{month:02}-{d:02} is not a date"),
-                    )
+                    invalid(format!("filing_deadlines.{year}"), format!("{y}-{month:02}-{d:02} is not a date"))
                 })?;
                 filing.insert((y, month), *d);
             }
         }
-        Ok(Self {
-            id: spec.id.clone(),
-            name: spec.name.clone(),
-            tz,
-            weekly,
-            holidays,
-            makeup,
-            filing,
-            spec,
-        })
+        Ok(Self { id: spec.id.clone(), name: spec.name.clone(), tz, weekly, holidays, makeup, filing, spec })
     }
 
     pub fn spec(&self) -> &CalendarSpec {
@@ -248,8 +206,7 @@ impl Calendar {
     pub fn extended(&self, extra: &CalendarSpec) -> Result<Self, CalendarError> {
         let mut spec = self.spec.clone();
         spec.holidays.extend(extra.holidays.iter().cloned());
-        spec.makeup_days
-            .retain(|m| !extra.makeup_days.iter().any(|e| e.date == m.date));
+        spec.makeup_days.retain(|m| !extra.makeup_days.iter().any(|e| e.date == m.date));
         spec.makeup_days.extend(extra.makeup_days.iter().cloned());
         for (y, days) in &extra.filing_deadlines {
             spec.filing_deadlines.insert(y.clone(), days.clone());
@@ -278,12 +235,7 @@ impl Calendar {
     pub fn business_day(&self) -> Duration {
         let secs: u32 = self.weekly[0].iter().map(|i| i.end - i.start).sum();
         if secs == 0 {
-            let max = self
-                .weekly
-                .iter()
-                .map(|v| v.iter().map(|i| i.end - i.start).sum::<u32>())
-                .max()
-                .unwrap_or(0);
+            let max = self.weekly.iter().map(|v| v.iter().map(|i| i.end - i.start).sum::<u32>()).max().unwrap_or(0);
             return Duration::seconds(i64::from(max));
         }
         Duration::seconds(i64::from(secs))
@@ -291,10 +243,7 @@ impl Calendar {
 
     fn has_any_working_time(&self) -> bool {
         self.weekly.iter().any(|v| !v.is_empty())
-            || self
-                .makeup
-                .values()
-                .any(|wd| !self.weekly[wd.num_days_from_monday() as usize].is_empty())
+            || self.makeup.values().any(|wd| !self.weekly[wd.num_days_from_monday() as usize].is_empty())
     }
 
     fn local_date(&self, t: DateTime<Utc>) -> NaiveDate {
@@ -324,9 +273,7 @@ impl Calendar {
 
     /// Working intervals of a local date as UTC instants.
     fn day_spans(&self, d: NaiveDate) -> impl Iterator<Item = (DateTime<Utc>, DateTime<Utc>)> + '_ {
-        self.intervals_on(d)
-            .iter()
-            .map(move |i| (self.instant(d, i.start), self.instant(d, i.end)))
+        self.intervals_on(d).iter().map(move |i| (self.instant(d, i.start), self.instant(d, i.end)))
     }
 
     /// Business time between two instants (zero when `b <= a`).
@@ -364,10 +311,7 @@ impl Calendar {
             return Err(CalendarError::NoWorkingTime);
         }
         let mut remaining = dur;
-        let mut d = self
-            .local_date(start)
-            .pred_opt()
-            .ok_or(CalendarError::OutOfRange)?;
+        let mut d = self.local_date(start).pred_opt().ok_or(CalendarError::OutOfRange)?;
         for _ in 0..MAX_WALK_DAYS {
             for (s, e) in self.day_spans(d) {
                 let s = s.max(start);
@@ -396,10 +340,7 @@ impl Calendar {
             return Err(CalendarError::NoWorkingTime);
         }
         let mut remaining = dur;
-        let mut d = self
-            .local_date(end)
-            .succ_opt()
-            .ok_or(CalendarError::OutOfRange)?;
+        let mut d = self.local_date(end).succ_opt().ok_or(CalendarError::OutOfRange)?;
         let mut landed_on_start = dur.is_zero();
         for _ in 0..MAX_WALK_DAYS {
             let spans: Vec<_> = self.day_spans(d).collect();
@@ -434,11 +375,7 @@ impl Calendar {
     /// The filing deadline that closes a period ending in `(year, month)`:
     /// the deadline day of the following month, if the calendar has it.
     pub fn filing_deadline_for_period_ending(&self, year: i32, month: u32) -> Option<NaiveDate> {
-        let (y, m) = if month == 12 {
-            (year + 1, 1)
-        } else {
-            (year, month + 1)
-        };
+        let (y, m) = if month == 12 { (year + 1, 1) } else { (year, month + 1) };
         let day = self.filing.get(&(y, m))?;
         NaiveDate::from_ymd_opt(y, m, *day)
     }
@@ -461,10 +398,7 @@ mod tests {
 
     /// Local (Asia/Shanghai) wall-clock time as UTC.
     fn at(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
-        chrono_tz::Asia::Shanghai
-            .with_ymd_and_hms(y, m, d, h, min, 0)
-            .unwrap()
-            .with_timezone(&Utc)
+        chrono_tz::Asia::Shanghai.with_ymd_and_hms(y, m, d, h, min, 0).unwrap().with_timezone(&Utc)
     }
 
     fn hours(h: i64) -> Duration {
@@ -484,17 +418,11 @@ mod tests {
         assert!(c.is_working_day(d(2, 24)));
         assert!(c.is_working_day(d(2, 28)));
         assert!(!c.is_working_day(d(3, 1)), "ordinary Sunday");
-        assert!(
-            c.is_working_day(d(9, 20)),
-            "make-up Sunday before National Day"
-        );
+        assert!(c.is_working_day(d(9, 20)), "make-up Sunday before National Day");
         for day in 1..=7 {
             assert!(!c.is_working_day(d(10, day)));
         }
-        assert!(
-            c.is_working_day(d(10, 10)),
-            "make-up Saturday after National Day"
-        );
+        assert!(c.is_working_day(d(10, 10)), "make-up Saturday after National Day");
         assert!(!c.is_working_day(d(1, 2)) && c.is_working_day(d(1, 4)));
     }
 
@@ -502,86 +430,40 @@ mod tests {
     fn due_times_across_the_2026_holidays() {
         let c = cn();
         // Friday 13 Feb 17:00 + 2 business hours: 1h on Friday, 1h on make-up Saturday 14 Feb.
-        assert_eq!(
-            c.add(at(2026, 2, 13, 17, 0), hours(2)).unwrap(),
-            at(2026, 2, 14, 10, 0)
-        );
+        assert_eq!(c.add(at(2026, 2, 13, 17, 0), hours(2)).unwrap(), at(2026, 2, 14, 10, 0));
         // Saturday 14 Feb 17:00 + 2h: 1h that day, then the holiday, then Tuesday 24 Feb 10:00.
-        assert_eq!(
-            c.add(at(2026, 2, 14, 17, 0), hours(2)).unwrap(),
-            at(2026, 2, 24, 10, 0)
-        );
+        assert_eq!(c.add(at(2026, 2, 14, 17, 0), hours(2)).unwrap(), at(2026, 2, 24, 10, 0));
         // Created during the holiday: counts from the next opening.
-        assert_eq!(
-            c.add(at(2026, 2, 18, 11, 0), hours(1)).unwrap(),
-            at(2026, 2, 24, 10, 0)
-        );
+        assert_eq!(c.add(at(2026, 2, 18, 11, 0), hours(1)).unwrap(), at(2026, 2, 24, 10, 0));
         // Lunch break is not business time.
-        assert_eq!(
-            c.add(at(2026, 3, 2, 11, 30), hours(1)).unwrap(),
-            at(2026, 3, 2, 13, 30)
-        );
+        assert_eq!(c.add(at(2026, 3, 2, 11, 30), hours(1)).unwrap(), at(2026, 3, 2, 13, 30));
         // 30 Sep 2026 (Wed) 17:00 + 18h: 1h Wed, Oct 1–7 off, 8h Thu 8 Oct, 8h Fri 9 Oct, 1h make-up Sat 10 Oct.
-        assert_eq!(
-            c.add(at(2026, 9, 30, 17, 0), hours(18)).unwrap(),
-            at(2026, 10, 10, 10, 0)
-        );
-        assert_eq!(
-            c.business_between(at(2026, 2, 13, 9, 0), at(2026, 2, 24, 9, 0)),
-            hours(16),
-            "Fri 13 + Sat 14"
-        );
+        assert_eq!(c.add(at(2026, 9, 30, 17, 0), hours(18)).unwrap(), at(2026, 10, 10, 10, 0));
+        assert_eq!(c.business_between(at(2026, 2, 13, 9, 0), at(2026, 2, 24, 9, 0)), hours(16), "Fri 13 + Sat 14");
     }
 
     #[test]
     fn boundaries_give_the_earliest_wall_clock_instant() {
         let c = cn();
         // Friday 16 Oct 2026 17:00 + 1h: 18:00 Friday, not 09:00 Monday.
-        assert_eq!(
-            c.add(at(2026, 10, 16, 17, 0), hours(1)).unwrap(),
-            at(2026, 10, 16, 18, 0)
-        );
+        assert_eq!(c.add(at(2026, 10, 16, 17, 0), hours(1)).unwrap(), at(2026, 10, 16, 18, 0));
         // 11:00 + 1h: 12:00 (the morning's end), not 13:00.
-        assert_eq!(
-            c.add(at(2026, 10, 16, 11, 0), hours(1)).unwrap(),
-            at(2026, 10, 16, 12, 0)
-        );
+        assert_eq!(c.add(at(2026, 10, 16, 11, 0), hours(1)).unwrap(), at(2026, 10, 16, 12, 0));
         // Backwards: Monday 26 Oct 18:00 - one business day: Friday 23 Oct 18:00.
-        assert_eq!(
-            c.sub(at(2026, 10, 26, 18, 0), c.business_day()).unwrap(),
-            at(2026, 10, 23, 18, 0)
-        );
+        assert_eq!(c.sub(at(2026, 10, 26, 18, 0), c.business_day()).unwrap(), at(2026, 10, 23, 18, 0));
         // Backwards to a lunch boundary: 13:00 + 0 → 12:00.
-        assert_eq!(
-            c.sub(at(2026, 10, 16, 14, 0), hours(1)).unwrap(),
-            at(2026, 10, 16, 12, 0)
-        );
+        assert_eq!(c.sub(at(2026, 10, 16, 14, 0), hours(1)).unwrap(), at(2026, 10, 16, 12, 0));
     }
 
     #[test]
     fn filing_deadlines_ship_as_data() {
         let c = cn();
-        assert_eq!(
-            c.filing_deadline_in(2026, 10),
-            NaiveDate::from_ymd_opt(2026, 10, 26)
-        );
-        assert_eq!(
-            c.filing_deadline_for_period_ending(2026, 9),
-            NaiveDate::from_ymd_opt(2026, 10, 26)
-        );
-        assert_eq!(
-            c.filing_deadline_for_period_ending(2025, 12),
-            NaiveDate::from_ymd_opt(2026, 1, 20)
-        );
-        assert_eq!(
-            c.filing_deadline_in(2025, 2),
-            NaiveDate::from_ymd_opt(2025, 2, 20)
-        );
+        assert_eq!(c.filing_deadline_in(2026, 10), NaiveDate::from_ymd_opt(2026, 10, 26));
+        assert_eq!(c.filing_deadline_for_period_ending(2026, 9), NaiveDate::from_ymd_opt(2026, 10, 26));
+        assert_eq!(c.filing_deadline_for_period_ending(2025, 12), NaiveDate::from_ymd_opt(2026, 1, 20));
+        assert_eq!(c.filing_deadline_in(2025, 2), NaiveDate::from_ymd_opt(2025, 2, 20));
         assert_eq!(c.filing_deadline_in(2027, 1), None);
-        assert_eq!(
-            c.close_of_business(NaiveDate::from_ymd_opt(2026, 10, 26).unwrap()),
-            Some(at(2026, 10, 26, 18, 0))
-        );
+        assert_eq!(c.close_of_business(NaiveDate::from_ymd_opt(2026, 10, 26).unwrap()), Some(at(2026, 10, 26, 18, 0)));
     }
 
     #[test]
@@ -602,19 +484,14 @@ mod tests {
         };
         let c2 = c.extended(&extra).unwrap();
         assert!(!c2.is_working_day(NaiveDate::from_ymd_opt(2027, 1, 1).unwrap()));
-        assert_eq!(
-            c2.filing_deadline_in(2027, 3),
-            NaiveDate::from_ymd_opt(2027, 3, 15)
-        );
+        assert_eq!(c2.filing_deadline_in(2027, 3), NaiveDate::from_ymd_opt(2027, 3, 15));
     }
 
     #[test]
     fn bad_specs_name_the_field_and_empty_calendars_do_not_hang() {
         let mut spec = cn().spec().clone();
         spec.time_zone = "Mars/Olympus".into();
-        assert!(
-            matches!(Calendar::from_spec(spec), Err(CalendarError::Invalid { field, .. }) if field == "time_zone")
-        );
+        assert!(matches!(Calendar::from_spec(spec), Err(CalendarError::Invalid { field, .. }) if field == "time_zone"));
         let mut spec = cn().spec().clone();
         spec.weekly.insert("mon".into(), vec!["18:00-09:00".into()]);
         assert!(
@@ -629,14 +506,8 @@ mod tests {
         }
         spec.makeup_days.clear();
         let closed = Calendar::from_spec(spec).unwrap();
-        assert_eq!(
-            closed.add(at(2026, 1, 5, 9, 0), hours(1)),
-            Err(CalendarError::NoWorkingTime)
-        );
-        assert_eq!(
-            closed.sub(at(2026, 1, 5, 9, 0), hours(1)),
-            Err(CalendarError::NoWorkingTime)
-        );
+        assert_eq!(closed.add(at(2026, 1, 5, 9, 0), hours(1)), Err(CalendarError::NoWorkingTime));
+        assert_eq!(closed.sub(at(2026, 1, 5, 9, 0), hours(1)), Err(CalendarError::NoWorkingTime));
     }
 
     #[test]
@@ -649,9 +520,8 @@ mod tests {
 
     fn instants() -> impl Strategy<Value = DateTime<Utc>> {
         // 2025-01-01 .. 2026-12-31, minute resolution.
-        (0i64..(730 * 24 * 60)).prop_map(|m| {
-            Utc.with_ymd_and_hms(2024, 12, 31, 16, 0, 0).unwrap() + Duration::minutes(m)
-        })
+        (0i64..(730 * 24 * 60))
+            .prop_map(|m| Utc.with_ymd_and_hms(2024, 12, 31, 16, 0, 0).unwrap() + Duration::minutes(m))
     }
 
     proptest! {

@@ -27,25 +27,14 @@ pub struct LiveEntry {
 
 impl LiveEntry {
     fn finished(&self) -> bool {
-        matches!(
-            self.state,
-            TargetState::Fulfilled | TargetState::FulfilledLate
-        )
+        matches!(self.state, TargetState::Fulfilled | TargetState::FulfilledLate)
     }
     /// Waiting for its due time (not breached, not paused).
     fn due_pending(&self) -> Option<i64> {
-        if matches!(self.state, TargetState::Active | TargetState::Warning) {
-            self.due_at
-        } else {
-            None
-        }
+        if matches!(self.state, TargetState::Active | TargetState::Warning) { self.due_at } else { None }
     }
     fn warn_pending(&self) -> Option<i64> {
-        if self.state == TargetState::Active {
-            self.warn_at
-        } else {
-            None
-        }
+        if self.state == TargetState::Active { self.warn_at } else { None }
     }
 }
 
@@ -84,11 +73,7 @@ impl Claimed {
             "b" => DueKind::Breach,
             _ => return None,
         };
-        Some(Self {
-            shard,
-            key: TargetKey::parse_member(rest)?,
-            kind,
-        })
+        Some(Self { shard, key: TargetKey::parse_member(rest)?, kind })
     }
 }
 
@@ -131,13 +116,7 @@ pub trait LiveStore: Send + Sync {
     /// Atomically claims up to `limit` entries of `shard` whose warning or
     /// due time is at or before `now`, and claims whose lease ran out
     /// (a crashed sweeper's). Claims last until `lease_until`.
-    async fn claim(
-        &self,
-        shard: u32,
-        now: i64,
-        limit: usize,
-        lease_until: i64,
-    ) -> anyhow::Result<Vec<Claimed>>;
+    async fn claim(&self, shard: u32, now: i64, limit: usize, lease_until: i64) -> anyhow::Result<Vec<Claimed>>;
     async fn ack(&self, claimed: &Claimed) -> anyhow::Result<()>;
     /// Takes or renews the shard's sweeper lease for `owner`.
     async fn try_lease(&self, shard: u32, owner: &str, ttl_ms: u64) -> anyhow::Result<bool>;
@@ -175,17 +154,11 @@ pub struct MemoryLiveStore {
 
 impl MemoryLiveStore {
     pub fn new(shards: u32) -> Self {
-        Self {
-            shards: shards.max(1),
-            inner: Mutex::new(MemInner::default()),
-            events: broadcast::channel(4096).0,
-        }
+        Self { shards: shards.max(1), inner: Mutex::new(MemInner::default()), events: broadcast::channel(4096).0 }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, MemInner> {
-        self.inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Forgets everything, as a Redis flush would (for tests).
@@ -198,16 +171,10 @@ impl MemInner {
     fn unindex(&mut self, shard: u32, member: &str) {
         if let Some(old) = self.entries.get(member) {
             if let Some(d) = old.due_pending() {
-                self.due
-                    .entry(shard)
-                    .or_default()
-                    .remove(&(d, member.to_owned()));
+                self.due.entry(shard).or_default().remove(&(d, member.to_owned()));
             }
             if let Some(w) = old.warn_pending() {
-                self.warn
-                    .entry(shard)
-                    .or_default()
-                    .remove(&(w, member.to_owned()));
+                self.warn.entry(shard).or_default().remove(&(w, member.to_owned()));
             }
         }
     }
@@ -249,32 +216,17 @@ impl LiveStore for MemoryLiveStore {
 
     async fn record(&self, record_id: &str) -> anyhow::Result<Vec<LiveEntry>> {
         let g = self.lock();
-        let mut v: Vec<LiveEntry> = g
-            .entries
-            .values()
-            .filter(|e| e.key.record_id == record_id)
-            .cloned()
-            .collect();
+        let mut v: Vec<LiveEntry> = g.entries.values().filter(|e| e.key.record_id == record_id).cloned().collect();
         v.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(v)
     }
 
-    async fn claim(
-        &self,
-        shard: u32,
-        now: i64,
-        limit: usize,
-        lease_until: i64,
-    ) -> anyhow::Result<Vec<Claimed>> {
+    async fn claim(&self, shard: u32, now: i64, limit: usize, lease_until: i64) -> anyhow::Result<Vec<Claimed>> {
         let mut g = self.lock();
         let mut out = Vec::new();
         let claims = g.claims.entry(shard).or_default();
-        let stale: Vec<String> = claims
-            .iter()
-            .filter(|(_, until)| **until <= now)
-            .map(|(m, _)| m.clone())
-            .take(limit)
-            .collect();
+        let stale: Vec<String> =
+            claims.iter().filter(|(_, until)| **until <= now).map(|(m, _)| m.clone()).take(limit).collect();
         for m in stale {
             claims.insert(m.clone(), lease_until);
             if let Some(c) = Claimed::parse(shard, &m) {
@@ -289,12 +241,8 @@ impl LiveStore for MemoryLiveStore {
                 DueKind::Breach => g.due.entry(shard).or_default(),
                 DueKind::Warning => g.warn.entry(shard).or_default(),
             };
-            let ready: Vec<(i64, String)> = set
-                .iter()
-                .take_while(|(t, _)| *t <= now)
-                .take(limit - out.len())
-                .cloned()
-                .collect();
+            let ready: Vec<(i64, String)> =
+                set.iter().take_while(|(t, _)| *t <= now).take(limit - out.len()).cloned().collect();
             for item in &ready {
                 set.remove(item);
             }
@@ -311,11 +259,7 @@ impl LiveStore for MemoryLiveStore {
     }
 
     async fn ack(&self, claimed: &Claimed) -> anyhow::Result<()> {
-        self.lock()
-            .claims
-            .entry(claimed.shard)
-            .or_default()
-            .remove(&claimed.claim_member());
+        self.lock().claims.entry(claimed.shard).or_default().remove(&claimed.claim_member());
         Ok(())
     }
 
@@ -345,9 +289,7 @@ impl LiveStore for MemoryLiveStore {
         let mut d = Dashboard::default();
         for e in g.entries.values() {
             let breached = e.state == TargetState::Breached;
-            let at_risk = e
-                .due_pending()
-                .is_some_and(|due| due <= now.saturating_add(within_ms));
+            let at_risk = e.due_pending().is_some_and(|due| due <= now.saturating_add(within_ms));
             for c in [
                 &mut d.total,
                 d.by_queue.entry(e.queue.clone()).or_default(),

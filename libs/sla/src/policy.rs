@@ -139,22 +139,13 @@ impl Policy {
         }
         for (i, r) in self.metrics.iter().enumerate() {
             if !(1..=366 * 24 * 3600).contains(&r.duration_secs) {
-                return Err((
-                    format!("metrics[{i}].duration"),
-                    "must be between 1 second and a year".into(),
-                ));
+                return Err((format!("metrics[{i}].duration"), "must be between 1 second and a year".into()));
             }
             if !(1..=99).contains(&r.warn_percent) {
-                return Err((
-                    format!("metrics[{i}].warn_percent"),
-                    "must be 1 to 99".into(),
-                ));
+                return Err((format!("metrics[{i}].warn_percent"), "must be 1 to 99".into()));
             }
             if self.metrics.iter().filter(|o| o.metric == r.metric).count() > 1 {
-                return Err((
-                    format!("metrics[{i}].metric"),
-                    format!("{} appears twice", r.metric.as_str()),
-                ));
+                return Err((format!("metrics[{i}].metric"), format!("{} appears twice", r.metric.as_str())));
             }
         }
         Ok(())
@@ -169,12 +160,7 @@ pub fn first_match<'p>(policies: &'p [Policy], facts: &Facts<'_>) -> Option<&'p 
 }
 
 fn rule(metric: Metric, duration_secs: i64, clock: ClockKind) -> MetricRule {
-    MetricRule {
-        metric,
-        duration_secs,
-        clock,
-        warn_percent: 80,
-    }
+    MetricRule { metric, duration_secs, clock, warn_percent: 80 }
 }
 
 /// SLA.md's defaults; a firm edits them.
@@ -189,20 +175,14 @@ pub fn default_policies(cal: &Calendar) -> Vec<Policy> {
             id: "default-phone".into(),
             name: "Phone: answer within three rings".into(),
             position: 10,
-            conditions: Conditions {
-                record_kinds: strs(&["phone_contact"]),
-                ..Default::default()
-            },
+            conditions: Conditions { record_kinds: strs(&["phone_contact"]), ..Default::default() },
             metrics: vec![rule(Answer, 15, Cal)],
         },
         Policy {
             id: "default-complaint".into(),
             name: "Complaints".into(),
             position: 20,
-            conditions: Conditions {
-                record_kinds: strs(&["complaint"]),
-                ..Default::default()
-            },
+            conditions: Conditions { record_kinds: strs(&["complaint"]), ..Default::default() },
             metrics: vec![
                 rule(Acknowledgement, hour, Business),
                 rule(PreliminaryOpinion, day, Business),
@@ -213,23 +193,14 @@ pub fn default_policies(cal: &Calendar) -> Vec<Policy> {
             id: "default-feedback".into(),
             name: "Feedback".into(),
             position: 30,
-            conditions: Conditions {
-                record_kinds: strs(&["feedback"]),
-                ..Default::default()
-            },
-            metrics: vec![
-                rule(FirstResponse, 4 * hour, Business),
-                rule(FeedbackReply, 3 * day, Business),
-            ],
+            conditions: Conditions { record_kinds: strs(&["feedback"]), ..Default::default() },
+            metrics: vec![rule(FirstResponse, 4 * hour, Business), rule(FeedbackReply, 3 * day, Business)],
         },
         Policy {
             id: "default-chat".into(),
             name: "Online chat and WeChat".into(),
             position: 40,
-            conditions: Conditions {
-                channels: strs(&["online_chat", "wechat"]),
-                ..Default::default()
-            },
+            conditions: Conditions { channels: strs(&["online_chat", "wechat"]), ..Default::default() },
             metrics: vec![
                 rule(FirstResponse, 60, Business),
                 rule(NextResponse, 60, Business),
@@ -258,39 +229,14 @@ mod tests {
     fn first_match_follows_position_and_conditions() {
         let cal = Calendar::china_default().unwrap();
         let p = default_policies(&cal);
-        let f = |kind: &'static str, channel: &'static str| Facts {
-            record_kind: kind,
-            channel,
-            ..Default::default()
-        };
-        assert_eq!(
-            first_match(&p, &f("consultation", "email")).unwrap().id,
-            "default"
-        );
-        assert_eq!(
-            first_match(&p, &f("consultation", "online_chat"))
-                .unwrap()
-                .id,
-            "default-chat"
-        );
-        assert_eq!(
-            first_match(&p, &f("feedback", "online_chat")).unwrap().id,
-            "default-feedback"
-        );
-        assert_eq!(
-            first_match(&p, &f("phone_contact", "phone")).unwrap().id,
-            "default-phone"
-        );
+        let f = |kind: &'static str, channel: &'static str| Facts { record_kind: kind, channel, ..Default::default() };
+        assert_eq!(first_match(&p, &f("consultation", "email")).unwrap().id, "default");
+        assert_eq!(first_match(&p, &f("consultation", "online_chat")).unwrap().id, "default-chat");
+        assert_eq!(first_match(&p, &f("feedback", "online_chat")).unwrap().id, "default-feedback");
+        assert_eq!(first_match(&p, &f("phone_contact", "phone")).unwrap().id, "default-phone");
         let email = first_match(&p, &f("consultation", "email")).unwrap();
-        assert_eq!(
-            email.rule(Metric::FirstResponse).unwrap().duration_secs,
-            4 * 3600
-        );
-        assert_eq!(
-            email.rule(Metric::Resolution).unwrap().duration_secs,
-            2 * 8 * 3600,
-            "two 8-hour business days"
-        );
+        assert_eq!(email.rule(Metric::FirstResponse).unwrap().duration_secs, 4 * 3600);
+        assert_eq!(email.rule(Metric::Resolution).unwrap().duration_secs, 2 * 8 * 3600, "two 8-hour business days");
     }
 
     #[test]

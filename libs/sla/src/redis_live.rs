@@ -110,18 +110,11 @@ impl RedisLiveStore {
     /// Connects and starts relaying the event channel to local subscribers.
     pub async fn connect(url: &str, shards: u32, prefix: &str) -> anyhow::Result<Self> {
         let keys = Keys(prefix.to_owned());
-        let client = redis::Client::open(url)
-            .map_err(|e| anyhow::anyhow!("KEFU_REDIS_URL is not a Redis URL: {e}"))?;
-        let con = client
-            .get_connection_manager()
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot connect to Redis: {e}"))?;
+        let client = redis::Client::open(url).map_err(|e| anyhow::anyhow!("KEFU_REDIS_URL is not a Redis URL: {e}"))?;
+        let con = client.get_connection_manager().await.map_err(|e| anyhow::anyhow!("cannot connect to Redis: {e}"))?;
         let (events, _) = broadcast::channel(4096);
         let relay = events.clone();
-        let mut pubsub = client
-            .get_async_pubsub()
-            .await
-            .map_err(|e| anyhow::anyhow!("Redis pub/sub: {e}"))?;
+        let mut pubsub = client.get_async_pubsub().await.map_err(|e| anyhow::anyhow!("Redis pub/sub: {e}"))?;
         pubsub.subscribe(keys.channel()).await?;
         tokio::spawn(async move {
             let mut stream = pubsub.into_on_message();
@@ -157,9 +150,7 @@ impl RedisLiveStore {
 
     async fn old_entry(&self, key: &TargetKey) -> anyhow::Result<Option<LiveEntry>> {
         let mut con = self.con();
-        let raw: Option<String> = con
-            .hget(self.keys.record(&key.record_id), field(key))
-            .await?;
+        let raw: Option<String> = con.hget(self.keys.record(&key.record_id), field(key)).await?;
         Ok(raw.and_then(|r| serde_json::from_str(&r).ok()))
     }
 
@@ -177,15 +168,8 @@ impl RedisLiveStore {
     /// Bytes Redis uses for everything under `kefu:` (benchmarks).
     pub async fn used_memory(&self) -> anyhow::Result<u64> {
         let mut con = self.con();
-        let info: String = redis::cmd("INFO")
-            .arg("memory")
-            .query_async(&mut con)
-            .await?;
-        Ok(info
-            .lines()
-            .find_map(|l| l.strip_prefix("used_memory:"))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0))
+        let info: String = redis::cmd("INFO").arg("memory").query_async(&mut con).await?;
+        Ok(info.lines().find_map(|l| l.strip_prefix("used_memory:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0))
     }
 }
 
@@ -205,18 +189,11 @@ impl LiveStore for RedisLiveStore {
             self.unindex(&mut pipe, shard, old);
         }
         if matches!(e.state, TargetState::Fulfilled | TargetState::FulfilledLate) {
-            pipe.hdel(k.record(&e.key.record_id), field(&e.key))
-                .ignore();
+            pipe.hdel(k.record(&e.key.record_id), field(&e.key)).ignore();
         } else {
-            pipe.hset(
-                k.record(&e.key.record_id),
-                field(&e.key),
-                serde_json::to_string(e)?,
-            )
-            .ignore();
-            let pending_due = matches!(e.state, TargetState::Active | TargetState::Warning)
-                .then_some(e.due_at)
-                .flatten();
+            pipe.hset(k.record(&e.key.record_id), field(&e.key), serde_json::to_string(e)?).ignore();
+            let pending_due =
+                matches!(e.state, TargetState::Active | TargetState::Warning).then_some(e.due_at).flatten();
             if let Some(d) = pending_due {
                 pipe.zadd(k.shard(shard, "due"), &member, d).ignore();
             }
@@ -226,16 +203,8 @@ impl LiveStore for RedisLiveStore {
                 pipe.zadd(k.shard(shard, "warn"), &member, w).ignore();
             }
             let score = pending_due.map_or("+inf".to_owned(), |d| d.to_string());
-            pipe.cmd("ZADD")
-                .arg(k.open('q', &e.queue))
-                .arg(&score)
-                .arg(&member)
-                .ignore();
-            pipe.cmd("ZADD")
-                .arg(k.open('a', &e.assignee))
-                .arg(&score)
-                .arg(&member)
-                .ignore();
+            pipe.cmd("ZADD").arg(k.open('q', &e.queue)).arg(&score).arg(&member).ignore();
+            pipe.cmd("ZADD").arg(k.open('a', &e.assignee)).arg(&score).arg(&member).ignore();
             pipe.sadd(k.groups("queues"), &e.queue).ignore();
             pipe.sadd(k.groups("agents"), &e.assignee).ignore();
             if e.state == TargetState::Breached {
@@ -254,8 +223,7 @@ impl LiveStore for RedisLiveStore {
         };
         let mut pipe = redis::pipe();
         self.unindex(&mut pipe, shard_of(&key.record_id, self.shards), &old);
-        pipe.hdel(self.keys.record(&key.record_id), field(key))
-            .ignore();
+        pipe.hdel(self.keys.record(&key.record_id), field(key)).ignore();
         let mut con = self.con();
         pipe.query_async::<()>(&mut con).await?;
         Ok(())
@@ -264,21 +232,12 @@ impl LiveStore for RedisLiveStore {
     async fn record(&self, record_id: &str) -> anyhow::Result<Vec<LiveEntry>> {
         let mut con = self.con();
         let all: Vec<(String, String)> = con.hgetall(self.keys.record(record_id)).await?;
-        let mut v: Vec<LiveEntry> = all
-            .iter()
-            .filter_map(|(_, j)| serde_json::from_str(j).ok())
-            .collect();
+        let mut v: Vec<LiveEntry> = all.iter().filter_map(|(_, j)| serde_json::from_str(j).ok()).collect();
         v.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(v)
     }
 
-    async fn claim(
-        &self,
-        shard: u32,
-        now: i64,
-        limit: usize,
-        lease_until: i64,
-    ) -> anyhow::Result<Vec<Claimed>> {
+    async fn claim(&self, shard: u32, now: i64, limit: usize, lease_until: i64) -> anyhow::Result<Vec<Claimed>> {
         let mut con = self.con();
         let members: Vec<String> = self
             .claim
@@ -290,40 +249,25 @@ impl LiveStore for RedisLiveStore {
             .arg(lease_until)
             .invoke_async(&mut con)
             .await?;
-        Ok(members
-            .iter()
-            .filter_map(|m| Claimed::parse(shard, m))
-            .collect())
+        Ok(members.iter().filter_map(|m| Claimed::parse(shard, m)).collect())
     }
 
     async fn ack(&self, c: &Claimed) -> anyhow::Result<()> {
         let mut con = self.con();
-        let _: i64 = con
-            .zrem(self.keys.shard(c.shard, "claims"), c.claim_member())
-            .await?;
+        let _: i64 = con.zrem(self.keys.shard(c.shard, "claims"), c.claim_member()).await?;
         Ok(())
     }
 
     async fn try_lease(&self, shard: u32, owner: &str, ttl_ms: u64) -> anyhow::Result<bool> {
         let mut con = self.con();
-        let got: i64 = self
-            .lease
-            .key(self.keys.shard(shard, "lease"))
-            .arg(owner)
-            .arg(ttl_ms)
-            .invoke_async(&mut con)
-            .await?;
+        let got: i64 =
+            self.lease.key(self.keys.shard(shard, "lease")).arg(owner).arg(ttl_ms).invoke_async(&mut con).await?;
         Ok(got == 1)
     }
 
     async fn release_lease(&self, shard: u32, owner: &str) -> anyhow::Result<()> {
         let mut con = self.con();
-        let _: i64 = self
-            .release
-            .key(self.keys.shard(shard, "lease"))
-            .arg(owner)
-            .invoke_async(&mut con)
-            .await?;
+        let _: i64 = self.release.key(self.keys.shard(shard, "lease")).arg(owner).invoke_async(&mut con).await?;
         Ok(())
     }
 
@@ -345,11 +289,7 @@ impl LiveStore for RedisLiveStore {
         let mut it = counts.chunks(3);
         for n in &queues {
             if let Some([open, at_risk, breached]) = it.next() {
-                let c = GroupCounts {
-                    open: *open,
-                    at_risk: *at_risk,
-                    breached: *breached,
-                };
+                let c = GroupCounts { open: *open, at_risk: *at_risk, breached: *breached };
                 d.total.open += c.open;
                 d.total.at_risk += c.at_risk;
                 d.total.breached += c.breached;
@@ -362,14 +302,7 @@ impl LiveStore for RedisLiveStore {
             if let Some([open, at_risk, breached]) = it.next()
                 && *open > 0
             {
-                d.by_assignee.insert(
-                    n.clone(),
-                    GroupCounts {
-                        open: *open,
-                        at_risk: *at_risk,
-                        breached: *breached,
-                    },
-                );
+                d.by_assignee.insert(n.clone(), GroupCounts { open: *open, at_risk: *at_risk, breached: *breached });
             }
         }
         Ok(d)
@@ -388,9 +321,7 @@ impl LiveStore for RedisLiveStore {
 
     async fn publish(&self, event: &SlaEvent) -> anyhow::Result<()> {
         let mut con = self.con();
-        let _: i64 = con
-            .publish(self.keys.channel(), serde_json::to_string(event)?)
-            .await?;
+        let _: i64 = con.publish(self.keys.channel(), serde_json::to_string(event)?).await?;
         Ok(())
     }
 

@@ -4,7 +4,13 @@
 //! once), and acknowledges it. Claims of a sweeper that died are re-taken
 //! when their lease runs out. When the live view has been lost (its epoch is
 //! gone) the service rebuilds it from the database first.
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
@@ -22,6 +28,11 @@ pub trait DueHandler: Send + Sync {
     async fn handle(&self, claimed: &Claimed, now: i64) -> anyhow::Result<()>;
     /// Puts every open target from the database back into the live store.
     async fn rebuild(&self, store: &dyn LiveStore) -> anyhow::Result<usize>;
+    /// Work due by time that is not a target (e.g. second-level
+    /// escalations); run once per tick by the holder of shard 0's lease.
+    async fn periodic(&self, _now: i64) -> anyhow::Result<usize> {
+        Ok(0)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -61,6 +72,7 @@ pub struct Sweeper {
     handler: Arc<dyn DueHandler>,
     clock: Arc<dyn Clock>,
     cfg: SweeperConfig,
+    rebuild: Arc<AtomicBool>,
 }
 
 impl Sweeper {
@@ -70,53 +82,49 @@ impl Sweeper {
         clock: Arc<dyn Clock>,
         cfg: SweeperConfig,
     ) -> Self {
-        Self {
-            store,
-            handler,
-            clock,
-            cfg,
-        }
+        Self { store, handler, clock, cfg, rebuild: Arc::new(AtomicBool::new(false)) }
+    }
+
+    /// Shares a flag that, when set (e.g. a live-store write failed), makes
+    /// the next tick rebuild the live view from the database.
+    #[must_use]
+    pub fn with_rebuild_flag(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.rebuild = flag;
+        self
     }
 
     /// Rebuilds the live view if it was lost. Returns how many targets were put back.
     pub async fn ensure_live_view(&self) -> anyhow::Result<Option<usize>> {
-        if self.store.epoch().await?.is_some() {
+        let requested = self.rebuild.swap(false, Ordering::SeqCst);
+        if !requested && self.store.epoch().await?.is_some() {
             return Ok(None);
         }
-        tracing::warn!(
-            "SLA live state is missing (first start, restart or flush): rebuilding from the database"
-        );
+        tracing::warn!("SLA live state is missing (first start, restart or flush): rebuilding from the database");
         let n = self.handler.rebuild(self.store.as_ref()).await?;
-        self.store
-            .set_epoch(&format!("{}@{}", self.cfg.owner, self.clock.now_ms()))
-            .await?;
+        self.store.set_epoch(&format!("{}@{}", self.cfg.owner, self.clock.now_ms())).await?;
         tracing::info!(targets = n, "SLA live state rebuilt");
         Ok(Some(n))
     }
 
     /// One pass over every shard this replica can lease.
     pub async fn tick(&self) -> anyhow::Result<TickReport> {
-        let mut report = TickReport {
-            rebuilt: self.ensure_live_view().await?,
-            ..Default::default()
-        };
+        let mut report = TickReport { rebuilt: self.ensure_live_view().await?, ..Default::default() };
         let lease_ms = u64::try_from(self.cfg.lease_ttl.as_millis()).unwrap_or(u64::MAX);
         let claim_ms = i64::try_from(self.cfg.claim_ttl.as_millis()).unwrap_or(i64::MAX / 4);
         for shard in 0..self.store.shards() {
-            if !self
-                .store
-                .try_lease(shard, &self.cfg.owner, lease_ms)
-                .await?
-            {
+            if !self.store.try_lease(shard, &self.cfg.owner, lease_ms).await? {
                 continue;
             }
             report.shards_held += 1;
+            if shard == 0 {
+                match self.handler.periodic(self.clock.now_ms()).await {
+                    Ok(n) => report.handled += n,
+                    Err(e) => tracing::error!(error = %e, "periodic SLA work failed; retrying"),
+                }
+            }
             loop {
                 let now = self.clock.now_ms();
-                let claims = self
-                    .store
-                    .claim(shard, now, self.cfg.batch, now.saturating_add(claim_ms))
-                    .await?;
+                let claims = self.store.claim(shard, now, self.cfg.batch, now.saturating_add(claim_ms)).await?;
                 let n = claims.len();
                 for c in &claims {
                     match self.handler.handle(c, now).await {

@@ -10,9 +10,7 @@ use crate::{
 };
 
 pub fn to_dt(ms: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(ms)
-        .single()
-        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+    Utc.timestamp_millis_opt(ms).single().unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 /// Identifies a target across its life: record, metric and cycle (a
@@ -35,22 +33,12 @@ impl TargetKey {
         let cycle = it.next()?.parse().ok()?;
         let metric = Metric::parse(it.next()?)?;
         let record_id = it.next()?.to_owned();
-        Some(Self {
-            record_id,
-            metric,
-            cycle,
-        })
+        Some(Self { record_id, metric, cycle })
     }
 
     /// A stable event id: consumers de-duplicate on it.
     pub fn event_id(&self, kind: EventKind) -> String {
-        format!(
-            "{}:{}:{}:{}",
-            self.record_id,
-            self.metric.as_str(),
-            self.cycle,
-            kind.as_str()
-        )
+        format!("{}:{}:{}:{}", self.record_id, self.metric.as_str(), self.cycle, kind.as_str())
     }
 }
 
@@ -100,15 +88,9 @@ impl EventKind {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [
-            EventKind::Warning,
-            EventKind::Breached,
-            EventKind::Fulfilled,
-            EventKind::Paused,
-            EventKind::Resumed,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
+        [EventKind::Warning, EventKind::Breached, EventKind::Fulfilled, EventKind::Paused, EventKind::Resumed]
+            .into_iter()
+            .find(|k| k.as_str() == s)
     }
 }
 
@@ -186,11 +168,7 @@ impl Target {
 
     pub fn state(&self) -> TargetState {
         if self.fulfilled_at.is_some() {
-            if self.breached_at.is_some() {
-                TargetState::FulfilledLate
-            } else {
-                TargetState::Fulfilled
-            }
+            if self.breached_at.is_some() { TargetState::FulfilledLate } else { TargetState::Fulfilled }
         } else if self.breached_at.is_some() {
             TargetState::Breached
         } else if self.running_since.is_none() {
@@ -208,9 +186,7 @@ impl Target {
         }
         match self.clock {
             ClockKind::Calendar => to - from,
-            ClockKind::Business => cal
-                .business_between(to_dt(from), to_dt(to))
-                .num_milliseconds(),
+            ClockKind::Business => cal.business_between(to_dt(from), to_dt(to)).num_milliseconds(),
         }
     }
 
@@ -218,9 +194,7 @@ impl Target {
         let by_ms = by_ms.max(0);
         match self.clock {
             ClockKind::Calendar => Ok(from.saturating_add(by_ms)),
-            ClockKind::Business => Ok(cal
-                .add(to_dt(from), Duration::milliseconds(by_ms))?
-                .timestamp_millis()),
+            ClockKind::Business => Ok(cal.add(to_dt(from), Duration::milliseconds(by_ms))?.timestamp_millis()),
         }
     }
 
@@ -251,9 +225,7 @@ impl Target {
             let lead = self.duration_ms - warn_point;
             let capped_warn = match self.clock {
                 ClockKind::Calendar => due - lead,
-                ClockKind::Business => cal
-                    .sub(to_dt(due), Duration::milliseconds(lead))?
-                    .timestamp_millis(),
+                ClockKind::Business => cal.sub(to_dt(due), Duration::milliseconds(lead))?.timestamp_millis(),
             };
             warn = warn.map(|w| w.min(capped_warn.max(since)));
         }
@@ -268,11 +240,7 @@ impl Target {
             return None;
         }
         let due = self.due_at?;
-        Some(if now <= due {
-            self.elapsed(now, due, cal)
-        } else {
-            -self.elapsed(due, now, cal)
-        })
+        Some(if now <= due { self.elapsed(now, due, cal) } else { -self.elapsed(due, now, cal) })
     }
 
     fn event(&self, kind: EventKind, at: i64) -> SlaEvent {
@@ -335,12 +303,7 @@ impl Target {
 
     /// A new policy rule (priority, category or channel changed): elapsed
     /// time is kept, due times follow the new duration.
-    pub fn rematch(
-        &mut self,
-        rule: &MetricRule,
-        now: i64,
-        cal: &Calendar,
-    ) -> Result<(), CalendarError> {
+    pub fn rematch(&mut self, rule: &MetricRule, now: i64, cal: &Calendar) -> Result<(), CalendarError> {
         if self.is_finished() {
             return Ok(());
         }
@@ -356,10 +319,7 @@ impl Target {
 
     /// The sweeper found the warning point passed.
     pub fn mark_warned(&mut self, now: i64) -> Option<SlaEvent> {
-        if self.is_finished()
-            || self.warned_at.is_some()
-            || self.breached_at.is_some()
-            || self.running_since.is_none()
+        if self.is_finished() || self.warned_at.is_some() || self.breached_at.is_some() || self.running_since.is_none()
         {
             return None;
         }
@@ -398,27 +358,15 @@ mod tests {
     }
 
     fn at(y: i32, m: u32, d: u32, h: u32, min: u32) -> i64 {
-        chrono_tz::Asia::Shanghai
-            .with_ymd_and_hms(y, m, d, h, min, 0)
-            .unwrap()
-            .timestamp_millis()
+        chrono_tz::Asia::Shanghai.with_ymd_and_hms(y, m, d, h, min, 0).unwrap().timestamp_millis()
     }
 
     fn key() -> TargetKey {
-        TargetKey {
-            record_id: "t1".into(),
-            metric: Metric::Resolution,
-            cycle: 1,
-        }
+        TargetKey { record_id: "t1".into(), metric: Metric::Resolution, cycle: 1 }
     }
 
     fn rule(secs: i64) -> MetricRule {
-        MetricRule {
-            metric: Metric::Resolution,
-            duration_secs: secs,
-            clock: ClockKind::Business,
-            warn_percent: 80,
-        }
+        MetricRule { metric: Metric::Resolution, duration_secs: secs, clock: ClockKind::Business, warn_percent: 80 }
     }
 
     #[test]
@@ -427,21 +375,14 @@ mod tests {
         let start = at(2026, 3, 2, 9, 0);
         let mut t = Target::start(key(), &rule(10 * 3600), start, None, &c).unwrap();
         assert_eq!(t.due_at, Some(at(2026, 3, 3, 11, 0)));
-        assert_eq!(
-            t.warn_at,
-            Some(at(2026, 3, 2, 18, 0)),
-            "8h in: close of Monday"
-        );
+        assert_eq!(t.warn_at, Some(at(2026, 3, 2, 18, 0)), "8h in: close of Monday");
         assert!(t.mark_warned(at(2026, 3, 2, 17, 0)).is_none(), "not yet");
         let w = t.mark_warned(at(2026, 3, 3, 9, 1)).unwrap();
         assert_eq!(w.id, "t1:resolution:1:warning");
         assert!(t.mark_warned(at(2026, 3, 3, 9, 2)).is_none(), "once");
         assert_eq!(t.state(), TargetState::Warning);
         assert!(t.mark_breached(at(2026, 3, 3, 11, 5)).is_some());
-        assert!(
-            t.mark_breached(at(2026, 3, 3, 11, 6)).is_none(),
-            "exactly once"
-        );
+        assert!(t.mark_breached(at(2026, 3, 3, 11, 6)).is_none(), "exactly once");
         t.fulfil(at(2026, 3, 3, 12, 0), &c).unwrap();
         assert_eq!(t.state(), TargetState::FulfilledLate);
         assert!(t.fulfil(at(2026, 3, 3, 12, 1), &c).unwrap().is_none());
@@ -455,44 +396,25 @@ mod tests {
         t.pause(at(2026, 3, 2, 10, 0), &c).unwrap();
         assert_eq!(t.state(), TargetState::Paused);
         assert_eq!(t.due_at, None);
-        assert!(
-            t.mark_breached(at(2026, 3, 9, 9, 0)).is_none(),
-            "a paused target cannot breach"
-        );
+        assert!(t.mark_breached(at(2026, 3, 9, 9, 0)).is_none(), "a paused target cannot breach");
         // Resumed the next morning: 3 business hours left.
         t.resume(at(2026, 3, 3, 9, 0), &c).unwrap();
-        assert_eq!(
-            t.due_at,
-            Some(at(2026, 3, 3, 12, 0)),
-            "09:00 + 3h ends the morning at 12:00"
-        );
+        assert_eq!(t.due_at, Some(at(2026, 3, 3, 12, 0)), "09:00 + 3h ends the morning at 12:00");
     }
 
     #[test]
     fn rematch_keeps_elapsed_time() {
         let c = cal();
         let mut t = Target::start(key(), &rule(16 * 3600), at(2026, 3, 2, 9, 0), None, &c).unwrap();
-        t.rematch(&rule(4 * 3600), at(2026, 3, 2, 11, 0), &c)
-            .unwrap();
-        assert_eq!(
-            t.due_at,
-            Some(at(2026, 3, 2, 14, 0)),
-            "2h used, 2h left: 11:00→12:00, 13:00→14:00"
-        );
+        t.rematch(&rule(4 * 3600), at(2026, 3, 2, 11, 0), &c).unwrap();
+        assert_eq!(t.due_at, Some(at(2026, 3, 2, 14, 0)), "2h used, 2h left: 11:00→12:00, 13:00→14:00");
     }
 
     #[test]
     fn a_cap_bounds_the_due_time_and_pulls_the_warning_forward() {
         let c = cal();
         let cap = at(2026, 10, 23, 18, 0);
-        let t = Target::start(
-            key(),
-            &rule(16 * 3600),
-            at(2026, 10, 23, 9, 0),
-            Some(cap),
-            &c,
-        )
-        .unwrap();
+        let t = Target::start(key(), &rule(16 * 3600), at(2026, 10, 23, 9, 0), Some(cap), &c).unwrap();
         assert_eq!(t.due_at, Some(cap));
         let w = t.warn_at.unwrap();
         assert!(w < cap && w >= at(2026, 10, 23, 9, 0));
@@ -500,11 +422,7 @@ mod tests {
 
     #[test]
     fn members_round_trip() {
-        let k = TargetKey {
-            record_id: "a|b".into(),
-            metric: Metric::NextResponse,
-            cycle: 3,
-        };
+        let k = TargetKey { record_id: "a|b".into(), metric: Metric::NextResponse, cycle: 3 };
         assert_eq!(TargetKey::parse_member(&k.member()), Some(k));
         assert_eq!(TargetKey::parse_member("garbage"), None);
     }

@@ -11,8 +11,8 @@ use std::{
 
 use async_trait::async_trait;
 use kefu_sla::{
-    Claimed, DueHandler, DueKind, LiveEntry, LiveStore, ManualClock, MemoryLiveStore, Metric,
-    RedisLiveStore, SlaEvent, Sweeper, SweeperConfig, TargetKey, TargetState, live::shard_of,
+    Claimed, DueHandler, DueKind, LiveEntry, LiveStore, ManualClock, MemoryLiveStore, Metric, RedisLiveStore, SlaEvent,
+    Sweeper, SweeperConfig, TargetKey, TargetState, live::shard_of,
 };
 
 const T0: i64 = 1_780_000_000_000;
@@ -37,17 +37,10 @@ impl Backend {
             Backend::Redis(_, url, prefix) => {
                 let client = ::redis::Client::open(url.as_str()).unwrap();
                 let mut con = client.get_multiplexed_async_connection().await.unwrap();
-                let keys: Vec<String> = ::redis::cmd("KEYS")
-                    .arg(format!("{prefix}:*"))
-                    .query_async(&mut con)
-                    .await
-                    .unwrap();
+                let keys: Vec<String> =
+                    ::redis::cmd("KEYS").arg(format!("{prefix}:*")).query_async(&mut con).await.unwrap();
                 if !keys.is_empty() {
-                    let _: () = ::redis::cmd("DEL")
-                        .arg(keys)
-                        .query_async(&mut con)
-                        .await
-                        .unwrap();
+                    let _: () = ::redis::cmd("DEL").arg(keys).query_async(&mut con).await.unwrap();
                 }
             }
         }
@@ -72,9 +65,7 @@ async fn backend(redis: bool) -> Option<Backend> {
     if redis {
         let url = redis_url()?;
         let prefix = format!("kefu-test-{}", uuid::Uuid::now_v7().simple());
-        let store = RedisLiveStore::connect(&url, 4, &prefix)
-            .await
-            .expect("redis");
+        let store = RedisLiveStore::connect(&url, 4, &prefix).await.expect("redis");
         Some(Backend::Redis(Arc::new(store), url, prefix))
     } else {
         Some(Backend::Memory(Arc::new(MemoryLiveStore::new(4))))
@@ -82,11 +73,7 @@ async fn backend(redis: bool) -> Option<Backend> {
 }
 
 fn key(i: usize) -> TargetKey {
-    TargetKey {
-        record_id: format!("ticket-{i}"),
-        metric: Metric::Resolution,
-        cycle: 1,
-    }
+    TargetKey { record_id: format!("ticket-{i}"), metric: Metric::Resolution, cycle: 1 }
 }
 
 fn entry(i: usize, due: i64, warn: Option<i64>) -> LiveEntry {
@@ -95,11 +82,7 @@ fn entry(i: usize, due: i64, warn: Option<i64>) -> LiveEntry {
         state: TargetState::Active,
         due_at: Some(due),
         warn_at: warn,
-        queue: if i.is_multiple_of(2) {
-            "tax".into()
-        } else {
-            "bookkeeping".into()
-        },
+        queue: if i.is_multiple_of(2) { "tax".into() } else { "bookkeeping".into() },
         assignee: format!("agent-{}", i % 3),
     }
 }
@@ -144,12 +127,7 @@ impl DueHandler for Ledger {
     }
 }
 
-fn sweeper(
-    store: Arc<dyn LiveStore>,
-    ledger: Arc<Ledger>,
-    clock: &ManualClock,
-    owner: &str,
-) -> Sweeper {
+fn sweeper(store: Arc<dyn LiveStore>, ledger: Arc<Ledger>, clock: &ManualClock, owner: &str) -> Sweeper {
     Sweeper::new(
         store,
         ledger,
@@ -184,13 +162,7 @@ on_both!(
 async fn claims_are_due_ordered_and_taken_once(b: Backend) {
     let s = b.store();
     for i in 0..10 {
-        s.put(&entry(
-            i,
-            T0 + i as i64 * 1000,
-            Some(T0 + i as i64 * 1000 - 500),
-        ))
-        .await
-        .unwrap();
+        s.put(&entry(i, T0 + i as i64 * 1000, Some(T0 + i as i64 * 1000 - 500))).await.unwrap();
     }
     let mut got = Vec::new();
     for shard in 0..s.shards() {
@@ -198,19 +170,9 @@ async fn claims_are_due_ordered_and_taken_once(b: Backend) {
     }
     let breaches = got.iter().filter(|c| c.kind == DueKind::Breach).count();
     let warnings = got.iter().filter(|c| c.kind == DueKind::Warning).count();
-    assert_eq!(
-        (breaches, warnings),
-        (5, 5),
-        "due at or before now: 0..=4 (and their warnings)"
-    );
+    assert_eq!((breaches, warnings), (5, 5), "due at or before now: 0..=4 (and their warnings)");
     for shard in 0..s.shards() {
-        assert!(
-            s.claim(shard, T0 + 4_000, 100, T0 + 60_000)
-                .await
-                .unwrap()
-                .is_empty(),
-            "nothing twice"
-        );
+        assert!(s.claim(shard, T0 + 4_000, 100, T0 + 60_000).await.unwrap().is_empty(), "nothing twice");
     }
     for c in &got {
         assert_eq!(c.shard, shard_of(&c.key.record_id, s.shards()));
@@ -228,22 +190,12 @@ async fn crashed_claims_are_retaken_after_their_lease(b: Backend) {
     let first = s.claim(shard, T0 + 1, 10, T0 + 30_000).await.unwrap();
     assert_eq!(first.len(), 1);
     // The claimer dies without acknowledging. Before its lease ends nobody else gets it...
-    assert!(
-        s.claim(shard, T0 + 29_000, 10, T0 + 59_000)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(s.claim(shard, T0 + 29_000, 10, T0 + 59_000).await.unwrap().is_empty());
     // ...after, another sweeper re-takes it.
     let retaken = s.claim(shard, T0 + 30_001, 10, T0 + 60_000).await.unwrap();
     assert_eq!(retaken, first);
     s.ack(&retaken[0]).await.unwrap();
-    assert!(
-        s.claim(shard, T0 + 90_000, 10, T0 + 120_000)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(s.claim(shard, T0 + 90_000, 10, T0 + 120_000).await.unwrap().is_empty());
 }
 
 async fn two_sweepers_emit_each_breach_once(b: Backend) {
@@ -260,29 +212,19 @@ async fn two_sweepers_emit_each_breach_once(b: Backend) {
     let bb = Arc::new(sweeper(s.clone(), ledger.clone(), &clock, "b"));
     let (ra, rb) = tokio::join!(a.tick(), bb.tick());
     let (ra, rb) = (ra.unwrap(), rb.unwrap());
-    assert_eq!(
-        ra.shards_held + rb.shards_held,
-        s.shards(),
-        "each shard swept by one sweeper"
-    );
+    assert_eq!(ra.shards_held + rb.shards_held, s.shards(), "each shard swept by one sweeper");
     assert_eq!(ra.handled + rb.handled, 200);
     let events = ledger.events.lock().unwrap().clone();
     let mut unique = events.clone();
     unique.sort();
     unique.dedup();
-    assert_eq!(
-        (events.len(), unique.len()),
-        (200, 200),
-        "every breach exactly once"
-    );
+    assert_eq!((events.len(), unique.len()), (200, 200), "every breach exactly once");
 }
 
 async fn dashboard_counts_without_scanning(b: Backend) {
     let s = b.store();
     for i in 0..6 {
-        s.put(&entry(i, T0 + i as i64 * 60_000, None))
-            .await
-            .unwrap();
+        s.put(&entry(i, T0 + i as i64 * 60_000, None)).await.unwrap();
     }
     let mut breached = entry(6, T0 - 1, None);
     breached.state = TargetState::Breached;
@@ -326,18 +268,10 @@ async fn a_lost_view_is_rebuilt_and_due_breaches_fire_once(b: Backend) {
     assert!(s.epoch().await.unwrap().is_none());
     let after = sw.tick().await.unwrap();
     assert_eq!(after.rebuilt, Some(30));
-    assert_eq!(
-        after.handled, 10,
-        "breaches that fell due meanwhile, emitted late, not lost"
-    );
+    assert_eq!(after.handled, 10, "breaches that fell due meanwhile, emitted late, not lost");
     assert_eq!(
         sw.tick().await.unwrap(),
-        kefu_sla::sweeper::TickReport {
-            rebuilt: None,
-            handled: 0,
-            failed: 0,
-            shards_held: s.shards()
-        }
+        kefu_sla::sweeper::TickReport { rebuilt: None, handled: 0, failed: 0, shards_held: s.shards() }
     );
     // Another loss: breached targets are rebuilt as breached and not emitted again.
     b.flush().await;
@@ -380,12 +314,7 @@ async fn fulfilled_targets_leave_the_view(b: Backend) {
     s.put(&done).await.unwrap();
     assert!(s.record("ticket-3").await.unwrap().is_empty());
     for shard in 0..s.shards() {
-        assert!(
-            s.claim(shard, T0 + 1, 10, T0 + 100)
-                .await
-                .unwrap()
-                .is_empty()
-        );
+        assert!(s.claim(shard, T0 + 1, 10, T0 + 100).await.unwrap().is_empty());
     }
     assert_eq!(s.dashboard(T0, 1000).await.unwrap().total.open, 0);
 }

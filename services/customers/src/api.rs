@@ -16,20 +16,11 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::{
     crypto::{DataKeyring, Sealed},
     domain::{self, Email, Festival, Mobile, Uscc, bounded_text, enum_value, required_text},
-    store::{
-        self, AuditEvent, ConsentRow, ContactRow, CustomerRow, PlanRow, TaxProfileRow, VisitRow,
-        now_ms,
-    },
+    store::{self, AuditEvent, ConsentRow, ContactRow, CustomerRow, PlanRow, TaxProfileRow, VisitRow, now_ms},
 };
 
 const WRITERS: &[Role] = &[Role::Agent, Role::Supervisor, Role::Admin, Role::Service];
-const READERS: &[Role] = &[
-    Role::Agent,
-    Role::Supervisor,
-    Role::Admin,
-    Role::Auditor,
-    Role::Service,
-];
+const READERS: &[Role] = &[Role::Agent, Role::Supervisor, Role::Admin, Role::Auditor, Role::Service];
 const MANAGERS: &[Role] = &[Role::Supervisor, Role::Admin];
 const IMPORTERS: &[Role] = &[Role::Supervisor, Role::Admin, Role::Service];
 const SENSITIVE_READERS: &[Role] = &[Role::Supervisor, Role::Admin, Role::Service];
@@ -46,9 +37,7 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Self {
-            follow_up_cycle_days: 30,
-        }
+        Self { follow_up_cycle_days: 30 }
     }
 }
 
@@ -60,21 +49,14 @@ pub struct CustomersApi {
 
 impl CustomersApi {
     pub fn new(pool: AnyPool, keys: DataKeyring, settings: Settings) -> Self {
-        Self {
-            pool,
-            keys: Arc::new(keys),
-            settings,
-        }
+        Self { pool, keys: Arc::new(keys), settings }
     }
 }
 
 type Res<T> = Result<Response<T>, Status>;
 
 fn ts(ms: i64) -> Option<prost_types::Timestamp> {
-    Some(prost_types::Timestamp {
-        seconds: ms.div_euclid(1000),
-        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
-    })
+    Some(prost_types::Timestamp { seconds: ms.div_euclid(1000), nanos: (ms.rem_euclid(1000) * 1_000_000) as i32 })
 }
 
 fn ts_ms(field: &str, t: &prost_types::Timestamp) -> Result<i64, Error> {
@@ -85,18 +67,12 @@ fn ts_ms(field: &str, t: &prost_types::Timestamp) -> Result<i64, Error> {
 }
 
 fn id_field(field: &str, raw: &str) -> Result<String, Error> {
-    uuid::Uuid::parse_str(raw.trim())
-        .map(|u| u.to_string())
-        .map_err(|_| {
-            Error::invalid(
-                field,
-                if raw.trim().is_empty() {
-                    "is required".to_owned()
-                } else {
-                    format!("{raw:?} is not a valid id")
-                },
-            )
-        })
+    uuid::Uuid::parse_str(raw.trim()).map(|u| u.to_string()).map_err(|_| {
+        Error::invalid(
+            field,
+            if raw.trim().is_empty() { "is required".to_owned() } else { format!("{raw:?} is not a valid id") },
+        )
+    })
 }
 
 fn page_size(field: &str, raw: i32, default: i64, max: i64) -> Result<i64, Error> {
@@ -117,11 +93,7 @@ struct Cursor {
 }
 
 fn encode_token(kind: &str, a: &str, b: &str) -> String {
-    let c = Cursor {
-        k: kind.into(),
-        a: a.into(),
-        b: b.into(),
-    };
+    let c = Cursor { k: kind.into(), a: a.into(), b: b.into() };
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(&c).unwrap_or_default())
 }
 
@@ -185,48 +157,23 @@ fn parse_customer(c: &pb::Customer, allow_bad_check: bool) -> Result<CustomerFie
     let mut v = Violations::new();
     let company_name = v.check(required_text("company_name", &c.company_name, 200));
     let uscc = v.check(Uscc::parse(&c.uscc, allow_bad_check));
-    let taxpayer_type = v.check(enum_value::<pb::TaxpayerType>(
-        "taxpayer_type",
-        c.taxpayer_type,
-        None,
-    ));
-    let rating = v.check(enum_value(
-        "tax_credit_rating",
-        c.tax_credit_rating,
-        Some(pb::TaxCreditRating::Unspecified),
-    ));
+    let taxpayer_type = v.check(enum_value::<pb::TaxpayerType>("taxpayer_type", c.taxpayer_type, None));
+    let rating = v.check(enum_value("tax_credit_rating", c.tax_credit_rating, Some(pb::TaxCreditRating::Unspecified)));
     let business_scope = v.check(bounded_text("business_scope", &c.business_scope, 2000));
     let industry = v.check(bounded_text("industry", &c.industry, 100));
     let region = v.check(bounded_text("region", &c.region, 100));
-    let tier = v.check(enum_value(
-        "service_tier",
-        c.service_tier,
-        Some(pb::ServiceTier::Standard),
-    ));
+    let tier = v.check(enum_value("service_tier", c.service_tier, Some(pb::ServiceTier::Standard)));
     let account_manager = v.check(bounded_text("account_manager", &c.account_manager, 64));
     let tags = v.check(domain::parse_tags(&c.tags));
     let prefs = c.preferences.clone().unwrap_or_default();
-    let channel = v.check(enum_value(
-        "preferences.preferred_channel",
-        prefs.preferred_channel,
-        Some(pb::Channel::Unspecified),
-    ));
+    let channel =
+        v.check(enum_value("preferences.preferred_channel", prefs.preferred_channel, Some(pb::Channel::Unspecified)));
     let language = v.check(bounded_text("preferences.language", &prefs.language, 16));
-    let status = v.check(enum_value(
-        "lifecycle_status",
-        c.lifecycle_status,
-        Some(pb::LifecycleStatus::Active),
-    ));
+    let status = v.check(enum_value("lifecycle_status", c.lifecycle_status, Some(pb::LifecycleStatus::Active)));
     if let Some(s) = status
-        && matches!(
-            s,
-            pb::LifecycleStatus::Archived | pb::LifecycleStatus::Erased
-        )
+        && matches!(s, pb::LifecycleStatus::Archived | pb::LifecycleStatus::Erased)
     {
-        v.add(
-            "lifecycle_status",
-            "use ArchiveCustomer or EraseCustomer for that status",
-        );
+        v.add("lifecycle_status", "use ArchiveCustomer or EraseCustomer for that status");
     }
     v.finish().map_err(|e| e.within("customer"))?;
     let (
@@ -273,11 +220,7 @@ fn parse_customer(c: &pb::Customer, allow_bad_check: bool) -> Result<CustomerFie
         account_manager,
         tags,
         preferred_channel: channel as i64,
-        language: if language.is_empty() {
-            "zh-CN".into()
-        } else {
-            language
-        },
+        language: if language.is_empty() { "zh-CN".into() } else { language },
         greeting_opt_in: prefs.greeting_opt_in,
         lifecycle_status: status as i64,
     })
@@ -351,11 +294,7 @@ fn contact_pb(c: &ContactRow) -> pb::Contact {
 
 async fn load_customer(conn: &mut AnyConnection, row: &CustomerRow) -> Result<pb::Customer, Error> {
     let tags = store::tags(conn, &row.id).await?;
-    let contacts = store::contacts(conn, &row.id)
-        .await?
-        .iter()
-        .map(contact_pb)
-        .collect();
+    let contacts = store::contacts(conn, &row.id).await?.iter().map(contact_pb).collect();
     let has_tax = store::has_tax_profile(conn, &row.id).await?;
     Ok(customer_pb(row, tags, contacts, has_tax))
 }
@@ -368,23 +307,17 @@ fn parse_contact(id: String, customer_id: &str, c: &pb::Contact) -> Result<Conta
     let mobile = if c.mobile.trim().is_empty() {
         Some(None)
     } else {
-        v.check(Mobile::parse(&c.mobile))
-            .map(|m| Some(m.as_str().to_owned()))
+        v.check(Mobile::parse(&c.mobile)).map(|m| Some(m.as_str().to_owned()))
     };
     let email = if c.email.trim().is_empty() {
         Some(None)
     } else {
-        v.check(Email::parse(&c.email))
-            .map(|m| Some(m.as_str().to_owned()))
+        v.check(Email::parse(&c.email)).map(|m| Some(m.as_str().to_owned()))
     };
-    let wechat = v
-        .check(bounded_text("wechat_id", &c.wechat_id, 64))
-        .map(|w| if w.is_empty() { None } else { Some(w) });
+    let wechat =
+        v.check(bounded_text("wechat_id", &c.wechat_id, 64)).map(|w| if w.is_empty() { None } else { Some(w) });
     if c.mobile.trim().is_empty() && c.email.trim().is_empty() && c.wechat_id.trim().is_empty() {
-        v.add(
-            "mobile",
-            "a contact needs at least one of mobile, email or wechat_id",
-        );
+        v.add("mobile", "a contact needs at least one of mobile, email or wechat_id");
     }
     v.finish()?;
     match (name, role, mobile, email, wechat) {
@@ -408,9 +341,7 @@ fn new_contact_row(customer_id: &str, c: &pb::Contact) -> Result<ContactRow, Err
 
 fn writable(row: &CustomerRow) -> Result<(), Error> {
     match row.lifecycle_status {
-        5 => Err(Error::FailedPrecondition(
-            "this customer's personal data was erased; its records are locked".into(),
-        )),
+        5 => Err(Error::FailedPrecondition("this customer's personal data was erased; its records are locked".into())),
         _ => Ok(()),
     }
 }
@@ -433,16 +364,9 @@ const UPDATABLE: &[&str] = &[
     "lifecycle_status",
 ];
 
-fn merge_customer(
-    current: &mut pb::Customer,
-    patch: &pb::Customer,
-    paths: &[String],
-) -> Result<(), Error> {
-    let all: Vec<String> = UPDATABLE
-        .iter()
-        .filter(|p| !p.starts_with("preferences."))
-        .map(|s| (*s).to_owned())
-        .collect();
+fn merge_customer(current: &mut pb::Customer, patch: &pb::Customer, paths: &[String]) -> Result<(), Error> {
+    let all: Vec<String> =
+        UPDATABLE.iter().filter(|p| !p.starts_with("preferences.")).map(|s| (*s).to_owned()).collect();
     let paths = if paths.is_empty() { &all } else { paths };
     let mut v = Violations::new();
     let patch_prefs = patch.preferences.clone().unwrap_or_default();
@@ -460,19 +384,13 @@ fn merge_customer(
             "account_manager" => current.account_manager.clone_from(&patch.account_manager),
             "tags" => current.tags.clone_from(&patch.tags),
             "preferences" => *prefs = patch_prefs.clone(),
-            "preferences.preferred_channel" => {
-                prefs.preferred_channel = patch_prefs.preferred_channel
-            }
+            "preferences.preferred_channel" => prefs.preferred_channel = patch_prefs.preferred_channel,
             "preferences.language" => prefs.language.clone_from(&patch_prefs.language),
             "preferences.greeting_opt_in" => prefs.greeting_opt_in = patch_prefs.greeting_opt_in,
             "lifecycle_status" => current.lifecycle_status = patch.lifecycle_status,
-            other => v.add(
-                "update_mask",
-                format!(
-                    "{other:?} is not an updatable field (one of: {})",
-                    UPDATABLE.join(", ")
-                ),
-            ),
+            other => {
+                v.add("update_mask", format!("{other:?} is not an updatable field (one of: {})", UPDATABLE.join(", ")))
+            }
         }
     }
     v.finish()
@@ -498,11 +416,7 @@ impl CustomersApi {
     fn open_tax(&self, customer_id: &str, row: &TaxProfileRow) -> Result<TaxSecret, Error> {
         let plain = self.keys.open(
             &tax_aad(customer_id),
-            &Sealed {
-                key_id: row.key_id.clone(),
-                nonce: row.nonce.clone(),
-                ciphertext: row.ciphertext.clone(),
-            },
+            &Sealed { key_id: row.key_id.clone(), nonce: row.nonce.clone(), ciphertext: row.ciphertext.clone() },
         )?;
         Ok(serde_json::from_slice(&plain).map_err(anyhow::Error::from)?)
     }
@@ -538,42 +452,17 @@ fn tax_pb(customer_id: &str, s: &TaxSecret, masked: bool, updated_at: i64) -> pb
 
 fn parse_tax(t: &pb::TaxProfile) -> Result<TaxSecret, Error> {
     let mut v = Violations::new();
-    let trn = v.check(bounded_text(
-        "tax_profile.tax_registration_number",
-        &t.tax_registration_number,
-        32,
-    ));
-    let auth = v.check(bounded_text(
-        "tax_profile.tax_authority",
-        &t.tax_authority,
-        128,
-    ));
+    let trn = v.check(bounded_text("tax_profile.tax_registration_number", &t.tax_registration_number, 32));
+    let auth = v.check(bounded_text("tax_profile.tax_authority", &t.tax_authority, 128));
     let bank = v.check(bounded_text("tax_profile.bank_name", &t.bank_name, 128));
-    let acct = v.check(bounded_text(
-        "tax_profile.bank_account",
-        &t.bank_account,
-        40,
-    ));
+    let acct = v.check(bounded_text("tax_profile.bank_account", &t.bank_account, 40));
     if let Some(a) = &acct
-        && !a
-            .chars()
-            .all(|c| c.is_ascii_digit() || c == ' ' || c == '-')
+        && !a.chars().all(|c| c.is_ascii_digit() || c == ' ' || c == '-')
     {
-        v.add(
-            "tax_profile.bank_account",
-            "may hold only digits, spaces and dashes",
-        );
+        v.add("tax_profile.bank_account", "may hold only digits, spaces and dashes");
     }
-    let band = v.check(bounded_text(
-        "tax_profile.revenue_band",
-        &t.revenue_band,
-        64,
-    ));
-    let notes = v.check(bounded_text(
-        "tax_profile.tax_status_notes",
-        &t.tax_status_notes,
-        4000,
-    ));
+    let band = v.check(bounded_text("tax_profile.revenue_band", &t.revenue_band, 64));
+    let notes = v.check(bounded_text("tax_profile.tax_status_notes", &t.tax_status_notes, 4000));
     v.finish()?;
     Ok(TaxSecret {
         tax_registration_number: trn.unwrap_or_default(),
@@ -658,8 +547,7 @@ fn cycle_days(field: &str, raw: i32, default: u32) -> Result<i64, Error> {
 }
 
 fn add_days(d: chrono::NaiveDate, days: i64) -> chrono::NaiveDate {
-    d.checked_add_signed(chrono::Duration::days(days))
-        .unwrap_or(d)
+    d.checked_add_signed(chrono::Duration::days(days)).unwrap_or(d)
 }
 
 fn festival_of(field: &str, raw: i32) -> Result<(pb::Festival, Festival), Error> {
@@ -715,12 +603,7 @@ fn greeting_route(preferred: i64, c: Option<&ContactRow>) -> (i32, String, Strin
         }
     };
     let pref = pb::Channel::try_from(preferred as i32).unwrap_or(pb::Channel::Unspecified);
-    for ch in [
-        pref,
-        pb::Channel::Wechat,
-        pb::Channel::Sms,
-        pb::Channel::Email,
-    ] {
+    for ch in [pref, pb::Channel::Wechat, pb::Channel::Sms, pb::Channel::Email] {
         if let Some(a) = addr(ch) {
             return (ch as i32, c.name.clone(), a);
         }
@@ -731,14 +614,8 @@ fn greeting_route(preferred: i64, c: Option<&ContactRow>) -> (i32, String, Strin
 // ---------------------------------------------------------------- the service
 
 impl CustomersApi {
-    async fn create(
-        &self,
-        p: &Principal,
-        r: pb::CreateCustomerRequest,
-    ) -> Result<pb::Customer, Error> {
-        let input = r
-            .customer
-            .ok_or_else(|| Error::invalid("customer", "is required"))?;
+    async fn create(&self, p: &Principal, r: pb::CreateCustomerRequest) -> Result<pb::Customer, Error> {
+        let input = r.customer.ok_or_else(|| Error::invalid("customer", "is required"))?;
         let request_id = bounded_text("request_id", &r.request_id, 128)?;
         let fields = parse_customer(&input, r.allow_invalid_uscc_checksum)?;
         let mut contact_rows = Vec::new();
@@ -748,9 +625,7 @@ impl CustomersApi {
         }
         let id = uuid::Uuid::now_v7().to_string();
         for (i, c) in r.contacts.iter().enumerate() {
-            if let Some(row) =
-                v.check(new_contact_row(&id, c).map_err(|e| e.within(&format!("contacts[{i}]"))))
-            {
+            if let Some(row) = v.check(new_contact_row(&id, c).map_err(|e| e.within(&format!("contacts[{i}]")))) {
                 contact_rows.push(row);
             }
         }
@@ -792,12 +667,7 @@ impl CustomersApi {
             updated_at: now,
         };
         fields.apply(&mut row);
-        store::insert_customer(
-            &mut tx,
-            &row,
-            (!request_id.is_empty()).then_some(request_id.as_str()),
-        )
-        .await?;
+        store::insert_customer(&mut tx, &row, (!request_id.is_empty()).then_some(request_id.as_str())).await?;
         store::set_tags(&mut tx, &id, &fields.tags).await?;
         let primary_seen = contact_rows.iter().position(|c| c.is_primary == 1);
         for (i, c) in contact_rows.iter_mut().enumerate() {
@@ -820,11 +690,7 @@ impl CustomersApi {
             )
             .await?;
         }
-        let detail = if row.uscc_check_failed == 1 {
-            "uscc check character failed; accepted by override"
-        } else {
-            ""
-        };
+        let detail = if row.uscc_check_failed == 1 { "uscc check character failed; accepted by override" } else { "" };
         audit(&mut tx, p, "customer.create", &id, detail, "").await?;
         let out = load_customer(&mut tx, &row).await?;
         tx.commit().await.map_err(Error::from)?;
@@ -834,14 +700,8 @@ impl CustomersApi {
         Ok(out)
     }
 
-    async fn update(
-        &self,
-        p: &Principal,
-        r: pb::UpdateCustomerRequest,
-    ) -> Result<pb::Customer, Error> {
-        let patch = r
-            .customer
-            .ok_or_else(|| Error::invalid("customer", "is required"))?;
+    async fn update(&self, p: &Principal, r: pb::UpdateCustomerRequest) -> Result<pb::Customer, Error> {
+        let patch = r.customer.ok_or_else(|| Error::invalid("customer", "is required"))?;
         let id = id_field("customer.id", &patch.id)?;
         let paths = r.update_mask.map(|m| m.paths).unwrap_or_default();
         let mut tx = self.pool.begin().await.map_err(Error::from)?;
@@ -862,8 +722,7 @@ impl CustomersApi {
             ));
         }
         // Keep an accepted pilot code's override when the USCC is unchanged.
-        let allow = r.allow_invalid_uscc_checksum
-            || (current.uscc == before.uscc && before.uscc_check_failed);
+        let allow = r.allow_invalid_uscc_checksum || (current.uscc == before.uscc && before.uscc_check_failed);
         let fields = parse_customer(&current, allow)?;
         let version = row.version;
         fields.apply(&mut row);
@@ -891,27 +750,15 @@ impl CustomersApi {
         }
         let name = bounded_text("name_contains", &r.name_contains, 200)?;
         if !name.is_empty() {
-            let esc = name
-                .to_lowercase()
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_");
-            push(
-                "c.company_name_lower LIKE $? ESCAPE '\\'",
-                store::Bind::Text(format!("%{esc}%")),
-                &mut clauses,
-            );
+            let esc = name.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            push("c.company_name_lower LIKE $? ESCAPE '\\'", store::Bind::Text(format!("%{esc}%")), &mut clauses);
         }
         if !r.uscc.trim().is_empty() {
-            push(
-                "c.uscc = $?",
-                store::Bind::Text(r.uscc.trim().to_ascii_uppercase()),
-                &mut clauses,
-            );
+            push("c.uscc = $?", store::Bind::Text(r.uscc.trim().to_ascii_uppercase()), &mut clauses);
         }
         if !r.contact_phone.trim().is_empty() {
-            let m = Mobile::parse(&r.contact_phone)
-                .map_err(|e| e.within("contact_phone").field_rename("contact_phone"))?;
+            let m =
+                Mobile::parse(&r.contact_phone).map_err(|e| e.within("contact_phone").field_rename("contact_phone"))?;
             push(
                 "EXISTS (SELECT 1 FROM contacts x WHERE x.customer_id = c.id AND x.mobile = $?)",
                 store::Bind::Text(m.as_str().to_owned()),
@@ -934,55 +781,35 @@ impl CustomersApi {
         }
         if r.service_tier != 0 {
             let tier: pb::ServiceTier = enum_value("service_tier", r.service_tier, None)?;
-            push(
-                "c.service_tier = $?",
-                store::Bind::Int(tier as i64),
-                &mut clauses,
-            );
+            push("c.service_tier = $?", store::Bind::Int(tier as i64), &mut clauses);
         }
         if !r.account_manager.trim().is_empty() {
-            push(
-                "c.account_manager = $?",
-                store::Bind::Text(r.account_manager.trim().to_owned()),
-                &mut clauses,
-            );
+            push("c.account_manager = $?", store::Bind::Text(r.account_manager.trim().to_owned()), &mut clauses);
         }
         if let Some((after, _)) = decode_token("customers", &r.page_token)? {
             push("c.id > $?", store::Bind::Text(after), &mut clauses);
         }
         let mut conn = self.pool.acquire().await.map_err(Error::from)?;
-        let rows =
-            store::list_customers(&mut conn, &clauses.join(" AND "), binds, size + 1).await?;
+        let rows = store::list_customers(&mut conn, &clauses.join(" AND "), binds, size + 1).await?;
         let more = rows.len() as i64 > size;
         let mut customers = Vec::new();
         for row in rows.iter().take(size as usize) {
             customers.push(load_customer(&mut conn, row).await?);
         }
         let next_page_token = if more {
-            customers
-                .last()
-                .map(|c| encode_token("customers", &c.id, ""))
-                .unwrap_or_default()
+            customers.last().map(|c| encode_token("customers", &c.id, "")).unwrap_or_default()
         } else {
             String::new()
         };
-        Ok(pb::ListCustomersResponse {
-            customers,
-            next_page_token,
-        })
+        Ok(pb::ListCustomersResponse { customers, next_page_token })
     }
 
     async fn import_row(&self, p: &Principal, row: pb::ImportCustomerRow) -> Result<bool, Error> {
-        let customer = row
-            .customer
-            .ok_or_else(|| Error::invalid("customer", "is required"))?;
+        let customer = row.customer.ok_or_else(|| Error::invalid("customer", "is required"))?;
         let fields = parse_customer(&customer, false)?;
         {
             let mut conn = self.pool.acquire().await.map_err(Error::from)?;
-            if store::live_customer_by_uscc(&mut conn, fields.uscc.as_str())
-                .await?
-                .is_some()
-            {
+            if store::live_customer_by_uscc(&mut conn, fields.uscc.as_str()).await?.is_some() {
                 return Ok(false);
             }
         }
@@ -1020,9 +847,7 @@ impl CustomersApi {
             let now = now_ms();
             let consents = store::consents(&mut tx, &id).await?;
             let covered = consents.iter().any(|c| {
-                c.is_live(now)
-                    && c.recipient == recipient
-                    && cats.iter().all(|k| c.category_values().contains(k))
+                c.is_live(now) && c.recipient == recipient && cats.iter().all(|k| c.category_values().contains(k))
             });
             if !covered {
                 return Err(Error::FailedPrecondition(format!(
@@ -1082,18 +907,11 @@ impl CustomersApi {
                 .map(|c| serde_json::json!({"purpose": c.purpose, "recipient": c.recipient, "categories": c.category_values(), "granted_at_ms": c.granted_at, "revoked_at_ms": c.revoked_at}))
                 .collect();
         }
-        let cat_names: Vec<&str> = cats
-            .iter()
-            .filter_map(|c| pb::DataCategory::try_from(*c).ok())
-            .map(|c| c.as_str_name())
-            .collect();
+        let cat_names: Vec<&str> =
+            cats.iter().filter_map(|c| pb::DataCategory::try_from(*c).ok()).map(|c| c.as_str_name()).collect();
         let detail = format!(
             "recipient={};categories={}",
-            if recipient.is_empty() {
-                "data subject"
-            } else {
-                &recipient
-            },
+            if recipient.is_empty() { "data subject" } else { &recipient },
             cat_names.join("|")
         );
         audit(&mut tx, p, "customer.export", &id, detail, &purpose).await?;
@@ -1112,9 +930,7 @@ impl FieldRename for Error {
     fn field_rename(self, to: &str) -> Self {
         match self {
             Error::InvalidArgument(v) => Error::InvalidArgument(
-                v.into_iter()
-                    .map(|f| kefu_kit::FieldViolation::new(to, f.description))
-                    .collect(),
+                v.into_iter().map(|f| kefu_kit::FieldViolation::new(to, f.description)).collect(),
             ),
             other => other,
         }
@@ -1171,19 +987,13 @@ impl CustomerService for CustomersApi {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn list_customers(
-        &self,
-        req: Request<pb::ListCustomersRequest>,
-    ) -> Res<pb::ListCustomersResponse> {
+    async fn list_customers(&self, req: Request<pb::ListCustomersRequest>) -> Res<pb::ListCustomersResponse> {
         principal(&req)?.require(READERS)?;
         Ok(Response::new(self.list(req.into_inner()).await?))
     }
 
     #[tracing::instrument(skip_all)]
-    async fn archive_customer(
-        &self,
-        req: Request<pb::ArchiveCustomerRequest>,
-    ) -> Res<pb::Customer> {
+    async fn archive_customer(&self, req: Request<pb::ArchiveCustomerRequest>) -> Res<pb::Customer> {
         let p = principal(&req)?;
         p.require(MANAGERS)?;
         let r = req.into_inner();
@@ -1192,9 +1002,7 @@ impl CustomerService for CustomersApi {
         let mut row = store::require_customer(&mut tx, &id).await?;
         writable(&row)?;
         if !r.etag.is_empty() && r.etag != row.version.to_string() {
-            return Err(
-                Error::Aborted("etag is stale; reload the customer and retry".into()).into(),
-            );
+            return Err(Error::Aborted("etag is stale; reload the customer and retry".into()).into());
         }
         if row.lifecycle_status != pb::LifecycleStatus::Archived as i64 {
             let version = row.version;
@@ -1216,10 +1024,7 @@ impl CustomerService for CustomersApi {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn import_customers(
-        &self,
-        req: Request<Streaming<pb::ImportCustomerRow>>,
-    ) -> Res<ImportResult> {
+    async fn import_customers(&self, req: Request<Streaming<pb::ImportCustomerRow>>) -> Res<ImportResult> {
         let p = principal(&req)?;
         p.require(IMPORTERS)?;
         let mut stream = req.into_inner();
@@ -1231,10 +1036,7 @@ impl CustomerService for CustomersApi {
                 Ok(true) => out.created += 1,
                 Ok(false) => out.unchanged += 1,
                 Err(Error::Internal(e)) => return Err(Error::Internal(e).into()),
-                Err(e) => out.errors.push(pb::ImportRowError {
-                    line,
-                    reason: e.to_string(),
-                }),
+                Err(e) => out.errors.push(pb::ImportRowError { line, reason: e.to_string() }),
             }
         }
         tracing::info!(
@@ -1253,29 +1055,17 @@ impl CustomerService for CustomersApi {
         p.require(WRITERS)?;
         let r = req.into_inner();
         let customer_id = id_field("customer_id", &r.customer_id)?;
-        let contact = r
-            .contact
-            .ok_or_else(|| Error::invalid("contact", "is required"))?;
+        let contact = r.contact.ok_or_else(|| Error::invalid("contact", "is required"))?;
         let row = new_contact_row(&customer_id, &contact).map_err(|e| e.within("contact"))?;
         let mut tx = self.pool.begin().await.map_err(Error::from)?;
         let customer = store::require_customer(&mut tx, &customer_id).await?;
         writable(&customer)?;
         if store::contacts(&mut tx, &customer_id).await?.len() >= 50 {
-            return Err(
-                Error::FailedPrecondition("a customer has at most 50 contacts".into()).into(),
-            );
+            return Err(Error::FailedPrecondition("a customer has at most 50 contacts".into()).into());
         }
         store::upsert_contact(&mut tx, &row, true).await?;
         store::touch_customer(&mut tx, &customer_id).await?;
-        audit(
-            &mut tx,
-            &p,
-            "contact.create",
-            &customer_id,
-            format!("contact={}", row.id),
-            "",
-        )
-        .await?;
+        audit(&mut tx, &p, "contact.create", &customer_id, format!("contact={}", row.id), "").await?;
         let saved = store::get_contact(&mut tx, &customer_id, &row.id).await?;
         tx.commit().await.map_err(Error::from)?;
         Ok(Response::new(contact_pb(&saved)))
@@ -1286,9 +1076,7 @@ impl CustomerService for CustomersApi {
         let p = principal(&req)?;
         p.require(WRITERS)?;
         let r = req.into_inner();
-        let patch = r
-            .contact
-            .ok_or_else(|| Error::invalid("contact", "is required"))?;
+        let patch = r.contact.ok_or_else(|| Error::invalid("contact", "is required"))?;
         let id = id_field("contact.id", &patch.id)?;
         let mut tx = self.pool.begin().await.map_err(Error::from)?;
         let existing = store::contact_by_id(&mut tx, &id).await?;
@@ -1298,9 +1086,7 @@ impl CustomerService for CustomersApi {
         writable(&store::require_customer(&mut tx, &existing.customer_id).await?)?;
         let mut merged = contact_pb(&existing);
         let paths = r.update_mask.map(|m| m.paths).unwrap_or_default();
-        let all = ["name", "role", "mobile", "email", "wechat_id", "primary"]
-            .map(String::from)
-            .to_vec();
+        let all = ["name", "role", "mobile", "email", "wechat_id", "primary"].map(String::from).to_vec();
         let mut v = Violations::new();
         for path in if paths.is_empty() { &all } else { &paths } {
             match path.as_str() {
@@ -1310,36 +1096,21 @@ impl CustomerService for CustomersApi {
                 "email" => merged.email.clone_from(&patch.email),
                 "wechat_id" => merged.wechat_id.clone_from(&patch.wechat_id),
                 "primary" => merged.primary = patch.primary,
-                other => v.add(
-                    "update_mask",
-                    format!("{other:?} is not an updatable contact field"),
-                ),
+                other => v.add("update_mask", format!("{other:?} is not an updatable contact field")),
             }
         }
         v.finish()?;
-        let row = parse_contact(id.clone(), &existing.customer_id, &merged)
-            .map_err(|e| e.within("contact"))?;
+        let row = parse_contact(id.clone(), &existing.customer_id, &merged).map_err(|e| e.within("contact"))?;
         store::upsert_contact(&mut tx, &row, false).await?;
         store::touch_customer(&mut tx, &row.customer_id).await?;
-        audit(
-            &mut tx,
-            &p,
-            "contact.update",
-            &row.customer_id,
-            format!("contact={id}"),
-            "",
-        )
-        .await?;
+        audit(&mut tx, &p, "contact.update", &row.customer_id, format!("contact={id}"), "").await?;
         let saved = store::get_contact(&mut tx, &row.customer_id, &id).await?;
         tx.commit().await.map_err(Error::from)?;
         Ok(Response::new(contact_pb(&saved)))
     }
 
     #[tracing::instrument(skip_all)]
-    async fn delete_contact(
-        &self,
-        req: Request<pb::DeleteContactRequest>,
-    ) -> Res<pb::DeleteContactResponse> {
+    async fn delete_contact(&self, req: Request<pb::DeleteContactRequest>) -> Res<pb::DeleteContactResponse> {
         let p = principal(&req)?;
         p.require(WRITERS)?;
         let r = req.into_inner();
@@ -1349,38 +1120,22 @@ impl CustomerService for CustomersApi {
         writable(&store::require_customer(&mut tx, &customer_id).await?)?;
         store::delete_contact(&mut tx, &customer_id, &id).await?;
         store::touch_customer(&mut tx, &customer_id).await?;
-        audit(
-            &mut tx,
-            &p,
-            "contact.delete",
-            &customer_id,
-            format!("contact={id}"),
-            "",
-        )
-        .await?;
+        audit(&mut tx, &p, "contact.delete", &customer_id, format!("contact={id}"), "").await?;
         tx.commit().await.map_err(Error::from)?;
         Ok(Response::new(pb::DeleteContactResponse {}))
     }
 
     #[tracing::instrument(skip_all)]
-    async fn update_tax_profile(
-        &self,
-        req: Request<pb::UpdateTaxProfileRequest>,
-    ) -> Res<pb::TaxProfile> {
+    async fn update_tax_profile(&self, req: Request<pb::UpdateTaxProfileRequest>) -> Res<pb::TaxProfile> {
         let p = principal(&req)?;
         p.require(WRITERS)?;
         let r = req.into_inner();
-        let t = r
-            .tax_profile
-            .ok_or_else(|| Error::invalid("tax_profile", "is required"))?;
+        let t = r.tax_profile.ok_or_else(|| Error::invalid("tax_profile", "is required"))?;
         let id = id_field("tax_profile.customer_id", &t.customer_id)?;
         let purpose = bounded_text("purpose", &r.purpose, 500)?;
         let secret = parse_tax(&t)?;
         let plain = serde_json::to_vec(&secret).map_err(|e| Error::Internal(e.into()))?;
-        let sealed = self
-            .keys
-            .seal(&tax_aad(&id), &plain)
-            .map_err(Error::Internal)?;
+        let sealed = self.keys.seal(&tax_aad(&id), &plain).map_err(Error::Internal)?;
         let now = now_ms();
         let mut tx = self.pool.begin().await.map_err(Error::from)?;
         writable(&store::require_customer(&mut tx, &id).await?)?;
@@ -1392,15 +1147,7 @@ impl CustomerService for CustomersApi {
         };
         store::put_tax_profile(&mut tx, &id, &row, &p.subject).await?;
         store::touch_customer(&mut tx, &id).await?;
-        audit(
-            &mut tx,
-            &p,
-            "tax_profile.write",
-            &id,
-            "tax_profile",
-            &purpose,
-        )
-        .await?;
+        audit(&mut tx, &p, "tax_profile.write", &id, "tax_profile", &purpose).await?;
         tx.commit().await.map_err(Error::from)?;
         // The writer gets the masked view back: writing is not permission to read.
         Ok(Response::new(tax_pb(&id, &secret, true, now)))
@@ -1415,14 +1162,12 @@ impl CustomerService for CustomersApi {
         if r.unmasked {
             if !p.has_any(SENSITIVE_READERS) {
                 return Err(Error::PermissionDenied(
-                    "reading the unmasked tax profile needs the supervisor, admin or service role"
-                        .into(),
+                    "reading the unmasked tax profile needs the supervisor, admin or service role".into(),
                 )
                 .into());
             }
-            required_text("purpose", &r.purpose, 500).map_err(|_| {
-                Error::invalid("purpose", "an unmasked read must state its purpose")
-            })?;
+            required_text("purpose", &r.purpose, 500)
+                .map_err(|_| Error::invalid("purpose", "an unmasked read must state its purpose"))?;
         }
         let mut tx = self.pool.begin().await.map_err(Error::from)?;
         let customer = store::require_customer(&mut tx, &id).await?;
@@ -1434,42 +1179,22 @@ impl CustomerService for CustomersApi {
             .ok_or_else(|| Error::NotFound(format!("tax profile of customer {id}")))?;
         let secret = self.open_tax(&id, &row)?;
         if r.unmasked {
-            audit(
-                &mut tx,
-                &p,
-                "tax_profile.read",
-                &id,
-                "tax_profile unmasked",
-                r.purpose.trim(),
-            )
-            .await?;
+            audit(&mut tx, &p, "tax_profile.read", &id, "tax_profile unmasked", r.purpose.trim()).await?;
         }
         tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(tax_pb(
-            &id,
-            &secret,
-            !r.unmasked,
-            row.updated_at,
-        )))
+        Ok(Response::new(tax_pb(&id, &secret, !r.unmasked, row.updated_at)))
     }
 
     #[tracing::instrument(skip_all)]
     async fn create_consent(&self, req: Request<pb::CreateConsentRequest>) -> Res<pb::Consent> {
         let p = principal(&req)?;
         p.require(WRITERS)?;
-        let c = req
-            .into_inner()
-            .consent
-            .ok_or_else(|| Error::invalid("consent", "is required"))?;
+        let c = req.into_inner().consent.ok_or_else(|| Error::invalid("consent", "is required"))?;
         let mut v = Violations::new();
         let customer_id = v.check(id_field("consent.customer_id", &c.customer_id));
         let purpose = v.check(required_text("consent.purpose", &c.purpose, 500));
         let recipient = v.check(bounded_text("consent.recipient", &c.recipient, 200));
-        let cats = v.check(parse_categories(
-            "consent.data_categories",
-            &c.data_categories,
-            false,
-        ));
+        let cats = v.check(parse_categories("consent.data_categories", &c.data_categories, false));
         let evidence = v.check(bounded_text("consent.evidence", &c.evidence, 500));
         let now = now_ms();
         let granted = match &c.grant_time {
@@ -1494,15 +1219,7 @@ impl CustomerService for CustomersApi {
             Some(evidence),
             Some(granted),
             Some(expires),
-        ) = (
-            customer_id,
-            purpose,
-            recipient,
-            cats,
-            evidence,
-            granted,
-            expires,
-        )
+        ) = (customer_id, purpose, recipient, cats, evidence, granted, expires)
         else {
             return Err(Error::invalid("consent", "is not valid").into());
         };
@@ -1511,11 +1228,7 @@ impl CustomerService for CustomersApi {
             customer_id: customer_id.clone(),
             purpose,
             recipient,
-            categories: cats
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(","),
+            categories: cats.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
             granted_at: granted,
             expires_at: expires,
             revoked_at: None,
@@ -1548,33 +1261,18 @@ impl CustomerService for CustomersApi {
         let mut tx = self.pool.begin().await.map_err(Error::from)?;
         store::require_customer(&mut tx, &customer_id).await?;
         let row = store::revoke_consent(&mut tx, &customer_id, &id).await?;
-        audit(
-            &mut tx,
-            &p,
-            "consent.revoke",
-            &customer_id,
-            format!("consent={id}"),
-            "",
-        )
-        .await?;
+        audit(&mut tx, &p, "consent.revoke", &customer_id, format!("consent={id}"), "").await?;
         tx.commit().await.map_err(Error::from)?;
         Ok(Response::new(consent_pb(&row)))
     }
 
     #[tracing::instrument(skip_all)]
-    async fn list_consents(
-        &self,
-        req: Request<pb::ListConsentsRequest>,
-    ) -> Res<pb::ListConsentsResponse> {
+    async fn list_consents(&self, req: Request<pb::ListConsentsRequest>) -> Res<pb::ListConsentsResponse> {
         principal(&req)?.require(READERS)?;
         let id = id_field("customer_id", &req.get_ref().customer_id)?;
         let mut conn = self.pool.acquire().await.map_err(Error::from)?;
         store::require_customer(&mut conn, &id).await?;
-        let consents = store::consents(&mut conn, &id)
-            .await?
-            .iter()
-            .map(consent_pb)
-            .collect();
+        let consents = store::consents(&mut conn, &id).await?.iter().map(consent_pb).collect();
         Ok(Response::new(pb::ListConsentsResponse { consents }))
     }
 
@@ -1616,22 +1314,13 @@ impl CustomerService for CustomersApi {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn list_audit_entries(
-        &self,
-        req: Request<pb::ListAuditEntriesRequest>,
-    ) -> Res<pb::ListAuditEntriesResponse> {
+    async fn list_audit_entries(&self, req: Request<pb::ListAuditEntriesRequest>) -> Res<pb::ListAuditEntriesResponse> {
         principal(&req)?.require(AUDITORS)?;
         let r = req.into_inner();
-        let customer = if r.customer_id.is_empty() {
-            None
-        } else {
-            Some(id_field("customer_id", &r.customer_id)?)
-        };
+        let customer = if r.customer_id.is_empty() { None } else { Some(id_field("customer_id", &r.customer_id)?) };
         let size = page_size("page_size", r.page_size, 100, 1000)?;
         let after = match decode_token("audit", &r.page_token)? {
-            Some((a, _)) => a
-                .parse::<i64>()
-                .map_err(|_| Error::invalid("page_token", "is not valid"))?,
+            Some((a, _)) => a.parse::<i64>().map_err(|_| Error::invalid("page_token", "is not valid"))?,
             None => 0,
         };
         let mut conn = self.pool.acquire().await.map_err(Error::from)?;
@@ -1654,24 +1343,15 @@ impl CustomerService for CustomersApi {
             })
             .collect();
         let next_page_token = if more {
-            entries
-                .last()
-                .map(|e| encode_token("audit", &e.seq.to_string(), ""))
-                .unwrap_or_default()
+            entries.last().map(|e| encode_token("audit", &e.seq.to_string(), "")).unwrap_or_default()
         } else {
             String::new()
         };
-        Ok(Response::new(pb::ListAuditEntriesResponse {
-            entries,
-            next_page_token,
-        }))
+        Ok(Response::new(pb::ListAuditEntriesResponse { entries, next_page_token }))
     }
 
     #[tracing::instrument(skip_all)]
-    async fn verify_audit_chain(
-        &self,
-        req: Request<pb::VerifyAuditChainRequest>,
-    ) -> Res<pb::VerifyAuditChainResponse> {
+    async fn verify_audit_chain(&self, req: Request<pb::VerifyAuditChainRequest>) -> Res<pb::VerifyAuditChainResponse> {
         principal(&req)?.require(AUDITORS)?;
         let mut conn = self.pool.acquire().await.map_err(Error::from)?;
         let (checked, problem) = store::verify_audit(&mut conn).await?;
@@ -1695,31 +1375,21 @@ impl CustomerService for CustomersApi {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn set_follow_up_plan(
-        &self,
-        req: Request<pb::SetFollowUpPlanRequest>,
-    ) -> Res<pb::FollowUpPlan> {
+    async fn set_follow_up_plan(&self, req: Request<pb::SetFollowUpPlanRequest>) -> Res<pb::FollowUpPlan> {
         let p = principal(&req)?;
         p.require(WRITERS)?;
         let r = req.into_inner();
         let mut v = Violations::new();
         let customer_id = v.check(id_field("customer_id", &r.customer_id));
         let owner = v.check(required_text("owner", &r.owner, 64));
-        let cycle = v.check(cycle_days(
-            "cycle_days",
-            r.cycle_days,
-            self.settings.follow_up_cycle_days,
-        ));
+        let cycle = v.check(cycle_days("cycle_days", r.cycle_days, self.settings.follow_up_cycle_days));
         let next = if r.next_due_date.is_empty() {
             Some(None)
         } else {
-            v.check(domain::parse_date("next_due_date", &r.next_due_date))
-                .map(Some)
+            v.check(domain::parse_date("next_due_date", &r.next_due_date)).map(Some)
         };
         v.finish()?;
-        let (Some(customer_id), Some(owner), Some(cycle), Some(next)) =
-            (customer_id, owner, cycle, next)
-        else {
+        let (Some(customer_id), Some(owner), Some(cycle), Some(next)) = (customer_id, owner, cycle, next) else {
             return Err(Error::invalid("request", "is not valid").into());
         };
         let mut tx = self.pool.begin().await.map_err(Error::from)?;
@@ -1742,10 +1412,7 @@ impl CustomerService for CustomersApi {
             &p,
             "follow_up.plan",
             &customer_id,
-            format!(
-                "owner={};cycle_days={cycle};active={}",
-                plan.owner, r.active
-            ),
+            format!("owner={};cycle_days={cycle};active={}", plan.owner, r.active),
             "",
         )
         .await?;
@@ -1754,10 +1421,7 @@ impl CustomerService for CustomersApi {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn get_follow_up_plan(
-        &self,
-        req: Request<pb::GetFollowUpPlanRequest>,
-    ) -> Res<pb::FollowUpPlan> {
+    async fn get_follow_up_plan(&self, req: Request<pb::GetFollowUpPlanRequest>) -> Res<pb::FollowUpPlan> {
         principal(&req)?.require(WRITERS)?;
         let id = id_field("customer_id", &req.get_ref().customer_id)?;
         let mut conn = self.pool.acquire().await.map_err(Error::from)?;
@@ -1774,11 +1438,7 @@ impl CustomerService for CustomersApi {
     ) -> Res<pb::ListDueFollowUpsResponse> {
         principal(&req)?.require(WRITERS)?;
         let r = req.into_inner();
-        let due_by = if r.due_by.is_empty() {
-            domain::today()
-        } else {
-            domain::parse_date("due_by", &r.due_by)?
-        };
+        let due_by = if r.due_by.is_empty() { domain::today() } else { domain::parse_date("due_by", &r.due_by)? };
         let owner = bounded_text("owner", &r.owner, 64)?;
         let size = page_size("page_size", r.page_size, 100, 1000)?;
         let after = decode_token("follow_ups", &r.page_token)?;
@@ -1794,30 +1454,18 @@ impl CustomerService for CustomersApi {
         let more = rows.len() as i64 > size;
         let plans: Vec<pb::FollowUpPlan> = rows.iter().take(size as usize).map(plan_pb).collect();
         let next_page_token = if more {
-            plans
-                .last()
-                .map(|p| encode_token("follow_ups", &p.next_due_date, &p.customer_id))
-                .unwrap_or_default()
+            plans.last().map(|p| encode_token("follow_ups", &p.next_due_date, &p.customer_id)).unwrap_or_default()
         } else {
             String::new()
         };
-        Ok(Response::new(pb::ListDueFollowUpsResponse {
-            plans,
-            next_page_token,
-        }))
+        Ok(Response::new(pb::ListDueFollowUpsResponse { plans, next_page_token }))
     }
 
     #[tracing::instrument(skip_all)]
-    async fn record_follow_up_visit(
-        &self,
-        req: Request<pb::RecordFollowUpVisitRequest>,
-    ) -> Res<pb::FollowUpVisit> {
+    async fn record_follow_up_visit(&self, req: Request<pb::RecordFollowUpVisitRequest>) -> Res<pb::FollowUpVisit> {
         let p = principal(&req)?;
         p.require(WRITERS)?;
-        let visit = req
-            .into_inner()
-            .visit
-            .ok_or_else(|| Error::invalid("visit", "is required"))?;
+        let visit = req.into_inner().visit.ok_or_else(|| Error::invalid("visit", "is required"))?;
         let mut v = Violations::new();
         let customer_id = v.check(id_field("visit.customer_id", &visit.customer_id));
         let date = if visit.visit_date.is_empty() {
@@ -1830,11 +1478,7 @@ impl CustomerService for CustomersApi {
         {
             v.add("visit.visit_date", "is in the future");
         }
-        let channel = v.check(enum_value(
-            "visit.channel",
-            visit.channel,
-            Some(pb::Channel::Phone),
-        ));
+        let channel = v.check(enum_value("visit.channel", visit.channel, Some(pb::Channel::Phone)));
         let outcome = v.check(required_text("visit.outcome", &visit.outcome, 500));
         if !(1..=5).contains(&visit.satisfaction) {
             v.add("visit.satisfaction", "must be 1 to 5");
@@ -1868,11 +1512,7 @@ impl CustomerService for CustomersApi {
         let next_due = domain::format_date(add_days(date, plan.cycle_days));
         // A late-recorded older visit does not move the schedule backwards.
         let visit_date = domain::format_date(date);
-        if plan
-            .last_visit
-            .as_deref()
-            .is_none_or(|l| l <= visit_date.as_str())
-        {
+        if plan.last_visit.as_deref().is_none_or(|l| l <= visit_date.as_str()) {
             plan.last_visit = Some(visit_date.clone());
             plan.next_due.clone_from(&next_due);
         }
@@ -1911,30 +1551,16 @@ impl CustomerService for CustomersApi {
         let id = id_field("customer_id", &req.get_ref().customer_id)?;
         let mut conn = self.pool.acquire().await.map_err(Error::from)?;
         store::require_customer(&mut conn, &id).await?;
-        let visits = store::visits(&mut conn, &id)
-            .await?
-            .iter()
-            .map(visit_pb)
-            .collect();
+        let visits = store::visits(&mut conn, &id).await?.iter().map(visit_pb).collect();
         Ok(Response::new(pb::ListFollowUpVisitsResponse { visits }))
     }
 
     #[tracing::instrument(skip_all)]
-    async fn list_festivals(
-        &self,
-        req: Request<pb::ListFestivalsRequest>,
-    ) -> Res<pb::ListFestivalsResponse> {
+    async fn list_festivals(&self, req: Request<pb::ListFestivalsRequest>) -> Res<pb::ListFestivalsResponse> {
         principal(&req)?.require(ANYONE)?;
         let year = req.get_ref().year;
-        let year = if year == 0 {
-            chrono::Datelike::year(&domain::today())
-        } else {
-            year
-        };
-        let mut festivals = Festival::ALL
-            .iter()
-            .map(|f| festival_date_pb(*f, year))
-            .collect::<Result<Vec<_>, _>>()?;
+        let year = if year == 0 { chrono::Datelike::year(&domain::today()) } else { year };
+        let mut festivals = Festival::ALL.iter().map(|f| festival_date_pb(*f, year)).collect::<Result<Vec<_>, _>>()?;
         festivals.sort_by(|a, b| a.date.cmp(&b.date));
         Ok(Response::new(pb::ListFestivalsResponse { festivals }))
     }
@@ -1947,34 +1573,19 @@ impl CustomerService for CustomersApi {
         principal(&req)?.require(WRITERS)?;
         let r = req.into_inner();
         let (fpb, f) = festival_of("festival", r.festival)?;
-        let year = if r.year == 0 {
-            chrono::Datelike::year(&domain::today())
-        } else {
-            r.year
-        };
+        let year = if r.year == 0 { chrono::Datelike::year(&domain::today()) } else { r.year };
         let festival_date = festival_date_pb(f, year)?;
         let size = page_size("page_size", r.page_size, 100, 1000)?;
-        let after = decode_token("greetings", &r.page_token)?
-            .map(|(a, _)| a)
-            .unwrap_or_default();
+        let after = decode_token("greetings", &r.page_token)?.map(|(a, _)| a).unwrap_or_default();
         let mut conn = self.pool.acquire().await.map_err(Error::from)?;
-        let rows = store::greeting_candidates(
-            &mut conn,
-            fpb as i64,
-            i64::from(year),
-            r.pending_only,
-            &after,
-            size + 1,
-        )
-        .await?;
+        let rows = store::greeting_candidates(&mut conn, fpb as i64, i64::from(year), r.pending_only, &after, size + 1)
+            .await?;
         let more = rows.len() as i64 > size;
         let mut targets = Vec::new();
         for (c, sent) in rows.iter().take(size as usize) {
             let contacts = store::contacts(&mut conn, &c.id).await?;
-            let (channel, name, address) = greeting_route(
-                c.preferred_channel,
-                contacts.iter().find(|x| x.is_primary == 1),
-            );
+            let (channel, name, address) =
+                greeting_route(c.preferred_channel, contacts.iter().find(|x| x.is_primary == 1));
             targets.push(pb::GreetingTarget {
                 customer_id: c.id.clone(),
                 company_name: c.company_name.clone(),
@@ -1985,10 +1596,7 @@ impl CustomerService for CustomersApi {
             });
         }
         let next_page_token = if more {
-            targets
-                .last()
-                .map(|t| encode_token("greetings", &t.customer_id, ""))
-                .unwrap_or_default()
+            targets.last().map(|t| encode_token("greetings", &t.customer_id, "")).unwrap_or_default()
         } else {
             String::new()
         };
@@ -2000,10 +1608,7 @@ impl CustomerService for CustomersApi {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn mark_greeting_sent(
-        &self,
-        req: Request<pb::MarkGreetingSentRequest>,
-    ) -> Res<pb::MarkGreetingSentResponse> {
+    async fn mark_greeting_sent(&self, req: Request<pb::MarkGreetingSentRequest>) -> Res<pb::MarkGreetingSentResponse> {
         let p = principal(&req)?;
         p.require(WRITERS)?;
         let r = req.into_inner();
@@ -2013,42 +1618,20 @@ impl CustomerService for CustomersApi {
         if !(1901..=2100).contains(&r.year) {
             v.add("year", "must be between 1901 and 2100");
         }
-        let channel = v.check(enum_value(
-            "channel",
-            r.channel,
-            Some(pb::Channel::Unspecified),
-        ));
+        let channel = v.check(enum_value("channel", r.channel, Some(pb::Channel::Unspecified)));
         v.finish()?;
-        let (Some(customer_id), Some((fpb, _)), Some(channel)) = (customer_id, festival, channel)
-        else {
+        let (Some(customer_id), Some((fpb, _)), Some(channel)) = (customer_id, festival, channel) else {
             return Err(Error::invalid("request", "is not valid").into());
         };
         let mut tx = self.pool.begin().await.map_err(Error::from)?;
         writable(&store::require_customer(&mut tx, &customer_id).await?)?;
-        let (newly, at) = store::mark_greeting(
-            &mut tx,
-            &customer_id,
-            fpb as i64,
-            i64::from(r.year),
-            channel as i64,
-            &p.subject,
-        )
-        .await?;
+        let (newly, at) =
+            store::mark_greeting(&mut tx, &customer_id, fpb as i64, i64::from(r.year), channel as i64, &p.subject)
+                .await?;
         if newly {
-            audit(
-                &mut tx,
-                &p,
-                "greeting.sent",
-                &customer_id,
-                format!("{}:{}", fpb.as_str_name(), r.year),
-                "",
-            )
-            .await?;
+            audit(&mut tx, &p, "greeting.sent", &customer_id, format!("{}:{}", fpb.as_str_name(), r.year), "").await?;
         }
         tx.commit().await.map_err(Error::from)?;
-        Ok(Response::new(pb::MarkGreetingSentResponse {
-            newly_marked: newly,
-            sent_time: ts(at),
-        }))
+        Ok(Response::new(pb::MarkGreetingSentResponse { newly_marked: newly, sent_time: ts(at) }))
     }
 }

@@ -25,61 +25,31 @@ pub struct DataKeyring {
 
 impl std::fmt::Debug for DataKeyring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DataKeyring")
-            .field("active", &self.active)
-            .finish_non_exhaustive()
+        f.debug_struct("DataKeyring").field("active", &self.active).finish_non_exhaustive()
     }
 }
 
 impl DataKeyring {
     pub fn new(entries: &[KeyEntry]) -> anyhow::Result<Self> {
-        let first = entries
-            .first()
-            .ok_or_else(|| anyhow::anyhow!("KEFU_DATA_KEYS: no key given"))?;
-        let keys = entries
-            .iter()
-            .map(|e| {
-                (
-                    e.kid.clone(),
-                    Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&e.bytes)),
-                )
-            })
-            .collect();
-        Ok(Self {
-            active: first.kid.clone(),
-            keys,
-        })
+        let first = entries.first().ok_or_else(|| anyhow::anyhow!("KEFU_DATA_KEYS: no key given"))?;
+        let keys =
+            entries.iter().map(|e| (e.kid.clone(), Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&e.bytes)))).collect();
+        Ok(Self { active: first.kid.clone(), keys })
     }
 
     pub fn seal(&self, aad: &str, plaintext: &[u8]) -> anyhow::Result<Sealed> {
-        let cipher = self
-            .keys
-            .get(&self.active)
-            .ok_or_else(|| anyhow::anyhow!("active data key missing"))?;
+        let cipher = self.keys.get(&self.active).ok_or_else(|| anyhow::anyhow!("active data key missing"))?;
         let mut nonce = [0u8; 12];
         OsRng.fill_bytes(&mut nonce);
         let ct = cipher
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: plaintext,
-                    aad: aad.as_bytes(),
-                },
-            )
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad: aad.as_bytes() })
             .map_err(|_| anyhow::anyhow!("encryption failed"))?;
-        Ok(Sealed {
-            key_id: self.active.clone(),
-            nonce: STANDARD.encode(nonce),
-            ciphertext: STANDARD.encode(ct),
-        })
+        Ok(Sealed { key_id: self.active.clone(), nonce: STANDARD.encode(nonce), ciphertext: STANDARD.encode(ct) })
     }
 
     pub fn open(&self, aad: &str, sealed: &Sealed) -> anyhow::Result<Vec<u8>> {
         let cipher = self.keys.get(&sealed.key_id).ok_or_else(|| {
-            anyhow::anyhow!(
-                "data key {:?} is not configured (was it removed from KEFU_DATA_KEYS?)",
-                sealed.key_id
-            )
+            anyhow::anyhow!("data key {:?} is not configured (was it removed from KEFU_DATA_KEYS?)", sealed.key_id)
         })?;
         let nonce = STANDARD.decode(&sealed.nonce)?;
         if nonce.len() != 12 {
@@ -87,18 +57,8 @@ impl DataKeyring {
         }
         let ct = STANDARD.decode(&sealed.ciphertext)?;
         cipher
-            .decrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: &ct,
-                    aad: aad.as_bytes(),
-                },
-            )
-            .map_err(|_| {
-                anyhow::anyhow!(
-                    "ciphertext does not authenticate (tampered, or bound to another record)"
-                )
-            })
+            .decrypt(Nonce::from_slice(&nonce), Payload { msg: &ct, aad: aad.as_bytes() })
+            .map_err(|_| anyhow::anyhow!("ciphertext does not authenticate (tampered, or bound to another record)"))
     }
 }
 
@@ -120,12 +80,6 @@ mod tests {
         assert!(ring2.open("c2", &sealed).is_err());
 
         let only_new = DataKeyring::new(&[KeyEntry::generate("other")]).unwrap();
-        assert!(
-            only_new
-                .open("c1", &sealed)
-                .unwrap_err()
-                .to_string()
-                .contains("not configured")
-        );
+        assert!(only_new.open("c1", &sealed).unwrap_err().to_string().contains("not configured"));
     }
 }

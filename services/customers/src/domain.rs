@@ -6,9 +6,7 @@ use sha2::{Digest, Sha256};
 
 /// The GB 32100-2015 alphabet: digits and capitals without I, O, Z, S, V.
 const USCC_ALPHABET: &str = "0123456789ABCDEFGHJKLMNPQRTUWXY";
-const USCC_WEIGHTS: [u32; 17] = [
-    1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
-];
+const USCC_WEIGHTS: [u32; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
 
 /// A unified social credit code (統一社會信用代碼).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,10 +22,7 @@ impl Uscc {
     pub fn parse(raw: &str, allow_bad_check: bool) -> Result<Self, Error> {
         let code: String = raw.trim().to_ascii_uppercase();
         if code.chars().count() != 18 {
-            return Err(Error::invalid(
-                "uscc",
-                format!("must be 18 characters, got {}", code.chars().count()),
-            ));
+            return Err(Error::invalid("uscc", format!("must be 18 characters, got {}", code.chars().count())));
         }
         let mut values = Vec::with_capacity(18);
         for (i, c) in code.chars().enumerate() {
@@ -70,14 +65,9 @@ fn uscc_check_value(first17: &[u32]) -> u32 {
 
 /// Completes 17 characters with their check character (tests, fixtures).
 pub fn uscc_with_check(first17: &str) -> Option<String> {
-    let values: Option<Vec<u32>> = first17
-        .chars()
-        .map(|c| USCC_ALPHABET.find(c).map(|v| v as u32))
-        .collect();
+    let values: Option<Vec<u32>> = first17.chars().map(|c| USCC_ALPHABET.find(c).map(|v| v as u32)).collect();
     let values = values.filter(|v| v.len() == 17)?;
-    let check = USCC_ALPHABET
-        .chars()
-        .nth(uscc_check_value(&values) as usize)?;
+    let check = USCC_ALPHABET.chars().nth(uscc_check_value(&values) as usize)?;
     Some(format!("{first17}{check}"))
 }
 
@@ -87,20 +77,11 @@ pub struct Mobile(String);
 
 impl Mobile {
     pub fn parse(raw: &str) -> Result<Self, Error> {
-        let digits: String = raw
-            .chars()
-            .filter(|c| !matches!(c, ' ' | '-' | '(' | ')'))
-            .collect();
+        let digits: String = raw.chars().filter(|c| !matches!(c, ' ' | '-' | '(' | ')')).collect();
         let digits = digits
             .strip_prefix("+86")
             .or_else(|| digits.strip_prefix("0086"))
-            .or_else(|| {
-                if digits.len() == 13 {
-                    digits.strip_prefix("86")
-                } else {
-                    None
-                }
-            })
+            .or_else(|| if digits.len() == 13 { digits.strip_prefix("86") } else { None })
             .unwrap_or(&digits);
         let ok = digits.len() == 11
             && digits.chars().all(|c| c.is_ascii_digit())
@@ -111,9 +92,7 @@ impl Mobile {
         } else {
             Err(Error::invalid(
                 "mobile",
-                format!(
-                    "{raw:?} is not a mainland mobile number (11 digits starting 13–19, optional +86)"
-                ),
+                format!("{raw:?} is not a mainland mobile number (11 digits starting 13–19, optional +86)"),
             ))
         }
     }
@@ -138,10 +117,7 @@ impl Email {
         if ok {
             Ok(Self(s.to_owned()))
         } else {
-            Err(Error::invalid(
-                "email",
-                format!("{raw:?} is not a valid email address"),
-            ))
+            Err(Error::invalid("email", format!("{raw:?} is not a valid email address")))
         }
     }
     pub fn as_str(&self) -> &str {
@@ -163,10 +139,7 @@ pub fn bounded_text(field: &str, raw: &str, max_chars: usize) -> Result<String, 
     let s = raw.trim();
     let n = s.chars().count();
     if n > max_chars {
-        return Err(Error::invalid(
-            field,
-            format!("is {n} characters; at most {max_chars}"),
-        ));
+        return Err(Error::invalid(field, format!("is {n} characters; at most {max_chars}")));
     }
     if s.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
         return Err(Error::invalid(field, "contains control characters"));
@@ -242,11 +215,7 @@ pub fn mask_middle(s: &str, head: usize, tail: usize) -> String {
 
 /// Free text is masked whole.
 pub fn mask_all(s: &str) -> String {
-    if s.is_empty() {
-        String::new()
-    } else {
-        "******".into()
-    }
+    if s.is_empty() { String::new() } else { "******".into() }
 }
 
 // ---------------------------------------------------------------- audit
@@ -305,11 +274,7 @@ pub struct ChainVerifier {
 
 impl Default for ChainVerifier {
     fn default() -> Self {
-        Self {
-            expected_seq: 1,
-            prev_hash: String::new(),
-            checked: 0,
-        }
+        Self { expected_seq: 1, prev_hash: String::new(), checked: 0 }
     }
 }
 
@@ -318,10 +283,7 @@ impl ChainVerifier {
         if rec.seq != self.expected_seq {
             return Err(ChainBreak {
                 seq: self.expected_seq,
-                problem: format!(
-                    "entry {} is missing (next entry found is {})",
-                    self.expected_seq, rec.seq
-                ),
+                problem: format!("entry {} is missing (next entry found is {})", self.expected_seq, rec.seq),
             });
         }
         if rec.prev_hash != self.prev_hash {
@@ -337,10 +299,7 @@ impl ChainVerifier {
         if rec.hash() != stored_hash {
             return Err(ChainBreak {
                 seq: rec.seq,
-                problem: format!(
-                    "entry {} was altered: its content does not match its hash",
-                    rec.seq
-                ),
+                problem: format!("entry {} was altered: its content does not match its hash", rec.seq),
             });
         }
         self.checked += 1;
@@ -425,20 +384,14 @@ impl Festival {
 
     /// The Gregorian date of the festival in `year`.
     pub fn date(self, year: i32) -> Result<NaiveDate, Error> {
-        let out_of_range = || {
-            Error::invalid(
-                "year",
-                format!("{year} is outside the supported range 1901–2100"),
-            )
-        };
+        let out_of_range = || Error::invalid("year", format!("{year} is outside the supported range 1901–2100"));
         if !(1901..=2100).contains(&year) {
             return Err(out_of_range());
         }
         let (lunar, m, d) = self.rule();
         if lunar {
             let y = u16::try_from(year).map_err(|_| out_of_range())?;
-            let ld = chinese_lunisolar_calendar::LunisolarDate::from_ymd(y, m, false, d)
-                .map_err(|_| out_of_range())?;
+            let ld = chinese_lunisolar_calendar::LunisolarDate::from_ymd(y, m, false, d).map_err(|_| out_of_range())?;
             let date = ld.to_naive_date();
             debug_assert!(date.year() == year || self == Festival::SpringFestival);
             Ok(date)
@@ -464,24 +417,12 @@ mod tests {
         assert_eq!(ok.as_str(), "91110000600037341L");
         // Lower case is normalised.
         assert!(Uscc::parse("91110000600037341l", false).is_ok());
-        let err = Uscc::parse("91110000600037341A", false)
-            .unwrap_err()
-            .to_string();
+        let err = Uscc::parse("91110000600037341A", false).unwrap_err().to_string();
         assert!(err.contains("uscc") && err.contains("'L'"), "{err}");
         let flagged = Uscc::parse("91110000600037341A", true).unwrap();
         assert!(flagged.check_failed);
-        assert!(
-            Uscc::parse("9111000060003734", true)
-                .unwrap_err()
-                .to_string()
-                .contains("18 characters")
-        );
-        assert!(
-            Uscc::parse("91110000600037341O", true)
-                .unwrap_err()
-                .to_string()
-                .contains("not allowed")
-        );
+        assert!(Uscc::parse("9111000060003734", true).unwrap_err().to_string().contains("18 characters"));
+        assert!(Uscc::parse("91110000600037341O", true).unwrap_err().to_string().contains("not allowed"));
     }
 
     proptest! {
@@ -512,14 +453,8 @@ mod tests {
 
     #[test]
     fn mobiles_normalise_and_refuse_non_mobiles() {
-        assert_eq!(
-            Mobile::parse("+86 138-0013-8000").unwrap().as_str(),
-            "13800138000"
-        );
-        assert_eq!(
-            Mobile::parse("8613800138000").unwrap().as_str(),
-            "13800138000"
-        );
+        assert_eq!(Mobile::parse("+86 138-0013-8000").unwrap().as_str(), "13800138000");
+        assert_eq!(Mobile::parse("8613800138000").unwrap().as_str(), "13800138000");
         assert!(Mobile::parse("12800138000").is_err());
         assert!(Mobile::parse("010-12345678").is_err());
         assert!(Mobile::parse("1380013800").is_err());

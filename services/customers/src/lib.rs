@@ -33,9 +33,7 @@ pub struct CustomersArgs {
 
 impl CustomersArgs {
     pub fn settings(&self) -> Settings {
-        Settings {
-            follow_up_cycle_days: self.follow_up_cycle_days,
-        }
+        Settings { follow_up_cycle_days: self.follow_up_cycle_days }
     }
 
     pub fn keyring(&self) -> anyhow::Result<DataKeyring> {
@@ -44,10 +42,6 @@ impl CustomersArgs {
 }
 
 /// The tonic service, ready to add to a server.
-pub fn service(
-    pool: AnyPool,
-    keys: DataKeyring,
-    settings: Settings,
-) -> CustomerServiceServer<CustomersApi> {
+pub fn service(pool: AnyPool, keys: DataKeyring, settings: Settings) -> CustomerServiceServer<CustomersApi> {
     CustomerServiceServer::new(CustomersApi::new(pool, keys, settings))
 }

@@ -56,50 +56,26 @@ pub enum Bind {
     Int(i64),
 }
 
-pub async fn get_customer(
-    conn: &mut AnyConnection,
-    id: &str,
-) -> Result<Option<CustomerRow>, Error> {
+pub async fn get_customer(conn: &mut AnyConnection, id: &str) -> Result<Option<CustomerRow>, Error> {
     let sql = format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id = $1");
-    Ok(sqlx::query_as::<_, CustomerRow>(&sql)
-        .bind(id)
-        .fetch_optional(conn)
-        .await?)
+    Ok(sqlx::query_as::<_, CustomerRow>(&sql).bind(id).fetch_optional(conn).await?)
 }
 
 pub async fn require_customer(conn: &mut AnyConnection, id: &str) -> Result<CustomerRow, Error> {
-    get_customer(conn, id)
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("customer {id}")))
+    get_customer(conn, id).await?.ok_or_else(|| Error::NotFound(format!("customer {id}")))
 }
 
-pub async fn customer_by_request_id(
-    conn: &mut AnyConnection,
-    request_id: &str,
-) -> Result<Option<CustomerRow>, Error> {
+pub async fn customer_by_request_id(conn: &mut AnyConnection, request_id: &str) -> Result<Option<CustomerRow>, Error> {
     let sql = format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE request_id = $1");
-    Ok(sqlx::query_as::<_, CustomerRow>(&sql)
-        .bind(request_id)
-        .fetch_optional(conn)
-        .await?)
+    Ok(sqlx::query_as::<_, CustomerRow>(&sql).bind(request_id).fetch_optional(conn).await?)
 }
 
-pub async fn live_customer_by_uscc(
-    conn: &mut AnyConnection,
-    uscc: &str,
-) -> Result<Option<CustomerRow>, Error> {
+pub async fn live_customer_by_uscc(conn: &mut AnyConnection, uscc: &str) -> Result<Option<CustomerRow>, Error> {
     let sql = format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE uscc = $1 AND live = 1");
-    Ok(sqlx::query_as::<_, CustomerRow>(&sql)
-        .bind(uscc)
-        .fetch_optional(conn)
-        .await?)
+    Ok(sqlx::query_as::<_, CustomerRow>(&sql).bind(uscc).fetch_optional(conn).await?)
 }
 
-pub async fn insert_customer(
-    conn: &mut AnyConnection,
-    c: &CustomerRow,
-    request_id: Option<&str>,
-) -> Result<(), Error> {
+pub async fn insert_customer(conn: &mut AnyConnection, c: &CustomerRow, request_id: Option<&str>) -> Result<(), Error> {
     sqlx::query(
         "INSERT INTO customers (id, company_name, company_name_lower, uscc, uscc_check_failed, taxpayer_type, \
          tax_credit_rating, business_scope, industry, region, service_tier, account_manager, preferred_channel, \
@@ -135,19 +111,13 @@ pub async fn insert_customer(
 
 fn uscc_conflict(e: sqlx::Error) -> Error {
     match Error::from(e) {
-        Error::AlreadyExists(_) => {
-            Error::AlreadyExists("a live customer with this USCC already exists".into())
-        }
+        Error::AlreadyExists(_) => Error::AlreadyExists("a live customer with this USCC already exists".into()),
         other => other,
     }
 }
 
 /// Writes every mutable column when `expected_version` still holds.
-pub async fn update_customer(
-    conn: &mut AnyConnection,
-    c: &CustomerRow,
-    expected_version: i64,
-) -> Result<(), Error> {
+pub async fn update_customer(conn: &mut AnyConnection, c: &CustomerRow, expected_version: i64) -> Result<(), Error> {
     let done = sqlx::query(
         "UPDATE customers SET company_name = $1, company_name_lower = $2, uscc = $3, uscc_check_failed = $4, \
          taxpayer_type = $5, tax_credit_rating = $6, business_scope = $7, industry = $8, region = $9, \
@@ -179,8 +149,7 @@ pub async fn update_customer(
     .map_err(uscc_conflict)?;
     if done.rows_affected() == 0 {
         return Err(Error::Aborted(
-            "the customer was changed by someone else; reload it and retry with its new etag"
-                .into(),
+            "the customer was changed by someone else; reload it and retry with its new etag".into(),
         ));
     }
     Ok(())
@@ -201,20 +170,11 @@ pub async fn tags(conn: &mut AnyConnection, customer_id: &str) -> Result<Vec<Str
         .bind(customer_id)
         .fetch_all(conn)
         .await?;
-    rows.iter()
-        .map(|r| r.try_get::<String, _>(0).map_err(Error::from))
-        .collect()
+    rows.iter().map(|r| r.try_get::<String, _>(0).map_err(Error::from)).collect()
 }
 
-pub async fn set_tags(
-    conn: &mut AnyConnection,
-    customer_id: &str,
-    tags: &[String],
-) -> Result<(), Error> {
-    sqlx::query("DELETE FROM customer_tags WHERE customer_id = $1")
-        .bind(customer_id)
-        .execute(&mut *conn)
-        .await?;
+pub async fn set_tags(conn: &mut AnyConnection, customer_id: &str, tags: &[String]) -> Result<(), Error> {
+    sqlx::query("DELETE FROM customer_tags WHERE customer_id = $1").bind(customer_id).execute(&mut *conn).await?;
     for t in tags {
         sqlx::query("INSERT INTO customer_tags (customer_id, tag) VALUES ($1, $2)")
             .bind(customer_id)
@@ -225,24 +185,12 @@ pub async fn set_tags(
     Ok(())
 }
 
-pub async fn contacts(
-    conn: &mut AnyConnection,
-    customer_id: &str,
-) -> Result<Vec<ContactRow>, Error> {
-    let sql = format!(
-        "SELECT {CONTACT_COLUMNS} FROM contacts WHERE customer_id = $1 ORDER BY is_primary DESC, id"
-    );
-    Ok(sqlx::query_as::<_, ContactRow>(&sql)
-        .bind(customer_id)
-        .fetch_all(conn)
-        .await?)
+pub async fn contacts(conn: &mut AnyConnection, customer_id: &str) -> Result<Vec<ContactRow>, Error> {
+    let sql = format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE customer_id = $1 ORDER BY is_primary DESC, id");
+    Ok(sqlx::query_as::<_, ContactRow>(&sql).bind(customer_id).fetch_all(conn).await?)
 }
 
-pub async fn get_contact(
-    conn: &mut AnyConnection,
-    customer_id: &str,
-    id: &str,
-) -> Result<ContactRow, Error> {
+pub async fn get_contact(conn: &mut AnyConnection, customer_id: &str, id: &str) -> Result<ContactRow, Error> {
     let sql = format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE id = $1 AND customer_id = $2");
     sqlx::query_as::<_, ContactRow>(&sql)
         .bind(id)
@@ -261,11 +209,7 @@ pub async fn contact_by_id(conn: &mut AnyConnection, id: &str) -> Result<Contact
         .ok_or_else(|| Error::NotFound(format!("contact {id}")))
 }
 
-pub async fn upsert_contact(
-    conn: &mut AnyConnection,
-    c: &ContactRow,
-    insert: bool,
-) -> Result<(), Error> {
+pub async fn upsert_contact(conn: &mut AnyConnection, c: &ContactRow, insert: bool) -> Result<(), Error> {
     let now = now_ms();
     if c.is_primary == 1 {
         sqlx::query("UPDATE contacts SET is_primary = 0 WHERE customer_id = $1 AND id <> $2")
@@ -315,35 +259,26 @@ pub async fn upsert_contact(
 
 /// Keeps exactly one primary contact while any contact exists.
 pub async fn ensure_primary(conn: &mut AnyConnection, customer_id: &str) -> Result<(), Error> {
-    let primaries: i64 =
-        sqlx::query("SELECT COUNT(*) FROM contacts WHERE customer_id = $1 AND is_primary = 1")
-            .bind(customer_id)
-            .fetch_one(&mut *conn)
-            .await?
-            .try_get(0)?;
+    let primaries: i64 = sqlx::query("SELECT COUNT(*) FROM contacts WHERE customer_id = $1 AND is_primary = 1")
+        .bind(customer_id)
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get(0)?;
     if primaries == 0 {
-        let first: Option<String> =
-            sqlx::query("SELECT id FROM contacts WHERE customer_id = $1 ORDER BY id LIMIT 1")
-                .bind(customer_id)
-                .fetch_optional(&mut *conn)
-                .await?
-                .map(|r| r.try_get(0))
-                .transpose()?;
+        let first: Option<String> = sqlx::query("SELECT id FROM contacts WHERE customer_id = $1 ORDER BY id LIMIT 1")
+            .bind(customer_id)
+            .fetch_optional(&mut *conn)
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?;
         if let Some(id) = first {
-            sqlx::query("UPDATE contacts SET is_primary = 1 WHERE id = $1")
-                .bind(id)
-                .execute(&mut *conn)
-                .await?;
+            sqlx::query("UPDATE contacts SET is_primary = 1 WHERE id = $1").bind(id).execute(&mut *conn).await?;
         }
     }
     Ok(())
 }
 
-pub async fn delete_contact(
-    conn: &mut AnyConnection,
-    customer_id: &str,
-    id: &str,
-) -> Result<(), Error> {
+pub async fn delete_contact(conn: &mut AnyConnection, customer_id: &str, id: &str) -> Result<(), Error> {
     let done = sqlx::query("DELETE FROM contacts WHERE id = $1 AND customer_id = $2")
         .bind(id)
         .bind(customer_id)
@@ -362,9 +297,7 @@ pub async fn list_customers(
     binds: Vec<Bind>,
     limit: i64,
 ) -> Result<Vec<CustomerRow>, Error> {
-    let sql = format!(
-        "SELECT {CUSTOMER_COLUMNS} FROM customers c WHERE {where_sql} ORDER BY c.id LIMIT {limit}"
-    );
+    let sql = format!("SELECT {CUSTOMER_COLUMNS} FROM customers c WHERE {where_sql} ORDER BY c.id LIMIT {limit}");
     let mut q = sqlx::query_as::<_, CustomerRow>(&sql);
     for b in binds {
         q = match b {
@@ -384,16 +317,11 @@ pub struct TaxProfileRow {
     pub updated_at: i64,
 }
 
-pub async fn get_tax_profile(
-    conn: &mut AnyConnection,
-    customer_id: &str,
-) -> Result<Option<TaxProfileRow>, Error> {
-    let row = sqlx::query(
-        "SELECT key_id, nonce, ciphertext, updated_at FROM tax_profiles WHERE customer_id = $1",
-    )
-    .bind(customer_id)
-    .fetch_optional(conn)
-    .await?;
+pub async fn get_tax_profile(conn: &mut AnyConnection, customer_id: &str) -> Result<Option<TaxProfileRow>, Error> {
+    let row = sqlx::query("SELECT key_id, nonce, ciphertext, updated_at FROM tax_profiles WHERE customer_id = $1")
+        .bind(customer_id)
+        .fetch_optional(conn)
+        .await?;
     row.map(|r| {
         Ok(TaxProfileRow {
             key_id: r.try_get(0)?,
@@ -411,10 +339,7 @@ pub async fn put_tax_profile(
     row: &TaxProfileRow,
     by: &str,
 ) -> Result<(), Error> {
-    sqlx::query("DELETE FROM tax_profiles WHERE customer_id = $1")
-        .bind(customer_id)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query("DELETE FROM tax_profiles WHERE customer_id = $1").bind(customer_id).execute(&mut *conn).await?;
     sqlx::query(
         "INSERT INTO tax_profiles (customer_id, key_id, nonce, ciphertext, updated_at, updated_by) VALUES ($1,$2,$3,$4,$5,$6)",
     )
@@ -456,17 +381,15 @@ pub struct ConsentRow {
 
 impl ConsentRow {
     pub fn category_values(&self) -> Vec<i32> {
-        self.categories
-            .split(',')
-            .filter_map(|s| s.parse().ok())
-            .collect()
+        self.categories.split(',').filter_map(|s| s.parse().ok()).collect()
     }
     pub fn is_live(&self, at_ms: i64) -> bool {
         self.revoked_at.is_none() && self.expires_at.is_none_or(|e| e > at_ms)
     }
 }
 
-const CONSENT_COLUMNS: &str = "id, customer_id, purpose, recipient, categories, granted_at, expires_at, revoked_at, recorded_by, evidence";
+const CONSENT_COLUMNS: &str =
+    "id, customer_id, purpose, recipient, categories, granted_at, expires_at, revoked_at, recorded_by, evidence";
 
 pub async fn insert_consent(conn: &mut AnyConnection, c: &ConsentRow) -> Result<(), Error> {
     sqlx::query(
@@ -488,22 +411,12 @@ pub async fn insert_consent(conn: &mut AnyConnection, c: &ConsentRow) -> Result<
     Ok(())
 }
 
-pub async fn consents(
-    conn: &mut AnyConnection,
-    customer_id: &str,
-) -> Result<Vec<ConsentRow>, Error> {
+pub async fn consents(conn: &mut AnyConnection, customer_id: &str) -> Result<Vec<ConsentRow>, Error> {
     let sql = format!("SELECT {CONSENT_COLUMNS} FROM consents WHERE customer_id = $1 ORDER BY id");
-    Ok(sqlx::query_as::<_, ConsentRow>(&sql)
-        .bind(customer_id)
-        .fetch_all(conn)
-        .await?)
+    Ok(sqlx::query_as::<_, ConsentRow>(&sql).bind(customer_id).fetch_all(conn).await?)
 }
 
-pub async fn revoke_consent(
-    conn: &mut AnyConnection,
-    customer_id: &str,
-    id: &str,
-) -> Result<ConsentRow, Error> {
+pub async fn revoke_consent(conn: &mut AnyConnection, customer_id: &str, id: &str) -> Result<ConsentRow, Error> {
     let sql = format!("SELECT {CONSENT_COLUMNS} FROM consents WHERE id = $1 AND customer_id = $2");
     let mut row = sqlx::query_as::<_, ConsentRow>(&sql)
         .bind(id)
@@ -515,11 +428,7 @@ pub async fn revoke_consent(
         return Ok(row);
     }
     let now = now_ms();
-    sqlx::query("UPDATE consents SET revoked_at = $1 WHERE id = $2")
-        .bind(now)
-        .bind(id)
-        .execute(conn)
-        .await?;
+    sqlx::query("UPDATE consents SET revoked_at = $1 WHERE id = $2").bind(now).bind(id).execute(conn).await?;
     row.revoked_at = Some(now);
     Ok(row)
 }
@@ -539,12 +448,8 @@ pub struct AuditEvent<'a> {
 /// Appends an entry to the hash chain inside the caller's transaction. The
 /// head row is updated first, so concurrent appenders queue on its lock.
 pub async fn append_audit(conn: &mut AnyConnection, ev: AuditEvent<'_>) -> Result<i64, Error> {
-    sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1")
-        .execute(&mut *conn)
-        .await?;
-    let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
-        .fetch_one(&mut *conn)
-        .await?;
+    sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1").execute(&mut *conn).await?;
+    let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(&mut *conn).await?;
     let seq: i64 = head.try_get(0)?;
     let prev_hash: String = head.try_get(1)?;
     let rec = AuditRecord {
@@ -575,10 +480,7 @@ pub async fn append_audit(conn: &mut AnyConnection, ev: AuditEvent<'_>) -> Resul
     .bind(&hash)
     .execute(&mut *conn)
     .await?;
-    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
-        .bind(&hash)
-        .execute(conn)
-        .await?;
+    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1").bind(&hash).execute(conn).await?;
     Ok(seq)
 }
 
@@ -599,8 +501,7 @@ pub fn audit_from_row(r: &AnyRow) -> Result<(AuditRecord, String), Error> {
     ))
 }
 
-const AUDIT_COLUMNS: &str =
-    "seq, at, actor, actor_role, action, customer_id, detail, purpose, prev_hash, hash";
+const AUDIT_COLUMNS: &str = "seq, at, actor, actor_role, action, customer_id, detail, purpose, prev_hash, hash";
 
 pub async fn list_audit(
     conn: &mut AnyConnection,
@@ -613,16 +514,10 @@ pub async fn list_audit(
             let sql = format!(
                 "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE customer_id = $1 AND seq > $2 ORDER BY seq LIMIT {limit}"
             );
-            sqlx::query(&sql)
-                .bind(c)
-                .bind(after_seq)
-                .fetch_all(conn)
-                .await?
+            sqlx::query(&sql).bind(c).bind(after_seq).fetch_all(conn).await?
         }
         None => {
-            let sql = format!(
-                "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT {limit}"
-            );
+            let sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT {limit}");
             sqlx::query(&sql).bind(after_seq).fetch_all(conn).await?
         }
     };
@@ -645,9 +540,7 @@ pub async fn verify_audit(conn: &mut AnyConnection) -> Result<(i64, Option<Chain
             after = rec.seq;
         }
     }
-    let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
-        .fetch_one(&mut *conn)
-        .await?;
+    let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(&mut *conn).await?;
     let (hs, hh): (i64, String) = (head.try_get(0)?, head.try_get(1)?);
     Ok((v.checked, v.finish(hs, &hh).err()))
 }
@@ -668,22 +561,13 @@ pub struct PlanRow {
 const PLAN_SELECT: &str = "SELECT p.customer_id, p.owner, p.cycle_days, p.next_due, p.active, p.last_visit, c.company_name \
     FROM follow_up_plans p JOIN customers c ON c.id = p.customer_id";
 
-pub async fn get_plan(
-    conn: &mut AnyConnection,
-    customer_id: &str,
-) -> Result<Option<PlanRow>, Error> {
+pub async fn get_plan(conn: &mut AnyConnection, customer_id: &str) -> Result<Option<PlanRow>, Error> {
     let sql = format!("{PLAN_SELECT} WHERE p.customer_id = $1");
-    Ok(sqlx::query_as::<_, PlanRow>(&sql)
-        .bind(customer_id)
-        .fetch_optional(conn)
-        .await?)
+    Ok(sqlx::query_as::<_, PlanRow>(&sql).bind(customer_id).fetch_optional(conn).await?)
 }
 
 pub async fn put_plan(conn: &mut AnyConnection, p: &PlanRow) -> Result<(), Error> {
-    sqlx::query("DELETE FROM follow_up_plans WHERE customer_id = $1")
-        .bind(&p.customer_id)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query("DELETE FROM follow_up_plans WHERE customer_id = $1").bind(&p.customer_id).execute(&mut *conn).await?;
     sqlx::query(
         "INSERT INTO follow_up_plans (customer_id, owner, cycle_days, next_due, active, last_visit) VALUES ($1,$2,$3,$4,$5,$6)",
     )
@@ -720,13 +604,9 @@ pub async fn due_plans(
         let b = binds.len();
         binds.push(Bind::Text(id));
         let c = binds.len();
-        sql.push_str(&format!(
-            " AND (p.next_due > ${a} OR (p.next_due = ${b} AND p.customer_id > ${c}))"
-        ));
+        sql.push_str(&format!(" AND (p.next_due > ${a} OR (p.next_due = ${b} AND p.customer_id > ${c}))"));
     }
-    sql.push_str(&format!(
-        " ORDER BY p.next_due, p.customer_id LIMIT {limit}"
-    ));
+    sql.push_str(&format!(" ORDER BY p.next_due, p.customer_id LIMIT {limit}"));
     let mut q = sqlx::query_as::<_, PlanRow>(&sql);
     for b in binds {
         q = match b {
@@ -792,35 +672,19 @@ pub async fn greeting_candidates(
     after_id: &str,
     limit: i64,
 ) -> Result<Vec<(CustomerRow, Option<i64>)>, Error> {
-    let cols: String = CUSTOMER_COLUMNS
-        .split(", ")
-        .map(|c| format!("c.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let pending = if pending_only {
-        " AND g.customer_id IS NULL"
-    } else {
-        ""
-    };
+    let cols: String = CUSTOMER_COLUMNS.split(", ").map(|c| format!("c.{c}")).collect::<Vec<_>>().join(", ");
+    let pending = if pending_only { " AND g.customer_id IS NULL" } else { "" };
     let sql = format!(
         "SELECT {cols}, g.sent_at AS sent_at FROM customers c \
          LEFT JOIN greetings_sent g ON g.customer_id = c.id AND g.festival = $1 AND g.year = $2 \
          WHERE c.live = 1 AND c.greeting_opt_in = 1 AND c.lifecycle_status IN (2, 3) AND c.id > $3{pending} \
          ORDER BY c.id LIMIT {limit}"
     );
-    let rows = sqlx::query(&sql)
-        .bind(festival)
-        .bind(year)
-        .bind(after_id)
-        .fetch_all(conn)
-        .await?;
+    let rows = sqlx::query(&sql).bind(festival).bind(year).bind(after_id).fetch_all(conn).await?;
     rows.iter()
         .map(|r| {
             use sqlx::FromRow;
-            Ok((
-                CustomerRow::from_row(r)?,
-                r.try_get::<Option<i64>, _>("sent_at")?,
-            ))
+            Ok((CustomerRow::from_row(r)?, r.try_get::<Option<i64>, _>("sent_at")?))
         })
         .collect()
 }
@@ -834,14 +698,13 @@ pub async fn mark_greeting(
     channel: i64,
     by: &str,
 ) -> Result<(bool, i64), Error> {
-    let existing = sqlx::query(
-        "SELECT sent_at FROM greetings_sent WHERE customer_id = $1 AND festival = $2 AND year = $3",
-    )
-    .bind(customer_id)
-    .bind(festival)
-    .bind(year)
-    .fetch_optional(&mut *conn)
-    .await?;
+    let existing =
+        sqlx::query("SELECT sent_at FROM greetings_sent WHERE customer_id = $1 AND festival = $2 AND year = $3")
+            .bind(customer_id)
+            .bind(festival)
+            .bind(year)
+            .fetch_optional(&mut *conn)
+            .await?;
     if let Some(r) = existing {
         return Ok((false, r.try_get(0)?));
     }
@@ -858,17 +721,14 @@ pub async fn mark_greeting(
     Ok((true, now))
 }
 
-pub async fn greetings_of(
-    conn: &mut AnyConnection,
-    customer_id: &str,
-) -> Result<Vec<(i64, i64, i64, i64)>, Error> {
-    let rows = sqlx::query("SELECT festival, year, channel, sent_at FROM greetings_sent WHERE customer_id = $1 ORDER BY year, festival")
-        .bind(customer_id)
-        .fetch_all(conn)
-        .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
-        .collect()
+pub async fn greetings_of(conn: &mut AnyConnection, customer_id: &str) -> Result<Vec<(i64, i64, i64, i64)>, Error> {
+    let rows = sqlx::query(
+        "SELECT festival, year, channel, sent_at FROM greetings_sent WHERE customer_id = $1 ORDER BY year, festival",
+    )
+    .bind(customer_id)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?))).collect()
 }
 
 // ---------------------------------------------------------------- erasure
@@ -884,10 +744,7 @@ pub async fn erase_personal_data(conn: &mut AnyConnection, customer_id: &str) ->
     .bind(customer_id)
     .execute(&mut *conn)
     .await?;
-    sqlx::query("DELETE FROM customer_tags WHERE customer_id = $1")
-        .bind(customer_id)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query("DELETE FROM customer_tags WHERE customer_id = $1").bind(customer_id).execute(&mut *conn).await?;
     sqlx::query("UPDATE follow_up_visits SET notes = '', outcome = '' WHERE customer_id = $1")
         .bind(customer_id)
         .execute(&mut *conn)

@@ -28,19 +28,11 @@ on_both_backends!(
 );
 
 async fn create(app: &TestApp, name: &str, n: u32) -> pb::Customer {
-    app.agent()
-        .create_customer(new_customer(name, &uscc(n)))
-        .await
-        .unwrap()
-        .into_inner()
+    app.agent().create_customer(new_customer(name, &uscc(n))).await.unwrap().into_inner()
 }
 
 async fn count_customers(app: &TestApp) -> i64 {
-    sqlx::query("SELECT COUNT(*) FROM customers")
-        .fetch_one(&app.raw)
-        .await
-        .unwrap()
-        .get::<i64, _>(0)
+    sqlx::query("SELECT COUNT(*) FROM customers").fetch_one(&app.raw).await.unwrap().get::<i64, _>(0)
 }
 
 async fn create_and_get_with_contacts_is_idempotent(app: TestApp) {
@@ -52,10 +44,7 @@ async fn create_and_get_with_contacts_is_idempotent(app: TestApp) {
     assert!(!created.uscc_check_failed);
     assert_eq!(created.contacts.len(), 1);
     assert!(created.contacts[0].primary);
-    assert_eq!(
-        created.contacts[0].mobile, "13800138000",
-        "mobile normalised"
-    );
+    assert_eq!(created.contacts[0].mobile, "13800138000", "mobile normalised");
     assert_eq!(created.lifecycle_status, pb::LifecycleStatus::Active as i32);
     assert!(!created.etag.is_empty());
 
@@ -63,33 +52,14 @@ async fn create_and_get_with_contacts_is_idempotent(app: TestApp) {
     assert_eq!(again.id, created.id, "same request_id, same customer");
     assert_eq!(count_customers(&app).await, 1);
 
-    let got = c
-        .get_customer(pb::GetCustomerRequest {
-            id: created.id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let got = c.get_customer(pb::GetCustomerRequest { id: created.id.clone() }).await.unwrap().into_inner();
     assert_eq!(got.company_name, "北京示例科技有限公司");
     assert_eq!(got.tags, vec!["monthly-filing".to_string()]);
-    assert_eq!(
-        got.preferences.unwrap().preferred_channel,
-        pb::Channel::Wechat as i32
-    );
+    assert_eq!(got.preferences.unwrap().preferred_channel, pb::Channel::Wechat as i32);
 
-    let missing = c
-        .get_customer(pb::GetCustomerRequest {
-            id: uuid::Uuid::now_v7().to_string(),
-        })
-        .await
-        .unwrap_err();
+    let missing = c.get_customer(pb::GetCustomerRequest { id: uuid::Uuid::now_v7().to_string() }).await.unwrap_err();
     assert_eq!(missing.code(), Code::NotFound);
-    let bad = c
-        .get_customer(pb::GetCustomerRequest {
-            id: "not-an-id".into(),
-        })
-        .await
-        .unwrap_err();
+    let bad = c.get_customer(pb::GetCustomerRequest { id: "not-an-id".into() }).await.unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument);
 }
 
@@ -102,44 +72,26 @@ async fn bad_input_names_the_field_and_changes_nothing(app: TestApp) {
     assert_eq!(err.code(), Code::InvalidArgument);
     let fields = violations(&err);
     for f in ["customer.company_name", "customer.uscc"] {
-        assert!(
-            fields.contains(&f.to_string()),
-            "{f} missing from {fields:?}"
-        );
+        assert!(fields.contains(&f.to_string()), "{f} missing from {fields:?}");
     }
-    let err = c
-        .create_customer(new_customer("X", &uscc(1)))
-        .await
-        .map(|_| ());
+    let err = c.create_customer(new_customer("X", &uscc(1))).await.map(|_| ());
     assert!(err.is_ok());
     let mut bad_contact = new_customer("Y", &uscc(2));
     bad_contact.contacts[0].mobile = "12345".into();
     let err = c.create_customer(bad_contact).await.unwrap_err();
-    assert!(
-        violations(&err).contains(&"contacts[0].mobile".to_string()),
-        "{:?}",
-        violations(&err)
-    );
+    assert!(violations(&err).contains(&"contacts[0].mobile".to_string()), "{:?}", violations(&err));
 
     let mut oversized = new_customer(&"名".repeat(500), &uscc(3));
     oversized.customer.as_mut().unwrap().taxpayer_type = 99;
     let err = c.create_customer(oversized).await.unwrap_err();
     let fields = violations(&err);
     assert!(
-        fields.contains(&"customer.company_name".to_string())
-            && fields.contains(&"customer.taxpayer_type".to_string())
+        fields.contains(&"customer.company_name".to_string()) && fields.contains(&"customer.taxpayer_type".to_string())
     );
-    let err = c
-        .create_customer(pb::CreateCustomerRequest::default())
-        .await
-        .unwrap_err();
+    let err = c.create_customer(pb::CreateCustomerRequest::default()).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(err.message().contains("customer"));
-    assert_eq!(
-        count_customers(&app).await,
-        1,
-        "only the valid request wrote anything"
-    );
+    assert_eq!(count_customers(&app).await, 1, "only the valid request wrote anything");
 }
 
 async fn uscc_override_uniqueness_and_archive(app: TestApp) {
@@ -150,52 +102,26 @@ async fn uscc_override_uniqueness_and_archive(app: TestApp) {
     assert!(p.uscc_check_failed, "accepted with the flag");
 
     let first = create(&app, "甲", 10).await;
-    let dup = c
-        .create_customer(new_customer("乙", &uscc(10)))
-        .await
-        .unwrap_err();
+    let dup = c.create_customer(new_customer("乙", &uscc(10))).await.unwrap_err();
     assert_eq!(dup.code(), Code::AlreadyExists);
 
-    let agent_archive = c
-        .archive_customer(pb::ArchiveCustomerRequest {
-            id: first.id.clone(),
-            etag: String::new(),
-        })
-        .await
-        .unwrap_err();
+    let agent_archive =
+        c.archive_customer(pb::ArchiveCustomerRequest { id: first.id.clone(), etag: String::new() }).await.unwrap_err();
     assert_eq!(agent_archive.code(), Code::PermissionDenied);
     let mut sup = app.client(Role::Supervisor);
     let archived = sup
-        .archive_customer(pb::ArchiveCustomerRequest {
-            id: first.id.clone(),
-            etag: first.etag.clone(),
-        })
+        .archive_customer(pb::ArchiveCustomerRequest { id: first.id.clone(), etag: first.etag.clone() })
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(
-        archived.lifecycle_status,
-        pb::LifecycleStatus::Archived as i32
-    );
+    assert_eq!(archived.lifecycle_status, pb::LifecycleStatus::Archived as i32);
     // The USCC is free again for a live customer.
-    c.create_customer(new_customer("乙", &uscc(10)))
-        .await
-        .unwrap();
-    let listed = c
-        .list_customers(pb::ListCustomersRequest {
-            uscc: uscc(10),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    c.create_customer(new_customer("乙", &uscc(10))).await.unwrap();
+    let listed =
+        c.list_customers(pb::ListCustomersRequest { uscc: uscc(10), ..Default::default() }).await.unwrap().into_inner();
     assert_eq!(listed.customers.len(), 1);
     let all = c
-        .list_customers(pb::ListCustomersRequest {
-            uscc: uscc(10),
-            include_archived: true,
-            ..Default::default()
-        })
+        .list_customers(pb::ListCustomersRequest { uscc: uscc(10), include_archived: true, ..Default::default() })
         .await
         .unwrap()
         .into_inner();
@@ -215,9 +141,7 @@ async fn update_with_mask_and_etag(app: TestApp) {
     let updated = c
         .update_customer(pb::UpdateCustomerRequest {
             customer: Some(patch.clone()),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec!["company_name".into()],
-            }),
+            update_mask: Some(prost_types::FieldMask { paths: vec!["company_name".into()] }),
             allow_invalid_uscc_checksum: false,
         })
         .await
@@ -230,9 +154,7 @@ async fn update_with_mask_and_etag(app: TestApp) {
     let stale = c
         .update_customer(pb::UpdateCustomerRequest {
             customer: Some(patch.clone()),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec!["company_name".into()],
-            }),
+            update_mask: Some(prost_types::FieldMask { paths: vec!["company_name".into()] }),
             allow_invalid_uscc_checksum: false,
         })
         .await
@@ -244,9 +166,7 @@ async fn update_with_mask_and_etag(app: TestApp) {
     let bad_path = c
         .update_customer(pb::UpdateCustomerRequest {
             customer: Some(p2.clone()),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec!["id".into()],
-            }),
+            update_mask: Some(prost_types::FieldMask { paths: vec!["id".into()] }),
             allow_invalid_uscc_checksum: false,
         })
         .await
@@ -254,16 +174,11 @@ async fn update_with_mask_and_etag(app: TestApp) {
     assert_eq!(bad_path.code(), Code::InvalidArgument);
     assert!(violations(&bad_path).contains(&"update_mask".to_string()));
 
-    p2.preferences = Some(pb::Preferences {
-        greeting_opt_in: false,
-        ..Default::default()
-    });
+    p2.preferences = Some(pb::Preferences { greeting_opt_in: false, ..Default::default() });
     let prefs = c
         .update_customer(pb::UpdateCustomerRequest {
             customer: Some(p2),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec!["preferences.greeting_opt_in".into()],
-            }),
+            update_mask: Some(prost_types::FieldMask { paths: vec!["preferences.greeting_opt_in".into()] }),
             allow_invalid_uscc_checksum: false,
         })
         .await
@@ -271,27 +186,15 @@ async fn update_with_mask_and_etag(app: TestApp) {
         .into_inner();
     let p = prefs.preferences.unwrap();
     assert!(!p.greeting_opt_in);
-    assert_eq!(
-        p.preferred_channel,
-        pb::Channel::Wechat as i32,
-        "sibling preference kept"
-    );
+    assert_eq!(p.preferred_channel, pb::Channel::Wechat as i32, "sibling preference kept");
 
     let audit = app
         .client(Role::Auditor)
-        .list_audit_entries(pb::ListAuditEntriesRequest {
-            customer_id: cust.id.clone(),
-            ..Default::default()
-        })
+        .list_audit_entries(pb::ListAuditEntriesRequest { customer_id: cust.id.clone(), ..Default::default() })
         .await
         .unwrap()
         .into_inner();
-    assert!(
-        audit
-            .entries
-            .iter()
-            .any(|e| e.action == "customer.update" && e.detail == "company_name")
-    );
+    assert!(audit.entries.iter().any(|e| e.action == "customer.update" && e.detail == "company_name"));
 }
 
 async fn search_and_stable_pagination(app: TestApp) {
@@ -309,47 +212,32 @@ async fn search_and_stable_pagination(app: TestApp) {
     create(&app, "Beta 100%_Co", 200).await;
 
     let by_name = c
-        .list_customers(pb::ListCustomersRequest {
-            name_contains: "alpha".into(),
-            ..Default::default()
-        })
+        .list_customers(pb::ListCustomersRequest { name_contains: "alpha".into(), ..Default::default() })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(by_name.customers.len(), 5);
     let literal = c
-        .list_customers(pb::ListCustomersRequest {
-            name_contains: "100%_".into(),
-            ..Default::default()
-        })
+        .list_customers(pb::ListCustomersRequest { name_contains: "100%_".into(), ..Default::default() })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(literal.customers.len(), 1, "% and _ match literally");
     let by_phone = c
-        .list_customers(pb::ListCustomersRequest {
-            contact_phone: "+86 139 0000 0002".into(),
-            ..Default::default()
-        })
+        .list_customers(pb::ListCustomersRequest { contact_phone: "+86 139 0000 0002".into(), ..Default::default() })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(by_phone.customers.len(), 1);
     assert_eq!(by_phone.customers[0].company_name, "Alpha Trading 2");
     let by_email = c
-        .list_customers(pb::ListCustomersRequest {
-            contact_email: "C4@example.CN".into(),
-            ..Default::default()
-        })
+        .list_customers(pb::ListCustomersRequest { contact_email: "C4@example.CN".into(), ..Default::default() })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(by_email.customers[0].company_name, "Alpha Trading 4");
     let by_tag = c
-        .list_customers(pb::ListCustomersRequest {
-            tag: "vip-audit".into(),
-            ..Default::default()
-        })
+        .list_customers(pb::ListCustomersRequest { tag: "vip-audit".into(), ..Default::default() })
         .await
         .unwrap()
         .into_inner();
@@ -368,11 +256,7 @@ async fn search_and_stable_pagination(app: TestApp) {
     let mut token = String::new();
     loop {
         let page = c
-            .list_customers(pb::ListCustomersRequest {
-                page_size: 2,
-                page_token: token.clone(),
-                ..Default::default()
-            })
+            .list_customers(pb::ListCustomersRequest { page_size: 2, page_token: token.clone(), ..Default::default() })
             .await
             .unwrap()
             .into_inner();
@@ -390,18 +274,12 @@ async fn search_and_stable_pagination(app: TestApp) {
     assert_eq!(sorted, seen, "each customer once, in a stable order");
 
     let bad = c
-        .list_customers(pb::ListCustomersRequest {
-            page_token: "garbage".into(),
-            ..Default::default()
-        })
+        .list_customers(pb::ListCustomersRequest { page_token: "garbage".into(), ..Default::default() })
         .await
         .unwrap_err();
     assert!(violations(&bad).contains(&"page_token".to_string()));
     let bad = c
-        .list_customers(pb::ListCustomersRequest {
-            contact_phone: "abc".into(),
-            ..Default::default()
-        })
+        .list_customers(pb::ListCustomersRequest { contact_phone: "abc".into(), ..Default::default() })
         .await
         .unwrap_err();
     assert!(violations(&bad).contains(&"contact_phone".to_string()));
@@ -424,26 +302,14 @@ async fn contacts_keep_one_primary(app: TestApp) {
         .unwrap()
         .into_inner();
     assert!(second.primary);
-    let got = c
-        .get_customer(pb::GetCustomerRequest {
-            id: cust.id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let got = c.get_customer(pb::GetCustomerRequest { id: cust.id.clone() }).await.unwrap().into_inner();
     assert_eq!(got.contacts.iter().filter(|x| x.primary).count(), 1);
-    assert_eq!(
-        got.contacts.iter().find(|x| x.primary).unwrap().id,
-        second.id
-    );
+    assert_eq!(got.contacts.iter().find(|x| x.primary).unwrap().id, second.id);
 
     let no_way = c
         .create_contact(pb::CreateContactRequest {
             customer_id: cust.id.clone(),
-            contact: Some(pb::Contact {
-                name: "無".into(),
-                ..Default::default()
-            }),
+            contact: Some(pb::Contact { name: "無".into(), ..Default::default() }),
         })
         .await
         .unwrap_err();
@@ -451,14 +317,8 @@ async fn contacts_keep_one_primary(app: TestApp) {
 
     let upd = c
         .update_contact(pb::UpdateContactRequest {
-            contact: Some(pb::Contact {
-                id: second.id.clone(),
-                mobile: "13700137000".into(),
-                ..Default::default()
-            }),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec!["mobile".into()],
-            }),
+            contact: Some(pb::Contact { id: second.id.clone(), mobile: "13700137000".into(), ..Default::default() }),
+            update_mask: Some(prost_types::FieldMask { paths: vec!["mobile".into()] }),
         })
         .await
         .unwrap()
@@ -466,24 +326,12 @@ async fn contacts_keep_one_primary(app: TestApp) {
     assert_eq!(upd.mobile, "13700137000");
     assert_eq!(upd.name, "李雷");
 
-    c.delete_contact(pb::DeleteContactRequest {
-        customer_id: cust.id.clone(),
-        contact_id: second.id.clone(),
-    })
-    .await
-    .unwrap();
-    let got = c
-        .get_customer(pb::GetCustomerRequest {
-            id: cust.id.clone(),
-        })
+    c.delete_contact(pb::DeleteContactRequest { customer_id: cust.id.clone(), contact_id: second.id.clone() })
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
+    let got = c.get_customer(pb::GetCustomerRequest { id: cust.id.clone() }).await.unwrap().into_inner();
     assert_eq!(got.contacts.len(), 1);
-    assert!(
-        got.contacts[0].primary,
-        "the remaining contact becomes primary"
-    );
+    assert!(got.contacts[0].primary, "the remaining contact becomes primary");
 }
 
 async fn tax_profile_is_encrypted_masked_and_audited(app: TestApp) {
@@ -519,10 +367,7 @@ async fn tax_profile_is_encrypted_masked_and_audited(app: TestApp) {
     }
 
     let masked = agent
-        .get_tax_profile(pb::GetTaxProfileRequest {
-            customer_id: cust.id.clone(),
-            ..Default::default()
-        })
+        .get_tax_profile(pb::GetTaxProfileRequest { customer_id: cust.id.clone(), ..Default::default() })
         .await
         .unwrap()
         .into_inner();
@@ -542,11 +387,7 @@ async fn tax_profile_is_encrypted_masked_and_audited(app: TestApp) {
 
     let mut sup = app.client(Role::Supervisor);
     let no_purpose = sup
-        .get_tax_profile(pb::GetTaxProfileRequest {
-            customer_id: cust.id.clone(),
-            unmasked: true,
-            purpose: " ".into(),
-        })
+        .get_tax_profile(pb::GetTaxProfileRequest { customer_id: cust.id.clone(), unmasked: true, purpose: " ".into() })
         .await
         .unwrap_err();
     assert!(violations(&no_purpose).contains(&"purpose".to_string()));
@@ -564,25 +405,15 @@ async fn tax_profile_is_encrypted_masked_and_audited(app: TestApp) {
 
     let audit = app
         .client(Role::Auditor)
-        .list_audit_entries(pb::ListAuditEntriesRequest {
-            customer_id: cust.id.clone(),
-            ..Default::default()
-        })
+        .list_audit_entries(pb::ListAuditEntriesRequest { customer_id: cust.id.clone(), ..Default::default() })
         .await
         .unwrap()
         .into_inner();
-    let reads: Vec<_> = audit
-        .entries
-        .iter()
-        .filter(|e| e.action == "tax_profile.read")
-        .collect();
+    let reads: Vec<_> = audit.entries.iter().filter(|e| e.action == "tax_profile.read").collect();
     assert_eq!(reads.len(), 1, "exactly the one unmasked read is audited");
     assert_eq!(reads[0].purpose, "annual filing review");
     assert_eq!(reads[0].actor, "supervisor-1");
-    assert!(
-        audit.entries.iter().all(|e| !e.detail.contains("6225")),
-        "no sensitive value in the trail"
-    );
+    assert!(audit.entries.iter().all(|e| !e.detail.contains("6225")), "no sensitive value in the trail");
 }
 
 async fn audit_chain_names_the_tampered_entry(app: TestApp) {
@@ -590,43 +421,21 @@ async fn audit_chain_names_the_tampered_entry(app: TestApp) {
         create(&app, &format!("鏈{i}"), 50 + i).await;
     }
     let mut auditor = app.client(Role::Auditor);
-    let ok = auditor
-        .verify_audit_chain(pb::VerifyAuditChainRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let ok = auditor.verify_audit_chain(pb::VerifyAuditChainRequest {}).await.unwrap().into_inner();
     assert!(ok.intact, "{}", ok.problem);
     assert_eq!(ok.entries_checked, 4);
 
-    let denied = app
-        .agent()
-        .verify_audit_chain(pb::VerifyAuditChainRequest {})
-        .await
-        .unwrap_err();
+    let denied = app.agent().verify_audit_chain(pb::VerifyAuditChainRequest {}).await.unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied);
 
-    sqlx::query("UPDATE audit_log SET actor = 'someone-else' WHERE seq = 3")
-        .execute(&app.raw)
-        .await
-        .unwrap();
-    let bad = auditor
-        .verify_audit_chain(pb::VerifyAuditChainRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    sqlx::query("UPDATE audit_log SET actor = 'someone-else' WHERE seq = 3").execute(&app.raw).await.unwrap();
+    let bad = auditor.verify_audit_chain(pb::VerifyAuditChainRequest {}).await.unwrap().into_inner();
     assert!(!bad.intact);
     assert_eq!(bad.first_bad_seq, 3);
     assert!(bad.problem.contains("altered"), "{}", bad.problem);
 
-    sqlx::query("DELETE FROM audit_log WHERE seq = 2")
-        .execute(&app.raw)
-        .await
-        .unwrap();
-    let removed = auditor
-        .verify_audit_chain(pb::VerifyAuditChainRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    sqlx::query("DELETE FROM audit_log WHERE seq = 2").execute(&app.raw).await.unwrap();
+    let removed = auditor.verify_audit_chain(pb::VerifyAuditChainRequest {}).await.unwrap().into_inner();
     assert_eq!(removed.first_bad_seq, 2);
     assert!(removed.problem.contains("missing"), "{}", removed.problem);
 }
@@ -643,10 +452,7 @@ async fn consent_gates_third_party_export(app: TestApp) {
     };
     let contacts_cat = pb::DataCategory::Contacts as i32;
     let tax_cat = pb::DataCategory::TaxFinancial as i32;
-    let refused = sup
-        .export_customer_data(export("招商銀行", vec![contacts_cat]))
-        .await
-        .unwrap_err();
+    let refused = sup.export_customer_data(export("招商銀行", vec![contacts_cat])).await.unwrap_err();
     assert_eq!(refused.code(), Code::FailedPrecondition);
 
     let consent = agent
@@ -664,77 +470,36 @@ async fn consent_gates_third_party_export(app: TestApp) {
         .unwrap()
         .into_inner();
     assert!(consent.live);
-    let doc = sup
-        .export_customer_data(export("招商銀行", vec![contacts_cat]))
-        .await
-        .unwrap()
-        .into_inner()
-        .document;
+    let doc = sup.export_customer_data(export("招商銀行", vec![contacts_cat])).await.unwrap().into_inner().document;
     let json: serde_json::Value = serde_json::from_str(&doc).unwrap();
     assert_eq!(json["contacts"][0]["mobile"], "13800138000");
     assert!(json.get("tax_profile").is_none());
 
-    let wider = sup
-        .export_customer_data(export("招商銀行", vec![contacts_cat, tax_cat]))
-        .await
-        .unwrap_err();
-    assert_eq!(
-        wider.code(),
-        Code::FailedPrecondition,
-        "categories beyond the consent"
-    );
-    let other = sup
-        .export_customer_data(export("另一家銀行", vec![contacts_cat]))
-        .await
-        .unwrap_err();
+    let wider = sup.export_customer_data(export("招商銀行", vec![contacts_cat, tax_cat])).await.unwrap_err();
+    assert_eq!(wider.code(), Code::FailedPrecondition, "categories beyond the consent");
+    let other = sup.export_customer_data(export("另一家銀行", vec![contacts_cat])).await.unwrap_err();
     assert_eq!(other.code(), Code::FailedPrecondition);
 
     agent
-        .revoke_consent(pb::RevokeConsentRequest {
-            customer_id: cust.id.clone(),
-            consent_id: consent.id.clone(),
-        })
+        .revoke_consent(pb::RevokeConsentRequest { customer_id: cust.id.clone(), consent_id: consent.id.clone() })
         .await
         .unwrap();
-    let after = sup
-        .export_customer_data(export("招商銀行", vec![contacts_cat]))
-        .await
-        .unwrap_err();
+    let after = sup.export_customer_data(export("招商銀行", vec![contacts_cat])).await.unwrap_err();
     assert_eq!(after.code(), Code::FailedPrecondition);
 
     // A copy for the data subject itself needs no third-party consent.
-    let own = sup
-        .export_customer_data(export("", vec![]))
-        .await
-        .unwrap()
-        .into_inner()
-        .document;
+    let own = sup.export_customer_data(export("", vec![])).await.unwrap().into_inner().document;
     assert!(own.contains("同意書"));
-    let listed = agent
-        .list_consents(pb::ListConsentsRequest {
-            customer_id: cust.id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let listed =
+        agent.list_consents(pb::ListConsentsRequest { customer_id: cust.id.clone() }).await.unwrap().into_inner();
     assert!(!listed.consents[0].live);
     let exports = app
         .client(Role::Auditor)
-        .list_audit_entries(pb::ListAuditEntriesRequest {
-            customer_id: cust.id.clone(),
-            ..Default::default()
-        })
+        .list_audit_entries(pb::ListAuditEntriesRequest { customer_id: cust.id.clone(), ..Default::default() })
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(
-        exports
-            .entries
-            .iter()
-            .filter(|e| e.action == "customer.export")
-            .count(),
-        2
-    );
+    assert_eq!(exports.entries.iter().filter(|e| e.action == "customer.export").count(), 2);
 }
 
 async fn erasure_purges_personal_data_and_locks_the_record(app: TestApp) {
@@ -742,26 +507,17 @@ async fn erasure_purges_personal_data_and_locks_the_record(app: TestApp) {
     let mut admin = app.client(Role::Admin);
     let refused = app
         .agent()
-        .erase_customer(pb::EraseCustomerRequest {
-            id: cust.id.clone(),
-            reason: "x".into(),
-        })
+        .erase_customer(pb::EraseCustomerRequest { id: cust.id.clone(), reason: "x".into() })
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Code::PermissionDenied);
     let no_reason = admin
-        .erase_customer(pb::EraseCustomerRequest {
-            id: cust.id.clone(),
-            reason: String::new(),
-        })
+        .erase_customer(pb::EraseCustomerRequest { id: cust.id.clone(), reason: String::new() })
         .await
         .unwrap_err();
     assert_eq!(no_reason.code(), Code::InvalidArgument);
     let erased = admin
-        .erase_customer(pb::EraseCustomerRequest {
-            id: cust.id.clone(),
-            reason: "PIPL art. 47 request #12".into(),
-        })
+        .erase_customer(pb::EraseCustomerRequest { id: cust.id.clone(), reason: "PIPL art. 47 request #12".into() })
         .await
         .unwrap()
         .into_inner();
@@ -769,29 +525,18 @@ async fn erasure_purges_personal_data_and_locks_the_record(app: TestApp) {
     assert_eq!(erased.contacts[0].name, "[erased]");
     assert!(erased.contacts[0].mobile.is_empty() && erased.contacts[0].email.is_empty());
     assert!(erased.tags.is_empty());
-    assert_eq!(
-        erased.uscc,
-        uscc(70),
-        "the company record accounting law needs is kept"
-    );
-    let raw =
-        sqlx::query("SELECT COUNT(*) FROM contacts WHERE mobile IS NOT NULL OR email IS NOT NULL")
-            .fetch_one(&app.raw)
-            .await
-            .unwrap();
+    assert_eq!(erased.uscc, uscc(70), "the company record accounting law needs is kept");
+    let raw = sqlx::query("SELECT COUNT(*) FROM contacts WHERE mobile IS NOT NULL OR email IS NOT NULL")
+        .fetch_one(&app.raw)
+        .await
+        .unwrap();
     assert_eq!(raw.get::<i64, _>(0), 0);
 
     let locked = app
         .agent()
         .update_customer(pb::UpdateCustomerRequest {
-            customer: Some(pb::Customer {
-                id: cust.id.clone(),
-                company_name: "復活".into(),
-                ..Default::default()
-            }),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec!["company_name".into()],
-            }),
+            customer: Some(pb::Customer { id: cust.id.clone(), company_name: "復活".into(), ..Default::default() }),
+            update_mask: Some(prost_types::FieldMask { paths: vec!["company_name".into()] }),
             allow_invalid_uscc_checksum: false,
         })
         .await
@@ -799,36 +544,20 @@ async fn erasure_purges_personal_data_and_locks_the_record(app: TestApp) {
     assert_eq!(locked.code(), Code::FailedPrecondition);
     let trail = app
         .client(Role::Auditor)
-        .list_audit_entries(pb::ListAuditEntriesRequest {
-            customer_id: cust.id.clone(),
-            ..Default::default()
-        })
+        .list_audit_entries(pb::ListAuditEntriesRequest { customer_id: cust.id.clone(), ..Default::default() })
         .await
         .unwrap()
         .into_inner();
-    assert!(
-        trail
-            .entries
-            .iter()
-            .any(|e| e.action == "customer.erase" && e.purpose == "PIPL art. 47 request #12")
-    );
+    assert!(trail.entries.iter().any(|e| e.action == "customer.erase" && e.purpose == "PIPL art. 47 request #12"));
 }
 
 async fn follow_ups_are_scheduled_listed_and_recorded(app: TestApp) {
     let mut c = app.agent();
     let a = create(&app, "回訪甲", 80).await;
     let b = create(&app, "回訪乙", 81).await;
-    let plan = c
-        .get_follow_up_plan(pb::GetFollowUpPlanRequest {
-            customer_id: a.id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(
-        plan.owner, "staff-9",
-        "the account manager owns the default plan"
-    );
+    let plan =
+        c.get_follow_up_plan(pb::GetFollowUpPlanRequest { customer_id: a.id.clone() }).await.unwrap().into_inner();
+    assert_eq!(plan.owner, "staff-9", "the account manager owns the default plan");
     assert_eq!(plan.cycle_days, 30);
 
     c.set_follow_up_plan(pb::SetFollowUpPlanRequest {
@@ -850,10 +579,7 @@ async fn follow_ups_are_scheduled_listed_and_recorded(app: TestApp) {
     .await
     .unwrap();
     let due = c
-        .list_due_follow_ups(pb::ListDueFollowUpsRequest {
-            due_by: "2026-01-31".into(),
-            ..Default::default()
-        })
+        .list_due_follow_ups(pb::ListDueFollowUpsRequest { due_by: "2026-01-31".into(), ..Default::default() })
         .await
         .unwrap()
         .into_inner();
@@ -870,10 +596,7 @@ async fn follow_ups_are_scheduled_listed_and_recorded(app: TestApp) {
         .into_inner();
     assert_eq!(mine.plans.len(), 1);
     let early = c
-        .list_due_follow_ups(pb::ListDueFollowUpsRequest {
-            due_by: "2026-01-06".into(),
-            ..Default::default()
-        })
+        .list_due_follow_ups(pb::ListDueFollowUpsRequest { due_by: "2026-01-06".into(), ..Default::default() })
         .await
         .unwrap()
         .into_inner();
@@ -913,22 +636,13 @@ async fn follow_ups_are_scheduled_listed_and_recorded(app: TestApp) {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(
-        visit.next_due_date, "2026-01-23",
-        "visit date + 14-day cycle"
-    );
+    assert_eq!(visit.next_due_date, "2026-01-23", "visit date + 14-day cycle");
     let due = c
-        .list_due_follow_ups(pb::ListDueFollowUpsRequest {
-            due_by: "2026-01-20".into(),
-            ..Default::default()
-        })
+        .list_due_follow_ups(pb::ListDueFollowUpsRequest { due_by: "2026-01-20".into(), ..Default::default() })
         .await
         .unwrap()
         .into_inner();
-    assert!(
-        due.plans.iter().all(|p| p.customer_id != a.id),
-        "visited customer no longer due"
-    );
+    assert!(due.plans.iter().all(|p| p.customer_id != a.id), "visited customer no longer due");
 
     let bad = c
         .record_follow_up_visit(pb::RecordFollowUpVisitRequest {
@@ -943,15 +657,9 @@ async fn follow_ups_are_scheduled_listed_and_recorded(app: TestApp) {
         .await
         .unwrap_err();
     let f = violations(&bad);
-    assert!(
-        f.contains(&"visit.satisfaction".to_string())
-            && f.contains(&"visit.visit_date".to_string()),
-        "{f:?}"
-    );
+    assert!(f.contains(&"visit.satisfaction".to_string()) && f.contains(&"visit.visit_date".to_string()), "{f:?}");
     let visits = c
-        .list_follow_up_visits(pb::ListFollowUpVisitsRequest {
-            customer_id: a.id.clone(),
-        })
+        .list_follow_up_visits(pb::ListFollowUpVisitsRequest { customer_id: a.id.clone() })
         .await
         .unwrap()
         .into_inner();
@@ -962,47 +670,19 @@ async fn greetings_list_targets_and_never_duplicate(app: TestApp) {
     let mut c = app.agent();
     let yes = create(&app, "問候甲", 90).await;
     let mut no = new_customer("不問候", &uscc(91));
-    no.customer
-        .as_mut()
-        .unwrap()
-        .preferences
-        .as_mut()
-        .unwrap()
-        .greeting_opt_in = false;
+    no.customer.as_mut().unwrap().preferences.as_mut().unwrap().greeting_opt_in = false;
     c.create_customer(no).await.unwrap();
     let mut email = new_customer("郵件問候", &uscc(92));
-    email
-        .customer
-        .as_mut()
-        .unwrap()
-        .preferences
-        .as_mut()
-        .unwrap()
-        .preferred_channel = pb::Channel::Email as i32;
+    email.customer.as_mut().unwrap().preferences.as_mut().unwrap().preferred_channel = pb::Channel::Email as i32;
     let email = c.create_customer(email).await.unwrap().into_inner();
 
-    let fest = c
-        .list_festivals(pb::ListFestivalsRequest { year: 2026 })
-        .await
-        .unwrap()
-        .into_inner();
-    let sf = fest
-        .festivals
-        .iter()
-        .find(|f| f.festival == pb::Festival::SpringFestival as i32)
-        .unwrap();
+    let fest = c.list_festivals(pb::ListFestivalsRequest { year: 2026 }).await.unwrap().into_inner();
+    let sf = fest.festivals.iter().find(|f| f.festival == pb::Festival::SpringFestival as i32).unwrap();
     assert_eq!(sf.date, "2026-02-17");
-    let ma = fest
-        .festivals
-        .iter()
-        .find(|f| f.festival == pb::Festival::MidAutumn as i32)
-        .unwrap();
+    let ma = fest.festivals.iter().find(|f| f.festival == pb::Festival::MidAutumn as i32).unwrap();
     assert_eq!(ma.date, "2026-09-25");
     assert_eq!(fest.festivals.len(), 8);
-    let out_of_range = c
-        .list_festivals(pb::ListFestivalsRequest { year: 1700 })
-        .await
-        .unwrap_err();
+    let out_of_range = c.list_festivals(pb::ListFestivalsRequest { year: 1700 }).await.unwrap_err();
     assert_eq!(out_of_range.code(), Code::InvalidArgument);
 
     let req = |pending_only| pb::ListGreetingTargetsRequest {
@@ -1011,25 +691,13 @@ async fn greetings_list_targets_and_never_duplicate(app: TestApp) {
         pending_only,
         ..Default::default()
     };
-    let targets = c
-        .list_greeting_targets(req(false))
-        .await
-        .unwrap()
-        .into_inner();
+    let targets = c.list_greeting_targets(req(false)).await.unwrap().into_inner();
     assert_eq!(targets.festival_date.unwrap().date, "2026-09-25");
     assert_eq!(targets.targets.len(), 2, "only opted-in customers");
-    let t = targets
-        .targets
-        .iter()
-        .find(|t| t.customer_id == yes.id)
-        .unwrap();
+    let t = targets.targets.iter().find(|t| t.customer_id == yes.id).unwrap();
     assert_eq!(t.preferred_channel, pb::Channel::Wechat as i32);
     assert_eq!(t.contact_address, "wangfang_cfo");
-    let e = targets
-        .targets
-        .iter()
-        .find(|t| t.customer_id == email.id)
-        .unwrap();
+    let e = targets.targets.iter().find(|t| t.customer_id == email.id).unwrap();
     assert_eq!(e.contact_address, "wang@example.cn");
 
     let mark = pb::MarkGreetingSentRequest {
@@ -1038,50 +706,16 @@ async fn greetings_list_targets_and_never_duplicate(app: TestApp) {
         year: 2026,
         channel: pb::Channel::Wechat as i32,
     };
-    assert!(
-        c.mark_greeting_sent(mark.clone())
-            .await
-            .unwrap()
-            .into_inner()
-            .newly_marked
-    );
-    assert!(
-        !c.mark_greeting_sent(mark)
-            .await
-            .unwrap()
-            .into_inner()
-            .newly_marked,
-        "second mark changes nothing"
-    );
-    let n = sqlx::query("SELECT COUNT(*) FROM greetings_sent")
-        .fetch_one(&app.raw)
-        .await
-        .unwrap()
-        .get::<i64, _>(0);
+    assert!(c.mark_greeting_sent(mark.clone()).await.unwrap().into_inner().newly_marked);
+    assert!(!c.mark_greeting_sent(mark).await.unwrap().into_inner().newly_marked, "second mark changes nothing");
+    let n = sqlx::query("SELECT COUNT(*) FROM greetings_sent").fetch_one(&app.raw).await.unwrap().get::<i64, _>(0);
     assert_eq!(n, 1);
-    let pending = c
-        .list_greeting_targets(req(true))
-        .await
-        .unwrap()
-        .into_inner();
+    let pending = c.list_greeting_targets(req(true)).await.unwrap().into_inner();
     assert_eq!(pending.targets.len(), 1);
     assert_eq!(pending.targets[0].customer_id, email.id);
-    let all = c
-        .list_greeting_targets(req(false))
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(
-        all.targets
-            .iter()
-            .find(|t| t.customer_id == yes.id)
-            .unwrap()
-            .already_sent
-    );
-    let bad = c
-        .list_greeting_targets(pb::ListGreetingTargetsRequest::default())
-        .await
-        .unwrap_err();
+    let all = c.list_greeting_targets(req(false)).await.unwrap().into_inner();
+    assert!(all.targets.iter().find(|t| t.customer_id == yes.id).unwrap().already_sent);
+    let bad = c.list_greeting_targets(pb::ListGreetingTargetsRequest::default()).await.unwrap_err();
     assert!(violations(&bad).contains(&"festival".to_string()));
 }
 
@@ -1100,89 +734,45 @@ async fn import_reports_bad_rows_and_reruns_create_nothing(app: TestApp) {
             good(2, "匯入甲", uscc(300)),
             good(3, "匯入乙", uscc(301)),
             good(4, "壞的", "123".into()),
-            pb::ImportCustomerRow {
-                line: 5,
-                customer: None,
-                primary_contact: None,
-            },
+            pb::ImportCustomerRow { line: 5, customer: None, primary_contact: None },
             good(6, "匯入丙", uscc(302)),
         ]
     };
     let mut admin = app.client(Role::Admin);
-    let first = admin
-        .import_customers(futures::stream::iter(rows()))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(
-        (first.rows_received, first.created, first.unchanged),
-        (5, 3, 0)
-    );
+    let first = admin.import_customers(futures::stream::iter(rows())).await.unwrap().into_inner();
+    assert_eq!((first.rows_received, first.created, first.unchanged), (5, 3, 0));
     let lines: Vec<i64> = first.errors.iter().map(|e| e.line).collect();
     assert_eq!(lines, vec![4, 5]);
-    assert!(
-        first.errors[0].reason.contains("uscc"),
-        "{}",
-        first.errors[0].reason
-    );
+    assert!(first.errors[0].reason.contains("uscc"), "{}", first.errors[0].reason);
 
-    let again = admin
-        .import_customers(futures::stream::iter(rows()))
-        .await
-        .unwrap()
-        .into_inner();
+    let again = admin.import_customers(futures::stream::iter(rows())).await.unwrap().into_inner();
     assert_eq!((again.created, again.unchanged), (0, 3));
     assert_eq!(count_customers(&app).await, 3);
 
-    let denied = app
-        .agent()
-        .import_customers(futures::stream::iter(rows()))
-        .await
-        .unwrap_err();
+    let denied = app.agent().import_customers(futures::stream::iter(rows())).await.unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied);
 }
 
 async fn missing_and_bad_tokens_are_unauthenticated(app: TestApp) {
     let req = pb::ListCustomersRequest::default();
-    let none = app
-        .client_with_token(None)
-        .list_customers(req.clone())
-        .await
-        .unwrap_err();
+    let none = app.client_with_token(None).list_customers(req.clone()).await.unwrap_err();
     assert_eq!(none.code(), Code::Unauthenticated);
-    let junk = app
-        .client_with_token(Some("junk"))
-        .list_customers(req.clone())
-        .await
-        .unwrap_err();
+    let junk = app.client_with_token(Some("junk")).list_customers(req.clone()).await.unwrap_err();
     assert_eq!(junk.code(), Code::Unauthenticated);
-    let other =
-        kefu_kit::auth::TokenSigner::from_entry(&kefu_kit::keys::KeyEntry::generate("test"))
-            .unwrap();
-    let foreign = other
-        .mint("x", &[Role::Admin], std::time::Duration::from_secs(60))
-        .unwrap();
-    let err = app
-        .client_with_token(Some(&foreign))
-        .list_customers(req)
-        .await
-        .unwrap_err();
+    let other = kefu_kit::auth::TokenSigner::from_entry(&kefu_kit::keys::KeyEntry::generate("test")).unwrap();
+    let foreign = other.mint("x", &[Role::Admin], std::time::Duration::from_secs(60)).unwrap();
+    let err = app.client_with_token(Some(&foreign)).list_customers(req).await.unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
 
     // Probes and discovery need no token.
     let channel = kefu_kit::client::channel(&app.addr).unwrap();
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
     let status = health
-        .check(tonic_health::pb::HealthCheckRequest {
-            service: "kefu.customers.v1.CustomerService".into(),
-        })
+        .check(tonic_health::pb::HealthCheckRequest { service: "kefu.customers.v1.CustomerService".into() })
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(
-        status.status(),
-        tonic_health::pb::health_check_response::ServingStatus::Serving
-    );
+    assert_eq!(status.status(), tonic_health::pb::health_check_response::ServingStatus::Serving);
 }
 
 /// Every RPC, called by every role: the roles outside its list get
@@ -1225,136 +815,58 @@ async fn every_rpc_checks_the_callers_role(app: TestApp) {
         for role in Role::ALL {
             let mut c = app.client(role);
             let result: Result<(), tonic::Status> = match *rpc {
-                "CreateCustomer" => c
-                    .create_customer(pb::CreateCustomerRequest::default())
-                    .await
-                    .map(|_| ()),
-                "GetCustomer" => c
-                    .get_customer(pb::GetCustomerRequest { id: id.clone() })
-                    .await
-                    .map(|_| ()),
-                "UpdateCustomer" => c
-                    .update_customer(pb::UpdateCustomerRequest::default())
-                    .await
-                    .map(|_| ()),
-                "ListCustomers" => c
-                    .list_customers(pb::ListCustomersRequest::default())
-                    .await
-                    .map(|_| ()),
+                "CreateCustomer" => c.create_customer(pb::CreateCustomerRequest::default()).await.map(|_| ()),
+                "GetCustomer" => c.get_customer(pb::GetCustomerRequest { id: id.clone() }).await.map(|_| ()),
+                "UpdateCustomer" => c.update_customer(pb::UpdateCustomerRequest::default()).await.map(|_| ()),
+                "ListCustomers" => c.list_customers(pb::ListCustomersRequest::default()).await.map(|_| ()),
                 "ArchiveCustomer" => c
-                    .archive_customer(pb::ArchiveCustomerRequest {
-                        id: id.clone(),
-                        etag: String::new(),
-                    })
+                    .archive_customer(pb::ArchiveCustomerRequest { id: id.clone(), etag: String::new() })
                     .await
                     .map(|_| ()),
-                "ImportCustomers" => c
-                    .import_customers(futures::stream::iter(Vec::<pb::ImportCustomerRow>::new()))
-                    .await
-                    .map(|_| ()),
-                "CreateContact" => c
-                    .create_contact(pb::CreateContactRequest::default())
-                    .await
-                    .map(|_| ()),
-                "UpdateContact" => c
-                    .update_contact(pb::UpdateContactRequest::default())
-                    .await
-                    .map(|_| ()),
-                "DeleteContact" => c
-                    .delete_contact(pb::DeleteContactRequest::default())
-                    .await
-                    .map(|_| ()),
-                "UpdateTaxProfile" => c
-                    .update_tax_profile(pb::UpdateTaxProfileRequest::default())
-                    .await
-                    .map(|_| ()),
+                "ImportCustomers" => {
+                    c.import_customers(futures::stream::iter(Vec::<pb::ImportCustomerRow>::new())).await.map(|_| ())
+                }
+                "CreateContact" => c.create_contact(pb::CreateContactRequest::default()).await.map(|_| ()),
+                "UpdateContact" => c.update_contact(pb::UpdateContactRequest::default()).await.map(|_| ()),
+                "DeleteContact" => c.delete_contact(pb::DeleteContactRequest::default()).await.map(|_| ()),
+                "UpdateTaxProfile" => c.update_tax_profile(pb::UpdateTaxProfileRequest::default()).await.map(|_| ()),
                 "GetTaxProfile" => c
-                    .get_tax_profile(pb::GetTaxProfileRequest {
-                        customer_id: id.clone(),
-                        ..Default::default()
-                    })
+                    .get_tax_profile(pb::GetTaxProfileRequest { customer_id: id.clone(), ..Default::default() })
                     .await
                     .map(|_| ()),
-                "CreateConsent" => c
-                    .create_consent(pb::CreateConsentRequest::default())
-                    .await
-                    .map(|_| ()),
-                "RevokeConsent" => c
-                    .revoke_consent(pb::RevokeConsentRequest::default())
-                    .await
-                    .map(|_| ()),
-                "ListConsents" => c
-                    .list_consents(pb::ListConsentsRequest {
-                        customer_id: id.clone(),
-                    })
-                    .await
-                    .map(|_| ()),
-                "ExportCustomerData" => c
-                    .export_customer_data(pb::ExportCustomerDataRequest::default())
-                    .await
-                    .map(|_| ()),
-                "EraseCustomer" => c
-                    .erase_customer(pb::EraseCustomerRequest::default())
-                    .await
-                    .map(|_| ()),
-                "ListAuditEntries" => c
-                    .list_audit_entries(pb::ListAuditEntriesRequest::default())
-                    .await
-                    .map(|_| ()),
-                "VerifyAuditChain" => c
-                    .verify_audit_chain(pb::VerifyAuditChainRequest {})
-                    .await
-                    .map(|_| ()),
-                "SetFollowUpPlan" => c
-                    .set_follow_up_plan(pb::SetFollowUpPlanRequest::default())
-                    .await
-                    .map(|_| ()),
-                "GetFollowUpPlan" => c
-                    .get_follow_up_plan(pb::GetFollowUpPlanRequest {
-                        customer_id: id.clone(),
-                    })
-                    .await
-                    .map(|_| ()),
-                "ListDueFollowUps" => c
-                    .list_due_follow_ups(pb::ListDueFollowUpsRequest::default())
-                    .await
-                    .map(|_| ()),
-                "RecordFollowUpVisit" => c
-                    .record_follow_up_visit(pb::RecordFollowUpVisitRequest::default())
-                    .await
-                    .map(|_| ()),
-                "ListFollowUpVisits" => c
-                    .list_follow_up_visits(pb::ListFollowUpVisitsRequest {
-                        customer_id: id.clone(),
-                    })
-                    .await
-                    .map(|_| ()),
-                "ListFestivals" => c
-                    .list_festivals(pb::ListFestivalsRequest { year: 2026 })
-                    .await
-                    .map(|_| ()),
-                "ListGreetingTargets" => c
-                    .list_greeting_targets(pb::ListGreetingTargetsRequest::default())
-                    .await
-                    .map(|_| ()),
-                "MarkGreetingSent" => c
-                    .mark_greeting_sent(pb::MarkGreetingSentRequest::default())
-                    .await
-                    .map(|_| ()),
+                "CreateConsent" => c.create_consent(pb::CreateConsentRequest::default()).await.map(|_| ()),
+                "RevokeConsent" => c.revoke_consent(pb::RevokeConsentRequest::default()).await.map(|_| ()),
+                "ListConsents" => {
+                    c.list_consents(pb::ListConsentsRequest { customer_id: id.clone() }).await.map(|_| ())
+                }
+                "ExportCustomerData" => {
+                    c.export_customer_data(pb::ExportCustomerDataRequest::default()).await.map(|_| ())
+                }
+                "EraseCustomer" => c.erase_customer(pb::EraseCustomerRequest::default()).await.map(|_| ()),
+                "ListAuditEntries" => c.list_audit_entries(pb::ListAuditEntriesRequest::default()).await.map(|_| ()),
+                "VerifyAuditChain" => c.verify_audit_chain(pb::VerifyAuditChainRequest {}).await.map(|_| ()),
+                "SetFollowUpPlan" => c.set_follow_up_plan(pb::SetFollowUpPlanRequest::default()).await.map(|_| ()),
+                "GetFollowUpPlan" => {
+                    c.get_follow_up_plan(pb::GetFollowUpPlanRequest { customer_id: id.clone() }).await.map(|_| ())
+                }
+                "ListDueFollowUps" => c.list_due_follow_ups(pb::ListDueFollowUpsRequest::default()).await.map(|_| ()),
+                "RecordFollowUpVisit" => {
+                    c.record_follow_up_visit(pb::RecordFollowUpVisitRequest::default()).await.map(|_| ())
+                }
+                "ListFollowUpVisits" => {
+                    c.list_follow_up_visits(pb::ListFollowUpVisitsRequest { customer_id: id.clone() }).await.map(|_| ())
+                }
+                "ListFestivals" => c.list_festivals(pb::ListFestivalsRequest { year: 2026 }).await.map(|_| ()),
+                "ListGreetingTargets" => {
+                    c.list_greeting_targets(pb::ListGreetingTargetsRequest::default()).await.map(|_| ())
+                }
+                "MarkGreetingSent" => c.mark_greeting_sent(pb::MarkGreetingSentRequest::default()).await.map(|_| ()),
                 other => panic!("no call for {other}"),
             };
             let denied = matches!(&result, Err(s) if s.code() == Code::PermissionDenied);
-            assert_eq!(
-                denied,
-                !allowed.contains(&role),
-                "{rpc} as {role}: {result:?}"
-            );
+            assert_eq!(denied, !allowed.contains(&role), "{rpc} as {role}: {result:?}");
         }
     }
-    assert_eq!(
-        matrix.len(),
-        26,
-        "every RPC of CustomerService is in the matrix"
-    );
+    assert_eq!(matrix.len(), 26, "every RPC of CustomerService is in the matrix");
     assert_eq!(count_customers(&app).await, 0, "nothing was written");
 }

@@ -50,9 +50,7 @@ pub fn postgres_admin_url() -> Option<String> {
                 std::env::var("CI").is_err(),
                 "KEFU_TEST_DATABASE_URL must be set in CI: the PostgreSQL suite may not be skipped"
             );
-            eprintln!(
-                "KEFU_TEST_DATABASE_URL is not set: skipping the PostgreSQL run of this test"
-            );
+            eprintln!("KEFU_TEST_DATABASE_URL is not set: skipping the PostgreSQL run of this test");
             None
         }
     }
@@ -62,10 +60,7 @@ pub async fn spawn(backend: Backend) -> Option<TestApp> {
     if std::env::var("TEST_LOG").is_ok() {
         let _ = kefu_kit::telemetry::init(
             "test",
-            &kefu_kit::config::TelemetryArgs {
-                log_format: kefu_kit::config::LogFormat::Pretty,
-                log: "debug".into(),
-            },
+            &kefu_kit::config::TelemetryArgs { log_format: kefu_kit::config::LogFormat::Pretty, log: "debug".into() },
         );
     }
     let dir = tempfile::tempdir().unwrap();
@@ -74,51 +69,28 @@ pub async fn spawn(backend: Backend) -> Option<TestApp> {
         Backend::Postgres => {
             let admin = postgres_admin_url()?;
             let name = format!("kefu_test_{}", uuid::Uuid::now_v7().simple());
-            kefu_kit::db::create_postgres_database(&admin, &name)
-                .await
-                .expect("create test database")
+            kefu_kit::db::create_postgres_database(&admin, &name).await.expect("create test database")
         }
     };
     let pool = kefu_kit::db::connect(&url, 5).await.expect("connect");
-    kefu_kit::db::migrate(&pool, &kefu_customers::MIGRATOR)
-        .await
-        .expect("migrate");
+    kefu_kit::db::migrate(&pool, &kefu_customers::MIGRATOR).await.expect("migrate");
     let raw = kefu_kit::db::connect(&url, 1).await.expect("raw connect");
 
     let signer = TokenSigner::from_entry(&KeyEntry::generate("test")).unwrap();
-    let verifier =
-        TokenVerifier::new(&parse_key_list("pub", &signer.public_key()).unwrap()).unwrap();
+    let verifier = TokenVerifier::new(&parse_key_list("pub", &signer.public_key()).unwrap()).unwrap();
     let keyring = DataKeyring::new(&[KeyEntry::generate("data")]).unwrap();
-    let svc = kefu_customers::service(
-        pool,
-        keyring,
-        Settings {
-            follow_up_cycle_days: 30,
-        },
-    );
+    let svc = kefu_customers::service(pool, keyring, Settings { follow_up_cycle_days: 30 });
     let args = ServerArgs::on("127.0.0.1:0".parse().unwrap());
-    let server = kefu_kit::server::ServerBuilder::new()
-        .add_service(svc)
-        .bind(&args, verifier)
-        .await
-        .unwrap();
+    let server = kefu_kit::server::ServerBuilder::new().add_service(svc).bind(&args, verifier).await.unwrap();
     let addr = format!("http://{}", server.local_addr());
     let shutdown = CancellationToken::new();
     tokio::spawn(server.run(shutdown.clone()));
-    Some(TestApp {
-        addr,
-        signer,
-        raw,
-        shutdown,
-        _dir: dir,
-    })
+    Some(TestApp { addr, signer, raw, shutdown, _dir: dir })
 }
 
 impl TestApp {
     pub fn token(&self, role: Role) -> String {
-        self.signer
-            .mint(&format!("{role}-1"), &[role], Duration::from_secs(600))
-            .unwrap()
+        self.signer.mint(&format!("{role}-1"), &[role], Duration::from_secs(600)).unwrap()
     }
 
     pub fn client_with_token(&self, token: Option<&str>) -> Client {

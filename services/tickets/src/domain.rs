@@ -1,0 +1,181 @@
+//! Ticket rules: statuses and their transitions, priorities, categories,
+//! filing periods, progress. No I/O.
+use chrono::{Datelike, NaiveDate};
+use kefu_kit::Error;
+use kefu_proto::tickets::v1 as pb;
+
+pub const CATEGORIES: &[&str] = &["tax_filing", "bookkeeping", "tax_policy", "tax_registration", "invoice_application", "other"];
+
+pub fn category(field: &str, raw: &str) -> Result<String, Error> {
+    let c = raw.trim();
+    if c.is_empty() {
+        return Ok("other".into());
+    }
+    if CATEGORIES.contains(&c) {
+        Ok(c.to_owned())
+    } else {
+        Err(Error::invalid(field, format!("{c:?} is not one of {}", CATEGORIES.join(", "))))
+    }
+}
+
+pub fn kind_name(k: i64) -> &'static str {
+    match pb::TicketKind::try_from(k as i32) {
+        Ok(pb::TicketKind::BusinessRequest) => "business_request",
+        Ok(pb::TicketKind::Feedback) => "feedback",
+        _ => "consultation",
+    }
+}
+
+pub fn channel_name(c: i64) -> &'static str {
+    match pb::Channel::try_from(c as i32) {
+        Ok(pb::Channel::Phone) => "phone",
+        Ok(pb::Channel::OnlineChat) => "online_chat",
+        Ok(pb::Channel::Email) => "email",
+        Ok(pb::Channel::Wechat) => "wechat",
+        Ok(pb::Channel::InPerson) => "in_person",
+        _ => "unspecified",
+    }
+}
+
+pub fn priority_name(p: i64) -> &'static str {
+    match pb::Priority::try_from(p as i32) {
+        Ok(pb::Priority::Low) => "low",
+        Ok(pb::Priority::High) => "high",
+        Ok(pb::Priority::Urgent) => "urgent",
+        _ => "normal",
+    }
+}
+
+/// One level up, capped at urgent.
+pub fn raise(p: i64) -> i64 {
+    (p + 1).clamp(pb::Priority::Low as i64, pb::Priority::Urgent as i64)
+}
+
+pub fn status_name(s: i64) -> &'static str {
+    match pb::Status::try_from(s as i32) {
+        Ok(pb::Status::New) => "new",
+        Ok(pb::Status::Open) => "open",
+        Ok(pb::Status::PendingCustomer) => "pending_customer",
+        Ok(pb::Status::PendingInternal) => "pending_internal",
+        Ok(pb::Status::Solved) => "solved",
+        Ok(pb::Status::Closed) => "closed",
+        _ => "unspecified",
+    }
+}
+
+/// The workflow: which status may follow which.
+pub fn transition(from: pb::Status, to: pb::Status, reopen: bool) -> Result<(), Error> {
+    use pb::Status::*;
+    let ok = match (from, to) {
+        (Closed, _) => false,
+        (Solved, Open) => reopen,
+        (Solved, Closed) => true,
+        (Solved, _) => false,
+        (_, New | Unspecified) => false,
+        (a, b) if a == b => false,
+        (New | Open | PendingCustomer | PendingInternal, Open | PendingCustomer | PendingInternal | Solved) => true,
+        (New | Open | PendingCustomer | PendingInternal, Closed) => false,
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else if from == Closed {
+        Err(Error::FailedPrecondition("the ticket is closed; open a follow-up ticket instead".into()))
+    } else if from == Solved && to == Open && !reopen {
+        Err(Error::FailedPrecondition("the ticket is solved; set reopen to reopen it".into()))
+    } else {
+        Err(Error::FailedPrecondition(format!(
+            "a ticket cannot go from {} to {}",
+            status_name(from as i64),
+            status_name(to as i64)
+        )))
+    }
+}
+
+/// A filing period: "2026-09" (month) or "2026-Q3" (quarter). Returns the
+/// (year, month) the period ends in.
+pub fn filing_period_end(raw: &str) -> Result<(i32, u32), Error> {
+    let bad = || Error::invalid("filing_period", format!("{raw:?} is not YYYY-MM or YYYY-Qn"));
+    let (y, rest) = raw.trim().split_once('-').ok_or_else(bad)?;
+    let year: i32 = y.parse().map_err(|_| bad())?;
+    if !(2000..=2100).contains(&year) {
+        return Err(bad());
+    }
+    if let Some(q) = rest.strip_prefix('Q').or_else(|| rest.strip_prefix('q')) {
+        let q: u32 = q.parse().map_err(|_| bad())?;
+        if !(1..=4).contains(&q) {
+            return Err(bad());
+        }
+        return Ok((year, q * 3));
+    }
+    let m: u32 = rest.parse().map_err(|_| bad())?;
+    if !(1..=12).contains(&m) {
+        return Err(bad());
+    }
+    Ok((year, m))
+}
+
+/// The firm's civil date of an instant (UTC+8, the default calendar zone).
+pub fn local_date(ms: i64) -> NaiveDate {
+    (chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().naive_utc() + chrono::Duration::hours(8)).date()
+}
+
+pub fn parse_date(field: &str, raw: &str) -> Result<NaiveDate, Error> {
+    NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d").map_err(|_| Error::invalid(field, format!("{raw:?} is not a date YYYY-MM-DD")))
+}
+
+/// Start of a local date as Unix ms (UTC+8).
+pub fn day_start_ms(d: NaiveDate) -> i64 {
+    d.and_hms_opt(0, 0, 0).map_or(0, |t| t.and_utc().timestamp_millis() - 8 * 3_600_000)
+}
+
+pub fn year_of(ms: i64) -> i32 {
+    local_date(ms).year()
+}
+
+/// Share of materials received and steps done, 0–100.
+pub fn progress(materials: &[pb::Material], steps: &[pb::Step]) -> i32 {
+    let total = materials.len() + steps.len();
+    if total == 0 {
+        return 0;
+    }
+    let done = materials.iter().filter(|m| m.received).count() + steps.iter().filter(|s| s.done).count();
+    (done * 100 / total) as i32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pb::Status::*;
+
+    #[test]
+    fn workflow_transitions() {
+        assert!(transition(New, Open, false).is_ok());
+        assert!(transition(Open, PendingCustomer, false).is_ok());
+        assert!(transition(PendingCustomer, Open, false).is_ok());
+        assert!(transition(PendingInternal, Solved, false).is_ok());
+        assert!(transition(Solved, Closed, false).is_ok());
+        assert!(transition(Solved, Open, true).is_ok());
+        assert!(transition(Solved, Open, false).is_err());
+        assert!(transition(Closed, Open, true).is_err());
+        assert!(transition(Open, Closed, false).is_err());
+        assert!(transition(Open, Open, false).is_err());
+        assert!(transition(Open, New, false).is_err());
+    }
+
+    #[test]
+    fn filing_periods() {
+        assert_eq!(filing_period_end("2026-09").unwrap(), (2026, 9));
+        assert_eq!(filing_period_end("2026-Q3").unwrap(), (2026, 9));
+        assert_eq!(filing_period_end("2026-Q4").unwrap(), (2026, 12));
+        for bad in ["2026-13", "2026-Q5", "26-01", "", "2026"] {
+            assert!(filing_period_end(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn priority_rises_to_urgent() {
+        assert_eq!(raise(pb::Priority::Normal as i64), pb::Priority::High as i64);
+        assert_eq!(raise(pb::Priority::Urgent as i64), pb::Priority::Urgent as i64);
+    }
+}
