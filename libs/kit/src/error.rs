@@ -38,6 +38,9 @@ pub enum Error {
     Unauthenticated(String),
     #[error("{0}")]
     PermissionDenied(String),
+    /// A service this one depends on did not answer.
+    #[error("{0}")]
+    Unavailable(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -92,6 +95,7 @@ impl From<Error> for Status {
             Error::Aborted(m) => Status::aborted(m),
             Error::Unauthenticated(m) => Status::unauthenticated(m),
             Error::PermissionDenied(m) => Status::permission_denied(m),
+            Error::Unavailable(m) => Status::unavailable(m),
             Error::Internal(err) => {
                 // The detail goes to the log, never to the caller.
                 tracing::error!(error = ?err, "internal error");

@@ -74,6 +74,8 @@ pub enum EventKind {
     Fulfilled,
     Paused,
     Resumed,
+    /// A breached target still open at the second escalation level.
+    Escalated,
 }
 
 impl EventKind {
@@ -84,13 +86,21 @@ impl EventKind {
             EventKind::Fulfilled => "fulfilled",
             EventKind::Paused => "paused",
             EventKind::Resumed => "resumed",
+            EventKind::Escalated => "escalated",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [EventKind::Warning, EventKind::Breached, EventKind::Fulfilled, EventKind::Paused, EventKind::Resumed]
-            .into_iter()
-            .find(|k| k.as_str() == s)
+        [
+            EventKind::Warning,
+            EventKind::Breached,
+            EventKind::Fulfilled,
+            EventKind::Paused,
+            EventKind::Resumed,
+            EventKind::Escalated,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
     }
 }
 
@@ -244,8 +254,14 @@ impl Target {
     }
 
     fn event(&self, kind: EventKind, at: i64) -> SlaEvent {
+        // A cycle can pause and resume many times: those events carry the
+        // clock time used so far, which is the same on every retry.
+        let id = match kind {
+            EventKind::Paused | EventKind::Resumed => format!("{}@{}", self.key.event_id(kind), self.consumed_ms),
+            _ => self.key.event_id(kind),
+        };
         SlaEvent {
-            id: self.key.event_id(kind),
+            id,
             key: self.key.clone(),
             kind,
             at_ms: at,

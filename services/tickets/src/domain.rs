@@ -4,7 +4,8 @@ use chrono::{Datelike, NaiveDate};
 use kefu_kit::Error;
 use kefu_proto::tickets::v1 as pb;
 
-pub const CATEGORIES: &[&str] = &["tax_filing", "bookkeeping", "tax_policy", "tax_registration", "invoice_application", "other"];
+pub const CATEGORIES: &[&str] =
+    &["tax_filing", "bookkeeping", "tax_policy", "tax_registration", "invoice_application", "other"];
 
 pub fn category(field: &str, raw: &str) -> Result<String, Error> {
     let c = raw.trim();
@@ -121,7 +122,8 @@ pub fn local_date(ms: i64) -> NaiveDate {
 }
 
 pub fn parse_date(field: &str, raw: &str) -> Result<NaiveDate, Error> {
-    NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d").map_err(|_| Error::invalid(field, format!("{raw:?} is not a date YYYY-MM-DD")))
+    NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d")
+        .map_err(|_| Error::invalid(field, format!("{raw:?} is not a date YYYY-MM-DD")))
 }
 
 /// Start of a local date as Unix ms (UTC+8).

@@ -1,0 +1,718 @@
+//! The tickets service's use of the SLA engine: which targets a ticket or a
+//! call gets, what starts, pauses, resumes and stops them, and what happens
+//! when they warn, breach or escalate. The database is the record; the live
+//! store is told after each commit.
+use std::sync::{
+    Arc, RwLock,
+    atomic::{AtomicBool, Ordering},
+};
+
+use async_trait::async_trait;
+use kefu_kit::Error;
+use kefu_sla::{
+    Calendar, Claimed, Clock, DueHandler, DueKind, EventKind, Facts, LiveEntry, LiveStore, Metric, Policy, SlaEvent,
+    Target, TargetKey, policy,
+};
+use opentelemetry::{
+    KeyValue,
+    metrics::{Counter, Histogram},
+};
+use serde::{Deserialize, Serialize};
+use sqlx::{AnyConnection, AnyPool};
+
+use crate::{
+    domain,
+    store::{self, TargetRow, TicketRow},
+};
+
+/// Escalation rules (data; defaults follow SLA.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EscalationRules {
+    /// Who is notified on a warning.
+    pub warning_notify: String,
+    /// Who is notified on a breach.
+    pub breach_notify: String,
+    /// Raise the priority one level on a breach.
+    pub breach_raises_priority: bool,
+    /// Second level: this long (business time) after a breach…
+    pub second_level_after_secs: i64,
+    /// …notify them.
+    pub second_level_notify: String,
+}
+
+impl Default for EscalationRules {
+    fn default() -> Self {
+        Self {
+            warning_notify: "assignee".into(),
+            breach_notify: "supervisor".into(),
+            breach_raises_priority: true,
+            second_level_after_secs: 2 * 3600,
+            second_level_notify: "manager".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SlaSettings {
+    /// How far before the filing deadline's close of business a tax-filing
+    /// request is due (business time); `None`: one business day.
+    pub filing_lead: Option<chrono::Duration>,
+    pub escalation: EscalationRules,
+}
+
+impl Default for SlaSettings {
+    fn default() -> Self {
+        Self { filing_lead: None, escalation: EscalationRules::default() }
+    }
+}
+
+struct SlaMetrics {
+    events: Counter<u64>,
+    lag: Histogram<f64>,
+}
+
+/// What a change did, to tell the live store and watchers after commit.
+#[derive(Default)]
+pub struct Changes {
+    pub entries: Vec<LiveEntry>,
+    pub events: Vec<SlaEvent>,
+}
+
+impl Changes {
+    pub fn merge(&mut self, other: Changes) {
+        self.entries.extend(other.entries);
+        self.events.extend(other.events);
+    }
+}
+
+pub struct SlaEngine {
+    pool: AnyPool,
+    pub live: Arc<dyn LiveStore>,
+    pub clock: Arc<dyn Clock>,
+    calendar: RwLock<Arc<Calendar>>,
+    policies: RwLock<Arc<Vec<Policy>>>,
+    pub settings: SlaSettings,
+    /// Set when a live-store write failed: the sweeper rebuilds.
+    pub rebuild_flag: Arc<AtomicBool>,
+    metrics: SlaMetrics,
+}
+
+pub fn entry_of(t: &Target, queue: &str, assignee: &str) -> LiveEntry {
+    LiveEntry {
+        key: t.key.clone(),
+        state: t.state(),
+        due_at: t.due_at,
+        warn_at: t.warn_at,
+        queue: queue.to_owned(),
+        assignee: assignee.to_owned(),
+    }
+}
+
+fn routed(mut e: SlaEvent, queue: &str, assignee: &str) -> SlaEvent {
+    e.queue = queue.to_owned();
+    e.assignee = assignee.to_owned();
+    e
+}
+
+fn cal_err(e: kefu_sla::CalendarError) -> Error {
+    Error::Internal(anyhow::anyhow!("calendar: {e}"))
+}
+
+impl SlaEngine {
+    /// Loads the calendar and policies from the database, seeding the
+    /// defaults on first start.
+    pub async fn load(
+        pool: AnyPool,
+        live: Arc<dyn LiveStore>,
+        clock: Arc<dyn Clock>,
+        settings: SlaSettings,
+    ) -> anyhow::Result<Self> {
+        let mut conn = pool.acquire().await?;
+        let calendar = match store::get_setting(&mut conn, "calendar").await? {
+            Some(json) => Calendar::from_json(&json).map_err(|e| anyhow::anyhow!("stored calendar: {e}"))?,
+            None => {
+                let c = Calendar::china_default()?;
+                store::put_setting(&mut conn, "calendar", &serde_json::to_string(c.spec())?).await?;
+                c
+            }
+        };
+        let mut bodies = store::policies(&mut conn).await?;
+        if bodies.is_empty() {
+            for p in policy::default_policies(&calendar) {
+                store::put_policy(&mut conn, &p.id, i64::from(p.position), &serde_json::to_string(&p)?).await?;
+            }
+            bodies = store::policies(&mut conn).await?;
+        }
+        let policies: Vec<Policy> = bodies.iter().map(|b| serde_json::from_str(b)).collect::<Result<_, _>>()?;
+        drop(conn);
+        let meter = kefu_kit::telemetry::meter();
+        Ok(Self {
+            pool,
+            live,
+            clock,
+            calendar: RwLock::new(Arc::new(calendar)),
+            policies: RwLock::new(Arc::new(policies)),
+            settings,
+            rebuild_flag: Arc::new(AtomicBool::new(false)),
+            metrics: SlaMetrics {
+                events: meter
+                    .u64_counter("kefu.sla.events")
+                    .with_description("SLA events emitted, by kind and metric")
+                    .build(),
+                lag: meter
+                    .f64_histogram("kefu.sla.sweep.lag")
+                    .with_unit("s")
+                    .with_description("Delay from a target's due or warning time to its event")
+                    .with_boundaries(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0])
+                    .build(),
+            },
+        })
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    pub fn calendar(&self) -> Arc<Calendar> {
+        self.calendar.read().map_or_else(|p| p.into_inner().clone(), |c| c.clone())
+    }
+
+    pub fn set_calendar(&self, c: Calendar) {
+        if let Ok(mut g) = self.calendar.write() {
+            *g = Arc::new(c);
+        }
+    }
+
+    pub fn policies(&self) -> Arc<Vec<Policy>> {
+        self.policies.read().map_or_else(|p| p.into_inner().clone(), |c| c.clone())
+    }
+
+    pub async fn reload_policies(&self, conn: &mut AnyConnection) -> Result<(), Error> {
+        let bodies = store::policies(conn).await?;
+        let list: Vec<Policy> =
+            bodies.iter().map(|b| serde_json::from_str(b)).collect::<Result<_, _>>().map_err(anyhow::Error::from)?;
+        if let Ok(mut g) = self.policies.write() {
+            *g = Arc::new(list);
+        }
+        Ok(())
+    }
+
+    fn policy_for(&self, t: &TicketRow) -> Option<Policy> {
+        let policies = self.policies();
+        let facts = Facts {
+            record_kind: domain::kind_name(t.kind),
+            channel: domain::channel_name(t.channel),
+            category: &t.category,
+            priority: domain::priority_name(t.priority),
+            tier: &t.customer_tier,
+        };
+        policy::first_match(&policies, &facts).cloned()
+    }
+
+    /// The due-time cap of a tax-filing request: the filing deadline's close
+    /// of business, moved back by the lead.
+    pub fn filing_cap(&self, t: &TicketRow) -> Result<Option<(i64, String)>, Error> {
+        if t.filing_period.is_empty() {
+            return Ok(None);
+        }
+        let (y, m) = domain::filing_period_end(&t.filing_period)?;
+        let cal = self.calendar();
+        let Some(deadline) = cal.filing_deadline_for_period_ending(y, m) else {
+            return Err(Error::FailedPrecondition(format!(
+                "no filing deadline is known for the period {}; extend the calendar with it",
+                t.filing_period
+            )));
+        };
+        let Some(cob) = cal.close_of_business(deadline) else {
+            return Err(Error::FailedPrecondition(format!("{deadline} is not a working day in the calendar")));
+        };
+        let lead = self.settings.filing_lead.unwrap_or_else(|| cal.business_day());
+        let cap = cal.sub(cob, lead).map_err(cal_err)?;
+        Ok(Some((cap.timestamp_millis(), deadline.format("%Y-%m-%d").to_string())))
+    }
+
+    async fn start(
+        &self,
+        conn: &mut AnyConnection,
+        t: &TicketRow,
+        metric: Metric,
+        cycle: i64,
+        now: i64,
+    ) -> Result<Changes, Error> {
+        let Some(policy) = self.policy_for(t) else { return Ok(Changes::default()) };
+        let Some(rule) = policy.rule(metric) else { return Ok(Changes::default()) };
+        let cap = if matches!(metric, Metric::Resolution) { self.filing_cap(t)?.map(|c| c.0) } else { None };
+        let cal = self.calendar();
+        let key = TargetKey { record_id: t.id.clone(), metric, cycle };
+        let target = Target::start(key, rule, now, cap, &cal).map_err(cal_err)?;
+        store::put_target(
+            conn,
+            &TargetRow {
+                target: target.clone(),
+                policy_id: policy.id.clone(),
+                escalation_due_at: None,
+                escalated_at: None,
+                open: true,
+            },
+        )
+        .await?;
+        Ok(Changes { entries: vec![entry_of(&target, &t.queue, &t.assignee)], events: vec![] })
+    }
+
+    /// Applies `f` to each open target of the ticket matching `which`.
+    async fn each_open(
+        &self,
+        conn: &mut AnyConnection,
+        t: &TicketRow,
+        which: impl Fn(&Target) -> bool,
+        f: impl Fn(&mut TargetRow, &Calendar, i64) -> Result<Option<SlaEvent>, kefu_sla::CalendarError>,
+    ) -> Result<Changes, Error> {
+        let now = self.now();
+        let cal = self.calendar();
+        let mut changes = Changes::default();
+        for mut row in store::targets_of(conn, &t.id).await? {
+            if !row.open || !which(&row.target) {
+                continue;
+            }
+            let ev = f(&mut row, &cal, now).map_err(cal_err)?;
+            row.open = !row.target.is_finished();
+            store::put_target(conn, &row).await?;
+            changes.entries.push(entry_of(&row.target, &t.queue, &t.assignee));
+            if let Some(ev) = ev {
+                let ev = routed(ev, &t.queue, &t.assignee);
+                if store::insert_event(conn, &ev).await? {
+                    changes.events.push(ev);
+                }
+            }
+        }
+        Ok(changes)
+    }
+
+    /// A new ticket: first response and resolution (or feedback reply).
+    pub async fn on_created(&self, conn: &mut AnyConnection, t: &TicketRow) -> Result<Changes, Error> {
+        let now = self.now();
+        let mut c = self.start(conn, t, Metric::FirstResponse, 1, now).await?;
+        let main = if domain::kind_name(t.kind) == "feedback" { Metric::FeedbackReply } else { Metric::Resolution };
+        c.merge(self.start(conn, t, main, t.resolution_cycle, now).await?);
+        Ok(c)
+    }
+
+    /// A public agent reply fulfils first response and the open next response.
+    pub async fn on_agent_reply(&self, conn: &mut AnyConnection, t: &TicketRow) -> Result<Changes, Error> {
+        self.each_open(
+            conn,
+            t,
+            |x| matches!(x.key.metric, Metric::FirstResponse | Metric::NextResponse),
+            |row, cal, now| row.target.fulfil(now, cal),
+        )
+        .await
+    }
+
+    /// A customer message starts a next-response cycle unless one is open
+    /// (the oldest unanswered message counts).
+    pub async fn on_customer_message(&self, conn: &mut AnyConnection, t: &mut TicketRow) -> Result<Changes, Error> {
+        let open_next = store::targets_of(conn, &t.id)
+            .await?
+            .iter()
+            .any(|r| r.open && matches!(r.target.key.metric, Metric::NextResponse | Metric::FirstResponse));
+        if open_next {
+            return Ok(Changes::default());
+        }
+        t.next_response_cycle += 1;
+        let now = self.now();
+        self.start(conn, t, Metric::NextResponse, t.next_response_cycle, now).await
+    }
+
+    /// Status changes: pending customer pauses; leaving it resumes; solved
+    /// fulfils resolution; reopen starts a new resolution cycle.
+    pub async fn on_status(
+        &self,
+        conn: &mut AnyConnection,
+        t: &TicketRow,
+        from: i64,
+        to: i64,
+        reopened: bool,
+    ) -> Result<Changes, Error> {
+        use kefu_proto::tickets::v1::Status;
+        let pending = Status::PendingCustomer as i64;
+        let pausable = |x: &Target| x.key.metric.pauses_on_customer();
+        let mut c = Changes::default();
+        if to == pending && from != pending {
+            c.merge(self.each_open(conn, t, pausable, |row, cal, now| row.target.pause(now, cal)).await?);
+        }
+        if from == pending && to != pending {
+            c.merge(self.each_open(conn, t, pausable, |row, cal, now| row.target.resume(now, cal)).await?);
+        }
+        if to == Status::Solved as i64 {
+            c.merge(
+                self.each_open(
+                    conn,
+                    t,
+                    |x| x.key.metric == Metric::Resolution,
+                    |row, cal, now| row.target.fulfil(now, cal),
+                )
+                .await?,
+            );
+        }
+        if reopened {
+            let now = self.now();
+            c.merge(self.start(conn, t, Metric::Resolution, t.resolution_cycle, now).await?);
+        }
+        Ok(c)
+    }
+
+    /// The feedback result reached the customer.
+    pub async fn on_feedback_sent(&self, conn: &mut AnyConnection, t: &TicketRow) -> Result<Changes, Error> {
+        self.each_open(conn, t, |x| x.key.metric == Metric::FeedbackReply, |row, cal, now| row.target.fulfil(now, cal))
+            .await
+    }
+
+    /// Priority, category or channel changed: re-match, keep elapsed time.
+    pub async fn on_rematch(&self, conn: &mut AnyConnection, t: &TicketRow) -> Result<Changes, Error> {
+        let Some(policy) = self.policy_for(t) else { return Ok(Changes::default()) };
+        let cap = self.filing_cap(t)?.map(|c| c.0);
+        self.each_open(
+            conn,
+            t,
+            |_| true,
+            |row, cal, now| {
+                if let Some(rule) = policy.rule(row.target.key.metric) {
+                    if row.target.key.metric == Metric::Resolution {
+                        row.target.cap_at = cap;
+                    }
+                    row.target.rematch(rule, now, cal)?;
+                    row.policy_id.clone_from(&policy.id);
+                }
+                Ok(None)
+            },
+        )
+        .await
+    }
+
+    /// Queue or assignee changed: the live view regroups.
+    pub async fn on_routing(&self, conn: &mut AnyConnection, t: &TicketRow) -> Result<Changes, Error> {
+        let mut c = Changes::default();
+        for row in store::targets_of(conn, &t.id).await? {
+            if row.open {
+                c.entries.push(entry_of(&row.target, &t.queue, &t.assignee));
+            }
+        }
+        Ok(c)
+    }
+
+    /// Tells the live store and watchers; on failure the view is rebuilt
+    /// from the database by the next sweep (nothing committed is lost).
+    pub async fn publish(&self, changes: Changes) {
+        for e in &changes.entries {
+            if let Err(err) = self.live.put(e).await {
+                tracing::error!(error = %err, "live SLA store write failed; scheduling a rebuild");
+                self.rebuild_flag.store(true, Ordering::SeqCst);
+            }
+        }
+        for ev in &changes.events {
+            self.metrics
+                .events
+                .add(1, &[KeyValue::new("kind", ev.kind.as_str()), KeyValue::new("metric", ev.key.metric.as_str())]);
+            if let Err(err) = self.live.publish(ev).await {
+                tracing::warn!(error = %err, "publishing an SLA event failed");
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ phone
+
+    /// An offered call starts the `answer` target (calendar seconds).
+    pub async fn on_call_offered(
+        &self,
+        conn: &mut AnyConnection,
+        record_id: &str,
+        queue: &str,
+        offered_at: i64,
+    ) -> Result<Changes, Error> {
+        let policies = self.policies();
+        let facts = Facts { record_kind: "phone_contact", channel: "phone", ..Default::default() };
+        let Some(policy) = policy::first_match(&policies, &facts) else { return Ok(Changes::default()) };
+        let Some(rule) = policy.rule(Metric::Answer) else { return Ok(Changes::default()) };
+        let cal = self.calendar();
+        let key = TargetKey { record_id: record_id.to_owned(), metric: Metric::Answer, cycle: 1 };
+        if store::get_target(conn, &key).await?.is_some() {
+            return Ok(Changes::default());
+        }
+        let target = Target::start(key, rule, offered_at, None, &cal).map_err(cal_err)?;
+        store::put_target(
+            conn,
+            &TargetRow {
+                target: target.clone(),
+                policy_id: policy.id.clone(),
+                escalation_due_at: None,
+                escalated_at: None,
+                open: true,
+            },
+        )
+        .await?;
+        Ok(Changes { entries: vec![entry_of(&target, queue, "")], events: vec![] })
+    }
+
+    /// Answered: fulfilled (late if past 15 s). Abandoned: breached.
+    pub async fn on_call_ended(
+        &self,
+        conn: &mut AnyConnection,
+        record_id: &str,
+        queue: &str,
+        at: i64,
+        answered: bool,
+    ) -> Result<Changes, Error> {
+        let key = TargetKey { record_id: record_id.to_owned(), metric: Metric::Answer, cycle: 1 };
+        let Some(mut row) = store::get_target(conn, &key).await? else { return Ok(Changes::default()) };
+        if !row.open {
+            return Ok(Changes::default());
+        }
+        let cal = self.calendar();
+        let mut c = Changes::default();
+        if answered {
+            if let Some(ev) = row.target.fulfil(at, &cal).map_err(cal_err)?
+                && store::insert_event(conn, &ev).await?
+            {
+                c.events.push(routed(ev, queue, ""));
+            }
+        } else {
+            let newly = row.target.breached_at.is_none();
+            row.target.breached_at = row.target.breached_at.or(Some(at));
+            row.target.running_since = None;
+            row.target.due_at = None;
+            row.target.warn_at = None;
+            if newly {
+                let mut ev = routed(
+                    SlaEvent {
+                        id: key.event_id(EventKind::Breached),
+                        key: key.clone(),
+                        kind: EventKind::Breached,
+                        at_ms: at,
+                        due_at_ms: None,
+                        queue: String::new(),
+                        assignee: String::new(),
+                    },
+                    queue,
+                    "",
+                );
+                ev.due_at_ms = None;
+                if store::insert_event(conn, &ev).await? {
+                    c.events.push(ev);
+                }
+            }
+        }
+        row.open = false;
+        store::put_target(conn, &row).await?;
+        // Gone from the live view: nothing more can happen to it.
+        let mut gone = entry_of(&row.target, queue, "");
+        gone.state = kefu_sla::TargetState::Fulfilled;
+        c.entries.push(gone);
+        Ok(c)
+    }
+}
+
+fn is_call(record_id: &str) -> bool {
+    record_id.starts_with("call:")
+}
+
+#[async_trait]
+impl DueHandler for SlaEngine {
+    async fn handle(&self, claimed: &Claimed, now: i64) -> anyhow::Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let Some(mut row) = store::get_target(&mut tx, &claimed.key).await? else {
+            tx.commit().await?;
+            return Ok(());
+        };
+        let ticket = if is_call(&claimed.key.record_id) {
+            None
+        } else {
+            store::get_ticket(&mut tx, &claimed.key.record_id).await?
+        };
+        let (queue, assignee) =
+            ticket.as_ref().map_or((String::new(), String::new()), |t| (t.queue.clone(), t.assignee.clone()));
+        let cal = self.calendar();
+        let mut changes = Changes::default();
+        let event = match claimed.kind {
+            DueKind::Warning => {
+                let ev = row.target.clone().mark_warned(now);
+                match ev {
+                    Some(ev) if store::claim_warning(&mut tx, &claimed.key, now).await? => {
+                        row.target.mark_warned(now);
+                        Some(ev)
+                    }
+                    _ => None,
+                }
+            }
+            DueKind::Breach => {
+                let ev = row.target.clone().mark_breached(now);
+                match (ev, row.target.due_at) {
+                    (Some(ev), Some(due)) => {
+                        let second = cal
+                            .add(
+                                kefu_sla::target::to_dt(due),
+                                chrono::Duration::seconds(self.settings.escalation.second_level_after_secs),
+                            )
+                            .map(|d| d.timestamp_millis())
+                            .ok();
+                        if store::claim_breach(&mut tx, &claimed.key, due, second).await? {
+                            row.target.mark_breached(now);
+                            row.escalation_due_at = second;
+                            Some(ev)
+                        } else {
+                            None
+                        }
+                    }
+                    _ => None,
+                }
+            }
+        };
+        if let Some(ev) = event {
+            let due_ref = match claimed.kind {
+                DueKind::Warning => row.target.warned_at,
+                DueKind::Breach => row.target.breached_at,
+            };
+            if let Some(d) = due_ref {
+                self.metrics.lag.record(((now - d).max(0) as f64) / 1000.0, &[KeyValue::new("kind", ev.kind.as_str())]);
+            }
+            let ev = routed(ev, &queue, &assignee);
+            if store::insert_event(&mut tx, &ev).await? {
+                if let Some(mut t) = ticket {
+                    self.escalate(&mut tx, &mut t, &ev, &mut changes).await?;
+                }
+                changes.events.push(ev);
+            }
+        }
+        let (q, a) = match store::get_ticket(&mut tx, &claimed.key.record_id).await? {
+            Some(t) => (t.queue, t.assignee),
+            None => (queue, assignee),
+        };
+        changes.entries.push(entry_of(&row.target, &q, &a));
+        tx.commit().await?;
+        self.publish(changes).await;
+        Ok(())
+    }
+
+    async fn rebuild(&self, live: &dyn LiveStore) -> anyhow::Result<usize> {
+        let mut conn = self.pool.acquire().await?;
+        let mut after = (String::new(), String::new(), 0);
+        let mut n = 0;
+        loop {
+            let page = store::open_targets_page(&mut conn, &after, 1000).await?;
+            if page.is_empty() {
+                break;
+            }
+            for row in &page {
+                let (q, a) = if is_call(&row.target.key.record_id) {
+                    (String::new(), String::new())
+                } else {
+                    store::get_ticket(&mut conn, &row.target.key.record_id)
+                        .await?
+                        .map_or((String::new(), String::new()), |t| (t.queue, t.assignee))
+                };
+                live.put(&entry_of(&row.target, &q, &a)).await?;
+                n += 1;
+            }
+            if let Some(last) = page.last() {
+                after = (
+                    last.target.key.record_id.clone(),
+                    last.target.key.metric.as_str().to_owned(),
+                    last.target.key.cycle,
+                );
+            }
+        }
+        Ok(n)
+    }
+
+    async fn periodic(&self, now: i64) -> anyhow::Result<usize> {
+        let mut conn = self.pool.acquire().await?;
+        let due = store::escalations_due(&mut conn, now, 200).await?;
+        drop(conn);
+        let mut n = 0;
+        for row in due {
+            let mut tx = self.pool.begin().await?;
+            if store::claim_escalation(&mut tx, &row.target.key, now).await?
+                && let Some(t) = store::get_ticket(&mut tx, &row.target.key.record_id).await?
+            {
+                let body = format!(
+                    "SLA second-level escalation: {} breached and still open; notify {}",
+                    row.target.key.metric.as_str(),
+                    self.settings.escalation.second_level_notify
+                );
+                store::add_timeline(&mut tx, &t.id, "notification", "sla", &body, now).await?;
+                let ev = SlaEvent {
+                    id: row.target.key.event_id(EventKind::Escalated),
+                    key: row.target.key.clone(),
+                    kind: EventKind::Escalated,
+                    at_ms: now,
+                    due_at_ms: row.target.due_at,
+                    queue: t.queue.clone(),
+                    assignee: t.assignee.clone(),
+                };
+                let fresh = store::insert_event(&mut tx, &ev).await?;
+                tx.commit().await?;
+                if fresh {
+                    let _ = self.live.publish(&ev).await;
+                    n += 1;
+                }
+            } else {
+                tx.commit().await?;
+            }
+        }
+        Ok(n)
+    }
+}
+
+impl SlaEngine {
+    /// Escalation on a warning or breach: timeline notifications, and on a
+    /// breach the priority rises one level. Filing-bound requests rise on
+    /// their warning too (the deadline nears).
+    async fn escalate(
+        &self,
+        conn: &mut AnyConnection,
+        t: &mut TicketRow,
+        ev: &SlaEvent,
+        changes: &mut Changes,
+    ) -> Result<(), Error> {
+        let rules = &self.settings.escalation;
+        let now = ev.at_ms;
+        let who = |role: &str| -> String {
+            match role {
+                "assignee" if !t.assignee.is_empty() => format!("assignee {}", t.assignee),
+                "supervisor" => format!("supervisor of queue {}", t.queue),
+                other => other.to_owned(),
+            }
+        };
+        let (body, raise) = match ev.kind {
+            EventKind::Warning => (
+                format!("SLA warning: {} is due soon; notify {}", ev.key.metric.as_str(), who(&rules.warning_notify)),
+                !t.filing_period.is_empty() && ev.key.metric == Metric::Resolution,
+            ),
+            EventKind::Breached => (
+                format!("SLA breached: {} is overdue; notify {}", ev.key.metric.as_str(), who(&rules.breach_notify)),
+                rules.breach_raises_priority,
+            ),
+            _ => return Ok(()),
+        };
+        store::add_timeline(conn, &t.id, "notification", "sla", &body, now).await?;
+        if raise {
+            let before = t.priority;
+            t.priority = domain::raise(t.priority);
+            if t.priority != before {
+                t.updated_at = store::now_wall_ms();
+                store::save_ticket(conn, t).await?;
+                t.version += 1;
+                store::add_timeline(
+                    conn,
+                    &t.id,
+                    "notification",
+                    "sla",
+                    &format!("priority raised to {}", domain::priority_name(t.priority)),
+                    now,
+                )
+                .await?;
+                changes.merge(self.on_rematch(conn, t).await?);
+            }
+        }
+        Ok(())
+    }
+}
