@@ -60,6 +60,7 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)]
 enum ServeCommand {
     /// The customers service.
     Customers {
@@ -77,11 +78,28 @@ enum ServeCommand {
         #[arg(long, env = "KEFU_MIGRATE")]
         migrate: bool,
     },
+    /// The tickets service and its SLA sweeper.
+    Tickets {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(flatten)]
+        auth: AuthArgs,
+        #[command(flatten)]
+        db: DatabaseArgs,
+        #[command(flatten)]
+        tickets: kefu_tickets::TicketsArgs,
+        #[command(flatten)]
+        telemetry: TelemetryArgs,
+        /// Apply migrations before serving.
+        #[arg(long, env = "KEFU_MIGRATE")]
+        migrate: bool,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
 enum MigrateTarget {
     Customers,
+    Tickets,
     All,
 }
 
@@ -95,6 +113,9 @@ struct MigrateArgs {
     /// With `all`: the customers service's database.
     #[arg(long, env = "KEFU_CUSTOMERS_DATABASE_URL", hide_env_values = true)]
     customers_database_url: Option<String>,
+    /// With `all`: the tickets service's database.
+    #[arg(long, env = "KEFU_TICKETS_DATABASE_URL", hide_env_values = true)]
+    tickets_database_url: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -223,23 +244,65 @@ async fn serve(cmd: ServeCommand) -> anyhow::Result<()> {
             guard.shutdown().await;
             result
         }
+        ServeCommand::Tickets { server, auth, db, tickets, telemetry, migrate } => {
+            let guard = kefu_kit::telemetry::init("kefu-tickets", &telemetry)?;
+            let verifier = auth.verifier()?;
+            kefu_kit::db::validate_url(&db.database_url)?;
+            let pool = kefu_kit::db::connect(&db.database_url, db.database_max_connections).await?;
+            if migrate {
+                kefu_kit::db::migrate(&pool, &kefu_tickets::MIGRATOR).await?;
+            }
+            let live = kefu_sla::RedisLiveStore::connect(&tickets.redis_url, tickets.sla_shards, "kefu").await?;
+            let owner =
+                format!("{}-{}", std::env::var("HOSTNAME").unwrap_or_else(|_| "kefu".into()), std::process::id());
+            let sweep = kefu_sla::SweeperConfig { owner, interval: tickets.sla_sweep_interval, ..Default::default() };
+            let built = kefu_tickets::build(
+                pool,
+                std::sync::Arc::new(live),
+                std::sync::Arc::new(kefu_sla::SystemClock),
+                kefu_tickets::SlaSettings::default(),
+                tickets.customers_addr.clone(),
+                sweep,
+            )
+            .await?;
+            let srv = kefu_kit::server::ServerBuilder::new().add_service(built.service).bind(&server, verifier).await?;
+            tracing::info!(grpc = %srv.local_addr(), admin = %srv.admin_addr(), "tickets service listening");
+            let shutdown = kefu_kit::shutdown::on_signal();
+            let sweeper = tokio::spawn(built.sweeper.clone().run(shutdown.clone()));
+            let result = srv.run(shutdown).await;
+            let _ = sweeper.await;
+            guard.shutdown().await;
+            result
+        }
     }
 }
 
 async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
-    let targets: Vec<(&str, String, &'static sqlx::migrate::Migrator)> = match args.target {
+    type Target = (&'static str, String, &'static sqlx::migrate::Migrator);
+    let one = |name: &'static str,
+               migrator: &'static sqlx::migrate::Migrator,
+               url: Option<String>|
+     -> anyhow::Result<Target> {
+        let url = url.ok_or_else(|| anyhow::anyhow!("set --database-url (KEFU_DATABASE_URL) for {name}"))?;
+        Ok((name, url, migrator))
+    };
+    let targets: Vec<Target> = match args.target {
         MigrateTarget::Customers => {
-            let url = args
-                .database_url
-                .or(args.customers_database_url)
-                .ok_or_else(|| anyhow::anyhow!("set --database-url (KEFU_DATABASE_URL)"))?;
-            vec![("customers", url, &kefu_customers::MIGRATOR)]
+            vec![one("customers", &kefu_customers::MIGRATOR, args.database_url.or(args.customers_database_url))?]
+        }
+        MigrateTarget::Tickets => {
+            vec![one("tickets", &kefu_tickets::MIGRATOR, args.database_url.or(args.tickets_database_url))?]
         }
         MigrateTarget::All => {
-            let url = args
-                .customers_database_url
-                .ok_or_else(|| anyhow::anyhow!("set --customers-database-url (KEFU_CUSTOMERS_DATABASE_URL)"))?;
-            vec![("customers", url, &kefu_customers::MIGRATOR)]
+            let c = args.customers_database_url.ok_or_else(|| {
+                anyhow::anyhow!(
+                    "set --customers-database-url (KEFU_CUSTOMERS_DATABASE_URL): each service has its own database"
+                )
+            })?;
+            let t = args
+                .tickets_database_url
+                .ok_or_else(|| anyhow::anyhow!("set --tickets-database-url (KEFU_TICKETS_DATABASE_URL)"))?;
+            vec![("customers", c, &kefu_customers::MIGRATOR), ("tickets", t, &kefu_tickets::MIGRATOR)]
         }
     };
     for (name, url, migrator) in targets {

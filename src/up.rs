@@ -3,6 +3,7 @@
 use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
+    sync::Arc,
 };
 
 use clap::Args;
@@ -36,6 +37,10 @@ pub(crate) fn signing_key_path(data_dir: &Path) -> PathBuf {
     data_dir.join("keys").join("token-signing.key")
 }
 
+fn sqlite(data_dir: &Path, service: &str) -> String {
+    format!("sqlite://{}", data_dir.join(format!("{service}.db")).display())
+}
+
 fn data_keys_path(data_dir: &Path) -> PathBuf {
     data_dir.join("keys").join("data.keys")
 }
@@ -53,8 +58,16 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     let data_keys = keys::load_or_create(&data_keys_path(&args.data_dir), "up")?;
     let keyring = kefu_customers::DataKeyring::new(&kefu_kit::config::parse_data_keys(&data_keys)?)?;
 
-    let db_url = format!("sqlite://{}", args.data_dir.join("customers.db").display());
-    let customers_pool = kefu_kit::db::connect(&db_url, 1).await?;
+    let server_args = {
+        let mut a = ServerArgs::on(args.listen);
+        a.admin_listen = args.admin_listen;
+        a
+    };
+    // Bound first: the services call each other through this address.
+    let listeners = kefu_kit::server::Listeners::bind(&server_args).await?;
+    let self_addr = format!("http://{}", listeners.grpc_addr());
+
+    let customers_pool = kefu_kit::db::connect(&sqlite(&args.data_dir, "customers"), 1).await?;
     kefu_kit::db::migrate(&customers_pool, &kefu_customers::MIGRATOR).await?;
     let customers = kefu_customers::service(
         customers_pool,
@@ -62,17 +75,36 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         kefu_customers::Settings { follow_up_cycle_days: args.follow_up_cycle_days },
     );
 
-    let mut server_args = ServerArgs::on(args.listen);
-    server_args.admin_listen = args.admin_listen;
-    let server = kefu_kit::server::ServerBuilder::new().add_service(customers).bind(&server_args, verifier).await?;
+    let tickets_pool = kefu_kit::db::connect(&sqlite(&args.data_dir, "tickets"), 1).await?;
+    kefu_kit::db::migrate(&tickets_pool, &kefu_tickets::MIGRATOR).await?;
+    let tickets = kefu_tickets::build(
+        tickets_pool,
+        Arc::new(kefu_sla::MemoryLiveStore::new(4)),
+        Arc::new(kefu_sla::SystemClock),
+        kefu_tickets::SlaSettings::default(),
+        self_addr,
+        kefu_sla::SweeperConfig { owner: "up".into(), ..Default::default() },
+    )
+    .await?;
+
+    let server = kefu_kit::server::ServerBuilder::new().add_service(customers).add_service(tickets.service).serve_on(
+        listeners,
+        &server_args,
+        verifier,
+    );
 
     println!("kefu up: data in {}", args.data_dir.display());
-    println!("  gRPC   {}  (services: kefu.customers.v1.CustomerService; health and reflection)", server.local_addr());
+    println!(
+        "  gRPC   {}  (kefu.customers.v1.CustomerService, kefu.tickets.v1.TicketService; health, reflection)",
+        server.local_addr()
+    );
     println!("  admin  http://{}/metrics", server.admin_addr());
     println!("  token  kefu admin token --role admin --staff-id you --data-dir {}", args.data_dir.display());
     println!("kefu ready");
     let shutdown = kefu_kit::shutdown::on_signal();
+    let sweeper = tokio::spawn(tickets.sweeper.clone().run(shutdown.clone()));
     let result = server.run(shutdown).await;
+    let _ = sweeper.await;
     guard.shutdown().await;
     result
 }

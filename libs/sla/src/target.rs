@@ -320,7 +320,8 @@ impl Target {
     /// A new policy rule (priority, category or channel changed): elapsed
     /// time is kept, due times follow the new duration.
     pub fn rematch(&mut self, rule: &MetricRule, now: i64, cal: &Calendar) -> Result<(), CalendarError> {
-        if self.is_finished() {
+        // A breach is history: its due time stays what it was.
+        if self.is_finished() || self.breached_at.is_some() {
             return Ok(());
         }
         if let Some(since) = self.running_since {

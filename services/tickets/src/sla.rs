@@ -52,7 +52,7 @@ impl Default for EscalationRules {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct SlaSettings {
     /// How far before the filing deadline's close of business a tax-filing
     /// request is due (business time); `None`: one business day.
@@ -60,11 +60,6 @@ pub struct SlaSettings {
     pub escalation: EscalationRules,
 }
 
-impl Default for SlaSettings {
-    fn default() -> Self {
-        Self { filing_lead: None, escalation: EscalationRules::default() }
-    }
-}
 
 struct SlaMetrics {
     events: Counter<u64>,

@@ -1,0 +1,970 @@
+//! The tickets API and its SLAs through a real client: embedded (SQLite +
+//! memory) and production (PostgreSQL + Redis) backends.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{TestApp, cst, ms_of, violations};
+use kefu_kit::auth::Role;
+use kefu_proto::{customers::v1 as cpb, tickets::v1 as pb};
+use tonic::Code;
+
+on_both_backends!(
+    tickets_on_every_channel_get_their_targets,
+    warning_breach_escalation_and_late_fulfilment,
+    pending_customer_pauses_resolution,
+    business_time_honours_the_2026_spring_festival,
+    a_tax_filing_request_is_due_before_its_deadline,
+    email_creates_and_threads_tickets,
+    lost_live_state_is_rebuilt_and_nothing_is_lost,
+    two_replicas_emit_each_breach_once,
+    phone_calls_feed_the_answer_metric_and_stats,
+    feedback_is_routed_answered_and_sent,
+    business_requests_track_materials_and_steps,
+    reopen_starts_a_new_cycle_and_closed_is_final,
+    dashboard_and_lists_answer_sla_questions,
+    policies_are_data_and_rematch_keeps_elapsed_time,
+    watchers_receive_sla_events,
+    roles_and_bad_input,
+);
+
+async fn tickets_on_every_channel_get_their_targets(app: TestApp) {
+    let c = app.customer("渠道測試", 1, cpb::ServiceTier::Standard).await;
+    // Mon 09:00: chat and WeChat answer within 60 s; others within 4
+    // business hours (09:00–12:00, 13:00–14:00).
+    let (minute, four_hours) = (cst(2026, 3, 2, 9, 1), cst(2026, 3, 2, 14, 0));
+    for (channel, due) in [
+        (pb::Channel::Phone, four_hours),
+        (pb::Channel::OnlineChat, minute),
+        (pb::Channel::Email, four_hours),
+        (pb::Channel::Wechat, minute),
+        (pb::Channel::InPerson, four_hours),
+    ] {
+        let t = app.ticket(&c, channel, pb::TicketKind::Consultation, "tax_policy").await;
+        assert!(t.number.starts_with("KF-") && t.number.len() == 9, "{}", t.number);
+        assert_eq!(t.status, pb::Status::New as i32);
+        assert_eq!(t.customer_tier, "standard");
+        assert_eq!(t.sla_state, pb::SlaState::Active as i32);
+        let fr = app.target(&t.id, "first_response").await;
+        assert_eq!(ms_of(&fr.due_time), due, "{channel:?}");
+        let res = app.target(&t.id, "resolution").await;
+        assert_eq!(res.clock, "business");
+    }
+    // Idempotent create and lookup by number.
+    let req = pb::CreateTicketRequest {
+        ticket: Some(pb::Ticket {
+            kind: pb::TicketKind::Consultation as i32,
+            channel: pb::Channel::Email as i32,
+            subject: "重複".into(),
+            customer_id: c.clone(),
+            ..Default::default()
+        }),
+        description: String::new(),
+        request_id: "req-42".into(),
+    };
+    let a = app.agent().create_ticket(req.clone()).await.unwrap().into_inner();
+    let b = app.agent().create_ticket(req).await.unwrap().into_inner();
+    assert_eq!(a.id, b.id);
+    let by_number = app.agent().get_ticket(pb::GetTicketRequest { id: a.number.clone() }).await.unwrap().into_inner();
+    assert_eq!(by_number.id, a.id);
+}
+
+async fn warning_breach_escalation_and_late_fulfilment(app: TestApp) {
+    let c = app.customer("升級測試", 2, cpb::ServiceTier::Standard).await;
+    let t = app.ticket(&c, pb::Channel::Email, pb::TicketKind::Consultation, "bookkeeping").await;
+    let mut agent = app.agent();
+    agent
+        .assign_ticket(pb::AssignTicketRequest {
+            ticket_id: t.id.clone(),
+            assignee: "agent-7".into(),
+            queue: String::new(),
+        })
+        .await
+        .unwrap();
+    // Mon 09:00 + 4 business hours: due 14:00 (lunch excluded); warning at
+    // 80% = 3h12m of business time = 13:12.
+    let fr = app.target(&t.id, "first_response").await;
+    assert_eq!(ms_of(&fr.due_time), cst(2026, 3, 2, 14, 0));
+    assert_eq!(ms_of(&fr.warning_time), cst(2026, 3, 2, 13, 12));
+
+    app.advance_to(cst(2026, 3, 2, 12, 30)).await;
+    assert_eq!(app.target(&t.id, "first_response").await.state, pb::SlaState::Active as i32);
+    app.advance_to(cst(2026, 3, 2, 13, 30)).await;
+    assert_eq!(app.target(&t.id, "first_response").await.state, pb::SlaState::Warning as i32);
+    app.advance_to(cst(2026, 3, 2, 14, 1)).await;
+    let fr = app.target(&t.id, "first_response").await;
+    assert_eq!(fr.state, pb::SlaState::Breached as i32);
+    assert!(fr.remaining_ms < 0);
+    assert_eq!(app.events(&t.id, "warning").await, 1);
+    assert_eq!(app.events(&t.id, "breached").await, 1);
+    // Breach raised the priority one level and notified the supervisor.
+    let now = agent.get_ticket(pb::GetTicketRequest { id: t.id.clone() }).await.unwrap().into_inner();
+    assert_eq!(now.priority, pb::Priority::High as i32);
+    assert_eq!(now.sla_state, pb::SlaState::Breached as i32);
+    let timeline =
+        agent.list_timeline(pb::ListTimelineRequest { ticket_id: t.id.clone() }).await.unwrap().into_inner().entries;
+    let notes: Vec<&str> = timeline.iter().filter(|e| e.kind == "notification").map(|e| e.body.as_str()).collect();
+    assert!(notes.iter().any(|n| n.contains("warning") && n.contains("agent-7")), "{notes:?}");
+    assert!(notes.iter().any(|n| n.contains("breached") && n.contains("supervisor")), "{notes:?}");
+    // Second level two business hours after the breach: Mon 14:00 + 2h = 16:00.
+    app.advance_to(cst(2026, 3, 2, 15, 59)).await;
+    assert_eq!(app.events(&t.id, "escalated").await, 0);
+    app.advance_to(cst(2026, 3, 2, 16, 1)).await;
+    assert_eq!(app.events(&t.id, "escalated").await, 1);
+    app.sweep().await;
+    assert_eq!(app.events(&t.id, "escalated").await, 1, "once");
+    // Sweeping again changes nothing.
+    app.sweep().await;
+    assert_eq!(app.events(&t.id, "breached").await, 1);
+    // A public reply fulfils it, late; an internal note would not have.
+    agent
+        .add_message(pb::AddMessageRequest {
+            ticket_id: t.id.clone(),
+            kind: pb::MessageKind::InternalNote as i32,
+            body: "查一下".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(app.target(&t.id, "first_response").await.state, pb::SlaState::Breached as i32);
+    agent
+        .add_message(pb::AddMessageRequest {
+            ticket_id: t.id.clone(),
+            kind: pb::MessageKind::PublicReply as i32,
+            body: "您好".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(app.target(&t.id, "first_response").await.state, pb::SlaState::FulfilledLate as i32);
+}
+
+async fn pending_customer_pauses_resolution(app: TestApp) {
+    let c = app.customer("暫停測試", 3, cpb::ServiceTier::Standard).await;
+    let t = app.ticket(&c, pb::Channel::Email, pb::TicketKind::BusinessRequest, "tax_registration").await;
+    let mut agent = app.agent();
+    // Resolution: 2 business days = 16h from Mon 09:00 → Tue 18:00.
+    assert_eq!(ms_of(&app.target(&t.id, "resolution").await.due_time), cst(2026, 3, 3, 18, 0));
+    agent
+        .add_message(pb::AddMessageRequest {
+            ticket_id: t.id.clone(),
+            kind: pb::MessageKind::PublicReply as i32,
+            body: "請補充材料".into(),
+        })
+        .await
+        .unwrap();
+    app.advance_to(cst(2026, 3, 2, 10, 0)).await;
+    agent
+        .change_status(pb::ChangeStatusRequest {
+            ticket_id: t.id.clone(),
+            status: pb::Status::PendingCustomer as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let paused = app.target(&t.id, "resolution").await;
+    assert_eq!(paused.state, pb::SlaState::Paused as i32);
+    assert!(paused.due_time.is_none());
+    // A week passes waiting for materials: nothing breaches.
+    app.advance_to(cst(2026, 3, 9, 10, 0)).await;
+    assert_eq!(app.events(&t.id, "breached").await, 0);
+    assert_eq!(app.target(&t.id, "resolution").await.state, pb::SlaState::Paused as i32);
+    // The customer answers Monday 9 Mar 10:00: the clock resumes with 15h
+    // left: 7h on Monday, 8h on Tuesday → Tue 10 Mar 18:00.
+    agent
+        .add_message(pb::AddMessageRequest {
+            ticket_id: t.id.clone(),
+            kind: pb::MessageKind::CustomerMessage as i32,
+            body: "材料已上傳".into(),
+        })
+        .await
+        .unwrap();
+    let resumed = app.target(&t.id, "resolution").await;
+    assert_eq!(resumed.state, pb::SlaState::Active as i32);
+    assert_eq!(ms_of(&resumed.due_time), cst(2026, 3, 10, 18, 0));
+    let now = agent.get_ticket(pb::GetTicketRequest { id: t.id.clone() }).await.unwrap().into_inner();
+    assert_eq!(now.status, pb::Status::Open as i32);
+    // Pending internal does not pause (the firm holds the ball).
+    agent
+        .change_status(pb::ChangeStatusRequest {
+            ticket_id: t.id.clone(),
+            status: pb::Status::PendingInternal as i32,
+            reason: "稅務專家確認".into(),
+            escalated_to: "tax-expert".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(app.target(&t.id, "resolution").await.state, pb::SlaState::Active as i32);
+    agent
+        .change_status(pb::ChangeStatusRequest {
+            ticket_id: t.id.clone(),
+            status: pb::Status::Solved as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(app.target(&t.id, "resolution").await.state, pb::SlaState::Fulfilled as i32);
+}
+
+async fn business_time_honours_the_2026_spring_festival(app: TestApp) {
+    // Friday 13 Feb 2026 17:00: 1h that day, make-up Saturday 14 Feb (8h),
+    // 15–23 Feb off, then 7h on Tuesday 24 Feb → 17:00.
+    app.clock.set(cst(2026, 2, 13, 17, 0));
+    let c = app.customer("春節測試", 4, cpb::ServiceTier::Standard).await;
+    let t = app.ticket(&c, pb::Channel::Email, pb::TicketKind::Consultation, "tax_policy").await;
+    assert_eq!(ms_of(&app.target(&t.id, "resolution").await.due_time), cst(2026, 2, 24, 17, 0));
+    // First response (4h): 1h Friday + 3h on the make-up Saturday → 12:00 Sat 14 Feb.
+    assert_eq!(ms_of(&app.target(&t.id, "first_response").await.due_time), cst(2026, 2, 14, 12, 0));
+    // Nothing breaches during the holiday.
+    app.advance_to(cst(2026, 2, 20, 12, 0)).await;
+    assert_eq!(app.target(&t.id, "resolution").await.state, pb::SlaState::Active as i32);
+    app.advance_to(cst(2026, 2, 24, 17, 1)).await;
+    assert_eq!(app.target(&t.id, "resolution").await.state, pb::SlaState::Breached as i32);
+}
+
+async fn a_tax_filing_request_is_due_before_its_deadline(app: TestApp) {
+    // Thursday 22 Oct 2026 10:00. The policy alone would give Monday 26 Oct 10:00;
+    // the October deadline is Monday 26 Oct, so with one business day of lead
+    // the request is due Friday 23 Oct at close of business.
+    app.clock.set(cst(2026, 10, 22, 10, 0));
+    let c = app.customer("申報測試", 5, cpb::ServiceTier::Standard).await;
+    let t = app
+        .agent()
+        .create_ticket(pb::CreateTicketRequest {
+            ticket: Some(pb::Ticket {
+                kind: pb::TicketKind::BusinessRequest as i32,
+                channel: pb::Channel::Wechat as i32,
+                subject: "9月增值稅申報".into(),
+                category: "tax_filing".into(),
+                customer_id: c,
+                request_type: "monthly_tax_filing".into(),
+                filing_period: "2026-09".into(),
+                ..Default::default()
+            }),
+            description: String::new(),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(t.filing_deadline, "2026-10-26");
+    assert_eq!(t.priority, pb::Priority::High as i32, "the deadline is near: priority rises");
+    let res = app.target(&t.id, "resolution").await;
+    assert_eq!(ms_of(&res.due_time), cst(2026, 10, 23, 18, 0));
+    assert_eq!(ms_of(&res.cap_time), cst(2026, 10, 23, 18, 0));
+    // Earlier in the month the policy's own due time is the earlier one.
+    app.clock.set(cst(2026, 10, 12, 9, 0));
+    let c2 = app.customer("申報測試二", 6, cpb::ServiceTier::Standard).await;
+    let t2 = app
+        .agent()
+        .create_ticket(pb::CreateTicketRequest {
+            ticket: Some(pb::Ticket {
+                kind: pb::TicketKind::BusinessRequest as i32,
+                channel: pb::Channel::Email as i32,
+                subject: "Q3 所得稅預繳".into(),
+                category: "tax_filing".into(),
+                customer_id: c2,
+                filing_period: "2026-Q3".into(),
+                ..Default::default()
+            }),
+            description: String::new(),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ms_of(&app.target(&t2.id, "resolution").await.due_time), cst(2026, 10, 13, 18, 0));
+    assert_eq!(t2.priority, pb::Priority::Normal as i32);
+    // A period whose deadline the calendar does not know is refused clearly.
+    let err = app
+        .agent()
+        .create_ticket(pb::CreateTicketRequest {
+            ticket: Some(pb::Ticket {
+                kind: pb::TicketKind::BusinessRequest as i32,
+                channel: pb::Channel::Email as i32,
+                subject: "2030".into(),
+                category: "tax_filing".into(),
+                customer_id: t2.customer_id.clone(),
+                filing_period: "2030-05".into(),
+                ..Default::default()
+            }),
+            description: String::new(),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(err.message().contains("2030-05"), "{}", err.message());
+}
+
+fn email(message_id: &str, in_reply_to: Option<&str>, from: &str, subject: &str, body: &str) -> Vec<u8> {
+    let mut m = format!(
+        "From: 王芳 <{from}>\r\nTo: service@firm.example\r\nSubject: {subject}\r\nMessage-ID: <{message_id}>\r\n"
+    );
+    if let Some(p) = in_reply_to {
+        m.push_str(&format!("In-Reply-To: <{p}>\r\nReferences: <{p}>\r\n"));
+    }
+    m.push_str(
+        "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n",
+    );
+    m.push_str(body);
+    m.into_bytes()
+}
+
+async fn email_creates_and_threads_tickets(app: TestApp) {
+    let c = app.customer("郵件測試", 7, cpb::ServiceTier::Vip).await;
+    let mut agent = app.agent();
+    let first = agent
+        .ingest_email(pb::IngestEmailRequest {
+            raw: email("a1@client.example", None, "CFO7@example.cn", "發票問題", "請問專票怎麼開？"),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!first.threaded && !first.duplicate);
+    let t = first.ticket.unwrap();
+    assert_eq!(t.customer_id, c, "sender matched to the customer's contact");
+    assert_eq!(t.customer_tier, "vip");
+    assert_eq!(t.channel, pb::Channel::Email as i32);
+    agent
+        .add_message(pb::AddMessageRequest {
+            ticket_id: t.id.clone(),
+            kind: pb::MessageKind::PublicReply as i32,
+            body: "請提供開票信息".into(),
+        })
+        .await
+        .unwrap();
+    let reply = agent
+        .ingest_email(pb::IngestEmailRequest {
+            raw: email(
+                "a2@client.example",
+                Some("a1@client.example"),
+                "cfo7@example.cn",
+                "Re: 發票問題",
+                "開票信息如下",
+            ),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(reply.threaded);
+    assert_eq!(reply.ticket.unwrap().id, t.id);
+    let nr = app.target(&t.id, "next_response").await;
+    assert_eq!(nr.state, pb::SlaState::Active as i32, "the customer's reply waits for an answer");
+    let again = agent
+        .ingest_email(pb::IngestEmailRequest {
+            raw: email(
+                "a2@client.example",
+                Some("a1@client.example"),
+                "cfo7@example.cn",
+                "Re: 發票問題",
+                "開票信息如下",
+            ),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(again.duplicate);
+    let timeline =
+        agent.list_timeline(pb::ListTimelineRequest { ticket_id: t.id.clone() }).await.unwrap().into_inner().entries;
+    assert_eq!(timeline.iter().filter(|e| e.kind == "customer_message").count(), 2);
+    // Threading by the number in the subject when headers are missing.
+    let by_subject = agent
+        .ingest_email(pb::IngestEmailRequest {
+            raw: email(
+                "a3@client.example",
+                None,
+                "cfo7@example.cn",
+                &format!("Re: [{}] 發票", t.number),
+                "還有一個問題",
+            ),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(by_subject.threaded);
+    // An unknown sender still gets a ticket; garbage is refused.
+    let unknown = agent
+        .ingest_email(pb::IngestEmailRequest {
+            raw: email("b1@else.example", None, "someone@else.example", "諮詢", "你好"),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(unknown.ticket.unwrap().requester, "someone@else.example");
+    let bad = agent.ingest_email(pb::IngestEmailRequest { raw: b"not an email".to_vec() }).await.unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+}
+
+async fn lost_live_state_is_rebuilt_and_nothing_is_lost(app: TestApp) {
+    let c = app.customer("重建測試", 8, cpb::ServiceTier::Standard).await;
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(app.ticket(&c, pb::Channel::Email, pb::TicketKind::Consultation, "tax_policy").await.id);
+    }
+    app.sweep().await;
+    // The live state is lost; meanwhile every first response falls due.
+    app.live.flush().await;
+    app.clock.set(cst(2026, 3, 2, 15, 0));
+    let report = app.sweep().await;
+    assert!(report.rebuilt.is_some(), "the sweeper noticed and rebuilt");
+    for id in &ids {
+        assert_eq!(app.events(id, "breached").await, 1, "breach emitted late, not lost");
+    }
+    // Lost again: breached targets come back breached and are not re-emitted.
+    app.live.flush().await;
+    app.sweep().await;
+    app.sweep().await;
+    for id in &ids {
+        assert_eq!(app.events(id, "breached").await, 1, "exactly once");
+        assert_eq!(app.target(id, "first_response").await.state, pb::SlaState::Breached as i32);
+    }
+    let d =
+        app.agent().get_sla_dashboard(pb::GetSlaDashboardRequest { within_minutes: 60 }).await.unwrap().into_inner();
+    assert_eq!(d.total.unwrap().breached, 5);
+}
+
+async fn two_replicas_emit_each_breach_once(app: TestApp) {
+    let c = app.customer("並發測試", 9, cpb::ServiceTier::Standard).await;
+    let mut ids = Vec::new();
+    for _ in 0..12 {
+        ids.push(app.ticket(&c, pb::Channel::OnlineChat, pb::TicketKind::Consultation, "tax_policy").await.id);
+    }
+    // A second replica on the same database and live store (in one process
+    // on SQLite it shares the single writer connection).
+    let pool = if app.tickets_url.starts_with("sqlite") {
+        app.pool.clone()
+    } else {
+        kefu_kit::db::connect(&app.tickets_url, 5).await.unwrap()
+    };
+    let replica = kefu_tickets::build(
+        pool,
+        app.live.store(),
+        std::sync::Arc::new(app.clock.clone()),
+        kefu_tickets::SlaSettings::default(),
+        app.addr.clone(),
+        kefu_sla::SweeperConfig { owner: "replica-2".into(), ..Default::default() },
+    )
+    .await
+    .unwrap();
+    app.clock.set(cst(2026, 3, 2, 9, 5));
+    let (a, b) = tokio::join!(app.tickets.sweeper.tick(), replica.sweeper.tick());
+    a.unwrap();
+    b.unwrap();
+    // The leases may have kept the replica out; a claim taken twice (a
+    // re-taken claim) must still emit once: the database decides.
+    let direct = replica.sweeper.tick();
+    direct.await.unwrap();
+    for id in &ids {
+        assert_eq!(app.events(id, "breached").await, 1, "chat first response (60 s) breached once");
+    }
+}
+
+async fn phone_calls_feed_the_answer_metric_and_stats(app: TestApp) {
+    let mut svc = app.tickets_as(Role::Service);
+    let at = |secs: i64| Some(prost_types::Timestamp { seconds: cst(2026, 3, 2, 10, 0) / 1000 + secs, nanos: 0 });
+    let ev = |id: &str, kind: pb::CallEventKind, t: i64, agent: &str| pb::RecordCallEventRequest {
+        call_id: id.into(),
+        kind: kind as i32,
+        time: at(t),
+        caller_number: "13800138000".into(),
+        agent: agent.into(),
+        ring_count: 2,
+        queue: "hotline".into(),
+    };
+    app.clock.set(cst(2026, 3, 2, 10, 0));
+    svc.record_call_event(ev("c1", pb::CallEventKind::Offered, 0, "")).await.unwrap();
+    let answered =
+        svc.record_call_event(ev("c1", pb::CallEventKind::Answered, 10, "agent-3")).await.unwrap().into_inner();
+    assert_eq!(answered.answer_sla, pb::SlaState::Fulfilled as i32);
+    assert!((answered.wait_seconds - 10.0).abs() < 1e-9);
+    svc.record_call_event(ev("c2", pb::CallEventKind::Offered, 0, "")).await.unwrap();
+    let gone = svc.record_call_event(ev("c2", pb::CallEventKind::Abandoned, 30, "")).await.unwrap().into_inner();
+    assert_eq!(gone.answer_sla, pb::SlaState::Breached as i32, "abandoned = breached");
+    svc.record_call_event(ev("c3", pb::CallEventKind::Offered, 0, "")).await.unwrap();
+    app.advance_to(cst(2026, 3, 2, 10, 0) + 16_000).await;
+    assert_eq!(app.events("call:c3", "breached").await, 1, "15 s passed unanswered");
+    let late = svc.record_call_event(ev("c3", pb::CallEventKind::Answered, 40, "agent-3")).await.unwrap().into_inner();
+    assert_eq!(late.answer_sla, pb::SlaState::FulfilledLate as i32);
+    let err = svc.record_call_event(ev("nope", pb::CallEventKind::Answered, 1, "agent-3")).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert_eq!(
+        app.agent().record_call_event(ev("c9", pb::CallEventKind::Offered, 0, "")).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
+
+    let stats = app
+        .tickets_as(Role::Hr)
+        .get_agent_stats(pb::GetAgentStatsRequest {
+            agent: "agent-3".into(),
+            from_date: "2026-03-01".into(),
+            to_date: "2026-03-31".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(stats.calls_answered, 2);
+    assert!((stats.average_answer_seconds - 25.0).abs() < 1e-9, "{}", stats.average_answer_seconds);
+    assert_eq!(stats.calls_abandoned, 1);
+    assert!((stats.abandonment_rate - 1.0 / 3.0).abs() < 1e-9);
+}
+
+async fn feedback_is_routed_answered_and_sent(app: TestApp) {
+    let c = app.customer("反饋測試", 10, cpb::ServiceTier::Standard).await;
+    let t = app.ticket(&c, pb::Channel::Phone, pb::TicketKind::Feedback, "other").await;
+    let fr = app.target(&t.id, "feedback_reply").await;
+    assert_eq!(ms_of(&fr.due_time), cst(2026, 3, 4, 18, 0), "3 business days");
+    let mut agent = app.agent();
+    let early = agent
+        .send_feedback_result(pb::SendFeedbackResultRequest { ticket_id: t.id.clone(), message: "x".into() })
+        .await
+        .unwrap_err();
+    assert_eq!(early.code(), Code::FailedPrecondition);
+    agent
+        .route_feedback(pb::RouteFeedbackRequest { ticket_id: t.id.clone(), department: "記賬部".into() })
+        .await
+        .unwrap();
+    agent
+        .record_department_response(pb::RecordDepartmentResponseRequest {
+            ticket_id: t.id.clone(),
+            response: "已調整記賬流程".into(),
+        })
+        .await
+        .unwrap();
+    let sent = agent
+        .send_feedback_result(pb::SendFeedbackResultRequest {
+            ticket_id: t.id.clone(),
+            message: "感謝反饋，已改進".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(sent.department, "記賬部");
+    assert_eq!(app.target(&t.id, "feedback_reply").await.state, pb::SlaState::Fulfilled as i32);
+    assert_eq!(app.target(&t.id, "first_response").await.state, pb::SlaState::Fulfilled as i32);
+    let not_feedback = app.ticket(&c, pb::Channel::Phone, pb::TicketKind::Consultation, "other").await;
+    let err = agent
+        .route_feedback(pb::RouteFeedbackRequest { ticket_id: not_feedback.id, department: "x".into() })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+}
+
+async fn business_requests_track_materials_and_steps(app: TestApp) {
+    let c = app.customer("進度測試", 11, cpb::ServiceTier::Standard).await;
+    let types =
+        app.agent().list_request_types(pb::ListRequestTypesRequest {}).await.unwrap().into_inner().request_types;
+    assert!(types.iter().any(|t| t.name == "tax_registration"));
+    let mut agent = app.agent();
+    let t = agent
+        .create_ticket(pb::CreateTicketRequest {
+            ticket: Some(pb::Ticket {
+                kind: pb::TicketKind::BusinessRequest as i32,
+                channel: pb::Channel::InPerson as i32,
+                subject: "稅務登記".into(),
+                category: "tax_registration".into(),
+                customer_id: c,
+                request_type: "tax_registration".into(),
+                ..Default::default()
+            }),
+            description: String::new(),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(t.materials.len(), 4);
+    assert_eq!(t.progress_percent, 0);
+    let t = agent
+        .update_progress(pb::UpdateProgressRequest {
+            ticket_id: t.id.clone(),
+            materials_received: vec!["business licence copy".into(), "legal representative ID".into()],
+            steps_done: vec!["collect materials".into()],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(t.progress_percent, 3 * 100 / 7);
+    assert!(t.materials.iter().find(|m| m.name == "business licence copy").unwrap().received);
+    let bad = agent
+        .update_progress(pb::UpdateProgressRequest {
+            ticket_id: t.id.clone(),
+            materials_received: vec!["passport".into()],
+            steps_done: vec![],
+        })
+        .await
+        .unwrap_err();
+    assert!(violations(&bad).contains(&"materials_received[0]".to_string()));
+    let unknown = agent
+        .create_ticket(pb::CreateTicketRequest {
+            ticket: Some(pb::Ticket {
+                kind: pb::TicketKind::BusinessRequest as i32,
+                channel: pb::Channel::InPerson as i32,
+                subject: "x".into(),
+                customer_id: t.customer_id.clone(),
+                request_type: "space_travel".into(),
+                ..Default::default()
+            }),
+            description: String::new(),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert!(violations(&unknown).contains(&"ticket.request_type".to_string()));
+    let denied = agent
+        .upsert_request_type(pb::UpsertRequestTypeRequest {
+            request_type: Some(pb::RequestType { name: "x".into(), ..Default::default() }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    app.tickets_as(Role::Supervisor)
+        .upsert_request_type(pb::UpsertRequestTypeRequest {
+            request_type: Some(pb::RequestType {
+                name: "deregistration".into(),
+                category: "tax_registration".into(),
+                required_materials: vec!["清稅申報表".into()],
+                steps: vec!["清稅".into(), "註銷".into()],
+            }),
+        })
+        .await
+        .unwrap();
+}
+
+async fn reopen_starts_a_new_cycle_and_closed_is_final(app: TestApp) {
+    let c = app.customer("重開測試", 12, cpb::ServiceTier::Standard).await;
+    let t = app.ticket(&c, pb::Channel::Email, pb::TicketKind::Consultation, "tax_policy").await;
+    let mut agent = app.agent();
+    let status = |s: pb::Status, reopen: bool| pb::ChangeStatusRequest {
+        ticket_id: t.id.clone(),
+        status: s as i32,
+        reopen,
+        ..Default::default()
+    };
+    agent.change_status(status(pb::Status::Solved, false)).await.unwrap();
+    let no_reopen = agent.change_status(status(pb::Status::Open, false)).await.unwrap_err();
+    assert_eq!(no_reopen.code(), Code::FailedPrecondition);
+    app.clock.set(cst(2026, 3, 3, 9, 0));
+    let reopened = agent.change_status(status(pb::Status::Open, true)).await.unwrap().into_inner();
+    assert_eq!(reopened.reopen_count, 1);
+    let res = app.target(&t.id, "resolution").await;
+    assert_eq!(res.cycle, 2);
+    assert_eq!(res.state, pb::SlaState::Active as i32);
+    assert_eq!(ms_of(&res.start_time), cst(2026, 3, 3, 9, 0));
+    // A customer message on a solved ticket reopens it too.
+    agent.change_status(status(pb::Status::Solved, false)).await.unwrap();
+    agent
+        .add_message(pb::AddMessageRequest {
+            ticket_id: t.id.clone(),
+            kind: pb::MessageKind::CustomerMessage as i32,
+            body: "還沒解決".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(app.target(&t.id, "resolution").await.cycle, 3);
+    agent.change_status(status(pb::Status::Solved, false)).await.unwrap();
+    agent
+        .rate_ticket(pb::RateTicketRequest { ticket_id: t.id.clone(), rating: 5, comment: "很好".into() })
+        .await
+        .unwrap();
+    agent.change_status(status(pb::Status::Closed, false)).await.unwrap();
+    let closed = agent.change_status(status(pb::Status::Open, true)).await.unwrap_err();
+    assert_eq!(closed.code(), Code::FailedPrecondition);
+    let msg = agent
+        .add_message(pb::AddMessageRequest {
+            ticket_id: t.id.clone(),
+            kind: pb::MessageKind::PublicReply as i32,
+            body: "x".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(msg.code(), Code::FailedPrecondition);
+    let bad_rating = agent
+        .rate_ticket(pb::RateTicketRequest { ticket_id: t.id.clone(), rating: 6, comment: String::new() })
+        .await
+        .unwrap_err();
+    assert!(violations(&bad_rating).contains(&"rating".to_string()));
+}
+
+async fn dashboard_and_lists_answer_sla_questions(app: TestApp) {
+    let c = app.customer("看板測試", 13, cpb::ServiceTier::Standard).await;
+    let mut agent = app.agent();
+    let chat = app.ticket(&c, pb::Channel::OnlineChat, pb::TicketKind::Consultation, "tax_policy").await;
+    let email = app.ticket(&c, pb::Channel::Email, pb::TicketKind::Consultation, "bookkeeping").await;
+    agent
+        .assign_ticket(pb::AssignTicketRequest {
+            ticket_id: email.id.clone(),
+            assignee: "agent-9".into(),
+            queue: "vip".into(),
+        })
+        .await
+        .unwrap();
+    app.sweep().await;
+    let d = agent.get_sla_dashboard(pb::GetSlaDashboardRequest { within_minutes: 5 }).await.unwrap().into_inner();
+    let total = d.total.unwrap();
+    assert_eq!(total.open, 4, "two targets per ticket");
+    assert_eq!(total.at_risk, 1, "the chat's 60-second first response");
+    assert_eq!(d.by_queue["vip"].open, 2);
+    assert_eq!(d.by_agent["agent-9"].open, 2);
+    app.advance_to(cst(2026, 3, 2, 9, 2)).await;
+    let d = agent.get_sla_dashboard(pb::GetSlaDashboardRequest { within_minutes: 5 }).await.unwrap().into_inner();
+    assert_eq!(d.total.unwrap().breached, 1);
+    let breached = agent
+        .list_tickets(pb::ListTicketsRequest { sla: "breached".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(breached.tickets.iter().map(|t| t.id.clone()).collect::<Vec<_>>(), vec![chat.id.clone()]);
+    let at_risk = agent
+        .list_tickets(pb::ListTicketsRequest { sla: "at_risk".into(), at_risk_minutes: 24 * 60, ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(at_risk.tickets.iter().any(|t| t.id == email.id));
+    let mine = agent
+        .list_tickets(pb::ListTicketsRequest { assignee: "agent-9".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(mine.tickets.len(), 1);
+    let page =
+        agent.list_tickets(pb::ListTicketsRequest { page_size: 1, ..Default::default() }).await.unwrap().into_inner();
+    let page2 = agent
+        .list_tickets(pb::ListTicketsRequest {
+            page_size: 1,
+            page_token: page.next_page_token.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_ne!(page.tickets[0].id, page2.tickets[0].id);
+    let bad =
+        agent.list_tickets(pb::ListTicketsRequest { sla: "late".into(), ..Default::default() }).await.unwrap_err();
+    assert!(violations(&bad).contains(&"sla".to_string()));
+}
+
+async fn policies_are_data_and_rematch_keeps_elapsed_time(app: TestApp) {
+    let mut sup = app.tickets_as(Role::Supervisor);
+    let vip = pb::SlaPolicy {
+        id: "vip".into(),
+        name: "VIP customers".into(),
+        position: 5,
+        tiers: vec!["vip".into()],
+        metrics: vec![
+            pb::SlaMetricRule {
+                metric: "first_response".into(),
+                duration_seconds: 1800,
+                clock: "business".into(),
+                warn_percent: 50,
+            },
+            pb::SlaMetricRule {
+                metric: "resolution".into(),
+                duration_seconds: 8 * 3600,
+                clock: "business".into(),
+                warn_percent: 80,
+            },
+        ],
+        ..Default::default()
+    };
+    sup.upsert_sla_policy(pb::UpsertSlaPolicyRequest { policy: Some(vip.clone()) }).await.unwrap();
+    let listed = app.agent().list_sla_policies(pb::ListSlaPoliciesRequest {}).await.unwrap().into_inner().policies;
+    assert_eq!(listed[0].id, "vip");
+    let c = app.customer("VIP 客戶", 14, cpb::ServiceTier::Vip).await;
+    let t = app.ticket(&c, pb::Channel::Email, pb::TicketKind::Consultation, "tax_policy").await;
+    let fr = app.target(&t.id, "first_response").await;
+    assert_eq!(fr.policy_id, "vip");
+    assert_eq!(ms_of(&fr.due_time), cst(2026, 3, 2, 9, 30));
+    assert_eq!(ms_of(&fr.warning_time), cst(2026, 3, 2, 9, 15));
+
+    // Urgent consultations: a 2-hour resolution. Re-matching keeps the hour used.
+    let urgent = pb::SlaPolicy {
+        id: "urgent".into(),
+        name: "Urgent".into(),
+        position: 1,
+        priorities: vec!["urgent".into()],
+        metrics: vec![pb::SlaMetricRule {
+            metric: "resolution".into(),
+            duration_seconds: 2 * 3600,
+            clock: "business".into(),
+            warn_percent: 80,
+        }],
+        ..Default::default()
+    };
+    sup.upsert_sla_policy(pb::UpsertSlaPolicyRequest { policy: Some(urgent) }).await.unwrap();
+    app.clock.set(cst(2026, 3, 2, 10, 0));
+    let updated = app
+        .agent()
+        .update_ticket(pb::UpdateTicketRequest {
+            ticket: Some(pb::Ticket {
+                id: t.id.clone(),
+                priority: pb::Priority::Urgent as i32,
+                etag: t.etag.clone(),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask { paths: vec!["priority".into()] }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(updated.priority, pb::Priority::Urgent as i32);
+    let res = app.target(&t.id, "resolution").await;
+    assert_eq!(res.policy_id, "urgent");
+    assert_eq!(ms_of(&res.due_time), cst(2026, 3, 2, 11, 0), "1h used, 1h left");
+    let stale = app
+        .agent()
+        .update_ticket(pb::UpdateTicketRequest {
+            ticket: Some(pb::Ticket {
+                id: t.id.clone(),
+                subject: "x".into(),
+                etag: t.etag.clone(),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask { paths: vec!["subject".into()] }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(stale.code(), Code::Aborted);
+
+    let mut bad = vip.clone();
+    bad.metrics[0].warn_percent = 150;
+    let err = sup.upsert_sla_policy(pb::UpsertSlaPolicyRequest { policy: Some(bad) }).await.unwrap_err();
+    assert!(violations(&err).iter().any(|f| f.contains("warn_percent")), "{:?}", violations(&err));
+    let mut bad = vip;
+    bad.metrics[0].metric = "lunch".into();
+    assert_eq!(
+        sup.upsert_sla_policy(pb::UpsertSlaPolicyRequest { policy: Some(bad) }).await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
+    assert_eq!(
+        app.agent().upsert_sla_policy(pb::UpsertSlaPolicyRequest { policy: None }).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
+    sup.delete_sla_policy(pb::DeleteSlaPolicyRequest { id: "urgent".into() }).await.unwrap();
+    assert_eq!(
+        sup.delete_sla_policy(pb::DeleteSlaPolicyRequest { id: "urgent".into() }).await.unwrap_err().code(),
+        Code::NotFound
+    );
+
+    // The calendar is data too: next year's holidays arrive without a release.
+    let admin = &mut app.tickets_as(Role::Admin);
+    let cal = admin
+        .extend_calendar(pb::ExtendCalendarRequest {
+            json: r#"{"holidays":[{"name":"元旦","from":"2027-01-01","to":"2027-01-03"}],"filing_deadlines":{"2027":[15,20,15,15,15,15,15,15,15,15,15,15]}}"#.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(cal.json.contains("2027-01-03"));
+    assert_eq!(
+        sup.extend_calendar(pb::ExtendCalendarRequest { json: "{}".into() }).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
+    let bad = admin
+        .extend_calendar(pb::ExtendCalendarRequest { json: r#"{"filing_deadlines":{"2027":[1]}}"#.into() })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+}
+
+async fn watchers_receive_sla_events(app: TestApp) {
+    use futures::StreamExt;
+    let c = app.customer("觀察測試", 15, cpb::ServiceTier::Standard).await;
+    let mut stream = app
+        .tickets_as(Role::Supervisor)
+        .watch_sla_events(pb::WatchSlaEventsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let t = app.ticket(&c, pb::Channel::OnlineChat, pb::TicketKind::Consultation, "tax_policy").await;
+    // The subscription is live once the stream is open; Redis relays asynchronously.
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut step = 0;
+    while tokio::time::Instant::now() < deadline && !got.iter().any(|k: &String| k == "breached") {
+        step += 1;
+        app.advance_to(cst(2026, 3, 2, 9, 0) + step * 30_000).await;
+        if let Ok(Some(Ok(ev))) = tokio::time::timeout(std::time::Duration::from_millis(300), stream.next()).await {
+            assert_eq!(ev.ticket_id, t.id);
+            got.push(ev.kind);
+        }
+    }
+    assert!(got.contains(&"breached".to_string()), "{got:?}");
+    let denied =
+        app.tickets_as(Role::Auditor).watch_sla_events(pb::WatchSlaEventsRequest::default()).await.unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+}
+
+async fn roles_and_bad_input(app: TestApp) {
+    let c = app.customer("權限測試", 16, cpb::ServiceTier::Standard).await;
+    let create = |customer: &str| pb::CreateTicketRequest {
+        ticket: Some(pb::Ticket {
+            kind: pb::TicketKind::Consultation as i32,
+            channel: pb::Channel::Email as i32,
+            subject: "s".into(),
+            customer_id: customer.into(),
+            ..Default::default()
+        }),
+        description: String::new(),
+        request_id: String::new(),
+    };
+    assert_eq!(
+        app.tickets_as(Role::Auditor).create_ticket(create(&c)).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
+    assert_eq!(
+        app.tickets_as(Role::Hr).list_tickets(pb::ListTicketsRequest::default()).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
+    assert!(app.tickets_as(Role::Auditor).list_tickets(pb::ListTicketsRequest::default()).await.is_ok());
+    assert_eq!(
+        app.agent()
+            .get_agent_stats(pb::GetAgentStatsRequest {
+                agent: "a".into(),
+                from_date: "2026-01-01".into(),
+                to_date: "2026-01-31".into()
+            })
+            .await
+            .unwrap_err()
+            .code(),
+        Code::PermissionDenied
+    );
+    let missing = app.agent().create_ticket(create(&uuid::Uuid::now_v7().to_string())).await.unwrap_err();
+    assert!(violations(&missing).contains(&"ticket.customer_id".to_string()), "{missing:?}");
+    let empty = app
+        .agent()
+        .create_ticket(pb::CreateTicketRequest { ticket: Some(pb::Ticket::default()), ..Default::default() })
+        .await
+        .unwrap_err();
+    let f = violations(&empty);
+    for field in ["ticket.kind", "ticket.channel", "ticket.subject", "ticket.customer_id"] {
+        assert!(f.contains(&field.to_string()), "{field} in {f:?}");
+    }
+    let mut bad_period = create(&c);
+    bad_period.ticket.as_mut().unwrap().category = "tax_filing".into();
+    bad_period.ticket.as_mut().unwrap().filing_period = "2026-13".into();
+    assert!(
+        violations(&app.agent().create_ticket(bad_period).await.unwrap_err())
+            .contains(&"ticket.filing_period".to_string())
+    );
+    let mut wrong_cat = create(&c);
+    wrong_cat.ticket.as_mut().unwrap().category = "astrology".into();
+    assert!(
+        violations(&app.agent().create_ticket(wrong_cat).await.unwrap_err()).contains(&"ticket.category".to_string())
+    );
+    let pending = app.ticket(&c, pb::Channel::Email, pb::TicketKind::Consultation, "other").await;
+    let no_reason = app
+        .agent()
+        .change_status(pb::ChangeStatusRequest {
+            ticket_id: pending.id.clone(),
+            status: pb::Status::PendingInternal as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(violations(&no_reason).contains(&"reason".to_string()));
+    let nothing = app.agent().get_ticket(pb::GetTicketRequest { id: "KF-999999".into() }).await.unwrap_err();
+    assert_eq!(nothing.code(), Code::NotFound);
+    use sqlx::Row;
+    let n: i64 = sqlx::query("SELECT COUNT(*) FROM tickets").fetch_one(&app.raw).await.unwrap().get(0);
+    assert_eq!(n, 1, "only the one valid ticket was written");
+}
