@@ -109,6 +109,13 @@ pub trait LiveStore: Send + Sync {
 
     /// Writes (or, for a fulfilled target, removes) a target's live state.
     async fn put(&self, entry: &LiveEntry) -> anyhow::Result<()>;
+    /// Writes many entries; stores override it to batch round trips.
+    async fn put_many(&self, entries: &[LiveEntry]) -> anyhow::Result<()> {
+        for e in entries {
+            self.put(e).await?;
+        }
+        Ok(())
+    }
     async fn remove(&self, key: &TargetKey) -> anyhow::Result<()>;
     /// The live targets of one record.
     async fn record(&self, record_id: &str) -> anyhow::Result<Vec<LiveEntry>>;

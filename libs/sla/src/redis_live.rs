@@ -111,7 +111,15 @@ impl RedisLiveStore {
     pub async fn connect(url: &str, shards: u32, prefix: &str) -> anyhow::Result<Self> {
         let keys = Keys(prefix.to_owned());
         let client = redis::Client::open(url).map_err(|e| anyhow::anyhow!("KEFU_REDIS_URL is not a Redis URL: {e}"))?;
-        let con = client.get_connection_manager().await.map_err(|e| anyhow::anyhow!("cannot connect to Redis: {e}"))?;
+        // Large pipelines (rebuilds) and a busy server (a FLUSHDB of a big
+        // data set) need more than the client's 500 ms default.
+        let cfg = redis::aio::ConnectionManagerConfig::new()
+            .set_response_timeout(Some(std::time::Duration::from_secs(10)))
+            .set_connection_timeout(Some(std::time::Duration::from_secs(5)));
+        let con = client
+            .get_connection_manager_with_config(cfg)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot connect to Redis: {e}"))?;
         let (events, _) = broadcast::channel(4096);
         let relay = events.clone();
         let mut pubsub = client.get_async_pubsub().await.map_err(|e| anyhow::anyhow!("Redis pub/sub: {e}"))?;
@@ -165,7 +173,36 @@ impl RedisLiveStore {
         pipe.srem(k.breached('a', &e.assignee), &member).ignore();
     }
 
-    /// Bytes Redis uses for everything under `kefu:` (benchmarks).
+    fn index(&self, pipe: &mut redis::Pipeline, shard: u32, e: &LiveEntry) -> anyhow::Result<()> {
+        let k = &self.keys;
+        let member = e.key.member();
+        if matches!(e.state, TargetState::Fulfilled | TargetState::FulfilledLate) {
+            pipe.hdel(k.record(&e.key.record_id), field(&e.key)).ignore();
+            return Ok(());
+        }
+        pipe.hset(k.record(&e.key.record_id), field(&e.key), serde_json::to_string(e)?).ignore();
+        let pending_due = matches!(e.state, TargetState::Active | TargetState::Warning).then_some(e.due_at).flatten();
+        if let Some(d) = pending_due {
+            pipe.zadd(k.shard(shard, "due"), &member, d).ignore();
+        }
+        if e.state == TargetState::Active
+            && let Some(w) = e.warn_at
+        {
+            pipe.zadd(k.shard(shard, "warn"), &member, w).ignore();
+        }
+        let score = pending_due.map_or("+inf".to_owned(), |d| d.to_string());
+        pipe.cmd("ZADD").arg(k.open('q', &e.queue)).arg(&score).arg(&member).ignore();
+        pipe.cmd("ZADD").arg(k.open('a', &e.assignee)).arg(&score).arg(&member).ignore();
+        pipe.sadd(k.groups("queues"), &e.queue).ignore();
+        pipe.sadd(k.groups("agents"), &e.assignee).ignore();
+        if e.state == TargetState::Breached {
+            pipe.sadd(k.breached('q', &e.queue), &member).ignore();
+            pipe.sadd(k.breached('a', &e.assignee), &member).ignore();
+        }
+        Ok(())
+    }
+
+    /// Bytes Redis uses in all (benchmarks).
     pub async fn used_memory(&self) -> anyhow::Result<u64> {
         let mut con = self.con();
         let info: String = redis::cmd("INFO").arg("memory").query_async(&mut con).await?;
@@ -180,39 +217,28 @@ impl LiveStore for RedisLiveStore {
     }
 
     async fn put(&self, e: &LiveEntry) -> anyhow::Result<()> {
-        let shard = shard_of(&e.key.record_id, self.shards);
-        let member = e.key.member();
-        let old = self.old_entry(&e.key).await?;
-        let k = &self.keys;
-        let mut pipe = redis::pipe();
-        if let Some(old) = &old {
-            self.unindex(&mut pipe, shard, old);
-        }
-        if matches!(e.state, TargetState::Fulfilled | TargetState::FulfilledLate) {
-            pipe.hdel(k.record(&e.key.record_id), field(&e.key)).ignore();
-        } else {
-            pipe.hset(k.record(&e.key.record_id), field(&e.key), serde_json::to_string(e)?).ignore();
-            let pending_due =
-                matches!(e.state, TargetState::Active | TargetState::Warning).then_some(e.due_at).flatten();
-            if let Some(d) = pending_due {
-                pipe.zadd(k.shard(shard, "due"), &member, d).ignore();
-            }
-            if e.state == TargetState::Active
-                && let Some(w) = e.warn_at
-            {
-                pipe.zadd(k.shard(shard, "warn"), &member, w).ignore();
-            }
-            let score = pending_due.map_or("+inf".to_owned(), |d| d.to_string());
-            pipe.cmd("ZADD").arg(k.open('q', &e.queue)).arg(&score).arg(&member).ignore();
-            pipe.cmd("ZADD").arg(k.open('a', &e.assignee)).arg(&score).arg(&member).ignore();
-            pipe.sadd(k.groups("queues"), &e.queue).ignore();
-            pipe.sadd(k.groups("agents"), &e.assignee).ignore();
-            if e.state == TargetState::Breached {
-                pipe.sadd(k.breached('q', &e.queue), &member).ignore();
-                pipe.sadd(k.breached('a', &e.assignee), &member).ignore();
-            }
+        self.put_many(std::slice::from_ref(e)).await
+    }
+
+    async fn put_many(&self, entries: &[LiveEntry]) -> anyhow::Result<()> {
+        if entries.is_empty() {
+            return Ok(());
         }
         let mut con = self.con();
+        // One round trip for the previous states, one for the writes.
+        let mut reads = redis::pipe();
+        for e in entries {
+            reads.hget(self.keys.record(&e.key.record_id), field(&e.key));
+        }
+        let olds: Vec<Option<String>> = reads.query_async(&mut con).await?;
+        let mut pipe = redis::pipe();
+        for (e, old) in entries.iter().zip(olds) {
+            let shard = shard_of(&e.key.record_id, self.shards);
+            if let Some(old) = old.and_then(|o| serde_json::from_str::<LiveEntry>(&o).ok()) {
+                self.unindex(&mut pipe, shard, &old);
+            }
+            self.index(&mut pipe, shard, e)?;
+        }
         pipe.query_async::<()>(&mut con).await?;
         Ok(())
     }

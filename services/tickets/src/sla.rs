@@ -15,7 +15,7 @@ use kefu_sla::{
 };
 use opentelemetry::{
     KeyValue,
-    metrics::{Counter, Histogram},
+    metrics::{Counter, Gauge, Histogram},
 };
 use serde::{Deserialize, Serialize};
 use sqlx::{AnyConnection, AnyPool};
@@ -64,6 +64,9 @@ pub struct SlaSettings {
 struct SlaMetrics {
     events: Counter<u64>,
     lag: Histogram<f64>,
+    open: Gauge<i64>,
+    at_risk: Gauge<i64>,
+    breached: Gauge<i64>,
 }
 
 /// What a change did, to tell the live store and watchers after commit.
@@ -120,9 +123,17 @@ impl SlaEngine {
         pool: AnyPool,
         live: Arc<dyn LiveStore>,
         clock: Arc<dyn Clock>,
-        settings: SlaSettings,
+        mut settings: SlaSettings,
     ) -> anyhow::Result<Self> {
         let mut conn = pool.acquire().await?;
+        // Escalation rules are data: stored once, then read from the database.
+        match store::get_setting(&mut conn, "escalation").await? {
+            Some(json) => {
+                settings.escalation =
+                    serde_json::from_str(&json).map_err(|e| anyhow::anyhow!("stored escalation rules: {e}"))?;
+            }
+            None => store::put_setting(&mut conn, "escalation", &serde_json::to_string(&settings.escalation)?).await?,
+        }
         let calendar = match store::get_setting(&mut conn, "calendar").await? {
             Some(json) => Calendar::from_json(&json).map_err(|e| anyhow::anyhow!("stored calendar: {e}"))?,
             None => {
@@ -160,6 +171,12 @@ impl SlaEngine {
                     .with_description("Delay from a target's due or warning time to its event")
                     .with_boundaries(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0])
                     .build(),
+                open: meter.i64_gauge("kefu.sla.open").with_description("Open SLA targets by queue").build(),
+                at_risk: meter
+                    .i64_gauge("kefu.sla.at_risk")
+                    .with_description("Running SLA targets due within the next hour, by queue")
+                    .build(),
+                breached: meter.i64_gauge("kefu.sla.breached").with_description("Breached open SLA targets by queue").build(),
             },
         })
     }
@@ -593,32 +610,24 @@ impl DueHandler for SlaEngine {
         let mut n = 0;
         loop {
             let page = store::open_targets_page(&mut conn, &after, 1000).await?;
-            if page.is_empty() {
-                break;
-            }
-            for row in &page {
-                let (q, a) = if is_call(&row.target.key.record_id) {
-                    (String::new(), String::new())
-                } else {
-                    store::get_ticket(&mut conn, &row.target.key.record_id)
-                        .await?
-                        .map_or((String::new(), String::new()), |t| (t.queue, t.assignee))
-                };
-                live.put(&entry_of(&row.target, &q, &a)).await?;
-                n += 1;
-            }
-            if let Some(last) = page.last() {
-                after = (
-                    last.target.key.record_id.clone(),
-                    last.target.key.metric.as_str().to_owned(),
-                    last.target.key.cycle,
-                );
-            }
+            let Some((last, _, _)) = page.last() else { break };
+            after = (last.target.key.record_id.clone(), last.target.key.metric.as_str().to_owned(), last.target.key.cycle);
+            let entries: Vec<LiveEntry> = page.iter().map(|(row, q, a)| entry_of(&row.target, q, a)).collect();
+            live.put_many(&entries).await?;
+            n += entries.len();
         }
         Ok(n)
     }
 
     async fn periodic(&self, now: i64) -> anyhow::Result<usize> {
+        // Gauges for dashboards and alerts, from the live store's counts.
+        let d = self.live.dashboard(now, 3_600_000).await?;
+        for (queue, c) in &d.by_queue {
+            let attrs = [KeyValue::new("queue", queue.clone())];
+            self.metrics.open.record(c.open, &attrs);
+            self.metrics.at_risk.record(c.at_risk, &attrs);
+            self.metrics.breached.record(c.breached, &attrs);
+        }
         let mut conn = self.pool.acquire().await?;
         let due = store::escalations_due(&mut conn, now, 200).await?;
         drop(conn);

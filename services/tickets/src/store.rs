@@ -332,16 +332,19 @@ pub async fn get_target(conn: &mut AnyConnection, key: &TargetKey) -> Result<Opt
     row.as_ref().map(target_from_row).transpose()
 }
 
-/// Open targets after a cursor, for rebuilding the live view page by page.
+/// Open targets after a cursor with their ticket's queue and assignee, for
+/// rebuilding the live view page by page.
 pub async fn open_targets_page(
     conn: &mut AnyConnection,
     after: &(String, String, i64),
     limit: i64,
-) -> Result<Vec<TargetRow>, Error> {
+) -> Result<Vec<(TargetRow, String, String)>, Error> {
+    let cols: String = TARGET_COLUMNS.split(", ").map(|c| format!("s.{c}")).collect::<Vec<_>>().join(", ");
     let sql = format!(
-        "SELECT {TARGET_COLUMNS} FROM sla_targets WHERE open = 1 AND \
-         (record_id > $1 OR (record_id = $2 AND (metric > $3 OR (metric = $4 AND cycle > $5)))) \
-         ORDER BY record_id, metric, cycle LIMIT {limit}"
+        "SELECT {cols}, COALESCE(t.queue, '') AS t_queue, COALESCE(t.assignee, '') AS t_assignee \
+         FROM sla_targets s LEFT JOIN tickets t ON t.id = s.record_id WHERE s.open = 1 AND \
+         (s.record_id > $1 OR (s.record_id = $2 AND (s.metric > $3 OR (s.metric = $4 AND s.cycle > $5)))) \
+         ORDER BY s.record_id, s.metric, s.cycle LIMIT {limit}"
     );
     let rows = sqlx::query(&sql)
         .bind(&after.0)
@@ -351,7 +354,7 @@ pub async fn open_targets_page(
         .bind(after.2)
         .fetch_all(conn)
         .await?;
-    rows.iter().map(target_from_row).collect()
+    rows.iter().map(|r| Ok((target_from_row(r)?, r.try_get("t_queue")?, r.try_get("t_assignee")?))).collect()
 }
 
 /// Records a breach only if none was recorded: the arbiter of "exactly once".

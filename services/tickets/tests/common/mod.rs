@@ -120,6 +120,12 @@ impl Live {
     pub async fn flush(&self) {
         match self {
             Live::Memory(m) => m.clear(),
+            Live::Redis { url, prefix, .. } if prefix == "kefu" => {
+                // A dedicated database: a real FLUSHDB.
+                let client = redis::Client::open(url.as_str()).unwrap();
+                let mut con = client.get_multiplexed_async_connection().await.unwrap();
+                let _: () = redis::cmd("FLUSHDB").query_async(&mut con).await.unwrap();
+            }
             Live::Redis { url, prefix, .. } => {
                 let client = redis::Client::open(url.as_str()).unwrap();
                 let mut con = client.get_multiplexed_async_connection().await.unwrap();
@@ -140,6 +146,11 @@ pub async fn spawn(backend: Backend) -> Option<TestApp> {
 }
 
 pub async fn spawn_at(backend: Backend, start_ms: i64) -> Option<TestApp> {
+    let live = live_store(backend).await?;
+    spawn_with(backend, start_ms, live).await
+}
+
+pub async fn spawn_with(backend: Backend, start_ms: i64, live: Live) -> Option<TestApp> {
     if std::env::var("TEST_LOG").is_ok() {
         let _ = kefu_kit::telemetry::init(
             "test",
@@ -149,7 +160,6 @@ pub async fn spawn_at(backend: Backend, start_ms: i64) -> Option<TestApp> {
     let dir = tempfile::tempdir().unwrap();
     let customers_url = database(backend, dir.path(), "customers").await?;
     let tickets_url = database(backend, dir.path(), "tickets").await?;
-    let live = live_store(backend).await?;
 
     let customers_pool = kefu_kit::db::connect(&customers_url, 5).await.unwrap();
     kefu_kit::db::migrate(&customers_pool, &kefu_customers::MIGRATOR).await.unwrap();
