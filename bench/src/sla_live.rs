@@ -69,7 +69,7 @@ async fn main() -> anyhow::Result<()> {
 
     let client = redis::Client::open(redis_url.as_str())?;
     let mut con = client.get_multiplexed_async_connection().await?;
-    let _: () = redis::cmd("FLUSHDB").query_async(&mut con).await?;
+    let _: () = redis::cmd("FLUSHDB").arg("ASYNC").query_async(&mut con).await?;
     let store = Arc::new(RedisLiveStore::connect(&redis_url, shards, "kefu").await?);
     let base_mem = store.used_memory().await?;
 
@@ -154,7 +154,7 @@ async fn main() -> anyhow::Result<()> {
     .execute(&pool)
     .await?;
     println!("postgres seed:           {n} open targets in {:.1} s", t.elapsed().as_secs_f64());
-    let _: () = redis::cmd("FLUSHDB").query_async(&mut con).await?;
+    let _: () = redis::cmd("FLUSHDB").arg("ASYNC").query_async(&mut con).await?;
     let live: Arc<dyn LiveStore> = store.clone();
     let engine = kefu_tickets::SlaEngine::load(pool.clone(), live.clone(), Arc::new(SystemClock), Default::default()).await?;
     let t = Instant::now();
@@ -164,6 +164,6 @@ async fn main() -> anyhow::Result<()> {
     pool.close().await;
     let admin = kefu_kit::db::connect(&pg_admin, 1).await?;
     sqlx::query(&format!("DROP DATABASE {db}")).execute(&admin).await?;
-    let _: () = redis::cmd("FLUSHDB").query_async(&mut con).await?;
+    let _: () = redis::cmd("FLUSHDB").arg("ASYNC").query_async(&mut con).await?;
     Ok(())
 }

@@ -1176,24 +1176,35 @@ impl TicketService for TicketsApi {
             r.assignee
         };
         let queue = r.queue;
+        // Subscribe before replaying so nothing falls between the two.
         let rx = self.engine.live.subscribe();
-        let stream = tokio_stream::wrappers::BroadcastStream::new(rx).filter_map(move |item| {
+        let replay = if r.since_event_id.is_empty() {
+            Vec::new()
+        } else {
+            let mut conn = self.pool.acquire().await.map_err(Error::from)?;
+            store::events_after(&mut conn, r.since_event_id.trim(), 1000).await?
+        };
+        let seen: std::collections::HashSet<String> = replay.iter().map(|e| e.id.clone()).collect();
+        let to_msg = |ev: kefu_sla::SlaEvent| pb::SlaEventMessage {
+            id: ev.id,
+            ticket_id: ev.key.record_id,
+            metric: ev.key.metric.as_str().to_owned(),
+            cycle: ev.key.cycle,
+            kind: ev.kind.as_str().to_owned(),
+            time: ts(ev.at_ms),
+            due_time: ts_opt(ev.due_at_ms),
+            queue: ev.queue,
+            assignee: ev.assignee,
+        };
+        let visible = {
+            let (queue, assignee) = (queue.clone(), assignee.clone());
+            move |ev: &kefu_sla::SlaEvent| (queue.is_empty() || ev.queue == queue) && (assignee.is_empty() || ev.assignee == assignee)
+        };
+        let replayed: Vec<Result<pb::SlaEventMessage, Status>> =
+            replay.into_iter().filter(|e| visible(e)).map(|e| Ok(to_msg(e))).collect();
+        let live = tokio_stream::wrappers::BroadcastStream::new(rx).filter_map(move |item| {
             let out = match item {
-                Ok(ev)
-                    if (queue.is_empty() || ev.queue == queue) && (assignee.is_empty() || ev.assignee == assignee) =>
-                {
-                    Some(Ok(pb::SlaEventMessage {
-                        id: ev.id,
-                        ticket_id: ev.key.record_id,
-                        metric: ev.key.metric.as_str().to_owned(),
-                        cycle: ev.key.cycle,
-                        kind: ev.kind.as_str().to_owned(),
-                        time: ts(ev.at_ms),
-                        due_time: ts_opt(ev.due_at_ms),
-                        queue: ev.queue,
-                        assignee: ev.assignee,
-                    }))
-                }
+                Ok(ev) if visible(&ev) && !seen.contains(&ev.id) => Some(Ok(to_msg(ev))),
                 Ok(_) => None,
                 Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(n)) => {
                     Some(Err(Status::data_loss(format!("the watcher fell {n} events behind; reconnect and reload"))))
@@ -1201,6 +1212,7 @@ impl TicketService for TicketsApi {
             };
             futures::future::ready(out)
         });
+        let stream = futures::stream::iter(replayed).chain(live);
         Ok(Response::new(Box::pin(stream)))
     }
 

@@ -576,3 +576,30 @@ pub async fn put_call(conn: &mut AnyConnection, c: &CallRow) -> Result<(), Error
     .await?;
     Ok(())
 }
+
+/// Events recorded after `since_id` (by time, then id), for watchers that
+/// reconnect. An unknown id replays nothing.
+pub async fn events_after(conn: &mut AnyConnection, since_id: &str, limit: i64) -> Result<Vec<SlaEvent>, Error> {
+    let sql = format!(
+        "SELECT e.id, e.record_id, e.metric, e.cycle, e.kind, e.at, e.due_at, e.queue, e.assignee FROM sla_events e, \
+         (SELECT at, id FROM sla_events WHERE id = $1) s WHERE e.at > s.at OR (e.at = s.at AND e.id > s.id) \
+         ORDER BY e.at, e.id LIMIT {limit}"
+    );
+    let rows = sqlx::query(&sql).bind(since_id).fetch_all(conn).await?;
+    let mut out = Vec::new();
+    for r in rows {
+        let metric: String = r.try_get(2)?;
+        let kind: String = r.try_get(4)?;
+        let (Some(metric), Some(kind)) = (Metric::parse(&metric), kefu_sla::EventKind::parse(&kind)) else { continue };
+        out.push(SlaEvent {
+            id: r.try_get(0)?,
+            key: TargetKey { record_id: r.try_get(1)?, metric, cycle: r.try_get(3)? },
+            kind,
+            at_ms: r.try_get(5)?,
+            due_at_ms: r.try_get(6)?,
+            queue: r.try_get(7)?,
+            assignee: r.try_get(8)?,
+        });
+    }
+    Ok(out)
+}

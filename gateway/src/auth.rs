@@ -1,0 +1,444 @@
+//! People's login (Argon2id passwords, short-lived access tokens, rotating
+//! refresh tokens with reuse detection, lock-out) and API keys for internal
+//! systems (shown once, stored hashed, revocable).
+use std::time::Duration;
+
+use argon2::{
+    Argon2,
+    password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng},
+};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use kefu_kit::auth::{Principal, Role, TokenSigner, TokenVerifier};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use sqlx::{AnyPool, Row};
+
+use crate::problem::Problem;
+
+pub const ACCESS_TTL: Duration = Duration::from_secs(15 * 60);
+pub const REFRESH_TTL_MS: i64 = 14 * 24 * 3_600_000;
+/// Failed logins before the account locks, and for how long.
+pub const MAX_FAILURES: i64 = 5;
+pub const LOCK_MS: i64 = 15 * 60_000;
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn random_token(bytes: usize) -> String {
+    let mut b = vec![0u8; bytes];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    URL_SAFE_NO_PAD.encode(b)
+}
+
+fn sha256(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+pub fn hash_password(password: &str) -> Result<String, Problem> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(Problem::internal)
+}
+
+fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+}
+
+pub fn check_password_strength(field: &str, p: &str) -> Result<(), Problem> {
+    if p.chars().count() < 10 {
+        return Err(Problem::bad_request(field, "must be at least 10 characters"));
+    }
+    if p.len() > 256 {
+        return Err(Problem::bad_request(field, "must be at most 256 bytes"));
+    }
+    Ok(())
+}
+
+fn parse_roles(field: &str, roles: &[String]) -> Result<Vec<Role>, Problem> {
+    if roles.is_empty() {
+        return Err(Problem::bad_request(field, "name at least one role"));
+    }
+    roles.iter().map(|r| r.parse::<Role>().map_err(|e| Problem::bad_request(field, e))).collect()
+}
+
+fn roles_text(roles: &[Role]) -> String {
+    roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(",")
+}
+
+fn roles_of(text: &str) -> Vec<Role> {
+    text.split(',').filter_map(|r| r.parse().ok()).collect()
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Account {
+    pub id: String,
+    pub username: String,
+    pub roles: Vec<String>,
+    pub staff_id: String,
+    pub disabled: bool,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenPair {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+    pub refresh_token: String,
+}
+
+pub struct Auth {
+    pub pool: AnyPool,
+    pub signer: TokenSigner,
+    pub verifier: TokenVerifier,
+}
+
+impl Auth {
+    pub async fn create_account(&self, username: &str, password: &str, roles: &[String], staff_id: &str) -> Result<Account, Problem> {
+        let username = username.trim();
+        if username.is_empty() || username.len() > 64 || !username.chars().all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c)) {
+            return Err(Problem::bad_request("username", "1–64 characters of letters, digits and . _ - @"));
+        }
+        check_password_strength("password", password)?;
+        let roles = parse_roles("roles", roles)?;
+        let staff_id = if staff_id.trim().is_empty() { username.to_owned() } else { staff_id.trim().to_owned() };
+        if staff_id.len() > 64 {
+            return Err(Problem::bad_request("staffId", "at most 64 characters"));
+        }
+        let id = uuid::Uuid::now_v7().to_string();
+        let now = now_ms();
+        let res = sqlx::query(
+            "INSERT INTO accounts (id, username, password_hash, roles, staff_id, disabled, failed_logins, locked_until, created_at, updated_at) \
+             VALUES ($1,$2,$3,$4,$5,0,0,NULL,$6,$7)",
+        )
+        .bind(&id)
+        .bind(username)
+        .bind(hash_password(password)?)
+        .bind(roles_text(&roles))
+        .bind(&staff_id)
+        .bind(now)
+        .bind(now)
+        .execute(&self.pool)
+        .await;
+        match res {
+            Ok(_) => {}
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                return Err(Problem::new(http::StatusCode::CONFLICT, format!("username {username:?} is taken")));
+            }
+            Err(e) => return Err(Problem::internal(e)),
+        }
+        Ok(Account { id, username: username.to_owned(), roles: roles.iter().map(|r| r.as_str().to_owned()).collect(), staff_id, disabled: false })
+    }
+
+    pub async fn count_accounts(&self) -> Result<i64, Problem> {
+        sqlx::query("SELECT COUNT(*) FROM accounts").fetch_one(&self.pool).await.and_then(|r| r.try_get(0)).map_err(Problem::internal)
+    }
+
+    pub async fn list_accounts(&self) -> Result<Vec<Account>, Problem> {
+        let rows = sqlx::query("SELECT id, username, roles, staff_id, disabled FROM accounts ORDER BY username")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(Problem::internal)?;
+        rows.iter()
+            .map(|r| {
+                Ok(Account {
+                    id: r.try_get(0)?,
+                    username: r.try_get(1)?,
+                    roles: r.try_get::<String, _>(2)?.split(',').map(str::to_owned).collect(),
+                    staff_id: r.try_get(3)?,
+                    disabled: r.try_get::<i64, _>(4)? == 1,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Problem::internal)
+    }
+
+    pub async fn set_disabled(&self, id: &str, disabled: bool) -> Result<(), Problem> {
+        let n = sqlx::query("UPDATE accounts SET disabled = $1, updated_at = $2 WHERE id = $3")
+            .bind(i64::from(disabled))
+            .bind(now_ms())
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(Problem::internal)?
+            .rows_affected();
+        if n == 0 {
+            return Err(Problem::new(http::StatusCode::NOT_FOUND, format!("account {id} not found")));
+        }
+        if disabled {
+            sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE account_id = $2 AND revoked_at IS NULL")
+                .bind(now_ms())
+                .bind(id)
+                .execute(&self.pool)
+                .await
+                .map_err(Problem::internal)?;
+        }
+        Ok(())
+    }
+
+    fn access_token(&self, staff_id: &str, roles: &[Role]) -> Result<String, Problem> {
+        self.signer.mint(staff_id, roles, ACCESS_TTL).map_err(Problem::internal)
+    }
+
+    async fn issue_refresh(&self, account_id: &str, family: &str) -> Result<String, Problem> {
+        let token = random_token(32);
+        sqlx::query(
+            "INSERT INTO refresh_tokens (id, family_id, account_id, token_hash, expires_at, used_at, revoked_at, created_at) \
+             VALUES ($1,$2,$3,$4,$5,NULL,NULL,$6)",
+        )
+        .bind(uuid::Uuid::now_v7().to_string())
+        .bind(family)
+        .bind(account_id)
+        .bind(sha256(&token))
+        .bind(now_ms() + REFRESH_TTL_MS)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await
+        .map_err(Problem::internal)?;
+        Ok(token)
+    }
+
+    /// Username + password → tokens. Locks the account after repeated failures.
+    pub async fn login(&self, username: &str, password: &str) -> Result<TokenPair, Problem> {
+        let denied = || Problem::unauthorized("wrong username or password");
+        let row = sqlx::query("SELECT id, password_hash, roles, staff_id, disabled, failed_logins, locked_until FROM accounts WHERE username = $1")
+            .bind(username.trim())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(Problem::internal)?;
+        let Some(r) = row else {
+            // Same work as a real check, so timing does not reveal accounts.
+            let _ = verify_password(password, "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$0000000000000000000000000000000000000000000");
+            return Err(denied());
+        };
+        let (id, hash, roles, staff_id): (String, String, String, String) =
+            (r.try_get(0).map_err(Problem::internal)?, r.try_get(1).map_err(Problem::internal)?, r.try_get(2).map_err(Problem::internal)?, r.try_get(3).map_err(Problem::internal)?);
+        let disabled: i64 = r.try_get(4).map_err(Problem::internal)?;
+        let locked_until: Option<i64> = r.try_get(6).map_err(Problem::internal)?;
+        let now = now_ms();
+        if let Some(until) = locked_until
+            && until > now
+        {
+            let mut p = Problem::new(http::StatusCode::TOO_MANY_REQUESTS, "the account is locked after repeated failed logins; try again later");
+            p.retry_after = Some(u64::try_from((until - now) / 1000 + 1).unwrap_or(1));
+            return Err(p);
+        }
+        if !verify_password(password, &hash) {
+            sqlx::query(
+                "UPDATE accounts SET failed_logins = failed_logins + 1, \
+                 locked_until = CASE WHEN failed_logins + 1 >= $1 THEN $2 ELSE locked_until END WHERE id = $3",
+            )
+            .bind(MAX_FAILURES)
+            .bind(now + LOCK_MS)
+            .bind(&id)
+            .execute(&self.pool)
+            .await
+            .map_err(Problem::internal)?;
+            return Err(denied());
+        }
+        if disabled == 1 {
+            return Err(Problem::forbidden("the account is disabled"));
+        }
+        sqlx::query("UPDATE accounts SET failed_logins = 0, locked_until = NULL WHERE id = $1")
+            .bind(&id)
+            .execute(&self.pool)
+            .await
+            .map_err(Problem::internal)?;
+        let access = self.access_token(&staff_id, &roles_of(&roles))?;
+        let refresh = self.issue_refresh(&id, &uuid::Uuid::now_v7().to_string()).await?;
+        Ok(TokenPair { access_token: access, token_type: "Bearer", expires_in: ACCESS_TTL.as_secs(), refresh_token: refresh })
+    }
+
+    /// Rotates a refresh token. Presenting one already used revokes its
+    /// whole family (someone copied it).
+    pub async fn refresh(&self, token: &str) -> Result<TokenPair, Problem> {
+        let denied = |m: &str| Problem::unauthorized(m.to_owned());
+        let row = sqlx::query(
+            "SELECT r.id, r.family_id, r.account_id, r.expires_at, r.used_at, r.revoked_at, a.roles, a.staff_id, a.disabled \
+             FROM refresh_tokens r JOIN accounts a ON a.id = r.account_id WHERE r.token_hash = $1",
+        )
+        .bind(sha256(token))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(Problem::internal)?
+        .ok_or_else(|| denied("unknown refresh token"))?;
+        let get = |i: usize| -> Result<String, Problem> { row.try_get(i).map_err(Problem::internal) };
+        let (id, family, account) = (get(0)?, get(1)?, get(2)?);
+        let expires: i64 = row.try_get(3).map_err(Problem::internal)?;
+        let used: Option<i64> = row.try_get(4).map_err(Problem::internal)?;
+        let revoked: Option<i64> = row.try_get(5).map_err(Problem::internal)?;
+        let disabled: i64 = row.try_get(8).map_err(Problem::internal)?;
+        let now = now_ms();
+        if used.is_some() {
+            self.revoke_family(&family).await?;
+            tracing::warn!(family = %family, "refresh token reused: family revoked");
+            return Err(denied("refresh token already used; every session of this login is revoked"));
+        }
+        if revoked.is_some() || expires <= now || disabled == 1 {
+            return Err(denied("refresh token revoked or expired"));
+        }
+        let done = sqlx::query("UPDATE refresh_tokens SET used_at = $1 WHERE id = $2 AND used_at IS NULL")
+            .bind(now)
+            .bind(&id)
+            .execute(&self.pool)
+            .await
+            .map_err(Problem::internal)?;
+        if done.rows_affected() == 0 {
+            self.revoke_family(&family).await?;
+            return Err(denied("refresh token already used; every session of this login is revoked"));
+        }
+        let access = self.access_token(&get(7)?, &roles_of(&get(6)?))?;
+        let refresh = self.issue_refresh(&account, &family).await?;
+        Ok(TokenPair { access_token: access, token_type: "Bearer", expires_in: ACCESS_TTL.as_secs(), refresh_token: refresh })
+    }
+
+    pub async fn revoke_family(&self, family: &str) -> Result<(), Problem> {
+        sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL")
+            .bind(now_ms())
+            .bind(family)
+            .execute(&self.pool)
+            .await
+            .map_err(Problem::internal)?;
+        Ok(())
+    }
+
+    pub async fn logout(&self, token: &str) -> Result<(), Problem> {
+        let family: Option<String> = sqlx::query("SELECT family_id FROM refresh_tokens WHERE token_hash = $1")
+            .bind(sha256(token))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(Problem::internal)?
+            .map(|r| r.try_get(0))
+            .transpose()
+            .map_err(Problem::internal)?;
+        if let Some(f) = family {
+            self.revoke_family(&f).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn change_password(&self, staff_id: &str, current: &str, new: &str) -> Result<(), Problem> {
+        check_password_strength("newPassword", new)?;
+        let row = sqlx::query("SELECT id, password_hash FROM accounts WHERE staff_id = $1")
+            .bind(staff_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(Problem::internal)?
+            .ok_or_else(|| Problem::forbidden("only people with a login account have a password"))?;
+        let id: String = row.try_get(0).map_err(Problem::internal)?;
+        let hash: String = row.try_get(1).map_err(Problem::internal)?;
+        if !verify_password(current, &hash) {
+            return Err(Problem::bad_request("currentPassword", "is not the current password"));
+        }
+        sqlx::query("UPDATE accounts SET password_hash = $1, updated_at = $2 WHERE id = $3")
+            .bind(hash_password(new)?)
+            .bind(now_ms())
+            .bind(&id)
+            .execute(&self.pool)
+            .await
+            .map_err(Problem::internal)?;
+        // Other sessions end with the old password.
+        sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE account_id = $2 AND revoked_at IS NULL")
+            .bind(now_ms())
+            .bind(&id)
+            .execute(&self.pool)
+            .await
+            .map_err(Problem::internal)?;
+        Ok(())
+    }
+
+    /// A new API key; the secret is returned once and only its hash kept.
+    pub async fn create_api_key(&self, name: &str, roles: &[String], by: &str) -> Result<(String, String), Problem> {
+        let name = name.trim();
+        if name.is_empty() || name.len() > 100 {
+            return Err(Problem::bad_request("name", "is required (at most 100 characters)"));
+        }
+        let roles = parse_roles("roles", roles)?;
+        let id = uuid::Uuid::now_v7().simple().to_string();
+        let key = format!("kefu_{id}_{}", random_token(24));
+        sqlx::query("INSERT INTO api_keys (id, name, key_hash, roles, created_by, created_at, revoked_at, last_used_at) VALUES ($1,$2,$3,$4,$5,$6,NULL,NULL)")
+            .bind(&id)
+            .bind(name)
+            .bind(sha256(&key))
+            .bind(roles_text(&roles))
+            .bind(by)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await
+            .map_err(Problem::internal)?;
+        Ok((id, key))
+    }
+
+    pub async fn list_api_keys(&self) -> Result<Vec<serde_json::Value>, Problem> {
+        let rows = sqlx::query("SELECT id, name, roles, created_by, created_at, revoked_at FROM api_keys ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(Problem::internal)?;
+        rows.iter()
+            .map(|r| -> Result<serde_json::Value, sqlx::Error> {
+                Ok(serde_json::json!({
+                    "id": r.try_get::<String, _>(0)?,
+                    "name": r.try_get::<String, _>(1)?,
+                    "roles": r.try_get::<String, _>(2)?.split(',').collect::<Vec<_>>(),
+                    "createdBy": r.try_get::<String, _>(3)?,
+                    "revoked": r.try_get::<Option<i64>, _>(5)?.is_some(),
+                }))
+            })
+            .collect::<Result<_, _>>()
+            .map_err(Problem::internal)
+    }
+
+    pub async fn revoke_api_key(&self, id: &str) -> Result<(), Problem> {
+        let n = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(now_ms())
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(Problem::internal)?
+            .rows_affected();
+        if n == 0 {
+            return Err(Problem::new(http::StatusCode::NOT_FOUND, format!("no live API key {id}")));
+        }
+        Ok(())
+    }
+
+    /// An API key → the principal and a short-lived token for the services.
+    pub async fn authenticate_api_key(&self, key: &str) -> Result<(Principal, String), Problem> {
+        let row = sqlx::query("SELECT id, name, roles, revoked_at FROM api_keys WHERE key_hash = $1")
+            .bind(sha256(key.trim()))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(Problem::internal)?
+            .ok_or_else(|| Problem::unauthorized("unknown API key"))?;
+        let revoked: Option<i64> = row.try_get(3).map_err(Problem::internal)?;
+        if revoked.is_some() {
+            return Err(Problem::unauthorized("the API key was revoked"));
+        }
+        let name: String = row.try_get(1).map_err(Problem::internal)?;
+        let roles = roles_of(&row.try_get::<String, _>(2).map_err(Problem::internal)?);
+        let subject = format!("apikey:{name}");
+        let token = self.signer.mint(&subject, &roles, Duration::from_secs(120)).map_err(Problem::internal)?;
+        Ok((Principal { subject, roles }, token))
+    }
+
+    /// Who is calling: a bearer access token or an API key.
+    pub async fn caller(&self, headers: &http::HeaderMap) -> Result<(Principal, String), Problem> {
+        if let Some(key) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+            return self.authenticate_api_key(key).await;
+        }
+        let auth = headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| Problem::unauthorized("log in: send Authorization: Bearer <access token> or X-API-Key"))?;
+        if let Some(key) = auth.strip_prefix("ApiKey ") {
+            return self.authenticate_api_key(key).await;
+        }
+        let token = auth
+            .strip_prefix("Bearer ")
+            .ok_or_else(|| Problem::unauthorized("Authorization must be 'Bearer <token>' or 'ApiKey <key>'"))?
+            .trim();
+        let p = self.verifier.verify(token).map_err(|e| Problem::unauthorized(e.to_string()))?;
+        Ok((p, token.to_owned()))
+    }
+}

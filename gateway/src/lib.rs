@@ -1,0 +1,583 @@
+//! The kefu gateway: REST/JSON (protobuf JSON mapping) and OpenAPI for web
+//! clients, people's login and API keys, live SLA events as server-sent
+//! events, and composite views. It adds no business rules: it
+//! authenticates, translates, streams and protects.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod openapi;
+pub mod problem;
+pub mod routes;
+pub mod rpc;
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    num::NonZeroU32,
+    sync::Arc,
+    time::Duration,
+};
+
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::{ConnectInfo, Path, Query, RawQuery, State},
+    http::{HeaderMap, HeaderValue, Method, StatusCode, header},
+    middleware::{self, Next},
+    response::{Html, IntoResponse, Response, sse},
+    routing::{MethodRouter, get, post},
+};
+use clap::Args;
+use futures::StreamExt;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use kefu_kit::auth::{Principal, Role, TokenSigner, TokenVerifier};
+use kefu_proto::tickets::v1 as tpb;
+use prost_reflect::DescriptorPool;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tonic::transport::Channel;
+use tower_http::{
+    compression::CompressionLayer,
+    cors::{AllowOrigin, CorsLayer},
+    limit::RequestBodyLimitLayer,
+    set_header::SetResponseHeaderLayer,
+};
+
+use crate::{auth::Auth, problem::Problem, routes::ROUTES};
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Settings of `kefu serve gateway`.
+#[derive(Debug, Clone, Args)]
+pub struct GatewayArgs {
+    /// HTTP listen address.
+    #[arg(long, env = "KEFU_HTTP_LISTEN", default_value = "0.0.0.0:8080")]
+    pub http_listen: SocketAddr,
+    #[arg(long, env = "KEFU_CUSTOMERS_ADDR", default_value = "http://customers:50051")]
+    pub customers_addr: String,
+    #[arg(long, env = "KEFU_TICKETS_ADDR", default_value = "http://tickets:50051")]
+    pub tickets_addr: String,
+    /// Key that signs people's access tokens: `KID:BASE64URL`.
+    #[arg(long, env = "KEFU_TOKEN_SIGNING_KEY", hide_env_values = true)]
+    pub token_signing_key: String,
+    /// Extra public keys accepted during rotation: `KID:BASE64URL[,…]`.
+    #[arg(long, env = "KEFU_TOKEN_PUBLIC_KEYS", hide_env_values = true, default_value = "")]
+    pub token_public_keys: String,
+    /// Origins allowed by CORS, comma-separated; empty: none.
+    #[arg(long, env = "KEFU_CORS_ORIGINS", default_value = "")]
+    pub cors_origins: String,
+    /// Requests per second allowed per caller (token or API key).
+    #[arg(long, env = "KEFU_RATE_LIMIT_PER_KEY", default_value_t = 50)]
+    pub rate_limit_per_key: u32,
+    /// Requests per second allowed per client address.
+    #[arg(long, env = "KEFU_RATE_LIMIT_PER_ADDR", default_value_t = 100)]
+    pub rate_limit_per_addr: u32,
+    /// Largest request body, in bytes.
+    #[arg(long, env = "KEFU_BODY_LIMIT", default_value_t = 2 * 1024 * 1024)]
+    pub body_limit: usize,
+    /// Longest time one request may take (server-sent events excepted).
+    #[arg(long, env = "KEFU_HTTP_TIMEOUT", default_value = "30s", value_parser = kefu_kit::config::parse_duration)]
+    pub http_timeout: Duration,
+}
+
+pub struct Gateway {
+    pub auth: Auth,
+    pool: DescriptorPool,
+    customers: Channel,
+    tickets: Channel,
+    per_key: Arc<DefaultKeyedRateLimiter<String>>,
+    per_addr: Arc<DefaultKeyedRateLimiter<String>>,
+}
+
+type AppState = Arc<Gateway>;
+
+fn limiter(per_second: u32) -> Arc<DefaultKeyedRateLimiter<String>> {
+    let rate = NonZeroU32::new(per_second.max(1)).unwrap_or(NonZeroU32::MIN);
+    Arc::new(RateLimiter::keyed(Quota::per_second(rate).allow_burst(rate.saturating_mul(NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN)))))
+}
+
+fn limited(l: &DefaultKeyedRateLimiter<String>, key: String) -> Result<(), Problem> {
+    match l.check_key(&key) {
+        Ok(()) => Ok(()),
+        Err(not_until) => {
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+            let mut p = Problem::new(StatusCode::TOO_MANY_REQUESTS, "too many requests; slow down");
+            p.retry_after = Some(wait.as_secs().max(1));
+            Err(p)
+        }
+    }
+}
+
+impl Gateway {
+    pub fn new(args: &GatewayArgs, db: sqlx::AnyPool) -> anyhow::Result<Self> {
+        let entry = kefu_kit::keys::parse_key_list("KEFU_TOKEN_SIGNING_KEY", &args.token_signing_key)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("KEFU_TOKEN_SIGNING_KEY: no key"))?;
+        let signer = TokenSigner::from_entry(&entry)?;
+        let mut publics = signer.public_key();
+        if !args.token_public_keys.trim().is_empty() {
+            publics = format!("{publics},{}", args.token_public_keys);
+        }
+        let verifier = TokenVerifier::new(&kefu_kit::keys::parse_key_list("KEFU_TOKEN_PUBLIC_KEYS", &publics)?)?;
+        Ok(Self {
+            auth: Auth { pool: db, signer, verifier },
+            pool: rpc::pool()?,
+            customers: kefu_kit::client::channel(&args.customers_addr)?,
+            tickets: kefu_kit::client::channel(&args.tickets_addr)?,
+            per_key: limiter(args.rate_limit_per_key),
+            per_addr: limiter(args.rate_limit_per_addr),
+        })
+    }
+
+    fn channel_for(&self, rpc: &str) -> Channel {
+        if rpc.starts_with("kefu.tickets.") { self.tickets.clone() } else { self.customers.clone() }
+    }
+
+    async fn caller(&self, headers: &HeaderMap) -> Result<(Principal, String), Problem> {
+        let (p, token) = self.auth.caller(headers).await?;
+        limited(&self.per_key, format!("key:{}", p.subject))?;
+        Ok((p, token))
+    }
+
+    /// One REST call through its route.
+    async fn call(
+        &self,
+        route: &routes::Route,
+        headers: &HeaderMap,
+        path: HashMap<String, String>,
+        query: Vec<(String, String)>,
+        body: Bytes,
+    ) -> Result<Response, Problem> {
+        let (_, token) = self.caller(headers).await?;
+        let m = rpc::method(&self.pool, route.rpc).ok_or_else(|| Problem::internal(format!("unknown rpc {}", route.rpc)))?;
+        let body = if body.is_empty() {
+            None
+        } else {
+            Some(serde_json::from_slice::<Value>(&body).map_err(|e| Problem::bad_request("body", format!("is not JSON: {e}")))?)
+        };
+        let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let req = rpc::build_request(
+            route,
+            &m,
+            rpc::Incoming { path: &path, query: &query, body, if_match: header("if-match"), idempotency_key: header("idempotency-key") },
+        )?;
+        let reply = rpc::unary(self.channel_for(route.rpc), &m, req, &token).await.map_err(|s| Problem::from_status(&s))?;
+        let json = rpc::to_json(&reply)?;
+        let etag = json.get("etag").and_then(Value::as_str).filter(|e| !e.is_empty()).map(|e| format!("\"{e}\""));
+        let mut resp = Json(json).into_response();
+        if let Some(tag) = etag.and_then(|t| HeaderValue::from_str(&t).ok()) {
+            resp.headers_mut().insert(header::ETAG, tag);
+        }
+        Ok(resp)
+    }
+
+    async fn call_json(&self, rpc_name: &str, token: &str, request: Value) -> Result<Value, Problem> {
+        let m = rpc::method(&self.pool, rpc_name).ok_or_else(|| Problem::internal(format!("unknown rpc {rpc_name}")))?;
+        let req = prost_reflect::DynamicMessage::deserialize(m.input(), request).map_err(Problem::internal)?;
+        let reply = rpc::unary(self.channel_for(rpc_name), &m, req, token).await.map_err(|s| Problem::from_status(&s))?;
+        rpc::to_json(&reply)
+    }
+}
+
+fn parse_query(raw: Option<String>) -> Result<Vec<(String, String)>, Problem> {
+    let Some(q) = raw else { return Ok(Vec::new()) };
+    serde_urlencoded_pairs(&q)
+}
+
+fn serde_urlencoded_pairs(q: &str) -> Result<Vec<(String, String)>, Problem> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let dec = |s: &str| {
+                percent_decode(&s.replace('+', " ")).ok_or_else(|| Problem::bad_request("query", "is not valid percent-encoding"))
+            };
+            Ok((dec(k)?, dec(v)?))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn route_handler(route: &'static routes::Route) -> MethodRouter<AppState> {
+    let handler = move |State(gw): State<AppState>, Path(path): Path<HashMap<String, String>>, RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes| async move {
+        let query = match parse_query(q) {
+            Ok(q) => q,
+            Err(p) => return p.into_response(),
+        };
+        gw.call(route, &headers, path, query, body).await.unwrap_or_else(IntoResponse::into_response)
+    };
+    match route.method {
+        "GET" => axum::routing::get(handler),
+        "POST" => axum::routing::post(handler),
+        "PUT" => axum::routing::put(handler),
+        "PATCH" => axum::routing::patch(handler),
+        _ => axum::routing::delete(handler),
+    }
+}
+
+fn route_handler_no_params(route: &'static routes::Route) -> MethodRouter<AppState> {
+    let handler = move |State(gw): State<AppState>, RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes| async move {
+        let query = match parse_query(q) {
+            Ok(q) => q,
+            Err(p) => return p.into_response(),
+        };
+        gw.call(route, &headers, HashMap::new(), query, body).await.unwrap_or_else(IntoResponse::into_response)
+    };
+    match route.method {
+        "GET" => axum::routing::get(handler),
+        "POST" => axum::routing::post(handler),
+        "PUT" => axum::routing::put(handler),
+        "PATCH" => axum::routing::patch(handler),
+        _ => axum::routing::delete(handler),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct LoginBody {
+    username: String,
+    password: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RefreshBody {
+    refresh_token: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PasswordBody {
+    current_password: String,
+    new_password: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct NewAccount {
+    username: String,
+    password: String,
+    roles: Vec<String>,
+    #[serde(default)]
+    staff_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AccountPatch {
+    disabled: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct NewApiKey {
+    name: String,
+    roles: Vec<String>,
+}
+
+fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Problem> {
+    serde_json::from_slice(body).map_err(|e| Problem::bad_request("body", e.to_string()))
+}
+
+fn require(p: &Principal, roles: &[Role]) -> Result<(), Problem> {
+    p.require(roles).map_err(Problem::from)
+}
+
+async fn login(State(gw): State<AppState>, body: Bytes) -> Result<Response, Problem> {
+    let b: LoginBody = json_body(&body)?;
+    limited(&gw.per_key, format!("login:{}", b.username.trim()))?;
+    Ok(Json(gw.auth.login(&b.username, &b.password).await?).into_response())
+}
+
+async fn refresh(State(gw): State<AppState>, body: Bytes) -> Result<Response, Problem> {
+    let b: RefreshBody = json_body(&body)?;
+    Ok(Json(gw.auth.refresh(&b.refresh_token).await?).into_response())
+}
+
+async fn logout(State(gw): State<AppState>, body: Bytes) -> Result<Response, Problem> {
+    let b: RefreshBody = json_body(&body)?;
+    gw.auth.logout(&b.refresh_token).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn change_password(State(gw): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, Problem> {
+    let (p, _) = gw.caller(&headers).await?;
+    let b: PasswordBody = json_body(&body)?;
+    gw.auth.change_password(&p.subject, &b.current_password, &b.new_password).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn create_account(State(gw): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, Problem> {
+    let (p, _) = gw.caller(&headers).await?;
+    require(&p, &[Role::Admin])?;
+    let b: NewAccount = json_body(&body)?;
+    let a = gw.auth.create_account(&b.username, &b.password, &b.roles, &b.staff_id).await?;
+    Ok((StatusCode::CREATED, Json(a)).into_response())
+}
+
+async fn list_accounts(State(gw): State<AppState>, headers: HeaderMap) -> Result<Response, Problem> {
+    let (p, _) = gw.caller(&headers).await?;
+    require(&p, &[Role::Admin, Role::Auditor])?;
+    Ok(Json(json!({"accounts": gw.auth.list_accounts().await?})).into_response())
+}
+
+async fn patch_account(State(gw): State<AppState>, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> Result<Response, Problem> {
+    let (p, _) = gw.caller(&headers).await?;
+    require(&p, &[Role::Admin])?;
+    let b: AccountPatch = json_body(&body)?;
+    gw.auth.set_disabled(&id, b.disabled).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn create_api_key(State(gw): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, Problem> {
+    let (p, _) = gw.caller(&headers).await?;
+    require(&p, &[Role::Admin])?;
+    let b: NewApiKey = json_body(&body)?;
+    let (id, key) = gw.auth.create_api_key(&b.name, &b.roles, &p.subject).await?;
+    Ok((StatusCode::CREATED, Json(json!({"id": id, "name": b.name, "key": key, "note": "shown once; store it now"}))).into_response())
+}
+
+async fn list_api_keys(State(gw): State<AppState>, headers: HeaderMap) -> Result<Response, Problem> {
+    let (p, _) = gw.caller(&headers).await?;
+    require(&p, &[Role::Admin, Role::Auditor])?;
+    Ok(Json(json!({"apiKeys": gw.auth.list_api_keys().await?})).into_response())
+}
+
+async fn revoke_api_key(State(gw): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, Problem> {
+    let (p, _) = gw.caller(&headers).await?;
+    require(&p, &[Role::Admin])?;
+    gw.auth.revoke_api_key(&id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn me(State(gw): State<AppState>, headers: HeaderMap) -> Result<Response, Problem> {
+    let (p, _) = gw.caller(&headers).await?;
+    Ok(Json(json!({"staffId": p.subject, "roles": p.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>()})).into_response())
+}
+
+/// Bulk import: a JSON array of rows, streamed to ImportCustomers.
+async fn import_customers(State(gw): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, Problem> {
+    let (_, token) = gw.caller(&headers).await?;
+    let rows: Vec<Value> = json_body(&body)?;
+    let m = rpc::method(&gw.pool, "kefu.customers.v1.CustomerService/ImportCustomers").ok_or_else(|| Problem::internal("import rpc"))?;
+    let mut msgs = Vec::with_capacity(rows.len());
+    for (i, r) in rows.into_iter().enumerate() {
+        let msg = prost_reflect::DynamicMessage::deserialize(m.input(), r)
+            .map_err(|e| Problem::bad_request(&format!("[{i}]"), e.to_string()))?;
+        msgs.push(prost::Message::encode_to_vec(&msg));
+    }
+    let mut grpc = tonic::client::Grpc::new(gw.customers.clone());
+    grpc.ready().await.map_err(|e| Problem::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    let mut req = tonic::Request::new(futures::stream::iter(msgs));
+    req.metadata_mut().insert(
+        "authorization",
+        tonic::metadata::MetadataValue::try_from(format!("Bearer {token}")).map_err(|_| Problem::unauthorized("bad token"))?,
+    );
+    kefu_kit::observe::inject_trace_context(req.metadata_mut());
+    let path = http::uri::PathAndQuery::from_static("/kefu.customers.v1.CustomerService/ImportCustomers");
+    let resp = grpc.client_streaming(req, path, rpc::RawCodec).await.map_err(|s| Problem::from_status(&s))?;
+    let out = prost_reflect::DynamicMessage::decode(m.output(), resp.into_inner().as_slice()).map_err(Problem::internal)?;
+    Ok(Json(rpc::to_json(&out)?).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EventsQuery {
+    #[serde(default)]
+    queue: String,
+    #[serde(default)]
+    assignee: String,
+}
+
+/// Live SLA events as server-sent events; `Last-Event-ID` resumes after
+/// the last event the browser saw.
+async fn events(State(gw): State<AppState>, headers: HeaderMap, Query(q): Query<EventsQuery>) -> Result<Response, Problem> {
+    let (_, token) = gw.caller(&headers).await?;
+    let since = headers.get("last-event-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let mut client = tpb::ticket_service_client::TicketServiceClient::with_interceptor(
+        gw.tickets.clone(),
+        kefu_kit::client::CallContext::new(Some(&token)).map_err(Problem::internal)?,
+    );
+    let stream = client
+        .watch_sla_events(tpb::WatchSlaEventsRequest { queue: q.queue, assignee: q.assignee, since_event_id: since })
+        .await
+        .map_err(|s| Problem::from_status(&s))?
+        .into_inner();
+    let events = stream.map(|item| -> Result<sse::Event, std::convert::Infallible> {
+        Ok(match item {
+            Ok(ev) => {
+                let data = json!({
+                    "id": ev.id, "ticketId": ev.ticket_id, "metric": ev.metric, "cycle": ev.cycle, "kind": ev.kind,
+                    "time": ev.time.map(|t| t.seconds * 1000 + i64::from(t.nanos / 1_000_000)),
+                    "dueTime": ev.due_time.map(|t| t.seconds * 1000 + i64::from(t.nanos / 1_000_000)),
+                    "queue": ev.queue, "assignee": ev.assignee,
+                });
+                sse::Event::default().id(ev.id).event(ev.kind).data(data.to_string())
+            }
+            Err(s) => sse::Event::default().event("error").data(s.message().to_owned()),
+        })
+    });
+    Ok(sse::Sse::new(events).keep_alive(sse::KeepAlive::default()).into_response())
+}
+
+/// A customer's 360° view in one round trip: profile and contacts, open
+/// tickets with their SLA state, recent satisfaction.
+async fn customer_overview(State(gw): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, Problem> {
+    let (_, token) = gw.caller(&headers).await?;
+    let customer = gw.call_json("kefu.customers.v1.CustomerService/GetCustomer", &token, json!({"id": id})).await?;
+    let tickets = gw
+        .call_json("kefu.tickets.v1.TicketService/ListTickets", &token, json!({"customerId": id, "pageSize": 200}))
+        .await?;
+    let all = tickets.get("tickets").and_then(Value::as_array).cloned().unwrap_or_default();
+    let open: Vec<&Value> = all
+        .iter()
+        .filter(|t| !matches!(t.get("status").and_then(Value::as_str), Some("STATUS_SOLVED" | "STATUS_CLOSED")))
+        .collect();
+    let ratings: Vec<i64> = all.iter().filter_map(|t| t.get("satisfaction").and_then(Value::as_i64)).filter(|r| *r > 0).collect();
+    let avg = if ratings.is_empty() { Value::Null } else { json!(ratings.iter().sum::<i64>() as f64 / ratings.len() as f64) };
+    Ok(Json(json!({
+        "customer": customer,
+        "openTickets": open,
+        "satisfaction": {"ratings": ratings.len(), "average": avg},
+    }))
+    .into_response())
+}
+
+async fn openapi_json() -> Result<Response, Problem> {
+    Ok(Json(openapi::document().map_err(Problem::internal)?).into_response())
+}
+
+async fn docs_page() -> Html<&'static str> {
+    Html(include_str!("docs.html"))
+}
+
+async fn guard_address(State(gw): State<AppState>, ConnectInfo(addr): ConnectInfo<SocketAddr>, req: axum::extract::Request, next: Next) -> Response {
+    if let Err(p) = limited(&gw.per_addr, format!("addr:{}", addr.ip())) {
+        return p.into_response();
+    }
+    next.run(req).await
+}
+
+/// Opens a server span per request (child of the browser's traceparent, if
+/// any), so the services' spans join one trace.
+async fn trace_request(req: axum::extract::Request, next: Next) -> Response {
+    use tracing::Instrument;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    struct H<'a>(&'a HeaderMap);
+    impl opentelemetry::propagation::Extractor for H<'_> {
+        fn get(&self, key: &str) -> Option<&str> {
+            self.0.get(key).and_then(|v| v.to_str().ok())
+        }
+        fn keys(&self) -> Vec<&str> {
+            self.0.keys().map(http::HeaderName::as_str).collect()
+        }
+    }
+    let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&H(req.headers())));
+    let span = tracing::info_span!("http", otel.name = %format!("{} {}", req.method(), req.uri().path()), otel.kind = "server", http.method = %req.method(), http.target = %req.uri().path());
+    let _ = span.set_parent(parent);
+    next.run(req).instrument(span).await
+}
+
+pub fn router(gw: AppState, args: &GatewayArgs) -> Router {
+    let mut app: Router<AppState> = Router::new();
+    for r in ROUTES {
+        app = if r.params.is_empty() {
+            app.route(r.path, route_handler_no_params(r))
+        } else {
+            app.route(r.path, route_handler(r))
+        };
+    }
+    let app = app
+        .route("/api/v1/customers/import", post(import_customers))
+        .route("/api/v1/customers/{id}/overview", get(customer_overview))
+        .route("/api/v1/events", get(events))
+        .route("/api/v1/auth/login", post(login))
+        .route("/api/v1/auth/refresh", post(refresh))
+        .route("/api/v1/auth/logout", post(logout))
+        .route("/api/v1/auth/password", post(change_password))
+        .route("/api/v1/me", get(me))
+        .route("/api/v1/accounts", post(create_account).get(list_accounts))
+        .route("/api/v1/accounts/{id}", axum::routing::patch(patch_account))
+        .route("/api/v1/api-keys", post(create_api_key).get(list_api_keys))
+        .route("/api/v1/api-keys/{id}", axum::routing::delete(revoke_api_key))
+        .route("/api/v1/openapi.json", get(openapi_json))
+        .route("/api/v1/docs", get(docs_page))
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "no such route; see /api/v1/openapi.json").into_response() })
+        .method_not_allowed_fallback(|| async { Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this route").into_response() });
+
+    let origins: Vec<HeaderValue> = args.cors_origins.split(',').map(str::trim).filter(|o| !o.is_empty()).filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::IF_MATCH, "idempotency-key".parse().unwrap_or(header::ACCEPT), "last-event-id".parse().unwrap_or(header::ACCEPT), "x-api-key".parse().unwrap_or(header::ACCEPT)])
+        .expose_headers([header::ETAG, header::RETRY_AFTER]);
+    let timeout = args.http_timeout;
+    app.layer(middleware::from_fn_with_state(gw.clone(), guard_address))
+        .layer(middleware::from_fn(move |req: axum::extract::Request, next: Next| async move {
+            // Server-sent events stay open; everything else has a deadline.
+            if req.uri().path() == "/api/v1/events" {
+                return next.run(req).await;
+            }
+            match tokio::time::timeout(timeout, next.run(req)).await {
+                Ok(r) => r,
+                Err(_) => Problem::new(StatusCode::GATEWAY_TIMEOUT, "the request took too long").into_response(),
+            }
+        }))
+        .layer(RequestBodyLimitLayer::new(args.body_limit))
+        .layer(CompressionLayer::new())
+        .layer(cors)
+        .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; frame-ancestors 'none'"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000")))
+        .layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())
+        .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(tower_http::request_id::MakeRequestUuid))
+        .layer(middleware::from_fn(trace_request))
+        .with_state(gw)
+}
+
+/// Serves until cancelled.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<()> {
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await?;
+    Ok(())
+}
+
+/// Creates the first admin when there is no account; returns its password.
+pub async fn bootstrap_admin(auth: &Auth) -> Result<Option<String>, Problem> {
+    if auth.count_accounts().await? > 0 {
+        return Ok(None);
+    }
+    let mut b = [0u8; 18];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
+    let password = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, b);
+    auth.create_account("admin", &password, &["admin".to_owned()], "admin").await?;
+    Ok(Some(password))
+}
