@@ -78,6 +78,18 @@ enum ServeCommand {
         #[arg(long, env = "KEFU_MIGRATE")]
         migrate: bool,
     },
+    /// The gateway: REST, OpenAPI, login, server-sent events.
+    Gateway {
+        #[command(flatten)]
+        gateway: kefu_gateway::GatewayArgs,
+        #[command(flatten)]
+        db: DatabaseArgs,
+        #[command(flatten)]
+        telemetry: TelemetryArgs,
+        /// Apply migrations before serving.
+        #[arg(long, env = "KEFU_MIGRATE")]
+        migrate: bool,
+    },
     /// The tickets service and its SLA sweeper.
     Tickets {
         #[command(flatten)]
@@ -100,6 +112,7 @@ enum ServeCommand {
 enum MigrateTarget {
     Customers,
     Tickets,
+    Gateway,
     All,
 }
 
@@ -116,6 +129,9 @@ struct MigrateArgs {
     /// With `all`: the tickets service's database.
     #[arg(long, env = "KEFU_TICKETS_DATABASE_URL", hide_env_values = true)]
     tickets_database_url: Option<String>,
+    /// With `all`: the gateway's database.
+    #[arg(long, env = "KEFU_GATEWAY_DATABASE_URL", hide_env_values = true)]
+    gateway_database_url: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -133,6 +149,24 @@ enum AdminCommand {
         ttl: Duration,
         #[command(flatten)]
         key: SigningKeyArgs,
+    },
+    /// Create a login account in the gateway's database.
+    CreateUser {
+        #[arg(long)]
+        username: String,
+        #[arg(long = "role", required = true, value_parser = parse_role)]
+        roles: Vec<Role>,
+        /// Staff id the account speaks for (default: the username).
+        #[arg(long, default_value = "")]
+        staff_id: String,
+        /// Password; read from KEFU_NEW_PASSWORD or standard input when not given.
+        #[arg(long, env = "KEFU_NEW_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+        /// The gateway's database; default: `kefu up`'s in the data directory.
+        #[arg(long, env = "KEFU_DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
+        #[arg(long, env = "KEFU_DATA_DIR", default_value = "./kefu-data")]
+        data_dir: PathBuf,
     },
     /// Generate a key: a token signing key (with its public key) or a data key.
     Keygen {
@@ -218,7 +252,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Up(args) => up::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Serve { service } => serve(service).await.map(|()| ExitCode::SUCCESS),
         Command::Migrate(args) => migrate(args).await.map(|()| ExitCode::SUCCESS),
-        Command::Admin { command } => admin(command).map(|()| ExitCode::SUCCESS),
+        Command::Admin { command } => admin(command).await.map(|()| ExitCode::SUCCESS),
         Command::Import { what: ImportCommand::Customers(args) } => import::run(args).await,
         Command::Health { addr, service, timeout } => health(&addr, &service, timeout).await,
     }
@@ -241,6 +275,24 @@ async fn serve(cmd: ServeCommand) -> anyhow::Result<()> {
             tracing::info!(grpc = %srv.local_addr(), admin = %srv.admin_addr(), "customers service listening");
             let shutdown = kefu_kit::shutdown::on_signal();
             let result = srv.run(shutdown).await;
+            guard.shutdown().await;
+            result
+        }
+        ServeCommand::Gateway { gateway, db, telemetry, migrate } => {
+            let guard = kefu_kit::telemetry::init("kefu-gateway", &telemetry)?;
+            kefu_kit::db::validate_url(&db.database_url)?;
+            let pool = kefu_kit::db::connect(&db.database_url, db.database_max_connections).await?;
+            if migrate {
+                kefu_kit::db::migrate(&pool, &kefu_gateway::MIGRATOR).await?;
+            }
+            let gw = std::sync::Arc::new(kefu_gateway::Gateway::new(&gateway, pool)?);
+            let listener = tokio::net::TcpListener::bind(gateway.http_listen)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen for HTTP on {}: {e}", gateway.http_listen))?;
+            tracing::info!(http = %listener.local_addr()?, "gateway listening");
+            let app = kefu_gateway::router(gw, &gateway);
+            let shutdown = kefu_kit::shutdown::on_signal();
+            let result = kefu_gateway::serve(listener, app, shutdown).await;
             guard.shutdown().await;
             result
         }
@@ -293,6 +345,9 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
         MigrateTarget::Tickets => {
             vec![one("tickets", &kefu_tickets::MIGRATOR, args.database_url.or(args.tickets_database_url))?]
         }
+        MigrateTarget::Gateway => {
+            vec![one("gateway", &kefu_gateway::MIGRATOR, args.database_url.or(args.gateway_database_url))?]
+        }
         MigrateTarget::All => {
             let c = args.customers_database_url.ok_or_else(|| {
                 anyhow::anyhow!(
@@ -302,7 +357,14 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
             let t = args
                 .tickets_database_url
                 .ok_or_else(|| anyhow::anyhow!("set --tickets-database-url (KEFU_TICKETS_DATABASE_URL)"))?;
-            vec![("customers", c, &kefu_customers::MIGRATOR), ("tickets", t, &kefu_tickets::MIGRATOR)]
+            let g = args
+                .gateway_database_url
+                .ok_or_else(|| anyhow::anyhow!("set --gateway-database-url (KEFU_GATEWAY_DATABASE_URL)"))?;
+            vec![
+                ("customers", c, &kefu_customers::MIGRATOR),
+                ("tickets", t, &kefu_tickets::MIGRATOR),
+                ("gateway", g, &kefu_gateway::MIGRATOR),
+            ]
         }
     };
     for (name, url, migrator) in targets {
@@ -315,8 +377,44 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn admin(cmd: AdminCommand) -> anyhow::Result<()> {
+async fn create_user(
+    username: &str,
+    roles: &[Role],
+    staff_id: &str,
+    password: Option<String>,
+    database_url: Option<String>,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    let url = database_url.unwrap_or_else(|| format!("sqlite://{}", data_dir.join("gateway.db").display()));
+    kefu_kit::db::validate_url(&url)?;
+    let password = match password {
+        Some(p) => p,
+        None => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            line.trim_end_matches(['\r', '\n']).to_owned()
+        }
+    };
+    let pool = kefu_kit::db::connect(&url, 1).await?;
+    kefu_kit::db::migrate(&pool, &kefu_gateway::MIGRATOR).await?;
+    // Only the account store is needed here; no tokens are minted.
+    let signer = TokenSigner::from_entry(&KeyEntry::generate("cli"))?;
+    let verifier = kefu_kit::auth::TokenVerifier::new(&keys::parse_key_list("k", &signer.public_key())?)?;
+    let auth = kefu_gateway::auth::Auth { pool, signer, verifier };
+    let roles: Vec<String> = roles.iter().map(|r| r.as_str().to_owned()).collect();
+    let account = auth
+        .create_account(username, &password, &roles, staff_id)
+        .await
+        .map_err(|p| anyhow::anyhow!("{}", p.detail))?;
+    println!("created account {} ({}) with roles {}", account.username, account.id, account.roles.join(", "));
+    Ok(())
+}
+
+async fn admin(cmd: AdminCommand) -> anyhow::Result<()> {
     match cmd {
+        AdminCommand::CreateUser { username, roles, staff_id, password, database_url, data_dir } => {
+            create_user(&username, &roles, &staff_id, password, database_url, &data_dir).await?;
+        }
         AdminCommand::Token { roles, staff_id, ttl, key } => {
             let token = key.signer()?.mint(&staff_id, &roles, ttl)?;
             println!("{token}");

@@ -21,6 +21,12 @@ pub(crate) struct UpArgs {
     /// gRPC address of every service.
     #[arg(long, env = "KEFU_LISTEN", default_value = "127.0.0.1:50051")]
     listen: SocketAddr,
+    /// HTTP address of the gateway (REST, OpenAPI, server-sent events).
+    #[arg(long, env = "KEFU_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
+    http_listen: SocketAddr,
+    /// Origins allowed by CORS, comma-separated.
+    #[arg(long, env = "KEFU_CORS_ORIGINS", default_value = "")]
+    cors_origins: String,
     /// Admin HTTP address (/metrics, /healthz, /readyz).
     #[arg(long, env = "KEFU_ADMIN_LISTEN", default_value = "127.0.0.1:9090")]
     admin_listen: SocketAddr,
@@ -82,7 +88,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         Arc::new(kefu_sla::MemoryLiveStore::new(4)),
         Arc::new(kefu_sla::SystemClock),
         kefu_tickets::SlaSettings::default(),
-        self_addr,
+        self_addr.clone(),
         kefu_sla::SweeperConfig { owner: "up".into(), ..Default::default() },
     )
     .await?;
@@ -93,18 +99,47 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         verifier,
     );
 
+    // The gateway, in front of the same gRPC address.
+    let gateway_pool = kefu_kit::db::connect(&sqlite(&args.data_dir, "gateway"), 1).await?;
+    kefu_kit::db::migrate(&gateway_pool, &kefu_gateway::MIGRATOR).await?;
+    let gateway_args = kefu_gateway::GatewayArgs {
+        http_listen: args.http_listen,
+        customers_addr: self_addr.clone(),
+        tickets_addr: self_addr,
+        token_signing_key: signing[0].encode(),
+        token_public_keys: String::new(),
+        cors_origins: args.cors_origins.clone(),
+        rate_limit_per_key: 50,
+        rate_limit_per_addr: 100,
+        body_limit: 2 * 1024 * 1024,
+        http_timeout: std::time::Duration::from_secs(30),
+    };
+    let gateway = Arc::new(kefu_gateway::Gateway::new(&gateway_args, gateway_pool)?);
+    let bootstrap = kefu_gateway::bootstrap_admin(&gateway.auth).await.map_err(|p| anyhow::anyhow!("{}", p.detail))?;
+    let http = tokio::net::TcpListener::bind(args.http_listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen for HTTP on {}: {e}", args.http_listen))?;
+    let http_addr = http.local_addr()?;
+    let app = kefu_gateway::router(gateway, &gateway_args);
+
     println!("kefu up: data in {}", args.data_dir.display());
     println!(
         "  gRPC   {}  (kefu.customers.v1.CustomerService, kefu.tickets.v1.TicketService; health, reflection)",
         server.local_addr()
     );
+    println!("  HTTP   http://{http_addr}/api/v1  (reference: http://{http_addr}/api/v1/docs)");
     println!("  admin  http://{}/metrics", server.admin_addr());
     println!("  token  kefu admin token --role admin --staff-id you --data-dir {}", args.data_dir.display());
+    if let Some(password) = bootstrap {
+        println!("  first start: log in as admin with password {password}  (shown once; change it)");
+    }
     println!("kefu ready");
     let shutdown = kefu_kit::shutdown::on_signal();
     let sweeper = tokio::spawn(tickets.sweeper.clone().run(shutdown.clone()));
+    let web = tokio::spawn(kefu_gateway::serve(http, app, shutdown.clone()));
     let result = server.run(shutdown).await;
     let _ = sweeper.await;
+    let _ = web.await;
     guard.shutdown().await;
     result
 }

@@ -64,7 +64,8 @@ impl DueHandler for LagMeter {
 async fn main() -> anyhow::Result<()> {
     let n: u64 = std::env::args().nth(1).map(|s| s.parse()).transpose()?.unwrap_or(1_000_000);
     let redis_url = std::env::var("KEFU_BENCH_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/14".into());
-    let pg_admin = std::env::var("KEFU_BENCH_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let pg_admin = std::env::var("KEFU_BENCH_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let shards = 16;
 
     let client = redis::Client::open(redis_url.as_str())?;
@@ -76,8 +77,11 @@ async fn main() -> anyhow::Result<()> {
     // 1. Insert N live targets (due in the far future), batches of 1000, 8 at once.
     let far = now_ms() + 30 * 86_400_000;
     let t0 = Instant::now();
-    let batches: Vec<Vec<LiveEntry>> =
-        (0..n).collect::<Vec<_>>().chunks(1000).map(|c| c.iter().map(|i| entry(*i, far + (*i as i64 % 86_400_000))).collect()).collect();
+    let batches: Vec<Vec<LiveEntry>> = (0..n)
+        .collect::<Vec<_>>()
+        .chunks(1000)
+        .map(|c| c.iter().map(|i| entry(*i, far + (*i as i64 % 86_400_000))).collect())
+        .collect();
     stream::iter(batches)
         .map(|b| {
             let s = store.clone();
@@ -91,7 +95,11 @@ async fn main() -> anyhow::Result<()> {
     let insert = t0.elapsed();
     let mem = store.used_memory().await?.saturating_sub(base_mem);
     println!("live targets:            {n}");
-    println!("insert:                  {:.1} s, {:.0} targets/s (batches of 1000, 8 in flight)", insert.as_secs_f64(), n as f64 / insert.as_secs_f64());
+    println!(
+        "insert:                  {:.1} s, {:.0} targets/s (batches of 1000, 8 in flight)",
+        insert.as_secs_f64(),
+        n as f64 / insert.as_secs_f64()
+    );
     println!("redis memory:            {:.1} MiB, {:.0} bytes/target", mem as f64 / 1048576.0, mem as f64 / n as f64);
 
     // 2. Dashboard (counts per queue and agent, no scan).
@@ -102,7 +110,11 @@ async fn main() -> anyhow::Result<()> {
         dash.push(t.elapsed().as_secs_f64() * 1000.0);
         assert_eq!(d.total.open as u64, n);
     }
-    println!("dashboard query:         p50 {:.1} ms, p99 {:.1} ms (20 queues, 200 agents)", pct(&mut dash.clone(), 0.5), pct(&mut dash, 0.99));
+    println!(
+        "dashboard query:         p50 {:.1} ms, p99 {:.1} ms (20 queues, 200 agents)",
+        pct(&mut dash.clone(), 0.5),
+        pct(&mut dash, 0.99)
+    );
 
     // 3. Sweep latency: 10,000 targets fall due together among the N.
     let k = 10_000u64;
@@ -156,11 +168,16 @@ async fn main() -> anyhow::Result<()> {
     println!("postgres seed:           {n} open targets in {:.1} s", t.elapsed().as_secs_f64());
     let _: () = redis::cmd("FLUSHDB").arg("ASYNC").query_async(&mut con).await?;
     let live: Arc<dyn LiveStore> = store.clone();
-    let engine = kefu_tickets::SlaEngine::load(pool.clone(), live.clone(), Arc::new(SystemClock), Default::default()).await?;
+    let engine =
+        kefu_tickets::SlaEngine::load(pool.clone(), live.clone(), Arc::new(SystemClock), Default::default()).await?;
     let t = Instant::now();
     let rebuilt = engine.rebuild(live.as_ref()).await?;
     let took = t.elapsed();
-    println!("rebuild from postgres:   {rebuilt} targets in {:.1} s ({:.0} targets/s)", took.as_secs_f64(), rebuilt as f64 / took.as_secs_f64());
+    println!(
+        "rebuild from postgres:   {rebuilt} targets in {:.1} s ({:.0} targets/s)",
+        took.as_secs_f64(),
+        rebuilt as f64 / took.as_secs_f64()
+    );
     pool.close().await;
     let admin = kefu_kit::db::connect(&pg_admin, 1).await?;
     sqlx::query(&format!("DROP DATABASE {db}")).execute(&admin).await?;

@@ -95,9 +95,18 @@ pub struct Auth {
 }
 
 impl Auth {
-    pub async fn create_account(&self, username: &str, password: &str, roles: &[String], staff_id: &str) -> Result<Account, Problem> {
+    pub async fn create_account(
+        &self,
+        username: &str,
+        password: &str,
+        roles: &[String],
+        staff_id: &str,
+    ) -> Result<Account, Problem> {
         let username = username.trim();
-        if username.is_empty() || username.len() > 64 || !username.chars().all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c)) {
+        if username.is_empty()
+            || username.len() > 64
+            || !username.chars().all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c))
+        {
             return Err(Problem::bad_request("username", "1–64 characters of letters, digits and . _ - @"));
         }
         check_password_strength("password", password)?;
@@ -128,11 +137,21 @@ impl Auth {
             }
             Err(e) => return Err(Problem::internal(e)),
         }
-        Ok(Account { id, username: username.to_owned(), roles: roles.iter().map(|r| r.as_str().to_owned()).collect(), staff_id, disabled: false })
+        Ok(Account {
+            id,
+            username: username.to_owned(),
+            roles: roles.iter().map(|r| r.as_str().to_owned()).collect(),
+            staff_id,
+            disabled: false,
+        })
     }
 
     pub async fn count_accounts(&self) -> Result<i64, Problem> {
-        sqlx::query("SELECT COUNT(*) FROM accounts").fetch_one(&self.pool).await.and_then(|r| r.try_get(0)).map_err(Problem::internal)
+        sqlx::query("SELECT COUNT(*) FROM accounts")
+            .fetch_one(&self.pool)
+            .await
+            .and_then(|r| r.try_get(0))
+            .map_err(Problem::internal)
     }
 
     pub async fn list_accounts(&self) -> Result<Vec<Account>, Problem> {
@@ -209,18 +228,28 @@ impl Auth {
             .map_err(Problem::internal)?;
         let Some(r) = row else {
             // Same work as a real check, so timing does not reveal accounts.
-            let _ = verify_password(password, "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$0000000000000000000000000000000000000000000");
+            let _ = verify_password(
+                password,
+                "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$0000000000000000000000000000000000000000000",
+            );
             return Err(denied());
         };
-        let (id, hash, roles, staff_id): (String, String, String, String) =
-            (r.try_get(0).map_err(Problem::internal)?, r.try_get(1).map_err(Problem::internal)?, r.try_get(2).map_err(Problem::internal)?, r.try_get(3).map_err(Problem::internal)?);
+        let (id, hash, roles, staff_id): (String, String, String, String) = (
+            r.try_get(0).map_err(Problem::internal)?,
+            r.try_get(1).map_err(Problem::internal)?,
+            r.try_get(2).map_err(Problem::internal)?,
+            r.try_get(3).map_err(Problem::internal)?,
+        );
         let disabled: i64 = r.try_get(4).map_err(Problem::internal)?;
         let locked_until: Option<i64> = r.try_get(6).map_err(Problem::internal)?;
         let now = now_ms();
         if let Some(until) = locked_until
             && until > now
         {
-            let mut p = Problem::new(http::StatusCode::TOO_MANY_REQUESTS, "the account is locked after repeated failed logins; try again later");
+            let mut p = Problem::new(
+                http::StatusCode::TOO_MANY_REQUESTS,
+                "the account is locked after repeated failed logins; try again later",
+            );
             p.retry_after = Some(u64::try_from((until - now) / 1000 + 1).unwrap_or(1));
             return Err(p);
         }
@@ -247,7 +276,12 @@ impl Auth {
             .map_err(Problem::internal)?;
         let access = self.access_token(&staff_id, &roles_of(&roles))?;
         let refresh = self.issue_refresh(&id, &uuid::Uuid::now_v7().to_string()).await?;
-        Ok(TokenPair { access_token: access, token_type: "Bearer", expires_in: ACCESS_TTL.as_secs(), refresh_token: refresh })
+        Ok(TokenPair {
+            access_token: access,
+            token_type: "Bearer",
+            expires_in: ACCESS_TTL.as_secs(),
+            refresh_token: refresh,
+        })
     }
 
     /// Rotates a refresh token. Presenting one already used revokes its
@@ -290,7 +324,12 @@ impl Auth {
         }
         let access = self.access_token(&get(7)?, &roles_of(&get(6)?))?;
         let refresh = self.issue_refresh(&account, &family).await?;
-        Ok(TokenPair { access_token: access, token_type: "Bearer", expires_in: ACCESS_TTL.as_secs(), refresh_token: refresh })
+        Ok(TokenPair {
+            access_token: access,
+            token_type: "Bearer",
+            expires_in: ACCESS_TTL.as_secs(),
+            refresh_token: refresh,
+        })
     }
 
     pub async fn revoke_family(&self, family: &str) -> Result<(), Problem> {

@@ -10,13 +10,7 @@ pub mod problem;
 pub mod routes;
 pub mod rpc;
 
-use std::{
-    collections::HashMap,
-    net::SocketAddr,
-    num::NonZeroU32,
-    sync::Arc,
-    time::Duration,
-};
+use std::{collections::HashMap, net::SocketAddr, num::NonZeroU32, sync::Arc, time::Duration};
 
 use axum::{
     Json, Router,
@@ -93,7 +87,9 @@ type AppState = Arc<Gateway>;
 
 fn limiter(per_second: u32) -> Arc<DefaultKeyedRateLimiter<String>> {
     let rate = NonZeroU32::new(per_second.max(1)).unwrap_or(NonZeroU32::MIN);
-    Arc::new(RateLimiter::keyed(Quota::per_second(rate).allow_burst(rate.saturating_mul(NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN)))))
+    Arc::new(RateLimiter::keyed(
+        Quota::per_second(rate).allow_burst(rate.saturating_mul(NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN))),
+    ))
 }
 
 fn limited(l: &DefaultKeyedRateLimiter<String>, key: String) -> Result<(), Problem> {
@@ -150,19 +146,30 @@ impl Gateway {
         body: Bytes,
     ) -> Result<Response, Problem> {
         let (_, token) = self.caller(headers).await?;
-        let m = rpc::method(&self.pool, route.rpc).ok_or_else(|| Problem::internal(format!("unknown rpc {}", route.rpc)))?;
+        let m = rpc::method(&self.pool, route.rpc)
+            .ok_or_else(|| Problem::internal(format!("unknown rpc {}", route.rpc)))?;
         let body = if body.is_empty() {
             None
         } else {
-            Some(serde_json::from_slice::<Value>(&body).map_err(|e| Problem::bad_request("body", format!("is not JSON: {e}")))?)
+            Some(
+                serde_json::from_slice::<Value>(&body)
+                    .map_err(|e| Problem::bad_request("body", format!("is not JSON: {e}")))?,
+            )
         };
         let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let req = rpc::build_request(
             route,
             &m,
-            rpc::Incoming { path: &path, query: &query, body, if_match: header("if-match"), idempotency_key: header("idempotency-key") },
+            rpc::Incoming {
+                path: &path,
+                query: &query,
+                body,
+                if_match: header("if-match"),
+                idempotency_key: header("idempotency-key"),
+            },
         )?;
-        let reply = rpc::unary(self.channel_for(route.rpc), &m, req, &token).await.map_err(|s| Problem::from_status(&s))?;
+        let reply =
+            rpc::unary(self.channel_for(route.rpc), &m, req, &token).await.map_err(|s| Problem::from_status(&s))?;
         let json = rpc::to_json(&reply)?;
         let etag = json.get("etag").and_then(Value::as_str).filter(|e| !e.is_empty()).map(|e| format!("\"{e}\""));
         let mut resp = Json(json).into_response();
@@ -173,9 +180,11 @@ impl Gateway {
     }
 
     async fn call_json(&self, rpc_name: &str, token: &str, request: Value) -> Result<Value, Problem> {
-        let m = rpc::method(&self.pool, rpc_name).ok_or_else(|| Problem::internal(format!("unknown rpc {rpc_name}")))?;
+        let m =
+            rpc::method(&self.pool, rpc_name).ok_or_else(|| Problem::internal(format!("unknown rpc {rpc_name}")))?;
         let req = prost_reflect::DynamicMessage::deserialize(m.input(), request).map_err(Problem::internal)?;
-        let reply = rpc::unary(self.channel_for(rpc_name), &m, req, token).await.map_err(|s| Problem::from_status(&s))?;
+        let reply =
+            rpc::unary(self.channel_for(rpc_name), &m, req, token).await.map_err(|s| Problem::from_status(&s))?;
         rpc::to_json(&reply)
     }
 }
@@ -191,7 +200,8 @@ fn serde_urlencoded_pairs(q: &str) -> Result<Vec<(String, String)>, Problem> {
         .map(|pair| {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             let dec = |s: &str| {
-                percent_decode(&s.replace('+', " ")).ok_or_else(|| Problem::bad_request("query", "is not valid percent-encoding"))
+                percent_decode(&s.replace('+', " "))
+                    .ok_or_else(|| Problem::bad_request("query", "is not valid percent-encoding"))
             };
             Ok((dec(k)?, dec(v)?))
         })
@@ -216,7 +226,11 @@ fn percent_decode(s: &str) -> Option<String> {
 }
 
 fn route_handler(route: &'static routes::Route) -> MethodRouter<AppState> {
-    let handler = move |State(gw): State<AppState>, Path(path): Path<HashMap<String, String>>, RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes| async move {
+    let handler = move |State(gw): State<AppState>,
+                        Path(path): Path<HashMap<String, String>>,
+                        RawQuery(q): RawQuery,
+                        headers: HeaderMap,
+                        body: Bytes| async move {
         let query = match parse_query(q) {
             Ok(q) => q,
             Err(p) => return p.into_response(),
@@ -338,7 +352,12 @@ async fn list_accounts(State(gw): State<AppState>, headers: HeaderMap) -> Result
     Ok(Json(json!({"accounts": gw.auth.list_accounts().await?})).into_response())
 }
 
-async fn patch_account(State(gw): State<AppState>, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> Result<Response, Problem> {
+async fn patch_account(
+    State(gw): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, Problem> {
     let (p, _) = gw.caller(&headers).await?;
     require(&p, &[Role::Admin])?;
     let b: AccountPatch = json_body(&body)?;
@@ -351,7 +370,8 @@ async fn create_api_key(State(gw): State<AppState>, headers: HeaderMap, body: By
     require(&p, &[Role::Admin])?;
     let b: NewApiKey = json_body(&body)?;
     let (id, key) = gw.auth.create_api_key(&b.name, &b.roles, &p.subject).await?;
-    Ok((StatusCode::CREATED, Json(json!({"id": id, "name": b.name, "key": key, "note": "shown once; store it now"}))).into_response())
+    Ok((StatusCode::CREATED, Json(json!({"id": id, "name": b.name, "key": key, "note": "shown once; store it now"})))
+        .into_response())
 }
 
 async fn list_api_keys(State(gw): State<AppState>, headers: HeaderMap) -> Result<Response, Problem> {
@@ -360,7 +380,11 @@ async fn list_api_keys(State(gw): State<AppState>, headers: HeaderMap) -> Result
     Ok(Json(json!({"apiKeys": gw.auth.list_api_keys().await?})).into_response())
 }
 
-async fn revoke_api_key(State(gw): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, Problem> {
+async fn revoke_api_key(
+    State(gw): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
     let (p, _) = gw.caller(&headers).await?;
     require(&p, &[Role::Admin])?;
     gw.auth.revoke_api_key(&id).await?;
@@ -369,14 +393,16 @@ async fn revoke_api_key(State(gw): State<AppState>, headers: HeaderMap, Path(id)
 
 async fn me(State(gw): State<AppState>, headers: HeaderMap) -> Result<Response, Problem> {
     let (p, _) = gw.caller(&headers).await?;
-    Ok(Json(json!({"staffId": p.subject, "roles": p.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>()})).into_response())
+    Ok(Json(json!({"staffId": p.subject, "roles": p.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>()}))
+        .into_response())
 }
 
 /// Bulk import: a JSON array of rows, streamed to ImportCustomers.
 async fn import_customers(State(gw): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, Problem> {
     let (_, token) = gw.caller(&headers).await?;
     let rows: Vec<Value> = json_body(&body)?;
-    let m = rpc::method(&gw.pool, "kefu.customers.v1.CustomerService/ImportCustomers").ok_or_else(|| Problem::internal("import rpc"))?;
+    let m = rpc::method(&gw.pool, "kefu.customers.v1.CustomerService/ImportCustomers")
+        .ok_or_else(|| Problem::internal("import rpc"))?;
     let mut msgs = Vec::with_capacity(rows.len());
     for (i, r) in rows.into_iter().enumerate() {
         let msg = prost_reflect::DynamicMessage::deserialize(m.input(), r)
@@ -388,12 +414,14 @@ async fn import_customers(State(gw): State<AppState>, headers: HeaderMap, body: 
     let mut req = tonic::Request::new(futures::stream::iter(msgs));
     req.metadata_mut().insert(
         "authorization",
-        tonic::metadata::MetadataValue::try_from(format!("Bearer {token}")).map_err(|_| Problem::unauthorized("bad token"))?,
+        tonic::metadata::MetadataValue::try_from(format!("Bearer {token}"))
+            .map_err(|_| Problem::unauthorized("bad token"))?,
     );
     kefu_kit::observe::inject_trace_context(req.metadata_mut());
     let path = http::uri::PathAndQuery::from_static("/kefu.customers.v1.CustomerService/ImportCustomers");
     let resp = grpc.client_streaming(req, path, rpc::RawCodec).await.map_err(|s| Problem::from_status(&s))?;
-    let out = prost_reflect::DynamicMessage::decode(m.output(), resp.into_inner().as_slice()).map_err(Problem::internal)?;
+    let out =
+        prost_reflect::DynamicMessage::decode(m.output(), resp.into_inner().as_slice()).map_err(Problem::internal)?;
     Ok(Json(rpc::to_json(&out)?).into_response())
 }
 
@@ -408,7 +436,11 @@ struct EventsQuery {
 
 /// Live SLA events as server-sent events; `Last-Event-ID` resumes after
 /// the last event the browser saw.
-async fn events(State(gw): State<AppState>, headers: HeaderMap, Query(q): Query<EventsQuery>) -> Result<Response, Problem> {
+async fn events(
+    State(gw): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<EventsQuery>,
+) -> Result<Response, Problem> {
     let (_, token) = gw.caller(&headers).await?;
     let since = headers.get("last-event-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     let mut client = tpb::ticket_service_client::TicketServiceClient::with_interceptor(
@@ -431,7 +463,7 @@ async fn events(State(gw): State<AppState>, headers: HeaderMap, Query(q): Query<
                 });
                 sse::Event::default().id(ev.id).event(ev.kind).data(data.to_string())
             }
-            Err(s) => sse::Event::default().event("error").data(s.message().to_owned()),
+            Err(s) => sse::Event::default().event("error").data(s.message()),
         })
     });
     Ok(sse::Sse::new(events).keep_alive(sse::KeepAlive::default()).into_response())
@@ -439,7 +471,11 @@ async fn events(State(gw): State<AppState>, headers: HeaderMap, Query(q): Query<
 
 /// A customer's 360° view in one round trip: profile and contacts, open
 /// tickets with their SLA state, recent satisfaction.
-async fn customer_overview(State(gw): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, Problem> {
+async fn customer_overview(
+    State(gw): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
     let (_, token) = gw.caller(&headers).await?;
     let customer = gw.call_json("kefu.customers.v1.CustomerService/GetCustomer", &token, json!({"id": id})).await?;
     let tickets = gw
@@ -450,8 +486,10 @@ async fn customer_overview(State(gw): State<AppState>, headers: HeaderMap, Path(
         .iter()
         .filter(|t| !matches!(t.get("status").and_then(Value::as_str), Some("STATUS_SOLVED" | "STATUS_CLOSED")))
         .collect();
-    let ratings: Vec<i64> = all.iter().filter_map(|t| t.get("satisfaction").and_then(Value::as_i64)).filter(|r| *r > 0).collect();
-    let avg = if ratings.is_empty() { Value::Null } else { json!(ratings.iter().sum::<i64>() as f64 / ratings.len() as f64) };
+    let ratings: Vec<i64> =
+        all.iter().filter_map(|t| t.get("satisfaction").and_then(Value::as_i64)).filter(|r| *r > 0).collect();
+    let avg =
+        if ratings.is_empty() { Value::Null } else { json!(ratings.iter().sum::<i64>() as f64 / ratings.len() as f64) };
     Ok(Json(json!({
         "customer": customer,
         "openTickets": open,
@@ -468,7 +506,12 @@ async fn docs_page() -> Html<&'static str> {
     Html(include_str!("docs.html"))
 }
 
-async fn guard_address(State(gw): State<AppState>, ConnectInfo(addr): ConnectInfo<SocketAddr>, req: axum::extract::Request, next: Next) -> Response {
+async fn guard_address(
+    State(gw): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    req: axum::extract::Request,
+    next: Next,
+) -> Response {
     if let Err(p) = limited(&gw.per_addr, format!("addr:{}", addr.ip())) {
         return p.into_response();
     }
@@ -520,14 +563,31 @@ pub fn router(gw: AppState, args: &GatewayArgs) -> Router {
         .route("/api/v1/openapi.json", get(openapi_json))
         .route("/api/v1/docs", get(docs_page))
         .route("/healthz", get(|| async { "ok" }))
-        .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "no such route; see /api/v1/openapi.json").into_response() })
-        .method_not_allowed_fallback(|| async { Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this route").into_response() });
+        .fallback(|| async {
+            Problem::new(StatusCode::NOT_FOUND, "no such route; see /api/v1/openapi.json").into_response()
+        })
+        .method_not_allowed_fallback(|| async {
+            Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this route").into_response()
+        });
 
-    let origins: Vec<HeaderValue> = args.cors_origins.split(',').map(str::trim).filter(|o| !o.is_empty()).filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    let origins: Vec<HeaderValue> = args
+        .cors_origins
+        .split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))
         .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::IF_MATCH, "idempotency-key".parse().unwrap_or(header::ACCEPT), "last-event-id".parse().unwrap_or(header::ACCEPT), "x-api-key".parse().unwrap_or(header::ACCEPT)])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::IF_MATCH,
+            "idempotency-key".parse().unwrap_or(header::ACCEPT),
+            "last-event-id".parse().unwrap_or(header::ACCEPT),
+            "x-api-key".parse().unwrap_or(header::ACCEPT),
+        ])
         .expose_headers([header::ETAG, header::RETRY_AFTER]);
     let timeout = args.http_timeout;
     app.layer(middleware::from_fn_with_state(gw.clone(), guard_address))

@@ -26,7 +26,9 @@ fn scalar(field: &FieldDescriptor, refs: &mut Vec<MessageDescriptor>) -> Value {
         Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => {
             json!({"oneOf": [{"type": "string", "pattern": "^-?[0-9]+$"}, {"type": "integer"}], "format": "int64"})
         }
-        Kind::Uint64 | Kind::Fixed64 => json!({"oneOf": [{"type": "string", "pattern": "^[0-9]+$"}, {"type": "integer", "minimum": 0}]}),
+        Kind::Uint64 | Kind::Fixed64 => {
+            json!({"oneOf": [{"type": "string", "pattern": "^[0-9]+$"}, {"type": "integer", "minimum": 0}]})
+        }
         Kind::Float | Kind::Double => json!({"type": "number"}),
         Kind::Enum(e) => {
             let names: Vec<String> = e.values().map(|v| v.name().to_owned()).collect();
@@ -136,7 +138,8 @@ pub fn document() -> anyhow::Result<Value> {
     let mut paths: BTreeMap<String, serde_json::Map<String, Value>> = BTreeMap::new();
     let mut refs: Vec<MessageDescriptor> = Vec::new();
     for r in ROUTES {
-        let m = rpc::method(&pool, r.rpc).ok_or_else(|| anyhow::anyhow!("route {} names unknown rpc {}", r.path, r.rpc))?;
+        let m =
+            rpc::method(&pool, r.rpc).ok_or_else(|| anyhow::anyhow!("route {} names unknown rpc {}", r.path, r.rpc))?;
         let input = m.input();
         let mut params = Vec::new();
         for (p, field) in r.params {
@@ -156,7 +159,8 @@ pub fn document() -> anyhow::Result<Value> {
                 params.push(json!({"name": f.json_name(), "in": "query", "required": false, "schema": field_schema(&f, &mut refs)}));
             }
         } else if let Some(upd) = input.get_field_by_name("update_mask") {
-            params.push(json!({"name": upd.json_name(), "in": "query", "required": false, "schema": {"type": "string"}}));
+            params
+                .push(json!({"name": upd.json_name(), "in": "query", "required": false, "schema": {"type": "string"}}));
         }
         if r.etag.is_some() {
             params.push(json!({"name": "If-Match", "in": "header", "required": false, "schema": {"type": "string"}}));

@@ -99,7 +99,9 @@ fn typed(field: &FieldDescriptor, name: &str, raw: &str) -> Result<Value, Proble
             "false" | "0" => false,
             _ => return Err(bad("true or false")),
         }),
-        Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => Value::from(raw.parse::<i32>().map_err(|_| bad("a 32-bit integer"))?),
+        Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => {
+            Value::from(raw.parse::<i32>().map_err(|_| bad("a 32-bit integer"))?)
+        }
         Kind::Uint32 | Kind::Fixed32 => Value::from(raw.parse::<u32>().map_err(|_| bad("an unsigned integer"))?),
         Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => {
             raw.parse::<i64>().map_err(|_| bad("an integer"))?;
@@ -177,7 +179,8 @@ pub fn build_request(route: &Route, m: &MethodDescriptor, inc: Incoming<'_>) -> 
     };
     for (param, field_path) in route.params {
         let raw = inc.path.get(*param).ok_or_else(|| Problem::bad_request(param, "is missing"))?;
-        let field = field_at(&desc, field_path).ok_or_else(|| Problem::internal(format!("route field {field_path} unknown")))?;
+        let field = field_at(&desc, field_path)
+            .ok_or_else(|| Problem::internal(format!("route field {field_path} unknown")))?;
         let v = typed(&field, param, raw)?;
         set_path(&mut obj, &desc, field_path, v);
     }

@@ -1198,7 +1198,9 @@ impl TicketService for TicketsApi {
         };
         let visible = {
             let (queue, assignee) = (queue.clone(), assignee.clone());
-            move |ev: &kefu_sla::SlaEvent| (queue.is_empty() || ev.queue == queue) && (assignee.is_empty() || ev.assignee == assignee)
+            move |ev: &kefu_sla::SlaEvent| {
+                (queue.is_empty() || ev.queue == queue) && (assignee.is_empty() || ev.assignee == assignee)
+            }
         };
         let replayed: Vec<Result<pb::SlaEventMessage, Status>> =
             replay.into_iter().filter(|e| visible(e)).map(|e| Ok(to_msg(e))).collect();

@@ -60,7 +60,6 @@ pub struct SlaSettings {
     pub escalation: EscalationRules,
 }
 
-
 struct SlaMetrics {
     events: Counter<u64>,
     lag: Histogram<f64>,
@@ -176,7 +175,10 @@ impl SlaEngine {
                     .i64_gauge("kefu.sla.at_risk")
                     .with_description("Running SLA targets due within the next hour, by queue")
                     .build(),
-                breached: meter.i64_gauge("kefu.sla.breached").with_description("Breached open SLA targets by queue").build(),
+                breached: meter
+                    .i64_gauge("kefu.sla.breached")
+                    .with_description("Breached open SLA targets by queue")
+                    .build(),
             },
         })
     }
@@ -611,7 +613,8 @@ impl DueHandler for SlaEngine {
         loop {
             let page = store::open_targets_page(&mut conn, &after, 1000).await?;
             let Some((last, _, _)) = page.last() else { break };
-            after = (last.target.key.record_id.clone(), last.target.key.metric.as_str().to_owned(), last.target.key.cycle);
+            after =
+                (last.target.key.record_id.clone(), last.target.key.metric.as_str().to_owned(), last.target.key.cycle);
             let entries: Vec<LiveEntry> = page.iter().map(|(row, q, a)| entry_of(&row.target, q, a)).collect();
             live.put_many(&entries).await?;
             n += entries.len();

@@ -342,18 +342,12 @@ pub async fn open_targets_page(
     let cols: String = TARGET_COLUMNS.split(", ").map(|c| format!("s.{c}")).collect::<Vec<_>>().join(", ");
     let sql = format!(
         "SELECT {cols}, COALESCE(t.queue, '') AS t_queue, COALESCE(t.assignee, '') AS t_assignee \
-         FROM sla_targets s LEFT JOIN tickets t ON t.id = s.record_id WHERE s.open = 1 AND \
-         (s.record_id > $1 OR (s.record_id = $2 AND (s.metric > $3 OR (s.metric = $4 AND s.cycle > $5)))) \
+         FROM sla_targets s LEFT JOIN tickets t ON t.id = s.record_id \
+         WHERE (s.record_id, s.metric, s.cycle) > ($1, $2, $3) AND s.open = 1 \
          ORDER BY s.record_id, s.metric, s.cycle LIMIT {limit}"
     );
-    let rows = sqlx::query(&sql)
-        .bind(&after.0)
-        .bind(&after.0)
-        .bind(&after.1)
-        .bind(&after.1)
-        .bind(after.2)
-        .fetch_all(conn)
-        .await?;
+    // A row-value comparison walks the primary key: each page is an index range.
+    let rows = sqlx::query(&sql).bind(&after.0).bind(&after.1).bind(after.2).fetch_all(conn).await?;
     rows.iter().map(|r| Ok((target_from_row(r)?, r.try_get("t_queue")?, r.try_get("t_assignee")?))).collect()
 }
 
