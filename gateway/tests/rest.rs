@@ -64,6 +64,7 @@ async fn a_new_user_logs_in_creates_an_agent_who_works_and_watches_sla_events() 
         }
     }
     assert!(seen.contains("event: breached") && seen.contains(&tid), "{seen}");
+    assert!(seen.contains("event: ticket_created"), "ticket changes stream too: {seen}");
     let last_id = seen.lines().filter_map(|l| l.strip_prefix("id: ")).next_back().unwrap().to_owned();
 
     // Reconnecting with Last-Event-ID replays what came after it, and nothing before.

@@ -15,7 +15,8 @@ async fn a_rest_call_is_one_trace_across_gateway_and_service() {
     let exporter = InMemorySpanExporter::default();
     let provider = SdkTracerProvider::builder().with_simple_exporter(exporter.clone()).build();
     kefu_kit::telemetry::set_tracer_provider(provider.clone());
-    let subscriber = tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+    let subscriber =
+        tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
     tracing::subscriber::set_global_default(subscriber).unwrap();
 
     let app = common::spawn().await;
@@ -37,11 +38,20 @@ async fn a_rest_call_is_one_trace_across_gateway_and_service() {
     provider.force_flush().unwrap();
     let spans = exporter.get_finished_spans().unwrap();
     let gateway = spans.iter().filter(|s| s.name == "GET /api/v1/festivals").collect::<Vec<_>>();
-    let service = spans.iter().filter(|s| s.name == "kefu.customers.v1.CustomerService/ListFestivals").collect::<Vec<_>>();
-    assert_eq!((gateway.len(), service.len()), (2, 2), "{:?}", spans.iter().map(|s| s.name.clone()).collect::<Vec<_>>());
+    let service =
+        spans.iter().filter(|s| s.name == "kefu.customers.v1.CustomerService/ListFestivals").collect::<Vec<_>>();
+    assert_eq!(
+        (gateway.len(), service.len()),
+        (2, 2),
+        "{:?}",
+        spans.iter().map(|s| s.name.clone()).collect::<Vec<_>>()
+    );
     for (g, svc) in gateway.iter().zip(service.iter()) {
         assert_eq!(g.span_context.trace_id(), svc.span_context.trace_id(), "one trace");
         assert_eq!(svc.parent_span_id, g.span_context.span_id(), "the service span is the gateway span's child");
     }
-    assert!(gateway.iter().any(|g| g.span_context.trace_id().to_string() == parent_trace), "browser traceparent continued");
+    assert!(
+        gateway.iter().any(|g| g.span_context.trace_id().to_string() == parent_trace),
+        "browser traceparent continued"
+    );
 }

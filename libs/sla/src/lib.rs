@@ -13,7 +13,7 @@ pub mod target;
 
 pub use calendar::{Calendar, CalendarError, CalendarSpec};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use live::{Claimed, Dashboard, DueKind, GroupCounts, LiveEntry, LiveStore, MemoryLiveStore};
+pub use live::{Claimed, Dashboard, DueKind, GroupCounts, LiveEntry, LiveStore, MemoryLiveStore, RecordChange};
 pub use policy::{ClockKind, Conditions, Facts, Metric, MetricRule, Policy};
 pub use redis_live::RedisLiveStore;
 pub use sweeper::{DueHandler, Sweeper, SweeperConfig};

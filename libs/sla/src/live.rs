@@ -38,6 +38,21 @@ impl LiveEntry {
     }
 }
 
+/// A change to a record that watchers follow besides SLA events (a ticket
+/// created, updated, assigned, answered, solved…).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordChange {
+    /// Stable per change: `record:version`.
+    pub id: String,
+    pub record_id: String,
+    /// e.g. `ticket_created`, `ticket_updated`.
+    pub kind: String,
+    pub at_ms: i64,
+    pub queue: String,
+    pub assignee: String,
+    pub status: String,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DueKind {
     Warning,
@@ -140,6 +155,9 @@ pub trait LiveStore: Send + Sync {
     /// Fans an event out to every replica's watchers.
     async fn publish(&self, event: &SlaEvent) -> anyhow::Result<()>;
     fn subscribe(&self) -> broadcast::Receiver<SlaEvent>;
+    /// Fans a record change out to every replica's watchers.
+    async fn publish_change(&self, change: &RecordChange) -> anyhow::Result<()>;
+    fn subscribe_changes(&self) -> broadcast::Receiver<RecordChange>;
 }
 
 #[derive(Default)]
@@ -157,11 +175,17 @@ pub struct MemoryLiveStore {
     shards: u32,
     inner: Mutex<MemInner>,
     events: broadcast::Sender<SlaEvent>,
+    changes: broadcast::Sender<RecordChange>,
 }
 
 impl MemoryLiveStore {
     pub fn new(shards: u32) -> Self {
-        Self { shards: shards.max(1), inner: Mutex::new(MemInner::default()), events: broadcast::channel(4096).0 }
+        Self {
+            shards: shards.max(1),
+            inner: Mutex::new(MemInner::default()),
+            events: broadcast::channel(4096).0,
+            changes: broadcast::channel(4096).0,
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, MemInner> {
@@ -327,5 +351,14 @@ impl LiveStore for MemoryLiveStore {
 
     fn subscribe(&self) -> broadcast::Receiver<SlaEvent> {
         self.events.subscribe()
+    }
+
+    async fn publish_change(&self, change: &RecordChange) -> anyhow::Result<()> {
+        let _ = self.changes.send(change.clone());
+        Ok(())
+    }
+
+    fn subscribe_changes(&self) -> broadcast::Receiver<RecordChange> {
+        self.changes.subscribe()
     }
 }

@@ -18,7 +18,7 @@ use redis::{AsyncCommands, Script, aio::ConnectionManager};
 use tokio::sync::broadcast;
 
 use crate::{
-    live::{Claimed, Dashboard, GroupCounts, LiveEntry, LiveStore, shard_of},
+    live::{Claimed, Dashboard, GroupCounts, LiveEntry, LiveStore, RecordChange, shard_of},
     target::{SlaEvent, TargetKey, TargetState},
 };
 
@@ -69,6 +69,7 @@ pub struct RedisLiveStore {
     keys: Keys,
     shards: u32,
     events: broadcast::Sender<SlaEvent>,
+    changes: broadcast::Sender<RecordChange>,
     claim: Script,
     lease: Script,
     release: Script,
@@ -100,6 +101,9 @@ impl Keys {
     fn channel(&self) -> String {
         format!("{}:sla:events", self.0)
     }
+    fn changes_channel(&self) -> String {
+        format!("{}:records:changes", self.0)
+    }
 }
 
 fn field(key: &TargetKey) -> String {
@@ -121,15 +125,25 @@ impl RedisLiveStore {
             .await
             .map_err(|e| anyhow::anyhow!("cannot connect to Redis: {e}"))?;
         let (events, _) = broadcast::channel(4096);
+        let (changes, _) = broadcast::channel(4096);
         let relay = events.clone();
+        let relay_changes = changes.clone();
         let mut pubsub = client.get_async_pubsub().await.map_err(|e| anyhow::anyhow!("Redis pub/sub: {e}"))?;
         pubsub.subscribe(keys.channel()).await?;
+        pubsub.subscribe(keys.changes_channel()).await?;
+        let changes_channel = keys.changes_channel();
         tokio::spawn(async move {
             let mut stream = pubsub.into_on_message();
             while let Some(msg) = stream.next().await {
                 let Ok(payload) = msg.get_payload::<String>() else {
                     continue;
                 };
+                if msg.get_channel_name() == changes_channel {
+                    if let Ok(c) = serde_json::from_str::<RecordChange>(&payload) {
+                        let _ = relay_changes.send(c);
+                    }
+                    continue;
+                }
                 match serde_json::from_str::<SlaEvent>(&payload) {
                     Ok(ev) => {
                         let _ = relay.send(ev);
@@ -146,6 +160,7 @@ impl RedisLiveStore {
             keys,
             shards: shards.max(1),
             events,
+            changes,
             claim: Script::new(CLAIM_LUA),
             lease: Script::new(LEASE_LUA),
             release: Script::new(RELEASE_LUA),
@@ -353,5 +368,15 @@ impl LiveStore for RedisLiveStore {
 
     fn subscribe(&self) -> broadcast::Receiver<SlaEvent> {
         self.events.subscribe()
+    }
+
+    async fn publish_change(&self, change: &RecordChange) -> anyhow::Result<()> {
+        let mut con = self.con();
+        let _: i64 = con.publish(self.keys.changes_channel(), serde_json::to_string(change)?).await?;
+        Ok(())
+    }
+
+    fn subscribe_changes(&self) -> broadcast::Receiver<RecordChange> {
+        self.changes.subscribe()
     }
 }

@@ -246,6 +246,22 @@ impl TicketsApi {
         Ok(())
     }
 
+    /// Tells watchers a ticket changed (best effort: the change is committed).
+    async fn changed(&self, t: &TicketRow, kind: &str) {
+        let c = kefu_sla::RecordChange {
+            id: format!("{}:{}", t.id, uuid::Uuid::now_v7().simple()),
+            record_id: t.id.clone(),
+            kind: kind.to_owned(),
+            at_ms: self.engine.now(),
+            queue: t.queue.clone(),
+            assignee: t.assignee.clone(),
+            status: domain::status_name(t.status).to_owned(),
+        };
+        if let Err(e) = self.engine.live.publish_change(&c).await {
+            tracing::warn!(error = %e, "publishing a ticket change failed");
+        }
+    }
+
     async fn load(&self, id: &str) -> Result<pb::Ticket, Error> {
         let mut conn = self.pool.acquire().await.map_err(Error::from)?;
         let t = store::require_ticket(&mut conn, id.trim()).await?;
@@ -405,6 +421,7 @@ impl TicketsApi {
         let changes = self.engine.on_created(&mut tx, &t).await?;
         let out = ticket_pb(&mut tx, &t).await?;
         self.finish(tx, changes).await?;
+        self.changed(&t, "ticket_created").await;
         Ok(out)
     }
 
@@ -464,6 +481,7 @@ impl TicketsApi {
             changes.merge(self.engine.on_routing(&mut tx, &t).await?);
         }
         self.finish(tx, changes).await?;
+        self.changed(&t, "ticket_message").await;
         Ok(timeline_pb(&entry))
     }
 
@@ -511,6 +529,7 @@ impl TicketsApi {
         let changes = self.engine.on_status(&mut tx, &t, from, t.status, reopened).await?;
         let out = ticket_pb(&mut tx, &t).await?;
         self.finish(tx, changes).await?;
+        self.changed(&t, "ticket_status").await;
         Ok(out)
     }
 
@@ -587,6 +606,7 @@ impl TicketsApi {
         let changes = if rematch { self.engine.on_rematch(&mut tx, &t).await? } else { Changes::default() };
         let out = ticket_pb(&mut tx, &t).await?;
         self.finish(tx, changes).await?;
+        self.changed(&t, "ticket_updated").await;
         Ok(out)
     }
 
@@ -776,6 +796,7 @@ impl TicketService for TicketsApi {
         let changes = self.engine.on_routing(&mut tx, &t).await?;
         let out = ticket_pb(&mut tx, &t).await?;
         self.finish(tx, changes).await?;
+        self.changed(&t, "ticket_assigned").await;
         Ok(Response::new(out))
     }
 
@@ -1214,7 +1235,28 @@ impl TicketService for TicketsApi {
             };
             futures::future::ready(out)
         });
-        let stream = futures::stream::iter(replayed).chain(live);
+        let changes_rx = self.engine.live.subscribe_changes();
+        let (cq, ca) = (queue.clone(), assignee.clone());
+        let changes = tokio_stream::wrappers::BroadcastStream::new(changes_rx).filter_map(move |item| {
+            let out = match item {
+                Ok(c) if (cq.is_empty() || c.queue == cq) && (ca.is_empty() || c.assignee == ca) => {
+                    Some(Ok(pb::SlaEventMessage {
+                        id: c.id,
+                        ticket_id: c.record_id,
+                        metric: String::new(),
+                        cycle: 0,
+                        kind: c.kind,
+                        time: ts(c.at_ms),
+                        due_time: None,
+                        queue: c.queue,
+                        assignee: c.assignee,
+                    }))
+                }
+                _ => None,
+            };
+            futures::future::ready(out)
+        });
+        let stream = futures::stream::iter(replayed).chain(futures::stream::select(live, changes));
         Ok(Response::new(Box::pin(stream)))
     }
 
