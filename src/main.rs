@@ -47,10 +47,13 @@ enum Command {
         #[command(subcommand)]
         what: ImportCommand,
     },
-    /// Check a kefu gRPC server's health (exit 0 when SERVING).
+    /// Check a kefu server's health (exit 0 when SERVING / HTTP 200).
     Health {
-        /// host:port of the gRPC server.
+        /// host:port of the gRPC server, or with --http the URL to GET.
         addr: String,
+        /// Probe an HTTP URL (the gateway's /healthz) instead of gRPC health.
+        #[arg(long)]
+        http: bool,
         /// Service to check; empty for the whole server.
         #[arg(long, default_value = "")]
         service: String,
@@ -254,7 +257,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Migrate(args) => migrate(args).await.map(|()| ExitCode::SUCCESS),
         Command::Admin { command } => admin(command).await.map(|()| ExitCode::SUCCESS),
         Command::Import { what: ImportCommand::Customers(args) } => import::run(args).await,
-        Command::Health { addr, service, timeout } => health(&addr, &service, timeout).await,
+        Command::Health { addr, http: true, timeout, .. } => http_health(&addr, timeout).await,
+        Command::Health { addr, service, timeout, .. } => health(&addr, &service, timeout).await,
     }
 }
 
@@ -430,6 +434,38 @@ async fn admin(cmd: AdminCommand) -> anyhow::Result<()> {
         },
     }
     Ok(())
+}
+
+/// A minimal HTTP/1.1 GET (the image carries no curl).
+async fn http_health(url: &str, timeout: Duration) -> anyhow::Result<ExitCode> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").ok_or_else(|| anyhow::anyhow!("--http needs an http:// URL"))?;
+    let (host, path) = rest.split_once('/').map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
+    let probe = async {
+        let mut s = tokio::net::TcpStream::connect(host).await?;
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes()).await?;
+        let mut buf = vec![0u8; 64];
+        let n = s.read(&mut buf).await?;
+        Ok::<_, std::io::Error>(String::from_utf8_lossy(&buf[..n]).into_owned())
+    };
+    match tokio::time::timeout(timeout, probe).await {
+        Ok(Ok(head)) if head.starts_with("HTTP/1.1 200") => {
+            println!("OK");
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(Ok(head)) => {
+            eprintln!("kefu health: {url}: {}", head.lines().next().unwrap_or(""));
+            Ok(ExitCode::FAILURE)
+        }
+        Ok(Err(e)) => {
+            eprintln!("kefu health: {url}: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+        Err(_) => {
+            eprintln!("kefu health: {url}: no answer within {timeout:?}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }
 
 async fn health(addr: &str, service: &str, timeout: Duration) -> anyhow::Result<ExitCode> {
