@@ -293,10 +293,15 @@ async fn serve(cmd: ServeCommand) -> anyhow::Result<()> {
             let listener = tokio::net::TcpListener::bind(gateway.http_listen)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen for HTTP on {}: {e}", gateway.http_listen))?;
-            tracing::info!(http = %listener.local_addr()?, "gateway listening");
+            let admin = tokio::net::TcpListener::bind(gateway.admin_listen)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen for admin HTTP on {}: {e}", gateway.admin_listen))?;
+            tracing::info!(http = %listener.local_addr()?, admin = %admin.local_addr()?, "gateway listening");
             let app = kefu_gateway::router(gw, &gateway);
             let shutdown = kefu_kit::shutdown::on_signal();
+            let admin_task = tokio::spawn(kefu_gateway::serve(admin, kefu_gateway::admin_router(), shutdown.clone()));
             let result = kefu_gateway::serve(listener, app, shutdown).await;
+            let _ = admin_task.await;
             guard.shutdown().await;
             result
         }

@@ -113,6 +113,8 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         rate_limit_per_addr: 100,
         body_limit: 2 * 1024 * 1024,
         http_timeout: std::time::Duration::from_secs(30),
+        // In kefu up the gateway's metrics join the process-wide /metrics.
+        admin_listen: args.admin_listen,
     };
     let gateway = Arc::new(kefu_gateway::Gateway::new(&gateway_args, gateway_pool)?);
     let bootstrap = kefu_gateway::bootstrap_admin(&gateway.auth).await.map_err(|p| anyhow::anyhow!("{}", p.detail))?;

@@ -72,6 +72,9 @@ pub struct GatewayArgs {
     /// Longest time one request may take (server-sent events excepted).
     #[arg(long, env = "KEFU_HTTP_TIMEOUT", default_value = "30s", value_parser = kefu_kit::config::parse_duration)]
     pub http_timeout: Duration,
+    /// Admin HTTP address serving /metrics (Prometheus).
+    #[arg(long, env = "KEFU_ADMIN_LISTEN", default_value = "0.0.0.0:9090")]
+    pub admin_listen: SocketAddr,
 }
 
 pub struct Gateway {
@@ -111,11 +114,17 @@ impl Gateway {
             .next()
             .ok_or_else(|| anyhow::anyhow!("KEFU_TOKEN_SIGNING_KEY: no key"))?;
         let signer = TokenSigner::from_entry(&entry)?;
-        let mut publics = signer.public_key();
+        // The signer's own public key, plus any others still accepted during
+        // a rotation (the signer's key may be listed there too).
+        let mut publics = kefu_kit::keys::parse_key_list("signing public key", &signer.public_key())?;
         if !args.token_public_keys.trim().is_empty() {
-            publics = format!("{publics},{}", args.token_public_keys);
+            for k in kefu_kit::keys::parse_key_list("KEFU_TOKEN_PUBLIC_KEYS", &args.token_public_keys)? {
+                if k.kid != entry.kid {
+                    publics.push(k);
+                }
+            }
         }
-        let verifier = TokenVerifier::new(&kefu_kit::keys::parse_key_list("KEFU_TOKEN_PUBLIC_KEYS", &publics)?)?;
+        let verifier = TokenVerifier::new(&publics)?;
         Ok(Self {
             auth: Auth { pool: db, signer, verifier },
             pool: rpc::pool()?,
@@ -520,6 +529,63 @@ async fn guard_address(
 
 /// Opens a server span per request (child of the browser's traceparent, if
 /// any), so the services' spans join one trace.
+struct HttpMetrics {
+    requests: opentelemetry::metrics::Counter<u64>,
+    duration: opentelemetry::metrics::Histogram<f64>,
+}
+
+fn http_metrics() -> &'static HttpMetrics {
+    static M: std::sync::OnceLock<HttpMetrics> = std::sync::OnceLock::new();
+    M.get_or_init(|| {
+        let meter = kefu_kit::telemetry::meter();
+        HttpMetrics {
+            requests: meter
+                .u64_counter("http.server.requests")
+                .with_description("HTTP requests by route and status")
+                .build(),
+            duration: meter
+                .f64_histogram("http.server.duration")
+                .with_unit("s")
+                .with_description("HTTP request duration by route")
+                .with_boundaries(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
+                .build(),
+        }
+    })
+}
+
+/// RED metrics per route (the route pattern, not the raw path).
+async fn measure(req: axum::extract::Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let method = req.method().to_string();
+    let start = std::time::Instant::now();
+    let resp = next.run(req).await;
+    let attrs = [
+        opentelemetry::KeyValue::new("http.route", route),
+        opentelemetry::KeyValue::new("http.request.method", method),
+        opentelemetry::KeyValue::new("http.response.status_code", i64::from(resp.status().as_u16())),
+    ];
+    let m = http_metrics();
+    m.requests.add(1, &attrs);
+    m.duration.record(start.elapsed().as_secs_f64(), &attrs);
+    resp
+}
+
+/// The admin port: Prometheus metrics and a liveness check, away from the
+/// public routes.
+pub fn admin_router() -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(|| async {
+                ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], kefu_kit::telemetry::render_prometheus())
+            }),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+}
+
 async fn trace_request(req: axum::extract::Request, next: Next) -> Response {
     use tracing::Instrument;
     use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -563,6 +629,7 @@ pub fn router(gw: AppState, args: &GatewayArgs) -> Router {
         .route("/api/v1/openapi.json", get(openapi_json))
         .route("/api/v1/docs", get(docs_page))
         .route("/healthz", get(|| async { "ok" }))
+        .route_layer(middleware::from_fn(measure))
         .fallback(|| async {
             Problem::new(StatusCode::NOT_FOUND, "no such route; see /api/v1/openapi.json").into_response()
         })

@@ -424,4 +424,12 @@ async fn protection_rate_limits_cors_and_headers() {
     assert_eq!(r.headers()["x-frame-options"], "DENY");
     let gz = app.http.get(app.url("/api/v1/openapi.json")).header("accept-encoding", "gzip").send().await.unwrap();
     assert_eq!(gz.headers()["content-encoding"], "gzip");
+    // RED metrics per route pattern (what the admin port's /metrics serves).
+    let metrics = kefu_kit::telemetry::render_prometheus();
+    assert!(
+        metrics.lines().any(|l| l.starts_with("http_server_requests_total")
+            && l.contains("http_route=\"/api/v1/festivals\"")
+            && l.contains("http_response_status_code=\"429\"")),
+        "{metrics}"
+    );
 }

@@ -87,6 +87,7 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut kefu_gateway::GatewayArgs)) -> A
         rate_limit_per_addr: 1000,
         body_limit: 256 * 1024,
         http_timeout: Duration::from_secs(30),
+        admin_listen: "127.0.0.1:0".parse().unwrap(),
     };
     tweak(&mut gargs);
     let gw = Arc::new(kefu_gateway::Gateway::new(&gargs, gpool).unwrap());

@@ -316,6 +316,9 @@ impl LiveStore for RedisLiveStore {
         let mut con = self.con();
         let queues: Vec<String> = con.smembers(self.keys.groups("queues")).await?;
         let agents: Vec<String> = con.smembers(self.keys.groups("agents")).await?;
+        if queues.is_empty() && agents.is_empty() {
+            return Ok(Dashboard::default());
+        }
         let horizon = now.saturating_add(within_ms);
         let mut pipe = redis::pipe();
         for (g, names) in [('q', &queues), ('a', &agents)] {
