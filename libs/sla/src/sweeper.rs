@@ -13,6 +13,7 @@ use std::{
 };
 
 use async_trait::async_trait;
+use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -44,6 +45,8 @@ pub struct SweeperConfig {
     /// How long a claim lasts before another sweeper may re-take it (clock time).
     pub claim_ttl: Duration,
     pub batch: usize,
+    /// Claimed entries handled at once.
+    pub concurrency: usize,
     pub interval: Duration,
 }
 
@@ -54,6 +57,7 @@ impl Default for SweeperConfig {
             lease_ttl: Duration::from_secs(10),
             claim_ttl: Duration::from_secs(30),
             batch: 500,
+            concurrency: 16,
             interval: Duration::from_millis(500),
         }
     }
@@ -126,12 +130,26 @@ impl Sweeper {
                 let now = self.clock.now_ms();
                 let claims = self.store.claim(shard, now, self.cfg.batch, now.saturating_add(claim_ms)).await?;
                 let n = claims.len();
-                for c in &claims {
-                    match self.handler.handle(c, now).await {
-                        Ok(()) => {
-                            self.store.ack(c).await?;
-                            report.handled += 1;
+                // Handled concurrently; the owning service's durable,
+                // conditional write keeps each event single.
+                let (handler, store) = (self.handler.clone(), self.store.clone());
+                let outcomes: Vec<(Claimed, anyhow::Result<()>)> = futures::stream::iter(claims)
+                    .map(|c| {
+                        let (handler, store) = (handler.clone(), store.clone());
+                        async move {
+                            let r = match handler.handle(&c, now).await {
+                                Ok(()) => store.ack(&c).await,
+                                Err(e) => Err(e),
+                            };
+                            (c, r)
                         }
+                    })
+                    .buffer_unordered(self.cfg.concurrency.max(1))
+                    .collect()
+                    .await;
+                for (c, r) in outcomes {
+                    match r {
+                        Ok(()) => report.handled += 1,
                         // Left claimed: re-taken when the claim lease ends.
                         Err(e) => {
                             report.failed += 1;

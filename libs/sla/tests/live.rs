@@ -137,6 +137,7 @@ fn sweeper(store: Arc<dyn LiveStore>, ledger: Arc<Ledger>, clock: &ManualClock, 
             lease_ttl: Duration::from_millis(300),
             claim_ttl: Duration::from_secs(60),
             batch: 7,
+            concurrency: 4,
             interval: Duration::from_millis(10),
         },
     )

@@ -184,6 +184,7 @@ pub async fn spawn_with(backend: Backend, start_ms: i64, live: Live) -> Option<T
             lease_ttl: Duration::from_secs(5),
             claim_ttl: Duration::from_secs(60),
             batch: 100,
+            concurrency: 8,
             interval: Duration::from_millis(50),
         },
     )
