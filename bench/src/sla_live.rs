@@ -165,6 +165,8 @@ async fn main() -> anyhow::Result<()> {
     ))
     .execute(&pool)
     .await?;
+    // A bulk load leaves no planner statistics; autovacuum would gather them soon after.
+    sqlx::query("ANALYZE sla_targets").execute(&pool).await?;
     println!("postgres seed:           {n} open targets in {:.1} s", t.elapsed().as_secs_f64());
     let _: () = redis::cmd("FLUSHDB").arg("ASYNC").query_async(&mut con).await?;
     let live: Arc<dyn LiveStore> = store.clone();
