@@ -234,19 +234,13 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-fn route_handler(route: &'static routes::Route) -> MethodRouter<AppState> {
-    let handler = move |State(gw): State<AppState>,
-                        Path(path): Path<HashMap<String, String>>,
-                        RawQuery(q): RawQuery,
-                        headers: HeaderMap,
-                        body: Bytes| async move {
-        let query = match parse_query(q) {
-            Ok(q) => q,
-            Err(p) => return p.into_response(),
-        };
-        gw.call(route, &headers, path, query, body).await.unwrap_or_else(IntoResponse::into_response)
-    };
-    match route.method {
+/// The method router for a route's HTTP method.
+fn on<H, T>(method: &str, handler: H) -> MethodRouter<AppState>
+where
+    H: axum::handler::Handler<T, AppState>,
+    T: 'static,
+{
+    match method {
         "GET" => axum::routing::get(handler),
         "POST" => axum::routing::post(handler),
         "PUT" => axum::routing::put(handler),
@@ -255,21 +249,31 @@ fn route_handler(route: &'static routes::Route) -> MethodRouter<AppState> {
     }
 }
 
+fn route_handler(route: &'static routes::Route) -> MethodRouter<AppState> {
+    let handler = move |State(gw): State<AppState>,
+                        Path(path): Path<HashMap<String, String>>,
+                        RawQuery(q): RawQuery,
+                        headers: HeaderMap,
+                        body: Bytes| async move {
+        match parse_query(q) {
+            Ok(query) => gw.call(route, &headers, path, query, body).await.unwrap_or_else(IntoResponse::into_response),
+            Err(p) => p.into_response(),
+        }
+    };
+    on(route.method, handler)
+}
+
+/// Routes without path parameters (axum's `Path` refuses those).
 fn route_handler_no_params(route: &'static routes::Route) -> MethodRouter<AppState> {
     let handler = move |State(gw): State<AppState>, RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes| async move {
-        let query = match parse_query(q) {
-            Ok(q) => q,
-            Err(p) => return p.into_response(),
-        };
-        gw.call(route, &headers, HashMap::new(), query, body).await.unwrap_or_else(IntoResponse::into_response)
+        match parse_query(q) {
+            Ok(query) => {
+                gw.call(route, &headers, HashMap::new(), query, body).await.unwrap_or_else(IntoResponse::into_response)
+            }
+            Err(p) => p.into_response(),
+        }
     };
-    match route.method {
-        "GET" => axum::routing::get(handler),
-        "POST" => axum::routing::post(handler),
-        "PUT" => axum::routing::put(handler),
-        "PATCH" => axum::routing::patch(handler),
-        _ => axum::routing::delete(handler),
-    }
+    on(route.method, handler)
 }
 
 #[derive(Deserialize)]

@@ -86,6 +86,27 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<AnyPool>
     Ok(pool)
 }
 
+/// A value bound to a query assembled at run time (search filters).
+pub enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+/// Runs a query assembled at run time with its binds, in order.
+pub async fn fetch_all_as<O>(conn: &mut sqlx::AnyConnection, sql: &str, binds: Vec<Bind>) -> Result<Vec<O>, sqlx::Error>
+where
+    O: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+{
+    let mut q = sqlx::query_as::<_, O>(sql);
+    for b in binds {
+        q = match b {
+            Bind::Text(s) => q.bind(s),
+            Bind::Int(i) => q.bind(i),
+        };
+    }
+    q.fetch_all(conn).await
+}
+
 /// Applies a service's migrations.
 pub async fn migrate(pool: &AnyPool, migrator: &Migrator) -> anyhow::Result<()> {
     migrator.run(pool).await.map_err(|e| anyhow::anyhow!("migration failed: {e}"))

@@ -130,21 +130,33 @@ impl Sweeper {
                 let now = self.clock.now_ms();
                 let claims = self.store.claim(shard, now, self.cfg.batch, now.saturating_add(claim_ms)).await?;
                 let n = claims.len();
-                // Handled concurrently; the owning service's durable,
-                // conditional write keeps each event single.
+                // Records are handled concurrently; the entries of one record
+                // in order (its warning before its breach), so that the live
+                // state written last is the newest. The owning service's
+                // durable, conditional write keeps each event single.
+                let mut by_record: std::collections::BTreeMap<String, Vec<Claimed>> = std::collections::BTreeMap::new();
+                for c in claims {
+                    by_record.entry(c.key.record_id.clone()).or_default().push(c);
+                }
                 let (handler, store) = (self.handler.clone(), self.store.clone());
-                let outcomes: Vec<(Claimed, anyhow::Result<()>)> = futures::stream::iter(claims)
-                    .map(|c| {
+                let outcomes: Vec<(Claimed, anyhow::Result<()>)> = futures::stream::iter(by_record.into_values())
+                    .map(|mut group| {
                         let (handler, store) = (handler.clone(), store.clone());
+                        group.sort_by(|a, b| (&a.key, a.kind).cmp(&(&b.key, b.kind)));
                         async move {
-                            let r = match handler.handle(&c, now).await {
-                                Ok(()) => store.ack(&c).await,
-                                Err(e) => Err(e),
-                            };
-                            (c, r)
+                            let mut out = Vec::with_capacity(group.len());
+                            for c in group {
+                                let r = match handler.handle(&c, now).await {
+                                    Ok(()) => store.ack(&c).await,
+                                    Err(e) => Err(e),
+                                };
+                                out.push((c, r));
+                            }
+                            out
                         }
                     })
                     .buffer_unordered(self.cfg.concurrency.max(1))
+                    .flat_map(futures::stream::iter)
                     .collect()
                     .await;
                 for (c, r) in outcomes {

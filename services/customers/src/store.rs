@@ -50,11 +50,7 @@ pub struct ContactRow {
 
 const CONTACT_COLUMNS: &str = "id, customer_id, name, role, mobile, email, wechat_id, is_primary";
 
-/// A value bound to a dynamically assembled query.
-pub enum Bind {
-    Text(String),
-    Int(i64),
-}
+pub use kefu_kit::db::Bind;
 
 pub async fn get_customer(conn: &mut AnyConnection, id: &str) -> Result<Option<CustomerRow>, Error> {
     let sql = format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id = $1");
@@ -298,14 +294,7 @@ pub async fn list_customers(
     limit: i64,
 ) -> Result<Vec<CustomerRow>, Error> {
     let sql = format!("SELECT {CUSTOMER_COLUMNS} FROM customers c WHERE {where_sql} ORDER BY c.id LIMIT {limit}");
-    let mut q = sqlx::query_as::<_, CustomerRow>(&sql);
-    for b in binds {
-        q = match b {
-            Bind::Text(s) => q.bind(s),
-            Bind::Int(i) => q.bind(i),
-        };
-    }
-    Ok(q.fetch_all(conn).await?)
+    Ok(kefu_kit::db::fetch_all_as(conn, &sql, binds).await?)
 }
 
 // ---------------------------------------------------------------- tax profile
@@ -607,14 +596,7 @@ pub async fn due_plans(
         sql.push_str(&format!(" AND (p.next_due > ${a} OR (p.next_due = ${b} AND p.customer_id > ${c}))"));
     }
     sql.push_str(&format!(" ORDER BY p.next_due, p.customer_id LIMIT {limit}"));
-    let mut q = sqlx::query_as::<_, PlanRow>(&sql);
-    for b in binds {
-        q = match b {
-            Bind::Text(s) => q.bind(s),
-            Bind::Int(i) => q.bind(i),
-        };
-    }
-    Ok(q.fetch_all(conn).await?)
+    Ok(kefu_kit::db::fetch_all_as(conn, &sql, binds).await?)
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]

@@ -600,7 +600,9 @@ impl DueHandler for SlaEngine {
             Some(t) => (t.queue, t.assignee),
             None => (queue, assignee),
         };
-        changes.entries.push(entry_of(&row.target, &q, &a));
+        // The newest committed state (another writer may have moved it).
+        let latest = store::get_target(&mut tx, &claimed.key).await?.map_or(row.target, |r| r.target);
+        changes.entries.push(entry_of(&latest, &q, &a));
         tx.commit().await?;
         self.publish(changes).await;
         Ok(())

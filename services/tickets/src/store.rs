@@ -163,10 +163,7 @@ pub async fn ticket_by_request_id(conn: &mut AnyConnection, request_id: &str) ->
     Ok(sqlx::query_as::<_, TicketRow>(&sql).bind(request_id).fetch_optional(conn).await?)
 }
 
-pub enum Bind {
-    Text(String),
-    Int(i64),
-}
+pub use kefu_kit::db::Bind;
 
 pub async fn list_tickets(
     conn: &mut AnyConnection,
@@ -175,14 +172,7 @@ pub async fn list_tickets(
     limit: i64,
 ) -> Result<Vec<TicketRow>, Error> {
     let sql = format!("SELECT {TICKET_COLUMNS} FROM tickets t WHERE {where_sql} ORDER BY t.id LIMIT {limit}");
-    let mut q = sqlx::query_as::<_, TicketRow>(&sql);
-    for b in binds {
-        q = match b {
-            Bind::Text(s) => q.bind(s),
-            Bind::Int(i) => q.bind(i),
-        };
-    }
-    Ok(q.fetch_all(conn).await?)
+    Ok(kefu_kit::db::fetch_all_as(conn, &sql, binds).await?)
 }
 
 // ---------------------------------------------------------------- timeline
