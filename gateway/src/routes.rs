@@ -532,6 +532,26 @@ pub static ROUTES: &[Route] = &[
     ),
     r!(
         "GET",
+        "/api/v1/categories",
+        "kefu.tickets.v1.TicketService/ListCategories",
+        Body::None,
+        [],
+        None,
+        None,
+        "Ticket categories"
+    ),
+    r!(
+        "PUT",
+        "/api/v1/categories",
+        "kefu.tickets.v1.TicketService/SetCategories",
+        Body::All,
+        [],
+        None,
+        None,
+        "Replace the ticket categories"
+    ),
+    r!(
+        "GET",
         "/api/v1/agents/{agent}/stats",
         "kefu.tickets.v1.TicketService/GetAgentStats",
         Body::None,

@@ -34,11 +34,16 @@ pub struct TicketsApi {
     pool: AnyPool,
     engine: Arc<SlaEngine>,
     customers_addr: String,
+    categories: std::sync::RwLock<Vec<String>>,
 }
 
 impl TicketsApi {
-    pub fn new(pool: AnyPool, engine: Arc<SlaEngine>, customers_addr: String) -> Self {
-        Self { pool, engine, customers_addr }
+    pub fn new(pool: AnyPool, engine: Arc<SlaEngine>, customers_addr: String, categories: Vec<String>) -> Self {
+        Self { pool, engine, customers_addr, categories: std::sync::RwLock::new(categories) }
+    }
+
+    fn categories(&self) -> Vec<String> {
+        self.categories.read().map_or_else(|p| p.into_inner().clone(), |c| c.clone())
     }
 }
 
@@ -286,7 +291,7 @@ impl TicketsApi {
         let kind = v.check(enum_req::<pb::TicketKind>("ticket.kind", input.kind, None));
         let channel = v.check(enum_req::<pb::Channel>("ticket.channel", input.channel, None));
         let subject = v.check(text("ticket.subject", &input.subject, 200, true));
-        let category = v.check(domain::category("ticket.category", &input.category));
+        let category = v.check(domain::category("ticket.category", &input.category, &self.categories()));
         let priority = v.check(enum_req("ticket.priority", input.priority, Some(pb::Priority::Normal)));
         let requester = v.check(text("ticket.requester", &input.requester, 200, false));
         let queue = v.check(text("ticket.queue", &input.queue, 64, false));
@@ -554,7 +559,7 @@ impl TicketsApi {
                     }
                 }
                 "category" => {
-                    if let Some(c) = v.check(domain::category("ticket.category", &patch.category)) {
+                    if let Some(c) = v.check(domain::category("ticket.category", &patch.category, &self.categories())) {
                         rematch |= c != t.category;
                         t.category = c;
                     }
@@ -877,7 +882,7 @@ impl TicketService for TicketsApi {
         principal(&req)?.require(MANAGE)?;
         let rt = req.into_inner().request_type.ok_or_else(|| Error::invalid("request_type", "is required"))?;
         let name = text("request_type.name", &rt.name, 100, true)?;
-        let category = domain::category("request_type.category", &rt.category)?;
+        let category = domain::category("request_type.category", &rt.category, &self.categories())?;
         for (f, list) in
             [("request_type.required_materials", &rt.required_materials), ("request_type.steps", &rt.steps)]
         {
@@ -1320,6 +1325,27 @@ impl TicketService for TicketsApi {
         let pretty = serde_json::to_string_pretty(next.spec()).map_err(anyhow::Error::from).map_err(Error::from)?;
         self.engine.set_calendar(next);
         Ok(Response::new(pb::Calendar { json: pretty }))
+    }
+
+    async fn list_categories(&self, req: Request<pb::ListCategoriesRequest>) -> Res<pb::ListCategoriesResponse> {
+        principal(&req)?.require(ANYONE)?;
+        Ok(Response::new(pb::ListCategoriesResponse { categories: self.categories() }))
+    }
+
+    async fn set_categories(&self, req: Request<pb::SetCategoriesRequest>) -> Res<pb::ListCategoriesResponse> {
+        principal(&req)?.require(MANAGE)?;
+        let list = domain::category_list(&req.get_ref().categories)?;
+        let mut conn = self.pool.acquire().await.map_err(Error::from)?;
+        store::put_setting(
+            &mut conn,
+            "categories",
+            &serde_json::to_string(&list).map_err(|e| Error::Internal(e.into()))?,
+        )
+        .await?;
+        if let Ok(mut g) = self.categories.write() {
+            g.clone_from(&list);
+        }
+        Ok(Response::new(pb::ListCategoriesResponse { categories: list }))
     }
 
     async fn get_agent_stats(&self, req: Request<pb::GetAgentStatsRequest>) -> Res<pb::AgentStats> {

@@ -4,19 +4,45 @@ use chrono::{Datelike, NaiveDate};
 use kefu_kit::Error;
 use kefu_proto::tickets::v1 as pb;
 
-pub const CATEGORIES: &[&str] =
+/// The categories a firm starts with (the list is configurable).
+pub const DEFAULT_CATEGORIES: &[&str] =
     &["tax_filing", "bookkeeping", "tax_policy", "tax_registration", "invoice_application", "other"];
 
-pub fn category(field: &str, raw: &str) -> Result<String, Error> {
+/// A category from `known`; empty means `other`.
+pub fn category(field: &str, raw: &str, known: &[String]) -> Result<String, Error> {
     let c = raw.trim();
     if c.is_empty() {
         return Ok("other".into());
     }
-    if CATEGORIES.contains(&c) {
+    if known.iter().any(|k| k == c) {
         Ok(c.to_owned())
     } else {
-        Err(Error::invalid(field, format!("{c:?} is not one of {}", CATEGORIES.join(", "))))
+        Err(Error::invalid(field, format!("{c:?} is not one of {}", known.join(", "))))
     }
+}
+
+/// Validates a new category list; `other` is always kept.
+pub fn category_list(raw: &[String]) -> Result<Vec<String>, Error> {
+    let mut out: Vec<String> = Vec::new();
+    for (i, c) in raw.iter().enumerate() {
+        let c = c.trim();
+        if c.is_empty()
+            || c.len() > 40
+            || !c.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_')
+        {
+            return Err(Error::invalid(format!("categories[{i}]"), "use 1–40 characters of a–z, 0–9 and _"));
+        }
+        if !out.iter().any(|o| o == c) {
+            out.push(c.to_owned());
+        }
+    }
+    if out.is_empty() || out.len() > 50 {
+        return Err(Error::invalid("categories", "give 1 to 50 categories"));
+    }
+    if !out.iter().any(|c| c == "other") {
+        out.push("other".into());
+    }
+    Ok(out)
 }
 
 pub fn kind_name(k: i64) -> &'static str {

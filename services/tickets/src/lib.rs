@@ -95,9 +95,20 @@ pub async fn build(
             }
         }
     }
+    let categories: Vec<String> = {
+        let mut conn = pool.acquire().await?;
+        match store::get_setting(&mut conn, "categories").await? {
+            Some(json) => serde_json::from_str(&json)?,
+            None => {
+                let list: Vec<String> = domain::DEFAULT_CATEGORIES.iter().map(|c| (*c).to_owned()).collect();
+                store::put_setting(&mut conn, "categories", &serde_json::to_string(&list)?).await?;
+                list
+            }
+        }
+    };
     let engine = Arc::new(SlaEngine::load(pool.clone(), live.clone(), clock.clone(), settings).await?);
     let sweeper =
         Arc::new(Sweeper::new(live, engine.clone(), clock, sweep).with_rebuild_flag(engine.rebuild_flag.clone()));
-    let service = TicketServiceServer::new(TicketsApi::new(pool, engine.clone(), customers_addr));
+    let service = TicketServiceServer::new(TicketsApi::new(pool, engine.clone(), customers_addr, categories));
     Ok(Tickets { service, engine, sweeper })
 }

@@ -947,10 +947,25 @@ async fn roles_and_bad_input(app: TestApp) {
             .contains(&"ticket.filing_period".to_string())
     );
     let mut wrong_cat = create(&c);
-    wrong_cat.ticket.as_mut().unwrap().category = "astrology".into();
+    wrong_cat.ticket.as_mut().unwrap().category = "payroll".into();
     assert!(
-        violations(&app.agent().create_ticket(wrong_cat).await.unwrap_err()).contains(&"ticket.category".to_string())
+        violations(&app.agent().create_ticket(wrong_cat.clone()).await.unwrap_err())
+            .contains(&"ticket.category".to_string())
     );
+    // The category list is configurable (supervisors and admins).
+    let set = |cats: Vec<String>| pb::SetCategoriesRequest { categories: cats };
+    assert_eq!(
+        app.agent().set_categories(set(vec!["payroll".into()])).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
+    let bad = app.tickets_as(Role::Supervisor).set_categories(set(vec!["Pay Roll".into()])).await.unwrap_err();
+    assert!(violations(&bad).contains(&"categories[0]".to_string()));
+    let mut cats = app.agent().list_categories(pb::ListCategoriesRequest {}).await.unwrap().into_inner().categories;
+    assert!(cats.contains(&"tax_filing".to_string()));
+    cats.push("payroll".into());
+    app.tickets_as(Role::Supervisor).set_categories(set(cats)).await.unwrap();
+    let payroll = app.agent().create_ticket(wrong_cat).await.unwrap().into_inner();
+    assert_eq!(payroll.category, "payroll");
     let pending = app.ticket(&c, pb::Channel::Email, pb::TicketKind::Consultation, "other").await;
     let no_reason = app
         .agent()
@@ -966,5 +981,5 @@ async fn roles_and_bad_input(app: TestApp) {
     assert_eq!(nothing.code(), Code::NotFound);
     use sqlx::Row;
     let n: i64 = sqlx::query("SELECT COUNT(*) FROM tickets").fetch_one(&app.raw).await.unwrap().get(0);
-    assert_eq!(n, 1, "only the one valid ticket was written");
+    assert_eq!(n, 2, "only the valid tickets were written");
 }
