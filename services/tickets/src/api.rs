@@ -480,8 +480,7 @@ impl TicketsApi {
             }
             pb::MessageKind::Unspecified => return Err(Error::invalid("kind", "is required")),
         };
-        t.updated_at = store::now_wall_ms();
-        store::save_ticket(&mut tx, &t).await?;
+        store::save_ticket(&mut tx, &mut t).await?;
         if kind == pb::MessageKind::PublicReply {
             changes.merge(self.engine.on_routing(&mut tx, &t).await?);
         }
@@ -528,9 +527,7 @@ impl TicketsApi {
             body.push_str(&format!(" (waiting on {escalated_to})"));
         }
         store::add_timeline(&mut tx, &t.id, "status", &p.subject, &body, now).await?;
-        t.updated_at = store::now_wall_ms();
-        store::save_ticket(&mut tx, &t).await?;
-        t.version += 1;
+        store::save_ticket(&mut tx, &mut t).await?;
         let changes = self.engine.on_status(&mut tx, &t, from, t.status, reopened).await?;
         let out = ticket_pb(&mut tx, &t).await?;
         self.finish(tx, changes).await?;
@@ -605,9 +602,7 @@ impl TicketsApi {
         let now = self.engine.now();
         store::add_timeline(&mut tx, &t.id, "update", &p.subject, &format!("changed {}", paths.join(", ")), now)
             .await?;
-        t.updated_at = store::now_wall_ms();
-        store::save_ticket(&mut tx, &t).await?;
-        t.version += 1;
+        store::save_ticket(&mut tx, &mut t).await?;
         let changes = if rematch { self.engine.on_rematch(&mut tx, &t).await? } else { Changes::default() };
         let out = ticket_pb(&mut tx, &t).await?;
         self.finish(tx, changes).await?;
@@ -795,9 +790,7 @@ impl TicketService for TicketsApi {
             t.queue = queue;
         }
         store::add_timeline(&mut tx, &t.id, "assignment", &p.subject, &body.join("; "), now).await?;
-        t.updated_at = store::now_wall_ms();
-        store::save_ticket(&mut tx, &t).await?;
-        t.version += 1;
+        store::save_ticket(&mut tx, &mut t).await?;
         let changes = self.engine.on_routing(&mut tx, &t).await?;
         let out = ticket_pb(&mut tx, &t).await?;
         self.finish(tx, changes).await?;
@@ -854,9 +847,7 @@ impl TicketService for TicketsApi {
         let mut parts: Vec<String> = r.materials_received.iter().map(|m| format!("received {m}")).collect();
         parts.extend(r.steps_done.iter().map(|s| format!("done: {s}")));
         store::add_timeline(&mut tx, &t.id, "progress", &p.subject, &parts.join("; "), self.engine.now()).await?;
-        t.updated_at = store::now_wall_ms();
-        store::save_ticket(&mut tx, &t).await?;
-        t.version += 1;
+        store::save_ticket(&mut tx, &mut t).await?;
         let out = ticket_pb(&mut tx, &t).await?;
         tx.commit().await.map_err(Error::from)?;
         Ok(Response::new(out))
@@ -956,9 +947,7 @@ impl TicketService for TicketsApi {
         let now = self.engine.now();
         store::add_timeline(&mut tx, &t.id, "public_reply", &p.subject, &message, now).await?;
         t.first_replied_at = t.first_replied_at.or(Some(now));
-        t.updated_at = store::now_wall_ms();
-        store::save_ticket(&mut tx, &t).await?;
-        t.version += 1;
+        store::save_ticket(&mut tx, &mut t).await?;
         let mut changes = self.engine.on_feedback_sent(&mut tx, &t).await?;
         changes.merge(self.engine.on_agent_reply(&mut tx, &t).await?);
         let out = ticket_pb(&mut tx, &t).await?;
@@ -1128,9 +1117,7 @@ impl TicketService for TicketsApi {
         t.satisfaction_comment = comment;
         store::add_timeline(&mut tx, &t.id, "rating", &p.subject, &format!("{} / 5", r.rating), self.engine.now())
             .await?;
-        t.updated_at = store::now_wall_ms();
-        store::save_ticket(&mut tx, &t).await?;
-        t.version += 1;
+        store::save_ticket(&mut tx, &mut t).await?;
         let out = ticket_pb(&mut tx, &t).await?;
         tx.commit().await.map_err(Error::from)?;
         Ok(Response::new(out))
@@ -1377,9 +1364,7 @@ impl TicketsApi {
         }
         let body = f(&mut t)?;
         store::add_timeline(&mut tx, &t.id, "feedback", &p.subject, &body, self.engine.now()).await?;
-        t.updated_at = store::now_wall_ms();
-        store::save_ticket(&mut tx, &t).await?;
-        t.version += 1;
+        store::save_ticket(&mut tx, &mut t).await?;
         let out = ticket_pb(&mut tx, &t).await?;
         tx.commit().await.map_err(Error::from)?;
         Ok(out)

@@ -718,9 +718,7 @@ impl SlaEngine {
             let before = t.priority;
             t.priority = domain::raise(t.priority);
             if t.priority != before {
-                t.updated_at = store::now_wall_ms();
                 store::save_ticket(conn, t).await?;
-                t.version += 1;
                 store::add_timeline(
                     conn,
                     &t.id,

@@ -104,8 +104,10 @@ pub async fn insert_ticket(conn: &mut AnyConnection, t: &TicketRow, request_id: 
     Ok(())
 }
 
-/// Writes every mutable column if the version still holds; bumps it.
-pub async fn save_ticket(conn: &mut AnyConnection, t: &TicketRow) -> Result<(), Error> {
+/// Writes every mutable column if the version still holds; stamps the
+/// update time and bumps the version on `t` too.
+pub async fn save_ticket(conn: &mut AnyConnection, t: &mut TicketRow) -> Result<(), Error> {
+    t.updated_at = now_wall_ms();
     let done = sqlx::query(
         "UPDATE tickets SET channel = $1, category = $2, priority = $3, status = $4, subject = $5, customer_tier = $6, \
          queue = $7, assignee = $8, tags = $9, materials = $10, steps = $11, filing_period = $12, filing_deadline = $13, \
@@ -146,6 +148,7 @@ pub async fn save_ticket(conn: &mut AnyConnection, t: &TicketRow) -> Result<(), 
     if done.rows_affected() == 0 {
         return Err(Error::Aborted("the ticket was changed by someone else; reload it and retry".into()));
     }
+    t.version += 1;
     Ok(())
 }
 
