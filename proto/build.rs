@@ -1,6 +1,9 @@
-//! Compiles `kefu/**/*.proto` with protox (pure Rust) and writes the encoded
-//! descriptor set that gRPC reflection serves.
-use std::{env, fs, path::PathBuf};
+//! Compiles `kefu/**/*.proto` with protox (pure Rust), writes the encoded
+//! descriptor set that gRPC reflection serves, and implements `ProtoEnum`
+//! for every enum of the contracts (their valid names, for error messages).
+use std::{env, fmt::Write as _, fs, path::PathBuf};
+
+use prost_types::{DescriptorProto, EnumDescriptorProto};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?);
@@ -10,9 +13,59 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fds = protox::compile(&files, [&root])?;
     let out = PathBuf::from(env::var("OUT_DIR")?);
     fs::write(out.join("kefu_descriptor.bin"), prost::Message::encode_to_vec(&fds))?;
+
+    let mut enums = String::new();
+    for file in fds.file.iter().filter(|f| f.package().starts_with("kefu.")) {
+        let module = format!("crate::{}", file.package().trim_start_matches("kefu.").replace('.', "::"));
+        for e in &file.enum_type {
+            enum_impl(&mut enums, &module, e);
+        }
+        for m in &file.message_type {
+            nested(&mut enums, &module, m);
+        }
+    }
+    fs::write(out.join("kefu_enums.rs"), enums)?;
+
     tonic_prost_build::configure().build_server(true).build_client(true).compile_fds(fds)?;
     println!("cargo:rerun-if-changed=kefu");
     Ok(())
+}
+
+fn nested(out: &mut String, module: &str, m: &DescriptorProto) {
+    let inner = format!("{module}::{}", snake(m.name()));
+    for e in &m.enum_type {
+        enum_impl(out, &inner, e);
+    }
+    for n in &m.nested_type {
+        nested(out, &inner, n);
+    }
+}
+
+fn enum_impl(out: &mut String, module: &str, e: &EnumDescriptorProto) {
+    let values: Vec<String> = e.value.iter().map(|v| format!("({}, {:?})", v.number(), v.name())).collect();
+    let _ = writeln!(
+        out,
+        "impl crate::ProtoEnum for {module}::{name} {{\n    const NAME: &'static str = {name:?};\n    \
+         const VALUES: &'static [(i32, &'static str)] = &[{values}];\n}}",
+        name = e.name(),
+        values = values.join(", "),
+    );
+}
+
+/// prost's module name for a message: snake case.
+fn snake(name: &str) -> String {
+    let mut s = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                s.push('_');
+            }
+            s.push(c.to_ascii_lowercase());
+        } else {
+            s.push(c);
+        }
+    }
+    s
 }
 
 fn collect(dir: &std::path::Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {

@@ -93,7 +93,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     )
     .await?;
 
-    let server = kefu_kit::server::ServerBuilder::new().add_service(customers).add_service(tickets.service).serve_on(
+    let server = kefu_kit::server::ServerBuilder::new().add_service(customers, &kefu_customers::ACCESS).add_service(tickets.service, &kefu_tickets::ACCESS).serve_on(
         listeners,
         &server_args,
         verifier,

@@ -68,8 +68,8 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut kefu_gateway::GatewayArgs)) -> A
     .await
     .unwrap();
     let server = kefu_kit::server::ServerBuilder::new()
-        .add_service(customers)
-        .add_service(tickets.service.clone())
+        .add_service(customers, &kefu_customers::ACCESS)
+        .add_service(tickets.service.clone(), &kefu_tickets::ACCESS)
         .serve_on(listeners, &args, verifier);
     let shutdown = CancellationToken::new();
     tokio::spawn(server.run(shutdown.clone()));

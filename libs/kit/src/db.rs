@@ -87,9 +87,66 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<AnyPool>
 }
 
 /// A value bound to a query assembled at run time (search filters).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Bind {
     Text(String),
     Int(i64),
+}
+
+impl From<String> for Bind {
+    fn from(s: String) -> Self {
+        Self::Text(s)
+    }
+}
+
+impl From<&str> for Bind {
+    fn from(s: &str) -> Self {
+        Self::Text(s.to_owned())
+    }
+}
+
+impl From<i64> for Bind {
+    fn from(i: i64) -> Self {
+        Self::Int(i)
+    }
+}
+
+/// A `WHERE` clause assembled from optional filters. Each condition writes
+/// `$?` where its value goes; the builder numbers the placeholders.
+#[derive(Debug, Default)]
+pub struct Where {
+    clauses: Vec<String>,
+    binds: Vec<Bind>,
+}
+
+impl Where {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `condition` with one bound value in place of `$?`.
+    pub fn and(&mut self, condition: &str, value: impl Into<Bind>) -> &mut Self {
+        self.binds.push(value.into());
+        self.clauses.push(condition.replacen("$?", &format!("${}", self.binds.len()), 1));
+        self
+    }
+
+    /// Adds a condition with no bound value.
+    pub fn and_sql(&mut self, condition: &str) -> &mut Self {
+        self.clauses.push(condition.to_owned());
+        self
+    }
+
+    /// The clause (`1 = 1` when empty) and its values, in placeholder order.
+    pub fn build(self) -> (String, Vec<Bind>) {
+        let sql = if self.clauses.is_empty() { "1 = 1".to_owned() } else { self.clauses.join(" AND ") };
+        (sql, self.binds)
+    }
+
+    /// The next placeholder number (for a `LIMIT $n` after the clause).
+    pub fn next_placeholder(&self) -> usize {
+        self.binds.len() + 1
+    }
 }
 
 /// Runs a query assembled at run time with its binds, in order.
@@ -107,9 +164,78 @@ where
     q.fetch_all(conn).await
 }
 
-/// Applies a service's migrations.
+/// Tables the kit itself keeps in every service's database.
+const KIT_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS kit_idempotency (\
+    scope       TEXT NOT NULL,\
+    request_id  TEXT NOT NULL,\
+    resource_id TEXT NOT NULL,\
+    fingerprint TEXT NOT NULL,\
+    created_at  BIGINT NOT NULL,\
+    PRIMARY KEY (scope, request_id))";
+
+/// Applies the kit's own tables, then a service's migrations.
 pub async fn migrate(pool: &AnyPool, migrator: &Migrator) -> anyhow::Result<()> {
+    pool.execute(KIT_SCHEMA).await.map_err(|e| anyhow::anyhow!("migration failed (kit tables): {e}"))?;
     migrator.run(pool).await.map_err(|e| anyhow::anyhow!("migration failed: {e}"))
+}
+
+/// What claiming an idempotency key found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The key is new: go on and create `resource_id` in this transaction.
+    New,
+    /// An earlier request with this key created this resource: answer with it.
+    Existing(String),
+}
+
+/// Claims `request_id` for a create, inside the create's transaction and
+/// before it writes anything else. Concurrent claims of one key serialise on
+/// the key's row: the first commits its resource, every other sees it and
+/// answers with the same resource. A key reused for a different request
+/// (another `fingerprint`) is refused.
+pub async fn claim_request_id(
+    conn: &mut sqlx::AnyConnection,
+    scope: &str,
+    request_id: &str,
+    resource_id: &str,
+    fingerprint: &str,
+) -> Result<Claim, crate::Error> {
+    let now = chrono::Utc::now().timestamp_millis();
+    let inserted = sqlx::query(
+        "INSERT INTO kit_idempotency (scope, request_id, resource_id, fingerprint, created_at) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (scope, request_id) DO NOTHING",
+    )
+    .bind(scope)
+    .bind(request_id)
+    .bind(resource_id)
+    .bind(fingerprint)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if inserted == 1 {
+        return Ok(Claim::New);
+    }
+    let (existing, fp): (String, String) =
+        sqlx::query_as("SELECT resource_id, fingerprint FROM kit_idempotency WHERE scope = $1 AND request_id = $2")
+            .bind(scope)
+            .bind(request_id)
+            .fetch_one(&mut *conn)
+            .await?;
+    if fp != fingerprint {
+        return Err(crate::Error::invalid(
+            "request_id",
+            "was already used for a different request; use a new request id for a new resource",
+        ));
+    }
+    Ok(Claim::Existing(existing))
+}
+
+/// The fingerprint of a request for [`claim_request_id`]: SHA-256 of its
+/// encoded form with the request id field cleared.
+pub fn fingerprint(encoded: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(encoded))
 }
 
 /// For tests and tools: creates a fresh, empty PostgreSQL database next to

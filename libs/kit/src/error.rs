@@ -68,13 +68,54 @@ impl Error {
 }
 
 impl From<sqlx::Error> for Error {
+    /// The database's own text never reaches a caller: a unique clash that no
+    /// [`Constraints`] table named is a generic conflict, a lost or busy
+    /// database is UNAVAILABLE (retryable), anything else is INTERNAL.
     fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                tracing::debug!(error = %db, "unique constraint not mapped by the service");
+                Self::AlreadyExists("a resource with these values already exists".into())
+            }
+            sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+                Self::FailedPrecondition("the change refers to a resource that does not exist".into())
+            }
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                tracing::warn!(error = %e, "database unavailable");
+                Self::Unavailable("the database is not reachable; retry".into())
+            }
+            _ => Self::Internal(e.into()),
+        }
+    }
+}
+
+/// A service's unique constraints and what a clash on each means, so that a
+/// conflict is reported in the domain's words. Each entry names the
+/// constraint (the PostgreSQL index name) and the columns SQLite reports
+/// (`table.column[, table.column]`).
+pub struct Constraints(pub &'static [Constraint]);
+
+pub struct Constraint {
+    pub name: &'static str,
+    pub columns: &'static str,
+    pub message: &'static str,
+}
+
+impl Constraints {
+    /// Maps a database error; clashes not in the table fall back to
+    /// `Error::from`.
+    pub fn map(&self, e: sqlx::Error) -> Error {
         if let sqlx::Error::Database(db) = &e
             && db.is_unique_violation()
         {
-            return Self::AlreadyExists(format!("already exists ({})", db.message()));
+            let sqlite_columns = db.message().strip_prefix("UNIQUE constraint failed: ").unwrap_or("");
+            if let Some(c) =
+                self.0.iter().find(|c| db.constraint() == Some(c.name) || (!sqlite_columns.is_empty() && sqlite_columns == c.columns))
+            {
+                return Error::AlreadyExists(c.message.to_owned());
+            }
         }
-        Self::Internal(e.into())
+        Error::from(e)
     }
 }
 

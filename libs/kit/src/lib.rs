@@ -3,15 +3,22 @@
 //! the same everywhere.
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod auth;
 pub mod client;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod etag;
 pub mod keys;
 pub mod observe;
+pub mod page;
+pub mod parse;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;
 
 pub use error::{Error, FieldViolation};
+
+/// What a handler returns.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

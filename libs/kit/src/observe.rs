@@ -18,7 +18,7 @@ use tower::{Layer, Service};
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::auth::TokenVerifier;
+use crate::{access::AccessMap, auth::TokenVerifier};
 
 struct HeaderExtractor<'a>(&'a http::HeaderMap);
 
@@ -182,23 +182,26 @@ where
     }
 }
 
-/// Verifies the bearer token on every RPC except health and reflection, and
-/// puts the `Principal` on the request for the handlers.
+/// Verifies the bearer token on every RPC except health and reflection,
+/// checks the caller's roles against the services' access tables (an RPC
+/// missing from them is refused), and puts the `Principal` on the request
+/// for the handlers.
 #[derive(Clone)]
 pub struct AuthLayer {
     verifier: Arc<TokenVerifier>,
+    access: Arc<AccessMap>,
 }
 
 impl AuthLayer {
-    pub fn new(verifier: TokenVerifier) -> Self {
-        Self { verifier: Arc::new(verifier) }
+    pub fn new(verifier: TokenVerifier, access: AccessMap) -> Self {
+        Self { verifier: Arc::new(verifier), access: Arc::new(access) }
     }
 }
 
 impl<S> Layer<S> for AuthLayer {
     type Service = Auth<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        Auth { inner, verifier: self.verifier.clone() }
+        Auth { inner, verifier: self.verifier.clone(), access: self.access.clone() }
     }
 }
 
@@ -206,6 +209,7 @@ impl<S> Layer<S> for AuthLayer {
 pub struct Auth<S> {
     inner: S,
     verifier: Arc<TokenVerifier>,
+    access: Arc<AccessMap>,
 }
 
 /// Paths served without a token: probes and service discovery.
@@ -229,7 +233,11 @@ where
 
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
         if !is_public(req.uri().path()) {
-            match self.verifier.verify_header(req.headers().get(http::header::AUTHORIZATION)) {
+            let decided = self
+                .verifier
+                .verify_header(req.headers().get(http::header::AUTHORIZATION))
+                .and_then(|p| self.access.check(req.uri().path(), &p.roles).map(|()| p));
+            match decided {
                 Ok(principal) => {
                     tracing::Span::current().record("staff_id", principal.subject.as_str());
                     req.extensions_mut().insert(principal);

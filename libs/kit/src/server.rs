@@ -12,6 +12,7 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 use tower::{Service, limit::GlobalConcurrencyLimitLayer};
 
 use crate::{
+    access::{Access, AccessMap},
     auth::TokenVerifier,
     config::ServerArgs,
     observe::{AuthLayer, ObserveLayer},
@@ -22,6 +23,7 @@ use crate::{
 pub struct ServerBuilder {
     routes: RoutesBuilder,
     names: Vec<&'static str>,
+    access: AccessMap,
 }
 
 impl ServerBuilder {
@@ -29,8 +31,9 @@ impl ServerBuilder {
         Self::default()
     }
 
+    /// Adds a service with its access table (the auth layer enforces it).
     #[must_use]
-    pub fn add_service<S>(mut self, svc: S) -> Self
+    pub fn add_service<S>(mut self, svc: S, access: &'static Access) -> Self
     where
         S: Service<http::Request<Body>, Error = Infallible, Response = http::Response<Body>>
             + NamedService
@@ -40,7 +43,9 @@ impl ServerBuilder {
             + 'static,
         S::Future: Send + 'static,
     {
+        assert_eq!(S::NAME, access.service, "a service must be added with its own access table");
         self.names.push(S::NAME);
+        self.access.add(access);
         self.routes.add_service(svc);
         self
     }
@@ -59,6 +64,7 @@ impl ServerBuilder {
             admin: listeners.admin,
             routes: self.routes,
             names: self.names,
+            access: self.access,
             verifier,
             args: args.clone(),
         }
@@ -92,6 +98,7 @@ pub struct Server {
     admin: TcpListener,
     routes: RoutesBuilder,
     names: Vec<&'static str>,
+    access: AccessMap,
     verifier: TokenVerifier,
     args: ServerArgs,
 }
@@ -138,7 +145,7 @@ impl Server {
             .load_shed(true)
             .layer(ObserveLayer)
             .layer(GlobalConcurrencyLimitLayer::new(self.args.concurrency_limit as usize))
-            .layer(AuthLayer::new(self.verifier))
+            .layer(AuthLayer::new(self.verifier, self.access))
             .add_routes(routes.routes())
             .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), async move {
                 drain_signal.cancelled().await;

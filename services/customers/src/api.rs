@@ -5,6 +5,7 @@ use std::sync::Arc;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use kefu_kit::{
     Error,
+    access::{ANYONE, Access, MANAGERS, READERS, WRITERS},
     auth::{Principal, Role, principal},
     error::Violations,
 };
@@ -19,14 +20,43 @@ use crate::{
     store::{self, AuditEvent, ConsentRow, ContactRow, CustomerRow, PlanRow, TaxProfileRow, VisitRow, now_ms},
 };
 
-const WRITERS: &[Role] = &[Role::Agent, Role::Supervisor, Role::Admin, Role::Service];
-const READERS: &[Role] = &[Role::Agent, Role::Supervisor, Role::Admin, Role::Auditor, Role::Service];
-const MANAGERS: &[Role] = &[Role::Supervisor, Role::Admin];
 const IMPORTERS: &[Role] = &[Role::Supervisor, Role::Admin, Role::Service];
 const SENSITIVE_READERS: &[Role] = &[Role::Supervisor, Role::Admin, Role::Service];
 const EXPORTERS: &[Role] = &[Role::Supervisor, Role::Admin, Role::Service];
 const AUDITORS: &[Role] = &[Role::Auditor, Role::Admin];
-const ANYONE: &[Role] = &Role::ALL;
+
+/// Who may call each RPC; the auth layer enforces it before a handler runs.
+pub static ACCESS: Access = Access {
+    service: "kefu.customers.v1.CustomerService",
+    rules: &[
+        ("CreateCustomer", WRITERS),
+        ("GetCustomer", READERS),
+        ("UpdateCustomer", WRITERS),
+        ("ListCustomers", READERS),
+        ("ArchiveCustomer", MANAGERS),
+        ("ImportCustomers", IMPORTERS),
+        ("CreateContact", WRITERS),
+        ("UpdateContact", WRITERS),
+        ("DeleteContact", WRITERS),
+        ("UpdateTaxProfile", WRITERS),
+        ("GetTaxProfile", READERS),
+        ("CreateConsent", WRITERS),
+        ("RevokeConsent", WRITERS),
+        ("ListConsents", READERS),
+        ("ExportCustomerData", EXPORTERS),
+        ("EraseCustomer", MANAGERS),
+        ("ListAuditEntries", AUDITORS),
+        ("VerifyAuditChain", AUDITORS),
+        ("SetFollowUpPlan", WRITERS),
+        ("GetFollowUpPlan", WRITERS),
+        ("ListDueFollowUps", WRITERS),
+        ("RecordFollowUpVisit", WRITERS),
+        ("ListFollowUpVisits", READERS),
+        ("ListFestivals", ANYONE),
+        ("ListGreetingTargets", WRITERS),
+        ("MarkGreetingSent", WRITERS),
+    ],
+};
 
 /// Tunables of the customers service.
 #[derive(Debug, Clone)]
@@ -167,7 +197,7 @@ fn parse_customer(c: &pb::Customer, allow_bad_check: bool) -> Result<CustomerFie
     let tags = v.check(domain::parse_tags(&c.tags));
     let prefs = c.preferences.clone().unwrap_or_default();
     let channel =
-        v.check(enum_value("preferences.preferred_channel", prefs.preferred_channel, Some(pb::Channel::Unspecified)));
+        v.check(enum_value("preferences.preferred_channel", prefs.preferred_channel, Some(kefu_proto::common::v1::Channel::Unspecified)));
     let language = v.check(bounded_text("preferences.language", &prefs.language, 16));
     let status = v.check(enum_value("lifecycle_status", c.lifecycle_status, Some(pb::LifecycleStatus::Active)));
     if let Some(s) = status
@@ -594,16 +624,16 @@ fn greeting_route(preferred: i64, c: Option<&ContactRow>) -> (i32, String, Strin
     let Some(c) = c else {
         return (preferred as i32, String::new(), String::new());
     };
-    let addr = |ch: pb::Channel| -> Option<String> {
+    let addr = |ch: kefu_proto::common::v1::Channel| -> Option<String> {
         match ch {
-            pb::Channel::Phone | pb::Channel::Sms => c.mobile.clone(),
-            pb::Channel::Email => c.email.clone(),
-            pb::Channel::Wechat => c.wechat_id.clone(),
+            kefu_proto::common::v1::Channel::Phone | kefu_proto::common::v1::Channel::Sms => c.mobile.clone(),
+            kefu_proto::common::v1::Channel::Email => c.email.clone(),
+            kefu_proto::common::v1::Channel::Wechat => c.wechat_id.clone(),
             _ => None,
         }
     };
-    let pref = pb::Channel::try_from(preferred as i32).unwrap_or(pb::Channel::Unspecified);
-    for ch in [pref, pb::Channel::Wechat, pb::Channel::Sms, pb::Channel::Email] {
+    let pref = kefu_proto::common::v1::Channel::try_from(preferred as i32).unwrap_or(kefu_proto::common::v1::Channel::Unspecified);
+    for ch in [pref, kefu_proto::common::v1::Channel::Wechat, kefu_proto::common::v1::Channel::Sms, kefu_proto::common::v1::Channel::Email] {
         if let Some(a) = addr(ch) {
             return (ch as i32, c.name.clone(), a);
         }
@@ -872,7 +902,7 @@ impl CustomersApi {
                 "service_tier": pb::ServiceTier::try_from(customer.service_tier).map(|t| t.as_str_name()).unwrap_or(""),
                 "account_manager": customer.account_manager, "tags": customer.tags,
                 "preferences": customer.preferences.as_ref().map(|p| serde_json::json!({
-                    "preferred_channel": pb::Channel::try_from(p.preferred_channel).map(|c| c.as_str_name()).unwrap_or(""),
+                    "preferred_channel": kefu_proto::common::v1::Channel::try_from(p.preferred_channel).map(|c| c.as_str_name()).unwrap_or(""),
                     "language": p.language, "greeting_opt_in": p.greeting_opt_in })),
                 "lifecycle_status": pb::LifecycleStatus::try_from(customer.lifecycle_status).map(|s| s.as_str_name()).unwrap_or(""),
             });
@@ -966,13 +996,11 @@ impl CustomerService for CustomersApi {
     #[tracing::instrument(skip_all)]
     async fn create_customer(&self, req: Request<pb::CreateCustomerRequest>) -> Res<pb::Customer> {
         let p = principal(&req)?;
-        p.require(WRITERS)?;
         Ok(Response::new(self.create(&p, req.into_inner()).await?))
     }
 
     #[tracing::instrument(skip_all)]
     async fn get_customer(&self, req: Request<pb::GetCustomerRequest>) -> Res<pb::Customer> {
-        principal(&req)?.require(READERS)?;
         let id = id_field("id", &req.get_ref().id)?;
         let mut conn = self.pool.acquire().await.map_err(Error::from)?;
         let row = store::require_customer(&mut conn, &id).await?;
@@ -982,20 +1010,17 @@ impl CustomerService for CustomersApi {
     #[tracing::instrument(skip_all)]
     async fn update_customer(&self, req: Request<pb::UpdateCustomerRequest>) -> Res<pb::Customer> {
         let p = principal(&req)?;
-        p.require(WRITERS)?;
         Ok(Response::new(self.update(&p, req.into_inner()).await?))
     }
 
     #[tracing::instrument(skip_all)]
     async fn list_customers(&self, req: Request<pb::ListCustomersRequest>) -> Res<pb::ListCustomersResponse> {
-        principal(&req)?.require(READERS)?;
         Ok(Response::new(self.list(req.into_inner()).await?))
     }
 
     #[tracing::instrument(skip_all)]
     async fn archive_customer(&self, req: Request<pb::ArchiveCustomerRequest>) -> Res<pb::Customer> {
         let p = principal(&req)?;
-        p.require(MANAGERS)?;
         let r = req.into_inner();
         let id = id_field("id", &r.id)?;
         let mut tx = self.pool.begin().await.map_err(Error::from)?;
@@ -1026,7 +1051,6 @@ impl CustomerService for CustomersApi {
     #[tracing::instrument(skip_all)]
     async fn import_customers(&self, req: Request<Streaming<pb::ImportCustomerRow>>) -> Res<ImportResult> {
         let p = principal(&req)?;
-        p.require(IMPORTERS)?;
         let mut stream = req.into_inner();
         let mut out = ImportResult::default();
         while let Some(row) = stream.message().await? {
@@ -1052,7 +1076,6 @@ impl CustomerService for CustomersApi {
     #[tracing::instrument(skip_all)]
     async fn create_contact(&self, req: Request<pb::CreateContactRequest>) -> Res<pb::Contact> {
         let p = principal(&req)?;
-        p.require(WRITERS)?;
         let r = req.into_inner();
         let customer_id = id_field("customer_id", &r.customer_id)?;
         let contact = r.contact.ok_or_else(|| Error::invalid("contact", "is required"))?;
@@ -1074,7 +1097,6 @@ impl CustomerService for CustomersApi {
     #[tracing::instrument(skip_all)]
     async fn update_contact(&self, req: Request<pb::UpdateContactRequest>) -> Res<pb::Contact> {
         let p = principal(&req)?;
-        p.require(WRITERS)?;
         let r = req.into_inner();
         let patch = r.contact.ok_or_else(|| Error::invalid("contact", "is required"))?;
         let id = id_field("contact.id", &patch.id)?;
@@ -1112,7 +1134,6 @@ impl CustomerService for CustomersApi {
     #[tracing::instrument(skip_all)]
     async fn delete_contact(&self, req: Request<pb::DeleteContactRequest>) -> Res<pb::DeleteContactResponse> {
         let p = principal(&req)?;
-        p.require(WRITERS)?;
         let r = req.into_inner();
         let customer_id = id_field("customer_id", &r.customer_id)?;
         let id = id_field("contact_id", &r.contact_id)?;
@@ -1128,7 +1149,6 @@ impl CustomerService for CustomersApi {
     #[tracing::instrument(skip_all)]
     async fn update_tax_profile(&self, req: Request<pb::UpdateTaxProfileRequest>) -> Res<pb::TaxProfile> {
         let p = principal(&req)?;
-        p.require(WRITERS)?;
         let r = req.into_inner();
         let t = r.tax_profile.ok_or_else(|| Error::invalid("tax_profile", "is required"))?;
         let id = id_field("tax_profile.customer_id", &t.customer_id)?;
@@ -1156,7 +1176,6 @@ impl CustomerService for CustomersApi {
     #[tracing::instrument(skip_all)]
     async fn get_tax_profile(&self, req: Request<pb::GetTaxProfileRequest>) -> Res<pb::TaxProfile> {
         let p = principal(&req)?;
-        p.require(READERS)?;
         let r = req.into_inner();
         let id = id_field("customer_id", &r.customer_id)?;
         if r.unmasked {
@@ -1188,7 +1207,6 @@ impl CustomerService for CustomersApi {
     #[tracing::instrument(skip_all)]
     async fn create_consent(&self, req: Request<pb::CreateConsentRequest>) -> Res<pb::Consent> {
         let p = principal(&req)?;
-        p.require(WRITERS)?;
         let c = req.into_inner().consent.ok_or_else(|| Error::invalid("consent", "is required"))?;
         let mut v = Violations::new();
         let customer_id = v.check(id_field("consent.customer_id", &c.customer_id));
@@ -1254,7 +1272,6 @@ impl CustomerService for CustomersApi {
     #[tracing::instrument(skip_all)]
     async fn revoke_consent(&self, req: Request<pb::RevokeConsentRequest>) -> Res<pb::Consent> {
         let p = principal(&req)?;
-        p.require(WRITERS)?;
         let r = req.into_inner();
         let customer_id = id_field("customer_id", &r.customer_id)?;
         let id = id_field("consent_id", &r.consent_id)?;
@@ -1268,7 +1285,6 @@ impl CustomerService for CustomersApi {
 
     #[tracing::instrument(skip_all)]
     async fn list_consents(&self, req: Request<pb::ListConsentsRequest>) -> Res<pb::ListConsentsResponse> {
-        principal(&req)?.require(READERS)?;
         let id = id_field("customer_id", &req.get_ref().customer_id)?;
         let mut conn = self.pool.acquire().await.map_err(Error::from)?;
         store::require_customer(&mut conn, &id).await?;
@@ -1282,14 +1298,12 @@ impl CustomerService for CustomersApi {
         req: Request<pb::ExportCustomerDataRequest>,
     ) -> Res<pb::ExportCustomerDataResponse> {
         let p = principal(&req)?;
-        p.require(EXPORTERS)?;
         Ok(Response::new(self.export(&p, req.into_inner()).await?))
     }
 
     #[tracing::instrument(skip_all)]
     async fn erase_customer(&self, req: Request<pb::EraseCustomerRequest>) -> Res<pb::Customer> {
         let p = principal(&req)?;
-        p.require(MANAGERS)?;
         let r = req.into_inner();
         let id = id_field("id", &r.id)?;
         let reason = required_text("reason", &r.reason, 500)?;
@@ -1315,7 +1329,6 @@ impl CustomerService for CustomersApi {
 
     #[tracing::instrument(skip_all)]
     async fn list_audit_entries(&self, req: Request<pb::ListAuditEntriesRequest>) -> Res<pb::ListAuditEntriesResponse> {
-        principal(&req)?.require(AUDITORS)?;
         let r = req.into_inner();
         let customer = if r.customer_id.is_empty() { None } else { Some(id_field("customer_id", &r.customer_id)?) };
         let size = page_size("page_size", r.page_size, 100, 1000)?;
@@ -1351,8 +1364,7 @@ impl CustomerService for CustomersApi {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn verify_audit_chain(&self, req: Request<pb::VerifyAuditChainRequest>) -> Res<pb::VerifyAuditChainResponse> {
-        principal(&req)?.require(AUDITORS)?;
+    async fn verify_audit_chain(&self, _req: Request<pb::VerifyAuditChainRequest>) -> Res<pb::VerifyAuditChainResponse> {
         let mut conn = self.pool.acquire().await.map_err(Error::from)?;
         let (checked, problem) = store::verify_audit(&mut conn).await?;
         if let Some(b) = &problem {
@@ -1377,7 +1389,6 @@ impl CustomerService for CustomersApi {
     #[tracing::instrument(skip_all)]
     async fn set_follow_up_plan(&self, req: Request<pb::SetFollowUpPlanRequest>) -> Res<pb::FollowUpPlan> {
         let p = principal(&req)?;
-        p.require(WRITERS)?;
         let r = req.into_inner();
         let mut v = Violations::new();
         let customer_id = v.check(id_field("customer_id", &r.customer_id));
@@ -1422,7 +1433,6 @@ impl CustomerService for CustomersApi {
 
     #[tracing::instrument(skip_all)]
     async fn get_follow_up_plan(&self, req: Request<pb::GetFollowUpPlanRequest>) -> Res<pb::FollowUpPlan> {
-        principal(&req)?.require(WRITERS)?;
         let id = id_field("customer_id", &req.get_ref().customer_id)?;
         let mut conn = self.pool.acquire().await.map_err(Error::from)?;
         let plan = store::get_plan(&mut conn, &id)
@@ -1436,7 +1446,6 @@ impl CustomerService for CustomersApi {
         &self,
         req: Request<pb::ListDueFollowUpsRequest>,
     ) -> Res<pb::ListDueFollowUpsResponse> {
-        principal(&req)?.require(WRITERS)?;
         let r = req.into_inner();
         let due_by = if r.due_by.is_empty() { domain::today() } else { domain::parse_date("due_by", &r.due_by)? };
         let owner = bounded_text("owner", &r.owner, 64)?;
@@ -1464,7 +1473,6 @@ impl CustomerService for CustomersApi {
     #[tracing::instrument(skip_all)]
     async fn record_follow_up_visit(&self, req: Request<pb::RecordFollowUpVisitRequest>) -> Res<pb::FollowUpVisit> {
         let p = principal(&req)?;
-        p.require(WRITERS)?;
         let visit = req.into_inner().visit.ok_or_else(|| Error::invalid("visit", "is required"))?;
         let mut v = Violations::new();
         let customer_id = v.check(id_field("visit.customer_id", &visit.customer_id));
@@ -1478,7 +1486,7 @@ impl CustomerService for CustomersApi {
         {
             v.add("visit.visit_date", "is in the future");
         }
-        let channel = v.check(enum_value("visit.channel", visit.channel, Some(pb::Channel::Phone)));
+        let channel = v.check(enum_value("visit.channel", visit.channel, Some(kefu_proto::common::v1::Channel::Phone)));
         let outcome = v.check(required_text("visit.outcome", &visit.outcome, 500));
         if !(1..=5).contains(&visit.satisfaction) {
             v.add("visit.satisfaction", "must be 1 to 5");
@@ -1547,7 +1555,6 @@ impl CustomerService for CustomersApi {
         &self,
         req: Request<pb::ListFollowUpVisitsRequest>,
     ) -> Res<pb::ListFollowUpVisitsResponse> {
-        principal(&req)?.require(READERS)?;
         let id = id_field("customer_id", &req.get_ref().customer_id)?;
         let mut conn = self.pool.acquire().await.map_err(Error::from)?;
         store::require_customer(&mut conn, &id).await?;
@@ -1557,7 +1564,6 @@ impl CustomerService for CustomersApi {
 
     #[tracing::instrument(skip_all)]
     async fn list_festivals(&self, req: Request<pb::ListFestivalsRequest>) -> Res<pb::ListFestivalsResponse> {
-        principal(&req)?.require(ANYONE)?;
         let year = req.get_ref().year;
         let year = if year == 0 { chrono::Datelike::year(&domain::today()) } else { year };
         let mut festivals = Festival::ALL.iter().map(|f| festival_date_pb(*f, year)).collect::<Result<Vec<_>, _>>()?;
@@ -1570,7 +1576,6 @@ impl CustomerService for CustomersApi {
         &self,
         req: Request<pb::ListGreetingTargetsRequest>,
     ) -> Res<pb::ListGreetingTargetsResponse> {
-        principal(&req)?.require(WRITERS)?;
         let r = req.into_inner();
         let (fpb, f) = festival_of("festival", r.festival)?;
         let year = if r.year == 0 { chrono::Datelike::year(&domain::today()) } else { r.year };
@@ -1610,7 +1615,6 @@ impl CustomerService for CustomersApi {
     #[tracing::instrument(skip_all)]
     async fn mark_greeting_sent(&self, req: Request<pb::MarkGreetingSentRequest>) -> Res<pb::MarkGreetingSentResponse> {
         let p = principal(&req)?;
-        p.require(WRITERS)?;
         let r = req.into_inner();
         let mut v = Violations::new();
         let customer_id = v.check(id_field("customer_id", &r.customer_id));
@@ -1618,7 +1622,7 @@ impl CustomerService for CustomersApi {
         if !(1901..=2100).contains(&r.year) {
             v.add("year", "must be between 1901 and 2100");
         }
-        let channel = v.check(enum_value("channel", r.channel, Some(pb::Channel::Unspecified)));
+        let channel = v.check(enum_value("channel", r.channel, Some(kefu_proto::common::v1::Channel::Unspecified)));
         v.finish()?;
         let (Some(customer_id), Some((fpb, _)), Some(channel)) = (customer_id, festival, channel) else {
             return Err(Error::invalid("request", "is not valid").into());

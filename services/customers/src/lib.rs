@@ -13,7 +13,7 @@ use clap::Args;
 use kefu_proto::customers::v1::customer_service_server::CustomerServiceServer;
 use sqlx::AnyPool;
 
-pub use api::{CustomersApi, Settings};
+pub use api::{ACCESS, CustomersApi, Settings};
 pub use crypto::DataKeyring;
 
 /// The service's schema migrations (portable SQL).

@@ -55,7 +55,7 @@ async fn create_and_get_with_contacts_is_idempotent(app: TestApp) {
     let got = c.get_customer(pb::GetCustomerRequest { id: created.id.clone() }).await.unwrap().into_inner();
     assert_eq!(got.company_name, "北京示例科技有限公司");
     assert_eq!(got.tags, vec!["monthly-filing".to_string()]);
-    assert_eq!(got.preferences.unwrap().preferred_channel, pb::Channel::Wechat as i32);
+    assert_eq!(got.preferences.unwrap().preferred_channel, kefu_proto::common::v1::Channel::Wechat as i32);
 
     let missing = c.get_customer(pb::GetCustomerRequest { id: uuid::Uuid::now_v7().to_string() }).await.unwrap_err();
     assert_eq!(missing.code(), Code::NotFound);
@@ -186,7 +186,7 @@ async fn update_with_mask_and_etag(app: TestApp) {
         .into_inner();
     let p = prefs.preferences.unwrap();
     assert!(!p.greeting_opt_in);
-    assert_eq!(p.preferred_channel, pb::Channel::Wechat as i32, "sibling preference kept");
+    assert_eq!(p.preferred_channel, kefu_proto::common::v1::Channel::Wechat as i32, "sibling preference kept");
 
     let audit = app
         .client(Role::Auditor)
@@ -627,7 +627,7 @@ async fn follow_ups_are_scheduled_listed_and_recorded(app: TestApp) {
             visit: Some(pb::FollowUpVisit {
                 customer_id: a.id.clone(),
                 visit_date: "2026-01-09".into(),
-                channel: pb::Channel::Phone as i32,
+                channel: kefu_proto::common::v1::Channel::Phone as i32,
                 outcome: "satisfied with monthly filing".into(),
                 satisfaction: 5,
                 ..Default::default()
@@ -673,7 +673,7 @@ async fn greetings_list_targets_and_never_duplicate(app: TestApp) {
     no.customer.as_mut().unwrap().preferences.as_mut().unwrap().greeting_opt_in = false;
     c.create_customer(no).await.unwrap();
     let mut email = new_customer("郵件問候", &uscc(92));
-    email.customer.as_mut().unwrap().preferences.as_mut().unwrap().preferred_channel = pb::Channel::Email as i32;
+    email.customer.as_mut().unwrap().preferences.as_mut().unwrap().preferred_channel = kefu_proto::common::v1::Channel::Email as i32;
     let email = c.create_customer(email).await.unwrap().into_inner();
 
     let fest = c.list_festivals(pb::ListFestivalsRequest { year: 2026 }).await.unwrap().into_inner();
@@ -695,7 +695,7 @@ async fn greetings_list_targets_and_never_duplicate(app: TestApp) {
     assert_eq!(targets.festival_date.unwrap().date, "2026-09-25");
     assert_eq!(targets.targets.len(), 2, "only opted-in customers");
     let t = targets.targets.iter().find(|t| t.customer_id == yes.id).unwrap();
-    assert_eq!(t.preferred_channel, pb::Channel::Wechat as i32);
+    assert_eq!(t.preferred_channel, kefu_proto::common::v1::Channel::Wechat as i32);
     assert_eq!(t.contact_address, "wangfang_cfo");
     let e = targets.targets.iter().find(|t| t.customer_id == email.id).unwrap();
     assert_eq!(e.contact_address, "wang@example.cn");
@@ -704,7 +704,7 @@ async fn greetings_list_targets_and_never_duplicate(app: TestApp) {
         customer_id: yes.id.clone(),
         festival: pb::Festival::MidAutumn as i32,
         year: 2026,
-        channel: pb::Channel::Wechat as i32,
+        channel: kefu_proto::common::v1::Channel::Wechat as i32,
     };
     assert!(c.mark_greeting_sent(mark.clone()).await.unwrap().into_inner().newly_marked);
     assert!(!c.mark_greeting_sent(mark).await.unwrap().into_inner().newly_marked, "second mark changes nothing");

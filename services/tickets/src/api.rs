@@ -5,6 +5,7 @@ use base64::Engine as _;
 use futures::Stream;
 use kefu_kit::{
     Error,
+    access::{ANYONE, Access, MANAGERS, READERS, WRITERS},
     auth::{Principal, Role, principal},
     client::CallContext,
     error::Violations,
@@ -23,10 +24,45 @@ use crate::{
     store::{self, TicketRow},
 };
 
-const W: &[Role] = &[Role::Agent, Role::Supervisor, Role::Admin, Role::Service];
-const R: &[Role] = &[Role::Agent, Role::Supervisor, Role::Admin, Role::Auditor, Role::Service];
-const MANAGE: &[Role] = &[Role::Supervisor, Role::Admin];
-const ANYONE: &[Role] = &Role::ALL;
+const TELEPHONY: &[Role] = &[Role::Service, Role::Admin, Role::Supervisor];
+const DASHBOARD: &[Role] = &[Role::Agent, Role::Supervisor, Role::Admin];
+const ADMINS: &[Role] = &[Role::Admin];
+const STATS: &[Role] = &[Role::Supervisor, Role::Hr, Role::Admin, Role::Service];
+
+/// Who may call each RPC; the auth layer enforces it before a handler runs.
+pub static ACCESS: Access = Access {
+    service: "kefu.tickets.v1.TicketService",
+    rules: &[
+        ("CreateTicket", WRITERS),
+        ("GetTicket", READERS),
+        ("UpdateTicket", WRITERS),
+        ("ListTickets", READERS),
+        ("AssignTicket", WRITERS),
+        ("ChangeStatus", WRITERS),
+        ("AddMessage", WRITERS),
+        ("ListTimeline", READERS),
+        ("UpdateProgress", WRITERS),
+        ("ListRequestTypes", ANYONE),
+        ("UpsertRequestType", MANAGERS),
+        ("RouteFeedback", WRITERS),
+        ("RecordDepartmentResponse", WRITERS),
+        ("SendFeedbackResult", WRITERS),
+        ("IngestEmail", WRITERS),
+        ("RecordCallEvent", TELEPHONY),
+        ("RateTicket", WRITERS),
+        ("GetTicketSla", READERS),
+        ("GetSlaDashboard", DASHBOARD),
+        ("WatchSlaEvents", WRITERS),
+        ("ListSlaPolicies", ANYONE),
+        ("UpsertSlaPolicy", MANAGERS),
+        ("DeleteSlaPolicy", MANAGERS),
+        ("GetCalendar", ANYONE),
+        ("ExtendCalendar", ADMINS),
+        ("ListCategories", ANYONE),
+        ("SetCategories", MANAGERS),
+        ("GetAgentStats", STATS),
+    ],
+};
 
 type Res<T> = Result<Response<T>, Status>;
 
@@ -289,7 +325,7 @@ impl TicketsApi {
         }
         let mut v = Violations::new();
         let kind = v.check(enum_req::<pb::TicketKind>("ticket.kind", input.kind, None));
-        let channel = v.check(enum_req::<pb::Channel>("ticket.channel", input.channel, None));
+        let channel = v.check(enum_req::<kefu_proto::common::v1::Channel>("ticket.channel", input.channel, None));
         let subject = v.check(text("ticket.subject", &input.subject, 200, true));
         let category = v.check(domain::category("ticket.category", &input.category, &self.categories()));
         let priority = v.check(enum_req("ticket.priority", input.priority, Some(pb::Priority::Normal)));
@@ -568,7 +604,7 @@ impl TicketsApi {
                     }
                 }
                 "channel" => {
-                    if let Some(c) = v.check(enum_req::<pb::Channel>("ticket.channel", patch.channel, None)) {
+                    if let Some(c) = v.check(enum_req::<kefu_proto::common::v1::Channel>("ticket.channel", patch.channel, None)) {
                         rematch |= c as i64 != t.channel;
                         t.channel = c as i64;
                     }
@@ -740,31 +776,26 @@ fn number_in_subject(subject: &str) -> Option<String> {
 impl TicketService for TicketsApi {
     async fn create_ticket(&self, req: Request<pb::CreateTicketRequest>) -> Res<pb::Ticket> {
         let p = principal(&req)?;
-        p.require(W)?;
         let token = bearer(&req);
         Ok(Response::new(self.create(&p, token.as_deref(), req.into_inner()).await?))
     }
 
     async fn get_ticket(&self, req: Request<pb::GetTicketRequest>) -> Res<pb::Ticket> {
-        principal(&req)?.require(R)?;
         let id = text("id", &req.get_ref().id, 64, true)?;
         Ok(Response::new(self.load(&id).await?))
     }
 
     async fn update_ticket(&self, req: Request<pb::UpdateTicketRequest>) -> Res<pb::Ticket> {
         let p = principal(&req)?;
-        p.require(W)?;
         Ok(Response::new(self.update(&p, req.into_inner()).await?))
     }
 
     async fn list_tickets(&self, req: Request<pb::ListTicketsRequest>) -> Res<pb::ListTicketsResponse> {
-        principal(&req)?.require(R)?;
         Ok(Response::new(self.list(req.into_inner()).await?))
     }
 
     async fn assign_ticket(&self, req: Request<pb::AssignTicketRequest>) -> Res<pb::Ticket> {
         let p = principal(&req)?;
-        p.require(W)?;
         let r = req.into_inner();
         let assignee = text("assignee", &r.assignee, 64, false)?;
         let queue = text("queue", &r.queue, 64, false)?;
@@ -800,18 +831,15 @@ impl TicketService for TicketsApi {
 
     async fn change_status(&self, req: Request<pb::ChangeStatusRequest>) -> Res<pb::Ticket> {
         let p = principal(&req)?;
-        p.require(W)?;
         Ok(Response::new(self.change_status(&p, req.into_inner()).await?))
     }
 
     async fn add_message(&self, req: Request<pb::AddMessageRequest>) -> Res<pb::TimelineEntry> {
         let p = principal(&req)?;
-        p.require(W)?;
         Ok(Response::new(self.add_message(&p, req.into_inner()).await?))
     }
 
     async fn list_timeline(&self, req: Request<pb::ListTimelineRequest>) -> Res<pb::ListTimelineResponse> {
-        principal(&req)?.require(R)?;
         let mut conn = self.pool.acquire().await.map_err(Error::from)?;
         let t = store::require_ticket(&mut conn, &req.get_ref().ticket_id).await?;
         let entries = store::timeline(&mut conn, &t.id).await?.iter().map(timeline_pb).collect();
@@ -820,7 +848,6 @@ impl TicketService for TicketsApi {
 
     async fn update_progress(&self, req: Request<pb::UpdateProgressRequest>) -> Res<pb::Ticket> {
         let p = principal(&req)?;
-        p.require(W)?;
         let r = req.into_inner();
         let mut tx = self.pool.begin().await.map_err(Error::from)?;
         let mut t = store::require_ticket(&mut tx, &r.ticket_id).await?;
@@ -853,8 +880,7 @@ impl TicketService for TicketsApi {
         Ok(Response::new(out))
     }
 
-    async fn list_request_types(&self, req: Request<pb::ListRequestTypesRequest>) -> Res<pb::ListRequestTypesResponse> {
-        principal(&req)?.require(ANYONE)?;
+    async fn list_request_types(&self, _req: Request<pb::ListRequestTypesRequest>) -> Res<pb::ListRequestTypesResponse> {
         let mut conn = self.pool.acquire().await.map_err(Error::from)?;
         let request_types = store::request_types(&mut conn)
             .await?
@@ -870,7 +896,6 @@ impl TicketService for TicketsApi {
     }
 
     async fn upsert_request_type(&self, req: Request<pb::UpsertRequestTypeRequest>) -> Res<pb::RequestType> {
-        principal(&req)?.require(MANAGE)?;
         let rt = req.into_inner().request_type.ok_or_else(|| Error::invalid("request_type", "is required"))?;
         let name = text("request_type.name", &rt.name, 100, true)?;
         let category = domain::category("request_type.category", &rt.category, &self.categories())?;
@@ -900,7 +925,6 @@ impl TicketService for TicketsApi {
 
     async fn route_feedback(&self, req: Request<pb::RouteFeedbackRequest>) -> Res<pb::Ticket> {
         let p = principal(&req)?;
-        p.require(W)?;
         let r = req.into_inner();
         let department = text("department", &r.department, 100, true)?;
         self.feedback_step(&p, &r.ticket_id, |t| {
@@ -914,7 +938,6 @@ impl TicketService for TicketsApi {
 
     async fn record_department_response(&self, req: Request<pb::RecordDepartmentResponseRequest>) -> Res<pb::Ticket> {
         let p = principal(&req)?;
-        p.require(W)?;
         let r = req.into_inner();
         let response = text("response", &r.response, 20_000, true)?;
         self.feedback_step(&p, &r.ticket_id, |t| {
@@ -931,7 +954,6 @@ impl TicketService for TicketsApi {
 
     async fn send_feedback_result(&self, req: Request<pb::SendFeedbackResultRequest>) -> Res<pb::Ticket> {
         let p = principal(&req)?;
-        p.require(W)?;
         let r = req.into_inner();
         let message = text("message", &r.message, 20_000, true)?;
         let mut tx = self.pool.begin().await.map_err(Error::from)?;
@@ -957,7 +979,6 @@ impl TicketService for TicketsApi {
 
     async fn ingest_email(&self, req: Request<pb::IngestEmailRequest>) -> Res<pb::IngestEmailResponse> {
         let p = principal(&req)?;
-        p.require(W)?;
         let token = bearer(&req);
         let mail = parse_email(&req.get_ref().raw)?;
         {
@@ -1006,7 +1027,7 @@ impl TicketService for TicketsApi {
         let customer = self.customer_by_email(token.as_deref(), &mail.from).await?;
         let ticket = pb::Ticket {
             kind: pb::TicketKind::Consultation as i32,
-            channel: pb::Channel::Email as i32,
+            channel: kefu_proto::common::v1::Channel::Email as i32,
             subject: mail.subject.chars().take(200).collect(),
             customer_id: customer.map(|c| c.0).unwrap_or_default(),
             requester: mail.from.clone(),
@@ -1031,7 +1052,6 @@ impl TicketService for TicketsApi {
     }
 
     async fn record_call_event(&self, req: Request<pb::RecordCallEventRequest>) -> Res<pb::PhoneContact> {
-        principal(&req)?.require(&[Role::Service, Role::Admin, Role::Supervisor])?;
         let r = req.into_inner();
         let call_id = text("call_id", &r.call_id, 128, true)?;
         let kind: pb::CallEventKind = enum_req("kind", r.kind, None)?;
@@ -1102,7 +1122,6 @@ impl TicketService for TicketsApi {
 
     async fn rate_ticket(&self, req: Request<pb::RateTicketRequest>) -> Res<pb::Ticket> {
         let p = principal(&req)?;
-        p.require(W)?;
         let r = req.into_inner();
         if !(1..=5).contains(&r.rating) {
             return Err(Error::invalid("rating", "must be 1 to 5").into());
@@ -1124,7 +1143,6 @@ impl TicketService for TicketsApi {
     }
 
     async fn get_ticket_sla(&self, req: Request<pb::GetTicketSlaRequest>) -> Res<pb::GetTicketSlaResponse> {
-        principal(&req)?.require(R)?;
         let mut conn = self.pool.acquire().await.map_err(Error::from)?;
         let id = req.get_ref().ticket_id.trim().to_owned();
         let record = if id.starts_with("call:") { id } else { store::require_ticket(&mut conn, &id).await?.id };
@@ -1158,7 +1176,6 @@ impl TicketService for TicketsApi {
     }
 
     async fn get_sla_dashboard(&self, req: Request<pb::GetSlaDashboardRequest>) -> Res<pb::SlaDashboard> {
-        principal(&req)?.require(&[Role::Agent, Role::Supervisor, Role::Admin])?;
         let within = match req.get_ref().within_minutes {
             0 => 60,
             n if n < 0 => return Err(Error::invalid("within_minutes", "must not be negative").into()),
@@ -1177,7 +1194,6 @@ impl TicketService for TicketsApi {
 
     async fn watch_sla_events(&self, req: Request<pb::WatchSlaEventsRequest>) -> Res<Self::WatchSlaEventsStream> {
         let p = principal(&req)?;
-        p.require(W)?;
         let r = req.into_inner();
         // An agent without filters follows their own tickets.
         let assignee = if r.assignee.is_empty()
@@ -1252,15 +1268,13 @@ impl TicketService for TicketsApi {
         Ok(Response::new(Box::pin(stream)))
     }
 
-    async fn list_sla_policies(&self, req: Request<pb::ListSlaPoliciesRequest>) -> Res<pb::ListSlaPoliciesResponse> {
-        principal(&req)?.require(ANYONE)?;
+    async fn list_sla_policies(&self, _req: Request<pb::ListSlaPoliciesRequest>) -> Res<pb::ListSlaPoliciesResponse> {
         let mut list: Vec<Policy> = self.engine.policies().as_ref().clone();
         list.sort_by_key(|p| p.position);
         Ok(Response::new(pb::ListSlaPoliciesResponse { policies: list.iter().map(policy_pb).collect() }))
     }
 
     async fn upsert_sla_policy(&self, req: Request<pb::UpsertSlaPolicyRequest>) -> Res<pb::SlaPolicy> {
-        principal(&req)?.require(MANAGE)?;
         let p = req.into_inner().policy.ok_or_else(|| Error::invalid("policy", "is required"))?;
         let policy = policy_from_pb(&p)?;
         let mut conn = self.pool.acquire().await.map_err(Error::from)?;
@@ -1276,7 +1290,6 @@ impl TicketService for TicketsApi {
     }
 
     async fn delete_sla_policy(&self, req: Request<pb::DeleteSlaPolicyRequest>) -> Res<pb::DeleteSlaPolicyResponse> {
-        principal(&req)?.require(MANAGE)?;
         let id = text("id", &req.get_ref().id, 64, true)?;
         let mut conn = self.pool.acquire().await.map_err(Error::from)?;
         if !store::delete_policy(&mut conn, &id).await? {
@@ -1286,8 +1299,7 @@ impl TicketService for TicketsApi {
         Ok(Response::new(pb::DeleteSlaPolicyResponse {}))
     }
 
-    async fn get_calendar(&self, req: Request<pb::GetCalendarRequest>) -> Res<pb::Calendar> {
-        principal(&req)?.require(ANYONE)?;
+    async fn get_calendar(&self, _req: Request<pb::GetCalendarRequest>) -> Res<pb::Calendar> {
         let json = serde_json::to_string_pretty(self.engine.calendar().spec())
             .map_err(anyhow::Error::from)
             .map_err(Error::from)?;
@@ -1295,7 +1307,6 @@ impl TicketService for TicketsApi {
     }
 
     async fn extend_calendar(&self, req: Request<pb::ExtendCalendarRequest>) -> Res<pb::Calendar> {
-        principal(&req)?.require(&[Role::Admin])?;
         let mut value: serde_json::Value = serde_json::from_str(&req.get_ref().json)
             .map_err(|e| Error::invalid("json", format!("is not JSON: {e}")))?;
         let cur = self.engine.calendar();
@@ -1314,13 +1325,11 @@ impl TicketService for TicketsApi {
         Ok(Response::new(pb::Calendar { json: pretty }))
     }
 
-    async fn list_categories(&self, req: Request<pb::ListCategoriesRequest>) -> Res<pb::ListCategoriesResponse> {
-        principal(&req)?.require(ANYONE)?;
+    async fn list_categories(&self, _req: Request<pb::ListCategoriesRequest>) -> Res<pb::ListCategoriesResponse> {
         Ok(Response::new(pb::ListCategoriesResponse { categories: self.categories() }))
     }
 
     async fn set_categories(&self, req: Request<pb::SetCategoriesRequest>) -> Res<pb::ListCategoriesResponse> {
-        principal(&req)?.require(MANAGE)?;
         let list = domain::category_list(&req.get_ref().categories)?;
         let mut conn = self.pool.acquire().await.map_err(Error::from)?;
         store::put_setting(
@@ -1336,7 +1345,6 @@ impl TicketService for TicketsApi {
     }
 
     async fn get_agent_stats(&self, req: Request<pb::GetAgentStatsRequest>) -> Res<pb::AgentStats> {
-        principal(&req)?.require(&[Role::Supervisor, Role::Hr, Role::Admin, Role::Service])?;
         let r = req.into_inner();
         let agent = text("agent", &r.agent, 64, true)?;
         let from = domain::parse_date("from_date", &r.from_date)?;

@@ -54,12 +54,13 @@ pub fn kind_name(k: i64) -> &'static str {
 }
 
 pub fn channel_name(c: i64) -> &'static str {
-    match pb::Channel::try_from(c as i32) {
-        Ok(pb::Channel::Phone) => "phone",
-        Ok(pb::Channel::OnlineChat) => "online_chat",
-        Ok(pb::Channel::Email) => "email",
-        Ok(pb::Channel::Wechat) => "wechat",
-        Ok(pb::Channel::InPerson) => "in_person",
+    match kefu_proto::common::v1::Channel::try_from(c as i32) {
+        Ok(kefu_proto::common::v1::Channel::Phone) => "phone",
+        Ok(kefu_proto::common::v1::Channel::OnlineChat) => "online_chat",
+        Ok(kefu_proto::common::v1::Channel::Email) => "email",
+        Ok(kefu_proto::common::v1::Channel::Wechat) => "wechat",
+        Ok(kefu_proto::common::v1::Channel::InPerson) => "in_person",
+        Ok(kefu_proto::common::v1::Channel::Sms) => "sms",
         _ => "unspecified",
     }
 }

@@ -15,7 +15,7 @@ use kefu_proto::tickets::v1::ticket_service_server::TicketServiceServer;
 use kefu_sla::{Clock, LiveStore, Sweeper, SweeperConfig};
 use sqlx::AnyPool;
 
-pub use api::TicketsApi;
+pub use api::{ACCESS, TicketsApi};
 pub use sla::{EscalationRules, SlaEngine, SlaSettings};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

@@ -34,11 +34,11 @@ async fn tickets_on_every_channel_get_their_targets(app: TestApp) {
     // business hours (09:00–12:00, 13:00–14:00).
     let (minute, four_hours) = (cst(2026, 3, 2, 9, 1), cst(2026, 3, 2, 14, 0));
     for (channel, due) in [
-        (pb::Channel::Phone, four_hours),
-        (pb::Channel::OnlineChat, minute),
-        (pb::Channel::Email, four_hours),
-        (pb::Channel::Wechat, minute),
-        (pb::Channel::InPerson, four_hours),
+        (kefu_proto::common::v1::Channel::Phone, four_hours),
+        (kefu_proto::common::v1::Channel::OnlineChat, minute),
+        (kefu_proto::common::v1::Channel::Email, four_hours),
+        (kefu_proto::common::v1::Channel::Wechat, minute),
+        (kefu_proto::common::v1::Channel::InPerson, four_hours),
     ] {
         let t = app.ticket(&c, channel, pb::TicketKind::Consultation, "tax_policy").await;
         assert!(t.number.starts_with("KF-") && t.number.len() == 9, "{}", t.number);
@@ -54,7 +54,7 @@ async fn tickets_on_every_channel_get_their_targets(app: TestApp) {
     let req = pb::CreateTicketRequest {
         ticket: Some(pb::Ticket {
             kind: pb::TicketKind::Consultation as i32,
-            channel: pb::Channel::Email as i32,
+            channel: kefu_proto::common::v1::Channel::Email as i32,
             subject: "重複".into(),
             customer_id: c.clone(),
             ..Default::default()
@@ -71,7 +71,7 @@ async fn tickets_on_every_channel_get_their_targets(app: TestApp) {
 
 async fn warning_breach_escalation_and_late_fulfilment(app: TestApp) {
     let c = app.customer("升級測試", 2, cpb::ServiceTier::Standard).await;
-    let t = app.ticket(&c, pb::Channel::Email, pb::TicketKind::Consultation, "bookkeeping").await;
+    let t = app.ticket(&c, kefu_proto::common::v1::Channel::Email, pb::TicketKind::Consultation, "bookkeeping").await;
     let mut agent = app.agent();
     agent
         .assign_ticket(pb::AssignTicketRequest {
@@ -139,7 +139,7 @@ async fn warning_breach_escalation_and_late_fulfilment(app: TestApp) {
 
 async fn pending_customer_pauses_resolution(app: TestApp) {
     let c = app.customer("暫停測試", 3, cpb::ServiceTier::Standard).await;
-    let t = app.ticket(&c, pb::Channel::Email, pb::TicketKind::BusinessRequest, "tax_registration").await;
+    let t = app.ticket(&c, kefu_proto::common::v1::Channel::Email, pb::TicketKind::BusinessRequest, "tax_registration").await;
     let mut agent = app.agent();
     // Resolution: 2 business days = 16h from Mon 09:00 → Tue 18:00.
     assert_eq!(ms_of(&app.target(&t.id, "resolution").await.due_time), cst(2026, 3, 3, 18, 0));
@@ -210,7 +210,7 @@ async fn business_time_honours_the_2026_spring_festival(app: TestApp) {
     // 15–23 Feb off, then 7h on Tuesday 24 Feb → 17:00.
     app.clock.set(cst(2026, 2, 13, 17, 0));
     let c = app.customer("春節測試", 4, cpb::ServiceTier::Standard).await;
-    let t = app.ticket(&c, pb::Channel::Email, pb::TicketKind::Consultation, "tax_policy").await;
+    let t = app.ticket(&c, kefu_proto::common::v1::Channel::Email, pb::TicketKind::Consultation, "tax_policy").await;
     assert_eq!(ms_of(&app.target(&t.id, "resolution").await.due_time), cst(2026, 2, 24, 17, 0));
     // First response (4h): 1h Friday + 3h on the make-up Saturday → 12:00 Sat 14 Feb.
     assert_eq!(ms_of(&app.target(&t.id, "first_response").await.due_time), cst(2026, 2, 14, 12, 0));
@@ -232,7 +232,7 @@ async fn a_tax_filing_request_is_due_before_its_deadline(app: TestApp) {
         .create_ticket(pb::CreateTicketRequest {
             ticket: Some(pb::Ticket {
                 kind: pb::TicketKind::BusinessRequest as i32,
-                channel: pb::Channel::Wechat as i32,
+                channel: kefu_proto::common::v1::Channel::Wechat as i32,
                 subject: "9月增值稅申報".into(),
                 category: "tax_filing".into(),
                 customer_id: c,
@@ -259,7 +259,7 @@ async fn a_tax_filing_request_is_due_before_its_deadline(app: TestApp) {
         .create_ticket(pb::CreateTicketRequest {
             ticket: Some(pb::Ticket {
                 kind: pb::TicketKind::BusinessRequest as i32,
-                channel: pb::Channel::Email as i32,
+                channel: kefu_proto::common::v1::Channel::Email as i32,
                 subject: "Q3 所得稅預繳".into(),
                 category: "tax_filing".into(),
                 customer_id: c2,
@@ -280,7 +280,7 @@ async fn a_tax_filing_request_is_due_before_its_deadline(app: TestApp) {
         .create_ticket(pb::CreateTicketRequest {
             ticket: Some(pb::Ticket {
                 kind: pb::TicketKind::BusinessRequest as i32,
-                channel: pb::Channel::Email as i32,
+                channel: kefu_proto::common::v1::Channel::Email as i32,
                 subject: "2030".into(),
                 category: "tax_filing".into(),
                 customer_id: t2.customer_id.clone(),
@@ -324,7 +324,7 @@ async fn email_creates_and_threads_tickets(app: TestApp) {
     let t = first.ticket.unwrap();
     assert_eq!(t.customer_id, c, "sender matched to the customer's contact");
     assert_eq!(t.customer_tier, "vip");
-    assert_eq!(t.channel, pb::Channel::Email as i32);
+    assert_eq!(t.channel, kefu_proto::common::v1::Channel::Email as i32);
     agent
         .add_message(pb::AddMessageRequest {
             ticket_id: t.id.clone(),
@@ -399,7 +399,7 @@ async fn lost_live_state_is_rebuilt_and_nothing_is_lost(app: TestApp) {
     let c = app.customer("重建測試", 8, cpb::ServiceTier::Standard).await;
     let mut ids = Vec::new();
     for _ in 0..5 {
-        ids.push(app.ticket(&c, pb::Channel::Email, pb::TicketKind::Consultation, "tax_policy").await.id);
+        ids.push(app.ticket(&c, kefu_proto::common::v1::Channel::Email, pb::TicketKind::Consultation, "tax_policy").await.id);
     }
     app.sweep().await;
     // The live state is lost; meanwhile every first response falls due.
@@ -427,7 +427,7 @@ async fn two_replicas_emit_each_breach_once(app: TestApp) {
     let c = app.customer("並發測試", 9, cpb::ServiceTier::Standard).await;
     let mut ids = Vec::new();
     for _ in 0..12 {
-        ids.push(app.ticket(&c, pb::Channel::OnlineChat, pb::TicketKind::Consultation, "tax_policy").await.id);
+        ids.push(app.ticket(&c, kefu_proto::common::v1::Channel::OnlineChat, pb::TicketKind::Consultation, "tax_policy").await.id);
     }
     // A second replica on the same database and live store (in one process
     // on SQLite it shares the single writer connection).
@@ -510,7 +510,7 @@ async fn phone_calls_feed_the_answer_metric_and_stats(app: TestApp) {
 
 async fn feedback_is_routed_answered_and_sent(app: TestApp) {
     let c = app.customer("反饋測試", 10, cpb::ServiceTier::Standard).await;
-    let t = app.ticket(&c, pb::Channel::Phone, pb::TicketKind::Feedback, "other").await;
+    let t = app.ticket(&c, kefu_proto::common::v1::Channel::Phone, pb::TicketKind::Feedback, "other").await;
     let fr = app.target(&t.id, "feedback_reply").await;
     assert_eq!(ms_of(&fr.due_time), cst(2026, 3, 4, 18, 0), "3 business days");
     let mut agent = app.agent();
@@ -541,7 +541,7 @@ async fn feedback_is_routed_answered_and_sent(app: TestApp) {
     assert_eq!(sent.department, "記賬部");
     assert_eq!(app.target(&t.id, "feedback_reply").await.state, pb::SlaState::Fulfilled as i32);
     assert_eq!(app.target(&t.id, "first_response").await.state, pb::SlaState::Fulfilled as i32);
-    let not_feedback = app.ticket(&c, pb::Channel::Phone, pb::TicketKind::Consultation, "other").await;
+    let not_feedback = app.ticket(&c, kefu_proto::common::v1::Channel::Phone, pb::TicketKind::Consultation, "other").await;
     let err = agent
         .route_feedback(pb::RouteFeedbackRequest { ticket_id: not_feedback.id, department: "x".into() })
         .await
@@ -559,7 +559,7 @@ async fn business_requests_track_materials_and_steps(app: TestApp) {
         .create_ticket(pb::CreateTicketRequest {
             ticket: Some(pb::Ticket {
                 kind: pb::TicketKind::BusinessRequest as i32,
-                channel: pb::Channel::InPerson as i32,
+                channel: kefu_proto::common::v1::Channel::InPerson as i32,
                 subject: "稅務登記".into(),
                 category: "tax_registration".into(),
                 customer_id: c,
@@ -598,7 +598,7 @@ async fn business_requests_track_materials_and_steps(app: TestApp) {
         .create_ticket(pb::CreateTicketRequest {
             ticket: Some(pb::Ticket {
                 kind: pb::TicketKind::BusinessRequest as i32,
-                channel: pb::Channel::InPerson as i32,
+                channel: kefu_proto::common::v1::Channel::InPerson as i32,
                 subject: "x".into(),
                 customer_id: t.customer_id.clone(),
                 request_type: "space_travel".into(),
@@ -632,7 +632,7 @@ async fn business_requests_track_materials_and_steps(app: TestApp) {
 
 async fn reopen_starts_a_new_cycle_and_closed_is_final(app: TestApp) {
     let c = app.customer("重開測試", 12, cpb::ServiceTier::Standard).await;
-    let t = app.ticket(&c, pb::Channel::Email, pb::TicketKind::Consultation, "tax_policy").await;
+    let t = app.ticket(&c, kefu_proto::common::v1::Channel::Email, pb::TicketKind::Consultation, "tax_policy").await;
     let mut agent = app.agent();
     let status = |s: pb::Status, reopen: bool| pb::ChangeStatusRequest {
         ticket_id: t.id.clone(),
@@ -688,8 +688,8 @@ async fn reopen_starts_a_new_cycle_and_closed_is_final(app: TestApp) {
 async fn dashboard_and_lists_answer_sla_questions(app: TestApp) {
     let c = app.customer("看板測試", 13, cpb::ServiceTier::Standard).await;
     let mut agent = app.agent();
-    let chat = app.ticket(&c, pb::Channel::OnlineChat, pb::TicketKind::Consultation, "tax_policy").await;
-    let email = app.ticket(&c, pb::Channel::Email, pb::TicketKind::Consultation, "bookkeeping").await;
+    let chat = app.ticket(&c, kefu_proto::common::v1::Channel::OnlineChat, pb::TicketKind::Consultation, "tax_policy").await;
+    let email = app.ticket(&c, kefu_proto::common::v1::Channel::Email, pb::TicketKind::Consultation, "bookkeeping").await;
     agent
         .assign_ticket(pb::AssignTicketRequest {
             ticket_id: email.id.clone(),
@@ -770,7 +770,7 @@ async fn policies_are_data_and_rematch_keeps_elapsed_time(app: TestApp) {
     let listed = app.agent().list_sla_policies(pb::ListSlaPoliciesRequest {}).await.unwrap().into_inner().policies;
     assert_eq!(listed[0].id, "vip");
     let c = app.customer("VIP 客戶", 14, cpb::ServiceTier::Vip).await;
-    let t = app.ticket(&c, pb::Channel::Email, pb::TicketKind::Consultation, "tax_policy").await;
+    let t = app.ticket(&c, kefu_proto::common::v1::Channel::Email, pb::TicketKind::Consultation, "tax_policy").await;
     let fr = app.target(&t.id, "first_response").await;
     assert_eq!(fr.policy_id, "vip");
     assert_eq!(ms_of(&fr.due_time), cst(2026, 3, 2, 9, 30));
@@ -875,7 +875,7 @@ async fn watchers_receive_sla_events(app: TestApp) {
         .await
         .unwrap()
         .into_inner();
-    let t = app.ticket(&c, pb::Channel::OnlineChat, pb::TicketKind::Consultation, "tax_policy").await;
+    let t = app.ticket(&c, kefu_proto::common::v1::Channel::OnlineChat, pb::TicketKind::Consultation, "tax_policy").await;
     // The subscription is live once the stream is open; Redis relays asynchronously.
     let mut got = Vec::new();
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -899,7 +899,7 @@ async fn roles_and_bad_input(app: TestApp) {
     let create = |customer: &str| pb::CreateTicketRequest {
         ticket: Some(pb::Ticket {
             kind: pb::TicketKind::Consultation as i32,
-            channel: pb::Channel::Email as i32,
+            channel: kefu_proto::common::v1::Channel::Email as i32,
             subject: "s".into(),
             customer_id: customer.into(),
             ..Default::default()
@@ -966,7 +966,7 @@ async fn roles_and_bad_input(app: TestApp) {
     app.tickets_as(Role::Supervisor).set_categories(set(cats)).await.unwrap();
     let payroll = app.agent().create_ticket(wrong_cat).await.unwrap().into_inner();
     assert_eq!(payroll.category, "payroll");
-    let pending = app.ticket(&c, pb::Channel::Email, pb::TicketKind::Consultation, "other").await;
+    let pending = app.ticket(&c, kefu_proto::common::v1::Channel::Email, pb::TicketKind::Consultation, "other").await;
     let no_reason = app
         .agent()
         .change_status(pb::ChangeStatusRequest {

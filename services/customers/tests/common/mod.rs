@@ -81,7 +81,7 @@ pub async fn spawn(backend: Backend) -> Option<TestApp> {
     let keyring = DataKeyring::new(&[KeyEntry::generate("data")]).unwrap();
     let svc = kefu_customers::service(pool, keyring, Settings { follow_up_cycle_days: 30 });
     let args = ServerArgs::on("127.0.0.1:0".parse().unwrap());
-    let server = kefu_kit::server::ServerBuilder::new().add_service(svc).bind(&args, verifier).await.unwrap();
+    let server = kefu_kit::server::ServerBuilder::new().add_service(svc, &kefu_customers::ACCESS).bind(&args, verifier).await.unwrap();
     let addr = format!("http://{}", server.local_addr());
     let shutdown = CancellationToken::new();
     tokio::spawn(server.run(shutdown.clone()));
@@ -125,7 +125,7 @@ pub fn new_customer(name: &str, uscc: &str) -> pb::CreateCustomerRequest {
             account_manager: "staff-9".into(),
             tags: vec!["monthly-filing".into()],
             preferences: Some(pb::Preferences {
-                preferred_channel: pb::Channel::Wechat as i32,
+                preferred_channel: kefu_proto::common::v1::Channel::Wechat as i32,
                 language: "zh-CN".into(),
                 greeting_opt_in: true,
             }),

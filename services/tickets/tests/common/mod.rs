@@ -196,8 +196,8 @@ pub async fn spawn_with(backend: Backend, start_ms: i64, live: Live) -> Option<T
         kefu_customers::Settings::default(),
     );
     let server = kefu_kit::server::ServerBuilder::new()
-        .add_service(customers)
-        .add_service(tickets.service.clone())
+        .add_service(customers, &kefu_customers::ACCESS)
+        .add_service(tickets.service.clone(), &kefu_tickets::ACCESS)
         .serve_on(listeners, &args, verifier);
     let shutdown = CancellationToken::new();
     tokio::spawn(server.run(shutdown.clone()));
@@ -261,7 +261,7 @@ impl TestApp {
     pub async fn ticket(
         &self,
         customer_id: &str,
-        channel: pb::Channel,
+        channel: kefu_proto::common::v1::Channel,
         kind: pb::TicketKind,
         category: &str,
     ) -> pb::Ticket {
