@@ -289,7 +289,7 @@ async fn serve(cmd: ServeCommand) -> anyhow::Result<()> {
             if migrate {
                 kefu_kit::db::migrate(&pool, &kefu_gateway::MIGRATOR).await?;
             }
-            let gw = std::sync::Arc::new(kefu_gateway::Gateway::new(&gateway, pool)?);
+            let gw = std::sync::Arc::new(kefu_gateway::Gateway::new(&gateway, pool.clone())?);
             let listener = tokio::net::TcpListener::bind(gateway.http_listen)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen for HTTP on {}: {e}", gateway.http_listen))?;
@@ -299,8 +299,16 @@ async fn serve(cmd: ServeCommand) -> anyhow::Result<()> {
             tracing::info!(http = %listener.local_addr()?, admin = %admin.local_addr()?, "gateway listening");
             let app = kefu_gateway::router(gw, &gateway);
             let shutdown = kefu_kit::shutdown::on_signal();
-            let admin_task = tokio::spawn(kefu_gateway::serve(admin, kefu_gateway::admin_router(), shutdown.clone()));
+            // The admin port outlives the public one, so /readyz answers 503
+            // while the gateway drains.
+            let admin_stop = tokio_util::sync::CancellationToken::new();
+            let admin_task = tokio::spawn(kefu_gateway::serve(
+                admin,
+                kefu_gateway::admin_router(pool, shutdown.clone()),
+                admin_stop.clone(),
+            ));
             let result = kefu_gateway::serve(listener, app, shutdown).await;
+            admin_stop.cancel();
             let _ = admin_task.await;
             guard.shutdown().await;
             result

@@ -4,6 +4,7 @@
 //! authenticates, translates, streams and protects.
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod auth;
 pub mod openapi;
 pub mod problem;
@@ -353,7 +354,7 @@ async fn change_password(State(gw): State<AppState>, headers: HeaderMap, body: B
 
 async fn create_account(State(gw): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, Problem> {
     let (p, _) = gw.caller(&headers).await?;
-    require(&p, &[Role::Admin])?;
+    require(&p, access::roles("POST", "/api/v1/accounts"))?;
     let b: NewAccount = json_body(&body)?;
     let a = gw.auth.create_account(&b.username, &b.password, &b.roles, &b.staff_id).await?;
     Ok((StatusCode::CREATED, Json(a)).into_response())
@@ -361,7 +362,7 @@ async fn create_account(State(gw): State<AppState>, headers: HeaderMap, body: By
 
 async fn list_accounts(State(gw): State<AppState>, headers: HeaderMap) -> Result<Response, Problem> {
     let (p, _) = gw.caller(&headers).await?;
-    require(&p, &[Role::Admin, Role::Auditor])?;
+    require(&p, access::roles("GET", "/api/v1/accounts"))?;
     Ok(Json(json!({"accounts": gw.auth.list_accounts().await?})).into_response())
 }
 
@@ -372,7 +373,7 @@ async fn patch_account(
     body: Bytes,
 ) -> Result<Response, Problem> {
     let (p, _) = gw.caller(&headers).await?;
-    require(&p, &[Role::Admin])?;
+    require(&p, access::roles("PATCH", "/api/v1/accounts/{id}"))?;
     let b: AccountPatch = json_body(&body)?;
     gw.auth.set_disabled(&id, b.disabled).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -380,7 +381,7 @@ async fn patch_account(
 
 async fn create_api_key(State(gw): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, Problem> {
     let (p, _) = gw.caller(&headers).await?;
-    require(&p, &[Role::Admin])?;
+    require(&p, access::roles("POST", "/api/v1/api-keys"))?;
     let b: NewApiKey = json_body(&body)?;
     let (id, key) = gw.auth.create_api_key(&b.name, &b.roles, &p.subject).await?;
     Ok((StatusCode::CREATED, Json(json!({"id": id, "name": b.name, "key": key, "note": "shown once; store it now"})))
@@ -389,7 +390,7 @@ async fn create_api_key(State(gw): State<AppState>, headers: HeaderMap, body: By
 
 async fn list_api_keys(State(gw): State<AppState>, headers: HeaderMap) -> Result<Response, Problem> {
     let (p, _) = gw.caller(&headers).await?;
-    require(&p, &[Role::Admin, Role::Auditor])?;
+    require(&p, access::roles("GET", "/api/v1/api-keys"))?;
     Ok(Json(json!({"apiKeys": gw.auth.list_api_keys().await?})).into_response())
 }
 
@@ -399,7 +400,7 @@ async fn revoke_api_key(
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
     let (p, _) = gw.caller(&headers).await?;
-    require(&p, &[Role::Admin])?;
+    require(&p, access::roles("DELETE", "/api/v1/api-keys/{id}"))?;
     gw.auth.revoke_api_key(&id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -577,9 +578,10 @@ async fn measure(req: axum::extract::Request, next: Next) -> Response {
     resp
 }
 
-/// The admin port: Prometheus metrics and a liveness check, away from the
-/// public routes.
-pub fn admin_router() -> Router {
+/// The admin port, away from the public routes: Prometheus metrics,
+/// liveness (`/healthz`) and readiness (`/readyz`: 503 once shutdown has
+/// begun or while the gateway's database does not answer).
+pub fn admin_router(db: sqlx::AnyPool, shutdown: tokio_util::sync::CancellationToken) -> Router {
     Router::new()
         .route(
             "/metrics",
@@ -588,6 +590,22 @@ pub fn admin_router() -> Router {
             }),
         )
         .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let (db, shutdown) = (db.clone(), shutdown.clone());
+                async move {
+                    if shutdown.is_cancelled() {
+                        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+                    }
+                    let ping = tokio::time::timeout(Duration::from_secs(2), sqlx::query("SELECT 1").execute(&db)).await;
+                    match ping {
+                        Ok(Ok(_)) => "ready".into_response(),
+                        _ => (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response(),
+                    }
+                }
+            }),
+        )
 }
 
 async fn trace_request(req: axum::extract::Request, next: Next) -> Response {

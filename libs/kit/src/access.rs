@@ -125,7 +125,8 @@ pub fn render_markdown(tables: &[&Access], routes: &[RestRoute], endpoints: &[En
     out.push_str("\n## Gateway endpoints\n");
     header(&mut out, "Endpoint");
     for e in endpoints {
-        let _ = write!(out, "| {} | `{} {}` |", e.summary, e.method, e.path);
+        let login = if e.roles.is_empty() { " (no login)" } else { "" };
+        let _ = write!(out, "| {}{login} | `{} {}` |", e.summary, e.method, e.path);
         for r in Role::ALL {
             out.push_str(if e.roles.is_empty() || e.roles.contains(&r) { " ✓ |" } else { "   |" });
         }

@@ -1,0 +1,287 @@
+//! The suite as `kefu up` runs it, on ports 0 and a chosen backend.
+use std::{sync::Arc, time::Duration};
+
+use kefu_kit::{
+    auth::{Role, TokenSigner, TokenVerifier},
+    client::CallContext,
+    config::ServerArgs,
+    keys::{KeyEntry, parse_key_list},
+};
+use kefu_proto::{
+    customers::v1::customer_service_client::CustomerServiceClient, tickets::v1::ticket_service_client::TicketServiceClient,
+};
+use kefu_sla::{LiveStore, ManualClock, MemoryLiveStore, RedisLiveStore, SweeperConfig};
+use sqlx::AnyPool;
+use tokio_util::sync::CancellationToken;
+use tonic::{service::interceptor::InterceptedService, transport::Channel};
+
+use crate::{Backend, database, env_or_skip};
+
+pub type TicketsClient = TicketServiceClient<InterceptedService<Channel, CallContext>>;
+pub type CustomersClient = CustomerServiceClient<InterceptedService<Channel, CallContext>>;
+
+/// The live SLA state of a test.
+pub enum Live {
+    Memory(Arc<MemoryLiveStore>),
+    Redis { store: Arc<RedisLiveStore>, url: String, prefix: String },
+}
+
+impl Live {
+    /// The backend's live store: memory, or Redis under a fresh key prefix.
+    pub async fn new(backend: Backend) -> Option<Self> {
+        Some(match backend {
+            Backend::Embedded => Live::Memory(Arc::new(MemoryLiveStore::new(4))),
+            Backend::Production => {
+                let url = env_or_skip("KEFU_TEST_REDIS_URL")?;
+                let prefix = format!("kefu-test-{}", uuid::Uuid::now_v7().simple());
+                Live::Redis {
+                    store: Arc::new(RedisLiveStore::connect(&url, 4, &prefix).await.expect("redis")),
+                    url,
+                    prefix,
+                }
+            }
+        })
+    }
+
+    pub fn store(&self) -> Arc<dyn LiveStore> {
+        match self {
+            Live::Memory(m) => m.clone(),
+            Live::Redis { store, .. } => store.clone(),
+        }
+    }
+
+    /// Loses all live state, as a Redis restart or FLUSHALL would.
+    pub async fn flush(&self) {
+        match self {
+            Live::Memory(m) => m.clear(),
+            Live::Redis { url, prefix, .. } if prefix == "kefu" => {
+                // A dedicated database: a real FLUSHDB.
+                let client = redis::Client::open(url.as_str()).unwrap();
+                let mut con = client.get_multiplexed_async_connection().await.unwrap();
+                let _: () = redis::cmd("FLUSHDB").query_async(&mut con).await.unwrap();
+            }
+            Live::Redis { url, prefix, .. } => {
+                let client = redis::Client::open(url.as_str()).unwrap();
+                let mut con = client.get_multiplexed_async_connection().await.unwrap();
+                let keys: Vec<String> =
+                    redis::cmd("KEYS").arg(format!("{prefix}:*")).query_async(&mut con).await.unwrap();
+                if !keys.is_empty() {
+                    let _: () = redis::cmd("DEL").arg(keys).query_async(&mut con).await.unwrap();
+                }
+            }
+        }
+    }
+}
+
+/// How to start a suite.
+pub struct SuiteOptions {
+    /// The manual SLA clock's start (Unix ms).
+    pub start_ms: i64,
+    /// The live store; by default the backend's.
+    pub live: Option<Live>,
+    /// Also start the REST gateway in front of the services.
+    pub gateway: Option<Box<dyn FnOnce(&mut kefu_gateway::GatewayArgs) + Send>>,
+}
+
+impl Default for SuiteOptions {
+    fn default() -> Self {
+        // 2026-03-02 09:00 in Shanghai, a Monday morning.
+        Self { start_ms: 1_772_413_200_000, live: None, gateway: None }
+    }
+}
+
+/// The gateway of a suite started with one.
+pub struct GatewayHandle {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// The password `bootstrap_admin` printed for `admin`.
+    pub admin_password: String,
+    /// The key the gateway signs tokens with.
+    pub signing: KeyEntry,
+    /// The gateway's admin port (`/metrics`, `/healthz`, `/readyz`).
+    pub admin_addr: String,
+}
+
+/// Customers and tickets on one gRPC server, over fresh databases.
+pub struct Suite {
+    pub backend: Backend,
+    /// `http://127.0.0.1:PORT` of the gRPC server.
+    pub addr: String,
+    /// The server's admin port (`/metrics`, `/healthz`, `/readyz`).
+    pub admin_addr: String,
+    pub signer: TokenSigner,
+    pub clock: ManualClock,
+    pub tickets: kefu_tickets::Tickets,
+    /// The tickets service's own pool.
+    pub tickets_pool: AnyPool,
+    /// Separate pools on each service's database, for what a DBA could do.
+    pub tickets_raw: AnyPool,
+    pub customers_raw: AnyPool,
+    pub tickets_url: String,
+    pub customers_url: String,
+    pub live: Live,
+    pub gateway: Option<GatewayHandle>,
+    pub shutdown: CancellationToken,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Suite {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl Suite {
+    /// The suite on `backend` with default options; `None` when the
+    /// production backend is not configured (outside CI).
+    pub async fn spawn(backend: Backend) -> Option<Self> {
+        Self::spawn_with(backend, SuiteOptions::default()).await
+    }
+
+    pub async fn spawn_with(backend: Backend, opts: SuiteOptions) -> Option<Self> {
+        crate::init_test_logs();
+        let live = match opts.live {
+            Some(l) => l,
+            None => Live::new(backend).await?,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let customers_url = database(backend, dir.path(), "customers").await?;
+        let tickets_url = database(backend, dir.path(), "tickets").await?;
+
+        let customers_pool = kefu_kit::db::connect(&customers_url, 5).await.unwrap();
+        kefu_kit::db::migrate(&customers_pool, &kefu_customers::MIGRATOR).await.unwrap();
+        let tickets_pool = kefu_kit::db::connect(&tickets_url, 5).await.unwrap();
+        kefu_kit::db::migrate(&tickets_pool, &kefu_tickets::MIGRATOR).await.unwrap();
+        let tickets_raw = kefu_kit::db::connect(&tickets_url, 1).await.unwrap();
+        let customers_raw = kefu_kit::db::connect(&customers_url, 1).await.unwrap();
+
+        let signing = KeyEntry::generate("test");
+        let signer = TokenSigner::from_entry(&signing).unwrap();
+        let verifier = TokenVerifier::new(&parse_key_list("pub", &signer.public_key()).unwrap()).unwrap();
+        let args = ServerArgs::on("127.0.0.1:0".parse().unwrap());
+        let listeners = kefu_kit::server::Listeners::bind(&args).await.unwrap();
+        let addr = format!("http://{}", listeners.grpc_addr());
+        let clock = ManualClock::new(opts.start_ms);
+        let tickets = kefu_tickets::build(
+            tickets_pool.clone(),
+            live.store(),
+            Arc::new(clock.clone()),
+            kefu_tickets::SlaSettings::default(),
+            addr.clone(),
+            SweeperConfig {
+                owner: "test".into(),
+                lease_ttl: Duration::from_secs(5),
+                claim_ttl: Duration::from_secs(60),
+                batch: 100,
+                concurrency: 8,
+                interval: Duration::from_millis(50),
+            },
+        )
+        .await
+        .unwrap();
+        let customers = kefu_customers::service(
+            customers_pool,
+            kefu_customers::DataKeyring::new(&[KeyEntry::generate("d")]).unwrap(),
+            kefu_customers::Settings::default(),
+        );
+        let server = kefu_kit::server::ServerBuilder::new()
+            .add_service(customers, &kefu_customers::ACCESS)
+            .add_service(tickets.service.clone(), &kefu_tickets::ACCESS)
+            .serve_on(listeners, &args, verifier);
+        let admin_addr = format!("http://{}", server.admin_addr());
+        let shutdown = CancellationToken::new();
+        tokio::spawn(server.run(shutdown.clone()));
+
+        let gateway = match opts.gateway {
+            None => None,
+            Some(tweak) => Some(spawn_gateway(backend, dir.path(), &addr, &signing, tweak, &shutdown).await?),
+        };
+        Some(Suite {
+            backend,
+            addr,
+            admin_addr,
+            signer,
+            clock,
+            tickets,
+            tickets_pool,
+            tickets_raw,
+            customers_raw,
+            tickets_url,
+            customers_url,
+            live,
+            gateway,
+            shutdown,
+            _dir: dir,
+        })
+    }
+
+    /// A token for one role, as `{role}-1`.
+    pub fn token(&self, role: Role) -> String {
+        self.signer.mint(&format!("{role}-1"), &[role], Duration::from_secs(3600)).unwrap()
+    }
+
+    pub fn tickets_with_token(&self, token: Option<&str>) -> TicketsClient {
+        let ch = kefu_kit::client::channel(&self.addr).unwrap();
+        TicketServiceClient::with_interceptor(ch, CallContext::new(token).unwrap())
+    }
+
+    pub fn tickets_as(&self, role: Role) -> TicketsClient {
+        self.tickets_with_token(Some(&self.token(role)))
+    }
+
+    pub fn customers_with_token(&self, token: Option<&str>) -> CustomersClient {
+        let ch = kefu_kit::client::channel(&self.addr).unwrap();
+        CustomerServiceClient::with_interceptor(ch, CallContext::new(token).unwrap())
+    }
+
+    pub fn customers_as(&self, role: Role) -> CustomersClient {
+        self.customers_with_token(Some(&self.token(role)))
+    }
+
+    /// Runs the SLA sweeper once, as its loop would.
+    pub async fn sweep(&self) -> kefu_sla::sweeper::TickReport {
+        self.tickets.sweeper.tick().await.unwrap()
+    }
+
+    /// Moves the clock and sweeps.
+    pub async fn advance_to(&self, ms: i64) -> kefu_sla::sweeper::TickReport {
+        self.clock.set(ms);
+        self.sweep().await
+    }
+}
+
+async fn spawn_gateway(
+    backend: Backend,
+    dir: &std::path::Path,
+    grpc: &str,
+    signing: &KeyEntry,
+    tweak: Box<dyn FnOnce(&mut kefu_gateway::GatewayArgs) + Send>,
+    shutdown: &CancellationToken,
+) -> Option<GatewayHandle> {
+    let url = database(backend, dir, "gateway").await?;
+    let pool = kefu_kit::db::connect(&url, 5).await.unwrap();
+    kefu_kit::db::migrate(&pool, &kefu_gateway::MIGRATOR).await.unwrap();
+    let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin_addr = admin_listener.local_addr().unwrap();
+    let mut args = kefu_gateway::GatewayArgs {
+        http_listen: "127.0.0.1:0".parse().unwrap(),
+        customers_addr: grpc.to_owned(),
+        tickets_addr: grpc.to_owned(),
+        token_signing_key: signing.encode(),
+        token_public_keys: String::new(),
+        cors_origins: "https://console.example".into(),
+        rate_limit_per_key: 1000,
+        rate_limit_per_addr: 1000,
+        body_limit: 256 * 1024,
+        http_timeout: Duration::from_secs(30),
+        admin_listen: admin_addr,
+    };
+    tweak(&mut args);
+    let gw = Arc::new(kefu_gateway::Gateway::new(&args, pool.clone()).unwrap());
+    let admin_password = kefu_gateway::bootstrap_admin(&gw.auth).await.unwrap().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(kefu_gateway::serve(listener, kefu_gateway::router(gw, &args), shutdown.clone()));
+    tokio::spawn(kefu_gateway::serve(admin_listener, kefu_gateway::admin_router(pool, shutdown.clone()), shutdown.clone()));
+    Some(GatewayHandle { base, admin_password, signing: signing.clone(), admin_addr: format!("http://{admin_addr}") })
+}
