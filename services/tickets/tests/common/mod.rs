@@ -1,145 +1,37 @@
-//! Test harness: customers and tickets on one real server (as `kefu up`
-//! runs them), over fresh databases, with the SLA live state in memory or in
-//! a real Redis, and a manual clock so that no test sleeps through an SLA.
+//! The tickets tests' view of the shared test kit: customers and tickets on
+//! one real server (as `kefu up` runs them), over fresh databases, with the
+//! SLA live state in memory or in a real Redis, and a manual clock so that no
+//! test sleeps through an SLA.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
-use std::{sync::Arc, time::Duration};
-
-use chrono::TimeZone;
-use kefu_kit::{
-    auth::{Role, TokenSigner, TokenVerifier},
-    client::CallContext,
-    config::ServerArgs,
-    keys::{KeyEntry, parse_key_list},
-};
-use kefu_proto::{
-    customers::v1::{self as cpb, customer_service_client::CustomerServiceClient},
-    tickets::v1::{self as pb, ticket_service_client::TicketServiceClient},
-};
-use kefu_sla::{LiveStore, ManualClock, MemoryLiveStore, RedisLiveStore, SweeperConfig};
+use kefu_kit::auth::Role;
+use kefu_proto::{customers::v1 as cpb, tickets::v1 as pb};
+#[allow(unused_imports)]
+pub use kefu_testkit::{Backend, Live, Suite, cst, ms_of, violations};
+use kefu_testkit::{CustomersClient as Customers, SuiteOptions, TicketsClient as Tickets};
 use sqlx::AnyPool;
-use tokio_util::sync::CancellationToken;
-use tonic::{service::interceptor::InterceptedService, transport::Channel};
-
-pub type Tickets = TicketServiceClient<InterceptedService<Channel, CallContext>>;
-pub type Customers = CustomerServiceClient<InterceptedService<Channel, CallContext>>;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    /// SQLite + in-memory live state (`kefu up`).
-    Embedded,
-    /// PostgreSQL + Redis (`kefu serve`).
-    Production,
-}
-
-pub enum Live {
-    Memory(Arc<MemoryLiveStore>),
-    Redis { store: Arc<RedisLiveStore>, url: String, prefix: String },
-}
 
 pub struct TestApp {
-    pub addr: String,
-    pub signer: TokenSigner,
-    pub clock: ManualClock,
-    pub tickets: kefu_tickets::Tickets,
+    pub suite: Suite,
+    /// A separate pool on the tickets database, for what a DBA could do by hand.
     pub raw: AnyPool,
-    /// The service's own pool (a second replica in one process shares it:
-    /// SQLite has one writer).
+    /// The tickets service's own pool (a second replica in one process shares
+    /// it: SQLite has one writer).
     pub pool: AnyPool,
-    pub live: Live,
-    pub tickets_url: String,
-    shutdown: CancellationToken,
-    _dir: tempfile::TempDir,
 }
 
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
-}
-
-fn env_or_skip(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ => {
-            assert!(
-                std::env::var("CI").is_err(),
-                "{var} must be set in CI: the production-backend suite may not be skipped"
-            );
-            eprintln!("{var} is not set: skipping the PostgreSQL + Redis run of this test");
-            None
-        }
-    }
-}
-
-/// Local time in the firm's zone (Asia/Shanghai) as Unix ms.
-pub fn cst(y: i32, m: u32, d: u32, h: u32, min: u32) -> i64 {
-    chrono_tz::Asia::Shanghai.with_ymd_and_hms(y, m, d, h, min, 0).unwrap().timestamp_millis()
-}
-
-pub fn ms_of(t: &Option<prost_types::Timestamp>) -> i64 {
-    let t = t.as_ref().expect("timestamp set");
-    t.seconds * 1000 + i64::from(t.nanos / 1_000_000)
-}
-
-async fn database(backend: Backend, dir: &std::path::Path, name: &str) -> Option<String> {
-    match backend {
-        Backend::Embedded => Some(format!("sqlite://{}", dir.join(format!("{name}.db")).display())),
-        Backend::Production => {
-            let admin = env_or_skip("KEFU_TEST_DATABASE_URL")?;
-            let db = format!("kefu_test_{}", uuid::Uuid::now_v7().simple());
-            Some(kefu_kit::db::create_postgres_database(&admin, &db).await.expect("create test database"))
-        }
-    }
-}
-
-pub async fn live_store(backend: Backend) -> Option<Live> {
-    Some(match backend {
-        Backend::Embedded => Live::Memory(Arc::new(MemoryLiveStore::new(4))),
-        Backend::Production => {
-            let url = env_or_skip("KEFU_TEST_REDIS_URL")?;
-            let prefix = format!("kefu-test-{}", uuid::Uuid::now_v7().simple());
-            Live::Redis {
-                store: Arc::new(RedisLiveStore::connect(&url, 4, &prefix).await.expect("redis")),
-                url,
-                prefix,
-            }
-        }
-    })
-}
-
-impl Live {
-    pub fn store(&self) -> Arc<dyn LiveStore> {
-        match self {
-            Live::Memory(m) => m.clone(),
-            Live::Redis { store, .. } => store.clone(),
-        }
-    }
-
-    /// Loses all live state, as a Redis restart or FLUSHALL would.
-    pub async fn flush(&self) {
-        match self {
-            Live::Memory(m) => m.clear(),
-            Live::Redis { url, prefix, .. } if prefix == "kefu" => {
-                // A dedicated database: a real FLUSHDB.
-                let client = redis::Client::open(url.as_str()).unwrap();
-                let mut con = client.get_multiplexed_async_connection().await.unwrap();
-                let _: () = redis::cmd("FLUSHDB").query_async(&mut con).await.unwrap();
-            }
-            Live::Redis { url, prefix, .. } => {
-                let client = redis::Client::open(url.as_str()).unwrap();
-                let mut con = client.get_multiplexed_async_connection().await.unwrap();
-                let keys: Vec<String> =
-                    redis::cmd("KEYS").arg(format!("{prefix}:*")).query_async(&mut con).await.unwrap();
-                if !keys.is_empty() {
-                    let _: () = redis::cmd("DEL").arg(keys).query_async(&mut con).await.unwrap();
-                }
-            }
-        }
+impl std::ops::Deref for TestApp {
+    type Target = Suite;
+    fn deref(&self) -> &Suite {
+        &self.suite
     }
 }
 
 pub const START: (i32, u32, u32, u32, u32) = (2026, 3, 2, 9, 0);
+
+pub async fn live_store(backend: Backend) -> Option<Live> {
+    Live::new(backend).await
+}
 
 pub async fn spawn(backend: Backend) -> Option<TestApp> {
     spawn_at(backend, cst(START.0, START.1, START.2, START.3, START.4)).await
@@ -151,86 +43,18 @@ pub async fn spawn_at(backend: Backend, start_ms: i64) -> Option<TestApp> {
 }
 
 pub async fn spawn_with(backend: Backend, start_ms: i64, live: Live) -> Option<TestApp> {
-    if std::env::var("TEST_LOG").is_ok() {
-        let _ = kefu_kit::telemetry::init(
-            "test",
-            &kefu_kit::config::TelemetryArgs { log_format: kefu_kit::config::LogFormat::Pretty, log: "debug".into() },
-        );
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let customers_url = database(backend, dir.path(), "customers").await?;
-    let tickets_url = database(backend, dir.path(), "tickets").await?;
-
-    let customers_pool = kefu_kit::db::connect(&customers_url, 5).await.unwrap();
-    kefu_kit::db::migrate(&customers_pool, &kefu_customers::MIGRATOR).await.unwrap();
-    let tickets_pool = kefu_kit::db::connect(&tickets_url, 5).await.unwrap();
-    kefu_kit::db::migrate(&tickets_pool, &kefu_tickets::MIGRATOR).await.unwrap();
-    let raw = kefu_kit::db::connect(&tickets_url, 1).await.unwrap();
-
-    let signer = TokenSigner::from_entry(&KeyEntry::generate("test")).unwrap();
-    let verifier = TokenVerifier::new(&parse_key_list("pub", &signer.public_key()).unwrap()).unwrap();
-    let args = ServerArgs::on("127.0.0.1:0".parse().unwrap());
-    let listeners = kefu_kit::server::Listeners::bind(&args).await.unwrap();
-    let addr = format!("http://{}", listeners.grpc_addr());
-    let clock = ManualClock::new(start_ms);
-    let tickets = kefu_tickets::build(
-        tickets_pool.clone(),
-        live.store(),
-        Arc::new(clock.clone()),
-        kefu_tickets::SlaSettings::default(),
-        addr.clone(),
-        SweeperConfig {
-            owner: "test".into(),
-            lease_ttl: Duration::from_secs(5),
-            claim_ttl: Duration::from_secs(60),
-            batch: 100,
-            concurrency: 8,
-            interval: Duration::from_millis(50),
-        },
-    )
-    .await
-    .unwrap();
-    let customers = kefu_customers::service(
-        customers_pool,
-        kefu_customers::DataKeyring::new(&[KeyEntry::generate("d")]).unwrap(),
-        kefu_customers::Settings::default(),
-    );
-    let server = kefu_kit::server::ServerBuilder::new()
-        .add_service(customers, &kefu_customers::ACCESS)
-        .add_service(tickets.service.clone(), &kefu_tickets::ACCESS)
-        .serve_on(listeners, &args, verifier);
-    let shutdown = CancellationToken::new();
-    tokio::spawn(server.run(shutdown.clone()));
-    Some(TestApp { addr, signer, clock, tickets, raw, pool: tickets_pool, live, tickets_url, shutdown, _dir: dir })
+    let suite = Suite::spawn_with(backend, SuiteOptions { start_ms, live: Some(live), ..Default::default() }).await?;
+    let (raw, pool) = (suite.tickets_raw.clone(), suite.tickets_pool.clone());
+    Some(TestApp { suite, raw, pool })
 }
 
 impl TestApp {
-    pub fn token(&self, role: Role) -> String {
-        self.signer.mint(&format!("{role}-1"), &[role], Duration::from_secs(3600)).unwrap()
-    }
-
-    pub fn tickets_as(&self, role: Role) -> Tickets {
-        let ch = kefu_kit::client::channel(&self.addr).unwrap();
-        TicketServiceClient::with_interceptor(ch, CallContext::new(Some(&self.token(role))).unwrap())
-    }
-
     pub fn agent(&self) -> Tickets {
         self.tickets_as(Role::Agent)
     }
 
     pub fn customers(&self) -> Customers {
-        let ch = kefu_kit::client::channel(&self.addr).unwrap();
-        CustomerServiceClient::with_interceptor(ch, CallContext::new(Some(&self.token(Role::Agent))).unwrap())
-    }
-
-    /// Moves the clock and runs the sweeper once, as its loop would.
-    pub async fn advance_to(&self, ms: i64) -> kefu_sla::sweeper::TickReport {
-        self.clock.set(ms);
-        self.sweep().await
-    }
-
-    pub async fn sweep(&self) -> kefu_sla::sweeper::TickReport {
-        self.tickets.sweeper.tick().await.unwrap()
+        self.suite.customers_as(Role::Agent)
     }
 
     pub async fn customer(&self, name: &str, n: u32, tier: cpb::ServiceTier) -> String {
@@ -308,35 +132,11 @@ impl TestApp {
     }
 }
 
-pub fn violations(status: &tonic::Status) -> Vec<String> {
-    use tonic_types::StatusExt;
-    status
-        .get_error_details()
-        .bad_request()
-        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
-        .unwrap_or_default()
-}
 
+/// One test per scenario and backend (`mod embedded`, `mod production`).
 #[macro_export]
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let app = $crate::common::spawn($crate::common::Backend::Embedded).await.unwrap();
-                    super::$name(app).await;
-                }
-            )*
-        }
-        mod production {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(app) = $crate::common::spawn($crate::common::Backend::Production).await else { return };
-                    super::$name(app).await;
-                }
-            )*
-        }
+        kefu_testkit::on_both_backends!($crate::common::spawn; $($name),*);
     };
 }
