@@ -4,6 +4,45 @@ use chrono::{Datelike, NaiveDate};
 use kefu_kit::Error;
 use kefu_proto::tickets::v1 as pb;
 
+/// How a request names a ticket: by id, or by its number (`KF-000042`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TicketRef {
+    Id(String),
+    Number(String),
+}
+
+impl std::fmt::Display for TicketRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Id(s) | Self::Number(s) => f.write_str(s),
+        }
+    }
+}
+
+/// A ticket number: `KF-` and at least six digits.
+pub fn is_ticket_number(s: &str) -> bool {
+    s.strip_prefix("KF-").is_some_and(|d| (6..=12).contains(&d.len()) && d.chars().all(|c| c.is_ascii_digit()))
+}
+
+/// A ticket id or number from a request.
+pub fn ticket_ref(field: &str, raw: &str) -> Result<TicketRef, Error> {
+    let t = raw.trim();
+    let upper = t.to_ascii_uppercase();
+    if is_ticket_number(&upper) {
+        return Ok(TicketRef::Number(upper));
+    }
+    kefu_kit::parse::id(field, t)
+        .map(TicketRef::Id)
+        .map_err(|_| Error::invalid(field, "is not a ticket id or number (KF-000042)"))
+}
+
+/// A checklist entry of a business request (a material or a step), as stored.
+#[derive(serde::Serialize, serde::Deserialize, Debug, Default, Clone, PartialEq, Eq)]
+pub struct Item {
+    pub name: String,
+    pub done: bool,
+}
+
 /// The categories a firm starts with (the list is configurable).
 pub const DEFAULT_CATEGORIES: &[&str] =
     &["tax_filing", "bookkeeping", "tax_policy", "tax_registration", "invoice_application", "other"];
@@ -64,6 +103,13 @@ pub fn channel_name(c: i64) -> &'static str {
         _ => "unspecified",
     }
 }
+
+/// The names SLA policies match channels by.
+pub const CHANNEL_NAMES: &[&str] = &["phone", "wechat", "email", "sms", "online_chat", "in_person"];
+/// The names SLA policies match priorities by.
+pub const PRIORITY_NAMES: &[&str] = &["low", "normal", "high", "urgent"];
+/// The record kinds SLA policies match (tickets' kinds, phone calls, complaints).
+pub const RECORD_KINDS: &[&str] = &["consultation", "business_request", "feedback", "phone_contact", "complaint"];
 
 pub fn priority_name(p: i64) -> &'static str {
     match pb::Priority::try_from(p as i32) {
@@ -148,11 +194,6 @@ pub fn local_date(ms: i64) -> NaiveDate {
     (chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().naive_utc() + chrono::Duration::hours(8)).date()
 }
 
-pub fn parse_date(field: &str, raw: &str) -> Result<NaiveDate, Error> {
-    NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d")
-        .map_err(|_| Error::invalid(field, format!("{raw:?} is not a date YYYY-MM-DD")))
-}
-
 /// Start of a local date as Unix ms (UTC+8).
 pub fn day_start_ms(d: NaiveDate) -> i64 {
     d.and_hms_opt(0, 0, 0).map_or(0, |t| t.and_utc().timestamp_millis() - 8 * 3_600_000)
@@ -199,6 +240,24 @@ mod tests {
         assert_eq!(filing_period_end("2026-Q4").unwrap(), (2026, 12));
         for bad in ["2026-13", "2026-Q5", "26-01", "", "2026"] {
             assert!(filing_period_end(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn tickets_are_named_by_id_or_number() {
+        let id = uuid::Uuid::now_v7().to_string();
+        assert_eq!(ticket_ref("id", &id).unwrap(), TicketRef::Id(id));
+        assert_eq!(ticket_ref("id", " kf-000042 ").unwrap(), TicketRef::Number("KF-000042".into()));
+        for bad in ["", "KF-42", "KF-00004a", "ticket 1", "\0"] {
+            assert!(ticket_ref("id", bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn every_channel_has_a_policy_name() {
+        use kefu_kit::parse::ProtoEnum;
+        for (n, _) in kefu_proto::common::v1::Channel::VALUES.iter().filter(|(n, _)| *n != 0) {
+            assert!(CHANNEL_NAMES.contains(&channel_name(i64::from(*n))), "{n}");
         }
     }
 

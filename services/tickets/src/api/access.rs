@@ -1,0 +1,48 @@
+//! Who may call each RPC. The auth layer enforces this table before any
+//! handler runs; an RPC missing from it is refused.
+use kefu_kit::{
+    access::{ANYONE, Access, MANAGERS, READERS, WRITERS},
+    auth::Role,
+};
+
+/// The telephony integration and the people who run it.
+const TELEPHONY: &[Role] = &[Role::Service, Role::Admin, Role::Supervisor];
+/// People who work queues (not auditors or HR).
+const DASHBOARD: &[Role] = &[Role::Agent, Role::Supervisor, Role::Admin];
+const ADMINS: &[Role] = &[Role::Admin];
+/// Agent statistics feed performance reviews: supervisors, HR, admins and reporting systems.
+const STATS: &[Role] = &[Role::Supervisor, Role::Hr, Role::Admin, Role::Service];
+
+pub static ACCESS: Access = Access {
+    service: "kefu.tickets.v1.TicketService",
+    rules: &[
+        ("CreateTicket", WRITERS),
+        ("GetTicket", READERS),
+        ("UpdateTicket", WRITERS),
+        ("ListTickets", READERS),
+        ("AssignTicket", WRITERS),
+        ("ChangeStatus", WRITERS),
+        ("AddMessage", WRITERS),
+        ("ListTimeline", READERS),
+        ("UpdateProgress", WRITERS),
+        ("ListRequestTypes", ANYONE),
+        ("UpsertRequestType", MANAGERS),
+        ("RouteFeedback", WRITERS),
+        ("RecordDepartmentResponse", WRITERS),
+        ("SendFeedbackResult", WRITERS),
+        ("IngestEmail", WRITERS),
+        ("RecordCallEvent", TELEPHONY),
+        ("RateTicket", WRITERS),
+        ("GetTicketSla", READERS),
+        ("GetSlaDashboard", DASHBOARD),
+        ("WatchSlaEvents", WRITERS),
+        ("ListSlaPolicies", ANYONE),
+        ("UpsertSlaPolicy", MANAGERS),
+        ("DeleteSlaPolicy", MANAGERS),
+        ("GetCalendar", ANYONE),
+        ("ExtendCalendar", ADMINS),
+        ("ListCategories", ANYONE),
+        ("SetCategories", MANAGERS),
+        ("GetAgentStats", STATS),
+    ],
+};

@@ -1,0 +1,295 @@
+//! The `kefu.tickets.v1.TicketService` gRPC API, one module per resource.
+//! Each RPC below takes the caller, calls its resource function and turns
+//! the kit's error into a status, once. Who may call what is the `ACCESS`
+//! table's business (enforced by the auth layer); only finer rules stay in
+//! the resource functions.
+mod access;
+mod business;
+mod calls;
+mod email;
+mod feedback;
+mod sla;
+mod stats;
+mod tickets;
+mod view;
+
+use std::{pin::Pin, sync::Arc};
+
+pub use access::ACCESS;
+use futures::Stream;
+use kefu_kit::{
+    Error,
+    auth::{Principal, principal},
+    client::CallContext,
+};
+use kefu_proto::{
+    customers::v1::{self as cpb, customer_service_client::CustomerServiceClient},
+    tickets::v1::{self as pb, ticket_service_server::TicketService},
+};
+use sqlx::AnyPool;
+use tonic::{Request, Response, Status};
+
+use crate::{
+    sla::{Changes, SlaEngine},
+    store::TicketRow,
+};
+
+pub struct TicketsApi {
+    pool: AnyPool,
+    engine: Arc<SlaEngine>,
+    customers_addr: String,
+    categories: std::sync::RwLock<Vec<String>>,
+}
+
+type Customers =
+    CustomerServiceClient<tonic::service::interceptor::InterceptedService<tonic::transport::Channel, CallContext>>;
+
+impl TicketsApi {
+    pub fn new(pool: AnyPool, engine: Arc<SlaEngine>, customers_addr: String, categories: Vec<String>) -> Self {
+        Self { pool, engine, customers_addr, categories: std::sync::RwLock::new(categories) }
+    }
+
+    fn categories(&self) -> Vec<String> {
+        self.categories.read().map_or_else(|p| p.into_inner().clone(), |c| c.clone())
+    }
+
+    fn customers(&self, token: Option<&str>) -> Result<Customers, Error> {
+        let channel = kefu_kit::client::channel(&self.customers_addr)?;
+        Ok(CustomerServiceClient::with_interceptor(channel, CallContext::new(token)?))
+    }
+
+    /// Checks the customer exists (through the customers service, with the
+    /// caller's own token) and returns its service tier.
+    async fn customer_tier(&self, token: Option<&str>, customer_id: &str) -> Result<String, Error> {
+        let mut c = self.customers(token)?;
+        match c.get_customer(cpb::GetCustomerRequest { id: customer_id.to_owned() }).await {
+            Ok(r) => {
+                let cust = r.into_inner();
+                if cust.lifecycle_status == cpb::LifecycleStatus::Erased as i32 {
+                    return Err(Error::FailedPrecondition("the customer's data was erased; no new tickets".into()));
+                }
+                Ok(view::tier_name(cust.service_tier).to_owned())
+            }
+            Err(s) if s.code() == tonic::Code::NotFound || s.code() == tonic::Code::InvalidArgument => {
+                Err(Error::invalid("ticket.customer_id", format!("no customer {customer_id:?}")))
+            }
+            Err(s) if s.code() == tonic::Code::PermissionDenied => Err(Error::PermissionDenied(s.message().to_owned())),
+            Err(s) => Err(Error::Unavailable(format!("customers service: {}", s.message()))),
+        }
+    }
+
+    /// The customer (id, tier) whose contact has this email, if any.
+    async fn customer_by_email(&self, token: Option<&str>, email: &str) -> Result<Option<(String, String)>, Error> {
+        let mut c = self.customers(token)?;
+        match c
+            .list_customers(cpb::ListCustomersRequest {
+                contact_email: email.to_owned(),
+                page_size: 1,
+                ..Default::default()
+            })
+            .await
+        {
+            Ok(r) => Ok(r
+                .into_inner()
+                .customers
+                .into_iter()
+                .next()
+                .map(|c| (c.id, view::tier_name(c.service_tier).to_owned()))),
+            Err(s) => Err(Error::Unavailable(format!("customers service: {}", s.message()))),
+        }
+    }
+
+    /// Commits, then tells the live SLA store and watchers what changed.
+    async fn finish(&self, tx: sqlx::Transaction<'static, sqlx::Any>, changes: Changes) -> Result<(), Error> {
+        tx.commit().await?;
+        self.engine.publish(changes).await;
+        Ok(())
+    }
+
+    /// Tells watchers a ticket changed (best effort: the change is committed).
+    async fn changed(&self, t: &TicketRow, kind: &str) {
+        let c = kefu_sla::RecordChange {
+            id: format!("{}:{}", t.id, uuid::Uuid::now_v7().simple()),
+            record_id: t.id.clone(),
+            kind: kind.to_owned(),
+            at_ms: self.engine.now(),
+            queue: t.queue.clone(),
+            assignee: t.assignee.clone(),
+            status: crate::domain::status_name(t.status).to_owned(),
+        };
+        if let Err(e) = self.engine.live.publish_change(&c).await {
+            tracing::warn!(error = %e, "publishing a ticket change failed");
+        }
+    }
+}
+
+/// One RPC's caller, the caller's bearer token (to call other services on
+/// its behalf) and the request.
+struct Call<T> {
+    p: Principal,
+    token: Option<String>,
+    r: T,
+}
+
+fn call<T>(req: Request<T>) -> Result<Call<T>, Status> {
+    let p = principal(&req)?;
+    let token = req
+        .metadata()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned);
+    Ok(Call { p, token, r: req.into_inner() })
+}
+
+/// The one place a resource function's result becomes a gRPC answer.
+fn answer<T>(r: kefu_kit::Result<T>) -> Result<Response<T>, Status> {
+    r.map(Response::new).map_err(Status::from)
+}
+
+type Res<T> = Result<Response<T>, Status>;
+
+#[tonic::async_trait]
+impl TicketService for TicketsApi {
+    async fn create_ticket(&self, req: Request<pb::CreateTicketRequest>) -> Res<pb::Ticket> {
+        let c = call(req)?;
+        answer(tickets::create(self, &c.p, c.token.as_deref(), c.r).await)
+    }
+
+    async fn get_ticket(&self, req: Request<pb::GetTicketRequest>) -> Res<pb::Ticket> {
+        let c = call(req)?;
+        answer(tickets::get(self, c.r).await)
+    }
+
+    async fn update_ticket(&self, req: Request<pb::UpdateTicketRequest>) -> Res<pb::Ticket> {
+        let c = call(req)?;
+        answer(tickets::update(self, &c.p, c.r).await)
+    }
+
+    async fn list_tickets(&self, req: Request<pb::ListTicketsRequest>) -> Res<pb::ListTicketsResponse> {
+        let c = call(req)?;
+        answer(tickets::list(self, c.r).await)
+    }
+
+    async fn assign_ticket(&self, req: Request<pb::AssignTicketRequest>) -> Res<pb::Ticket> {
+        let c = call(req)?;
+        answer(tickets::assign(self, &c.p, c.r).await)
+    }
+
+    async fn change_status(&self, req: Request<pb::ChangeStatusRequest>) -> Res<pb::Ticket> {
+        let c = call(req)?;
+        answer(tickets::change_status(self, &c.p, c.r).await)
+    }
+
+    async fn add_message(&self, req: Request<pb::AddMessageRequest>) -> Res<pb::TimelineEntry> {
+        let c = call(req)?;
+        answer(tickets::add_message(self, &c.p, c.r).await)
+    }
+
+    async fn list_timeline(&self, req: Request<pb::ListTimelineRequest>) -> Res<pb::ListTimelineResponse> {
+        let c = call(req)?;
+        answer(tickets::timeline(self, c.r).await)
+    }
+
+    async fn update_progress(&self, req: Request<pb::UpdateProgressRequest>) -> Res<pb::Ticket> {
+        let c = call(req)?;
+        answer(business::update_progress(self, &c.p, c.r).await)
+    }
+
+    async fn list_request_types(&self, req: Request<pb::ListRequestTypesRequest>) -> Res<pb::ListRequestTypesResponse> {
+        call(req)?;
+        answer(business::list_request_types(self).await)
+    }
+
+    async fn upsert_request_type(&self, req: Request<pb::UpsertRequestTypeRequest>) -> Res<pb::RequestType> {
+        let c = call(req)?;
+        answer(business::upsert_request_type(self, c.r).await)
+    }
+
+    async fn route_feedback(&self, req: Request<pb::RouteFeedbackRequest>) -> Res<pb::Ticket> {
+        let c = call(req)?;
+        answer(feedback::route(self, &c.p, c.r).await)
+    }
+
+    async fn record_department_response(&self, req: Request<pb::RecordDepartmentResponseRequest>) -> Res<pb::Ticket> {
+        let c = call(req)?;
+        answer(feedback::record_department_response(self, &c.p, c.r).await)
+    }
+
+    async fn send_feedback_result(&self, req: Request<pb::SendFeedbackResultRequest>) -> Res<pb::Ticket> {
+        let c = call(req)?;
+        answer(feedback::send_result(self, &c.p, c.r).await)
+    }
+
+    async fn ingest_email(&self, req: Request<pb::IngestEmailRequest>) -> Res<pb::IngestEmailResponse> {
+        let c = call(req)?;
+        answer(email::ingest(self, &c.p, c.token.as_deref(), c.r).await)
+    }
+
+    async fn record_call_event(&self, req: Request<pb::RecordCallEventRequest>) -> Res<pb::PhoneContact> {
+        let c = call(req)?;
+        answer(calls::record_event(self, c.r).await)
+    }
+
+    async fn rate_ticket(&self, req: Request<pb::RateTicketRequest>) -> Res<pb::Ticket> {
+        let c = call(req)?;
+        answer(tickets::rate(self, &c.p, c.r).await)
+    }
+
+    async fn get_ticket_sla(&self, req: Request<pb::GetTicketSlaRequest>) -> Res<pb::GetTicketSlaResponse> {
+        let c = call(req)?;
+        answer(sla::ticket_targets(self, c.r).await)
+    }
+
+    async fn get_sla_dashboard(&self, req: Request<pb::GetSlaDashboardRequest>) -> Res<pb::SlaDashboard> {
+        let c = call(req)?;
+        answer(sla::dashboard(self, c.r).await)
+    }
+
+    type WatchSlaEventsStream = Pin<Box<dyn Stream<Item = Result<pb::SlaEventMessage, Status>> + Send>>;
+
+    async fn watch_sla_events(&self, req: Request<pb::WatchSlaEventsRequest>) -> Res<Self::WatchSlaEventsStream> {
+        let c = call(req)?;
+        answer(sla::watch(self, &c.p, c.r).await)
+    }
+
+    async fn list_sla_policies(&self, req: Request<pb::ListSlaPoliciesRequest>) -> Res<pb::ListSlaPoliciesResponse> {
+        call(req)?;
+        answer(Ok(sla::list_policies(self)))
+    }
+
+    async fn upsert_sla_policy(&self, req: Request<pb::UpsertSlaPolicyRequest>) -> Res<pb::SlaPolicy> {
+        let c = call(req)?;
+        answer(sla::upsert_policy(self, c.r).await)
+    }
+
+    async fn delete_sla_policy(&self, req: Request<pb::DeleteSlaPolicyRequest>) -> Res<pb::DeleteSlaPolicyResponse> {
+        let c = call(req)?;
+        answer(sla::delete_policy(self, c.r).await)
+    }
+
+    async fn get_calendar(&self, req: Request<pb::GetCalendarRequest>) -> Res<pb::Calendar> {
+        call(req)?;
+        answer(sla::calendar(self))
+    }
+
+    async fn extend_calendar(&self, req: Request<pb::ExtendCalendarRequest>) -> Res<pb::Calendar> {
+        let c = call(req)?;
+        answer(sla::extend_calendar(self, c.r).await)
+    }
+
+    async fn list_categories(&self, req: Request<pb::ListCategoriesRequest>) -> Res<pb::ListCategoriesResponse> {
+        call(req)?;
+        answer(Ok(pb::ListCategoriesResponse { categories: self.categories() }))
+    }
+
+    async fn set_categories(&self, req: Request<pb::SetCategoriesRequest>) -> Res<pb::ListCategoriesResponse> {
+        let c = call(req)?;
+        answer(sla::set_categories(self, c.r).await)
+    }
+
+    async fn get_agent_stats(&self, req: Request<pb::GetAgentStatsRequest>) -> Res<pb::AgentStats> {
+        let c = call(req)?;
+        answer(stats::agent_stats(self, c.r).await)
+    }
+}

@@ -1,0 +1,298 @@
+//! SLA: a ticket's (or call's) targets, the dashboard, the live event
+//! stream, policies, the business calendar and the category list.
+use futures::StreamExt;
+use kefu_kit::{
+    Error,
+    auth::{Principal, Role},
+    error::Violations,
+    parse::{self, ts, ts_opt},
+};
+use kefu_proto::tickets::v1 as pb;
+use kefu_sla::{CalendarSpec, ClockKind, Metric, MetricRule, Policy};
+use tonic::Status;
+
+use super::{TicketsApi, tickets::required_line, view::state_pb};
+use crate::{domain, store};
+
+const POLICY_ID_MAX: usize = 64;
+/// Events a reconnecting watcher is sent at most.
+const REPLAY_MAX: i64 = 1000;
+
+fn clock_name(c: ClockKind) -> &'static str {
+    match c {
+        ClockKind::Business => "business",
+        ClockKind::Calendar => "calendar",
+    }
+}
+
+pub(super) async fn ticket_targets(
+    api: &TicketsApi,
+    r: pb::GetTicketSlaRequest,
+) -> Result<pb::GetTicketSlaResponse, Error> {
+    let raw = r.ticket_id.trim();
+    let mut conn = api.pool.acquire().await?;
+    // Calls' targets are asked for by their record id, `call:<call id>`.
+    let record = match raw.strip_prefix("call:") {
+        Some(call_id) => format!("call:{}", required_line("ticket_id", call_id, 128)?),
+        None => store::require_ticket(&mut conn, &domain::ticket_ref("ticket_id", raw)?).await?.id,
+    };
+    let now = api.engine.now();
+    let cal = api.engine.calendar();
+    let targets = store::targets_of(&mut conn, &record)
+        .await?
+        .iter()
+        .map(|r| {
+            let t = &r.target;
+            pb::SlaTarget {
+                metric: t.key.metric.as_str().to_owned(),
+                cycle: t.key.cycle,
+                state: state_pb(t.state()) as i32,
+                start_time: ts(t.started_at),
+                due_time: ts_opt(t.due_at),
+                warning_time: ts_opt(t.warn_at),
+                remaining_ms: t.remaining_ms(now, &cal).unwrap_or(0),
+                clock: clock_name(t.clock).into(),
+                breach_time: ts_opt(t.breached_at),
+                fulfil_time: ts_opt(t.fulfilled_at),
+                policy_id: r.policy_id.clone(),
+                cap_time: ts_opt(t.cap_at),
+            }
+        })
+        .collect();
+    Ok(pb::GetTicketSlaResponse { targets })
+}
+
+pub(super) async fn dashboard(api: &TicketsApi, r: pb::GetSlaDashboardRequest) -> Result<pb::SlaDashboard, Error> {
+    let within = match r.within_minutes {
+        0 => 60,
+        n if n < 0 => return Err(Error::invalid("within_minutes", "must not be negative")),
+        n => i64::from(n),
+    };
+    let d = api.engine.live.dashboard(api.engine.now(), within * 60_000).await?;
+    let c = |g: &kefu_sla::GroupCounts| pb::SlaCounts { open: g.open, at_risk: g.at_risk, breached: g.breached };
+    Ok(pb::SlaDashboard {
+        total: Some(c(&d.total)),
+        by_queue: d.by_queue.iter().map(|(k, v)| (k.clone(), c(v))).collect(),
+        by_agent: d.by_assignee.iter().filter(|(k, _)| !k.is_empty()).map(|(k, v)| (k.clone(), c(v))).collect(),
+    })
+}
+
+pub(super) async fn watch(
+    api: &TicketsApi,
+    p: &Principal,
+    r: pb::WatchSlaEventsRequest,
+) -> Result<<TicketsApi as pb::ticket_service_server::TicketService>::WatchSlaEventsStream, Error> {
+    let mut v = Violations::new();
+    let assignee = v.check(parse::line("assignee", &r.assignee, 64)).unwrap_or_default();
+    let queue = v.check(parse::line("queue", &r.queue, 64)).unwrap_or_default();
+    let since = v.check(parse::line("since_event_id", &r.since_event_id, 256)).unwrap_or_default();
+    v.finish()?;
+    // An agent without filters follows their own tickets.
+    let assignee =
+        if assignee.is_empty() && queue.is_empty() && !p.has_any(&[Role::Supervisor, Role::Admin, Role::Service]) {
+            p.subject.clone()
+        } else {
+            assignee
+        };
+    // Subscribe before replaying so nothing falls between the two.
+    let rx = api.engine.live.subscribe();
+    let replay = if since.is_empty() {
+        Vec::new()
+    } else {
+        let mut conn = api.pool.acquire().await?;
+        store::events_after(&mut conn, &since, REPLAY_MAX).await?
+    };
+    let seen: std::collections::HashSet<String> = replay.iter().map(|e| e.id.clone()).collect();
+    let to_msg = |ev: kefu_sla::SlaEvent| pb::SlaEventMessage {
+        id: ev.id,
+        ticket_id: ev.key.record_id,
+        metric: ev.key.metric.as_str().to_owned(),
+        cycle: ev.key.cycle,
+        kind: ev.kind.as_str().to_owned(),
+        time: ts(ev.at_ms),
+        due_time: ts_opt(ev.due_at_ms),
+        queue: ev.queue,
+        assignee: ev.assignee,
+    };
+    let visible = {
+        let (queue, assignee) = (queue.clone(), assignee.clone());
+        move |ev: &kefu_sla::SlaEvent| {
+            (queue.is_empty() || ev.queue == queue) && (assignee.is_empty() || ev.assignee == assignee)
+        }
+    };
+    let replayed: Vec<Result<pb::SlaEventMessage, Status>> =
+        replay.into_iter().filter(|e| visible(e)).map(|e| Ok(to_msg(e))).collect();
+    let live = tokio_stream::wrappers::BroadcastStream::new(rx).filter_map(move |item| {
+        let out = match item {
+            Ok(ev) if visible(&ev) && !seen.contains(&ev.id) => Some(Ok(to_msg(ev))),
+            Ok(_) => None,
+            Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(n)) => {
+                Some(Err(Status::data_loss(format!("the watcher fell {n} events behind; reconnect and reload"))))
+            }
+        };
+        futures::future::ready(out)
+    });
+    let changes_rx = api.engine.live.subscribe_changes();
+    let changes = tokio_stream::wrappers::BroadcastStream::new(changes_rx).filter_map(move |item| {
+        let out = match item {
+            Ok(c) if (queue.is_empty() || c.queue == queue) && (assignee.is_empty() || c.assignee == assignee) => {
+                Some(Ok(pb::SlaEventMessage {
+                    id: c.id,
+                    ticket_id: c.record_id,
+                    metric: String::new(),
+                    cycle: 0,
+                    kind: c.kind,
+                    time: ts(c.at_ms),
+                    due_time: None,
+                    queue: c.queue,
+                    assignee: c.assignee,
+                }))
+            }
+            _ => None,
+        };
+        futures::future::ready(out)
+    });
+    let stream = futures::stream::iter(replayed).chain(futures::stream::select(live, changes));
+    Ok(Box::pin(stream))
+}
+
+pub(super) fn list_policies(api: &TicketsApi) -> pb::ListSlaPoliciesResponse {
+    let mut list: Vec<Policy> = api.engine.policies().as_ref().clone();
+    list.sort_by_key(|p| p.position);
+    pb::ListSlaPoliciesResponse { policies: list.iter().map(policy_pb).collect() }
+}
+
+pub(super) async fn upsert_policy(api: &TicketsApi, r: pb::UpsertSlaPolicyRequest) -> Result<pb::SlaPolicy, Error> {
+    let p = r.policy.ok_or_else(|| Error::invalid("policy", "is required"))?;
+    let policy = policy_from_pb(&p)?;
+    let body = serde_json::to_string(&policy).map_err(|e| Error::Internal(e.into()))?;
+    let mut conn = api.pool.acquire().await?;
+    store::put_policy(&mut conn, &policy.id, i64::from(policy.position), &body).await?;
+    api.engine.reload_policies(&mut conn).await?;
+    Ok(policy_pb(&policy))
+}
+
+pub(super) async fn delete_policy(
+    api: &TicketsApi,
+    r: pb::DeleteSlaPolicyRequest,
+) -> Result<pb::DeleteSlaPolicyResponse, Error> {
+    let id = required_line("id", &r.id, POLICY_ID_MAX)?;
+    let mut conn = api.pool.acquire().await?;
+    if !store::delete_policy(&mut conn, &id).await? {
+        return Err(Error::NotFound(format!("policy {id}")));
+    }
+    api.engine.reload_policies(&mut conn).await?;
+    Ok(pb::DeleteSlaPolicyResponse {})
+}
+
+pub(super) fn calendar(api: &TicketsApi) -> Result<pb::Calendar, Error> {
+    let json = serde_json::to_string_pretty(api.engine.calendar().spec()).map_err(anyhow::Error::from)?;
+    Ok(pb::Calendar { json })
+}
+
+pub(super) async fn extend_calendar(api: &TicketsApi, r: pb::ExtendCalendarRequest) -> Result<pb::Calendar, Error> {
+    let mut value: serde_json::Value =
+        serde_json::from_str(&r.json).map_err(|e| Error::invalid("json", format!("is not JSON: {e}")))?;
+    let cur = api.engine.calendar();
+    if let Some(obj) = value.as_object_mut() {
+        obj.entry("id").or_insert_with(|| cur.id.clone().into());
+        obj.entry("time_zone").or_insert_with(|| cur.spec().time_zone.clone().into());
+        obj.entry("weekly").or_insert_with(|| serde_json::json!({}));
+    }
+    let extra: CalendarSpec = serde_json::from_value(value).map_err(|e| Error::invalid("json", e.to_string()))?;
+    let next = cur.extended(&extra).map_err(|e| Error::invalid("json", e.to_string()))?;
+    let json = serde_json::to_string(next.spec()).map_err(anyhow::Error::from)?;
+    let mut conn = api.pool.acquire().await?;
+    store::put_setting(&mut conn, "calendar", &json).await?;
+    let pretty = serde_json::to_string_pretty(next.spec()).map_err(anyhow::Error::from)?;
+    api.engine.set_calendar(next);
+    Ok(pb::Calendar { json: pretty })
+}
+
+pub(super) async fn set_categories(
+    api: &TicketsApi,
+    r: pb::SetCategoriesRequest,
+) -> Result<pb::ListCategoriesResponse, Error> {
+    let list = domain::category_list(&r.categories)?;
+    let json = serde_json::to_string(&list).map_err(|e| Error::Internal(e.into()))?;
+    let mut conn = api.pool.acquire().await?;
+    store::put_setting(&mut conn, "categories", &json).await?;
+    if let Ok(mut g) = api.categories.write() {
+        g.clone_from(&list);
+    }
+    Ok(pb::ListCategoriesResponse { categories: list })
+}
+
+fn policy_pb(p: &Policy) -> pb::SlaPolicy {
+    pb::SlaPolicy {
+        id: p.id.clone(),
+        name: p.name.clone(),
+        position: p.position,
+        record_kinds: p.conditions.record_kinds.clone(),
+        channels: p.conditions.channels.clone(),
+        categories: p.conditions.categories.clone(),
+        priorities: p.conditions.priorities.clone(),
+        tiers: p.conditions.tiers.clone(),
+        metrics: p
+            .metrics
+            .iter()
+            .map(|m| pb::SlaMetricRule {
+                metric: m.metric.as_str().into(),
+                duration_seconds: m.duration_secs,
+                clock: clock_name(m.clock).into(),
+                warn_percent: i32::from(m.warn_percent),
+            })
+            .collect(),
+    }
+}
+
+/// A policy condition list: names from `known` (policies match by name).
+fn names(v: &mut Violations, field: &str, raw: &[String], known: &[&str]) -> Vec<String> {
+    let list = v.check(parse::tags(field, raw, 50, 64)).unwrap_or_default();
+    for (i, n) in list.iter().enumerate() {
+        if !known.contains(&n.as_str()) {
+            v.add(format!("{field}[{i}]"), format!("{n:?} is not one of {}", known.join(", ")));
+        }
+    }
+    list
+}
+
+fn policy_from_pb(p: &pb::SlaPolicy) -> Result<Policy, Error> {
+    let mut v = Violations::new();
+    let id = v.check(required_line("policy.id", &p.id, POLICY_ID_MAX)).unwrap_or_default();
+    let name = v.check(parse::line("policy.name", &p.name, 200)).unwrap_or_default();
+    let mut metrics = Vec::new();
+    for (i, m) in p.metrics.iter().enumerate() {
+        let metric = Metric::parse(&m.metric);
+        if metric.is_none() {
+            v.add(format!("policy.metrics[{i}].metric"), format!("{:?} is not a metric", m.metric));
+        }
+        let clock = match m.clock.as_str() {
+            "business" | "" => Some(ClockKind::Business),
+            "calendar" => Some(ClockKind::Calendar),
+            other => {
+                v.add(format!("policy.metrics[{i}].clock"), format!("{other:?} is not business or calendar"));
+                None
+            }
+        };
+        let warn = if m.warn_percent == 0 { 80 } else { m.warn_percent };
+        let warn = u8::try_from(warn).ok().filter(|w| (1..=99).contains(w));
+        if warn.is_none() {
+            v.add(format!("policy.metrics[{i}].warn_percent"), "must be 1 to 99");
+        }
+        if let (Some(metric), Some(clock), Some(warn_percent)) = (metric, clock, warn) {
+            metrics.push(MetricRule { metric, duration_secs: m.duration_seconds, clock, warn_percent });
+        }
+    }
+    let conditions = kefu_sla::Conditions {
+        record_kinds: names(&mut v, "policy.record_kinds", &p.record_kinds, domain::RECORD_KINDS),
+        channels: names(&mut v, "policy.channels", &p.channels, domain::CHANNEL_NAMES),
+        categories: v.check(parse::tags("policy.categories", &p.categories, 50, 64)).unwrap_or_default(),
+        priorities: names(&mut v, "policy.priorities", &p.priorities, domain::PRIORITY_NAMES),
+        tiers: v.check(parse::tags("policy.tiers", &p.tiers, 10, 32)).unwrap_or_default(),
+    };
+    v.finish()?;
+    let policy = Policy { id, name, position: p.position, conditions, metrics };
+    policy.validate().map_err(|(f, m)| Error::invalid(format!("policy.{f}"), m))?;
+    Ok(policy)
+}

@@ -1,0 +1,66 @@
+//! Contacts that arrive outside a ticket: ingested email Message-IDs (for
+//! threading) and phone calls.
+use kefu_kit::Error;
+use sqlx::{AnyConnection, Row};
+
+pub async fn email_ticket(conn: &mut AnyConnection, message_id: &str) -> Result<Option<String>, Error> {
+    let row = sqlx::query("SELECT ticket_id FROM email_messages WHERE message_id = $1")
+        .bind(message_id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.map(|r| r.try_get(0)).transpose()?)
+}
+
+/// Remembers which ticket a Message-ID belongs to (the first mapping stays).
+pub async fn put_email(conn: &mut AnyConnection, message_id: &str, ticket_id: &str, at: i64) -> Result<(), Error> {
+    sqlx::query(
+        "INSERT INTO email_messages (message_id, ticket_id, at) VALUES ($1,$2,$3) ON CONFLICT (message_id) DO NOTHING",
+    )
+    .bind(message_id)
+    .bind(ticket_id)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CallRow {
+    pub call_id: String,
+    pub caller_number: String,
+    pub queue: String,
+    pub agent: String,
+    pub offered_at: i64,
+    pub answered_at: Option<i64>,
+    pub abandoned_at: Option<i64>,
+    pub ring_count: i64,
+}
+
+pub async fn get_call(conn: &mut AnyConnection, call_id: &str) -> Result<Option<CallRow>, Error> {
+    Ok(sqlx::query_as::<_, CallRow>(
+        "SELECT call_id, caller_number, queue, agent, offered_at, answered_at, abandoned_at, ring_count FROM phone_contacts WHERE call_id = $1",
+    )
+    .bind(call_id)
+    .fetch_optional(conn)
+    .await?)
+}
+
+pub async fn put_call(conn: &mut AnyConnection, c: &CallRow) -> Result<(), Error> {
+    sqlx::query(
+        "INSERT INTO phone_contacts (call_id, caller_number, queue, agent, offered_at, answered_at, abandoned_at, ring_count) \
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8) ON CONFLICT (call_id) DO UPDATE SET caller_number = excluded.caller_number, \
+         queue = excluded.queue, agent = excluded.agent, answered_at = excluded.answered_at, abandoned_at = excluded.abandoned_at, \
+         ring_count = excluded.ring_count",
+    )
+    .bind(&c.call_id)
+    .bind(&c.caller_number)
+    .bind(&c.queue)
+    .bind(&c.agent)
+    .bind(c.offered_at)
+    .bind(c.answered_at)
+    .bind(c.abandoned_at)
+    .bind(c.ring_count)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

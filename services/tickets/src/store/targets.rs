@@ -1,0 +1,235 @@
+//! The durable record of SLA targets and events (the live view in Redis or
+//! memory is rebuilt from it).
+use kefu_kit::Error;
+use kefu_sla::{ClockKind, Metric, SlaEvent, Target, TargetKey};
+use sqlx::{AnyConnection, Row, any::AnyRow};
+
+/// `sla_targets.open` of a target that can still warn, breach or be fulfilled.
+pub const OPEN: i64 = 1;
+/// `sla_targets.open` of a finished target (fulfilled, or a call that ended).
+pub const FINISHED: i64 = 0;
+
+pub const TARGET_COLUMNS: &str = "record_id, metric, cycle, policy_id, clock, duration_ms, warn_percent, started_at, \
+    consumed_ms, running_since, cap_at, due_at, warn_at, warned_at, breached_at, fulfilled_at, escalation_due_at, escalated_at, open";
+
+#[derive(Debug, Clone)]
+pub struct TargetRow {
+    pub target: Target,
+    pub policy_id: String,
+    pub escalation_due_at: Option<i64>,
+    pub escalated_at: Option<i64>,
+    pub open: bool,
+}
+
+fn clock_name(c: ClockKind) -> &'static str {
+    match c {
+        ClockKind::Business => "business",
+        ClockKind::Calendar => "calendar",
+    }
+}
+
+pub fn target_from_row(r: &AnyRow) -> Result<TargetRow, Error> {
+    let metric: String = r.try_get("metric")?;
+    let metric = Metric::parse(&metric).ok_or_else(|| Error::Internal(anyhow::anyhow!("unknown metric {metric:?}")))?;
+    let clock: String = r.try_get("clock")?;
+    Ok(TargetRow {
+        target: Target {
+            key: TargetKey { record_id: r.try_get("record_id")?, metric, cycle: r.try_get("cycle")? },
+            clock: if clock == "calendar" { ClockKind::Calendar } else { ClockKind::Business },
+            duration_ms: r.try_get("duration_ms")?,
+            warn_percent: u8::try_from(r.try_get::<i64, _>("warn_percent")?).unwrap_or(80),
+            started_at: r.try_get("started_at")?,
+            consumed_ms: r.try_get("consumed_ms")?,
+            running_since: r.try_get("running_since")?,
+            cap_at: r.try_get("cap_at")?,
+            due_at: r.try_get("due_at")?,
+            warn_at: r.try_get("warn_at")?,
+            warned_at: r.try_get("warned_at")?,
+            breached_at: r.try_get("breached_at")?,
+            fulfilled_at: r.try_get("fulfilled_at")?,
+        },
+        policy_id: r.try_get("policy_id")?,
+        escalation_due_at: r.try_get("escalation_due_at")?,
+        escalated_at: r.try_get("escalated_at")?,
+        open: r.try_get::<i64, _>("open")? == OPEN,
+    })
+}
+
+/// Inserts or replaces a target's durable state.
+pub async fn put_target(conn: &mut AnyConnection, row: &TargetRow) -> Result<(), Error> {
+    let t = &row.target;
+    sqlx::query(
+        "INSERT INTO sla_targets (record_id, metric, cycle, policy_id, clock, duration_ms, warn_percent, started_at, \
+         consumed_ms, running_since, cap_at, due_at, warn_at, warned_at, breached_at, fulfilled_at, escalation_due_at, escalated_at, open) \
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19) \
+         ON CONFLICT (record_id, metric, cycle) DO UPDATE SET policy_id = excluded.policy_id, clock = excluded.clock, \
+         duration_ms = excluded.duration_ms, warn_percent = excluded.warn_percent, consumed_ms = excluded.consumed_ms, \
+         running_since = excluded.running_since, cap_at = excluded.cap_at, due_at = excluded.due_at, warn_at = excluded.warn_at, \
+         warned_at = excluded.warned_at, breached_at = excluded.breached_at, fulfilled_at = excluded.fulfilled_at, \
+         escalation_due_at = excluded.escalation_due_at, escalated_at = excluded.escalated_at, open = excluded.open",
+    )
+    .bind(&t.key.record_id)
+    .bind(t.key.metric.as_str())
+    .bind(t.key.cycle)
+    .bind(&row.policy_id)
+    .bind(clock_name(t.clock))
+    .bind(t.duration_ms)
+    .bind(i64::from(t.warn_percent))
+    .bind(t.started_at)
+    .bind(t.consumed_ms)
+    .bind(t.running_since)
+    .bind(t.cap_at)
+    .bind(t.due_at)
+    .bind(t.warn_at)
+    .bind(t.warned_at)
+    .bind(t.breached_at)
+    .bind(t.fulfilled_at)
+    .bind(row.escalation_due_at)
+    .bind(row.escalated_at)
+    .bind(if row.open { OPEN } else { FINISHED })
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn targets_of(conn: &mut AnyConnection, record_id: &str) -> Result<Vec<TargetRow>, Error> {
+    let sql = format!("SELECT {TARGET_COLUMNS} FROM sla_targets WHERE record_id = $1 ORDER BY metric, cycle");
+    let rows = sqlx::query(&sql).bind(record_id).fetch_all(conn).await?;
+    rows.iter().map(target_from_row).collect()
+}
+
+pub async fn get_target(conn: &mut AnyConnection, key: &TargetKey) -> Result<Option<TargetRow>, Error> {
+    let sql = format!("SELECT {TARGET_COLUMNS} FROM sla_targets WHERE record_id = $1 AND metric = $2 AND cycle = $3");
+    let row =
+        sqlx::query(&sql).bind(&key.record_id).bind(key.metric.as_str()).bind(key.cycle).fetch_optional(conn).await?;
+    row.as_ref().map(target_from_row).transpose()
+}
+
+/// Open targets after a cursor with their ticket's queue and assignee, for
+/// rebuilding the live view page by page.
+pub async fn open_targets_page(
+    conn: &mut AnyConnection,
+    after: &(String, String, i64),
+    limit: i64,
+) -> Result<Vec<(TargetRow, String, String)>, Error> {
+    let cols: String = TARGET_COLUMNS.split(", ").map(|c| format!("s.{c}")).collect::<Vec<_>>().join(", ");
+    let sql = format!(
+        "SELECT {cols}, COALESCE(t.queue, '') AS t_queue, COALESCE(t.assignee, '') AS t_assignee \
+         FROM sla_targets s LEFT JOIN tickets t ON t.id = s.record_id \
+         WHERE (s.record_id, s.metric, s.cycle) > ($1, $2, $3) AND s.open = {OPEN} \
+         ORDER BY s.record_id, s.metric, s.cycle LIMIT {limit}"
+    );
+    // A row-value comparison walks the primary key: each page is an index range.
+    let rows = sqlx::query(&sql).bind(&after.0).bind(&after.1).bind(after.2).fetch_all(conn).await?;
+    rows.iter().map(|r| Ok((target_from_row(r)?, r.try_get("t_queue")?, r.try_get("t_assignee")?))).collect()
+}
+
+/// Records a breach only if none was recorded: the arbiter of "exactly once".
+pub async fn claim_breach(
+    conn: &mut AnyConnection,
+    key: &TargetKey,
+    breached_at: i64,
+    escalation_due_at: Option<i64>,
+) -> Result<bool, Error> {
+    let done = sqlx::query(
+        "UPDATE sla_targets SET breached_at = $1, warn_at = NULL, escalation_due_at = $2 \
+         WHERE record_id = $3 AND metric = $4 AND cycle = $5 AND breached_at IS NULL AND fulfilled_at IS NULL \
+         AND running_since IS NOT NULL AND due_at IS NOT NULL AND due_at <= $6",
+    )
+    .bind(breached_at)
+    .bind(escalation_due_at)
+    .bind(&key.record_id)
+    .bind(key.metric.as_str())
+    .bind(key.cycle)
+    .bind(breached_at)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn claim_warning(conn: &mut AnyConnection, key: &TargetKey, now: i64) -> Result<bool, Error> {
+    let done = sqlx::query(
+        "UPDATE sla_targets SET warned_at = $1, warn_at = NULL \
+         WHERE record_id = $2 AND metric = $3 AND cycle = $4 AND warned_at IS NULL AND breached_at IS NULL \
+         AND fulfilled_at IS NULL AND running_since IS NOT NULL AND warn_at IS NOT NULL AND warn_at <= $5",
+    )
+    .bind(now)
+    .bind(&key.record_id)
+    .bind(key.metric.as_str())
+    .bind(key.cycle)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn claim_escalation(conn: &mut AnyConnection, key: &TargetKey, now: i64) -> Result<bool, Error> {
+    let done = sqlx::query(
+        "UPDATE sla_targets SET escalated_at = $1 WHERE record_id = $2 AND metric = $3 AND cycle = $4 \
+         AND escalated_at IS NULL AND escalation_due_at IS NOT NULL AND escalation_due_at <= $5 AND fulfilled_at IS NULL",
+    )
+    .bind(now)
+    .bind(&key.record_id)
+    .bind(key.metric.as_str())
+    .bind(key.cycle)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn escalations_due(conn: &mut AnyConnection, now: i64, limit: i64) -> Result<Vec<TargetRow>, Error> {
+    let sql = format!(
+        "SELECT {TARGET_COLUMNS} FROM sla_targets WHERE escalation_due_at IS NOT NULL AND escalation_due_at <= $1 \
+         AND escalated_at IS NULL AND fulfilled_at IS NULL ORDER BY escalation_due_at LIMIT {limit}"
+    );
+    let rows = sqlx::query(&sql).bind(now).fetch_all(conn).await?;
+    rows.iter().map(target_from_row).collect()
+}
+
+/// Stores an event once; false when its id was already recorded.
+pub async fn insert_event(conn: &mut AnyConnection, e: &SlaEvent) -> Result<bool, Error> {
+    let done = sqlx::query(
+        "INSERT INTO sla_events (id, record_id, metric, cycle, kind, at, due_at, queue, assignee) \
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(&e.id)
+    .bind(&e.key.record_id)
+    .bind(e.key.metric.as_str())
+    .bind(e.key.cycle)
+    .bind(e.kind.as_str())
+    .bind(e.at_ms)
+    .bind(e.due_at_ms)
+    .bind(&e.queue)
+    .bind(&e.assignee)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Events recorded after `since_id` (by time, then id), for watchers that
+/// reconnect. An unknown id replays nothing.
+pub async fn events_after(conn: &mut AnyConnection, since_id: &str, limit: i64) -> Result<Vec<SlaEvent>, Error> {
+    let sql = format!(
+        "SELECT e.id, e.record_id, e.metric, e.cycle, e.kind, e.at, e.due_at, e.queue, e.assignee FROM sla_events e, \
+         (SELECT at, id FROM sla_events WHERE id = $1) s WHERE e.at > s.at OR (e.at = s.at AND e.id > s.id) \
+         ORDER BY e.at, e.id LIMIT {limit}"
+    );
+    let rows = sqlx::query(&sql).bind(since_id).fetch_all(conn).await?;
+    let mut out = Vec::new();
+    for r in rows {
+        let metric: String = r.try_get(2)?;
+        let kind: String = r.try_get(4)?;
+        let (Some(metric), Some(kind)) = (Metric::parse(&metric), kefu_sla::EventKind::parse(&kind)) else { continue };
+        out.push(SlaEvent {
+            id: r.try_get(0)?,
+            key: TargetKey { record_id: r.try_get(1)?, metric, cycle: r.try_get(3)? },
+            kind,
+            at_ms: r.try_get(5)?,
+            due_at_ms: r.try_get(6)?,
+            queue: r.try_get(7)?,
+            assignee: r.try_get(8)?,
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,344 @@
+//! Tickets and their timelines.
+use kefu_kit::{
+    Error,
+    db::{Bind, Where, fetch_all_as},
+    error::{Constraint, Constraints},
+};
+use kefu_proto::{common::v1::Channel, tickets::v1 as pb};
+use sqlx::{AnyConnection, Row};
+
+use super::targets::OPEN;
+use crate::domain::TicketRef;
+
+/// Wall-clock time, for `updated_at` (an audit stamp, not a business time:
+/// business times come from the service clock).
+pub fn now_wall_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// The ticket tables' unique constraints in the domain's words, so that a
+/// clash never reports the database's own text.
+pub static CONSTRAINTS: Constraints = Constraints(&[
+    Constraint {
+        name: "tickets_request_id",
+        columns: "tickets.request_id",
+        message: "a ticket was already created with this request_id",
+    },
+    Constraint {
+        name: "tickets_number_key",
+        columns: "tickets.number",
+        message: "another ticket took this ticket number at the same moment; retry",
+    },
+]);
+
+/// `tickets.satisfaction` of a ticket nobody rated.
+pub const NOT_RATED: i64 = 0;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TicketRow {
+    pub id: String,
+    pub number: String,
+    pub kind: i64,
+    pub channel: i64,
+    pub category: String,
+    pub priority: i64,
+    pub status: i64,
+    pub subject: String,
+    pub customer_id: String,
+    pub customer_tier: String,
+    pub requester: String,
+    pub queue: String,
+    pub assignee: String,
+    pub tags: String,
+    pub request_type: String,
+    pub materials: String,
+    pub steps: String,
+    pub filing_period: String,
+    pub filing_deadline: String,
+    pub department: String,
+    pub department_response: String,
+    pub pending_reason: String,
+    pub escalated_to: String,
+    pub satisfaction: i64,
+    pub satisfaction_comment: String,
+    /// When the rating was given, on the service clock.
+    pub rated_at: Option<i64>,
+    pub reopen_count: i64,
+    pub resolution_cycle: i64,
+    pub next_response_cycle: i64,
+    pub first_replied_at: Option<i64>,
+    pub solved_at: Option<i64>,
+    pub version: i64,
+    pub created_by: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl TicketRow {
+    pub fn status(&self) -> pb::Status {
+        pb::Status::try_from(self.status as i32).unwrap_or(pb::Status::Unspecified)
+    }
+
+    pub fn kind(&self) -> pb::TicketKind {
+        pb::TicketKind::try_from(self.kind as i32).unwrap_or(pb::TicketKind::Unspecified)
+    }
+
+    pub fn channel(&self) -> Channel {
+        Channel::try_from(self.channel as i32).unwrap_or(Channel::Unspecified)
+    }
+
+    pub fn set_status(&mut self, s: pb::Status) {
+        self.status = i64::from(s as i32);
+    }
+}
+
+pub const TICKET_COLUMNS: &str = "id, number, kind, channel, category, priority, status, subject, customer_id, customer_tier, \
+    requester, queue, assignee, tags, request_type, materials, steps, filing_period, filing_deadline, department, \
+    department_response, pending_reason, escalated_to, satisfaction, satisfaction_comment, rated_at, reopen_count, \
+    resolution_cycle, next_response_cycle, first_replied_at, solved_at, version, created_by, created_at, updated_at";
+
+pub async fn next_number(conn: &mut AnyConnection) -> Result<String, Error> {
+    sqlx::query("UPDATE counters SET value = value + 1 WHERE name = 'ticket'").execute(&mut *conn).await?;
+    let n: i64 = sqlx::query("SELECT value FROM counters WHERE name = 'ticket'").fetch_one(conn).await?.try_get(0)?;
+    Ok(format!("KF-{n:06}"))
+}
+
+pub async fn insert_ticket(conn: &mut AnyConnection, t: &TicketRow, request_id: Option<&str>) -> Result<(), Error> {
+    sqlx::query(
+        "INSERT INTO tickets (id, number, kind, channel, category, priority, status, subject, customer_id, customer_tier, \
+         requester, queue, assignee, tags, request_type, materials, steps, filing_period, filing_deadline, department, \
+         department_response, pending_reason, escalated_to, satisfaction, satisfaction_comment, rated_at, reopen_count, \
+         resolution_cycle, next_response_cycle, first_replied_at, solved_at, version, request_id, created_by, created_at, updated_at) \
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29,$30,$31,$32,$33,$34,$35,$36)",
+    )
+    .bind(&t.id)
+    .bind(&t.number)
+    .bind(t.kind)
+    .bind(t.channel)
+    .bind(&t.category)
+    .bind(t.priority)
+    .bind(t.status)
+    .bind(&t.subject)
+    .bind(&t.customer_id)
+    .bind(&t.customer_tier)
+    .bind(&t.requester)
+    .bind(&t.queue)
+    .bind(&t.assignee)
+    .bind(&t.tags)
+    .bind(&t.request_type)
+    .bind(&t.materials)
+    .bind(&t.steps)
+    .bind(&t.filing_period)
+    .bind(&t.filing_deadline)
+    .bind(&t.department)
+    .bind(&t.department_response)
+    .bind(&t.pending_reason)
+    .bind(&t.escalated_to)
+    .bind(t.satisfaction)
+    .bind(&t.satisfaction_comment)
+    .bind(t.rated_at)
+    .bind(t.reopen_count)
+    .bind(t.resolution_cycle)
+    .bind(t.next_response_cycle)
+    .bind(t.first_replied_at)
+    .bind(t.solved_at)
+    .bind(t.version)
+    .bind(request_id)
+    .bind(&t.created_by)
+    .bind(t.created_at)
+    .bind(t.updated_at)
+    .execute(conn)
+    .await
+    .map_err(|e| CONSTRAINTS.map(e))?;
+    Ok(())
+}
+
+/// Writes every mutable column if the version still holds; stamps the
+/// update time and bumps the version on `t` too.
+pub async fn save_ticket(conn: &mut AnyConnection, t: &mut TicketRow) -> Result<(), Error> {
+    t.updated_at = now_wall_ms();
+    let done = sqlx::query(
+        "UPDATE tickets SET channel = $1, category = $2, priority = $3, status = $4, subject = $5, customer_tier = $6, \
+         queue = $7, assignee = $8, tags = $9, materials = $10, steps = $11, filing_period = $12, filing_deadline = $13, \
+         department = $14, department_response = $15, pending_reason = $16, escalated_to = $17, satisfaction = $18, \
+         satisfaction_comment = $19, rated_at = $20, reopen_count = $21, resolution_cycle = $22, \
+         next_response_cycle = $23, first_replied_at = $24, solved_at = $25, updated_at = $26, version = version + 1 \
+         WHERE id = $27 AND version = $28",
+    )
+    .bind(t.channel)
+    .bind(&t.category)
+    .bind(t.priority)
+    .bind(t.status)
+    .bind(&t.subject)
+    .bind(&t.customer_tier)
+    .bind(&t.queue)
+    .bind(&t.assignee)
+    .bind(&t.tags)
+    .bind(&t.materials)
+    .bind(&t.steps)
+    .bind(&t.filing_period)
+    .bind(&t.filing_deadline)
+    .bind(&t.department)
+    .bind(&t.department_response)
+    .bind(&t.pending_reason)
+    .bind(&t.escalated_to)
+    .bind(t.satisfaction)
+    .bind(&t.satisfaction_comment)
+    .bind(t.rated_at)
+    .bind(t.reopen_count)
+    .bind(t.resolution_cycle)
+    .bind(t.next_response_cycle)
+    .bind(t.first_replied_at)
+    .bind(t.solved_at)
+    .bind(t.updated_at)
+    .bind(&t.id)
+    .bind(t.version)
+    .execute(conn)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(Error::Aborted("the ticket was changed by someone else; reload it and retry".into()));
+    }
+    t.version += 1;
+    Ok(())
+}
+
+/// A ticket by id.
+pub async fn get_ticket(conn: &mut AnyConnection, id: &str) -> Result<Option<TicketRow>, Error> {
+    let sql = format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE id = $1");
+    Ok(sqlx::query_as::<_, TicketRow>(&sql).bind(id).fetch_optional(conn).await?)
+}
+
+/// A ticket by id or by number.
+pub async fn find_ticket(conn: &mut AnyConnection, r: &TicketRef) -> Result<Option<TicketRow>, Error> {
+    match r {
+        TicketRef::Id(id) => get_ticket(conn, id).await,
+        TicketRef::Number(n) => {
+            let sql = format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE number = $1");
+            Ok(sqlx::query_as::<_, TicketRow>(&sql).bind(n).fetch_optional(conn).await?)
+        }
+    }
+}
+
+/// A ticket by id or number; NOT_FOUND when there is none.
+pub async fn require_ticket(conn: &mut AnyConnection, r: &TicketRef) -> Result<TicketRow, Error> {
+    find_ticket(conn, r).await?.ok_or_else(|| Error::NotFound(format!("ticket {r}")))
+}
+
+/// The ticket an earlier create stored with this request id (tickets
+/// created before idempotency keys were claimed in `kit_idempotency`).
+pub async fn ticket_by_request_id(conn: &mut AnyConnection, request_id: &str) -> Result<Option<TicketRow>, Error> {
+    let sql = format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE request_id = $1");
+    Ok(sqlx::query_as::<_, TicketRow>(&sql).bind(request_id).fetch_optional(conn).await?)
+}
+
+/// Which tickets a list returns; every condition given must hold.
+#[derive(Debug, Clone, Default)]
+pub struct TicketFilter {
+    pub status: Option<pb::Status>,
+    pub assignee: Option<String>,
+    pub queue: Option<String>,
+    pub customer_id: Option<String>,
+    pub sla: Option<SlaFilter>,
+    /// Keyset paging: only tickets whose id sorts after this one.
+    pub after_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlaFilter {
+    /// An open target has breached.
+    Breached,
+    /// An open, running, not yet breached target is due at or before this instant.
+    DueBy(i64),
+}
+
+/// Up to `limit` tickets matching `f`, by id.
+pub async fn list_tickets(conn: &mut AnyConnection, f: &TicketFilter, limit: i64) -> Result<Vec<TicketRow>, Error> {
+    let mut w = Where::new();
+    if let Some(s) = f.status {
+        w.and("t.status = $?", i64::from(s as i32));
+    }
+    if let Some(a) = &f.assignee {
+        w.and("t.assignee = $?", a.as_str());
+    }
+    if let Some(q) = &f.queue {
+        w.and("t.queue = $?", q.as_str());
+    }
+    if let Some(c) = &f.customer_id {
+        w.and("t.customer_id = $?", c.as_str());
+    }
+    match f.sla {
+        None => {}
+        Some(SlaFilter::Breached) => {
+            w.and_sql(&format!(
+                "EXISTS (SELECT 1 FROM sla_targets s WHERE s.record_id = t.id AND s.open = {OPEN} \
+                 AND s.breached_at IS NOT NULL)"
+            ));
+        }
+        Some(SlaFilter::DueBy(horizon)) => {
+            w.and(
+                &format!(
+                    "EXISTS (SELECT 1 FROM sla_targets s WHERE s.record_id = t.id AND s.open = {OPEN} \
+                     AND s.breached_at IS NULL AND s.due_at IS NOT NULL AND s.due_at <= $?)"
+                ),
+                horizon,
+            );
+        }
+    }
+    if let Some(after) = &f.after_id {
+        w.and("t.id > $?", after.as_str());
+    }
+    let limit_at = w.next_placeholder();
+    let (clause, mut binds) = w.build();
+    binds.push(Bind::Int(limit));
+    let sql = format!("SELECT {TICKET_COLUMNS} FROM tickets t WHERE {clause} ORDER BY t.id LIMIT ${limit_at}");
+    Ok(fetch_all_as(conn, &sql, binds).await?)
+}
+
+// ------------------------------------------------------------ timeline
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TimelineRow {
+    pub id: String,
+    pub ticket_id: String,
+    pub kind: String,
+    pub author: String,
+    pub body: String,
+    pub at: i64,
+}
+
+pub async fn add_timeline(
+    conn: &mut AnyConnection,
+    ticket_id: &str,
+    kind: &str,
+    author: &str,
+    body: &str,
+    at: i64,
+) -> Result<TimelineRow, Error> {
+    let row = TimelineRow {
+        id: uuid::Uuid::now_v7().to_string(),
+        ticket_id: ticket_id.to_owned(),
+        kind: kind.to_owned(),
+        author: author.to_owned(),
+        body: body.to_owned(),
+        at,
+    };
+    sqlx::query("INSERT INTO timeline (id, ticket_id, kind, author, body, at) VALUES ($1,$2,$3,$4,$5,$6)")
+        .bind(&row.id)
+        .bind(&row.ticket_id)
+        .bind(&row.kind)
+        .bind(&row.author)
+        .bind(&row.body)
+        .bind(row.at)
+        .execute(conn)
+        .await?;
+    Ok(row)
+}
+
+pub async fn timeline(conn: &mut AnyConnection, ticket_id: &str) -> Result<Vec<TimelineRow>, Error> {
+    Ok(sqlx::query_as::<_, TimelineRow>(
+        "SELECT id, ticket_id, kind, author, body, at FROM timeline WHERE ticket_id = $1 ORDER BY at, id",
+    )
+    .bind(ticket_id)
+    .fetch_all(conn)
+    .await?)
+}
