@@ -6,7 +6,7 @@ mod common;
 
 use common::{TestApp, cst, ms_of, violations};
 use kefu_kit::auth::Role;
-use kefu_proto::{customers::v1 as cpb, tickets::v1 as pb};
+use kefu_proto::{common::v1::Channel, customers::v1 as cpb, tickets::v1 as pb};
 use tonic::Code;
 
 on_both_backends!(
@@ -26,7 +26,26 @@ on_both_backends!(
     policies_are_data_and_rematch_keeps_elapsed_time,
     watchers_receive_sla_events,
     roles_and_bad_input,
+    concurrent_creates_with_one_request_id_make_one_ticket,
+    timestamps_outside_1970_to_9999_are_refused,
+    control_characters_and_unbounded_tags_are_refused,
+    invalid_enums_list_the_valid_names,
+    agent_statistics_count_on_the_service_clock,
 );
+
+/// No error message may carry the database's own words.
+fn assert_no_database_text(s: &tonic::Status) {
+    let m = s.message();
+    assert!(
+        !m.to_lowercase().contains("constraint") && !m.contains("UNIQUE") && !m.contains("duplicate key"),
+        "database text reached the caller: {m}"
+    );
+}
+
+async fn count(app: &TestApp, sql: &str) -> i64 {
+    use sqlx::Row;
+    sqlx::query(sql).fetch_one(&app.raw).await.unwrap().get::<i64, _>(0)
+}
 
 async fn tickets_on_every_channel_get_their_targets(app: TestApp) {
     let c = app.customer("渠道測試", 1, cpb::ServiceTier::Standard).await;
@@ -139,7 +158,9 @@ async fn warning_breach_escalation_and_late_fulfilment(app: TestApp) {
 
 async fn pending_customer_pauses_resolution(app: TestApp) {
     let c = app.customer("暫停測試", 3, cpb::ServiceTier::Standard).await;
-    let t = app.ticket(&c, kefu_proto::common::v1::Channel::Email, pb::TicketKind::BusinessRequest, "tax_registration").await;
+    let t = app
+        .ticket(&c, kefu_proto::common::v1::Channel::Email, pb::TicketKind::BusinessRequest, "tax_registration")
+        .await;
     let mut agent = app.agent();
     // Resolution: 2 business days = 16h from Mon 09:00 → Tue 18:00.
     assert_eq!(ms_of(&app.target(&t.id, "resolution").await.due_time), cst(2026, 3, 3, 18, 0));
@@ -399,7 +420,9 @@ async fn lost_live_state_is_rebuilt_and_nothing_is_lost(app: TestApp) {
     let c = app.customer("重建測試", 8, cpb::ServiceTier::Standard).await;
     let mut ids = Vec::new();
     for _ in 0..5 {
-        ids.push(app.ticket(&c, kefu_proto::common::v1::Channel::Email, pb::TicketKind::Consultation, "tax_policy").await.id);
+        ids.push(
+            app.ticket(&c, kefu_proto::common::v1::Channel::Email, pb::TicketKind::Consultation, "tax_policy").await.id,
+        );
     }
     app.sweep().await;
     // The live state is lost; meanwhile every first response falls due.
@@ -427,7 +450,11 @@ async fn two_replicas_emit_each_breach_once(app: TestApp) {
     let c = app.customer("並發測試", 9, cpb::ServiceTier::Standard).await;
     let mut ids = Vec::new();
     for _ in 0..12 {
-        ids.push(app.ticket(&c, kefu_proto::common::v1::Channel::OnlineChat, pb::TicketKind::Consultation, "tax_policy").await.id);
+        ids.push(
+            app.ticket(&c, kefu_proto::common::v1::Channel::OnlineChat, pb::TicketKind::Consultation, "tax_policy")
+                .await
+                .id,
+        );
     }
     // A second replica on the same database and live store (in one process
     // on SQLite it shares the single writer connection).
@@ -446,14 +473,24 @@ async fn two_replicas_emit_each_breach_once(app: TestApp) {
     )
     .await
     .unwrap();
+    // Each replica holds half of the shards, as after a rolling start: the
+    // replica already leased the lower half, this one takes what is left.
+    let store = app.live.store();
+    let shards = store.shards();
+    assert!(shards >= 2, "the test needs shards to split");
+    for shard in 0..shards / 2 {
+        assert!(store.try_lease(shard, "replica-2", 30_000).await.unwrap());
+    }
+    let first = app.sweep().await;
+    assert_eq!(first.shards_held, shards - shards / 2, "this replica took the shards nobody held");
     app.clock.set(cst(2026, 3, 2, 9, 5));
     let (a, b) = tokio::join!(app.tickets.sweeper.tick(), replica.sweeper.tick());
-    a.unwrap();
-    b.unwrap();
-    // The leases may have kept the replica out; a claim taken twice (a
-    // re-taken claim) must still emit once: the database decides.
-    let direct = replica.sweeper.tick();
-    direct.await.unwrap();
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert!(a.shards_held > 0 && b.shards_held > 0, "both replicas held shards: {a:?} {b:?}");
+    assert_eq!(a.shards_held + b.shards_held, shards, "each shard had one sweeper: {a:?} {b:?}");
+    assert_eq!(a.failed + b.failed, 0);
+    // A claim taken twice (a re-taken claim) must still emit once: the database decides.
+    replica.sweeper.tick().await.unwrap();
     for id in &ids {
         assert_eq!(app.events(id, "breached").await, 1, "chat first response (60 s) breached once");
     }
@@ -541,7 +578,8 @@ async fn feedback_is_routed_answered_and_sent(app: TestApp) {
     assert_eq!(sent.department, "記賬部");
     assert_eq!(app.target(&t.id, "feedback_reply").await.state, pb::SlaState::Fulfilled as i32);
     assert_eq!(app.target(&t.id, "first_response").await.state, pb::SlaState::Fulfilled as i32);
-    let not_feedback = app.ticket(&c, kefu_proto::common::v1::Channel::Phone, pb::TicketKind::Consultation, "other").await;
+    let not_feedback =
+        app.ticket(&c, kefu_proto::common::v1::Channel::Phone, pb::TicketKind::Consultation, "other").await;
     let err = agent
         .route_feedback(pb::RouteFeedbackRequest { ticket_id: not_feedback.id, department: "x".into() })
         .await
@@ -688,8 +726,10 @@ async fn reopen_starts_a_new_cycle_and_closed_is_final(app: TestApp) {
 async fn dashboard_and_lists_answer_sla_questions(app: TestApp) {
     let c = app.customer("看板測試", 13, cpb::ServiceTier::Standard).await;
     let mut agent = app.agent();
-    let chat = app.ticket(&c, kefu_proto::common::v1::Channel::OnlineChat, pb::TicketKind::Consultation, "tax_policy").await;
-    let email = app.ticket(&c, kefu_proto::common::v1::Channel::Email, pb::TicketKind::Consultation, "bookkeeping").await;
+    let chat =
+        app.ticket(&c, kefu_proto::common::v1::Channel::OnlineChat, pb::TicketKind::Consultation, "tax_policy").await;
+    let email =
+        app.ticket(&c, kefu_proto::common::v1::Channel::Email, pb::TicketKind::Consultation, "bookkeeping").await;
     agent
         .assign_ticket(pb::AssignTicketRequest {
             ticket_id: email.id.clone(),
@@ -875,7 +915,8 @@ async fn watchers_receive_sla_events(app: TestApp) {
         .await
         .unwrap()
         .into_inner();
-    let t = app.ticket(&c, kefu_proto::common::v1::Channel::OnlineChat, pb::TicketKind::Consultation, "tax_policy").await;
+    let t =
+        app.ticket(&c, kefu_proto::common::v1::Channel::OnlineChat, pb::TicketKind::Consultation, "tax_policy").await;
     // The subscription is live once the stream is open; Redis relays asynchronously.
     let mut got = Vec::new();
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -982,4 +1023,303 @@ async fn roles_and_bad_input(app: TestApp) {
     use sqlx::Row;
     let n: i64 = sqlx::query("SELECT COUNT(*) FROM tickets").fetch_one(&app.raw).await.unwrap().get(0);
     assert_eq!(n, 2, "only the valid tickets were written");
+}
+
+async fn concurrent_creates_with_one_request_id_make_one_ticket(app: TestApp) {
+    let c = app.customer("冪等測試", 17, cpb::ServiceTier::Standard).await;
+    let req = pb::CreateTicketRequest {
+        ticket: Some(pb::Ticket {
+            kind: pb::TicketKind::Consultation as i32,
+            channel: Channel::Email as i32,
+            subject: "同一個請求".into(),
+            customer_id: c.clone(),
+            tags: vec!["retry".into()],
+            ..Default::default()
+        }),
+        description: "客戶端超時後重試".into(),
+        request_id: "req-race-8".into(),
+    };
+    let calls: Vec<_> = (0..8)
+        .map(|_| {
+            let (mut agent, req) = (app.agent(), req.clone());
+            tokio::spawn(async move { agent.create_ticket(req).await })
+        })
+        .collect();
+    let mut ids = std::collections::BTreeSet::new();
+    for call in calls {
+        match call.await.unwrap() {
+            Ok(t) => ids.insert(t.into_inner().id),
+            Err(e) => {
+                assert_no_database_text(&e);
+                panic!("a retry of one create failed: {:?} {}", e.code(), e.message());
+            }
+        };
+    }
+    assert_eq!(ids.len(), 1, "every retry answered with the same ticket: {ids:?}");
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM tickets").await, 1, "exactly one ticket stored");
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM tickets WHERE request_id = 'req-race-8'").await, 1);
+    // Later retries still answer with it.
+    let again = app.agent().create_ticket(req.clone()).await.unwrap().into_inner();
+    assert!(ids.contains(&again.id));
+    // The same request id for another request is a client error, named.
+    let mut other = req.clone();
+    other.ticket.as_mut().unwrap().subject = "另一個請求".into();
+    let err = app.agent().create_ticket(other).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(violations(&err), vec!["request_id".to_string()], "{}", err.message());
+    assert_no_database_text(&err);
+    let mut other_description = req;
+    other_description.description = "另一段描述".into();
+    let err = app.agent().create_ticket(other_description).await.unwrap_err();
+    assert!(violations(&err).contains(&"request_id".to_string()), "{}", err.message());
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM tickets").await, 1);
+}
+
+async fn timestamps_outside_1970_to_9999_are_refused(app: TestApp) {
+    let mut svc = app.tickets_as(Role::Service);
+    let event = |id: &str, kind: pb::CallEventKind, seconds: i64| pb::RecordCallEventRequest {
+        call_id: id.into(),
+        kind: kind as i32,
+        time: Some(prost_types::Timestamp { seconds, nanos: 0 }),
+        caller_number: "13800138000".into(),
+        agent: "agent-3".into(),
+        ring_count: 1,
+        queue: "hotline".into(),
+    };
+    let bad = [9_223_372_036_854_776, i64::MAX, 1 << 62, -1, 253_402_300_800];
+    for (i, seconds) in bad.into_iter().enumerate() {
+        let err =
+            svc.record_call_event(event(&format!("bad-{i}"), pb::CallEventKind::Offered, seconds)).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{seconds}: {}", err.message());
+        assert_eq!(violations(&err), vec!["time".to_string()], "{seconds}: {}", err.message());
+        assert_no_database_text(&err);
+    }
+    let nanos = pb::RecordCallEventRequest {
+        time: Some(prost_types::Timestamp { seconds: cst(2026, 3, 2, 10, 0) / 1000, nanos: -1 }),
+        ..event("bad-nanos", pb::CallEventKind::Offered, 0)
+    };
+    assert_eq!(violations(&svc.record_call_event(nanos).await.unwrap_err()), vec!["time".to_string()]);
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM phone_contacts").await, 0, "nothing stored");
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM sla_targets").await, 0, "no target started");
+    // An offered call whose answer comes with a time out of range stays unanswered.
+    let offered = cst(2026, 3, 2, 10, 0) / 1000;
+    svc.record_call_event(event("c1", pb::CallEventKind::Offered, offered)).await.unwrap();
+    for seconds in bad {
+        let err = svc.record_call_event(event("c1", pb::CallEventKind::Answered, seconds)).await.unwrap_err();
+        assert_eq!(violations(&err), vec!["time".to_string()], "{seconds}: {}", err.message());
+    }
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM phone_contacts WHERE answered_at IS NOT NULL").await, 0);
+    // The last second of 9999 and the epoch itself are fine.
+    let last =
+        svc.record_call_event(event("c1", pb::CallEventKind::Answered, 253_402_300_799)).await.unwrap().into_inner();
+    assert_eq!(ms_of(&last.answered_time), 253_402_300_799_000);
+    let epoch = svc.record_call_event(event("c2", pb::CallEventKind::Offered, 0)).await.unwrap().into_inner();
+    assert_eq!(ms_of(&epoch.offered_time), 0);
+}
+
+async fn control_characters_and_unbounded_tags_are_refused(app: TestApp) {
+    let c = app.customer("文本測試", 18, cpb::ServiceTier::Standard).await;
+    let create = |subject: &str, description: &str, tags: Vec<String>| pb::CreateTicketRequest {
+        ticket: Some(pb::Ticket {
+            kind: pb::TicketKind::Consultation as i32,
+            channel: Channel::Email as i32,
+            subject: subject.into(),
+            customer_id: c.clone(),
+            tags,
+            ..Default::default()
+        }),
+        description: description.into(),
+        request_id: String::new(),
+    };
+    let mut agent = app.agent();
+    for (req, field) in [
+        (create("增值稅\0申報", "", vec![]), "ticket.subject"),
+        (create("增值稅\u{1b}[31m申報", "", vec![]), "ticket.subject"),
+        (create("增值稅申報", "請問\0", vec![]), "description"),
+        (create("增值稅申報", "請問\u{1b}[2J", vec![]), "description"),
+        (create("增值稅申報", "", (0..3000).map(|i| format!("t{i}")).collect()), "ticket.tags"),
+        (create("增值稅申報", "", vec!["ok".into(), "x".repeat(33)]), "ticket.tags[1]"),
+        (create("增值稅申報", "", vec!["a\0".into()]), "ticket.tags[0]"),
+    ] {
+        let err = agent.create_ticket(req).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{field}: {}", err.message());
+        assert_eq!(violations(&err), vec![field.to_string()], "{}", err.message());
+        assert_no_database_text(&err);
+    }
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM tickets").await, 0, "nothing stored");
+    // Line breaks and tabs are text; twenty tags of 32 characters are allowed.
+    let tags: Vec<String> = (0..20).map(|i| format!("{i:0>32}")).collect();
+    let t = agent.create_ticket(create("增值稅申報", "第一行\n第二行\t完", tags.clone())).await.unwrap().into_inner();
+    assert_eq!(t.tags, tags);
+    // The same bounds hold for changes.
+    let update = |tags: Vec<String>, subject: &str, paths: &[&str]| pb::UpdateTicketRequest {
+        ticket: Some(pb::Ticket { id: t.id.clone(), subject: subject.into(), tags, ..Default::default() }),
+        update_mask: Some(prost_types::FieldMask { paths: paths.iter().map(|p| (*p).to_owned()).collect() }),
+    };
+    let err = agent.update_ticket(update((0..21).map(|i| i.to_string()).collect(), "", &["tags"])).await.unwrap_err();
+    assert_eq!(violations(&err), vec!["ticket.tags".to_string()]);
+    let err = agent.update_ticket(update(vec![], "a\0b", &["subject"])).await.unwrap_err();
+    assert_eq!(violations(&err), vec!["ticket.subject".to_string()]);
+    let err = agent
+        .add_message(pb::AddMessageRequest {
+            ticket_id: t.id.clone(),
+            kind: pb::MessageKind::PublicReply as i32,
+            body: "您好\u{1b}]0;x\u{7}".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violations(&err), vec!["body".to_string()]);
+    let unchanged = agent.get_ticket(pb::GetTicketRequest { id: t.id.clone() }).await.unwrap().into_inner();
+    assert_eq!((unchanged.etag, unchanged.tags), (t.etag, tags));
+}
+
+async fn invalid_enums_list_the_valid_names(app: TestApp) {
+    let c = app.customer("枚舉測試", 19, cpb::ServiceTier::Standard).await;
+    let err = app
+        .agent()
+        .create_ticket(pb::CreateTicketRequest {
+            ticket: Some(pb::Ticket {
+                kind: pb::TicketKind::Consultation as i32,
+                channel: 99,
+                subject: "渠道".into(),
+                customer_id: c,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violations(&err), vec!["ticket.channel".to_string()]);
+    for name in
+        ["CHANNEL_PHONE", "CHANNEL_WECHAT", "CHANNEL_EMAIL", "CHANNEL_SMS", "CHANNEL_ONLINE_CHAT", "CHANNEL_IN_PERSON"]
+    {
+        assert!(err.message().contains(name), "{name} in {}", err.message());
+    }
+    assert!(!err.message().contains("UNSPECIFIED"), "{}", err.message());
+    let err = app.agent().list_tickets(pb::ListTicketsRequest { status: 42, ..Default::default() }).await.unwrap_err();
+    assert_eq!(violations(&err), vec!["status".to_string()]);
+    assert!(err.message().contains("STATUS_SOLVED"), "{}", err.message());
+    let err = app
+        .tickets_as(Role::Service)
+        .record_call_event(pb::RecordCallEventRequest { call_id: "c".into(), kind: 7, ..Default::default() })
+        .await
+        .unwrap_err();
+    assert!(err.message().contains("CALL_EVENT_KIND_ANSWERED"), "{}", err.message());
+    // A page token from nowhere is refused, not decoded.
+    let err = app
+        .agent()
+        .list_tickets(pb::ListTicketsRequest { page_token: "dDpub3BlIg".into(), ..Default::default() })
+        .await
+        .unwrap_err();
+    assert_eq!(violations(&err), vec!["page_token".to_string()]);
+}
+
+async fn agent_statistics_count_on_the_service_clock(app: TestApp) {
+    let c = app.customer("績效測試", 20, cpb::ServiceTier::Standard).await;
+    let mut agent = app.agent();
+    // The agent token's subject is "agent-1": its replies and its tickets.
+    let new = |subject: &str| pb::CreateTicketRequest {
+        ticket: Some(pb::Ticket {
+            kind: pb::TicketKind::Consultation as i32,
+            channel: Channel::Email as i32,
+            subject: subject.into(),
+            customer_id: c.clone(),
+            assignee: "agent-1".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let reply = |id: &str| pb::AddMessageRequest {
+        ticket_id: id.into(),
+        kind: pb::MessageKind::PublicReply as i32,
+        body: "您好，已處理".into(),
+    };
+    let solve = |id: &str| pb::ChangeStatusRequest {
+        ticket_id: id.into(),
+        status: pb::Status::Solved as i32,
+        ..Default::default()
+    };
+    let rate = |id: &str, rating: i32| pb::RateTicketRequest { ticket_id: id.into(), rating, comment: String::new() };
+
+    // Friday 27 February, before the period: one ticket, solved that day.
+    app.clock.set(cst(2026, 2, 27, 10, 0));
+    let t0 = agent.create_ticket(new("二月")).await.unwrap().into_inner().id;
+    agent.add_message(reply(&t0)).await.unwrap();
+    agent.change_status(solve(&t0)).await.unwrap();
+
+    // Monday 2 March 09:00: four tickets. Three answered at 09:10 and solved
+    // at 10:00; the fourth is never answered.
+    app.clock.set(cst(2026, 3, 2, 9, 0));
+    let mut ids = Vec::new();
+    for s in ["一", "二", "三", "四"] {
+        ids.push(agent.create_ticket(new(s)).await.unwrap().into_inner().id);
+    }
+    let (t1, t2, t3, t4) = (&ids[0], &ids[1], &ids[2], &ids[3]);
+    app.clock.set(cst(2026, 3, 2, 9, 10));
+    for t in [t1, t2, t3] {
+        agent.add_message(reply(t)).await.unwrap();
+    }
+    app.clock.set(cst(2026, 3, 2, 10, 0));
+    for t in [t1, t2, t3] {
+        agent.change_status(solve(t)).await.unwrap();
+    }
+    app.clock.set(cst(2026, 3, 2, 10, 30));
+    agent.rate_ticket(rate(t1, 5)).await.unwrap();
+    agent.rate_ticket(rate(t2, 4)).await.unwrap();
+    // 11:00 the customer of the third writes again: reopened; solved again at 11:30, rated 2.
+    app.clock.set(cst(2026, 3, 2, 11, 0));
+    agent
+        .add_message(pb::AddMessageRequest {
+            ticket_id: t3.clone(),
+            kind: pb::MessageKind::CustomerMessage as i32,
+            body: "還是不對".into(),
+        })
+        .await
+        .unwrap();
+    app.clock.set(cst(2026, 3, 2, 11, 30));
+    agent.change_status(solve(t3)).await.unwrap();
+    app.clock.set(cst(2026, 3, 2, 11, 45));
+    agent.rate_ticket(rate(t3, 2)).await.unwrap();
+    // The fourth's first response (4 business hours) breaches at 14:00.
+    app.advance_to(cst(2026, 3, 2, 14, 1)).await;
+    assert_eq!(app.events(t4, "breached").await, 1);
+    // 1 April: the February ticket is rated, outside March.
+    app.clock.set(cst(2026, 4, 1, 9, 0));
+    agent.rate_ticket(rate(&t0, 1)).await.unwrap();
+
+    let stats = |from: &str, to: &str| pb::GetAgentStatsRequest {
+        agent: "agent-1".into(),
+        from_date: from.into(),
+        to_date: to.into(),
+    };
+    let mut hr = app.tickets_as(Role::Hr);
+    let march = hr.get_agent_stats(stats("2026-03-01", "2026-03-31")).await.unwrap().into_inner();
+    assert_eq!(march.tickets_handled, 4);
+    assert_eq!(march.tickets_solved, 3);
+    assert_eq!(march.resolution_rate, 0.75);
+    assert_eq!(march.reopen_rate, 1.0 / 3.0);
+    assert_eq!(march.ratings, 3, "5, 4 and 2; the rating given in April is not March's");
+    assert_eq!(march.average_satisfaction, 11.0 / 3.0);
+    assert_eq!(march.csat, 2.0 / 3.0 * 100.0);
+    let share = |s: &pb::AgentStats, metric: &str| {
+        s.targets.iter().find(|m| m.metric == metric).map(|m| (m.met, m.missed, m.share_met))
+    };
+    assert_eq!(share(&march, "first_response"), Some((3, 1, 0.75)));
+    // Resolution: the first three, and the third's second cycle after it was reopened.
+    assert_eq!(share(&march, "resolution"), Some((4, 0, 1.0)));
+    assert_eq!(march.targets.len(), 2, "{:?}", march.targets);
+    // The same day only, by the firm's calendar day.
+    let day = hr.get_agent_stats(stats("2026-03-02", "2026-03-02")).await.unwrap().into_inner();
+    assert_eq!((day.tickets_handled, day.tickets_solved, day.ratings), (4, 3, 3));
+    let before = hr.get_agent_stats(stats("2026-03-03", "2026-03-31")).await.unwrap().into_inner();
+    assert_eq!((before.tickets_handled, before.tickets_solved, before.ratings), (0, 0, 0));
+    // April holds the February ticket's rating and nothing else.
+    let april = hr.get_agent_stats(stats("2026-04-01", "2026-04-30")).await.unwrap().into_inner();
+    assert_eq!((april.tickets_handled, april.tickets_solved, april.ratings), (0, 0, 1));
+    assert_eq!((april.average_satisfaction, april.csat), (1.0, 0.0));
+    let february = hr.get_agent_stats(stats("2026-02-01", "2026-02-28")).await.unwrap().into_inner();
+    assert_eq!((february.tickets_handled, february.tickets_solved, february.ratings), (1, 1, 0));
+    assert_eq!(share(&february, "first_response"), Some((1, 0, 1.0)));
+    let err = hr.get_agent_stats(stats("2026-03-31", "2026-03-01")).await.unwrap_err();
+    assert_eq!(violations(&err), vec!["to_date".to_string()]);
 }

@@ -22,7 +22,11 @@ async fn flushdb_while_tickets_are_open_loses_nothing() {
     let Some(app) = common::spawn_with(Backend::Production, cst(2026, 3, 2, 9, 0), live).await else { return };
     let c = app.customer("故障測試", 1, cpb::ServiceTier::Standard).await;
     let mut ids = Vec::new();
-    for ch in [kefu_proto::common::v1::Channel::OnlineChat, kefu_proto::common::v1::Channel::Wechat, kefu_proto::common::v1::Channel::Email] {
+    for ch in [
+        kefu_proto::common::v1::Channel::OnlineChat,
+        kefu_proto::common::v1::Channel::Wechat,
+        kefu_proto::common::v1::Channel::Email,
+    ] {
         for _ in 0..4 {
             ids.push((ch, app.ticket(&c, ch, pb::TicketKind::Consultation, "tax_policy").await.id));
         }
