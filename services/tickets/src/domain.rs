@@ -1,6 +1,6 @@
 //! Ticket rules: statuses and their transitions, priorities, categories,
 //! filing periods, progress. No I/O.
-use chrono::{Datelike, NaiveDate};
+use chrono::NaiveDate;
 use kefu_kit::Error;
 use kefu_proto::tickets::v1 as pb;
 
@@ -189,18 +189,9 @@ pub fn filing_period_end(raw: &str) -> Result<(i32, u32), Error> {
     Ok((year, m))
 }
 
-/// The firm's civil date of an instant (UTC+8, the default calendar zone).
-pub fn local_date(ms: i64) -> NaiveDate {
-    (chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().naive_utc() + chrono::Duration::hours(8)).date()
-}
-
 /// Start of a local date as Unix ms (UTC+8).
 pub fn day_start_ms(d: NaiveDate) -> i64 {
     d.and_hms_opt(0, 0, 0).map_or(0, |t| t.and_utc().timestamp_millis() - 8 * 3_600_000)
-}
-
-pub fn year_of(ms: i64) -> i32 {
-    local_date(ms).year()
 }
 
 /// Share of materials received and steps done, 0–100.

@@ -306,7 +306,11 @@ impl SlaEngine {
     pub async fn on_created(&self, conn: &mut AnyConnection, t: &TicketRow) -> Result<Changes, Error> {
         let now = self.now();
         let mut c = self.start(conn, t, Metric::FirstResponse, 1, now).await?;
-        let main = if domain::kind_name(t.kind) == "feedback" { Metric::FeedbackReply } else { Metric::Resolution };
+        let main = if t.kind() == kefu_proto::tickets::v1::TicketKind::Feedback {
+            Metric::FeedbackReply
+        } else {
+            Metric::Resolution
+        };
         c.merge(self.start(conn, t, main, t.resolution_cycle, now).await?);
         Ok(c)
     }
@@ -435,7 +439,8 @@ impl SlaEngine {
 
     // ------------------------------------------------------------ phone
 
-    /// An offered call starts the `answer` target (calendar seconds).
+    /// An offered call starts the `answer` target of the first policy that
+    /// matches phone contacts.
     pub async fn on_call_offered(
         &self,
         conn: &mut AnyConnection,
@@ -467,7 +472,7 @@ impl SlaEngine {
         Ok(Changes { entries: vec![entry_of(&target, queue, "")], events: vec![] })
     }
 
-    /// Answered: fulfilled (late if past 15 s). Abandoned: breached.
+    /// Answered: fulfilled (late when past its due time). Abandoned: breached.
     pub async fn on_call_ended(
         &self,
         conn: &mut AnyConnection,

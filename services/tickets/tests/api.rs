@@ -1073,6 +1073,27 @@ async fn concurrent_creates_with_one_request_id_make_one_ticket(app: TestApp) {
     let err = app.agent().create_ticket(other_description).await.unwrap_err();
     assert!(violations(&err).contains(&"request_id".to_string()), "{}", err.message());
     assert_eq!(count(&app, "SELECT COUNT(*) FROM tickets").await, 1);
+    // One email delivered four times at once makes one ticket too.
+    let raw = email("race@client.example", None, "cfo17@example.cn", "重複投遞", "同一封郵件");
+    let calls: Vec<_> = (0..4)
+        .map(|_| {
+            let (mut agent, raw) = (app.agent(), raw.clone());
+            tokio::spawn(async move { agent.ingest_email(pb::IngestEmailRequest { raw }).await })
+        })
+        .collect();
+    let mut emailed = std::collections::BTreeSet::new();
+    for call in calls {
+        match call.await.unwrap() {
+            Ok(r) => emailed.insert(r.into_inner().ticket.unwrap().id),
+            Err(e) => {
+                assert_no_database_text(&e);
+                panic!("a delivery of one email failed: {:?} {}", e.code(), e.message());
+            }
+        };
+    }
+    assert_eq!(emailed.len(), 1, "{emailed:?}");
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM tickets").await, 2);
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM email_messages").await, 1);
 }
 
 async fn timestamps_outside_1970_to_9999_are_refused(app: TestApp) {

@@ -15,6 +15,8 @@ use super::{TicketsApi, tickets::required_line, view::state_pb};
 use crate::{domain, store};
 
 const POLICY_ID_MAX: usize = 64;
+/// A metric rule's warning point when the request leaves it out.
+const DEFAULT_WARN_PERCENT: i32 = 80;
 /// Events a reconnecting watcher is sent at most.
 const REPLAY_MAX: i64 = 1000;
 
@@ -275,7 +277,7 @@ fn policy_from_pb(p: &pb::SlaPolicy) -> Result<Policy, Error> {
                 None
             }
         };
-        let warn = if m.warn_percent == 0 { 80 } else { m.warn_percent };
+        let warn = if m.warn_percent == 0 { DEFAULT_WARN_PERCENT } else { m.warn_percent };
         let warn = u8::try_from(warn).ok().filter(|w| (1..=99).contains(w));
         if warn.is_none() {
             v.add(format!("policy.metrics[{i}].warn_percent"), "must be 1 to 99");

@@ -383,7 +383,11 @@ pub(super) async fn list(api: &TicketsApi, r: pb::ListTicketsRequest) -> Result<
     let mut v = Violations::new();
     let size = v.check(parse::page_size("page_size", r.page_size, 50, 500));
     let after_id = v.check(page::after(LIST, &r.page_token)).flatten();
-    let status = if r.status == 0 { None } else { v.check(enumeration::<pb::Status>("status", r.status)) };
+    let status = if r.status == pb::Status::Unspecified as i32 {
+        None
+    } else {
+        v.check(enumeration::<pb::Status>("status", r.status))
+    };
     let assignee = filter_line(&mut v, "assignee", &r.assignee);
     let queue = filter_line(&mut v, "queue", &r.queue);
     let customer_id = v.check(parse::opt_id("customer_id", &r.customer_id)).flatten();
