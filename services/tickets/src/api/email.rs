@@ -142,7 +142,7 @@ pub(super) async fn ingest(
     if let Some(tid) = parent {
         let mut tx = api.pool.begin().await?;
         if let Some(existing) = claim(&mut tx, &request_id, &tid, &fingerprint).await? {
-            drop(tx);
+            tx.rollback().await?;
             return answer(api, &existing, true, true).await;
         }
         let (_, t, changes) =
@@ -167,7 +167,7 @@ pub(super) async fn ingest(
     let id = uuid::Uuid::now_v7().to_string();
     let mut tx = api.pool.begin().await?;
     if let Some(existing) = claim(&mut tx, &request_id, &id, &fingerprint).await? {
-        drop(tx);
+        tx.rollback().await?;
         return answer(api, &existing, false, true).await;
     }
     let (t, changes) = insert_new(api, &mut tx, p, id, new, tier, &request_id).await?;

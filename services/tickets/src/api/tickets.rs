@@ -187,7 +187,7 @@ pub(super) async fn create(
     if !request_id.is_empty()
         && let Some(existing) = claim(&mut tx, &request_id, &id, &create_fingerprint(&r)).await?
     {
-        drop(tx);
+        tx.rollback().await?;
         return load(api, &TicketRef::Id(existing)).await;
     }
     let (t, changes) = insert_new(api, &mut tx, p, id, new, tier, &request_id).await?;
