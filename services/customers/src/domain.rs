@@ -1,8 +1,24 @@
-//! Customer domain types. Values are parsed here, once; a value of these
-//! types is valid. No I/O.
+//! The customers domain: the firm's rules for unified social credit codes,
+//! mobiles and emails, what a customer, contact, consent, follow-up plan,
+//! visit and greeting are once stored, masking, the audit hash chain and the
+//! festival calendar. No I/O.
+//!
+//! Request fields are parsed in the API modules, with `kefu_kit::parse` for
+//! text, timestamps, dates, enums, ids and tags and with the parsers below
+//! for the codes and addresses only this service knows.
 use chrono::{Datelike, NaiveDate, Utc};
 use kefu_kit::Error;
+pub use kefu_proto::common::v1::Channel;
+use kefu_proto::customers::v1 as pb;
+pub use pb::{DataCategory, LifecycleStatus, ServiceTier, TaxCreditRating, TaxpayerType};
 use sha2::{Digest, Sha256};
+
+/// A customer has at most this many tags…
+pub const MAX_TAGS: usize = 32;
+/// …of at most this many characters each.
+pub const MAX_TAG_CHARS: usize = 32;
+/// A customer has at most this many contacts.
+pub const MAX_CONTACTS: usize = 50;
 
 /// The GB 32100-2015 alphabet: digits and capitals without I, O, Z, S, V.
 const USCC_ALPHABET: &str = "0123456789ABCDEFGHJKLMNPQRTUWXY";
@@ -17,12 +33,13 @@ pub struct Uscc {
 }
 
 impl Uscc {
-    /// Parses a code. Format errors are always refused; a failing check
-    /// character is refused unless `allow_bad_check` (early pilot codes).
-    pub fn parse(raw: &str, allow_bad_check: bool) -> Result<Self, Error> {
+    /// Parses the code in request field `field`. Format errors are always
+    /// refused; a failing check character is refused unless `allow_bad_check`
+    /// (early pilot codes).
+    pub fn parse(field: &str, raw: &str, allow_bad_check: bool) -> Result<Self, Error> {
         let code: String = raw.trim().to_ascii_uppercase();
         if code.chars().count() != 18 {
-            return Err(Error::invalid("uscc", format!("must be 18 characters, got {}", code.chars().count())));
+            return Err(Error::invalid(field, format!("must be 18 characters, got {}", code.chars().count())));
         }
         let mut values = Vec::with_capacity(18);
         for (i, c) in code.chars().enumerate() {
@@ -30,7 +47,7 @@ impl Uscc {
                 Some(v) => values.push(v as u32),
                 None => {
                     return Err(Error::invalid(
-                        "uscc",
+                        field,
                         format!(
                             "character {} ({c:?}) is not allowed (digits and capitals except I, O, Z, S, V)",
                             i + 1
@@ -44,7 +61,7 @@ impl Uscc {
         if check_failed && !allow_bad_check {
             let want = USCC_ALPHABET.chars().nth(expected as usize).unwrap_or('?');
             return Err(Error::invalid(
-                "uscc",
+                field,
                 format!(
                     "check character should be {want:?}; set allow_invalid_uscc_checksum to accept an early pilot code"
                 ),
@@ -76,7 +93,8 @@ pub fn uscc_with_check(first17: &str) -> Option<String> {
 pub struct Mobile(String);
 
 impl Mobile {
-    pub fn parse(raw: &str) -> Result<Self, Error> {
+    /// Parses the number in request field `field`.
+    pub fn parse(field: &str, raw: &str) -> Result<Self, Error> {
         let digits: String = raw.chars().filter(|c| !matches!(c, ' ' | '-' | '(' | ')')).collect();
         let digits = digits
             .strip_prefix("+86")
@@ -90,9 +108,10 @@ impl Mobile {
         if ok {
             Ok(Self(digits.to_owned()))
         } else {
+            let shown: String = raw.chars().take(32).collect();
             Err(Error::invalid(
-                "mobile",
-                format!("{raw:?} is not a mainland mobile number (11 digits starting 13–19, optional +86)"),
+                field,
+                format!("{shown:?} is not a mainland mobile number (11 digits starting 13–19, optional +86)"),
             ))
         }
     }
@@ -106,7 +125,8 @@ impl Mobile {
 pub struct Email(String);
 
 impl Email {
-    pub fn parse(raw: &str) -> Result<Self, Error> {
+    /// Parses the address in request field `field`.
+    pub fn parse(field: &str, raw: &str) -> Result<Self, Error> {
         let s = raw.trim();
         let ok = s.len() <= 254
             && email_address::EmailAddress::parse_with_options(
@@ -117,7 +137,8 @@ impl Email {
         if ok {
             Ok(Self(s.to_owned()))
         } else {
-            Err(Error::invalid("email", format!("{raw:?} is not a valid email address")))
+            let shown: String = raw.chars().take(64).collect();
+            Err(Error::invalid(field, format!("{shown:?} is not a valid email address")))
         }
     }
     pub fn as_str(&self) -> &str {
@@ -125,65 +146,190 @@ impl Email {
     }
 }
 
-/// A required, trimmed, bounded text.
-pub fn required_text(field: &str, raw: &str, max_chars: usize) -> Result<String, Error> {
-    let s = raw.trim();
-    if s.is_empty() {
-        return Err(Error::invalid(field, "is required"));
-    }
-    bounded_text(field, s, max_chars)
-}
-
-/// An optional, trimmed, bounded text (may be empty).
-pub fn bounded_text(field: &str, raw: &str, max_chars: usize) -> Result<String, Error> {
-    let s = raw.trim();
-    let n = s.chars().count();
-    if n > max_chars {
-        return Err(Error::invalid(field, format!("is {n} characters; at most {max_chars}")));
-    }
-    if s.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-        return Err(Error::invalid(field, "contains control characters"));
-    }
-    Ok(s.to_owned())
-}
-
-/// Tags: trimmed, non-empty, unique, at most 32 of 32 characters each.
-pub fn parse_tags(raw: &[String]) -> Result<Vec<String>, Error> {
-    let mut out: Vec<String> = Vec::new();
-    for (i, t) in raw.iter().enumerate() {
-        let t = required_text(&format!("tags[{i}]"), t, 32)?;
-        if !out.contains(&t) {
-            out.push(t);
-        }
-    }
-    if out.len() > 32 {
-        return Err(Error::invalid("tags", "at most 32 tags"));
-    }
-    Ok(out)
-}
-
-/// An enum value from the wire: unknown numbers are refused, and
-/// `_UNSPECIFIED` takes `default` when one is given.
-pub fn enum_value<E: TryFrom<i32>>(field: &str, raw: i32, default: Option<E>) -> Result<E, Error> {
-    if raw == 0 {
-        return default.ok_or_else(|| Error::invalid(field, "is required"));
-    }
-    E::try_from(raw).map_err(|_| Error::invalid(field, format!("{raw} is not a known value")))
-}
-
 /// The firm's civil date today (China Standard Time, UTC+8, no DST).
 pub fn today() -> NaiveDate {
     (Utc::now().naive_utc() + chrono::Duration::hours(8)).date()
 }
 
-/// Parses `YYYY-MM-DD`.
-pub fn parse_date(field: &str, raw: &str) -> Result<NaiveDate, Error> {
-    NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d")
-        .map_err(|_| Error::invalid(field, format!("{raw:?} is not a date YYYY-MM-DD")))
+/// `d` moved by `days`; `d` itself when that leaves the calendar.
+pub fn add_days(d: NaiveDate, days: i64) -> NaiveDate {
+    d.checked_add_signed(chrono::Duration::days(days)).unwrap_or(d)
 }
 
-pub fn format_date(d: NaiveDate) -> String {
-    d.format("%Y-%m-%d").to_string()
+// ---------------------------------------------------------------- stored values
+
+/// A customer's profile as kept; its tags and contacts are kept apart.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Customer {
+    pub id: String,
+    pub company_name: String,
+    pub uscc: String,
+    /// The USCC failed its check character and was accepted by override.
+    pub uscc_check_failed: bool,
+    pub taxpayer_type: TaxpayerType,
+    pub tax_credit_rating: TaxCreditRating,
+    pub business_scope: String,
+    pub industry: String,
+    pub region: String,
+    pub service_tier: ServiceTier,
+    pub account_manager: String,
+    pub preferred_channel: Channel,
+    pub language: String,
+    pub greeting_opt_in: bool,
+    pub lifecycle_status: LifecycleStatus,
+    /// Bumped by every change; the etag.
+    pub version: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// The statuses whose customers are greeted on festivals.
+pub const GREETED_STATUSES: [LifecycleStatus; 2] = [LifecycleStatus::Active, LifecycleStatus::Dormant];
+
+impl Customer {
+    /// Live customers are neither archived nor erased; the USCC is unique
+    /// among them.
+    pub fn is_live(&self) -> bool {
+        !matches!(self.lifecycle_status, LifecycleStatus::Archived | LifecycleStatus::Erased)
+    }
+
+    /// Refuses any change to a customer whose personal data was erased.
+    pub fn ensure_writable(&self) -> Result<(), Error> {
+        if self.lifecycle_status == LifecycleStatus::Erased {
+            return Err(Error::FailedPrecondition(
+                "this customer's personal data was erased; its records are locked".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A contact person of a customer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contact {
+    pub id: String,
+    pub customer_id: String,
+    pub name: String,
+    pub role: String,
+    /// Normalised as [`Mobile`] makes it.
+    pub mobile: Option<String>,
+    pub email: Option<String>,
+    pub wechat_id: Option<String>,
+    pub primary: bool,
+}
+
+/// What ListCustomers looks for; each `Some` narrows the result.
+#[derive(Debug, Clone, Default)]
+pub struct CustomerFilter {
+    /// Also archived and erased customers.
+    pub include_archived: bool,
+    /// A case-insensitive fragment of the company name, matched literally.
+    pub name_contains: Option<String>,
+    pub uscc: Option<String>,
+    /// Any contact's mobile.
+    pub contact_mobile: Option<Mobile>,
+    /// Any contact's email, case-insensitive.
+    pub contact_email: Option<String>,
+    pub tag: Option<String>,
+    pub service_tier: Option<ServiceTier>,
+    pub account_manager: Option<String>,
+    /// Only customers whose id sorts after this one (the page cursor).
+    pub after_id: Option<String>,
+}
+
+/// A recorded consent to process or disclose a customer's data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consent {
+    pub id: String,
+    pub customer_id: String,
+    pub purpose: String,
+    /// Empty: the firm's own processing.
+    pub recipient: String,
+    /// Sorted, without duplicates.
+    pub categories: Vec<DataCategory>,
+    pub granted_at: i64,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    pub recorded_by: String,
+    pub evidence: String,
+}
+
+/// Every category of data a customer's records hold.
+pub const ALL_CATEGORIES: [DataCategory; 4] =
+    [DataCategory::Profile, DataCategory::Contacts, DataCategory::TaxFinancial, DataCategory::ServiceHistory];
+
+impl Consent {
+    /// Neither revoked nor expired at `at_ms`.
+    pub fn is_live(&self, at_ms: i64) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|e| e > at_ms)
+    }
+
+    /// Live at `at_ms` and allows disclosing every one of `categories` to
+    /// `recipient`.
+    pub fn covers(&self, recipient: &str, categories: &[DataCategory], at_ms: i64) -> bool {
+        self.is_live(at_ms) && self.recipient == recipient && categories.iter().all(|c| self.categories.contains(c))
+    }
+}
+
+/// A customer's follow-up visit schedule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowUpPlan {
+    pub customer_id: String,
+    /// Staff id responsible for the visits.
+    pub owner: String,
+    pub cycle_days: i64,
+    pub next_due: NaiveDate,
+    pub active: bool,
+    pub last_visit: Option<NaiveDate>,
+    /// The customer's name (read with the plan, not stored with it).
+    pub company_name: String,
+}
+
+impl FollowUpPlan {
+    /// Takes a visit on `date` into the schedule: the next visit is due one
+    /// cycle later. A late-recorded older visit does not move the schedule
+    /// backwards.
+    pub fn record_visit(&mut self, date: NaiveDate) {
+        if self.last_visit.is_none_or(|l| l <= date) {
+            self.last_visit = Some(date);
+            self.next_due = add_days(date, self.cycle_days);
+        }
+    }
+}
+
+/// What ListDueFollowUps looks for.
+#[derive(Debug, Clone)]
+pub struct DueFilter {
+    /// Plans due on or before this date.
+    pub due_by: NaiveDate,
+    pub owner: Option<String>,
+    /// Only plans after this `(next_due, customer_id)` (the page cursor).
+    pub after: Option<(NaiveDate, String)>,
+}
+
+/// A recorded follow-up visit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Visit {
+    pub id: String,
+    pub customer_id: String,
+    pub visit_date: NaiveDate,
+    pub channel: Channel,
+    pub outcome: String,
+    /// 1–5.
+    pub satisfaction: i32,
+    pub notes: String,
+    pub visited_by: String,
+    /// The plan's next due date after this visit.
+    pub next_due: NaiveDate,
+}
+
+/// A festival greeting that was sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentGreeting {
+    pub festival: Festival,
+    pub year: i32,
+    pub channel: Channel,
+    pub sent_at: i64,
 }
 
 // ---------------------------------------------------------------- masking
@@ -365,6 +511,35 @@ impl Festival {
         }
     }
 
+    /// The festival's value in the contract (and in the database);
+    /// `FESTIVAL_UNSPECIFIED` is none.
+    pub fn from_pb(f: pb::Festival) -> Option<Self> {
+        Some(match f {
+            pb::Festival::Unspecified => return None,
+            pb::Festival::NewYear => Festival::NewYear,
+            pb::Festival::SpringFestival => Festival::SpringFestival,
+            pb::Festival::Lantern => Festival::Lantern,
+            pb::Festival::LabourDay => Festival::LabourDay,
+            pb::Festival::DragonBoat => Festival::DragonBoat,
+            pb::Festival::MidAutumn => Festival::MidAutumn,
+            pb::Festival::NationalDay => Festival::NationalDay,
+            pb::Festival::DoubleNinth => Festival::DoubleNinth,
+        })
+    }
+
+    pub fn to_pb(self) -> pb::Festival {
+        match self {
+            Festival::NewYear => pb::Festival::NewYear,
+            Festival::SpringFestival => pb::Festival::SpringFestival,
+            Festival::Lantern => pb::Festival::Lantern,
+            Festival::LabourDay => pb::Festival::LabourDay,
+            Festival::DragonBoat => pb::Festival::DragonBoat,
+            Festival::MidAutumn => pb::Festival::MidAutumn,
+            Festival::NationalDay => pb::Festival::NationalDay,
+            Festival::DoubleNinth => pb::Festival::DoubleNinth,
+        }
+    }
+
     pub fn is_lunar(self) -> bool {
         self.rule().0
     }
@@ -412,24 +587,24 @@ mod tests {
 
     #[test]
     fn uscc_reference_example_passes_and_bad_check_is_flagged_or_refused() {
-        let ok = Uscc::parse("91110000600037341L", false).unwrap();
+        let ok = Uscc::parse("uscc", "91110000600037341L", false).unwrap();
         assert!(!ok.check_failed);
         assert_eq!(ok.as_str(), "91110000600037341L");
         // Lower case is normalised.
-        assert!(Uscc::parse("91110000600037341l", false).is_ok());
-        let err = Uscc::parse("91110000600037341A", false).unwrap_err().to_string();
+        assert!(Uscc::parse("uscc", "91110000600037341l", false).is_ok());
+        let err = Uscc::parse("uscc", "91110000600037341A", false).unwrap_err().to_string();
         assert!(err.contains("uscc") && err.contains("'L'"), "{err}");
-        let flagged = Uscc::parse("91110000600037341A", true).unwrap();
+        let flagged = Uscc::parse("uscc", "91110000600037341A", true).unwrap();
         assert!(flagged.check_failed);
-        assert!(Uscc::parse("9111000060003734", true).unwrap_err().to_string().contains("18 characters"));
-        assert!(Uscc::parse("91110000600037341O", true).unwrap_err().to_string().contains("not allowed"));
+        assert!(Uscc::parse("uscc", "9111000060003734", true).unwrap_err().to_string().contains("18 characters"));
+        assert!(Uscc::parse("uscc", "91110000600037341O", true).unwrap_err().to_string().contains("not allowed"));
     }
 
     proptest! {
         #[test]
         fn completed_codes_always_validate(body in "[0-9A-HJ-NPQRTUWXY]{17}") {
             let code = uscc_with_check(&body).unwrap();
-            prop_assert!(!Uscc::parse(&code, false).unwrap().check_failed);
+            prop_assert!(!Uscc::parse("uscc", &code, false).unwrap().check_failed);
         }
 
         #[test]
@@ -439,32 +614,31 @@ mod tests {
             let v = USCC_ALPHABET.find(chars[pos]).unwrap() as u32;
             chars[pos] = USCC_ALPHABET.chars().nth(((v + shift) % 31) as usize).unwrap();
             let altered: String = chars.into_iter().collect();
-            prop_assert!(Uscc::parse(&altered, false).is_err());
+            prop_assert!(Uscc::parse("uscc", &altered, false).is_err());
         }
 
         #[test]
         fn parsers_never_panic(s in "\\PC{0,40}") {
-            let _ = Uscc::parse(&s, true);
-            let _ = Mobile::parse(&s);
-            let _ = Email::parse(&s);
-            let _ = parse_date("d", &s);
+            let _ = Uscc::parse("uscc", &s, true);
+            let _ = Mobile::parse("mobile", &s);
+            let _ = Email::parse("email", &s);
         }
     }
 
     #[test]
     fn mobiles_normalise_and_refuse_non_mobiles() {
-        assert_eq!(Mobile::parse("+86 138-0013-8000").unwrap().as_str(), "13800138000");
-        assert_eq!(Mobile::parse("8613800138000").unwrap().as_str(), "13800138000");
-        assert!(Mobile::parse("12800138000").is_err());
-        assert!(Mobile::parse("010-12345678").is_err());
-        assert!(Mobile::parse("1380013800").is_err());
+        assert_eq!(Mobile::parse("mobile", "+86 138-0013-8000").unwrap().as_str(), "13800138000");
+        assert_eq!(Mobile::parse("mobile", "8613800138000").unwrap().as_str(), "13800138000");
+        assert!(Mobile::parse("mobile", "12800138000").is_err());
+        assert!(Mobile::parse("mobile", "010-12345678").is_err());
+        assert!(Mobile::parse("mobile", "1380013800").is_err());
     }
 
     #[test]
     fn emails() {
-        assert!(Email::parse("cfo@example.cn").is_ok());
-        assert!(Email::parse("no-at-sign").is_err());
-        assert!(Email::parse("a@b").is_err());
+        assert!(Email::parse("email", "cfo@example.cn").is_ok());
+        assert!(Email::parse("email", "no-at-sign").is_err());
+        assert!(Email::parse("email", "a@b").is_err());
     }
 
     #[test]
@@ -545,6 +719,63 @@ mod tests {
         b.actor = "a".into();
         b.actor_role = "bc".into();
         assert_ne!(a.hash(), b.hash());
+    }
+
+    #[test]
+    fn a_visit_moves_the_plan_on_one_cycle_but_a_late_older_one_does_not() {
+        let mut plan = FollowUpPlan {
+            customer_id: "c1".into(),
+            owner: "staff-1".into(),
+            cycle_days: 14,
+            next_due: d(2026, 1, 10),
+            active: true,
+            last_visit: None,
+            company_name: "甲".into(),
+        };
+        plan.record_visit(d(2026, 1, 9));
+        assert_eq!((plan.last_visit, plan.next_due), (Some(d(2026, 1, 9)), d(2026, 1, 23)));
+        plan.record_visit(d(2026, 1, 2));
+        assert_eq!((plan.last_visit, plan.next_due), (Some(d(2026, 1, 9)), d(2026, 1, 23)), "schedule kept");
+    }
+
+    #[test]
+    fn a_consent_covers_its_recipient_and_categories_while_live() {
+        let c = Consent {
+            id: "k1".into(),
+            customer_id: "c1".into(),
+            purpose: "loan".into(),
+            recipient: "bank".into(),
+            categories: vec![DataCategory::Profile, DataCategory::Contacts],
+            granted_at: 1_000,
+            expires_at: Some(5_000),
+            revoked_at: None,
+            recorded_by: "staff-1".into(),
+            evidence: String::new(),
+        };
+        assert!(c.covers("bank", &[DataCategory::Contacts], 2_000));
+        assert!(!c.covers("bank", &[DataCategory::Contacts, DataCategory::TaxFinancial], 2_000));
+        assert!(!c.covers("other bank", &[DataCategory::Contacts], 2_000));
+        assert!(!c.covers("bank", &[DataCategory::Contacts], 5_000), "expired");
+        let revoked = Consent { revoked_at: Some(1_500), ..c };
+        assert!(!revoked.is_live(2_000));
+    }
+
+    #[test]
+    fn archived_and_erased_customers_are_not_live_and_erased_ones_are_locked() {
+        let mut c = Customer { lifecycle_status: LifecycleStatus::Dormant, ..Customer::default() };
+        assert!(c.is_live() && c.ensure_writable().is_ok());
+        c.lifecycle_status = LifecycleStatus::Archived;
+        assert!(!c.is_live() && c.ensure_writable().is_ok());
+        c.lifecycle_status = LifecycleStatus::Erased;
+        assert!(!c.is_live() && c.ensure_writable().is_err());
+    }
+
+    #[test]
+    fn festivals_map_to_the_contract_and_back() {
+        for f in Festival::ALL {
+            assert_eq!(Festival::from_pb(f.to_pb()), Some(f));
+        }
+        assert_eq!(Festival::from_pb(pb::Festival::Unspecified), None);
     }
 
     #[test]

@@ -1,0 +1,258 @@
+//! The `kefu.customers.v1.CustomerService` gRPC API, one module per
+//! resource. Each resource function parses its request (with
+//! `kefu_kit::parse` and the domain's parsers), runs its transaction through
+//! `crate::store` and builds the answer, returning `kefu_kit::Result`. The
+//! trait impl below only takes the caller, calls that function and turns its
+//! result into a gRPC answer. Which roles may call each RPC is decided by the
+//! auth layer from [`ACCESS`] before a handler runs.
+mod access;
+mod audit;
+mod consents;
+mod contacts;
+mod follow_ups;
+mod greetings;
+mod profile;
+mod rights;
+mod tax_profile;
+
+use std::sync::Arc;
+
+pub use access::ACCESS;
+use kefu_kit::{
+    Error,
+    auth::{Principal, principal},
+    parse,
+};
+use kefu_proto::customers::v1::{self as pb, customer_service_server::CustomerService};
+use sqlx::AnyPool;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::crypto::DataKeyring;
+
+/// Tunables of the customers service.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Follow-up cycle for new plans when none is given (days).
+    pub follow_up_cycle_days: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self { follow_up_cycle_days: 30 }
+    }
+}
+
+pub struct CustomersApi {
+    pool: AnyPool,
+    keys: Arc<DataKeyring>,
+    settings: Settings,
+}
+
+impl CustomersApi {
+    pub fn new(pool: AnyPool, keys: DataKeyring, settings: Settings) -> Self {
+        Self { pool, keys: Arc::new(keys), settings }
+    }
+}
+
+/// The error for a checked value that is missing after its `Violations`
+/// passed. `Violations::check` returns `None` only after recording a
+/// violation, so once `finish` has passed this is not expected to happen.
+fn unchecked(what: &str) -> Error {
+    Error::Internal(anyhow::anyhow!("{what} passed validation but has no value"))
+}
+
+/// A required single line of text: [`parse::line`] that must not be empty.
+fn required_line(field: &str, raw: &str, max_chars: usize) -> kefu_kit::Result<String> {
+    let s = parse::line(field, raw, max_chars)?;
+    if s.is_empty() {
+        return Err(Error::invalid(field, "is required"));
+    }
+    Ok(s)
+}
+
+type Res<T> = Result<Response<T>, Status>;
+
+/// The caller the auth layer verified, and the request's message.
+fn take<T>(req: Request<T>) -> Result<(Principal, T), Status> {
+    let p = principal(&req)?;
+    Ok((p, req.into_inner()))
+}
+
+/// A resource function's result as the gRPC answer.
+fn reply<T>(r: kefu_kit::Result<T>) -> Res<T> {
+    r.map(Response::new).map_err(Status::from)
+}
+
+#[tonic::async_trait]
+impl CustomerService for CustomersApi {
+    #[tracing::instrument(skip_all)]
+    async fn create_customer(&self, req: Request<pb::CreateCustomerRequest>) -> Res<pb::Customer> {
+        let (p, r) = take(req)?;
+        reply(profile::create(self, &p, r).await)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_customer(&self, req: Request<pb::GetCustomerRequest>) -> Res<pb::Customer> {
+        let (_, r) = take(req)?;
+        reply(profile::get(self, r).await)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn update_customer(&self, req: Request<pb::UpdateCustomerRequest>) -> Res<pb::Customer> {
+        let (p, r) = take(req)?;
+        reply(profile::update(self, &p, r).await)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_customers(&self, req: Request<pb::ListCustomersRequest>) -> Res<pb::ListCustomersResponse> {
+        let (_, r) = take(req)?;
+        reply(profile::list(self, r).await)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn archive_customer(&self, req: Request<pb::ArchiveCustomerRequest>) -> Res<pb::Customer> {
+        let (p, r) = take(req)?;
+        reply(profile::archive(self, &p, r).await)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn import_customers(
+        &self,
+        req: Request<Streaming<pb::ImportCustomerRow>>,
+    ) -> Res<pb::ImportCustomersResponse> {
+        let (p, rows) = take(req)?;
+        reply(profile::import(self, &p, rows).await)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn create_contact(&self, req: Request<pb::CreateContactRequest>) -> Res<pb::Contact> {
+        let (p, r) = take(req)?;
+        reply(contacts::create(self, &p, r).await)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn update_contact(&self, req: Request<pb::UpdateContactRequest>) -> Res<pb::Contact> {
+        let (p, r) = take(req)?;
+        reply(contacts::update(self, &p, r).await)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn delete_contact(&self, req: Request<pb::DeleteContactRequest>) -> Res<pb::DeleteContactResponse> {
+        let (p, r) = take(req)?;
+        reply(contacts::delete(self, &p, r).await)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn update_tax_profile(&self, req: Request<pb::UpdateTaxProfileRequest>) -> Res<pb::TaxProfile> {
+        let (p, r) = take(req)?;
+        reply(tax_profile::update(self, &p, r).await)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_tax_profile(&self, req: Request<pb::GetTaxProfileRequest>) -> Res<pb::TaxProfile> {
+        let (p, r) = take(req)?;
+        reply(tax_profile::get(self, &p, r).await)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn create_consent(&self, req: Request<pb::CreateConsentRequest>) -> Res<pb::Consent> {
+        let (p, r) = take(req)?;
+        reply(consents::create(self, &p, r).await)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn revoke_consent(&self, req: Request<pb::RevokeConsentRequest>) -> Res<pb::Consent> {
+        let (p, r) = take(req)?;
+        reply(consents::revoke(self, &p, r).await)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_consents(&self, req: Request<pb::ListConsentsRequest>) -> Res<pb::ListConsentsResponse> {
+        let (_, r) = take(req)?;
+        reply(consents::list(self, r).await)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn export_customer_data(
+        &self,
+        req: Request<pb::ExportCustomerDataRequest>,
+    ) -> Res<pb::ExportCustomerDataResponse> {
+        let (p, r) = take(req)?;
+        reply(rights::export(self, &p, r).await)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn erase_customer(&self, req: Request<pb::EraseCustomerRequest>) -> Res<pb::Customer> {
+        let (p, r) = take(req)?;
+        reply(rights::erase(self, &p, r).await)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_audit_entries(&self, req: Request<pb::ListAuditEntriesRequest>) -> Res<pb::ListAuditEntriesResponse> {
+        let (_, r) = take(req)?;
+        reply(audit::list(self, r).await)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn verify_audit_chain(&self, req: Request<pb::VerifyAuditChainRequest>) -> Res<pb::VerifyAuditChainResponse> {
+        let (_, _) = take(req)?;
+        reply(audit::verify(self).await)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn set_follow_up_plan(&self, req: Request<pb::SetFollowUpPlanRequest>) -> Res<pb::FollowUpPlan> {
+        let (p, r) = take(req)?;
+        reply(follow_ups::set_plan(self, &p, r).await)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_follow_up_plan(&self, req: Request<pb::GetFollowUpPlanRequest>) -> Res<pb::FollowUpPlan> {
+        let (_, r) = take(req)?;
+        reply(follow_ups::get_plan(self, r).await)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_due_follow_ups(
+        &self,
+        req: Request<pb::ListDueFollowUpsRequest>,
+    ) -> Res<pb::ListDueFollowUpsResponse> {
+        let (_, r) = take(req)?;
+        reply(follow_ups::list_due(self, r).await)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn record_follow_up_visit(&self, req: Request<pb::RecordFollowUpVisitRequest>) -> Res<pb::FollowUpVisit> {
+        let (p, r) = take(req)?;
+        reply(follow_ups::record_visit(self, &p, r).await)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_follow_up_visits(
+        &self,
+        req: Request<pb::ListFollowUpVisitsRequest>,
+    ) -> Res<pb::ListFollowUpVisitsResponse> {
+        let (_, r) = take(req)?;
+        reply(follow_ups::list_visits(self, r).await)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_festivals(&self, req: Request<pb::ListFestivalsRequest>) -> Res<pb::ListFestivalsResponse> {
+        let (_, r) = take(req)?;
+        reply(greetings::list_festivals(r))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_greeting_targets(
+        &self,
+        req: Request<pb::ListGreetingTargetsRequest>,
+    ) -> Res<pb::ListGreetingTargetsResponse> {
+        let (_, r) = take(req)?;
+        reply(greetings::list_targets(self, r).await)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn mark_greeting_sent(&self, req: Request<pb::MarkGreetingSentRequest>) -> Res<pb::MarkGreetingSentResponse> {
+        let (p, r) = take(req)?;
+        reply(greetings::mark_sent(self, &p, r).await)
+    }
+}

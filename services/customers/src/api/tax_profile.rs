@@ -1,0 +1,145 @@
+//! The tax and financial profile: sealed at rest, masked on read unless a
+//! sensitive reader states a purpose, and every unmasked read audited.
+use kefu_kit::{Error, Result, auth::Principal, error::Violations, parse};
+use kefu_proto::customers::v1 as pb;
+use serde::{Deserialize, Serialize};
+
+use super::{CustomersApi, access::SENSITIVE_READERS, audit};
+use crate::{
+    crypto::Sealed,
+    domain,
+    store::{self, TaxProfileRow},
+};
+
+/// The profile's plaintext, sealed as JSON.
+#[derive(Serialize, Deserialize, Default)]
+pub(super) struct TaxSecret {
+    tax_registration_number: String,
+    tax_authority: String,
+    bank_name: String,
+    bank_account: String,
+    revenue_band: String,
+    tax_status_notes: String,
+}
+
+/// Binds a sealed profile to its customer: a ciphertext moved to another
+/// customer does not open.
+fn aad(customer_id: &str) -> String {
+    format!("kefu.customers.tax_profile:{customer_id}")
+}
+
+/// Opens a stored profile.
+pub(super) fn open(api: &CustomersApi, customer_id: &str, row: &TaxProfileRow) -> Result<TaxSecret> {
+    let plain = api.keys.open(
+        &aad(customer_id),
+        &Sealed { key_id: row.key_id.clone(), nonce: row.nonce.clone(), ciphertext: row.ciphertext.clone() },
+    )?;
+    Ok(serde_json::from_slice(&plain).map_err(anyhow::Error::from)?)
+}
+
+fn tax_pb(customer_id: &str, s: &TaxSecret, masked: bool, updated_at: i64) -> pb::TaxProfile {
+    if masked {
+        pb::TaxProfile {
+            customer_id: customer_id.to_owned(),
+            tax_registration_number: domain::mask_middle(&s.tax_registration_number, 2, 4),
+            tax_authority: s.tax_authority.clone(),
+            bank_name: s.bank_name.clone(),
+            bank_account: domain::mask_tail(&s.bank_account, 4),
+            revenue_band: domain::mask_all(&s.revenue_band),
+            tax_status_notes: domain::mask_all(&s.tax_status_notes),
+            masked: true,
+            update_time: parse::ts(updated_at),
+        }
+    } else {
+        pb::TaxProfile {
+            customer_id: customer_id.to_owned(),
+            tax_registration_number: s.tax_registration_number.clone(),
+            tax_authority: s.tax_authority.clone(),
+            bank_name: s.bank_name.clone(),
+            bank_account: s.bank_account.clone(),
+            revenue_band: s.revenue_band.clone(),
+            tax_status_notes: s.tax_status_notes.clone(),
+            masked: false,
+            update_time: parse::ts(updated_at),
+        }
+    }
+}
+
+/// Checks every field of the profile, naming each bad one.
+fn parse_tax(t: &pb::TaxProfile) -> Result<TaxSecret> {
+    let mut v = Violations::new();
+    // A value is a placeholder only when its violation was recorded, and then
+    // `finish` below returns the violations instead.
+    let mut line = |field: &str, raw: &str, max: usize| {
+        v.check(parse::line(&format!("tax_profile.{field}"), raw, max)).unwrap_or_default()
+    };
+    let tax_registration_number = line("tax_registration_number", &t.tax_registration_number, 32);
+    let tax_authority = line("tax_authority", &t.tax_authority, 128);
+    let bank_name = line("bank_name", &t.bank_name, 128);
+    let bank_account = line("bank_account", &t.bank_account, 40);
+    let revenue_band = line("revenue_band", &t.revenue_band, 64);
+    if !bank_account.chars().all(|c| c.is_ascii_digit() || c == ' ' || c == '-') {
+        v.add("tax_profile.bank_account", "may hold only digits, spaces and dashes");
+    }
+    let tax_status_notes =
+        v.check(parse::text("tax_profile.tax_status_notes", &t.tax_status_notes, 4000)).unwrap_or_default();
+    v.finish()?;
+    Ok(TaxSecret { tax_registration_number, tax_authority, bank_name, bank_account, revenue_band, tax_status_notes })
+}
+
+pub(super) async fn update(
+    api: &CustomersApi,
+    p: &Principal,
+    r: pb::UpdateTaxProfileRequest,
+) -> Result<pb::TaxProfile> {
+    let t = r.tax_profile.ok_or_else(|| Error::invalid("tax_profile", "is required"))?;
+    let mut v = Violations::new();
+    let id = v.check(parse::id("tax_profile.customer_id", &t.customer_id)).unwrap_or_default();
+    let purpose = v.check(parse::text("purpose", &r.purpose, 500)).unwrap_or_default();
+    let secret = v.check(parse_tax(&t));
+    v.finish()?;
+    let secret = secret.ok_or_else(|| super::unchecked("tax_profile"))?;
+    let plain = serde_json::to_vec(&secret).map_err(anyhow::Error::from)?;
+    let sealed = api.keys.seal(&aad(&id), &plain).map_err(Error::Internal)?;
+    let now = store::now_ms();
+    let mut tx = api.pool.begin().await?;
+    store::require_customer(&mut tx, &id).await?.ensure_writable()?;
+    let row =
+        TaxProfileRow { key_id: sealed.key_id, nonce: sealed.nonce, ciphertext: sealed.ciphertext, updated_at: now };
+    store::put_tax_profile(&mut tx, &id, &row, &p.subject).await?;
+    store::touch_customer(&mut tx, &id).await?;
+    audit::record(&mut tx, p, "tax_profile.write", &id, "tax_profile", &purpose).await?;
+    tx.commit().await?;
+    // The writer gets the masked view back: writing is not permission to read.
+    Ok(tax_pb(&id, &secret, true, now))
+}
+
+pub(super) async fn get(api: &CustomersApi, p: &Principal, r: pb::GetTaxProfileRequest) -> Result<pb::TaxProfile> {
+    let id = parse::id("customer_id", &r.customer_id)?;
+    let mut purpose = String::new();
+    if r.unmasked {
+        if !p.has_any(SENSITIVE_READERS) {
+            return Err(Error::PermissionDenied(
+                "reading the unmasked tax profile needs the supervisor, admin or service role".into(),
+            ));
+        }
+        purpose = parse::text("purpose", &r.purpose, 500)?;
+        if purpose.is_empty() {
+            return Err(Error::invalid("purpose", "an unmasked read must state its purpose"));
+        }
+    }
+    let mut tx = api.pool.begin().await?;
+    let customer = store::require_customer(&mut tx, &id).await?;
+    if r.unmasked {
+        customer.ensure_writable()?;
+    }
+    let row = store::get_tax_profile(&mut tx, &id)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("tax profile of customer {id}")))?;
+    let secret = open(api, &id, &row)?;
+    if r.unmasked {
+        audit::record(&mut tx, p, "tax_profile.read", &id, "tax_profile unmasked", &purpose).await?;
+    }
+    tx.commit().await?;
+    Ok(tax_pb(&id, &secret, !r.unmasked, row.updated_at))
+}

@@ -1,0 +1,417 @@
+//! Customers, their tags and contacts.
+use kefu_kit::{
+    Error,
+    db::{Bind, Where, fetch_all_as},
+};
+use sqlx::{AnyConnection, Row};
+
+use super::{CONSTRAINTS, flag, now_ms, number, stored};
+use crate::domain::{Contact, Customer, CustomerFilter, LifecycleStatus};
+
+/// The columns of [`CustomerRecord`], for queries on customers (as `c`).
+pub(super) const CUSTOMER_COLUMNS: &str = "c.id, c.company_name, c.uscc, c.uscc_check_failed, c.taxpayer_type, \
+    c.tax_credit_rating, c.business_scope, c.industry, c.region, c.service_tier, c.account_manager, \
+    c.preferred_channel, c.language, c.greeting_opt_in, c.lifecycle_status, c.version, c.created_at, c.updated_at";
+
+/// A `customers` row as read; [`CustomerRecord::into_customer`] checks its
+/// stored numbers.
+#[derive(sqlx::FromRow)]
+pub(super) struct CustomerRecord {
+    id: String,
+    company_name: String,
+    uscc: String,
+    uscc_check_failed: i64,
+    taxpayer_type: i64,
+    tax_credit_rating: i64,
+    business_scope: String,
+    industry: String,
+    region: String,
+    service_tier: i64,
+    account_manager: String,
+    preferred_channel: i64,
+    language: String,
+    greeting_opt_in: i64,
+    lifecycle_status: i64,
+    version: i64,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl CustomerRecord {
+    pub(super) fn into_customer(self) -> Result<Customer, Error> {
+        Ok(Customer {
+            taxpayer_type: stored("customers.taxpayer_type", self.taxpayer_type)?,
+            tax_credit_rating: stored("customers.tax_credit_rating", self.tax_credit_rating)?,
+            service_tier: stored("customers.service_tier", self.service_tier)?,
+            preferred_channel: stored("customers.preferred_channel", self.preferred_channel)?,
+            lifecycle_status: stored("customers.lifecycle_status", self.lifecycle_status)?,
+            id: self.id,
+            company_name: self.company_name,
+            uscc: self.uscc,
+            uscc_check_failed: self.uscc_check_failed == 1,
+            business_scope: self.business_scope,
+            industry: self.industry,
+            region: self.region,
+            account_manager: self.account_manager,
+            language: self.language,
+            greeting_opt_in: self.greeting_opt_in == 1,
+            version: self.version,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+pub async fn get_customer(conn: &mut AnyConnection, id: &str) -> Result<Option<Customer>, Error> {
+    let sql = format!("SELECT {CUSTOMER_COLUMNS} FROM customers c WHERE c.id = $1");
+    let row = sqlx::query_as::<_, CustomerRecord>(&sql).bind(id).fetch_optional(conn).await?;
+    row.map(CustomerRecord::into_customer).transpose()
+}
+
+pub async fn require_customer(conn: &mut AnyConnection, id: &str) -> Result<Customer, Error> {
+    get_customer(conn, id).await?.ok_or_else(|| Error::NotFound(format!("customer {id}")))
+}
+
+pub async fn live_customer_by_uscc(conn: &mut AnyConnection, uscc: &str) -> Result<Option<Customer>, Error> {
+    let sql = format!("SELECT {CUSTOMER_COLUMNS} FROM customers c WHERE c.uscc = $1 AND c.live = 1");
+    let row = sqlx::query_as::<_, CustomerRecord>(&sql).bind(uscc).fetch_optional(conn).await?;
+    row.map(CustomerRecord::into_customer).transpose()
+}
+
+/// Inserts a new customer, recording the `request_id` that made it.
+pub async fn insert_customer(conn: &mut AnyConnection, c: &Customer, request_id: Option<&str>) -> Result<(), Error> {
+    sqlx::query(
+        "INSERT INTO customers (id, company_name, company_name_lower, uscc, uscc_check_failed, taxpayer_type, \
+         tax_credit_rating, business_scope, industry, region, service_tier, account_manager, preferred_channel, \
+         language, greeting_opt_in, lifecycle_status, live, version, request_id, created_at, updated_at) \
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21)",
+    )
+    .bind(&c.id)
+    .bind(&c.company_name)
+    .bind(c.company_name.to_lowercase())
+    .bind(&c.uscc)
+    .bind(flag(c.uscc_check_failed))
+    .bind(number(c.taxpayer_type))
+    .bind(number(c.tax_credit_rating))
+    .bind(&c.business_scope)
+    .bind(&c.industry)
+    .bind(&c.region)
+    .bind(number(c.service_tier))
+    .bind(&c.account_manager)
+    .bind(number(c.preferred_channel))
+    .bind(&c.language)
+    .bind(flag(c.greeting_opt_in))
+    .bind(number(c.lifecycle_status))
+    .bind(flag(c.is_live()))
+    .bind(c.version)
+    .bind(request_id)
+    .bind(c.created_at)
+    .bind(c.updated_at)
+    .execute(conn)
+    .await
+    .map_err(|e| CONSTRAINTS.map(e))?;
+    Ok(())
+}
+
+/// Writes every mutable column of `c` and bumps its version, when the stored
+/// version is still `expected_version`; otherwise ABORTED.
+pub async fn update_customer(conn: &mut AnyConnection, c: &Customer, expected_version: i64) -> Result<(), Error> {
+    let done = sqlx::query(
+        "UPDATE customers SET company_name = $1, company_name_lower = $2, uscc = $3, uscc_check_failed = $4, \
+         taxpayer_type = $5, tax_credit_rating = $6, business_scope = $7, industry = $8, region = $9, \
+         service_tier = $10, account_manager = $11, preferred_channel = $12, language = $13, greeting_opt_in = $14, \
+         lifecycle_status = $15, live = $16, version = version + 1, updated_at = $17 \
+         WHERE id = $18 AND version = $19",
+    )
+    .bind(&c.company_name)
+    .bind(c.company_name.to_lowercase())
+    .bind(&c.uscc)
+    .bind(flag(c.uscc_check_failed))
+    .bind(number(c.taxpayer_type))
+    .bind(number(c.tax_credit_rating))
+    .bind(&c.business_scope)
+    .bind(&c.industry)
+    .bind(&c.region)
+    .bind(number(c.service_tier))
+    .bind(&c.account_manager)
+    .bind(number(c.preferred_channel))
+    .bind(&c.language)
+    .bind(flag(c.greeting_opt_in))
+    .bind(number(c.lifecycle_status))
+    .bind(flag(c.is_live()))
+    .bind(c.updated_at)
+    .bind(&c.id)
+    .bind(expected_version)
+    .execute(conn)
+    .await
+    .map_err(|e| CONSTRAINTS.map(e))?;
+    if done.rows_affected() == 0 {
+        return Err(Error::Aborted(
+            "the customer was changed by someone else; reload it and retry with its new etag".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Bumps the version (etag) after a change to a sub-resource.
+pub async fn touch_customer(conn: &mut AnyConnection, id: &str) -> Result<(), Error> {
+    sqlx::query("UPDATE customers SET version = version + 1, updated_at = $1 WHERE id = $2")
+        .bind(now_ms())
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Customers matching `f`, in id order, at most `limit`.
+pub async fn list_customers(conn: &mut AnyConnection, f: &CustomerFilter, limit: i64) -> Result<Vec<Customer>, Error> {
+    let mut w = Where::new();
+    if !f.include_archived {
+        w.and_sql("c.live = 1");
+    }
+    if let Some(name) = &f.name_contains {
+        let escaped = name.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        w.and("c.company_name_lower LIKE $? ESCAPE '\\'", format!("%{escaped}%"));
+    }
+    if let Some(uscc) = &f.uscc {
+        w.and("c.uscc = $?", uscc.as_str());
+    }
+    if let Some(m) = &f.contact_mobile {
+        w.and("EXISTS (SELECT 1 FROM contacts x WHERE x.customer_id = c.id AND x.mobile = $?)", m.as_str());
+    }
+    if let Some(e) = &f.contact_email {
+        w.and("EXISTS (SELECT 1 FROM contacts x WHERE x.customer_id = c.id AND x.email_lower = $?)", e.to_lowercase());
+    }
+    if let Some(tag) = &f.tag {
+        w.and("EXISTS (SELECT 1 FROM customer_tags t WHERE t.customer_id = c.id AND t.tag = $?)", tag.as_str());
+    }
+    if let Some(tier) = f.service_tier {
+        w.and("c.service_tier = $?", number(tier));
+    }
+    if let Some(am) = &f.account_manager {
+        w.and("c.account_manager = $?", am.as_str());
+    }
+    if let Some(after) = &f.after_id {
+        w.and("c.id > $?", after.as_str());
+    }
+    let limit_at = w.next_placeholder();
+    let (clause, mut binds) = w.build();
+    binds.push(Bind::Int(limit));
+    let sql = format!("SELECT {CUSTOMER_COLUMNS} FROM customers c WHERE {clause} ORDER BY c.id LIMIT ${limit_at}");
+    let rows: Vec<CustomerRecord> = fetch_all_as(conn, &sql, binds).await?;
+    rows.into_iter().map(CustomerRecord::into_customer).collect()
+}
+
+// ---------------------------------------------------------------- tags
+
+pub async fn tags(conn: &mut AnyConnection, customer_id: &str) -> Result<Vec<String>, Error> {
+    let rows = sqlx::query("SELECT tag FROM customer_tags WHERE customer_id = $1 ORDER BY tag")
+        .bind(customer_id)
+        .fetch_all(conn)
+        .await?;
+    rows.iter().map(|r| r.try_get::<String, _>(0).map_err(Error::from)).collect()
+}
+
+/// Replaces a customer's tags (given without duplicates).
+pub async fn set_tags(conn: &mut AnyConnection, customer_id: &str, tags: &[String]) -> Result<(), Error> {
+    sqlx::query("DELETE FROM customer_tags WHERE customer_id = $1").bind(customer_id).execute(&mut *conn).await?;
+    for t in tags {
+        sqlx::query("INSERT INTO customer_tags (customer_id, tag) VALUES ($1, $2)")
+            .bind(customer_id)
+            .bind(t)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- contacts
+
+const CONTACT_COLUMNS: &str = "id, customer_id, name, role, mobile, email, wechat_id, is_primary";
+
+#[derive(sqlx::FromRow)]
+struct ContactRecord {
+    id: String,
+    customer_id: String,
+    name: String,
+    role: String,
+    mobile: Option<String>,
+    email: Option<String>,
+    wechat_id: Option<String>,
+    is_primary: i64,
+}
+
+impl From<ContactRecord> for Contact {
+    fn from(r: ContactRecord) -> Self {
+        Contact {
+            id: r.id,
+            customer_id: r.customer_id,
+            name: r.name,
+            role: r.role,
+            mobile: r.mobile,
+            email: r.email,
+            wechat_id: r.wechat_id,
+            primary: r.is_primary == 1,
+        }
+    }
+}
+
+/// A customer's contacts, the primary first.
+pub async fn contacts(conn: &mut AnyConnection, customer_id: &str) -> Result<Vec<Contact>, Error> {
+    let sql = format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE customer_id = $1 ORDER BY is_primary DESC, id");
+    let rows = sqlx::query_as::<_, ContactRecord>(&sql).bind(customer_id).fetch_all(conn).await?;
+    Ok(rows.into_iter().map(Contact::from).collect())
+}
+
+pub async fn get_contact(conn: &mut AnyConnection, customer_id: &str, id: &str) -> Result<Contact, Error> {
+    let sql = format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE id = $1 AND customer_id = $2");
+    sqlx::query_as::<_, ContactRecord>(&sql)
+        .bind(id)
+        .bind(customer_id)
+        .fetch_optional(conn)
+        .await?
+        .map(Contact::from)
+        .ok_or_else(|| Error::NotFound(format!("contact {id}")))
+}
+
+pub async fn contact_by_id(conn: &mut AnyConnection, id: &str) -> Result<Contact, Error> {
+    let sql = format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE id = $1");
+    sqlx::query_as::<_, ContactRecord>(&sql)
+        .bind(id)
+        .fetch_optional(conn)
+        .await?
+        .map(Contact::from)
+        .ok_or_else(|| Error::NotFound(format!("contact {id}")))
+}
+
+/// Adds a contact; a primary one takes over from the customer's other
+/// contacts, and a customer with contacts always keeps exactly one primary.
+pub async fn insert_contact(conn: &mut AnyConnection, c: &Contact) -> Result<(), Error> {
+    clear_other_primaries(conn, c).await?;
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO contacts (id, customer_id, name, role, mobile, email, email_lower, wechat_id, is_primary, \
+         created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)",
+    )
+    .bind(&c.id)
+    .bind(&c.customer_id)
+    .bind(&c.name)
+    .bind(&c.role)
+    .bind(&c.mobile)
+    .bind(&c.email)
+    .bind(c.email.as_ref().map(|e| e.to_lowercase()))
+    .bind(&c.wechat_id)
+    .bind(flag(c.primary))
+    .bind(now)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    ensure_primary(conn, &c.customer_id).await
+}
+
+/// Writes a contact's fields, with the same primary rule as [`insert_contact`].
+pub async fn update_contact(conn: &mut AnyConnection, c: &Contact) -> Result<(), Error> {
+    clear_other_primaries(conn, c).await?;
+    sqlx::query(
+        "UPDATE contacts SET name = $1, role = $2, mobile = $3, email = $4, email_lower = $5, wechat_id = $6, \
+         is_primary = $7, updated_at = $8 WHERE id = $9",
+    )
+    .bind(&c.name)
+    .bind(&c.role)
+    .bind(&c.mobile)
+    .bind(&c.email)
+    .bind(c.email.as_ref().map(|e| e.to_lowercase()))
+    .bind(&c.wechat_id)
+    .bind(flag(c.primary))
+    .bind(now_ms())
+    .bind(&c.id)
+    .execute(&mut *conn)
+    .await?;
+    ensure_primary(conn, &c.customer_id).await
+}
+
+async fn clear_other_primaries(conn: &mut AnyConnection, c: &Contact) -> Result<(), Error> {
+    if c.primary {
+        sqlx::query("UPDATE contacts SET is_primary = 0 WHERE customer_id = $1 AND id <> $2")
+            .bind(&c.customer_id)
+            .bind(&c.id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Keeps exactly one primary contact while any contact exists.
+async fn ensure_primary(conn: &mut AnyConnection, customer_id: &str) -> Result<(), Error> {
+    let primaries: i64 = sqlx::query("SELECT COUNT(*) FROM contacts WHERE customer_id = $1 AND is_primary = 1")
+        .bind(customer_id)
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get(0)?;
+    if primaries == 0 {
+        let first: Option<String> = sqlx::query("SELECT id FROM contacts WHERE customer_id = $1 ORDER BY id LIMIT 1")
+            .bind(customer_id)
+            .fetch_optional(&mut *conn)
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?;
+        if let Some(id) = first {
+            sqlx::query("UPDATE contacts SET is_primary = 1 WHERE id = $1").bind(id).execute(&mut *conn).await?;
+        }
+    }
+    Ok(())
+}
+
+pub async fn delete_contact(conn: &mut AnyConnection, customer_id: &str, id: &str) -> Result<(), Error> {
+    let done = sqlx::query("DELETE FROM contacts WHERE id = $1 AND customer_id = $2")
+        .bind(id)
+        .bind(customer_id)
+        .execute(&mut *conn)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(Error::NotFound(format!("contact {id}")));
+    }
+    ensure_primary(conn, customer_id).await
+}
+
+pub async fn has_tax_profile(conn: &mut AnyConnection, customer_id: &str) -> Result<bool, Error> {
+    let n: i64 = sqlx::query("SELECT COUNT(*) FROM tax_profiles WHERE customer_id = $1")
+        .bind(customer_id)
+        .fetch_one(conn)
+        .await?
+        .try_get(0)?;
+    Ok(n > 0)
+}
+
+// ---------------------------------------------------------------- erasure
+
+/// Purges personal fields and marks the customer erased; keeps the company
+/// record, tax profile and processing records that accounting law requires.
+pub async fn erase_personal_data(conn: &mut AnyConnection, customer_id: &str) -> Result<(), Error> {
+    let now = now_ms();
+    sqlx::query(
+        "UPDATE contacts SET name = '[erased]', role = '', mobile = NULL, email = NULL, email_lower = NULL, \
+         wechat_id = NULL, updated_at = $1 WHERE customer_id = $2",
+    )
+    .bind(now)
+    .bind(customer_id)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("DELETE FROM customer_tags WHERE customer_id = $1").bind(customer_id).execute(&mut *conn).await?;
+    sqlx::query("UPDATE follow_up_visits SET notes = '', outcome = '' WHERE customer_id = $1")
+        .bind(customer_id)
+        .execute(&mut *conn)
+        .await?;
+    super::deactivate_plan(conn, customer_id).await?;
+    sqlx::query(
+        "UPDATE customers SET lifecycle_status = $1, live = 0, greeting_opt_in = 0, preferred_channel = $2, \
+         business_scope = '', version = version + 1, updated_at = $3 WHERE id = $4",
+    )
+    .bind(number(LifecycleStatus::Erased))
+    .bind(number(crate::domain::Channel::Unspecified))
+    .bind(now)
+    .bind(customer_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
