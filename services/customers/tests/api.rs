@@ -25,6 +25,12 @@ on_both_backends!(
     import_reports_bad_rows_and_reruns_create_nothing,
     missing_and_bad_tokens_are_unauthenticated,
     every_rpc_checks_the_callers_role,
+    concurrent_retries_of_one_create_make_one_customer,
+    out_of_range_timestamps_name_the_field,
+    control_characters_and_unbounded_tags_are_refused,
+    violations_of_the_customer_and_its_contacts_come_back_together,
+    unique_clashes_speak_the_domains_words,
+    unknown_enum_values_list_the_valid_names,
 );
 
 async fn create(app: &TestApp, name: &str, n: u32) -> pb::Customer {
@@ -673,7 +679,8 @@ async fn greetings_list_targets_and_never_duplicate(app: TestApp) {
     no.customer.as_mut().unwrap().preferences.as_mut().unwrap().greeting_opt_in = false;
     c.create_customer(no).await.unwrap();
     let mut email = new_customer("郵件問候", &uscc(92));
-    email.customer.as_mut().unwrap().preferences.as_mut().unwrap().preferred_channel = kefu_proto::common::v1::Channel::Email as i32;
+    email.customer.as_mut().unwrap().preferences.as_mut().unwrap().preferred_channel =
+        kefu_proto::common::v1::Channel::Email as i32;
     let email = c.create_customer(email).await.unwrap().into_inner();
 
     let fest = c.list_festivals(pb::ListFestivalsRequest { year: 2026 }).await.unwrap().into_inner();
@@ -869,4 +876,179 @@ async fn every_rpc_checks_the_callers_role(app: TestApp) {
     }
     assert_eq!(matrix.len(), 26, "every RPC of CustomerService is in the matrix");
     assert_eq!(count_customers(&app).await, 0, "nothing was written");
+}
+
+async fn concurrent_retries_of_one_create_make_one_customer(app: TestApp) {
+    let mut req = new_customer("併發重試有限公司", &uscc(400));
+    req.request_id = "retry-8".into();
+    let mut calls = Vec::new();
+    for _ in 0..8 {
+        let mut c = app.agent();
+        let req = req.clone();
+        calls.push(tokio::spawn(async move { c.create_customer(req).await }));
+    }
+    let mut ids = Vec::new();
+    for call in calls {
+        ids.push(call.await.unwrap().expect("every retry succeeds").into_inner().id);
+    }
+    assert!(ids.iter().all(|id| *id == ids[0]), "one customer for every retry: {ids:?}");
+    assert_eq!(count_customers(&app).await, 1);
+
+    let mut other = new_customer("另一家公司", &uscc(401));
+    other.request_id = "retry-8".into();
+    let reused = app.agent().create_customer(other).await.unwrap_err();
+    assert_eq!(reused.code(), Code::InvalidArgument);
+    assert_eq!(violations(&reused), vec!["request_id".to_string()]);
+    assert_eq!(count_customers(&app).await, 1, "a reused request id creates nothing");
+}
+
+async fn out_of_range_timestamps_name_the_field(app: TestApp) {
+    let cust = create(&app, "時間界限", 410).await;
+    let mut c = app.agent();
+    for seconds in [9_223_372_036_854_776, i64::MAX, 1 << 62, -1] {
+        for field in ["grant_time", "expire_time"] {
+            let t = Some(prost_types::Timestamp { seconds, nanos: 0 });
+            let mut consent = pb::Consent {
+                customer_id: cust.id.clone(),
+                purpose: "monthly filing".into(),
+                data_categories: vec![pb::DataCategory::Profile as i32],
+                ..Default::default()
+            };
+            if field == "grant_time" {
+                consent.grant_time = t;
+            } else {
+                consent.expire_time = t;
+            }
+            let err = c.create_consent(pb::CreateConsentRequest { consent: Some(consent) }).await.unwrap_err();
+            assert_eq!(err.code(), Code::InvalidArgument, "{field} = {seconds}s");
+            assert_eq!(violations(&err), vec![format!("consent.{field}")], "{field} = {seconds}s");
+            assert!(
+                err.message().contains("1970-01-01T00:00:00Z..9999-12-31T23:59:59Z"),
+                "the accepted range is stated: {}",
+                err.message()
+            );
+        }
+    }
+    let listed = c.list_consents(pb::ListConsentsRequest { customer_id: cust.id.clone() }).await.unwrap().into_inner();
+    assert!(listed.consents.is_empty());
+}
+
+async fn control_characters_and_unbounded_tags_are_refused(app: TestApp) {
+    let mut c = app.agent();
+    let mut req = new_customer("示例\0科技", &uscc(420));
+    req.customer.as_mut().unwrap().business_scope = "代理記賬\u{1b}[31m".into();
+    req.contacts[0].name = "王\u{1b}芳".into();
+    let err = c.create_customer(req).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let fields = violations(&err);
+    for f in ["customer.company_name", "customer.business_scope", "contacts[0].name"] {
+        assert!(fields.contains(&f.to_string()), "{f} missing from {fields:?}");
+    }
+    assert!(err.message().contains("U+0000") && err.message().contains("U+001B"), "{}", err.message());
+
+    let mut many = new_customer("標籤太多", &uscc(421));
+    many.customer.as_mut().unwrap().tags = (0..3000).map(|i| format!("t{i}")).collect();
+    let err = c.create_customer(many).await.unwrap_err();
+    assert_eq!(violations(&err), vec!["customer.tags".to_string()]);
+
+    let mut long = new_customer("標籤太長", &uscc(422));
+    long.customer.as_mut().unwrap().tags = vec!["ok".into(), "x".repeat(33)];
+    let err = c.create_customer(long).await.unwrap_err();
+    assert_eq!(violations(&err), vec!["customer.tags[1]".to_string()]);
+
+    let cust = create(&app, "標籤更新", 423).await;
+    let err = c
+        .update_customer(pb::UpdateCustomerRequest {
+            customer: Some(pb::Customer { id: cust.id.clone(), tags: vec!["y".repeat(33)], ..Default::default() }),
+            update_mask: Some(prost_types::FieldMask { paths: vec!["tags".into()] }),
+            allow_invalid_uscc_checksum: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violations(&err), vec!["customer.tags[0]".to_string()]);
+
+    // Search filters are checked like the fields they search.
+    let err = c
+        .list_customers(pb::ListCustomersRequest {
+            tag: "a\0b".into(),
+            account_manager: "x".repeat(65),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    let fields = violations(&err);
+    assert!(fields.contains(&"tag".to_string()) && fields.contains(&"account_manager".to_string()), "{fields:?}");
+    assert_eq!(count_customers(&app).await, 1, "only the valid customer was written");
+}
+
+async fn violations_of_the_customer_and_its_contacts_come_back_together(app: TestApp) {
+    let mut req = new_customer("", "91110000600037341A");
+    req.contacts[0].mobile = "12345".into();
+    req.contacts.push(pb::Contact { email: "not-an-email".into(), ..Default::default() });
+    let err = app.agent().create_customer(req).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let fields = violations(&err);
+    for f in ["customer.company_name", "customer.uscc", "contacts[0].mobile", "contacts[1].name", "contacts[1].email"] {
+        assert!(fields.contains(&f.to_string()), "{f} missing from {fields:?}");
+    }
+    assert_eq!(count_customers(&app).await, 0);
+}
+
+async fn unique_clashes_speak_the_domains_words(app: TestApp) {
+    let mut c = app.agent();
+    let first = create(&app, "重名公司", 430).await;
+    let uscc_clash = c.create_customer(new_customer("別名公司", &uscc(430))).await.unwrap_err();
+    assert_eq!(uscc_clash.code(), Code::AlreadyExists);
+    assert!(uscc_clash.message().contains("USCC"), "{}", uscc_clash.message());
+
+    let other = create(&app, "另一公司", 431).await;
+    let moved = c
+        .update_customer(pb::UpdateCustomerRequest {
+            customer: Some(pb::Customer { id: other.id.clone(), uscc: first.uscc.clone(), ..Default::default() }),
+            update_mask: Some(prost_types::FieldMask { paths: vec!["uscc".into()] }),
+            allow_invalid_uscc_checksum: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(moved.code(), Code::AlreadyExists);
+    assert!(moved.message().contains("USCC"), "{}", moved.message());
+
+    // A unique index the service does not know, added by hand: its clash is
+    // a conflict, and not reported as a USCC clash.
+    sqlx::query("CREATE UNIQUE INDEX customers_name_by_hand ON customers (company_name_lower)")
+        .execute(&app.raw)
+        .await
+        .unwrap();
+    let name_clash = c.create_customer(new_customer("重名公司", &uscc(432))).await.unwrap_err();
+    assert_eq!(name_clash.code(), Code::AlreadyExists);
+    assert!(!name_clash.message().contains("USCC"), "{}", name_clash.message());
+
+    for status in [&uscc_clash, &moved, &name_clash] {
+        let m = status.message().to_lowercase();
+        assert!(!m.contains("constraint") && !m.contains("unique") && !m.contains("customers_"), "{m}");
+    }
+    assert_eq!(count_customers(&app).await, 2);
+}
+
+async fn unknown_enum_values_list_the_valid_names(app: TestApp) {
+    let mut c = app.agent();
+    let mut req = new_customer("列舉值", &uscc(440));
+    req.customer.as_mut().unwrap().taxpayer_type = 99;
+    let err = c.create_customer(req).await.unwrap_err();
+    assert_eq!(violations(&err), vec!["customer.taxpayer_type".to_string()]);
+    assert!(
+        err.message().contains("TAXPAYER_TYPE_GENERAL") && err.message().contains("TAXPAYER_TYPE_SMALL_SCALE"),
+        "{}",
+        err.message()
+    );
+
+    let err = c.list_customers(pb::ListCustomersRequest { service_tier: 42, ..Default::default() }).await.unwrap_err();
+    assert_eq!(violations(&err), vec!["service_tier".to_string()]);
+    assert!(err.message().contains("SERVICE_TIER_VIP"), "{}", err.message());
+
+    let err = c
+        .list_greeting_targets(pb::ListGreetingTargetsRequest { festival: 77, year: 2026, ..Default::default() })
+        .await
+        .unwrap_err();
+    assert!(err.message().contains("FESTIVAL_MID_AUTUMN"), "{}", err.message());
 }
