@@ -275,7 +275,10 @@ async fn serve(cmd: ServeCommand) -> anyhow::Result<()> {
                 kefu_kit::db::migrate(&pool, &kefu_customers::MIGRATOR).await?;
             }
             let svc = kefu_customers::service(pool, keyring, customers.settings());
-            let srv = kefu_kit::server::ServerBuilder::new().add_service(svc, &kefu_customers::ACCESS).bind(&server, verifier).await?;
+            let srv = kefu_kit::server::ServerBuilder::new()
+                .add_service(svc, &kefu_customers::ACCESS)
+                .bind(&server, verifier)
+                .await?;
             tracing::info!(grpc = %srv.local_addr(), admin = %srv.admin_addr(), "customers service listening");
             let shutdown = kefu_kit::shutdown::on_signal();
             let result = srv.run(shutdown).await;
@@ -334,7 +337,10 @@ async fn serve(cmd: ServeCommand) -> anyhow::Result<()> {
                 sweep,
             )
             .await?;
-            let srv = kefu_kit::server::ServerBuilder::new().add_service(built.service, &kefu_tickets::ACCESS).bind(&server, verifier).await?;
+            let srv = kefu_kit::server::ServerBuilder::new()
+                .add_service(built.service, &kefu_tickets::ACCESS)
+                .bind(&server, verifier)
+                .await?;
             tracing::info!(grpc = %srv.local_addr(), admin = %srv.admin_addr(), "tickets service listening");
             let shutdown = kefu_kit::shutdown::on_signal();
             let sweeper = tokio::spawn(built.sweeper.clone().run(shutdown.clone()));

@@ -93,11 +93,10 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     )
     .await?;
 
-    let server = kefu_kit::server::ServerBuilder::new().add_service(customers, &kefu_customers::ACCESS).add_service(tickets.service, &kefu_tickets::ACCESS).serve_on(
-        listeners,
-        &server_args,
-        verifier,
-    );
+    let server = kefu_kit::server::ServerBuilder::new()
+        .add_service(customers, &kefu_customers::ACCESS)
+        .add_service(tickets.service, &kefu_tickets::ACCESS)
+        .serve_on(listeners, &server_args, verifier);
 
     // The gateway, in front of the same gRPC address.
     let gateway_pool = kefu_kit::db::connect(&sqlite(&args.data_dir, "gateway"), 1).await?;

@@ -30,7 +30,12 @@ pub static ENDPOINTS: &[Endpoint] = &[
     e!("GET", "/api/v1/api-keys", ADMIN_AUDITOR, "List API keys"),
     e!("DELETE", "/api/v1/api-keys/{id}", ADMIN, "Revoke an API key"),
     e!("POST", "/api/v1/customers/import", ANYONE, "Bulk import (roles of ImportCustomers apply)"),
-    e!("GET", "/api/v1/customers/{id}/overview", ANYONE, "Customer 360° view (roles of GetCustomer and ListTickets apply)"),
+    e!(
+        "GET",
+        "/api/v1/customers/{id}/overview",
+        ANYONE,
+        "Customer 360° view (roles of GetCustomer and ListTickets apply)"
+    ),
     e!("GET", "/api/v1/events", ANYONE, "Live SLA events (roles of WatchSlaEvents apply)"),
     e!("GET", "/api/v1/openapi.json", PUBLIC, "OpenAPI document"),
     e!("GET", "/api/v1/docs", PUBLIC, "API reference"),

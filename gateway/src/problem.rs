@@ -123,13 +123,38 @@ mod tests {
 
     #[test]
     fn every_grpc_code_has_an_http_status() {
-        assert_eq!(http_status(Code::InvalidArgument), StatusCode::BAD_REQUEST);
-        assert_eq!(http_status(Code::Aborted), StatusCode::CONFLICT);
-        assert_eq!(http_status(Code::FailedPrecondition), StatusCode::PRECONDITION_FAILED);
-        assert_eq!(http_status(Code::Unauthenticated), StatusCode::UNAUTHORIZED);
-        assert_eq!(http_status(Code::PermissionDenied), StatusCode::FORBIDDEN);
-        assert_eq!(http_status(Code::Unavailable), StatusCode::SERVICE_UNAVAILABLE);
-        let p = Problem::from_status(&tonic::Status::internal("db password leaked"));
-        assert_eq!(p.detail, "internal error");
+        let table = [
+            (Code::Ok, 200),
+            (Code::Cancelled, 499),
+            (Code::Unknown, 500),
+            (Code::InvalidArgument, 400),
+            (Code::DeadlineExceeded, 504),
+            (Code::NotFound, 404),
+            (Code::AlreadyExists, 409),
+            (Code::PermissionDenied, 403),
+            (Code::ResourceExhausted, 429),
+            (Code::FailedPrecondition, 412),
+            (Code::Aborted, 409),
+            (Code::OutOfRange, 400),
+            (Code::Unimplemented, 501),
+            (Code::Internal, 500),
+            (Code::Unavailable, 503),
+            (Code::DataLoss, 500),
+            (Code::Unauthenticated, 401),
+        ];
+        // Every one of gRPC's 17 codes, each once.
+        let numbers: std::collections::BTreeSet<i32> = table.iter().map(|(c, _)| *c as i32).collect();
+        assert_eq!(numbers, (0..=16).collect());
+        for (code, want) in table {
+            assert_eq!(http_status(code).as_u16(), want, "{code:?}");
+            if code == Code::Ok {
+                continue;
+            }
+            let p = Problem::from_status(&tonic::Status::new(code, "db password hunter2 at 10.0.0.1"));
+            assert_eq!(p.status, want, "{code:?}");
+            if matches!(code, Code::Internal | Code::Unknown | Code::DataLoss) {
+                assert!(!p.detail.contains("hunter2"), "{code:?} leaks its detail: {}", p.detail);
+            }
+        }
     }
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{App, customer_body, spawn, spawn_with};
+use common::{App, Backend, customer_body};
 use futures::StreamExt;
 use kefu_kit::auth::Role;
 use reqwest::Method;
@@ -23,9 +23,7 @@ async fn new_account(app: &App, admin: &str, user: &str, roles: &[&str]) -> Stri
     r["accessToken"].as_str().unwrap().to_owned()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_new_user_logs_in_creates_an_agent_who_works_and_watches_sla_events() {
-    let app = spawn().await;
+async fn a_new_user_logs_in_creates_an_agent_who_works_and_watches_sla_events(app: App) {
     let admin = app.admin_token().await;
     let agent = new_account(&app, &admin, "agent.li", &["agent"]).await;
 
@@ -80,10 +78,17 @@ async fn a_new_user_logs_in_creates_an_agent_who_works_and_watches_sla_events() 
         .unwrap();
     let mut stream = again.bytes_stream();
     let mut replay = String::new();
-    if let Ok(Some(Ok(chunk))) = tokio::time::timeout(std::time::Duration::from_secs(5), stream.next()).await {
-        replay.push_str(&String::from_utf8_lossy(&chunk));
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !replay.contains("event: escalated") && tokio::time::Instant::now() < deadline {
+        if let Ok(Some(Ok(chunk))) = tokio::time::timeout(std::time::Duration::from_millis(500), stream.next()).await {
+            replay.push_str(&String::from_utf8_lossy(&chunk));
+        }
     }
+    // The second-level escalation fired while no one watched: it is replayed,
+    // and nothing up to Last-Event-ID is sent again.
+    assert!(replay.contains("event: escalated") && replay.contains(&tid), "nothing was replayed: {replay}");
     assert!(!replay.contains(&format!("id: {last_id}\n")), "{replay}");
+    assert!(!replay.contains("event: ticket_created"), "events before Last-Event-ID came again: {replay}");
 
     // The agent's SLA view and refusals with clear problem+json.
     let (s, sla, _) = app.call(Method::GET, &format!("/api/v1/tickets/{tid}/sla"), &agent, None).await;
@@ -120,9 +125,7 @@ async fn a_new_user_logs_in_creates_an_agent_who_works_and_watches_sla_events() 
     assert_eq!(view["openTickets"][0]["slaState"], "SLA_STATE_BREACHED");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_input_etags_and_idempotency() {
-    let app = spawn().await;
+async fn bad_input_etags_and_idempotency(app: App) {
     let t = app.token(Role::Supervisor);
     let (s, p, h) = app.call(Method::POST, "/api/v1/customers", &t, Some(json!({"customer": {"uscc": "bad"}}))).await;
     assert_eq!(s, 400);
@@ -195,9 +198,7 @@ async fn bad_input_etags_and_idempotency() {
     assert_eq!(out["errors"][0]["line"], "3");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tokens_refresh_rotation_lockout_and_api_keys() {
-    let app = spawn().await;
+async fn tokens_refresh_rotation_lockout_and_api_keys(app: App) {
     let admin = app.admin_token().await;
     // Forged, wrong-key, malformed and missing tokens.
     let other = kefu_kit::auth::TokenSigner::from_entry(&kefu_kit::keys::KeyEntry::generate("t")).unwrap();
@@ -322,9 +323,7 @@ mod jsonwebtoken_shim {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_route_answers_and_roles_are_enforced() {
-    let app = spawn().await;
+async fn every_route_answers_and_roles_are_enforced(app: App) {
     let admin = app.token(Role::Admin);
     let id = uuid::Uuid::now_v7().to_string();
     // Every row of the table is routed (no 404 "no such route", no 5xx).
@@ -390,9 +389,7 @@ async fn every_route_answers_and_roles_are_enforced() {
     assert!(page.contains("/api/v1/openapi.json") && !page.contains("https://"), "no CDN");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn protection_rate_limits_cors_and_headers() {
-    let app = spawn_with(|a| a.rate_limit_per_key = 3).await;
+async fn protection_rate_limits_cors_and_headers(app: App) {
     let t = app.token(Role::Agent);
     // Twenty at once: well past 3 per second (burst 6) however slow the machine.
     let statuses: Vec<reqwest::Response> = futures::future::join_all(
@@ -436,4 +433,19 @@ async fn protection_rate_limits_cors_and_headers() {
             && l.contains("http_response_status_code=\"429\"")),
         "{metrics}"
     );
+}
+
+async fn spawn(backend: Backend) -> Option<App> {
+    common::spawn(backend).await
+}
+
+async fn spawn_limited(backend: Backend) -> Option<App> {
+    common::spawn_with(backend, |a| a.rate_limit_per_key = 3).await
+}
+
+kefu_testkit::on_both_backends!(spawn; a_new_user_logs_in_creates_an_agent_who_works_and_watches_sla_events, bad_input_etags_and_idempotency, tokens_refresh_rotation_lockout_and_api_keys, every_route_answers_and_roles_are_enforced);
+
+mod limited {
+    use super::*;
+    kefu_testkit::on_both_backends!(spawn_limited; protection_rate_limits_cors_and_headers);
 }

@@ -19,7 +19,7 @@ async fn a_rest_call_is_one_trace_across_gateway_and_service() {
         tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
     tracing::subscriber::set_global_default(subscriber).unwrap();
 
-    let app = common::spawn().await;
+    let app = common::spawn(common::Backend::Embedded).await.expect("embedded backend");
     let t = app.token(Role::Agent);
     let (s, _, _) = app.call(Method::GET, "/api/v1/festivals?year=2026", &t, None).await;
     assert_eq!(s, 200);

@@ -1,101 +1,50 @@
-//! Harness: the `kefu up` wiring on ports 0 — customers and tickets on one
-//! gRPC server, the gateway in front — with a manual SLA clock.
+//! Harness: the suite from the test kit — customers and tickets on one gRPC
+//! server, the gateway in front — on either backend, with a manual SLA clock.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use kefu_kit::{
-    auth::{Role, TokenSigner, TokenVerifier},
-    config::ServerArgs,
-    keys::{KeyEntry, parse_key_list},
+    auth::{Role, TokenSigner},
+    keys::KeyEntry,
 };
 use kefu_sla::ManualClock;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
+
+pub use kefu_testkit::Backend;
+use kefu_testkit::{Suite, SuiteOptions};
 
 pub struct App {
+    pub suite: Suite,
     pub base: String,
     pub http: reqwest::Client,
     pub clock: ManualClock,
-    pub tickets: kefu_tickets::Tickets,
     pub signing: KeyEntry,
     pub admin_password: String,
-    shutdown: CancellationToken,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for App {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
+    /// The gateway's admin port.
+    pub admin_base: String,
 }
 
 /// 2026-03-02 09:00 in Shanghai.
 pub const T0: i64 = 1_772_413_200_000;
 
-pub async fn spawn() -> App {
-    spawn_with(|_| {}).await
+/// The suite with the gateway in front, on `backend`.
+pub async fn spawn(backend: Backend) -> Option<App> {
+    spawn_with(backend, |_| {}).await
 }
 
-pub async fn spawn_with(tweak: impl FnOnce(&mut kefu_gateway::GatewayArgs)) -> App {
-    let dir = tempfile::tempdir().unwrap();
-    let db = |n: &str| format!("sqlite://{}", dir.path().join(format!("{n}.db")).display());
-    let signing = KeyEntry::generate("t");
-    let signer = TokenSigner::from_entry(&signing).unwrap();
-    let verifier = TokenVerifier::new(&parse_key_list("p", &signer.public_key()).unwrap()).unwrap();
-
-    let args = ServerArgs::on("127.0.0.1:0".parse().unwrap());
-    let listeners = kefu_kit::server::Listeners::bind(&args).await.unwrap();
-    let grpc = format!("http://{}", listeners.grpc_addr());
-    let cpool = kefu_kit::db::connect(&db("customers"), 1).await.unwrap();
-    kefu_kit::db::migrate(&cpool, &kefu_customers::MIGRATOR).await.unwrap();
-    let customers = kefu_customers::service(
-        cpool,
-        kefu_customers::DataKeyring::new(&[KeyEntry::generate("d")]).unwrap(),
-        kefu_customers::Settings::default(),
-    );
-    let tpool = kefu_kit::db::connect(&db("tickets"), 1).await.unwrap();
-    kefu_kit::db::migrate(&tpool, &kefu_tickets::MIGRATOR).await.unwrap();
-    let clock = ManualClock::new(T0);
-    let tickets = kefu_tickets::build(
-        tpool,
-        Arc::new(kefu_sla::MemoryLiveStore::new(2)),
-        Arc::new(clock.clone()),
-        kefu_tickets::SlaSettings::default(),
-        grpc.clone(),
-        kefu_sla::SweeperConfig { owner: "t".into(), ..Default::default() },
-    )
-    .await
-    .unwrap();
-    let server = kefu_kit::server::ServerBuilder::new()
-        .add_service(customers, &kefu_customers::ACCESS)
-        .add_service(tickets.service.clone(), &kefu_tickets::ACCESS)
-        .serve_on(listeners, &args, verifier);
-    let shutdown = CancellationToken::new();
-    tokio::spawn(server.run(shutdown.clone()));
-
-    let gpool = kefu_kit::db::connect(&db("gateway"), 1).await.unwrap();
-    kefu_kit::db::migrate(&gpool, &kefu_gateway::MIGRATOR).await.unwrap();
-    let mut gargs = kefu_gateway::GatewayArgs {
-        http_listen: "127.0.0.1:0".parse().unwrap(),
-        customers_addr: grpc.clone(),
-        tickets_addr: grpc,
-        token_signing_key: signing.encode(),
-        token_public_keys: String::new(),
-        cors_origins: "https://console.example".into(),
-        rate_limit_per_key: 1000,
-        rate_limit_per_addr: 1000,
-        body_limit: 256 * 1024,
-        http_timeout: Duration::from_secs(30),
-        admin_listen: "127.0.0.1:0".parse().unwrap(),
-    };
-    tweak(&mut gargs);
-    let gw = Arc::new(kefu_gateway::Gateway::new(&gargs, gpool).unwrap());
-    let admin_password = kefu_gateway::bootstrap_admin(&gw.auth).await.unwrap().unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(kefu_gateway::serve(listener, kefu_gateway::router(gw, &gargs), shutdown.clone()));
-    App { base, http: reqwest::Client::new(), clock, tickets, signing, admin_password, shutdown, _dir: dir }
+pub async fn spawn_with(
+    backend: Backend,
+    tweak: impl FnOnce(&mut kefu_gateway::GatewayArgs) + Send + 'static,
+) -> Option<App> {
+    let suite =
+        Suite::spawn_with(backend, SuiteOptions { start_ms: T0, gateway: Some(Box::new(tweak)), ..Default::default() })
+            .await?;
+    let gw = suite.gateway.as_ref().expect("started with a gateway");
+    let (base, admin_password, signing, admin_base) =
+        (gw.base.clone(), gw.admin_password.clone(), gw.signing.clone(), gw.admin_addr.clone());
+    let clock = suite.clock.clone();
+    Some(App { suite, base, http: reqwest::Client::new(), clock, signing, admin_password, admin_base })
 }
 
 impl App {
@@ -146,7 +95,7 @@ impl App {
     }
 
     pub async fn sweep(&self) {
-        self.tickets.sweeper.tick().await.unwrap();
+        self.suite.sweep().await;
     }
 }
 

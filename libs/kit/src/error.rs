@@ -109,9 +109,9 @@ impl Constraints {
             && db.is_unique_violation()
         {
             let sqlite_columns = db.message().strip_prefix("UNIQUE constraint failed: ").unwrap_or("");
-            if let Some(c) =
-                self.0.iter().find(|c| db.constraint() == Some(c.name) || (!sqlite_columns.is_empty() && sqlite_columns == c.columns))
-            {
+            if let Some(c) = self.0.iter().find(|c| {
+                db.constraint() == Some(c.name) || (!sqlite_columns.is_empty() && sqlite_columns == c.columns)
+            }) {
                 return Error::AlreadyExists(c.message.to_owned());
             }
         }

@@ -94,9 +94,11 @@ pub fn tags(field: &str, raw: &[String], max_count: usize, max_chars: usize) -> 
     let mut v = crate::error::Violations::new();
     let mut out: Vec<String> = Vec::with_capacity(raw.len());
     for (i, t) in raw.iter().enumerate() {
-        if let Some(t) = v.check(line(&format!("{field}[{i}]"), t, max_chars).and_then(|t| {
-            if t.is_empty() { Err(Error::invalid(format!("{field}[{i}]"), "is empty")) } else { Ok(t) }
-        })) && !out.contains(&t)
+        if let Some(t) =
+            v.check(line(&format!("{field}[{i}]"), t, max_chars).and_then(|t| {
+                if t.is_empty() { Err(Error::invalid(format!("{field}[{i}]"), "is empty")) } else { Ok(t) }
+            }))
+            && !out.contains(&t)
         {
             out.push(t);
         }
@@ -112,7 +114,8 @@ pub fn enumeration<E: ProtoEnum>(field: &str, raw: i32, default: Option<E>) -> R
     if raw == 0 {
         return default.ok_or_else(|| Error::invalid(field, format!("is required; one of {}", valid_names::<E>())));
     }
-    E::try_from(raw).map_err(|_| Error::invalid(field, format!("{raw} is not a {}; one of {}", E::NAME, valid_names::<E>())))
+    E::try_from(raw)
+        .map_err(|_| Error::invalid(field, format!("{raw} is not a {}; one of {}", E::NAME, valid_names::<E>())))
 }
 
 /// The names a client may send for `E` (the unspecified value left out).
@@ -179,7 +182,10 @@ mod tests {
         }
         assert!(timestamp("t", &Timestamp { seconds: 0, nanos: -1 }).is_err());
         assert!(timestamp("t", &Timestamp { seconds: 0, nanos: 1_000_000_000 }).is_err());
-        assert_eq!(timestamp("t", &Timestamp { seconds: MAX_SECONDS, nanos: 999_999_999 }).ok(), Some(MAX_SECONDS * 1000 + 999));
+        assert_eq!(
+            timestamp("t", &Timestamp { seconds: MAX_SECONDS, nanos: 999_999_999 }).ok(),
+            Some(MAX_SECONDS * 1000 + 999)
+        );
         assert_eq!(to_timestamp(-1), Timestamp { seconds: -1, nanos: 999_000_000 });
     }
 
@@ -200,14 +206,20 @@ mod tests {
         let e = tags("tags", &["ok".into(), "x".repeat(33), String::new()], 50, 32).expect_err("bad");
         let s = e.to_string();
         assert!(s.contains("tags[1]") && s.contains("tags[2]"), "{s}");
-        assert_eq!(tags("tags", &["a".into(), "a".into(), "b".into()], 50, 32).ok(), Some(vec!["a".into(), "b".into()]));
+        assert_eq!(
+            tags("tags", &["a".into(), "a".into(), "b".into()], 50, 32).ok(),
+            Some(vec!["a".into(), "b".into()])
+        );
     }
 
     #[test]
     fn enum_errors_list_the_valid_names() {
         let e = enumeration::<Channel>("channel", 99, None).expect_err("unknown");
         let s = e.to_string();
-        assert!(s.contains("99 is not a Channel") && s.contains("CHANNEL_WECHAT (2)") && !s.contains("UNSPECIFIED"), "{s}");
+        assert!(
+            s.contains("99 is not a Channel") && s.contains("CHANNEL_WECHAT (2)") && !s.contains("UNSPECIFIED"),
+            "{s}"
+        );
         assert!(enumeration::<Channel>("channel", 0, None).expect_err("required").to_string().contains("is required"));
         assert_eq!(enumeration("channel", 0, Some(Channel::Email)).ok(), Some(Channel::Email));
     }

@@ -13,8 +13,7 @@ use crate::raw;
 pub fn assert_covers_descriptor(access: &Access) {
     let methods = raw::methods(access.service);
     assert!(!methods.is_empty(), "{} is not in kefu's descriptor set", access.service);
-    let missing: Vec<&str> =
-        methods.iter().map(|m| m.name.as_str()).filter(|m| access.roles(m).is_none()).collect();
+    let missing: Vec<&str> = methods.iter().map(|m| m.name.as_str()).filter(|m| access.roles(m).is_none()).collect();
     let extra: Vec<&str> =
         access.rules.iter().map(|(m, _)| *m).filter(|r| !methods.iter().any(|m| m.name == *r)).collect();
     assert!(missing.is_empty(), "{}: RPCs missing from the access table: {missing:?}", access.service);
@@ -45,7 +44,8 @@ pub async fn role_matrix(addr: &str, signer: &TokenSigner, access: &Access) -> V
     for m in raw::methods(access.service) {
         let allowed_roles = access.roles(&m.name).unwrap_or(&[]);
         for role in Role::ALL {
-            let token = signer.mint(&format!("matrix-{role}"), &[role], std::time::Duration::from_secs(300)).expect("mint");
+            let token =
+                signer.mint(&format!("matrix-{role}"), &[role], std::time::Duration::from_secs(300)).expect("mint");
             let got = raw::call_empty(channel.clone(), access.service, &m, &token).await;
             let allowed = allowed_roles.contains(&role);
             let agrees = if allowed {

@@ -22,7 +22,7 @@ mod suite;
 use std::{future::Future, time::Duration};
 
 use chrono::TimeZone;
-pub use suite::{CustomersClient, GatewayHandle, Live, Suite, SuiteOptions, TicketsClient};
+pub use suite::{CustomersClient, GatewayHandle, GatewayTweak, Live, Suite, SuiteOptions, TicketsClient};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

@@ -8,7 +8,8 @@ use kefu_kit::{
     keys::{KeyEntry, parse_key_list},
 };
 use kefu_proto::{
-    customers::v1::customer_service_client::CustomerServiceClient, tickets::v1::ticket_service_client::TicketServiceClient,
+    customers::v1::customer_service_client::CustomerServiceClient,
+    tickets::v1::ticket_service_client::TicketServiceClient,
 };
 use kefu_sla::{LiveStore, ManualClock, MemoryLiveStore, RedisLiveStore, SweeperConfig};
 use sqlx::AnyPool;
@@ -73,6 +74,9 @@ impl Live {
     }
 }
 
+/// Changes to the gateway's settings before it starts.
+pub type GatewayTweak = Box<dyn FnOnce(&mut kefu_gateway::GatewayArgs) + Send>;
+
 /// How to start a suite.
 pub struct SuiteOptions {
     /// The manual SLA clock's start (Unix ms).
@@ -80,7 +84,7 @@ pub struct SuiteOptions {
     /// The live store; by default the backend's.
     pub live: Option<Live>,
     /// Also start the REST gateway in front of the services.
-    pub gateway: Option<Box<dyn FnOnce(&mut kefu_gateway::GatewayArgs) + Send>>,
+    pub gateway: Option<GatewayTweak>,
 }
 
 impl Default for SuiteOptions {
@@ -255,7 +259,7 @@ async fn spawn_gateway(
     dir: &std::path::Path,
     grpc: &str,
     signing: &KeyEntry,
-    tweak: Box<dyn FnOnce(&mut kefu_gateway::GatewayArgs) + Send>,
+    tweak: GatewayTweak,
     shutdown: &CancellationToken,
 ) -> Option<GatewayHandle> {
     let url = database(backend, dir, "gateway").await?;
@@ -282,6 +286,10 @@ async fn spawn_gateway(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(kefu_gateway::serve(listener, kefu_gateway::router(gw, &args), shutdown.clone()));
-    tokio::spawn(kefu_gateway::serve(admin_listener, kefu_gateway::admin_router(pool, shutdown.clone()), shutdown.clone()));
+    tokio::spawn(kefu_gateway::serve(
+        admin_listener,
+        kefu_gateway::admin_router(pool, shutdown.clone()),
+        shutdown.clone(),
+    ));
     Some(GatewayHandle { base, admin_password, signing: signing.clone(), admin_addr: format!("http://{admin_addr}") })
 }

@@ -4,8 +4,8 @@
 
 use kefu_kit::auth::Role;
 use kefu_proto::customers::v1 as pb;
-pub use kefu_testkit::{Backend, CustomersClient as Client, violations};
 use kefu_testkit::Suite;
+pub use kefu_testkit::{Backend, CustomersClient as Client, violations};
 use sqlx::AnyPool;
 
 pub struct TestApp {

@@ -132,7 +132,6 @@ impl TestApp {
     }
 }
 
-
 /// One test per scenario and backend (`mod embedded`, `mod production`).
 #[macro_export]
 macro_rules! on_both_backends {
