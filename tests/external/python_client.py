@@ -35,6 +35,7 @@ def generate(proto_dir):
         f"-I{well_known}",
         f"--python_out={out}",
         f"--grpc_python_out={out}",
+        "kefu/common/v1/common.proto",
         "kefu/customers/v1/customers.proto",
     ])
     check(rc == 0, "stubs generated from proto/ with grpcio-tools")
