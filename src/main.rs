@@ -15,8 +15,9 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use kefu_kit::{
     auth::{Role, TokenSigner},
-    config::{AuthArgs, DatabaseArgs, ServerArgs, TelemetryArgs},
+    config::{DatabaseArgs, TelemetryArgs},
     keys::{self, KeyEntry},
+    module::ServeArgs,
 };
 
 #[derive(Parser)]
@@ -68,18 +69,16 @@ enum ServeCommand {
     /// The customers service.
     Customers {
         #[command(flatten)]
-        server: ServerArgs,
-        #[command(flatten)]
-        auth: AuthArgs,
-        #[command(flatten)]
-        db: DatabaseArgs,
+        common: ServeArgs,
         #[command(flatten)]
         customers: kefu_customers::CustomersArgs,
+    },
+    /// The tickets service and its SLA sweeper.
+    Tickets {
         #[command(flatten)]
-        telemetry: TelemetryArgs,
-        /// Apply migrations before serving.
-        #[arg(long, env = "KEFU_MIGRATE")]
-        migrate: bool,
+        common: ServeArgs,
+        #[command(flatten)]
+        tickets: kefu_tickets::TicketsArgs,
     },
     /// The gateway: REST, OpenAPI, login, server-sent events.
     Gateway {
@@ -93,48 +92,30 @@ enum ServeCommand {
         #[arg(long, env = "KEFU_MIGRATE")]
         migrate: bool,
     },
-    /// The tickets service and its SLA sweeper.
-    Tickets {
-        #[command(flatten)]
-        server: ServerArgs,
-        #[command(flatten)]
-        auth: AuthArgs,
-        #[command(flatten)]
-        db: DatabaseArgs,
-        #[command(flatten)]
-        tickets: kefu_tickets::TicketsArgs,
-        #[command(flatten)]
-        telemetry: TelemetryArgs,
-        /// Apply migrations before serving.
-        #[arg(long, env = "KEFU_MIGRATE")]
-        migrate: bool,
-    },
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum MigrateTarget {
-    Customers,
-    Tickets,
-    Gateway,
-    All,
 }
 
 #[derive(Args)]
 struct MigrateArgs {
-    /// Which service's schema.
-    target: MigrateTarget,
-    /// Database of the named service (with `customers`).
+    /// Which schemas: service names (customers, tickets, gateway) or `all`.
+    #[arg(required = true, value_parser = parse_schema)]
+    targets: Vec<String>,
+    /// The database, when one schema is named. Otherwise each schema's
+    /// database comes from `KEFU_<NAME>_DATABASE_URL`
+    /// (`KEFU_CUSTOMERS_DATABASE_URL`, ...) or `--url NAME=URL`.
     #[arg(long, env = "KEFU_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
-    /// With `all`: the customers service's database.
-    #[arg(long, env = "KEFU_CUSTOMERS_DATABASE_URL", hide_env_values = true)]
-    customers_database_url: Option<String>,
-    /// With `all`: the tickets service's database.
-    #[arg(long, env = "KEFU_TICKETS_DATABASE_URL", hide_env_values = true)]
-    tickets_database_url: Option<String>,
-    /// With `all`: the gateway's database.
-    #[arg(long, env = "KEFU_GATEWAY_DATABASE_URL", hide_env_values = true)]
-    gateway_database_url: Option<String>,
+    /// A schema's database, `NAME=URL` (repeatable).
+    #[arg(long = "url", value_name = "NAME=URL")]
+    urls: Vec<String>,
+}
+
+fn parse_schema(s: &str) -> Result<String, String> {
+    let names: Vec<&str> = kefu_suite::schemas().into_iter().map(|(n, _)| n).collect();
+    if s == "all" || names.contains(&s) {
+        Ok(s.to_owned())
+    } else {
+        Err(format!("no schema {s:?}; one of: {}, all", names.join(", ")))
+    }
 }
 
 #[derive(Subcommand)]
@@ -263,28 +244,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(cmd: ServeCommand) -> anyhow::Result<()> {
+    use kefu_kit::module::serve;
     match cmd {
-        ServeCommand::Customers { server, auth, db, customers, telemetry, migrate } => {
-            let guard = kefu_kit::telemetry::init("kefu-customers", &telemetry)?;
-            // Validate every setting before touching the network.
-            let verifier = auth.verifier()?;
-            let keyring = customers.keyring()?;
-            kefu_kit::db::validate_url(&db.database_url)?;
-            let pool = kefu_kit::db::connect(&db.database_url, db.database_max_connections).await?;
-            if migrate {
-                kefu_kit::db::migrate(&pool, &kefu_customers::MIGRATOR).await?;
-            }
-            let svc = kefu_customers::service(pool, keyring, customers.settings());
-            let srv = kefu_kit::server::ServerBuilder::new()
-                .add_service(svc, &kefu_customers::ACCESS)
-                .bind(&server, verifier)
-                .await?;
-            tracing::info!(grpc = %srv.local_addr(), admin = %srv.admin_addr(), "customers service listening");
-            let shutdown = kefu_kit::shutdown::on_signal();
-            let result = srv.run(shutdown).await;
-            guard.shutdown().await;
-            result
-        }
+        ServeCommand::Customers { common, customers } => serve::<kefu_customers::Customers>(common, customers).await,
+        ServeCommand::Tickets { common, tickets } => serve::<kefu_tickets::Tickets>(common, tickets).await,
         ServeCommand::Gateway { gateway, db, telemetry, migrate } => {
             let guard = kefu_kit::telemetry::init("kefu-gateway", &telemetry)?;
             kefu_kit::db::validate_url(&db.database_url)?;
@@ -316,82 +279,39 @@ async fn serve(cmd: ServeCommand) -> anyhow::Result<()> {
             guard.shutdown().await;
             result
         }
-        ServeCommand::Tickets { server, auth, db, tickets, telemetry, migrate } => {
-            let guard = kefu_kit::telemetry::init("kefu-tickets", &telemetry)?;
-            let verifier = auth.verifier()?;
-            kefu_kit::db::validate_url(&db.database_url)?;
-            let pool = kefu_kit::db::connect(&db.database_url, db.database_max_connections).await?;
-            if migrate {
-                kefu_kit::db::migrate(&pool, &kefu_tickets::MIGRATOR).await?;
-            }
-            let live = kefu_sla::RedisLiveStore::connect(&tickets.redis_url, tickets.sla_shards, "kefu").await?;
-            let owner =
-                format!("{}-{}", std::env::var("HOSTNAME").unwrap_or_else(|_| "kefu".into()), std::process::id());
-            let sweep = kefu_sla::SweeperConfig { owner, interval: tickets.sla_sweep_interval, ..Default::default() };
-            let built = kefu_tickets::build(
-                pool,
-                std::sync::Arc::new(live),
-                std::sync::Arc::new(kefu_sla::SystemClock),
-                kefu_tickets::SlaSettings::default(),
-                tickets.customers_addr.clone(),
-                sweep,
-            )
-            .await?;
-            let srv = kefu_kit::server::ServerBuilder::new()
-                .add_service(built.service, &kefu_tickets::ACCESS)
-                .bind(&server, verifier)
-                .await?;
-            tracing::info!(grpc = %srv.local_addr(), admin = %srv.admin_addr(), "tickets service listening");
-            let shutdown = kefu_kit::shutdown::on_signal();
-            let sweeper = tokio::spawn(built.sweeper.clone().run(shutdown.clone()));
-            let result = srv.run(shutdown).await;
-            let _ = sweeper.await;
-            guard.shutdown().await;
-            result
-        }
     }
 }
 
 async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
-    type Target = (&'static str, String, &'static sqlx::migrate::Migrator);
-    let one = |name: &'static str,
-               migrator: &'static sqlx::migrate::Migrator,
-               url: Option<String>|
-     -> anyhow::Result<Target> {
-        let url = url.ok_or_else(|| anyhow::anyhow!("set --database-url (KEFU_DATABASE_URL) for {name}"))?;
-        Ok((name, url, migrator))
-    };
-    let targets: Vec<Target> = match args.target {
-        MigrateTarget::Customers => {
-            vec![one("customers", &kefu_customers::MIGRATOR, args.database_url.or(args.customers_database_url))?]
+    let schemas = kefu_suite::schemas();
+    let all = args.targets.iter().any(|t| t == "all");
+    let chosen: Vec<_> = schemas.into_iter().filter(|(n, _)| all || args.targets.iter().any(|t| t == n)).collect();
+    let mut given = std::collections::HashMap::new();
+    for u in &args.urls {
+        let (name, url) = u.split_once('=').ok_or_else(|| anyhow::anyhow!("--url {u:?}: expected NAME=URL"))?;
+        if !chosen.iter().any(|(n, _)| *n == name) {
+            anyhow::bail!("--url names {name:?}, which is not being migrated");
         }
-        MigrateTarget::Tickets => {
-            vec![one("tickets", &kefu_tickets::MIGRATOR, args.database_url.or(args.tickets_database_url))?]
-        }
-        MigrateTarget::Gateway => {
-            vec![one("gateway", &kefu_gateway::MIGRATOR, args.database_url.or(args.gateway_database_url))?]
-        }
-        MigrateTarget::All => {
-            let c = args.customers_database_url.ok_or_else(|| {
+        given.insert(name.to_owned(), url.to_owned());
+    }
+    // Resolve every URL before migrating any schema.
+    let mut targets = Vec::new();
+    for (name, migrator) in chosen.iter().copied() {
+        let env = kefu_kit::module::database_env(name);
+        let url = given
+            .remove(name)
+            .or_else(|| if chosen.len() == 1 { args.database_url.clone() } else { None })
+            .or_else(|| std::env::var(&env).ok().filter(|v| !v.is_empty()))
+            .ok_or_else(|| {
                 anyhow::anyhow!(
-                    "set --customers-database-url (KEFU_CUSTOMERS_DATABASE_URL): each service has its own database"
+                    "no database for {name}: set {env} or --url {name}=URL{}",
+                    if chosen.len() == 1 { " or --database-url" } else { " (each service has its own database)" }
                 )
             })?;
-            let t = args
-                .tickets_database_url
-                .ok_or_else(|| anyhow::anyhow!("set --tickets-database-url (KEFU_TICKETS_DATABASE_URL)"))?;
-            let g = args
-                .gateway_database_url
-                .ok_or_else(|| anyhow::anyhow!("set --gateway-database-url (KEFU_GATEWAY_DATABASE_URL)"))?;
-            vec![
-                ("customers", c, &kefu_customers::MIGRATOR),
-                ("tickets", t, &kefu_tickets::MIGRATOR),
-                ("gateway", g, &kefu_gateway::MIGRATOR),
-            ]
-        }
-    };
-    for (name, url, migrator) in targets {
         kefu_kit::db::validate_url(&url)?;
+        targets.push((name, url, migrator));
+    }
+    for (name, url, migrator) in targets {
         let pool = kefu_kit::db::connect(&url, 1).await?;
         kefu_kit::db::migrate(&pool, migrator).await?;
         pool.close().await;

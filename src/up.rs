@@ -11,6 +11,7 @@ use kefu_kit::{
     auth::TokenSigner,
     config::{LogFormat, ServerArgs, TelemetryArgs},
     keys,
+    module::{Embedded, embedded_database},
 };
 
 #[derive(Args)]
@@ -30,9 +31,6 @@ pub(crate) struct UpArgs {
     /// Admin HTTP address (/metrics, /healthz, /readyz).
     #[arg(long, env = "KEFU_ADMIN_LISTEN", default_value = "127.0.0.1:9090")]
     admin_listen: SocketAddr,
-    /// Follow-up visit cycle for new plans, in days.
-    #[arg(long, env = "KEFU_FOLLOW_UP_CYCLE_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=366))]
-    follow_up_cycle_days: u32,
     #[arg(long, env = "KEFU_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     log_format: LogFormat,
     #[arg(long, env = "KEFU_LOG", default_value = "info")]
@@ -41,14 +39,6 @@ pub(crate) struct UpArgs {
 
 pub(crate) fn signing_key_path(data_dir: &Path) -> PathBuf {
     data_dir.join("keys").join("token-signing.key")
-}
-
-fn sqlite(data_dir: &Path, service: &str) -> String {
-    format!("sqlite://{}", data_dir.join(format!("{service}.db")).display())
-}
-
-fn data_keys_path(data_dir: &Path) -> PathBuf {
-    data_dir.join("keys").join("data.keys")
 }
 
 pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
@@ -61,9 +51,6 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     let signing = keys::parse_key_list("token signing key", &signing)?;
     let signer = TokenSigner::from_entry(&signing[0])?;
     let verifier = kefu_kit::auth::TokenVerifier::new(&keys::parse_key_list("public key", &signer.public_key())?)?;
-    let data_keys = keys::load_or_create(&data_keys_path(&args.data_dir), "up")?;
-    let keyring = kefu_customers::DataKeyring::new(&kefu_kit::config::parse_data_keys(&data_keys)?)?;
-
     let server_args = {
         let mut a = ServerArgs::on(args.listen);
         a.admin_listen = args.admin_listen;
@@ -73,48 +60,26 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     let listeners = kefu_kit::server::Listeners::bind(&server_args).await?;
     let self_addr = format!("http://{}", listeners.grpc_addr());
 
-    let customers_pool = kefu_kit::db::connect(&sqlite(&args.data_dir, "customers"), 1).await?;
-    kefu_kit::db::migrate(&customers_pool, &kefu_customers::MIGRATOR).await?;
-    let customers = kefu_customers::service(
-        customers_pool,
-        keyring,
-        kefu_customers::Settings { follow_up_cycle_days: args.follow_up_cycle_days },
-    );
-
-    let tickets_pool = kefu_kit::db::connect(&sqlite(&args.data_dir, "tickets"), 1).await?;
-    kefu_kit::db::migrate(&tickets_pool, &kefu_tickets::MIGRATOR).await?;
-    let tickets = kefu_tickets::build(
-        tickets_pool,
-        Arc::new(kefu_sla::MemoryLiveStore::new(4)),
-        Arc::new(kefu_sla::SystemClock),
-        kefu_tickets::SlaSettings::default(),
-        self_addr.clone(),
-        kefu_sla::SweeperConfig { owner: "up".into(), ..Default::default() },
-    )
-    .await?;
-
-    let server = kefu_kit::server::ServerBuilder::new()
-        .add_service(customers, &kefu_customers::ACCESS)
-        .add_service(tickets.service, &kefu_tickets::ACCESS)
-        .serve_on(listeners, &server_args, verifier);
+    // Every service, each on its own database, on one gRPC server.
+    let shutdown = kefu_kit::shutdown::on_signal();
+    let mut modules = Vec::new();
+    for module in kefu_suite::MODULES {
+        let pool = kefu_kit::db::connect(&embedded_database(&args.data_dir, module.name()), 1).await?;
+        kefu_kit::db::migrate(&pool, module.migrator()).await?;
+        modules.push((*module, pool));
+    }
+    let embedded = Embedded { data_dir: args.data_dir.clone(), self_addr: self_addr.clone(), ..Default::default() };
+    let assembly = kefu_kit::module::build_all(modules, "up", &shutdown, &embedded).await?;
+    let grpc_names = assembly.services.names().join(", ");
+    let server = assembly.services.serve_on(listeners, &server_args, verifier);
 
     // The gateway, in front of the same gRPC address.
-    let gateway_pool = kefu_kit::db::connect(&sqlite(&args.data_dir, "gateway"), 1).await?;
+    let gateway_pool = kefu_kit::db::connect(&embedded_database(&args.data_dir, "gateway"), 1).await?;
     kefu_kit::db::migrate(&gateway_pool, &kefu_gateway::MIGRATOR).await?;
-    let gateway_args = kefu_gateway::GatewayArgs {
-        http_listen: args.http_listen,
-        customers_addr: self_addr.clone(),
-        tickets_addr: self_addr,
-        token_signing_key: signing[0].encode(),
-        token_public_keys: String::new(),
-        cors_origins: args.cors_origins.clone(),
-        rate_limit_per_key: 50,
-        rate_limit_per_addr: 100,
-        body_limit: 2 * 1024 * 1024,
-        http_timeout: std::time::Duration::from_secs(30),
-        // In kefu up the gateway's metrics join the process-wide /metrics.
-        admin_listen: args.admin_listen,
-    };
+    // In kefu up the gateway's metrics join the process-wide /metrics.
+    let mut gateway_args =
+        kefu_gateway::GatewayArgs::all_in_one(&self_addr, signing[0].encode(), args.http_listen, args.admin_listen);
+    gateway_args.cors_origins = args.cors_origins.clone();
     let gateway = Arc::new(kefu_gateway::Gateway::new(&gateway_args, gateway_pool)?);
     let bootstrap = kefu_gateway::bootstrap_admin(&gateway.auth).await.map_err(|p| anyhow::anyhow!("{}", p.detail))?;
     let http = tokio::net::TcpListener::bind(args.http_listen)
@@ -124,10 +89,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     let app = kefu_gateway::router(gateway, &gateway_args);
 
     println!("kefu up: data in {}", args.data_dir.display());
-    println!(
-        "  gRPC   {}  (kefu.customers.v1.CustomerService, kefu.tickets.v1.TicketService; health, reflection)",
-        server.local_addr()
-    );
+    println!("  gRPC   {}  ({grpc_names}; health, reflection)", server.local_addr());
     println!("  HTTP   http://{http_addr}/api/v1  (reference: http://{http_addr}/api/v1/docs)");
     println!("  admin  http://{}/metrics", server.admin_addr());
     println!("  token  kefu admin token --role admin --staff-id you --data-dir {}", args.data_dir.display());
@@ -135,11 +97,12 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         println!("  first start: log in as admin with password {password}  (shown once; change it)");
     }
     println!("kefu ready");
-    let shutdown = kefu_kit::shutdown::on_signal();
-    let sweeper = tokio::spawn(tickets.sweeper.clone().run(shutdown.clone()));
+    let tasks: Vec<_> = assembly.tasks.into_iter().map(tokio::spawn).collect();
     let web = tokio::spawn(kefu_gateway::serve(http, app, shutdown.clone()));
     let result = server.run(shutdown).await;
-    let _ = sweeper.await;
+    for task in tasks {
+        let _ = task.await;
+    }
     let _ = web.await;
     guard.shutdown().await;
     result

@@ -5,18 +5,36 @@
 
 use kefu_testkit::{Suite, access};
 
-#[test]
-fn customers_access_table_covers_every_rpc_of_the_descriptor() {
-    access::assert_covers_descriptor(&kefu_customers::ACCESS);
+/// Every access table of every registered module.
+fn tables() -> Vec<&'static kefu_kit::access::Access> {
+    kefu_suite::MODULES.iter().flat_map(|m| m.access().iter().copied()).collect()
 }
 
 #[test]
-fn tickets_access_table_covers_every_rpc_of_the_descriptor() {
-    access::assert_covers_descriptor(&kefu_tickets::ACCESS);
+fn every_modules_access_table_covers_every_rpc_of_its_descriptor() {
+    let tables = tables();
+    let services: Vec<_> = tables.iter().map(|t| t.service).collect();
+    assert!(
+        services.contains(&"kefu.customers.v1.CustomerService") && services.contains(&"kefu.tickets.v1.TicketService"),
+        "the registry lost a service: {services:?}"
+    );
+    for table in tables {
+        access::assert_covers_descriptor(table);
+    }
+}
+
+#[test]
+fn every_grpc_service_in_the_contract_belongs_to_a_registered_module() {
+    let served: Vec<_> = tables().iter().map(|t| t.service.to_owned()).collect();
+    let contract = kefu_testkit::raw::services();
+    assert!(contract.len() >= 2, "the descriptor set lists {contract:?}");
+    for svc in contract {
+        assert!(served.contains(&svc), "{svc} has no module in kefu_suite::MODULES");
+    }
 }
 
 async fn live_role_matrix_matches_the_tables(app: Suite) {
-    for table in [&kefu_customers::ACCESS, &kefu_tickets::ACCESS] {
+    for table in tables() {
         let bad = access::role_matrix(&app.addr, &app.signer, table).await;
         assert!(bad.is_empty(), "{}: the server disagrees with its access table: {bad:#?}", table.service);
     }

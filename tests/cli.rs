@@ -144,4 +144,65 @@ fn bad_settings_stop_kefu_with_a_message_naming_them() {
     let (code, _, err) = run(&["admin", "token", "--role", "root", "--staff-id", "x"]);
     assert_ne!(code, 0);
     assert!(err.contains("unknown role"), "{err}");
+
+    // Settings an embedded `kefu up` does not need are required by `serve`.
+    let out = Command::new(KEFU)
+        .args(["serve", "customers"])
+        .env("KEFU_TOKEN_PUBLIC_KEYS", &public)
+        .env_remove("KEFU_DATA_KEYS")
+        .env("KEFU_DATABASE_URL", "sqlite://x.db")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("set KEFU_DATA_KEYS"), "{err}");
+    let out = Command::new(KEFU)
+        .args(["serve", "tickets"])
+        .env("KEFU_TOKEN_PUBLIC_KEYS", &public)
+        .env_remove("KEFU_REDIS_URL")
+        .env("KEFU_DATABASE_URL", "sqlite://x.db")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("set KEFU_REDIS_URL"), "{err}");
+}
+
+#[test]
+fn migrate_names_the_schemas_and_the_database_each_one_lacks() {
+    let (code, _, err) = run(&["migrate", "billing"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("no schema \"billing\"") && err.contains("customers, tickets, gateway, all"), "{err}");
+
+    let out = Command::new(KEFU)
+        .args(["migrate", "all", "--url", "customers=sqlite://unused.db"])
+        .env_remove("KEFU_TICKETS_DATABASE_URL")
+        .env_remove("KEFU_GATEWAY_DATABASE_URL")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("no database for tickets: set KEFU_TICKETS_DATABASE_URL"), "{err}");
+    assert!(!std::path::Path::new("unused.db").exists(), "a schema was migrated before every URL was known");
+
+    // Every schema, each on its own database, from --url and the environment.
+    let dir = tempfile::tempdir().unwrap();
+    let url = |n: &str| format!("sqlite://{}", dir.path().join(format!("{n}.db")).display());
+    let out = Command::new(KEFU)
+        .args([
+            "migrate",
+            "all",
+            "--url",
+            &format!("customers={}", url("c")),
+            "--url",
+            &format!("tickets={}", url("t")),
+        ])
+        .env("KEFU_GATEWAY_DATABASE_URL", url("g"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for name in ["customers", "tickets", "gateway"] {
+        assert!(stdout.contains(&format!("migrated {name}")), "{stdout}");
+    }
+    for f in ["c.db", "t.db", "g.db"] {
+        assert!(dir.path().join(f).exists(), "{f} was not created");
+    }
 }

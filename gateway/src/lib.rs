@@ -78,6 +78,31 @@ pub struct GatewayArgs {
     pub admin_listen: SocketAddr,
 }
 
+impl GatewayArgs {
+    /// The gateway of an all-in-one process: every upstream at `grpc`, the
+    /// defaults of `kefu serve gateway` otherwise.
+    pub fn all_in_one(
+        grpc: &str,
+        token_signing_key: String,
+        http_listen: SocketAddr,
+        admin_listen: SocketAddr,
+    ) -> Self {
+        Self {
+            http_listen,
+            customers_addr: grpc.to_owned(),
+            tickets_addr: grpc.to_owned(),
+            token_signing_key,
+            token_public_keys: String::new(),
+            cors_origins: String::new(),
+            rate_limit_per_key: 50,
+            rate_limit_per_addr: 100,
+            body_limit: 2 * 1024 * 1024,
+            http_timeout: Duration::from_secs(30),
+            admin_listen,
+        }
+    }
+}
+
 pub struct Gateway {
     pub auth: Auth,
     pool: DescriptorPool,

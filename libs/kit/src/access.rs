@@ -45,6 +45,11 @@ impl AccessMap {
         self.services.insert(access.service, access);
     }
 
+    /// Adds every table of another map.
+    pub fn merge(&mut self, other: AccessMap) {
+        self.services.extend(other.services);
+    }
+
     /// Decides a call to `/service/Method` by a caller holding `roles`.
     pub fn check(&self, path: &str, roles: &[Role]) -> Result<(), Error> {
         let p = path.trim_start_matches('/');

@@ -131,6 +131,21 @@ impl Where {
         self
     }
 
+    /// Adds `column IN (…)` over `values`; an empty list matches nothing.
+    pub fn any_of<V: Into<Bind>>(&mut self, column: &str, values: impl IntoIterator<Item = V>) -> &mut Self {
+        let mut placeholders = Vec::new();
+        for v in values {
+            self.binds.push(v.into());
+            placeholders.push(format!("${}", self.binds.len()));
+        }
+        if placeholders.is_empty() {
+            self.clauses.push("1 = 0".to_owned());
+        } else {
+            self.clauses.push(format!("{column} IN ({})", placeholders.join(", ")));
+        }
+        self
+    }
+
     /// Adds a condition with no bound value.
     pub fn and_sql(&mut self, condition: &str) -> &mut Self {
         self.clauses.push(condition.to_owned());
@@ -222,7 +237,8 @@ pub async fn claim_request_id(
             .bind(request_id)
             .fetch_one(&mut *conn)
             .await?;
-    if fp != fingerprint {
+    // Keys recorded before fingerprints existed carry an empty one: any body.
+    if !fp.is_empty() && fp != fingerprint {
         return Err(crate::Error::invalid(
             "request_id",
             "was already used for a different request; use a new request id for a new resource",
@@ -236,6 +252,46 @@ pub async fn claim_request_id(
 pub fn fingerprint(encoded: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(encoded))
+}
+
+/// [`fingerprint`] of a request message; the caller clears the request id
+/// first (`Request { request_id: String::new(), ..r.clone() }`). prost
+/// encodes fields in number order, so equal messages give equal prints.
+pub fn fingerprint_of(message: &impl prost::Message) -> String {
+    fingerprint(&message.encode_to_vec())
+}
+
+/// How long a request id is remembered: a retry within this window gets
+/// the same resource.
+pub const REQUEST_ID_RETENTION: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
+
+/// Forgets request ids claimed before `before_ms` (Unix ms); returns how
+/// many. Hosts run it hourly for every module's database.
+pub async fn forget_request_ids(pool: &AnyPool, before_ms: i64) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query("DELETE FROM kit_idempotency WHERE created_at < $1")
+        .bind(before_ms)
+        .execute(pool)
+        .await?
+        .rows_affected())
+}
+
+/// The hourly task forgetting request ids older than [`REQUEST_ID_RETENTION`].
+pub async fn request_id_janitor(pool: AnyPool, shutdown: tokio_util::sync::CancellationToken) {
+    let retention = i64::try_from(REQUEST_ID_RETENTION.as_millis()).unwrap_or(i64::MAX);
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = every.tick() => {
+                let before = chrono::Utc::now().timestamp_millis().saturating_sub(retention);
+                match forget_request_ids(&pool, before).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(forgotten = n, "request ids past their retention forgotten"),
+                    Err(e) => tracing::warn!(error = %e, "could not forget old request ids; will retry"),
+                }
+            }
+        }
+    }
 }
 
 /// For tests and tools: creates a fresh, empty PostgreSQL database next to
@@ -271,6 +327,64 @@ mod tests {
     fn redacts_passwords() {
         assert_eq!(redact("postgres://kefu:s3cret@db:5432/x"), "postgres://kefu:***@db:5432/x");
         assert_eq!(redact("sqlite://a.db"), "sqlite://a.db");
+    }
+
+    async fn sqlite() -> (tempfile::TempDir, AnyPool) {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = connect(&format!("sqlite://{}", dir.path().join("k.db").display()), 1).await.unwrap();
+        pool.execute(KIT_SCHEMA).await.unwrap();
+        (dir, pool)
+    }
+
+    #[tokio::test]
+    async fn a_request_id_answers_with_its_resource_refuses_another_body_and_is_forgotten_after_retention() {
+        let (_dir, pool) = sqlite().await;
+        let mut c = pool.acquire().await.unwrap();
+        assert_eq!(claim_request_id(&mut c, "s", "k1", "r1", "fp").await.unwrap(), Claim::New);
+        assert_eq!(claim_request_id(&mut c, "s", "k1", "r2", "fp").await.unwrap(), Claim::Existing("r1".into()));
+        let e = claim_request_id(&mut c, "s", "k1", "r3", "other").await.unwrap_err();
+        assert!(e.to_string().contains("request_id: was already used for a different request"), "{e}");
+        // Another scope is another key space.
+        assert_eq!(claim_request_id(&mut c, "t", "k1", "r4", "fp").await.unwrap(), Claim::New);
+        // A key back-filled from before fingerprints accepts any body.
+        sqlx::query("INSERT INTO kit_idempotency VALUES ('s', 'old', 'r0', '', 0)").execute(&mut *c).await.unwrap();
+        assert_eq!(claim_request_id(&mut c, "s", "old", "r5", "any").await.unwrap(), Claim::Existing("r0".into()));
+        drop(c);
+        assert_eq!(forget_request_ids(&pool, 1).await.unwrap(), 1, "only the key claimed at 0 is older");
+        let mut c = pool.acquire().await.unwrap();
+        assert_eq!(claim_request_id(&mut c, "s", "old", "r6", "any").await.unwrap(), Claim::New);
+    }
+
+    #[tokio::test]
+    async fn any_of_binds_each_value_and_an_empty_list_matches_nothing() {
+        let (_dir, pool) = sqlite().await;
+        for (k, r) in [("a", "1"), ("b", "2"), ("c", "3")] {
+            sqlx::query("INSERT INTO kit_idempotency VALUES ('s', $1, $2, '', 5)")
+                .bind(k)
+                .bind(r)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        let mut w = Where::new();
+        w.and("scope = $?", "s").any_of("request_id", ["a", "c"]).and("created_at = $?", 5_i64);
+        let (sql, binds) = w.build();
+        assert_eq!(sql, "scope = $1 AND request_id IN ($2, $3) AND created_at = $4");
+        let mut c = pool.acquire().await.unwrap();
+        let rows: Vec<(String,)> = fetch_all_as(
+            &mut c,
+            &format!("SELECT resource_id FROM kit_idempotency WHERE {sql} ORDER BY resource_id"),
+            binds,
+        )
+        .await
+        .unwrap();
+        assert_eq!(rows, vec![("1".to_owned(),), ("3".to_owned(),)]);
+        let mut none = Where::new();
+        none.any_of("request_id", Vec::<String>::new());
+        let (sql, binds) = none.build();
+        let rows: Vec<(String,)> =
+            fetch_all_as(&mut c, &format!("SELECT resource_id FROM kit_idempotency WHERE {sql}"), binds).await.unwrap();
+        assert!(rows.is_empty());
     }
 
     #[test]

@@ -67,6 +67,30 @@ impl Error {
     }
 }
 
+impl Error {
+    /// A failed call to another kefu service, in this service's words: the
+    /// caller's own denials pass through, a peer that is down or slow is
+    /// UNAVAILABLE (retryable), a missing resource stays NOT_FOUND, and
+    /// anything else is this service's fault (INTERNAL, logged, not shown).
+    pub fn from_peer(peer: &str, status: &Status) -> Self {
+        match status.code() {
+            Code::Unauthenticated => Self::Unauthenticated(status.message().to_owned()),
+            Code::PermissionDenied => Self::PermissionDenied(status.message().to_owned()),
+            Code::NotFound => Self::NotFound(format!("{peer}: {}", status.message().trim_end_matches(" not found"))),
+            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::ResourceExhausted | Code::Aborted => {
+                Self::Unavailable(format!("the {peer} service did not answer; retry"))
+            }
+            code => Self::Internal(anyhow::anyhow!("{peer} answered {code:?}: {}", status.message())),
+        }
+    }
+}
+
+impl From<Status> for Error {
+    fn from(status: Status) -> Self {
+        Self::from_peer("a kefu", &status)
+    }
+}
+
 impl From<sqlx::Error> for Error {
     /// The database's own text never reaches a caller: a unique clash that no
     /// [`Constraints`] table named is a generic conflict, a lost or busy
@@ -183,6 +207,24 @@ impl Violations {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_peers_failure_is_retryable_denied_or_internal_but_never_its_text() {
+        let down = Error::from_peer("customers", &Status::unavailable("connection refused 10.0.0.7"));
+        assert!(
+            matches!(&down, Error::Unavailable(m) if m == "the customers service did not answer; retry"),
+            "{down:?}"
+        );
+        let slow = Error::from_peer("customers", &Status::deadline_exceeded("timeout"));
+        assert!(matches!(slow, Error::Unavailable(_)));
+        let denied = Error::from_peer("customers", &Status::permission_denied("GetCustomer needs one of [agent]"));
+        assert!(matches!(&denied, Error::PermissionDenied(m) if m.contains("GetCustomer")));
+        let missing = Error::from_peer("customers", &Status::not_found("customer 42 not found"));
+        assert!(matches!(&missing, Error::NotFound(m) if m == "customers: customer 42"), "{missing:?}");
+        let bug: Status = Error::from(Status::invalid_argument("id: bad")).into();
+        assert_eq!(bug.code(), Code::Internal);
+        assert_eq!(bug.message(), "internal error");
+    }
 
     #[test]
     fn invalid_argument_names_each_field_in_message_and_details() {

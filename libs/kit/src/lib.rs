@@ -11,6 +11,7 @@ pub mod db;
 pub mod error;
 pub mod etag;
 pub mod keys;
+pub mod module;
 pub mod observe;
 pub mod page;
 pub mod parse;

@@ -84,6 +84,15 @@ pub fn line(field: &str, raw: &str, max_chars: usize) -> Result<String, Error> {
     Ok(s)
 }
 
+/// A single line that must not be empty (after trimming, as [`line`] trims).
+pub fn required_line(field: &str, raw: &str, max_chars: usize) -> Result<String, Error> {
+    let s = line(field, raw, max_chars)?;
+    if s.is_empty() {
+        return Err(Error::invalid(field, "is required"));
+    }
+    Ok(s)
+}
+
 /// Tags, labels and similar short names: at most `max_count`, each a
 /// non-empty line of at most `max_chars`; duplicates are dropped, order kept.
 /// Every bad tag is named (`field[i]`).

@@ -18,10 +18,13 @@ use crate::{
     observe::{AuthLayer, ObserveLayer},
 };
 
-/// Collects the services one process serves.
+type AddRoute = Box<dyn FnOnce(&mut RoutesBuilder) + Send>;
+
+/// Collects the services one process serves. Builders merge, so each
+/// service builds its own and a process hosting several joins them.
 #[derive(Default)]
 pub struct ServerBuilder {
-    routes: RoutesBuilder,
+    routes: Vec<AddRoute>,
     names: Vec<&'static str>,
     access: AccessMap,
 }
@@ -44,10 +47,30 @@ impl ServerBuilder {
         S::Future: Send + 'static,
     {
         assert_eq!(S::NAME, access.service, "a service must be added with its own access table");
+        assert!(!self.names.contains(&S::NAME), "{} added twice", S::NAME);
         self.names.push(S::NAME);
         self.access.add(access);
-        self.routes.add_service(svc);
+        self.routes.push(Box::new(move |routes: &mut RoutesBuilder| {
+            routes.add_service(svc);
+        }));
         self
+    }
+
+    /// Adds every service of another builder.
+    #[must_use]
+    pub fn merge(mut self, other: ServerBuilder) -> Self {
+        for name in &other.names {
+            assert!(!self.names.contains(name), "{name} added twice");
+        }
+        self.names.extend(other.names);
+        self.access.merge(other.access);
+        self.routes.extend(other.routes);
+        self
+    }
+
+    /// The gRPC service names added so far.
+    pub fn names(&self) -> &[&'static str] {
+        &self.names
     }
 
     /// Binds the gRPC and admin listeners (port 0 picks a free port).
@@ -59,10 +82,14 @@ impl ServerBuilder {
     /// Uses listeners bound earlier (when services must know the server's
     /// own address, as in the all-in-one mode).
     pub fn serve_on(self, listeners: Listeners, args: &ServerArgs, verifier: TokenVerifier) -> Server {
+        let mut routes = RoutesBuilder::default();
+        for add in self.routes {
+            add(&mut routes);
+        }
         Server {
             listener: listeners.grpc,
             admin: listeners.admin,
-            routes: self.routes,
+            routes,
             names: self.names,
             access: self.access,
             verifier,

@@ -60,6 +60,13 @@ pub struct Method {
 }
 
 /// Every method of `service` (fully qualified) in kefu's descriptor set.
+/// Every gRPC service in kefu's contract, by full name.
+pub fn services() -> Vec<String> {
+    let fds: prost_types::FileDescriptorSet =
+        prost::Message::decode(kefu_proto::FILE_DESCRIPTOR_SET).expect("kefu's descriptor set decodes");
+    fds.file.iter().flat_map(|f| f.service.iter().map(move |s| format!("{}.{}", f.package(), s.name()))).collect()
+}
+
 pub fn methods(service: &str) -> Vec<Method> {
     let fds: prost_types::FileDescriptorSet =
         prost::Message::decode(kefu_proto::FILE_DESCRIPTOR_SET).expect("kefu's descriptor set decodes");

@@ -1,11 +1,12 @@
 //! The suite as `kefu up` runs it, on ports 0 and a chosen backend.
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use kefu_kit::{
     auth::{Role, TokenSigner, TokenVerifier},
     client::CallContext,
     config::ServerArgs,
     keys::{KeyEntry, parse_key_list},
+    module::Embedded,
 };
 use kefu_proto::{
     customers::v1::customer_service_client::CustomerServiceClient,
@@ -149,16 +150,6 @@ impl Suite {
             None => Live::new(backend).await?,
         };
         let dir = tempfile::tempdir().unwrap();
-        let customers_url = database(backend, dir.path(), "customers").await?;
-        let tickets_url = database(backend, dir.path(), "tickets").await?;
-
-        let customers_pool = kefu_kit::db::connect(&customers_url, 5).await.unwrap();
-        kefu_kit::db::migrate(&customers_pool, &kefu_customers::MIGRATOR).await.unwrap();
-        let tickets_pool = kefu_kit::db::connect(&tickets_url, 5).await.unwrap();
-        kefu_kit::db::migrate(&tickets_pool, &kefu_tickets::MIGRATOR).await.unwrap();
-        let tickets_raw = kefu_kit::db::connect(&tickets_url, 1).await.unwrap();
-        let customers_raw = kefu_kit::db::connect(&customers_url, 1).await.unwrap();
-
         let signing = KeyEntry::generate("test");
         let signer = TokenSigner::from_entry(&signing).unwrap();
         let verifier = TokenVerifier::new(&parse_key_list("pub", &signer.public_key()).unwrap()).unwrap();
@@ -166,40 +157,52 @@ impl Suite {
         let listeners = kefu_kit::server::Listeners::bind(&args).await.unwrap();
         let addr = format!("http://{}", listeners.grpc_addr());
         let clock = ManualClock::new(opts.start_ms);
-        let tickets = kefu_tickets::build(
-            tickets_pool.clone(),
-            live.store(),
-            Arc::new(clock.clone()),
-            kefu_tickets::SlaSettings::default(),
-            addr.clone(),
-            SweeperConfig {
+
+        // Every module of the suite, as `kefu up` builds them, each on a
+        // fresh database of the chosen backend.
+        let mut urls = HashMap::new();
+        let mut pools = HashMap::new();
+        let mut modules = Vec::new();
+        for module in kefu_suite::MODULES {
+            let url = database(backend, dir.path(), module.name()).await?;
+            let pool = kefu_kit::db::connect(&url, 5).await.unwrap();
+            kefu_kit::db::migrate(&pool, module.migrator()).await.unwrap();
+            urls.insert(module.name(), url);
+            pools.insert(module.name(), pool.clone());
+            modules.push((*module, pool));
+        }
+        let mut embedded =
+            Embedded { data_dir: dir.path().to_owned(), self_addr: addr.clone(), overrides: Default::default() };
+        embedded.overrides.insert(kefu_tickets::Overrides {
+            clock: Some(Arc::new(clock.clone())),
+            live: Some(live.store()),
+            sweep: Some(SweeperConfig {
                 owner: "test".into(),
                 lease_ttl: Duration::from_secs(5),
                 claim_ttl: Duration::from_secs(60),
                 batch: 100,
                 concurrency: 8,
                 interval: Duration::from_millis(50),
-            },
-        )
-        .await
-        .unwrap();
-        let customers = kefu_customers::service(
-            customers_pool,
-            kefu_customers::DataKeyring::new(&[KeyEntry::generate("d")]).unwrap(),
-            kefu_customers::Settings::default(),
-        );
-        let server = kefu_kit::server::ServerBuilder::new()
-            .add_service(customers, &kefu_customers::ACCESS)
-            .add_service(tickets.service.clone(), &kefu_tickets::ACCESS)
-            .serve_on(listeners, &args, verifier);
-        let admin_addr = format!("http://{}", server.admin_addr());
+            }),
+        });
         let shutdown = CancellationToken::new();
+        let mut assembly = kefu_kit::module::build_all(modules, "test", &shutdown, &embedded).await.unwrap();
+        let tickets: kefu_tickets::Tickets = assembly.take_handle("tickets").expect("the tickets module's handle");
+        // Background tasks are not started: tests drive the sweeper
+        // themselves (`sweep`, `advance_to`) on the manual clock.
+        drop(assembly.tasks);
+        let server = assembly.services.serve_on(listeners, &args, verifier);
+        let admin_addr = format!("http://{}", server.admin_addr());
         tokio::spawn(server.run(shutdown.clone()));
 
         let gateway = match opts.gateway {
             None => None,
             Some(tweak) => Some(spawn_gateway(backend, dir.path(), &addr, &signing, tweak, &shutdown).await?),
         };
+        let tickets_url = urls.remove("tickets").unwrap();
+        let customers_url = urls.remove("customers").unwrap();
+        let tickets_raw = kefu_kit::db::connect(&tickets_url, 1).await.unwrap();
+        let customers_raw = kefu_kit::db::connect(&customers_url, 1).await.unwrap();
         Some(Suite {
             backend,
             addr,
@@ -207,7 +210,7 @@ impl Suite {
             signer,
             clock,
             tickets,
-            tickets_pool,
+            tickets_pool: pools.remove("tickets").unwrap(),
             tickets_raw,
             customers_raw,
             tickets_url,
@@ -267,19 +270,12 @@ async fn spawn_gateway(
     kefu_kit::db::migrate(&pool, &kefu_gateway::MIGRATOR).await.unwrap();
     let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let admin_addr = admin_listener.local_addr().unwrap();
-    let mut args = kefu_gateway::GatewayArgs {
-        http_listen: "127.0.0.1:0".parse().unwrap(),
-        customers_addr: grpc.to_owned(),
-        tickets_addr: grpc.to_owned(),
-        token_signing_key: signing.encode(),
-        token_public_keys: String::new(),
-        cors_origins: "https://console.example".into(),
-        rate_limit_per_key: 1000,
-        rate_limit_per_addr: 1000,
-        body_limit: 256 * 1024,
-        http_timeout: Duration::from_secs(30),
-        admin_listen: admin_addr,
-    };
+    let mut args =
+        kefu_gateway::GatewayArgs::all_in_one(grpc, signing.encode(), "127.0.0.1:0".parse().unwrap(), admin_addr);
+    args.cors_origins = "https://console.example".into();
+    args.rate_limit_per_key = 1000;
+    args.rate_limit_per_addr = 1000;
+    args.body_limit = 256 * 1024;
     tweak(&mut args);
     let gw = Arc::new(kefu_gateway::Gateway::new(&args, pool.clone()).unwrap());
     let admin_password = kefu_gateway::bootstrap_admin(&gw.auth).await.unwrap().unwrap();

@@ -10,6 +10,7 @@ pub mod domain;
 pub mod store;
 
 use clap::Args;
+use kefu_kit::module::{Built, Context, Module};
 use kefu_proto::customers::v1::customer_service_server::CustomerServiceServer;
 use sqlx::AnyPool;
 
@@ -24,8 +25,10 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub struct CustomersArgs {
     /// Data keys for encryption at rest: `KID:BASE64URL[,...]`; the first
     /// encrypts, all decrypt (rotation).
+    /// Required by `kefu serve customers`; `kefu up` keeps its own under the
+    /// data directory.
     #[arg(long, env = "KEFU_DATA_KEYS", hide_env_values = true)]
-    pub data_keys: String,
+    pub data_keys: Option<String>,
     /// Follow-up visit cycle for new plans, in days.
     #[arg(long, env = "KEFU_FOLLOW_UP_CYCLE_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=366))]
     pub follow_up_cycle_days: u32,
@@ -36,8 +39,49 @@ impl CustomersArgs {
         Settings { follow_up_cycle_days: self.follow_up_cycle_days }
     }
 
+    /// The keyring from `KEFU_DATA_KEYS`.
     pub fn keyring(&self) -> anyhow::Result<DataKeyring> {
-        DataKeyring::new(&kefu_kit::config::parse_data_keys(&self.data_keys)?)
+        let text = self
+            .data_keys
+            .as_deref()
+            .ok_or_else(|| anyhow::anyhow!("set KEFU_DATA_KEYS (--data-keys): `kefu admin keygen data` makes one"))?;
+        DataKeyring::new(&kefu_kit::config::parse_data_keys(text)?)
+    }
+}
+
+/// The customers service as a kefu [`Module`].
+pub struct Customers;
+
+impl Module for Customers {
+    const NAME: &'static str = "customers";
+    type Args = CustomersArgs;
+
+    fn migrator() -> &'static sqlx::migrate::Migrator {
+        &MIGRATOR
+    }
+
+    fn access() -> &'static [&'static kefu_kit::access::Access] {
+        static TABLES: [&kefu_kit::access::Access; 1] = [&ACCESS];
+        &TABLES
+    }
+
+    fn check(args: &CustomersArgs, embedded: bool) -> anyhow::Result<()> {
+        // Embedded hosts bring their own keys; a given key must still parse.
+        match &args.data_keys {
+            None if embedded => Ok(()),
+            _ => args.keyring().map(drop),
+        }
+    }
+
+    async fn build(args: CustomersArgs, ctx: Context) -> anyhow::Result<Built> {
+        let keyring = match (&ctx.embedded, &args.data_keys) {
+            (Some(embedded), None) => {
+                DataKeyring::new(&kefu_kit::config::parse_data_keys(&embedded.key_file("data.keys")?)?)?
+            }
+            _ => args.keyring()?,
+        };
+        let svc = service(ctx.pool, keyring, args.settings());
+        Ok(Built::services(kefu_kit::server::ServerBuilder::new().add_service(svc, &ACCESS)))
     }
 }
 

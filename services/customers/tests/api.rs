@@ -26,6 +26,7 @@ on_both_backends!(
     missing_and_bad_tokens_are_unauthenticated,
     every_rpc_checks_the_callers_role,
     concurrent_retries_of_one_create_make_one_customer,
+    a_request_id_from_before_the_kit_table_answers_with_its_customer,
     out_of_range_timestamps_name_the_field,
     control_characters_and_unbounded_tags_are_refused,
     violations_of_the_customer_and_its_contacts_come_back_together,
@@ -900,6 +901,21 @@ async fn concurrent_retries_of_one_create_make_one_customer(app: TestApp) {
     assert_eq!(reused.code(), Code::InvalidArgument);
     assert_eq!(violations(&reused), vec!["request_id".to_string()]);
     assert_eq!(count_customers(&app).await, 1, "a reused request id creates nothing");
+}
+
+async fn a_request_id_from_before_the_kit_table_answers_with_its_customer(app: TestApp) {
+    let mut req = new_customer("升級前客戶有限公司", &uscc(402));
+    req.request_id = "legacy-1".into();
+    let first = app.agent().create_customer(req.clone()).await.unwrap().into_inner();
+    // As a customer stored before request ids were claimed in
+    // kit_idempotency: its request id is only on the customer row.
+    sqlx::query("DELETE FROM kit_idempotency").execute(&app.raw).await.unwrap();
+    let conflict = app.agent().create_customer(req.clone()).await.unwrap_err();
+    assert_eq!(conflict.code(), Code::AlreadyExists, "without the back-fill a late retry conflicts");
+    sqlx::query(include_str!("../migrations/0002_request_ids_to_kit.sql")).execute(&app.raw).await.unwrap();
+    let again = app.agent().create_customer(req).await.unwrap().into_inner();
+    assert_eq!(again.id, first.id, "a late retry answers with the customer it made");
+    assert_eq!(count_customers(&app).await, 1);
 }
 
 async fn out_of_range_timestamps_name_the_field(app: TestApp) {

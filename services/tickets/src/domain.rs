@@ -190,8 +190,18 @@ pub fn filing_period_end(raw: &str) -> Result<(i32, u32), Error> {
 }
 
 /// Start of a local date as Unix ms (UTC+8).
-pub fn day_start_ms(d: NaiveDate) -> i64 {
-    d.and_hms_opt(0, 0, 0).map_or(0, |t| t.and_utc().timestamp_millis() - 8 * 3_600_000)
+pub fn day_start_ms(d: NaiveDate, zone: chrono_tz::Tz) -> i64 {
+    use chrono::TimeZone;
+    let midnight = d.and_hms_opt(0, 0, 0).unwrap_or_default();
+    // The first instant of the local day (a zone that skips midnight starts
+    // the day at the first valid time after it).
+    match zone.from_local_datetime(&midnight) {
+        chrono::LocalResult::Single(t) | chrono::LocalResult::Ambiguous(t, _) => t.timestamp_millis(),
+        chrono::LocalResult::None => zone
+            .from_local_datetime(&(midnight + chrono::Duration::hours(1)))
+            .earliest()
+            .map_or_else(|| midnight.and_utc().timestamp_millis(), |t| t.timestamp_millis()),
+    }
 }
 
 /// Share of materials received and steps done, 0–100.

@@ -11,8 +11,9 @@ pub mod store;
 use std::{sync::Arc, time::Duration};
 
 use clap::Args;
+use kefu_kit::module::{Built, Context, Module};
 use kefu_proto::tickets::v1::ticket_service_server::TicketServiceServer;
-use kefu_sla::{Clock, LiveStore, Sweeper, SweeperConfig};
+use kefu_sla::{Clock, LiveStore, MemoryLiveStore, RedisLiveStore, Sweeper, SweeperConfig, SystemClock};
 use sqlx::AnyPool;
 
 pub use api::{ACCESS, TicketsApi};
@@ -23,9 +24,10 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// Settings of `kefu serve tickets` beyond the common ones.
 #[derive(Debug, Clone, Args)]
 pub struct TicketsArgs {
-    /// Redis for the live SLA state (`redis://host:6379`).
+    /// Redis for the live SLA state (`redis://host:6379`); required by `kefu
+    /// serve tickets`, while `kefu up` keeps live state in memory.
     #[arg(long, env = "KEFU_REDIS_URL", hide_env_values = true)]
-    pub redis_url: String,
+    pub redis_url: Option<String>,
     /// Shards of the live SLA state (sweeper parallelism across replicas).
     #[arg(long, env = "KEFU_SLA_SHARDS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub sla_shards: u32,
@@ -35,6 +37,71 @@ pub struct TicketsArgs {
     /// How often the sweeper looks for due targets.
     #[arg(long, env = "KEFU_SLA_SWEEP_INTERVAL", default_value = "500ms", value_parser = kefu_kit::config::parse_duration)]
     pub sla_sweep_interval: Duration,
+}
+
+/// What an embedding host (a test) may give the tickets service instead of
+/// its own parts, through [`kefu_kit::module::Embedded::overrides`].
+#[derive(Clone, Default)]
+pub struct Overrides {
+    pub clock: Option<Arc<dyn Clock>>,
+    pub live: Option<Arc<dyn LiveStore>>,
+    pub sweep: Option<SweeperConfig>,
+}
+
+impl Module for Tickets {
+    const NAME: &'static str = "tickets";
+    const CALLS: &'static [&'static str] = &["customers"];
+    type Args = TicketsArgs;
+
+    fn migrator() -> &'static sqlx::migrate::Migrator {
+        &MIGRATOR
+    }
+
+    fn access() -> &'static [&'static kefu_kit::access::Access] {
+        static TABLES: [&kefu_kit::access::Access; 1] = [&ACCESS];
+        &TABLES
+    }
+
+    fn check(args: &TicketsArgs, embedded: bool) -> anyhow::Result<()> {
+        match &args.redis_url {
+            None if !embedded => anyhow::bail!("set KEFU_REDIS_URL (--redis-url) for the live SLA state"),
+            Some(url) if !url.starts_with("redis://") && !url.starts_with("rediss://") => {
+                anyhow::bail!("KEFU_REDIS_URL must start with redis:// or rediss://")
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn build(args: TicketsArgs, ctx: Context) -> anyhow::Result<Built> {
+        let overrides = ctx.embedded.as_ref().and_then(|e| e.get::<Overrides>()).unwrap_or_default();
+        let (live, customers_addr): (Arc<dyn LiveStore>, String) = match &ctx.embedded {
+            Some(embedded) => (
+                overrides.live.unwrap_or_else(|| Arc::new(MemoryLiveStore::new(args.sla_shards))),
+                embedded.self_addr.clone(),
+            ),
+            None => {
+                let url = args
+                    .redis_url
+                    .as_deref()
+                    .ok_or_else(|| anyhow::anyhow!("set KEFU_REDIS_URL (--redis-url) for the live SLA state"))?;
+                (Arc::new(RedisLiveStore::connect(url, args.sla_shards, "kefu").await?), args.customers_addr.clone())
+            }
+        };
+        let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let sweep = overrides.sweep.unwrap_or_else(|| SweeperConfig {
+            owner: ctx.instance.clone(),
+            interval: args.sla_sweep_interval,
+            ..Default::default()
+        });
+        let tickets = build(ctx.pool, live, clock, SlaSettings::default(), customers_addr, sweep).await?;
+        let sweeper = tickets.sweeper.clone();
+        let shutdown = ctx.shutdown.clone();
+        Ok(Built {
+            services: kefu_kit::server::ServerBuilder::new().add_service(tickets.service.clone(), &ACCESS),
+            tasks: vec![Box::pin(sweeper.run(shutdown))],
+            handle: Box::new(tickets),
+        })
+    }
 }
 
 /// Request types a firm starts with (seed §3(三)); editable.

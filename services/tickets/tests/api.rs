@@ -27,6 +27,7 @@ on_both_backends!(
     watchers_receive_sla_events,
     roles_and_bad_input,
     concurrent_creates_with_one_request_id_make_one_ticket,
+    a_request_id_from_before_the_kit_table_answers_with_its_ticket,
     timestamps_outside_1970_to_9999_are_refused,
     control_characters_and_unbounded_tags_are_refused,
     invalid_enums_list_the_valid_names,
@@ -1023,6 +1024,32 @@ async fn roles_and_bad_input(app: TestApp) {
     use sqlx::Row;
     let n: i64 = sqlx::query("SELECT COUNT(*) FROM tickets").fetch_one(&app.raw).await.unwrap().get(0);
     assert_eq!(n, 2, "only the valid tickets were written");
+}
+
+async fn a_request_id_from_before_the_kit_table_answers_with_its_ticket(app: TestApp) {
+    let c = app.customer("舊請求", 18, cpb::ServiceTier::Standard).await;
+    let req = pb::CreateTicketRequest {
+        ticket: Some(pb::Ticket {
+            kind: pb::TicketKind::Consultation as i32,
+            channel: Channel::Phone as i32,
+            subject: "升級前建立".into(),
+            customer_id: c,
+            ..Default::default()
+        }),
+        description: String::new(),
+        request_id: "req-legacy-1".into(),
+    };
+    let first = app.agent().create_ticket(req.clone()).await.unwrap().into_inner();
+    // As a ticket stored before request ids were claimed in kit_idempotency:
+    // its id is only on the ticket row.
+    sqlx::query("DELETE FROM kit_idempotency").execute(&app.raw).await.unwrap();
+    let conflict = app.agent().create_ticket(req.clone()).await.unwrap_err();
+    assert_eq!(conflict.code(), Code::AlreadyExists, "without the back-fill a late retry conflicts");
+    // The migration's back-fill claims it again.
+    sqlx::query(include_str!("../migrations/0004_request_ids_to_kit.sql")).execute(&app.raw).await.unwrap();
+    let again = app.agent().create_ticket(req).await.unwrap().into_inner();
+    assert_eq!(again.id, first.id, "a late retry answers with the ticket it made");
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM tickets").await, 1);
 }
 
 async fn concurrent_creates_with_one_request_id_make_one_ticket(app: TestApp) {

@@ -2,7 +2,7 @@
 use kefu_kit::{Error, Result, auth::Principal, error::Violations, parse};
 use kefu_proto::customers::v1 as pb;
 
-use super::{CustomersApi, audit, required_line};
+use super::{CustomersApi, audit};
 use crate::{
     domain::{Contact, Email, MAX_CONTACTS, Mobile},
     store,
@@ -17,7 +17,7 @@ pub(super) fn parse_contact(id: String, customer_id: &str, c: &pb::Contact) -> R
     let mut v = Violations::new();
     // A value is a placeholder only when its violation was recorded, and then
     // `finish` below returns the violations instead.
-    let name = v.check(required_line("name", &c.name, 64)).unwrap_or_default();
+    let name = v.check(parse::required_line("name", &c.name, 64)).unwrap_or_default();
     let role = v.check(parse::line("role", &c.role, 64)).unwrap_or_default();
     let mobile = if c.mobile.trim().is_empty() {
         None

@@ -4,7 +4,7 @@ use chrono::NaiveDate;
 use kefu_kit::{Error, Result, auth::Principal, error::Violations, page, parse};
 use kefu_proto::customers::v1 as pb;
 
-use super::{CustomersApi, audit, required_line, unchecked};
+use super::{CustomersApi, audit, unchecked};
 use crate::{
     domain::{self, Channel, DueFilter, FollowUpPlan, Visit},
     store,
@@ -61,7 +61,7 @@ pub(super) async fn set_plan(
     // A value is a placeholder only when its violation was recorded, and then
     // `finish` below returns the violations instead.
     let customer_id = v.check(parse::id("customer_id", &r.customer_id)).unwrap_or_default();
-    let owner = v.check(required_line("owner", &r.owner, 64)).unwrap_or_default();
+    let owner = v.check(parse::required_line("owner", &r.owner, 64)).unwrap_or_default();
     let cycle = v.check(cycle_days("cycle_days", r.cycle_days, api.settings.follow_up_cycle_days)).unwrap_or_default();
     let next_due = v.check(opt_date("next_due_date", &r.next_due_date));
     v.finish()?;

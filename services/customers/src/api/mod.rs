@@ -21,7 +21,6 @@ pub use access::ACCESS;
 use kefu_kit::{
     Error,
     auth::{Principal, principal},
-    parse,
 };
 use kefu_proto::customers::v1::{self as pb, customer_service_server::CustomerService};
 use sqlx::AnyPool;
@@ -59,15 +58,6 @@ impl CustomersApi {
 /// violation, so once `finish` has passed this is not expected to happen.
 fn unchecked(what: &str) -> Error {
     Error::Internal(anyhow::anyhow!("{what} passed validation but has no value"))
-}
-
-/// A required single line of text: [`parse::line`] that must not be empty.
-fn required_line(field: &str, raw: &str, max_chars: usize) -> kefu_kit::Result<String> {
-    let s = parse::line(field, raw, max_chars)?;
-    if s.is_empty() {
-        return Err(Error::invalid(field, "is required"));
-    }
-    Ok(s)
 }
 
 type Res<T> = Result<Response<T>, Status>;

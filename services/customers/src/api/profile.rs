@@ -8,11 +8,10 @@ use kefu_kit::{
     etag, page, parse,
 };
 use kefu_proto::customers::v1 as pb;
-use prost::Message;
 use sqlx::AnyConnection;
 use tonic::Streaming;
 
-use super::{CustomersApi, audit, contacts, required_line, unchecked};
+use super::{CustomersApi, audit, contacts, unchecked};
 use crate::{
     domain::{
         self, Channel, Customer, CustomerFilter, FollowUpPlan, LifecycleStatus, MAX_CONTACTS, MAX_TAG_CHARS, MAX_TAGS,
@@ -49,7 +48,7 @@ fn parse_customer(c: &pb::Customer, allow_bad_check: bool) -> Result<CustomerFie
     let mut v = Violations::new();
     // A value is a placeholder only when its violation was recorded, and then
     // `finish` below returns the violations instead.
-    let company_name = v.check(required_line("company_name", &c.company_name, 200)).unwrap_or_default();
+    let company_name = v.check(parse::required_line("company_name", &c.company_name, 200)).unwrap_or_default();
     let uscc = v.check(Uscc::parse("uscc", &c.uscc, allow_bad_check));
     let taxpayer_type = v.check(parse::enumeration::<TaxpayerType>("taxpayer_type", c.taxpayer_type, None));
     let tax_credit_rating =
@@ -195,7 +194,7 @@ pub(super) async fn create(api: &CustomersApi, p: &Principal, r: pb::CreateCusto
     // this transaction commits (or, if it rolls back, makes it itself).
     if !request_id.is_empty() {
         let unkeyed = pb::CreateCustomerRequest { request_id: String::new(), ..r.clone() };
-        let fingerprint = db::fingerprint(&unkeyed.encode_to_vec());
+        let fingerprint = db::fingerprint_of(&unkeyed);
         if let Claim::Existing(existing) =
             db::claim_request_id(&mut tx, IDEMPOTENCY_SCOPE, &request_id, &id, &fingerprint).await?
         {

@@ -5,7 +5,6 @@ use kefu_proto::tickets::v1 as pb;
 
 use super::{
     TicketsApi,
-    tickets::required_line,
     view::{json_list, ticket_pb, to_json},
 };
 use crate::{
@@ -76,7 +75,7 @@ pub(super) async fn upsert_request_type(
 ) -> Result<pb::RequestType, Error> {
     let rt = r.request_type.ok_or_else(|| Error::invalid("request_type", "is required"))?;
     let mut v = Violations::new();
-    let name = v.check(required_line("request_type.name", &rt.name, TYPE_NAME_MAX));
+    let name = v.check(parse::required_line("request_type.name", &rt.name, TYPE_NAME_MAX));
     let category = v.check(domain::category("request_type.category", &rt.category, &api.categories()));
     let materials =
         v.check(parse::tags("request_type.required_materials", &rt.required_materials, ITEMS_MAX, ITEM_CHARS));

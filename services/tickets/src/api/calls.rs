@@ -7,7 +7,7 @@ use kefu_kit::{
 };
 use kefu_proto::tickets::v1 as pb;
 
-use super::{TicketsApi, tickets::required_line, view::state_pb};
+use super::{TicketsApi, view::state_pb};
 use crate::{
     sla::Changes,
     store::{self, CallRow},
@@ -19,7 +19,7 @@ const NAME_MAX: usize = 64;
 
 pub(super) async fn record_event(api: &TicketsApi, r: pb::RecordCallEventRequest) -> Result<pb::PhoneContact, Error> {
     let mut v = Violations::new();
-    let call_id = v.check(required_line("call_id", &r.call_id, CALL_ID_MAX));
+    let call_id = v.check(parse::required_line("call_id", &r.call_id, CALL_ID_MAX));
     let kind = v.check(parse::enumeration::<pb::CallEventKind>("kind", r.kind, None));
     let at = v.check(parse::opt_timestamp("time", r.time.as_ref()));
     let caller_number = v.check(parse::line("caller_number", &r.caller_number, NUMBER_MAX));

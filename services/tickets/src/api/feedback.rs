@@ -3,7 +3,7 @@
 use kefu_kit::{Error, auth::Principal, error::Violations, parse};
 use kefu_proto::tickets::v1 as pb;
 
-use super::{TicketsApi, tickets::required_line, view::ticket_pb};
+use super::{TicketsApi, view::ticket_pb};
 use crate::{
     domain::{self, TicketRef},
     store::{self, TicketRow},
@@ -15,7 +15,7 @@ const BODY_MAX: usize = 20_000;
 pub(super) async fn route(api: &TicketsApi, p: &Principal, r: pb::RouteFeedbackRequest) -> Result<pb::Ticket, Error> {
     let mut v = Violations::new();
     let which = v.check(domain::ticket_ref("ticket_id", &r.ticket_id));
-    let department = v.check(required_line("department", &r.department, DEPARTMENT_MAX));
+    let department = v.check(parse::required_line("department", &r.department, DEPARTMENT_MAX));
     v.finish()?;
     let (Some(which), Some(department)) = (which, department) else {
         return Err(Error::invalid("department", "is not valid"));

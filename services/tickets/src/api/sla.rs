@@ -11,7 +11,7 @@ use kefu_proto::tickets::v1 as pb;
 use kefu_sla::{CalendarSpec, ClockKind, Metric, MetricRule, Policy};
 use tonic::Status;
 
-use super::{TicketsApi, tickets::required_line, view::state_pb};
+use super::{TicketsApi, view::state_pb};
 use crate::{domain, store};
 
 const POLICY_ID_MAX: usize = 64;
@@ -35,7 +35,7 @@ pub(super) async fn ticket_targets(
     let mut conn = api.pool.acquire().await?;
     // Calls' targets are asked for by their record id, `call:<call id>`.
     let record = match raw.strip_prefix("call:") {
-        Some(call_id) => format!("call:{}", required_line("ticket_id", call_id, 128)?),
+        Some(call_id) => format!("call:{}", parse::required_line("ticket_id", call_id, 128)?),
         None => store::require_ticket(&mut conn, &domain::ticket_ref("ticket_id", raw)?).await?.id,
     };
     let now = api.engine.now();
@@ -178,7 +178,7 @@ pub(super) async fn delete_policy(
     api: &TicketsApi,
     r: pb::DeleteSlaPolicyRequest,
 ) -> Result<pb::DeleteSlaPolicyResponse, Error> {
-    let id = required_line("id", &r.id, POLICY_ID_MAX)?;
+    let id = parse::required_line("id", &r.id, POLICY_ID_MAX)?;
     let mut conn = api.pool.acquire().await?;
     if !store::delete_policy(&mut conn, &id).await? {
         return Err(Error::NotFound(format!("policy {id}")));
@@ -261,7 +261,7 @@ fn names(v: &mut Violations, field: &str, raw: &[String], known: &[&str]) -> Vec
 
 fn policy_from_pb(p: &pb::SlaPolicy) -> Result<Policy, Error> {
     let mut v = Violations::new();
-    let id = v.check(required_line("policy.id", &p.id, POLICY_ID_MAX)).unwrap_or_default();
+    let id = v.check(parse::required_line("policy.id", &p.id, POLICY_ID_MAX)).unwrap_or_default();
     let name = v.check(parse::line("policy.name", &p.name, 200)).unwrap_or_default();
     let mut metrics = Vec::new();
     for (i, m) in p.metrics.iter().enumerate() {

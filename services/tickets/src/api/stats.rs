@@ -4,7 +4,7 @@
 use kefu_kit::{Error, error::Violations, parse};
 use kefu_proto::tickets::v1 as pb;
 
-use super::{TicketsApi, tickets::required_line};
+use super::TicketsApi;
 use crate::{domain, store};
 
 /// Ratings of 4 and 5 count as satisfied.
@@ -16,7 +16,7 @@ fn ratio(a: i64, b: i64) -> f64 {
 
 pub(super) async fn agent_stats(api: &TicketsApi, r: pb::GetAgentStatsRequest) -> Result<pb::AgentStats, Error> {
     let mut v = Violations::new();
-    let agent = v.check(required_line("agent", &r.agent, 64));
+    let agent = v.check(parse::required_line("agent", &r.agent, 64));
     let from = v.check(parse::date("from_date", &r.from_date));
     let to = v.check(parse::date("to_date", &r.to_date));
     if let (Some(f), Some(t)) = (from, to)
@@ -29,7 +29,9 @@ pub(super) async fn agent_stats(api: &TicketsApi, r: pb::GetAgentStatsRequest) -
         return Err(Error::invalid("agent", "is not valid"));
     };
     // [start of from_date, start of the day after to_date)
-    let (a, b) = (domain::day_start_ms(from), domain::day_start_ms(to) + 24 * 3_600_000);
+    // in the calendar's zone (the firm's).
+    let zone = api.engine.calendar().time_zone();
+    let (a, b) = (domain::day_start_ms(from, zone), domain::day_start_ms(to.succ_opt().unwrap_or(to), zone));
     let mut conn = api.pool.acquire().await?;
     let f = store::agent_figures(&mut conn, &agent, a, b).await?;
     let rated = f.ratings.len() as i64;

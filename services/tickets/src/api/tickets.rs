@@ -43,15 +43,6 @@ fn enumeration<E: ProtoEnum>(field: &str, raw: i32) -> Result<E, Error> {
     parse::enumeration(field, raw, None)
 }
 
-/// One line of text that must not be empty.
-pub(super) fn required_line(field: &str, raw: &str, max_chars: usize) -> Result<String, Error> {
-    let s = parse::line(field, raw, max_chars)?;
-    if s.is_empty() {
-        return Err(Error::invalid(field, "is required"));
-    }
-    Ok(s)
-}
-
 /// A new ticket as a request describes it, checked.
 pub(super) struct NewTicket {
     pub kind: pb::TicketKind,
@@ -74,7 +65,7 @@ pub(super) fn parse_new(api: &TicketsApi, input: &pb::Ticket, description: &str)
     let mut v = Violations::new();
     let kind = v.check(enumeration::<pb::TicketKind>("ticket.kind", input.kind));
     let channel = v.check(enumeration::<Channel>("ticket.channel", input.channel));
-    let subject = v.check(required_line("ticket.subject", &input.subject, SUBJECT_MAX));
+    let subject = v.check(parse::required_line("ticket.subject", &input.subject, SUBJECT_MAX));
     let category = v.check(domain::category("ticket.category", &input.category, &api.categories()));
     let priority = v.check(parse::enumeration("ticket.priority", input.priority, Some(pb::Priority::Normal)));
     let requester = v.check(parse::line("ticket.requester", &input.requester, REQUESTER_MAX));
@@ -130,26 +121,10 @@ pub(super) fn parse_new(api: &TicketsApi, input: &pb::Ticket, description: &str)
     }
 }
 
-/// The fingerprint of a create request for its request id: what create
-/// reads from the request, the request id left out.
+/// The fingerprint of a create request for its request id: the request
+/// with the request id left out.
 fn create_fingerprint(r: &pb::CreateTicketRequest) -> String {
-    let t = r.ticket.clone().unwrap_or_default();
-    let canonical = serde_json::json!({
-        "kind": t.kind,
-        "channel": t.channel,
-        "subject": t.subject,
-        "category": t.category,
-        "priority": t.priority,
-        "customer_id": t.customer_id,
-        "requester": t.requester,
-        "queue": t.queue,
-        "assignee": t.assignee,
-        "tags": t.tags,
-        "request_type": t.request_type,
-        "filing_period": t.filing_period,
-        "description": r.description,
-    });
-    db::fingerprint(canonical.to_string().as_bytes())
+    db::fingerprint_of(&pb::CreateTicketRequest { request_id: String::new(), ..r.clone() })
 }
 
 /// Claims `request_id` for the ticket `id` about to be created, inside the
@@ -164,8 +139,7 @@ pub(super) async fn claim(
 ) -> Result<Option<String>, Error> {
     match db::claim_request_id(tx, IDEMPOTENCY_SCOPE, request_id, id, fingerprint).await? {
         Claim::Existing(existing) => Ok(Some(existing)),
-        // Tickets created before keys were claimed carry their request id.
-        Claim::New => Ok(store::ticket_by_request_id(tx, request_id).await?.map(|t| t.id)),
+        Claim::New => Ok(None),
     }
 }
 
@@ -309,7 +283,7 @@ pub(super) async fn update(api: &TicketsApi, p: &Principal, r: pb::UpdateTicketR
     for path in &paths {
         match path.as_str() {
             "subject" => {
-                if let Some(s) = v.check(required_line("ticket.subject", &patch.subject, SUBJECT_MAX)) {
+                if let Some(s) = v.check(parse::required_line("ticket.subject", &patch.subject, SUBJECT_MAX)) {
                     t.subject = s;
                 }
             }

@@ -224,13 +224,6 @@ pub async fn require_ticket(conn: &mut AnyConnection, r: &TicketRef) -> Result<T
     find_ticket(conn, r).await?.ok_or_else(|| Error::NotFound(format!("ticket {r}")))
 }
 
-/// The ticket an earlier create stored with this request id (tickets
-/// created before idempotency keys were claimed in `kit_idempotency`).
-pub async fn ticket_by_request_id(conn: &mut AnyConnection, request_id: &str) -> Result<Option<TicketRow>, Error> {
-    let sql = format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE request_id = $1");
-    Ok(sqlx::query_as::<_, TicketRow>(&sql).bind(request_id).fetch_optional(conn).await?)
-}
-
 /// Which tickets a list returns; every condition given must hold.
 #[derive(Debug, Clone, Default)]
 pub struct TicketFilter {
