@@ -1,0 +1,162 @@
+//! The defects that drift between the services once caused, checked through
+//! REST as a web client meets them: concurrent retries of a create, timestamps
+//! out of range, control characters and unbounded tags, database text in
+//! errors, and violations of a customer and its contacts reported together.
+//! Each runs on SQLite + memory and on PostgreSQL + Redis.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{App, Backend, customer_body};
+use kefu_kit::auth::Role;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+async fn spawn(backend: Backend) -> Option<App> {
+    common::spawn(backend).await
+}
+
+fn fields(problem: &Value) -> Vec<String> {
+    problem["violations"]
+        .as_array()
+        .map(|v| v.iter().filter_map(|f| f["field"].as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
+}
+
+/// No answer may carry the database's own words.
+fn assert_no_database_text(problem: &Value) {
+    let text = problem.to_string();
+    for word in ["constraint", "UNIQUE", "duplicate key", "sqlx", "SQLSTATE", "violates"] {
+        assert!(!text.contains(word), "the answer leaks database text ({word}): {text}");
+    }
+}
+
+async fn post_keyed(app: &App, path: &str, token: &str, key: &str, body: &Value) -> (u16, Value) {
+    let r =
+        app.http.post(app.url(path)).bearer_auth(token).header("Idempotency-Key", key).json(body).send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn customer_id(app: &App, token: &str, n: u32) -> String {
+    let (s, c, _) = app.call(Method::POST, "/api/v1/customers", token, Some(customer_body("缺陷測試", n))).await;
+    assert_eq!(s, 200, "{c}");
+    c["id"].as_str().unwrap().to_owned()
+}
+
+async fn eight_concurrent_retries_with_one_idempotency_key_make_one_resource(app: App) {
+    let t = app.token(Role::Supervisor);
+    let cid = customer_id(&app, &t, 900).await;
+    let ticket = json!({"ticket": {"kind": "TICKET_KIND_CONSULTATION", "channel": "CHANNEL_EMAIL",
+                                    "subject": "重試", "customerId": cid, "tags": ["retry"]},
+                        "description": "客戶端超時後重試"});
+    let customer = customer_body("併發重試", 901);
+    for (path, body, key) in
+        [("/api/v1/tickets", &ticket, "rest-race-ticket"), ("/api/v1/customers", &customer, "rest-race-customer")]
+    {
+        let answers = futures::future::join_all((0..8).map(|_| post_keyed(&app, path, &t, key, body))).await;
+        let mut ids = std::collections::BTreeSet::new();
+        for (status, got) in &answers {
+            assert_eq!(*status, 200, "{path}: a retry of one create failed: {got}");
+            ids.insert(got["id"].as_str().unwrap().to_owned());
+        }
+        assert_eq!(ids.len(), 1, "{path}: every retry answers with the same resource: {ids:?}");
+        // The key with another body is the client's mistake, named.
+        let mut other = body.clone();
+        if path.ends_with("tickets") {
+            other["ticket"]["subject"] = json!("另一個請求");
+        } else {
+            other["customer"]["companyName"] = json!("另一家公司");
+        }
+        let (status, problem) = post_keyed(&app, path, &t, key, &other).await;
+        assert_eq!(status, 400, "{path}: {problem}");
+        assert!(fields(&problem).iter().any(|f| f.contains("request")), "{path}: {problem}");
+        assert_no_database_text(&problem);
+    }
+    let (_, list, _) = app.call(Method::GET, "/api/v1/tickets", &t, None).await;
+    assert_eq!(list["tickets"].as_array().map(Vec::len), Some(1), "one ticket stored: {list}");
+}
+
+async fn timestamps_before_1970_or_past_9999_are_refused_naming_the_field(app: App) {
+    let svc = app.token(Role::Service);
+    let event = |id: &str, time: &str| {
+        json!({"callId": id, "kind": "CALL_EVENT_KIND_OFFERED", "time": time, "callerNumber": "13800138000",
+               "ringCount": 1, "queue": "hotline"})
+    };
+    for (i, time) in ["1969-12-31T23:59:59Z", "0001-01-01T00:00:00Z"].into_iter().enumerate() {
+        let (s, p, _) = app.call(Method::POST, "/api/v1/calls/events", &svc, Some(event(&format!("t{i}"), time))).await;
+        assert_eq!(s, 400, "{time}: {p}");
+        assert_eq!(fields(&p), vec!["time".to_owned()], "{time}: {p}");
+    }
+    // Past year 9999 the JSON itself cannot say it: refused before any service.
+    let (s, p, _) =
+        app.call(Method::POST, "/api/v1/calls/events", &svc, Some(event("t9", "10000-01-01T00:00:00Z"))).await;
+    assert_eq!(s, 400, "{p}");
+    let (s, p, _) =
+        app.call(Method::POST, "/api/v1/calls/events", &svc, Some(event("ok", "2026-03-02T02:00:00Z"))).await;
+    assert_eq!(s, 200, "a time in range is recorded: {p}");
+    assert_eq!(p["callId"], "ok");
+}
+
+async fn control_characters_and_unbounded_tags_are_refused(app: App) {
+    let t = app.token(Role::Supervisor);
+    let cid = customer_id(&app, &t, 902).await;
+    let ticket = |subject: &str, tags: Vec<String>| {
+        json!({"ticket": {"kind": "TICKET_KIND_CONSULTATION", "channel": "CHANNEL_PHONE", "subject": subject,
+                          "customerId": cid, "tags": tags}})
+    };
+    for subject in ["a\u{0}b", "esc\u{1b}[31m", "bell\u{7}"] {
+        let (s, p, _) = app.call(Method::POST, "/api/v1/tickets", &t, Some(ticket(subject, vec![]))).await;
+        assert_eq!(s, 400, "{subject:?}: {p}");
+        assert_eq!(fields(&p), vec!["ticket.subject".to_owned()], "{p}");
+    }
+    let many: Vec<String> = (0..3000).map(|i| format!("{i}{}", "x".repeat(10))).collect();
+    let (s, p, _) = app.call(Method::POST, "/api/v1/tickets", &t, Some(ticket("標籤", many))).await;
+    assert_eq!(s, 400, "{p}");
+    assert!(fields(&p).iter().all(|f| f.starts_with("ticket.tags")) && !fields(&p).is_empty(), "{p}");
+    let long = vec!["長".repeat(1000)];
+    let (s, p, _) = app.call(Method::POST, "/api/v1/tickets", &t, Some(ticket("標籤", long))).await;
+    assert_eq!(s, 400, "{p}");
+    assert!(fields(&p).iter().any(|f| f.starts_with("ticket.tags")), "{p}");
+    let mut bad_customer = customer_body("控制字元", 903);
+    bad_customer["customer"]["companyName"] = json!("公司\u{0}名");
+    let (s, p, _) = app.call(Method::POST, "/api/v1/customers", &t, Some(bad_customer)).await;
+    assert_eq!(s, 400, "{p}");
+    assert_eq!(fields(&p), vec!["customer.company_name".to_owned()], "{p}");
+    let (_, list, _) = app.call(Method::GET, "/api/v1/tickets", &t, None).await;
+    assert!(list["tickets"].as_array().is_none_or(Vec::is_empty), "nothing was stored: {list}");
+}
+
+async fn a_clash_is_reported_in_the_domains_words_without_database_text(app: App) {
+    let t = app.token(Role::Supervisor);
+    customer_id(&app, &t, 904).await;
+    // Another customer with the same USCC (another name, another key).
+    let mut again = customer_body("同一信用代碼", 904);
+    again["contacts"][0]["email"] = json!("other@example.cn");
+    let (s, p) = post_keyed(&app, "/api/v1/customers", &t, "clash-2", &again).await;
+    assert_eq!(s, 409, "{p}");
+    assert!(p["detail"].as_str().is_some_and(|d| d.contains("USCC") || d.contains("信用代码")), "{p}");
+    assert_no_database_text(&p);
+}
+
+async fn a_customers_and_its_contacts_violations_come_back_together(app: App) {
+    let t = app.token(Role::Supervisor);
+    let body = json!({"customer": {"companyName": "", "uscc": "bad", "taxpayerType": "TAXPAYER_TYPE_GENERAL"},
+                      "contacts": [{"name": "王芳", "mobile": "12345", "email": "not-an-email"}]});
+    let (s, p, _) = app.call(Method::POST, "/api/v1/customers", &t, Some(body)).await;
+    assert_eq!(s, 400, "{p}");
+    let got = fields(&p);
+    for want in ["customer.company_name", "customer.uscc", "contacts[0].mobile", "contacts[0].email"] {
+        assert!(got.iter().any(|f| f == want), "{want} is missing from {got:?}");
+    }
+    let (_, list, _) = app.call(Method::GET, "/api/v1/customers", &t, None).await;
+    assert!(list["customers"].as_array().is_none_or(Vec::is_empty), "nothing was stored: {list}");
+}
+
+kefu_testkit::on_both_backends!(spawn;
+    eight_concurrent_retries_with_one_idempotency_key_make_one_resource,
+    timestamps_before_1970_or_past_9999_are_refused_naming_the_field,
+    control_characters_and_unbounded_tags_are_refused,
+    a_clash_is_reported_in_the_domains_words_without_database_text,
+    a_customers_and_its_contacts_violations_come_back_together,
+);
