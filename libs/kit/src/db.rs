@@ -86,11 +86,126 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<AnyPool>
     Ok(pool)
 }
 
-/// A value bound to a query assembled at run time (search filters).
+/// A value bound to a query assembled at run time (search filters, rows).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Bind {
     Text(String),
     Int(i64),
+    /// Text or NULL.
+    OptText(Option<String>),
+    /// An integer or NULL.
+    OptInt(Option<i64>),
+}
+
+impl From<Option<String>> for Bind {
+    fn from(v: Option<String>) -> Self {
+        Self::OptText(v)
+    }
+}
+
+impl From<Option<&str>> for Bind {
+    fn from(v: Option<&str>) -> Self {
+        Self::OptText(v.map(str::to_owned))
+    }
+}
+
+impl From<&String> for Bind {
+    fn from(s: &String) -> Self {
+        Self::Text(s.clone())
+    }
+}
+
+impl From<Option<i64>> for Bind {
+    fn from(v: Option<i64>) -> Self {
+        Self::OptInt(v)
+    }
+}
+
+impl From<bool> for Bind {
+    /// Booleans are stored as 0 / 1 (portable between SQLite and PostgreSQL).
+    fn from(b: bool) -> Self {
+        Self::Int(i64::from(b))
+    }
+}
+
+/// A row's columns and values, written once and used for both its INSERT
+/// and its versioned UPDATE, so the two cannot drift apart.
+#[derive(Debug, Default)]
+pub struct Columns {
+    cols: Vec<(&'static str, Bind)>,
+}
+
+impl Columns {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    #[must_use]
+    pub fn with(mut self, column: &'static str, value: impl Into<Bind>) -> Self {
+        self.cols.push((column, value.into()));
+        self
+    }
+
+    /// Appends every column of `more`.
+    #[must_use]
+    pub fn and(mut self, more: Columns) -> Self {
+        self.cols.extend(more.cols);
+        self
+    }
+
+    fn insert_sql(&self, table: &str) -> String {
+        let names: Vec<&str> = self.cols.iter().map(|(c, _)| *c).collect();
+        let marks: Vec<String> = (1..=self.cols.len()).map(|i| format!("${i}")).collect();
+        format!("INSERT INTO {table} ({}) VALUES ({})", names.join(", "), marks.join(", "))
+    }
+
+    fn update_sql(&self, table: &str) -> String {
+        let sets: Vec<String> = self.cols.iter().enumerate().map(|(i, (c, _))| format!("{c} = ${}", i + 1)).collect();
+        let n = self.cols.len();
+        format!(
+            "UPDATE {table} SET {}, version = version + 1 WHERE id = ${} AND version = ${}",
+            sets.join(", "),
+            n + 1,
+            n + 2
+        )
+    }
+
+    /// `INSERT INTO table (columns…) VALUES (…)`.
+    pub async fn insert(self, conn: &mut sqlx::AnyConnection, table: &str) -> Result<(), sqlx::Error> {
+        let sql = self.insert_sql(table);
+        execute(conn, &sql, self.cols.into_iter().map(|(_, b)| b).collect()).await.map(drop)
+    }
+
+    /// Writes the columns and bumps `version` on the row `id` if its version
+    /// is still `version`; false when it is not (someone else changed it).
+    pub async fn update_versioned(
+        self,
+        conn: &mut sqlx::AnyConnection,
+        table: &str,
+        id: &str,
+        version: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let sql = self.update_sql(table);
+        let mut binds: Vec<Bind> = self.cols.into_iter().map(|(_, b)| b).collect();
+        binds.push(id.into());
+        binds.push(version.into());
+        Ok(execute(conn, &sql, binds).await? == 1)
+    }
+}
+
+/// Runs a statement assembled at run time with its binds, in order; the
+/// number of rows it changed.
+pub async fn execute(conn: &mut sqlx::AnyConnection, sql: &str, binds: Vec<Bind>) -> Result<u64, sqlx::Error> {
+    let mut q = sqlx::query(sql);
+    for b in binds {
+        q = match b {
+            Bind::Text(s) => q.bind(s),
+            Bind::Int(i) => q.bind(i),
+            Bind::OptText(s) => q.bind(s),
+            Bind::OptInt(i) => q.bind(i),
+        };
+    }
+    Ok(q.execute(conn).await?.rows_affected())
 }
 
 impl From<String> for Bind {
@@ -174,6 +289,8 @@ where
         q = match b {
             Bind::Text(s) => q.bind(s),
             Bind::Int(i) => q.bind(i),
+            Bind::OptText(s) => q.bind(s),
+            Bind::OptInt(i) => q.bind(i),
         };
     }
     q.fetch_all(conn).await
@@ -385,6 +502,36 @@ mod tests {
         let rows: Vec<(String,)> =
             fetch_all_as(&mut c, &format!("SELECT resource_id FROM kit_idempotency WHERE {sql}"), binds).await.unwrap();
         assert!(rows.is_empty());
+    }
+
+    #[tokio::test]
+    async fn columns_insert_a_row_and_update_it_only_at_its_version() {
+        let (_dir, pool) = sqlite().await;
+        pool.execute("CREATE TABLE t (id TEXT PRIMARY KEY, name TEXT NOT NULL, note TEXT, n BIGINT, done BIGINT NOT NULL, version BIGINT NOT NULL)")
+            .await
+            .unwrap();
+        let mutable = |name: &str, note: Option<&str>, n: Option<i64>| {
+            Columns::new().with("name", name).with("note", note).with("n", n).with("done", true)
+        };
+        let mut c = pool.acquire().await.unwrap();
+        Columns::new()
+            .with("id", "a")
+            .with("version", 1_i64)
+            .and(mutable("甲", None, Some(3)))
+            .insert(&mut c, "t")
+            .await
+            .unwrap();
+        assert!(mutable("乙", Some("改"), None).update_versioned(&mut c, "t", "a", 1).await.unwrap());
+        assert!(
+            !mutable("丙", None, None).update_versioned(&mut c, "t", "a", 1).await.unwrap(),
+            "a stale version changes nothing"
+        );
+        let row: (String, Option<String>, Option<i64>, i64, i64) =
+            sqlx::query_as("SELECT name, note, n, done, version FROM t WHERE id = 'a'")
+                .fetch_one(&mut *c)
+                .await
+                .unwrap();
+        assert_eq!(row, ("乙".to_owned(), Some("改".to_owned()), None, 1, 2));
     }
 
     #[test]

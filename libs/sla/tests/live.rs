@@ -11,65 +11,19 @@ use std::{
 
 use async_trait::async_trait;
 use kefu_sla::{
-    Claimed, DueHandler, DueKind, LiveEntry, LiveStore, ManualClock, MemoryLiveStore, Metric, RedisLiveStore, SlaEvent,
+    Claimed, DueHandler, DueKind, LiveEntry, LiveStore, ManualClock, Metric, SlaEvent,
     Sweeper, SweeperConfig, TargetKey, TargetState, live::shard_of,
 };
 
 const T0: i64 = 1_780_000_000_000;
 
-enum Backend {
-    Memory(Arc<MemoryLiveStore>),
-    Redis(Arc<RedisLiveStore>, String, String),
-}
-
-impl Backend {
-    fn store(&self) -> Arc<dyn LiveStore> {
-        match self {
-            Backend::Memory(m) => m.clone(),
-            Backend::Redis(r, _, _) => r.clone(),
-        }
-    }
-
-    /// Loses every live key, as a Redis restart or flush would.
-    async fn flush(&self) {
-        match self {
-            Backend::Memory(m) => m.clear(),
-            Backend::Redis(_, url, prefix) => {
-                let client = ::redis::Client::open(url.as_str()).unwrap();
-                let mut con = client.get_multiplexed_async_connection().await.unwrap();
-                let keys: Vec<String> =
-                    ::redis::cmd("KEYS").arg(format!("{prefix}:*")).query_async(&mut con).await.unwrap();
-                if !keys.is_empty() {
-                    let _: () = ::redis::cmd("DEL").arg(keys).query_async(&mut con).await.unwrap();
-                }
-            }
-        }
-    }
-}
-
-fn redis_url() -> Option<String> {
-    match std::env::var("KEFU_TEST_REDIS_URL") {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ => {
-            assert!(
-                std::env::var("CI").is_err(),
-                "KEFU_TEST_REDIS_URL must be set in CI: the Redis suite may not be skipped"
-            );
-            eprintln!("KEFU_TEST_REDIS_URL is not set: skipping the Redis run of this test");
-            None
-        }
-    }
-}
+/// The live store of a test: memory, or Redis under a fresh key prefix (the
+/// test kit's, which fails under CI when Redis is not configured).
+type Backend = kefu_testkit::Live;
 
 async fn backend(redis: bool) -> Option<Backend> {
-    if redis {
-        let url = redis_url()?;
-        let prefix = format!("kefu-test-{}", uuid::Uuid::now_v7().simple());
-        let store = RedisLiveStore::connect(&url, 4, &prefix).await.expect("redis");
-        Some(Backend::Redis(Arc::new(store), url, prefix))
-    } else {
-        Some(Backend::Memory(Arc::new(MemoryLiveStore::new(4))))
-    }
+    kefu_testkit::Live::new(if redis { kefu_testkit::Backend::Production } else { kefu_testkit::Backend::Embedded })
+        .await
 }
 
 fn key(i: usize) -> TargetKey {

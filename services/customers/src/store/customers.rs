@@ -1,7 +1,7 @@
 //! Customers, their tags and contacts.
 use kefu_kit::{
     Error,
-    db::{Bind, Where, fetch_all_as},
+    db::{Bind, Columns, Where, fetch_all_as},
 };
 use sqlx::{AnyConnection, Row};
 
@@ -78,74 +78,49 @@ pub async fn live_customer_by_uscc(conn: &mut AnyConnection, uscc: &str) -> Resu
     row.map(CustomerRecord::into_customer).transpose()
 }
 
+/// The columns an update may change (and an insert writes too).
+fn mutable_columns(c: &Customer) -> Columns {
+    Columns::new()
+        .with("company_name", &c.company_name)
+        .with("company_name_lower", c.company_name.to_lowercase())
+        .with("uscc", &c.uscc)
+        .with("uscc_check_failed", c.uscc_check_failed)
+        .with("taxpayer_type", number(c.taxpayer_type))
+        .with("tax_credit_rating", number(c.tax_credit_rating))
+        .with("business_scope", &c.business_scope)
+        .with("industry", &c.industry)
+        .with("region", &c.region)
+        .with("service_tier", number(c.service_tier))
+        .with("account_manager", &c.account_manager)
+        .with("preferred_channel", number(c.preferred_channel))
+        .with("language", &c.language)
+        .with("greeting_opt_in", c.greeting_opt_in)
+        .with("lifecycle_status", number(c.lifecycle_status))
+        .with("live", c.is_live())
+        .with("updated_at", c.updated_at)
+}
+
 /// Inserts a new customer, recording the `request_id` that made it.
 pub async fn insert_customer(conn: &mut AnyConnection, c: &Customer, request_id: Option<&str>) -> Result<(), Error> {
-    sqlx::query(
-        "INSERT INTO customers (id, company_name, company_name_lower, uscc, uscc_check_failed, taxpayer_type, \
-         tax_credit_rating, business_scope, industry, region, service_tier, account_manager, preferred_channel, \
-         language, greeting_opt_in, lifecycle_status, live, version, request_id, created_at, updated_at) \
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21)",
-    )
-    .bind(&c.id)
-    .bind(&c.company_name)
-    .bind(c.company_name.to_lowercase())
-    .bind(&c.uscc)
-    .bind(flag(c.uscc_check_failed))
-    .bind(number(c.taxpayer_type))
-    .bind(number(c.tax_credit_rating))
-    .bind(&c.business_scope)
-    .bind(&c.industry)
-    .bind(&c.region)
-    .bind(number(c.service_tier))
-    .bind(&c.account_manager)
-    .bind(number(c.preferred_channel))
-    .bind(&c.language)
-    .bind(flag(c.greeting_opt_in))
-    .bind(number(c.lifecycle_status))
-    .bind(flag(c.is_live()))
-    .bind(c.version)
-    .bind(request_id)
-    .bind(c.created_at)
-    .bind(c.updated_at)
-    .execute(conn)
-    .await
-    .map_err(|e| CONSTRAINTS.map(e))?;
-    Ok(())
+    Columns::new()
+        .with("id", &c.id)
+        .with("version", c.version)
+        .with("request_id", request_id)
+        .with("created_at", c.created_at)
+        .and(mutable_columns(c))
+        .insert(conn, "customers")
+        .await
+        .map_err(|e| CONSTRAINTS.map(e))
 }
 
 /// Writes every mutable column of `c` and bumps its version, when the stored
 /// version is still `expected_version`; otherwise ABORTED.
 pub async fn update_customer(conn: &mut AnyConnection, c: &Customer, expected_version: i64) -> Result<(), Error> {
-    let done = sqlx::query(
-        "UPDATE customers SET company_name = $1, company_name_lower = $2, uscc = $3, uscc_check_failed = $4, \
-         taxpayer_type = $5, tax_credit_rating = $6, business_scope = $7, industry = $8, region = $9, \
-         service_tier = $10, account_manager = $11, preferred_channel = $12, language = $13, greeting_opt_in = $14, \
-         lifecycle_status = $15, live = $16, version = version + 1, updated_at = $17 \
-         WHERE id = $18 AND version = $19",
-    )
-    .bind(&c.company_name)
-    .bind(c.company_name.to_lowercase())
-    .bind(&c.uscc)
-    .bind(flag(c.uscc_check_failed))
-    .bind(number(c.taxpayer_type))
-    .bind(number(c.tax_credit_rating))
-    .bind(&c.business_scope)
-    .bind(&c.industry)
-    .bind(&c.region)
-    .bind(number(c.service_tier))
-    .bind(&c.account_manager)
-    .bind(number(c.preferred_channel))
-    .bind(&c.language)
-    .bind(flag(c.greeting_opt_in))
-    .bind(number(c.lifecycle_status))
-    .bind(flag(c.is_live()))
-    .bind(c.updated_at)
-    .bind(&c.id)
-    .bind(expected_version)
-    .execute(conn)
-    .await
-    .map_err(|e| CONSTRAINTS.map(e))?;
-    if done.rows_affected() == 0 {
+    let done = mutable_columns(c)
+        .update_versioned(conn, "customers", &c.id, expected_version)
+        .await
+        .map_err(|e| CONSTRAINTS.map(e))?;
+    if !done {
         return Err(Error::Aborted(
             "the customer was changed by someone else; reload it and retry with its new etag".into(),
         ));

@@ -1,7 +1,7 @@
 //! Tickets and their timelines.
 use kefu_kit::{
     Error,
-    db::{Bind, Where, fetch_all_as},
+    db::{Bind, Columns, Where, fetch_all_as},
     error::{Constraint, Constraints},
 };
 use kefu_proto::{common::v1::Channel, tickets::v1 as pb};
@@ -103,99 +103,60 @@ pub async fn next_number(conn: &mut AnyConnection) -> Result<String, Error> {
     Ok(format!("KF-{n:06}"))
 }
 
+/// The columns an update may change (and an insert writes too).
+fn mutable_columns(t: &TicketRow) -> Columns {
+    Columns::new()
+        .with("channel", t.channel)
+        .with("category", &t.category)
+        .with("priority", t.priority)
+        .with("status", t.status)
+        .with("subject", &t.subject)
+        .with("customer_tier", &t.customer_tier)
+        .with("queue", &t.queue)
+        .with("assignee", &t.assignee)
+        .with("tags", &t.tags)
+        .with("materials", &t.materials)
+        .with("steps", &t.steps)
+        .with("filing_period", &t.filing_period)
+        .with("filing_deadline", &t.filing_deadline)
+        .with("department", &t.department)
+        .with("department_response", &t.department_response)
+        .with("pending_reason", &t.pending_reason)
+        .with("escalated_to", &t.escalated_to)
+        .with("satisfaction", t.satisfaction)
+        .with("satisfaction_comment", &t.satisfaction_comment)
+        .with("rated_at", t.rated_at)
+        .with("reopen_count", t.reopen_count)
+        .with("resolution_cycle", t.resolution_cycle)
+        .with("next_response_cycle", t.next_response_cycle)
+        .with("first_replied_at", t.first_replied_at)
+        .with("solved_at", t.solved_at)
+        .with("updated_at", t.updated_at)
+}
+
 pub async fn insert_ticket(conn: &mut AnyConnection, t: &TicketRow, request_id: Option<&str>) -> Result<(), Error> {
-    sqlx::query(
-        "INSERT INTO tickets (id, number, kind, channel, category, priority, status, subject, customer_id, customer_tier, \
-         requester, queue, assignee, tags, request_type, materials, steps, filing_period, filing_deadline, department, \
-         department_response, pending_reason, escalated_to, satisfaction, satisfaction_comment, rated_at, reopen_count, \
-         resolution_cycle, next_response_cycle, first_replied_at, solved_at, version, request_id, created_by, created_at, updated_at) \
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29,$30,$31,$32,$33,$34,$35,$36)",
-    )
-    .bind(&t.id)
-    .bind(&t.number)
-    .bind(t.kind)
-    .bind(t.channel)
-    .bind(&t.category)
-    .bind(t.priority)
-    .bind(t.status)
-    .bind(&t.subject)
-    .bind(&t.customer_id)
-    .bind(&t.customer_tier)
-    .bind(&t.requester)
-    .bind(&t.queue)
-    .bind(&t.assignee)
-    .bind(&t.tags)
-    .bind(&t.request_type)
-    .bind(&t.materials)
-    .bind(&t.steps)
-    .bind(&t.filing_period)
-    .bind(&t.filing_deadline)
-    .bind(&t.department)
-    .bind(&t.department_response)
-    .bind(&t.pending_reason)
-    .bind(&t.escalated_to)
-    .bind(t.satisfaction)
-    .bind(&t.satisfaction_comment)
-    .bind(t.rated_at)
-    .bind(t.reopen_count)
-    .bind(t.resolution_cycle)
-    .bind(t.next_response_cycle)
-    .bind(t.first_replied_at)
-    .bind(t.solved_at)
-    .bind(t.version)
-    .bind(request_id)
-    .bind(&t.created_by)
-    .bind(t.created_at)
-    .bind(t.updated_at)
-    .execute(conn)
-    .await
-    .map_err(|e| CONSTRAINTS.map(e))?;
-    Ok(())
+    Columns::new()
+        .with("id", &t.id)
+        .with("number", &t.number)
+        .with("kind", t.kind)
+        .with("customer_id", &t.customer_id)
+        .with("requester", &t.requester)
+        .with("request_type", &t.request_type)
+        .with("version", t.version)
+        .with("request_id", request_id)
+        .with("created_by", &t.created_by)
+        .with("created_at", t.created_at)
+        .and(mutable_columns(t))
+        .insert(conn, "tickets")
+        .await
+        .map_err(|e| CONSTRAINTS.map(e))
 }
 
 /// Writes every mutable column if the version still holds; stamps the
 /// update time and bumps the version on `t` too.
 pub async fn save_ticket(conn: &mut AnyConnection, t: &mut TicketRow) -> Result<(), Error> {
     t.updated_at = now_wall_ms();
-    let done = sqlx::query(
-        "UPDATE tickets SET channel = $1, category = $2, priority = $3, status = $4, subject = $5, customer_tier = $6, \
-         queue = $7, assignee = $8, tags = $9, materials = $10, steps = $11, filing_period = $12, filing_deadline = $13, \
-         department = $14, department_response = $15, pending_reason = $16, escalated_to = $17, satisfaction = $18, \
-         satisfaction_comment = $19, rated_at = $20, reopen_count = $21, resolution_cycle = $22, \
-         next_response_cycle = $23, first_replied_at = $24, solved_at = $25, updated_at = $26, version = version + 1 \
-         WHERE id = $27 AND version = $28",
-    )
-    .bind(t.channel)
-    .bind(&t.category)
-    .bind(t.priority)
-    .bind(t.status)
-    .bind(&t.subject)
-    .bind(&t.customer_tier)
-    .bind(&t.queue)
-    .bind(&t.assignee)
-    .bind(&t.tags)
-    .bind(&t.materials)
-    .bind(&t.steps)
-    .bind(&t.filing_period)
-    .bind(&t.filing_deadline)
-    .bind(&t.department)
-    .bind(&t.department_response)
-    .bind(&t.pending_reason)
-    .bind(&t.escalated_to)
-    .bind(t.satisfaction)
-    .bind(&t.satisfaction_comment)
-    .bind(t.rated_at)
-    .bind(t.reopen_count)
-    .bind(t.resolution_cycle)
-    .bind(t.next_response_cycle)
-    .bind(t.first_replied_at)
-    .bind(t.solved_at)
-    .bind(t.updated_at)
-    .bind(&t.id)
-    .bind(t.version)
-    .execute(conn)
-    .await?;
-    if done.rows_affected() == 0 {
+    if !mutable_columns(t).update_versioned(conn, "tickets", &t.id, t.version).await? {
         return Err(Error::Aborted("the ticket was changed by someone else; reload it and retry".into()));
     }
     t.version += 1;
