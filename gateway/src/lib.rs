@@ -48,10 +48,15 @@ pub struct GatewayArgs {
     /// HTTP listen address.
     #[arg(long, env = "KEFU_HTTP_LISTEN", default_value = "0.0.0.0:8080")]
     pub http_listen: SocketAddr,
-    #[arg(long, env = "KEFU_CUSTOMERS_ADDR", default_value = "http://customers:50051")]
-    pub customers_addr: String,
-    #[arg(long, env = "KEFU_TICKETS_ADDR", default_value = "http://tickets:50051")]
-    pub tickets_addr: String,
+    /// Where a service listens, `NAME=URL` (repeat or comma-separate), e.g.
+    /// `customers=http://customers:50051`. A service not named here is
+    /// reached at `KEFU_<NAME>_ADDR` when set (`KEFU_CUSTOMERS_ADDR`, …), else
+    /// at `http://NAME:50051`.
+    #[arg(long = "upstream", env = "KEFU_UPSTREAMS", value_delimiter = ',', value_name = "NAME=URL")]
+    pub upstreams: Vec<String>,
+    /// Every service at one address (the all-in-one process).
+    #[arg(skip)]
+    pub every_upstream_at: Option<String>,
     /// Key that signs people's access tokens: `KID:BASE64URL`.
     #[arg(long, env = "KEFU_TOKEN_SIGNING_KEY", hide_env_values = true)]
     pub token_signing_key: String,
@@ -89,8 +94,8 @@ impl GatewayArgs {
     ) -> Self {
         Self {
             http_listen,
-            customers_addr: grpc.to_owned(),
-            tickets_addr: grpc.to_owned(),
+            upstreams: Vec::new(),
+            every_upstream_at: Some(grpc.to_owned()),
             token_signing_key,
             token_public_keys: String::new(),
             cors_origins: String::new(),
@@ -103,11 +108,56 @@ impl GatewayArgs {
     }
 }
 
+/// The services the gateway calls: every one its route table names.
+pub fn upstream_names() -> Vec<String> {
+    let mut names: Vec<String> =
+        ROUTES.iter().filter_map(|r| r.rpc.split('.').nth(1)).map(str::to_owned).collect::<Vec<_>>();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Each service's address: `--upstream NAME=URL`, else the all-in-one
+/// address, else `KEFU_<NAME>_ADDR`, else `http://NAME:50051`.
+fn resolve_upstreams(
+    names: &[String],
+    given: &[String],
+    all_at: Option<&str>,
+    env: impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<HashMap<String, String>> {
+    let mut out = HashMap::new();
+    for spec in given.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        let (name, url) = spec
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("KEFU_UPSTREAMS / --upstream {spec:?}: expected NAME=URL"))?;
+        if !names.iter().any(|n| n == name) {
+            anyhow::bail!("KEFU_UPSTREAMS / --upstream names {name:?}; the gateway calls {}", names.join(", "));
+        }
+        if !url.parse::<http::Uri>().is_ok_and(|u| matches!(u.scheme_str(), Some("http" | "https"))) {
+            anyhow::bail!("KEFU_UPSTREAMS / --upstream {name}: {url:?} is not an http:// or https:// address");
+        }
+        out.insert(name.to_owned(), url.to_owned());
+    }
+    for name in names {
+        if out.contains_key(name) {
+            continue;
+        }
+        let url = match all_at {
+            Some(addr) => addr.to_owned(),
+            None => env(&format!("KEFU_{}_ADDR", name.to_ascii_uppercase()))
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| format!("http://{name}:50051")),
+        };
+        out.insert(name.clone(), url);
+    }
+    Ok(out)
+}
+
 pub struct Gateway {
     pub auth: Auth,
     pool: DescriptorPool,
-    customers: Channel,
-    tickets: Channel,
+    /// A channel per service, built once, by service name (`customers`).
+    upstreams: HashMap<String, Channel>,
     per_key: Arc<DefaultKeyedRateLimiter<String>>,
     per_addr: Arc<DefaultKeyedRateLimiter<String>>,
 }
@@ -154,15 +204,32 @@ impl Gateway {
         Ok(Self {
             auth: Auth { pool: db, signer, verifier },
             pool: rpc::pool()?,
-            customers: kefu_kit::client::channel(&args.customers_addr)?,
-            tickets: kefu_kit::client::channel(&args.tickets_addr)?,
+            upstreams: resolve_upstreams(
+                &upstream_names(),
+                &args.upstreams,
+                args.every_upstream_at.as_deref(),
+                |var| std::env::var(var).ok(),
+            )?
+            .into_iter()
+            .map(|(name, url)| Ok((name, kefu_kit::client::channel(&url)?)))
+            .collect::<anyhow::Result<_>>()?,
             per_key: limiter(args.rate_limit_per_key),
             per_addr: limiter(args.rate_limit_per_addr),
         })
     }
 
-    fn channel_for(&self, rpc: &str) -> Channel {
-        if rpc.starts_with("kefu.tickets.") { self.tickets.clone() } else { self.customers.clone() }
+    /// The channel to a service by name; every name the gateway calls was
+    /// resolved at start.
+    fn upstream(&self, name: &str) -> Result<Channel, Problem> {
+        self.upstreams
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Problem::internal(anyhow::anyhow!("no upstream for the {name} service")))
+    }
+
+    /// The channel serving `kefu.NAME.v1.Service/Method`.
+    fn channel_for(&self, rpc: &str) -> Result<Channel, Problem> {
+        self.upstream(rpc.split('.').nth(1).unwrap_or_default())
     }
 
     async fn caller(&self, headers: &HeaderMap) -> Result<(Principal, String), Problem> {
@@ -204,7 +271,7 @@ impl Gateway {
             },
         )?;
         let reply =
-            rpc::unary(self.channel_for(route.rpc), &m, req, &token).await.map_err(|s| Problem::from_status(&s))?;
+            rpc::unary(self.channel_for(route.rpc)?, &m, req, &token).await.map_err(|s| Problem::from_status(&s))?;
         let json = rpc::to_json(&reply)?;
         let etag = json.get("etag").and_then(Value::as_str).filter(|e| !e.is_empty()).map(|e| format!("\"{e}\""));
         let mut resp = Json(json).into_response();
@@ -219,7 +286,7 @@ impl Gateway {
             rpc::method(&self.pool, rpc_name).ok_or_else(|| Problem::internal(format!("unknown rpc {rpc_name}")))?;
         let req = prost_reflect::DynamicMessage::deserialize(m.input(), request).map_err(Problem::internal)?;
         let reply =
-            rpc::unary(self.channel_for(rpc_name), &m, req, token).await.map_err(|s| Problem::from_status(&s))?;
+            rpc::unary(self.channel_for(rpc_name)?, &m, req, token).await.map_err(|s| Problem::from_status(&s))?;
         rpc::to_json(&reply)
     }
 }
@@ -448,7 +515,7 @@ async fn import_customers(State(gw): State<AppState>, headers: HeaderMap, body: 
             .map_err(|e| Problem::bad_request(&format!("[{i}]"), e.to_string()))?;
         msgs.push(prost::Message::encode_to_vec(&msg));
     }
-    let mut grpc = tonic::client::Grpc::new(gw.customers.clone());
+    let mut grpc = tonic::client::Grpc::new(gw.upstream("customers")?);
     grpc.ready().await.map_err(|e| Problem::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
     let mut req = tonic::Request::new(futures::stream::iter(msgs));
     req.metadata_mut().insert(
@@ -483,7 +550,7 @@ async fn events(
     let (_, token) = gw.caller(&headers).await?;
     let since = headers.get("last-event-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     let mut client = tpb::ticket_service_client::TicketServiceClient::with_interceptor(
-        gw.tickets.clone(),
+        gw.upstream("tickets")?,
         kefu_kit::client::CallContext::new(Some(&token)).map_err(Problem::internal)?,
     );
     let stream = client
@@ -754,4 +821,40 @@ pub async fn bootstrap_admin(auth: &Auth) -> Result<Option<String>, Problem> {
     let password = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, b);
     auth.create_account("admin", &password, &["admin".to_owned()], "admin").await?;
     Ok(Some(password))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names() -> Vec<String> {
+        vec!["customers".into(), "tickets".into()]
+    }
+
+    #[test]
+    fn every_service_the_routes_name_has_an_upstream() {
+        assert_eq!(upstream_names(), names(), "the route table calls exactly these services");
+    }
+
+    #[test]
+    fn upstreams_come_from_flags_then_the_environment_then_the_service_name() {
+        let env = |var: &str| (var == "KEFU_TICKETS_ADDR").then(|| "http://t.internal:7000".to_owned());
+        let got = resolve_upstreams(&names(), &["customers=http://c.internal:6000".into()], None, env).unwrap();
+        assert_eq!(got["customers"], "http://c.internal:6000");
+        assert_eq!(got["tickets"], "http://t.internal:7000");
+        let got = resolve_upstreams(&names(), &[], None, |_| None).unwrap();
+        assert_eq!(got["customers"], "http://customers:50051");
+        let got = resolve_upstreams(&names(), &[], Some("http://127.0.0.1:1"), env).unwrap();
+        assert!(got.values().all(|u| u == "http://127.0.0.1:1"), "{got:?}");
+    }
+
+    #[test]
+    fn a_bad_upstream_setting_names_itself() {
+        let e = resolve_upstreams(&names(), &["customers".into()], None, |_| None).unwrap_err().to_string();
+        assert!(e.contains("expected NAME=URL"), "{e}");
+        let e = resolve_upstreams(&names(), &["billing=http://b:1".into()], None, |_| None).unwrap_err().to_string();
+        assert!(e.contains("\"billing\"") && e.contains("customers, tickets"), "{e}");
+        let e = resolve_upstreams(&names(), &["tickets=tickets:50051".into()], None, |_| None).unwrap_err().to_string();
+        assert!(e.contains("tickets") && e.contains("not an http"), "{e}");
+    }
 }

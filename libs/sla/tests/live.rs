@@ -11,8 +11,8 @@ use std::{
 
 use async_trait::async_trait;
 use kefu_sla::{
-    Claimed, DueHandler, DueKind, LiveEntry, LiveStore, ManualClock, Metric, SlaEvent,
-    Sweeper, SweeperConfig, TargetKey, TargetState, live::shard_of,
+    Claimed, DueHandler, DueKind, LiveEntry, LiveStore, ManualClock, Metric, SlaEvent, Sweeper, SweeperConfig,
+    TargetKey, TargetState, live::shard_of,
 };
 
 const T0: i64 = 1_780_000_000_000;

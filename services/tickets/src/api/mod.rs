@@ -73,8 +73,7 @@ impl TicketsApi {
             Err(s) if s.code() == tonic::Code::NotFound || s.code() == tonic::Code::InvalidArgument => {
                 Err(Error::invalid("ticket.customer_id", format!("no customer {customer_id:?}")))
             }
-            Err(s) if s.code() == tonic::Code::PermissionDenied => Err(Error::PermissionDenied(s.message().to_owned())),
-            Err(s) => Err(Error::Unavailable(format!("customers service: {}", s.message()))),
+            Err(s) => Err(Error::from_peer("customers", &s)),
         }
     }
 
@@ -95,7 +94,7 @@ impl TicketsApi {
                 .into_iter()
                 .next()
                 .map(|c| (c.id, view::tier_name(c.service_tier).to_owned()))),
-            Err(s) => Err(Error::Unavailable(format!("customers service: {}", s.message()))),
+            Err(s) => Err(Error::from_peer("customers", &s)),
         }
     }
 
