@@ -50,3 +50,20 @@ pub fn channel(addr: &str) -> anyhow::Result<Channel> {
         .tcp_nodelay(true)
         .connect_lazy())
 }
+
+/// How long a call to another kefu service may take before it is given up
+/// (and the caller answered UNAVAILABLE, retryable).
+pub const PEER_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Runs a unary call to another service within `deadline`; a call that does
+/// not answer in time is DEADLINE_EXCEEDED (map it with
+/// [`crate::Error::from_peer`]).
+pub async fn within<T>(
+    deadline: Duration,
+    call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> Result<T, tonic::Status> {
+    match tokio::time::timeout(deadline, call).await {
+        Ok(r) => r.map(tonic::Response::into_inner),
+        Err(_) => Err(tonic::Status::deadline_exceeded(format!("no answer within {} ms", deadline.as_millis()))),
+    }
+}

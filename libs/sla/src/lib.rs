@@ -10,6 +10,7 @@ pub mod policy;
 pub mod redis_live;
 pub mod sweeper;
 pub mod target;
+pub mod writer;
 
 pub use calendar::{Calendar, CalendarError, CalendarSpec};
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -18,3 +19,4 @@ pub use policy::{ClockKind, Conditions, Facts, Metric, MetricRule, Policy};
 pub use redis_live::RedisLiveStore;
 pub use sweeper::{DueHandler, Sweeper, SweeperConfig};
 pub use target::{EventKind, SlaEvent, Target, TargetKey, TargetState};
+pub use writer::LiveWriter;

@@ -34,6 +34,12 @@ pub trait DueHandler: Send + Sync {
     async fn periodic(&self, _now: i64) -> anyhow::Result<usize> {
         Ok(0)
     }
+    /// The safety net: up to `limit` warnings and breaches due at or before
+    /// `before` that the database says have not fired, whatever the live
+    /// view holds. The sweeper hands each to [`DueHandler::handle`].
+    async fn overdue(&self, _before: i64, _limit: usize) -> anyhow::Result<Vec<Claimed>> {
+        Ok(Vec::new())
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -48,6 +54,9 @@ pub struct SweeperConfig {
     /// Claimed entries handled at once.
     pub concurrency: usize,
     pub interval: Duration,
+    /// The safety net fires what is this much overdue and still unfired in
+    /// the database (the live view normally fires it first).
+    pub safety_net_grace: Duration,
 }
 
 impl Default for SweeperConfig {
@@ -59,6 +68,7 @@ impl Default for SweeperConfig {
             batch: 500,
             concurrency: 16,
             interval: Duration::from_millis(500),
+            safety_net_grace: Duration::from_secs(2),
         }
     }
 }
@@ -69,6 +79,8 @@ pub struct TickReport {
     pub handled: usize,
     pub failed: usize,
     pub shards_held: u32,
+    /// Warnings and breaches the live view had missed, fired by the safety net.
+    pub recovered: usize,
 }
 
 pub struct Sweeper {
@@ -100,18 +112,65 @@ impl Sweeper {
     /// Rebuilds the live view if it was lost. Returns how many targets were put back.
     pub async fn ensure_live_view(&self) -> anyhow::Result<Option<usize>> {
         let requested = self.rebuild.swap(false, Ordering::SeqCst);
-        if !requested && self.store.epoch().await?.is_some() {
-            return Ok(None);
+        let result = async {
+            if !requested && self.store.epoch().await?.is_some() {
+                return Ok(None);
+            }
+            tracing::warn!(
+                "SLA live state is missing or behind (first start, restart, flush or failed writes): rebuilding from the database"
+            );
+            let n = self.handler.rebuild(self.store.as_ref()).await?;
+            self.store.set_epoch(&format!("{}@{}", self.cfg.owner, self.clock.now_ms())).await?;
+            tracing::info!(targets = n, "SLA live state rebuilt");
+            Ok(Some(n))
         }
-        tracing::warn!("SLA live state is missing (first start, restart or flush): rebuilding from the database");
-        let n = self.handler.rebuild(self.store.as_ref()).await?;
-        self.store.set_epoch(&format!("{}@{}", self.cfg.owner, self.clock.now_ms())).await?;
-        tracing::info!(targets = n, "SLA live state rebuilt");
-        Ok(Some(n))
+        .await;
+        if result.is_err() && requested {
+            // Not done: ask again next tick.
+            self.rebuild.store(true, Ordering::SeqCst);
+        }
+        result
     }
 
-    /// One pass over every shard this replica can lease.
+    /// One pass: the live view's due entries of every shard this replica can
+    /// lease and, beside it (so a stalled or lost live store cannot hold it
+    /// up), the database's safety net.
     pub async fn tick(&self) -> anyhow::Result<TickReport> {
+        let (live, net) = tokio::join!(self.tick_live(), self.safety_net());
+        let mut report = match live {
+            Ok(r) => r,
+            Err(e) => {
+                // The live store is failing: the safety net still fired what was due.
+                net?;
+                return Err(e);
+            }
+        };
+        report.recovered = net?;
+        report.handled += report.recovered;
+        Ok(report)
+    }
+
+    /// Fires what the database says is overdue and unfired; returns how many.
+    async fn safety_net(&self) -> anyhow::Result<usize> {
+        let now = self.clock.now_ms();
+        let grace = i64::try_from(self.cfg.safety_net_grace.as_millis()).unwrap_or(i64::MAX / 4);
+        let missed = self.handler.overdue(now.saturating_sub(grace), self.cfg.batch).await?;
+        let mut n = 0;
+        for c in missed {
+            match self.handler.handle(&c, now).await {
+                Ok(()) => n += 1,
+                Err(e) => {
+                    tracing::error!(error = %e, member = %c.key.member(), "the safety net could not fire an overdue SLA entry; retrying")
+                }
+            }
+        }
+        if n > 0 {
+            tracing::warn!(fired = n, "the safety net fired SLA entries the live view had missed");
+        }
+        Ok(n)
+    }
+
+    async fn tick_live(&self) -> anyhow::Result<TickReport> {
         let mut report = TickReport { rebuilt: self.ensure_live_view().await?, ..Default::default() };
         let lease_ms = u64::try_from(self.cfg.lease_ttl.as_millis()).unwrap_or(u64::MAX);
         let claim_ms = i64::try_from(self.cfg.claim_ttl.as_millis()).unwrap_or(i64::MAX / 4);

@@ -183,6 +183,7 @@ impl Suite {
                 batch: 100,
                 concurrency: 8,
                 interval: Duration::from_millis(50),
+                safety_net_grace: Duration::from_secs(2),
             }),
         });
         let shutdown = CancellationToken::new();

@@ -176,6 +176,6 @@ pub async fn build(
     let engine = Arc::new(SlaEngine::load(pool.clone(), live.clone(), clock.clone(), settings).await?);
     let sweeper =
         Arc::new(Sweeper::new(live, engine.clone(), clock, sweep).with_rebuild_flag(engine.rebuild_flag.clone()));
-    let service = TicketServiceServer::new(TicketsApi::new(pool, engine.clone(), customers_addr, categories));
+    let service = TicketServiceServer::new(TicketsApi::new(pool, engine.clone(), &customers_addr, categories)?);
     Ok(Tickets { service, engine, sweeper })
 }

@@ -2,16 +2,13 @@
 //! call gets, what starts, pauses, resumes and stops them, and what happens
 //! when they warn, breach or escalate. The database is the record; the live
 //! store is told after each commit.
-use std::sync::{
-    Arc, RwLock,
-    atomic::{AtomicBool, Ordering},
-};
+use std::sync::{Arc, RwLock, atomic::AtomicBool};
 
 use async_trait::async_trait;
 use kefu_kit::Error;
 use kefu_sla::{
-    Calendar, Claimed, Clock, DueHandler, DueKind, EventKind, Facts, LiveEntry, LiveStore, Metric, Policy, SlaEvent,
-    Target, TargetKey, policy,
+    Calendar, Claimed, Clock, DueHandler, DueKind, EventKind, Facts, LiveEntry, LiveStore, LiveWriter, Metric, Policy,
+    RecordChange, SlaEvent, Target, TargetKey, policy,
 };
 use opentelemetry::{
     KeyValue,
@@ -91,6 +88,8 @@ pub struct SlaEngine {
     pub settings: SlaSettings,
     /// Set when a live-store write failed: the sweeper rebuilds.
     pub rebuild_flag: Arc<AtomicBool>,
+    /// Applies committed changes to the live store off the request path.
+    writer: LiveWriter,
     metrics: SlaMetrics,
 }
 
@@ -151,6 +150,10 @@ impl SlaEngine {
         let policies: Vec<Policy> = bodies.iter().map(|b| serde_json::from_str(b)).collect::<Result<_, _>>()?;
         drop(conn);
         let meter = kefu_kit::telemetry::meter();
+        // A new process rebuilds the live view on its first sweep: what a
+        // process that died had queued but not written is put back.
+        let rebuild_flag = Arc::new(AtomicBool::new(true));
+        let writer = LiveWriter::spawn(live.clone(), rebuild_flag.clone());
         Ok(Self {
             pool,
             live,
@@ -158,7 +161,8 @@ impl SlaEngine {
             calendar: RwLock::new(Arc::new(calendar)),
             policies: RwLock::new(Arc::new(policies)),
             settings,
-            rebuild_flag: Arc::new(AtomicBool::new(false)),
+            rebuild_flag,
+            writer,
             metrics: SlaMetrics {
                 events: meter
                     .u64_counter("kefu.sla.events")
@@ -418,23 +422,25 @@ impl SlaEngine {
         Ok(c)
     }
 
-    /// Tells the live store and watchers; on failure the view is rebuilt
-    /// from the database by the next sweep (nothing committed is lost).
+    /// Tells the live store and watchers, off the request path (see
+    /// [`LiveWriter`]): never fails and never waits on a failing store.
     pub async fn publish(&self, changes: Changes) {
-        for e in &changes.entries {
-            if let Err(err) = self.live.put(e).await {
-                tracing::error!(error = %err, "live SLA store write failed; scheduling a rebuild");
-                self.rebuild_flag.store(true, Ordering::SeqCst);
-            }
-        }
         for ev in &changes.events {
             self.metrics
                 .events
                 .add(1, &[KeyValue::new("kind", ev.kind.as_str()), KeyValue::new("metric", ev.key.metric.as_str())]);
-            if let Err(err) = self.live.publish(ev).await {
-                tracing::warn!(error = %err, "publishing an SLA event failed");
-            }
         }
+        self.writer.send(changes.entries, changes.events, None).await;
+    }
+
+    /// Tells watchers a ticket changed (best effort: the change is committed).
+    pub async fn publish_change(&self, change: RecordChange) {
+        self.writer.send(Vec::new(), Vec::new(), Some(change)).await;
+    }
+
+    /// Whether the live store took the last write.
+    pub fn live_healthy(&self) -> bool {
+        self.writer.healthy()
     }
 
     // ------------------------------------------------------------ phone
@@ -640,6 +646,20 @@ impl DueHandler for SlaEngine {
         Ok(n)
     }
 
+    async fn overdue(&self, before: i64, limit: usize) -> anyhow::Result<Vec<Claimed>> {
+        let limit = i64::try_from(limit).unwrap_or(500);
+        let mut conn = self.pool.acquire().await?;
+        let mut out = Vec::new();
+        // Warnings first: a target overdue for both warns, then breaches.
+        for (breaches, kind) in [(false, DueKind::Warning), (true, DueKind::Breach)] {
+            for key in store::overdue_targets(&mut conn, before, limit, breaches).await? {
+                let shard = kefu_sla::live::shard_of(&key.record_id, self.live.shards());
+                out.push(Claimed { shard, key, kind });
+            }
+        }
+        Ok(out)
+    }
+
     async fn periodic(&self, now: i64) -> anyhow::Result<usize> {
         // Gauges for dashboards and alerts, from the live store's counts.
         let d = self.live.dashboard(now, 3_600_000).await?;
@@ -676,7 +696,7 @@ impl DueHandler for SlaEngine {
                 let fresh = store::insert_event(&mut tx, &ev).await?;
                 tx.commit().await?;
                 if fresh {
-                    let _ = self.live.publish(&ev).await;
+                    self.writer.send(Vec::new(), vec![ev], None).await;
                     n += 1;
                 }
             } else {

@@ -17,6 +17,7 @@ on_both_backends!(
     a_tax_filing_request_is_due_before_its_deadline,
     email_creates_and_threads_tickets,
     lost_live_state_is_rebuilt_and_nothing_is_lost,
+    targets_the_live_view_silently_lost_still_warn_and_breach_once_from_the_database,
     two_replicas_emit_each_breach_once,
     phone_calls_feed_the_answer_metric_and_stats,
     feedback_is_routed_answered_and_sent,
@@ -415,6 +416,48 @@ async fn email_creates_and_threads_tickets(app: TestApp) {
     assert_eq!(unknown.ticket.unwrap().requester, "someone@else.example");
     let bad = agent.ingest_email(pb::IngestEmailRequest { raw: b"not an email".to_vec() }).await.unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument);
+}
+
+async fn targets_the_live_view_silently_lost_still_warn_and_breach_once_from_the_database(app: TestApp) {
+    let c = app.customer("安全網", 31, cpb::ServiceTier::Standard).await;
+    let chat = app.ticket(&c, Channel::OnlineChat, pb::TicketKind::Consultation, "tax_policy").await;
+    let email = app.ticket(&c, Channel::Email, pb::TicketKind::Consultation, "tax_policy").await;
+    app.sweep().await;
+    // The live view loses both tickets' targets without any sign (as when a
+    // request was cancelled or a process killed between commit and write):
+    // no lost epoch, no failed write, no rebuild.
+    let live = app.live.store();
+    for id in [&chat.id, &email.id] {
+        let entries = live.record(id).await.unwrap();
+        assert!(!entries.is_empty(), "{id} was in the live view");
+        for e in entries {
+            live.remove(&e.key).await.unwrap();
+        }
+    }
+    // Chat's first response (60 s) warns at 48 s and falls due at 60 s; the
+    // safety net waits out its grace (2 s), then fires each from the database.
+    app.clock.set(cst(2026, 3, 2, 9, 0) + 49_000);
+    let early = app.sweep().await;
+    assert_eq!((early.recovered, app.events(&chat.id, "warning").await), (0, 0), "within the grace: {early:?}");
+    app.clock.set(cst(2026, 3, 2, 9, 1) + 1_000);
+    let warned = app.sweep().await;
+    assert_eq!(warned.recovered, 1, "{warned:?}");
+    assert_eq!(app.events(&chat.id, "warning").await, 1);
+    assert_eq!(app.events(&chat.id, "breached").await, 0, "the breach is still within its grace");
+    app.clock.set(cst(2026, 3, 2, 9, 1) + 3_000);
+    let net = app.sweep().await;
+    assert!(net.rebuilt.is_none(), "nothing told the sweeper the view was lost: {net:?}");
+    assert!(net.recovered >= 1, "{net:?}");
+    assert_eq!(app.events(&chat.id, "breached").await, 1);
+    // The email's warning and then its breach, each once, though the view never had them again.
+    app.clock.set(cst(2026, 3, 2, 16, 0));
+    app.sweep().await;
+    app.sweep().await;
+    assert_eq!(app.events(&email.id, "breached").await, 1);
+    assert_eq!(app.events(&email.id, "warning").await, 1);
+    assert_eq!(app.events(&chat.id, "breached").await, 1, "nothing fired twice");
+    let quiet = app.sweep().await;
+    assert_eq!(quiet.recovered, 0, "the safety net finds nothing left: {quiet:?}");
 }
 
 async fn lost_live_state_is_rebuilt_and_nothing_is_lost(app: TestApp) {

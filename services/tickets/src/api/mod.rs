@@ -37,7 +37,8 @@ use crate::{
 pub struct TicketsApi {
     pool: AnyPool,
     engine: Arc<SlaEngine>,
-    customers_addr: String,
+    /// One channel to the customers service, shared by every call.
+    customers: tonic::transport::Channel,
     categories: std::sync::RwLock<Vec<String>>,
 }
 
@@ -45,8 +46,14 @@ type Customers =
     CustomerServiceClient<tonic::service::interceptor::InterceptedService<tonic::transport::Channel, CallContext>>;
 
 impl TicketsApi {
-    pub fn new(pool: AnyPool, engine: Arc<SlaEngine>, customers_addr: String, categories: Vec<String>) -> Self {
-        Self { pool, engine, customers_addr, categories: std::sync::RwLock::new(categories) }
+    pub fn new(
+        pool: AnyPool,
+        engine: Arc<SlaEngine>,
+        customers_addr: &str,
+        categories: Vec<String>,
+    ) -> anyhow::Result<Self> {
+        let customers = kefu_kit::client::channel(customers_addr)?;
+        Ok(Self { pool, engine, customers, categories: std::sync::RwLock::new(categories) })
     }
 
     fn categories(&self) -> Vec<String> {
@@ -54,17 +61,16 @@ impl TicketsApi {
     }
 
     fn customers(&self, token: Option<&str>) -> Result<Customers, Error> {
-        let channel = kefu_kit::client::channel(&self.customers_addr)?;
-        Ok(CustomerServiceClient::with_interceptor(channel, CallContext::new(token)?))
+        Ok(CustomerServiceClient::with_interceptor(self.customers.clone(), CallContext::new(token)?))
     }
 
     /// Checks the customer exists (through the customers service, with the
     /// caller's own token) and returns its service tier.
     async fn customer_tier(&self, token: Option<&str>, customer_id: &str) -> Result<String, Error> {
         let mut c = self.customers(token)?;
-        match c.get_customer(cpb::GetCustomerRequest { id: customer_id.to_owned() }).await {
-            Ok(r) => {
-                let cust = r.into_inner();
+        let call = c.get_customer(cpb::GetCustomerRequest { id: customer_id.to_owned() });
+        match kefu_kit::client::within(kefu_kit::client::PEER_DEADLINE, call).await {
+            Ok(cust) => {
                 if cust.lifecycle_status == cpb::LifecycleStatus::Erased as i32 {
                     return Err(Error::FailedPrecondition("the customer's data was erased; no new tickets".into()));
                 }
@@ -80,20 +86,13 @@ impl TicketsApi {
     /// The customer (id, tier) whose contact has this email, if any.
     async fn customer_by_email(&self, token: Option<&str>, email: &str) -> Result<Option<(String, String)>, Error> {
         let mut c = self.customers(token)?;
-        match c
-            .list_customers(cpb::ListCustomersRequest {
-                contact_email: email.to_owned(),
-                page_size: 1,
-                ..Default::default()
-            })
-            .await
-        {
-            Ok(r) => Ok(r
-                .into_inner()
-                .customers
-                .into_iter()
-                .next()
-                .map(|c| (c.id, view::tier_name(c.service_tier).to_owned()))),
+        let call = c.list_customers(cpb::ListCustomersRequest {
+            contact_email: email.to_owned(),
+            page_size: 1,
+            ..Default::default()
+        });
+        match kefu_kit::client::within(kefu_kit::client::PEER_DEADLINE, call).await {
+            Ok(r) => Ok(r.customers.into_iter().next().map(|c| (c.id, view::tier_name(c.service_tier).to_owned()))),
             Err(s) => Err(Error::from_peer("customers", &s)),
         }
     }
@@ -116,9 +115,7 @@ impl TicketsApi {
             assignee: t.assignee.clone(),
             status: crate::domain::status_name(t.status).to_owned(),
         };
-        if let Err(e) = self.engine.live.publish_change(&c).await {
-            tracing::warn!(error = %e, "publishing a ticket change failed");
-        }
+        self.engine.publish_change(c).await;
     }
 }
 

@@ -178,6 +178,32 @@ pub async fn claim_escalation(conn: &mut AnyConnection, key: &TargetKey, now: i6
     Ok(done.rows_affected() == 1)
 }
 
+/// Running targets whose breach (`breaches`) or warning (otherwise) fell
+/// due at or before `before` and has not been recorded: the sweeper's
+/// safety net, independent of the live view. Oldest first.
+pub async fn overdue_targets(
+    conn: &mut AnyConnection,
+    before: i64,
+    limit: i64,
+    breaches: bool,
+) -> Result<Vec<TargetKey>, Error> {
+    let (column, unfired) = if breaches { ("due_at", "") } else { ("warn_at", " AND warned_at IS NULL") };
+    let sql = format!(
+        "SELECT record_id, metric, cycle FROM sla_targets WHERE open = {OPEN} AND breached_at IS NULL{unfired} \
+         AND fulfilled_at IS NULL AND running_since IS NOT NULL AND {column} IS NOT NULL AND {column} <= $1 \
+         ORDER BY {column} LIMIT {limit}"
+    );
+    let rows = sqlx::query(&sql).bind(before).fetch_all(conn).await?;
+    rows.iter()
+        .map(|r| {
+            let metric: String = r.try_get("metric")?;
+            let metric =
+                Metric::parse(&metric).ok_or_else(|| Error::Internal(anyhow::anyhow!("unknown metric {metric:?}")))?;
+            Ok(TargetKey { record_id: r.try_get("record_id")?, metric, cycle: r.try_get("cycle")? })
+        })
+        .collect()
+}
+
 pub async fn escalations_due(conn: &mut AnyConnection, now: i64, limit: i64) -> Result<Vec<TargetRow>, Error> {
     let sql = format!(
         "SELECT {TARGET_COLUMNS} FROM sla_targets WHERE escalation_due_at IS NOT NULL AND escalation_due_at <= $1 \
