@@ -263,7 +263,7 @@ async fn serve(cmd: ServeCommand) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen for admin HTTP on {}: {e}", gateway.admin_listen))?;
             tracing::info!(http = %listener.local_addr()?, admin = %admin.local_addr()?, "gateway listening");
-            let app = kefu_gateway::router(gw, &gateway);
+            let app = kefu_gateway::router(gw.clone(), &gateway);
             let shutdown = kefu_kit::shutdown::on_signal();
             // The admin port outlives the public one, so /readyz answers 503
             // while the gateway drains.
@@ -273,7 +273,7 @@ async fn serve(cmd: ServeCommand) -> anyhow::Result<()> {
                 kefu_gateway::admin_router(pool, shutdown.clone()),
                 admin_stop.clone(),
             ));
-            let result = kefu_gateway::serve(listener, app, shutdown).await;
+            let result = kefu_gateway::serve_public(listener, app, &gw, &gateway, shutdown).await;
             admin_stop.cancel();
             let _ = admin_task.await;
             guard.shutdown().await;

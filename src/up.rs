@@ -86,7 +86,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen for HTTP on {}: {e}", args.http_listen))?;
     let http_addr = http.local_addr()?;
-    let app = kefu_gateway::router(gateway, &gateway_args);
+    let app = kefu_gateway::router(gateway.clone(), &gateway_args);
 
     println!("kefu up: data in {}", args.data_dir.display());
     println!("  gRPC   {}  ({grpc_names}; health, reflection)", server.local_addr());
@@ -98,7 +98,10 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     }
     println!("kefu ready");
     let tasks: Vec<_> = assembly.tasks.into_iter().map(tokio::spawn).collect();
-    let web = tokio::spawn(kefu_gateway::serve(http, app, shutdown.clone()));
+    let web = {
+        let (gateway, shutdown) = (gateway.clone(), shutdown.clone());
+        tokio::spawn(async move { kefu_gateway::serve_public(http, app, &gateway, &gateway_args, shutdown).await })
+    };
     let result = server.run(shutdown).await;
     for task in tasks {
         let _ = task.await;

@@ -81,6 +81,13 @@ pub struct GatewayArgs {
     /// Admin HTTP address serving /metrics (Prometheus).
     #[arg(long, env = "KEFU_ADMIN_LISTEN", default_value = "0.0.0.0:9090")]
     pub admin_listen: SocketAddr,
+    /// After SIGTERM, how long the gateway keeps serving while /readyz
+    /// answers 503 (so load balancers stop sending).
+    #[arg(long, env = "KEFU_SHUTDOWN_DELAY", default_value = "5s", value_parser = kefu_kit::config::parse_duration)]
+    pub shutdown_delay: Duration,
+    /// Then, time allowed for requests in flight; event streams end at once.
+    #[arg(long, env = "KEFU_SHUTDOWN_GRACE", default_value = "20s", value_parser = kefu_kit::config::parse_duration)]
+    pub shutdown_grace: Duration,
 }
 
 impl GatewayArgs {
@@ -104,6 +111,8 @@ impl GatewayArgs {
             body_limit: 2 * 1024 * 1024,
             http_timeout: Duration::from_secs(30),
             admin_listen,
+            shutdown_delay: Duration::ZERO,
+            shutdown_grace: Duration::from_secs(20),
         }
     }
 }
@@ -160,6 +169,8 @@ pub struct Gateway {
     upstreams: HashMap<String, Channel>,
     per_key: Arc<DefaultKeyedRateLimiter<String>>,
     per_addr: Arc<DefaultKeyedRateLimiter<String>>,
+    /// Cancelled when the drain starts: event streams end.
+    draining: tokio_util::sync::CancellationToken,
 }
 
 type AppState = Arc<Gateway>;
@@ -215,6 +226,7 @@ impl Gateway {
             .collect::<anyhow::Result<_>>()?,
             per_key: limiter(args.rate_limit_per_key),
             per_addr: limiter(args.rate_limit_per_addr),
+            draining: tokio_util::sync::CancellationToken::new(),
         })
     }
 
@@ -572,6 +584,9 @@ async fn events(
             Err(s) => sse::Event::default().event("error").data(s.message()),
         })
     });
+    // A draining gateway ends its streams; browsers reconnect (to another
+    // replica) with Last-Event-ID and miss nothing.
+    let events = events.take_until(gw.draining.clone().cancelled_owned());
     Ok(sse::Sse::new(events).keep_alive(sse::KeepAlive::default()).into_response())
 }
 
@@ -808,6 +823,37 @@ pub async fn serve(
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await?;
+    Ok(())
+}
+
+/// Serves the public API until `shutdown`; then keeps serving for
+/// `shutdown_delay` (the admin port's /readyz already answers 503), then
+/// ends every event stream, stops accepting and gives requests in flight up
+/// to `shutdown_grace`.
+pub async fn serve_public(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    gw: &Gateway,
+    args: &GatewayArgs,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<()> {
+    let (draining, delay, grace) = (gw.draining.clone(), args.shutdown_delay, args.shutdown_grace);
+    let signal = shutdown.clone();
+    let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move {
+            signal.cancelled().await;
+            tokio::time::sleep(delay).await;
+            tracing::info!("gateway draining: event streams end, no new connections");
+            draining.cancel();
+        })
+        .into_future();
+    tokio::pin!(server);
+    tokio::select! {
+        r = &mut server => r?,
+        () = async { shutdown.cancelled().await; tokio::time::sleep(delay + grace).await } => {
+            tracing::warn!(?grace, "requests still running after the grace period; stopping");
+        }
+    }
     Ok(())
 }
 

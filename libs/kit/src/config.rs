@@ -36,10 +36,15 @@ pub struct ServerArgs {
     /// Longest time one request may run, e.g. `30s`.
     #[arg(long, env = "KEFU_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub request_timeout: Duration,
-    /// Requests served at once; beyond it new requests are shed with UNAVAILABLE.
-    #[arg(long, env = "KEFU_CONCURRENCY_LIMIT", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    pub concurrency_limit: u32,
-    /// Time allowed to drain in-flight requests after SIGTERM.
+    /// Requests served at once; beyond it new requests are shed with
+    /// UNAVAILABLE. Default: eight per database connection.
+    #[arg(long, env = "KEFU_CONCURRENCY_LIMIT", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub concurrency_limit: Option<u32>,
+    /// After SIGTERM, how long the server keeps serving while it reports
+    /// NOT_SERVING and /readyz answers 503 (so load balancers stop sending).
+    #[arg(long, env = "KEFU_SHUTDOWN_DELAY", default_value = "5s", value_parser = parse_duration)]
+    pub shutdown_delay: Duration,
+    /// Then, time allowed to drain in-flight requests.
     #[arg(long, env = "KEFU_SHUTDOWN_GRACE", default_value = "20s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
 }
@@ -51,7 +56,8 @@ impl ServerArgs {
             listen,
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             request_timeout: Duration::from_secs(30),
-            concurrency_limit: 512,
+            concurrency_limit: None,
+            shutdown_delay: Duration::ZERO,
             shutdown_grace: Duration::from_secs(20),
         }
     }

@@ -218,9 +218,10 @@ pub async fn build_all(
             shutdown: shutdown.clone(),
             embedded: Some(embedded.clone()),
         };
+        let check = crate::server::database_check(&format!("{} database", module.name()), ctx.pool.clone());
         let built =
             module.build_from_env(ctx).await.map_err(|e| anyhow::anyhow!("cannot start {}: {e:#}", module.name()))?;
-        assembly.services = assembly.services.merge(built.services);
+        assembly.services = assembly.services.merge(built.services.check(check));
         assembly.tasks.extend(built.tasks);
         assembly.handles.push((module.name(), built.handle));
     }
@@ -245,7 +246,7 @@ pub struct ServeArgs {
 
 /// `kefu serve NAME`: one module in its own process until SIGTERM, then a
 /// drain, then its tasks are awaited.
-pub async fn serve<M: Module>(common: ServeArgs, args: M::Args) -> anyhow::Result<()> {
+pub async fn serve<M: Module>(mut common: ServeArgs, args: M::Args) -> anyhow::Result<()> {
     let guard = crate::telemetry::init(&format!("kefu-{}", M::NAME), &common.telemetry)?;
     // Every setting is checked before the network is touched.
     let verifier = common.auth.verifier()?;
@@ -258,9 +259,13 @@ pub async fn serve<M: Module>(common: ServeArgs, args: M::Args) -> anyhow::Resul
     let shutdown = crate::shutdown::on_signal();
     let janitor = crate::db::request_id_janitor(pool.clone(), shutdown.clone());
     let ctx = Context { pool, instance: instance_name(), shutdown: shutdown.clone(), embedded: None };
+    let check = crate::server::database_check("database", ctx.pool.clone());
     let mut built = M::build(args, ctx).await?;
     built.tasks.push(Box::pin(janitor));
-    let srv = built.services.bind(&common.server, verifier).await?;
+    // More requests at once than the pool can serve only wait for a
+    // connection: shed them early instead (eight per connection).
+    common.server.concurrency_limit.get_or_insert(common.db.database_max_connections.saturating_mul(8));
+    let srv = built.services.check(check).bind(&common.server, verifier).await?;
     tracing::info!(grpc = %srv.local_addr(), admin = %srv.admin_addr(), "{} service listening", M::NAME);
     let tasks: Vec<_> = built.tasks.into_iter().map(tokio::spawn).collect();
     let result = srv.run(shutdown).await;

@@ -253,3 +253,114 @@ where
         Box::pin(inner.call(req))
     }
 }
+
+/// Bounds the work a server takes on. At most `limit` RPCs run at once;
+/// beyond it a call is answered UNAVAILABLE at once (retryable, and counted
+/// by [`ObserveLayer`] outside this layer). Each unary RPC may run for
+/// `timeout`, then it is answered DEADLINE_EXCEEDED. Health checks and
+/// reflection are exempt from both, so a loaded server still answers its
+/// probes; server-streaming RPCs (watches) take no slot and no timeout,
+/// client-streaming ones (imports) hold a slot but are bounded by their
+/// client, not by the unary timeout.
+#[derive(Clone)]
+pub struct LimitLayer {
+    permits: Arc<tokio::sync::Semaphore>,
+    limit: usize,
+    timeout: std::time::Duration,
+    streaming: Arc<std::collections::HashMap<String, bool>>,
+}
+
+impl LimitLayer {
+    pub fn new(limit: usize, timeout: std::time::Duration) -> Self {
+        Self {
+            permits: Arc::new(tokio::sync::Semaphore::new(limit.max(1))),
+            limit: limit.max(1),
+            timeout,
+            streaming: Arc::new(streaming_methods()),
+        }
+    }
+}
+
+/// `/package.Service/Method` → whether the server streams, for every
+/// streaming method of kefu's contract.
+fn streaming_methods() -> std::collections::HashMap<String, bool> {
+    let fds: prost_types::FileDescriptorSet =
+        prost::Message::decode(kefu_proto::FILE_DESCRIPTOR_SET).unwrap_or_default();
+    let mut out = std::collections::HashMap::new();
+    for f in &fds.file {
+        for s in &f.service {
+            for m in &s.method {
+                if m.client_streaming() || m.server_streaming() {
+                    out.insert(format!("/{}.{}/{}", f.package(), s.name(), m.name()), m.server_streaming());
+                }
+            }
+        }
+    }
+    out
+}
+
+impl<S> Layer<S> for LimitLayer {
+    type Service = Limit<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        Limit { inner, layer: self.clone() }
+    }
+}
+
+#[derive(Clone)]
+pub struct Limit<S> {
+    inner: S,
+    layer: LimitLayer,
+}
+
+impl<S, B> Service<http::Request<B>> for Limit<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFut<S::Response, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let path = req.uri().path();
+        let server_streams = self.layer.streaming.get(path).copied();
+        if is_public(path) || server_streams == Some(true) {
+            return Box::pin(inner.call(req));
+        }
+        let Ok(permit) = self.layer.permits.clone().try_acquire_owned() else {
+            let status = tonic::Status::unavailable(format!(
+                "the server is at its limit of {} requests at once; retry with backoff",
+                self.layer.limit
+            ));
+            return Box::pin(async move { Ok(status.into_http()) });
+        };
+        let timeout = self.layer.timeout;
+        if server_streams == Some(false) {
+            // Client streaming: the slot is held until the handler answers.
+            return Box::pin(async move {
+                let out = inner.call(req).await;
+                drop(permit);
+                out
+            });
+        }
+        Box::pin(async move {
+            let out = match tokio::time::timeout(timeout, inner.call(req)).await {
+                Ok(r) => r,
+                Err(_) => Ok(tonic::Status::deadline_exceeded(format!(
+                    "the request took longer than {} ms; it may or may not have taken effect, retry with the same request id",
+                    timeout.as_millis()
+                ))
+                .into_http()),
+            };
+            drop(permit);
+            out
+        })
+    }
+}

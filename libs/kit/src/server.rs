@@ -1,7 +1,7 @@
 //! The gRPC server every kefu service runs on: health, reflection, the
 //! observe/auth layers, request timeout, a global concurrency limit with load
 //! shedding, an admin HTTP port for Prometheus, and graceful shutdown.
-use std::{convert::Infallible, net::SocketAddr, time::Duration};
+use std::{convert::Infallible, future::Future, net::SocketAddr, pin::Pin, sync::Arc, time::Duration};
 
 use axum::{Router, http::StatusCode, response::IntoResponse, routing::get};
 use tokio::net::TcpListener;
@@ -9,16 +9,60 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{body::Body, server::NamedService, service::RoutesBuilder};
 use tonic_health::{ServingStatus, server::HealthReporter};
-use tower::{Service, limit::GlobalConcurrencyLimitLayer};
+use tower::Service;
 
 use crate::{
     access::{Access, AccessMap},
     auth::TokenVerifier,
     config::ServerArgs,
-    observe::{AuthLayer, ObserveLayer},
+    observe::{AuthLayer, LimitLayer, ObserveLayer},
 };
 
 type AddRoute = Box<dyn FnOnce(&mut RoutesBuilder) + Send>;
+
+/// A readiness probe: `Ok` when the dependency answers.
+pub type Probe = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
+
+/// A dependency the server reports on in `/readyz` and gRPC health.
+#[derive(Clone)]
+pub struct Check {
+    pub name: String,
+    /// When a required check fails the server is not ready (503,
+    /// NOT_SERVING); otherwise it is only reported as degraded.
+    pub required: bool,
+    pub probe: Probe,
+}
+
+/// A database that answers `SELECT 1` within a second.
+pub fn database_check(name: &str, pool: sqlx::AnyPool) -> Check {
+    Check {
+        name: name.to_owned(),
+        required: true,
+        probe: Arc::new(move || {
+            let pool = pool.clone();
+            Box::pin(async move {
+                let ping = sqlx::query("SELECT 1").execute(&pool);
+                match tokio::time::timeout(Duration::from_secs(1), ping).await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(e)) => Err(format!("database: {}", crate::error::Error::from(e))),
+                    Err(_) => Err("database: no answer within 1 s".to_owned()),
+                }
+            })
+        }),
+    }
+}
+
+/// Runs every check (each bounded to two seconds); the failures by name.
+async fn run_checks(checks: &[Check]) -> Vec<(String, bool, String)> {
+    let runs = checks.iter().map(|c| async move {
+        match tokio::time::timeout(Duration::from_secs(2), (c.probe)()).await {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some((c.name.clone(), c.required, e)),
+            Err(_) => Some((c.name.clone(), c.required, "no answer within 2 s".to_owned())),
+        }
+    });
+    futures::future::join_all(runs).await.into_iter().flatten().collect()
+}
 
 /// Collects the services one process serves. Builders merge, so each
 /// service builds its own and a process hosting several joins them.
@@ -27,6 +71,7 @@ pub struct ServerBuilder {
     routes: Vec<AddRoute>,
     names: Vec<&'static str>,
     access: AccessMap,
+    checks: Vec<Check>,
 }
 
 impl ServerBuilder {
@@ -65,6 +110,14 @@ impl ServerBuilder {
         self.names.extend(other.names);
         self.access.merge(other.access);
         self.routes.extend(other.routes);
+        self.checks.extend(other.checks);
+        self
+    }
+
+    /// Adds a dependency to report on in `/readyz` and gRPC health.
+    #[must_use]
+    pub fn check(mut self, check: Check) -> Self {
+        self.checks.push(check);
         self
     }
 
@@ -92,6 +145,7 @@ impl ServerBuilder {
             routes,
             names: self.names,
             access: self.access,
+            checks: self.checks,
             verifier,
             args: args.clone(),
         }
@@ -126,6 +180,7 @@ pub struct Server {
     routes: RoutesBuilder,
     names: Vec<&'static str>,
     access: AccessMap,
+    checks: Vec<Check>,
     verifier: TokenVerifier,
     args: ServerArgs,
 }
@@ -139,9 +194,11 @@ impl Server {
         self.admin.local_addr().unwrap_or(self.args.admin_listen)
     }
 
-    /// Serves until `shutdown` is cancelled: then reports NOT_SERVING, stops
-    /// accepting, drains in-flight requests (up to the grace period) and
-    /// returns.
+    /// Serves until `shutdown` is cancelled. Then: NOT_SERVING and `/readyz`
+    /// 503 at once, still serving for `shutdown_delay` (load balancers stop
+    /// sending), then no new connections and up to `shutdown_grace` for the
+    /// requests in flight. Watch streams end when `shutdown` fires (their
+    /// services hold the same token), so they do not hold up the drain.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let (reporter, health_service) = tonic_health::server::health_reporter();
         set_all(&reporter, &self.names, ServingStatus::Serving).await;
@@ -155,23 +212,53 @@ impl Server {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
 
-        let ready = CancellationToken::new();
-        let admin = admin_router(ready.clone());
-        let admin_shutdown = shutdown.clone();
+        let checks = Arc::new(self.checks);
+        let stopping = CancellationToken::new();
+        let admin = admin_router(stopping.clone(), checks.clone());
+        let admin_shutdown = CancellationToken::new();
+        let admin_stop = admin_shutdown.clone();
         let admin_task = tokio::spawn(async move {
-            axum::serve(self.admin, admin).with_graceful_shutdown(async move { admin_shutdown.cancelled().await }).await
+            axum::serve(self.admin, admin).with_graceful_shutdown(async move { admin_stop.cancelled().await }).await
         });
+        // gRPC health follows the required checks.
+        let health_task = {
+            let (reporter, names, checks, stopping) =
+                (reporter.clone(), self.names.clone(), checks.clone(), stopping.clone());
+            tokio::spawn(async move {
+                let mut serving = true;
+                let mut every = tokio::time::interval(Duration::from_secs(2));
+                loop {
+                    tokio::select! {
+                        () = stopping.cancelled() => return,
+                        _ = every.tick() => {}
+                    }
+                    let failing = run_checks(&checks).await;
+                    let ok = !failing.iter().any(|(_, required, _)| *required);
+                    if ok != serving {
+                        serving = ok;
+                        if ok {
+                            tracing::info!("dependencies answer again: SERVING");
+                        } else {
+                            tracing::error!(failing = ?failing, "a required dependency is down: NOT_SERVING");
+                        }
+                        let status = if ok { ServingStatus::Serving } else { ServingStatus::NotServing };
+                        if !stopping.is_cancelled() {
+                            set_all(&reporter, &names, status).await;
+                        }
+                    }
+                }
+            })
+        };
 
         let mut routes = self.routes;
         routes.add_service(health_service).add_service(reflection).add_service(reflection_alpha);
 
+        let limit = self.args.concurrency_limit.unwrap_or(256) as usize;
         let drain = CancellationToken::new();
         let drain_signal = drain.clone();
         let serve = tonic::transport::Server::builder()
-            .timeout(self.args.request_timeout)
-            .load_shed(true)
             .layer(ObserveLayer)
-            .layer(GlobalConcurrencyLimitLayer::new(self.args.concurrency_limit as usize))
+            .layer(LimitLayer::new(limit, self.args.request_timeout))
             .layer(AuthLayer::new(self.verifier, self.access))
             .add_routes(routes.routes())
             .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), async move {
@@ -182,9 +269,14 @@ impl Server {
         tokio::select! {
             r = &mut serve => { r?; }
             () = shutdown.cancelled() => {
-                tracing::info!("shutting down: reporting NOT_SERVING, draining in-flight requests");
-                ready.cancel();
+                tracing::info!(delay = ?self.args.shutdown_delay, "shutting down: NOT_SERVING, still serving until load balancers stop sending");
+                stopping.cancel();
                 set_all(&reporter, &self.names, ServingStatus::NotServing).await;
+                tokio::select! {
+                    r = &mut serve => { r?; }
+                    () = tokio::time::sleep(self.args.shutdown_delay) => {}
+                }
+                tracing::info!("draining in-flight requests");
                 drain.cancel();
                 match tokio::time::timeout(self.args.shutdown_grace, &mut serve).await {
                     Ok(r) => r?,
@@ -192,6 +284,9 @@ impl Server {
                 }
             }
         }
+        stopping.cancel();
+        let _ = health_task.await;
+        admin_shutdown.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(2), admin_task).await;
         Ok(())
     }
@@ -204,7 +299,7 @@ async fn set_all(reporter: &HealthReporter, names: &[&'static str], status: Serv
     }
 }
 
-fn admin_router(not_ready: CancellationToken) -> Router {
+fn admin_router(not_ready: CancellationToken, checks: Arc<Vec<Check>>) -> Router {
     Router::new()
         .route(
             "/metrics",
@@ -216,10 +311,20 @@ fn admin_router(not_ready: CancellationToken) -> Router {
         .route(
             "/readyz",
             get(move || {
-                let not_ready = not_ready.clone();
+                let (not_ready, checks) = (not_ready.clone(), checks.clone());
                 async move {
                     if not_ready.is_cancelled() {
-                        (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response()
+                        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+                    }
+                    let failing = run_checks(&checks).await;
+                    let down: Vec<String> =
+                        failing.iter().filter(|(_, r, _)| *r).map(|(n, _, e)| format!("{n}: {e}")).collect();
+                    let degraded: Vec<String> =
+                        failing.iter().filter(|(_, r, _)| !*r).map(|(n, _, e)| format!("{n}: {e}")).collect();
+                    if !down.is_empty() {
+                        (StatusCode::SERVICE_UNAVAILABLE, format!("not ready\n{}\n", down.join("\n"))).into_response()
+                    } else if !degraded.is_empty() {
+                        format!("ready, degraded\n{}\n", degraded.join("\n")).into_response()
                     } else {
                         "ready".into_response()
                     }

@@ -155,6 +155,12 @@ pub trait LiveStore: Send + Sync {
     /// Fans an event out to every replica's watchers.
     async fn publish(&self, event: &SlaEvent) -> anyhow::Result<()>;
     fn subscribe(&self) -> broadcast::Receiver<SlaEvent>;
+    /// Changes each time the fan-out was interrupted (events published
+    /// meanwhile did not reach [`LiveStore::subscribe`]); `None` when it
+    /// cannot be (memory).
+    fn interruptions(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
     /// Fans a record change out to every replica's watchers.
     async fn publish_change(&self, change: &RecordChange) -> anyhow::Result<()>;
     fn subscribe_changes(&self) -> broadcast::Receiver<RecordChange>;

@@ -70,6 +70,10 @@ pub struct RedisLiveStore {
     shards: u32,
     events: broadcast::Sender<SlaEvent>,
     changes: broadcast::Sender<RecordChange>,
+    /// Bumped each time the pub/sub relay lost its subscription.
+    interrupted: tokio::sync::watch::Sender<u64>,
+    /// Stops the relay when the store is dropped.
+    _relay: tokio_util::sync::DropGuard,
     claim: Script,
     lease: Script,
     release: Script,
@@ -110,6 +114,79 @@ fn field(key: &TargetKey) -> String {
     format!("{}|{}", key.metric.as_str(), key.cycle)
 }
 
+async fn subscribe(client: &redis::Client, keys: &Keys) -> anyhow::Result<redis::aio::PubSub> {
+    let mut pubsub = client.get_async_pubsub().await.map_err(|e| anyhow::anyhow!("Redis pub/sub: {e}"))?;
+    pubsub.subscribe(keys.channel()).await?;
+    pubsub.subscribe(keys.changes_channel()).await?;
+    Ok(pubsub)
+}
+
+/// Relays the channels to local subscribers for as long as the process
+/// lives: when the subscription ends (Redis restarted, connection lost) it
+/// tells the watchers (they end with UNAVAILABLE and replay from the
+/// database) and subscribes again, backing off up to five seconds.
+async fn relay(
+    client: redis::Client,
+    keys: Keys,
+    mut pubsub: redis::aio::PubSub,
+    events: broadcast::Sender<SlaEvent>,
+    changes: broadcast::Sender<RecordChange>,
+    interrupted: tokio::sync::watch::Sender<u64>,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let changes_channel = keys.changes_channel();
+    loop {
+        {
+            let mut stream = pubsub.on_message();
+            loop {
+                let msg = tokio::select! {
+                    () = stop.cancelled() => return,
+                    msg = stream.next() => msg,
+                };
+                let Some(msg) = msg else { break };
+                let Ok(payload) = msg.get_payload::<String>() else {
+                    continue;
+                };
+                if msg.get_channel_name() == changes_channel {
+                    if let Ok(c) = serde_json::from_str::<RecordChange>(&payload) {
+                        let _ = changes.send(c);
+                    }
+                    continue;
+                }
+                match serde_json::from_str::<SlaEvent>(&payload) {
+                    Ok(ev) => {
+                        let _ = events.send(ev);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "ignoring a malformed SLA event on the channel"),
+                }
+            }
+        }
+        interrupted.send_modify(|n| *n += 1);
+        tracing::warn!("the Redis event subscription ended; watchers reconnect and replay; subscribing again");
+        let mut backoff = std::time::Duration::from_millis(100);
+        pubsub = loop {
+            if stop.is_cancelled() {
+                return;
+            }
+            match subscribe(&client, &keys).await {
+                Ok(p) => break p,
+                Err(e) => {
+                    tracing::debug!(error = %e, "Redis pub/sub not back yet");
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
+                }
+            }
+        };
+        // Anything published while the subscription was down is in the
+        // database; watchers that reconnected replay it.
+        interrupted.send_modify(|n| *n += 1);
+        tracing::info!("the Redis event subscription is back");
+    }
+}
+
 impl RedisLiveStore {
     /// Connects and starts relaying the event channel to local subscribers.
     pub async fn connect(url: &str, shards: u32, prefix: &str) -> anyhow::Result<Self> {
@@ -126,41 +203,27 @@ impl RedisLiveStore {
             .map_err(|e| anyhow::anyhow!("cannot connect to Redis: {e}"))?;
         let (events, _) = broadcast::channel(4096);
         let (changes, _) = broadcast::channel(4096);
-        let relay = events.clone();
-        let relay_changes = changes.clone();
-        let mut pubsub = client.get_async_pubsub().await.map_err(|e| anyhow::anyhow!("Redis pub/sub: {e}"))?;
-        pubsub.subscribe(keys.channel()).await?;
-        pubsub.subscribe(keys.changes_channel()).await?;
-        let changes_channel = keys.changes_channel();
-        tokio::spawn(async move {
-            let mut stream = pubsub.into_on_message();
-            while let Some(msg) = stream.next().await {
-                let Ok(payload) = msg.get_payload::<String>() else {
-                    continue;
-                };
-                if msg.get_channel_name() == changes_channel {
-                    if let Ok(c) = serde_json::from_str::<RecordChange>(&payload) {
-                        let _ = relay_changes.send(c);
-                    }
-                    continue;
-                }
-                match serde_json::from_str::<SlaEvent>(&payload) {
-                    Ok(ev) => {
-                        let _ = relay.send(ev);
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "ignoring a malformed SLA event on the channel")
-                    }
-                }
-            }
-            tracing::warn!("Redis event subscription ended");
-        });
+        let (interrupted, _) = tokio::sync::watch::channel(0_u64);
+        // The first subscription is made here so a bad setting fails at start.
+        let first = subscribe(&client, &keys).await?;
+        let stop = tokio_util::sync::CancellationToken::new();
+        tokio::spawn(relay(
+            client.clone(),
+            keys.clone(),
+            first,
+            events.clone(),
+            changes.clone(),
+            interrupted.clone(),
+            stop.clone(),
+        ));
         Ok(Self {
             con,
             keys,
             shards: shards.max(1),
             events,
             changes,
+            interrupted,
+            _relay: stop.drop_guard(),
             claim: Script::new(CLAIM_LUA),
             lease: Script::new(LEASE_LUA),
             release: Script::new(RELEASE_LUA),
@@ -371,6 +434,10 @@ impl LiveStore for RedisLiveStore {
 
     fn subscribe(&self) -> broadcast::Receiver<SlaEvent> {
         self.events.subscribe()
+    }
+
+    fn interruptions(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        Some(self.interrupted.subscribe())
     }
 
     async fn publish_change(&self, change: &RecordChange) -> anyhow::Result<()> {

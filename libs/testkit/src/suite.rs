@@ -282,7 +282,9 @@ async fn spawn_gateway(
     let admin_password = kefu_gateway::bootstrap_admin(&gw.auth).await.unwrap().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(kefu_gateway::serve(listener, kefu_gateway::router(gw, &args), shutdown.clone()));
+    let app = kefu_gateway::router(gw.clone(), &args);
+    let stop = shutdown.clone();
+    tokio::spawn(async move { kefu_gateway::serve_public(listener, app, &gw, &args, stop).await });
     tokio::spawn(kefu_gateway::serve(
         admin_listener,
         kefu_gateway::admin_router(pool, shutdown.clone()),

@@ -93,11 +93,26 @@ impl Module for Tickets {
             interval: args.sla_sweep_interval,
             ..Default::default()
         });
-        let tickets = build(ctx.pool, live, clock, SlaSettings::default(), customers_addr, sweep).await?;
+        let tickets =
+            build(ctx.pool, live, clock, SlaSettings::default(), customers_addr, sweep, ctx.shutdown.clone()).await?;
         let sweeper = tickets.sweeper.clone();
         let shutdown = ctx.shutdown.clone();
+        let engine = tickets.engine.clone();
+        // Redis is a cache of live state: its loss degrades, never fails, readiness.
+        let live_store = kefu_kit::server::Check {
+            name: "live SLA store".into(),
+            required: false,
+            probe: Arc::new(move || {
+                let healthy = engine.live_healthy();
+                Box::pin(async move {
+                    if healthy { Ok(()) } else { Err("writes fail; deadlines fire from the database".into()) }
+                })
+            }),
+        };
         Ok(Built {
-            services: kefu_kit::server::ServerBuilder::new().add_service(tickets.service.clone(), &ACCESS),
+            services: kefu_kit::server::ServerBuilder::new()
+                .add_service(tickets.service.clone(), &ACCESS)
+                .check(live_store),
             tasks: vec![Box::pin(sweeper.run(shutdown))],
             handle: Box::new(tickets),
         })
@@ -146,6 +161,7 @@ pub async fn build(
     settings: SlaSettings,
     customers_addr: String,
     sweep: SweeperConfig,
+    shutdown: tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<Tickets> {
     {
         let mut conn = pool.acquire().await?;
@@ -176,6 +192,7 @@ pub async fn build(
     let engine = Arc::new(SlaEngine::load(pool.clone(), live.clone(), clock.clone(), settings).await?);
     let sweeper =
         Arc::new(Sweeper::new(live, engine.clone(), clock, sweep).with_rebuild_flag(engine.rebuild_flag.clone()));
-    let service = TicketServiceServer::new(TicketsApi::new(pool, engine.clone(), &customers_addr, categories)?);
+    let service =
+        TicketServiceServer::new(TicketsApi::new(pool, engine.clone(), &customers_addr, categories, shutdown)?);
     Ok(Tickets { service, engine, sweeper })
 }

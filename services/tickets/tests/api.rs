@@ -441,18 +441,19 @@ async fn targets_the_live_view_silently_lost_still_warn_and_breach_once_from_the
     assert_eq!((early.recovered, app.events(&chat.id, "warning").await), (0, 0), "within the grace: {early:?}");
     app.clock.set(cst(2026, 3, 2, 9, 1) + 1_000);
     let warned = app.sweep().await;
-    assert_eq!(warned.recovered, 1, "{warned:?}");
+    assert!(warned.rebuilt.is_none(), "nothing told the sweeper the view was lost: {warned:?}");
+    assert!(warned.recovered >= 1, "the warning came from the database: {warned:?}");
     assert_eq!(app.events(&chat.id, "warning").await, 1);
-    assert_eq!(app.events(&chat.id, "breached").await, 0, "the breach is still within its grace");
+    // Firing it put the target back in the live view, so the breach comes
+    // from whichever sees it first; it comes once.
     app.clock.set(cst(2026, 3, 2, 9, 1) + 3_000);
-    let net = app.sweep().await;
-    assert!(net.rebuilt.is_none(), "nothing told the sweeper the view was lost: {net:?}");
-    assert!(net.recovered >= 1, "{net:?}");
+    app.sweep().await;
     assert_eq!(app.events(&chat.id, "breached").await, 1);
     // The email's warning and then its breach, each once, though the view never had them again.
     app.clock.set(cst(2026, 3, 2, 16, 0));
-    app.sweep().await;
-    app.sweep().await;
+    let first = app.sweep().await;
+    let second = app.sweep().await;
+    assert!(first.recovered + second.recovered >= 1, "{first:?} {second:?}");
     assert_eq!(app.events(&email.id, "breached").await, 1);
     assert_eq!(app.events(&email.id, "warning").await, 1);
     assert_eq!(app.events(&chat.id, "breached").await, 1, "nothing fired twice");
@@ -514,6 +515,7 @@ async fn two_replicas_emit_each_breach_once(app: TestApp) {
         kefu_tickets::SlaSettings::default(),
         app.addr.clone(),
         kefu_sla::SweeperConfig { owner: "replica-2".into(), ..Default::default() },
+        tokio_util::sync::CancellationToken::new(),
     )
     .await
     .unwrap();

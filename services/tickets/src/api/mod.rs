@@ -40,6 +40,8 @@ pub struct TicketsApi {
     /// One channel to the customers service, shared by every call.
     customers: tonic::transport::Channel,
     categories: std::sync::RwLock<Vec<String>>,
+    /// Cancelled when the process starts shutting down: watch streams end.
+    shutdown: tokio_util::sync::CancellationToken,
 }
 
 type Customers =
@@ -51,9 +53,10 @@ impl TicketsApi {
         engine: Arc<SlaEngine>,
         customers_addr: &str,
         categories: Vec<String>,
+        shutdown: tokio_util::sync::CancellationToken,
     ) -> anyhow::Result<Self> {
         let customers = kefu_kit::client::channel(customers_addr)?;
-        Ok(Self { pool, engine, customers, categories: std::sync::RwLock::new(categories) })
+        Ok(Self { pool, engine, customers, categories: std::sync::RwLock::new(categories), shutdown })
     }
 
     fn categories(&self) -> Vec<String> {

@@ -96,8 +96,12 @@ pub(super) async fn watch(
         } else {
             assignee
         };
+    if api.shutdown.is_cancelled() {
+        return Err(Error::Unavailable("the server is shutting down; reconnect".into()));
+    }
     // Subscribe before replaying so nothing falls between the two.
     let rx = api.engine.live.subscribe();
+    let interruptions = api.engine.live.interruptions();
     let replay = if since.is_empty() {
         Vec::new()
     } else {
@@ -154,7 +158,31 @@ pub(super) async fn watch(
         };
         futures::future::ready(out)
     });
-    let stream = futures::stream::iter(replayed).chain(futures::stream::select(live, changes));
+    // The stream ends with UNAVAILABLE when the process shuts down or the
+    // live feed was interrupted (events may have been missed): clients
+    // reconnect with `since_event_id` and get them replayed from the database.
+    let shutdown = api.shutdown.clone();
+    let end = async move {
+        let interrupted = async move {
+            match interruptions {
+                Some(mut rx) => {
+                    if rx.changed().await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        let status = tokio::select! {
+            () = shutdown.cancelled() => Status::unavailable("the server is shutting down; reconnect with since_event_id"),
+            () = interrupted => Status::unavailable(
+                "the live event feed was interrupted; reconnect with since_event_id to replay what was missed",
+            ),
+        };
+        Err(status)
+    };
+    let events = futures::stream::iter(replayed).chain(futures::stream::select(live, changes));
+    let stream = futures::stream::select(events, futures::stream::once(end));
     Ok(Box::pin(stream))
 }
 
