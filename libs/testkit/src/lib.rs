@@ -16,6 +16,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod access;
+pub mod processes;
 pub mod raw;
 mod suite;
 

@@ -86,12 +86,14 @@ pub struct SuiteOptions {
     pub live: Option<Live>,
     /// Also start the REST gateway in front of the services.
     pub gateway: Option<GatewayTweak>,
+    /// Changes to the gRPC server's settings (limits, timeouts, drain).
+    pub server: Option<Box<dyn FnOnce(&mut ServerArgs) + Send>>,
 }
 
 impl Default for SuiteOptions {
     fn default() -> Self {
         // 2026-03-02 09:00 in Shanghai, a Monday morning.
-        Self { start_ms: 1_772_413_200_000, live: None, gateway: None }
+        Self { start_ms: 1_772_413_200_000, live: None, gateway: None, server: None }
     }
 }
 
@@ -153,7 +155,10 @@ impl Suite {
         let signing = KeyEntry::generate("test");
         let signer = TokenSigner::from_entry(&signing).unwrap();
         let verifier = TokenVerifier::new(&parse_key_list("pub", &signer.public_key()).unwrap()).unwrap();
-        let args = ServerArgs::on("127.0.0.1:0".parse().unwrap());
+        let mut args = ServerArgs::on("127.0.0.1:0".parse().unwrap());
+        if let Some(tweak) = opts.server {
+            tweak(&mut args);
+        }
         let listeners = kefu_kit::server::Listeners::bind(&args).await.unwrap();
         let addr = format!("http://{}", listeners.grpc_addr());
         let clock = ManualClock::new(opts.start_ms);
@@ -249,6 +254,12 @@ impl Suite {
     /// Runs the SLA sweeper once, as its loop would.
     pub async fn sweep(&self) -> kefu_sla::sweeper::TickReport {
         self.tickets.sweeper.tick().await.unwrap()
+    }
+
+    /// One sweep that may fail (the live store is down); the safety net runs
+    /// either way.
+    pub async fn try_sweep(&self) -> anyhow::Result<kefu_sla::sweeper::TickReport> {
+        self.tickets.sweeper.tick().await
     }
 
     /// Moves the clock and sweeps.
