@@ -23,7 +23,7 @@ mod suite;
 use std::{future::Future, time::Duration};
 
 use chrono::TimeZone;
-pub use suite::{CustomersClient, GatewayHandle, GatewayTweak, Live, Suite, SuiteOptions, TicketsClient};
+pub use suite::{CustomersClient, GatewayHandle, GatewayTweak, Live, ServerTweak, Suite, SuiteOptions, TicketsClient};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -139,4 +139,19 @@ macro_rules! on_both_backends {
             )*
         }
     };
+}
+
+/// `GET url` over plain HTTP/1.1: the status and body (admin ports in tests).
+pub async fn http_get(url: &str) -> std::io::Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").unwrap_or(url);
+    let (host, path) = rest.split_once('/').map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
+    let mut s = tokio::net::TcpStream::connect(host).await?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes()).await?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    Ok((status, body))
 }

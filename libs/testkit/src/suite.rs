@@ -75,6 +75,9 @@ impl Live {
     }
 }
 
+/// Changes to the gRPC server's settings before it starts.
+pub type ServerTweak = Box<dyn FnOnce(&mut ServerArgs) + Send>;
+
 /// Changes to the gateway's settings before it starts.
 pub type GatewayTweak = Box<dyn FnOnce(&mut kefu_gateway::GatewayArgs) + Send>;
 
@@ -87,7 +90,7 @@ pub struct SuiteOptions {
     /// Also start the REST gateway in front of the services.
     pub gateway: Option<GatewayTweak>,
     /// Changes to the gRPC server's settings (limits, timeouts, drain).
-    pub server: Option<Box<dyn FnOnce(&mut ServerArgs) + Send>>,
+    pub server: Option<ServerTweak>,
 }
 
 impl Default for SuiteOptions {
