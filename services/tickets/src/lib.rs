@@ -39,6 +39,9 @@ pub struct TicketsArgs {
     pub sla_sweep_interval: Duration,
 }
 
+/// How often each replica looks for configuration changed through another.
+const CONFIG_POLL: Duration = Duration::from_secs(1);
+
 /// What an embedding host (a test) may give the tickets service instead of
 /// its own parts, through [`kefu_kit::module::Embedded::overrides`].
 #[derive(Clone, Default)]
@@ -109,11 +112,12 @@ impl Module for Tickets {
                 })
             }),
         };
+        let config = tickets.engine.clone().follow_config(CONFIG_POLL, shutdown.clone());
         Ok(Built {
             services: kefu_kit::server::ServerBuilder::new()
                 .add_service(tickets.service.clone(), &ACCESS)
                 .check(live_store),
-            tasks: vec![Box::pin(sweeper.run(shutdown))],
+            tasks: vec![Box::pin(sweeper.run(shutdown)), Box::pin(config)],
             handle: Box::new(tickets),
         })
     }
@@ -178,21 +182,16 @@ pub async fn build(
             }
         }
     }
-    let categories: Vec<String> = {
+    {
         let mut conn = pool.acquire().await?;
-        match store::get_setting(&mut conn, "categories").await? {
-            Some(json) => serde_json::from_str(&json)?,
-            None => {
-                let list: Vec<String> = domain::DEFAULT_CATEGORIES.iter().map(|c| (*c).to_owned()).collect();
-                store::put_setting(&mut conn, "categories", &serde_json::to_string(&list)?).await?;
-                list
-            }
+        if store::get_setting(&mut conn, "categories").await?.is_none() {
+            let list: Vec<String> = domain::DEFAULT_CATEGORIES.iter().map(|c| (*c).to_owned()).collect();
+            store::put_setting(&mut conn, "categories", &serde_json::to_string(&list)?).await?;
         }
-    };
+    }
     let engine = Arc::new(SlaEngine::load(pool.clone(), live.clone(), clock.clone(), settings).await?);
     let sweeper =
         Arc::new(Sweeper::new(live, engine.clone(), clock, sweep).with_rebuild_flag(engine.rebuild_flag.clone()));
-    let service =
-        TicketServiceServer::new(TicketsApi::new(pool, engine.clone(), &customers_addr, categories, shutdown)?);
+    let service = TicketServiceServer::new(TicketsApi::new(pool, engine.clone(), &customers_addr, shutdown)?);
     Ok(Tickets { service, engine, sweeper })
 }

@@ -2,7 +2,10 @@
 //! call gets, what starts, pauses, resumes and stops them, and what happens
 //! when they warn, breach or escalate. The database is the record; the live
 //! store is told after each commit.
-use std::sync::{Arc, RwLock, atomic::AtomicBool};
+use std::sync::{
+    Arc, RwLock,
+    atomic::{AtomicBool, Ordering},
+};
 
 use async_trait::async_trait;
 use kefu_kit::Error;
@@ -90,6 +93,10 @@ pub struct SlaEngine {
     pub rebuild_flag: Arc<AtomicBool>,
     /// Applies committed changes to the live store off the request path.
     writer: LiveWriter,
+    /// Ticket categories (configuration, like the calendar and policies).
+    categories: RwLock<Arc<Vec<String>>>,
+    /// The configuration version this replica has loaded.
+    config_version: std::sync::atomic::AtomicI64,
     metrics: SlaMetrics,
 }
 
@@ -148,6 +155,11 @@ impl SlaEngine {
             bodies = store::policies(&mut conn).await?;
         }
         let policies: Vec<Policy> = bodies.iter().map(|b| serde_json::from_str(b)).collect::<Result<_, _>>()?;
+        let categories: Vec<String> = match store::get_setting(&mut conn, "categories").await? {
+            Some(json) => serde_json::from_str(&json)?,
+            None => domain::DEFAULT_CATEGORIES.iter().map(|c| (*c).to_owned()).collect(),
+        };
+        let config_version = store::config_version(&mut conn).await?;
         drop(conn);
         let meter = kefu_kit::telemetry::meter();
         // A new process rebuilds the live view on its first sweep: what a
@@ -163,6 +175,8 @@ impl SlaEngine {
             settings,
             rebuild_flag,
             writer,
+            categories: RwLock::new(Arc::new(categories)),
+            config_version: std::sync::atomic::AtomicI64::new(config_version),
             metrics: SlaMetrics {
                 events: meter
                     .u64_counter("kefu.sla.events")
@@ -205,14 +219,57 @@ impl SlaEngine {
         self.policies.read().map_or_else(|p| p.into_inner().clone(), |c| c.clone())
     }
 
-    pub async fn reload_policies(&self, conn: &mut AnyConnection) -> Result<(), Error> {
-        let bodies = store::policies(conn).await?;
-        let list: Vec<Policy> =
+    pub fn categories(&self) -> Vec<String> {
+        self.categories.read().map_or_else(|p| p.into_inner().as_ref().clone(), |c| c.as_ref().clone())
+    }
+
+    /// Reloads policies, calendar and categories when another replica (or
+    /// this one) changed them; true when it did.
+    pub async fn refresh(&self) -> Result<bool, Error> {
+        let mut conn = self.pool.acquire().await?;
+        let version = store::config_version(&mut conn).await?;
+        if version == self.config_version.load(Ordering::SeqCst) {
+            return Ok(false);
+        }
+        let bodies = store::policies(&mut conn).await?;
+        let policies: Vec<Policy> =
             bodies.iter().map(|b| serde_json::from_str(b)).collect::<Result<_, _>>().map_err(anyhow::Error::from)?;
+        let calendar = match store::get_setting(&mut conn, "calendar").await? {
+            Some(json) => Some(Calendar::from_json(&json).map_err(|e| anyhow::anyhow!("stored calendar: {e}"))?),
+            None => None,
+        };
+        let categories: Option<Vec<String>> = match store::get_setting(&mut conn, "categories").await? {
+            Some(json) => Some(serde_json::from_str(&json).map_err(anyhow::Error::from)?),
+            None => None,
+        };
         if let Ok(mut g) = self.policies.write() {
+            *g = Arc::new(policies);
+        }
+        if let Some(c) = calendar {
+            self.set_calendar(c);
+        }
+        if let (Some(list), Ok(mut g)) = (categories, self.categories.write()) {
             *g = Arc::new(list);
         }
-        Ok(())
+        self.config_version.store(version, Ordering::SeqCst);
+        Ok(true)
+    }
+
+    /// Follows configuration changes made through any replica, every `every`.
+    pub async fn follow_config(self: Arc<Self>, every: std::time::Duration, stop: tokio_util::sync::CancellationToken) {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = tick.tick() => {
+                    match self.refresh().await {
+                        Ok(true) => tracing::info!("configuration changed elsewhere: policies, calendar and categories reloaded"),
+                        Ok(false) => {}
+                        Err(e) => tracing::warn!(error = %e, "could not check for configuration changes; retrying"),
+                    }
+                }
+            }
+        }
     }
 
     fn policy_for(&self, t: &TicketRow) -> Option<Policy> {

@@ -19,6 +19,7 @@ on_both_backends!(
     lost_live_state_is_rebuilt_and_nothing_is_lost,
     targets_the_live_view_silently_lost_still_warn_and_breach_once_from_the_database,
     two_replicas_emit_each_breach_once,
+    configuration_changed_through_one_replica_is_used_by_the_other,
     phone_calls_feed_the_answer_metric_and_stats,
     feedback_is_routed_answered_and_sent,
     business_requests_track_materials_and_steps,
@@ -827,6 +828,58 @@ async fn dashboard_and_lists_answer_sla_questions(app: TestApp) {
     let bad =
         agent.list_tickets(pb::ListTicketsRequest { sla: "late".into(), ..Default::default() }).await.unwrap_err();
     assert!(violations(&bad).contains(&"sla".to_string()));
+}
+
+async fn configuration_changed_through_one_replica_is_used_by_the_other(app: TestApp) {
+    // A second replica on the same database, following configuration changes.
+    let pool = if app.tickets_url.starts_with("sqlite") {
+        app.pool.clone()
+    } else {
+        kefu_kit::db::connect(&app.tickets_url, 2).await.unwrap()
+    };
+    let stop = tokio_util::sync::CancellationToken::new();
+    let replica = kefu_tickets::build(
+        pool,
+        app.live.store(),
+        std::sync::Arc::new(app.clock.clone()),
+        kefu_tickets::SlaSettings::default(),
+        app.addr.clone(),
+        kefu_sla::SweeperConfig { owner: "replica-2".into(), ..Default::default() },
+        stop.clone(),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(replica.engine.clone().follow_config(std::time::Duration::from_millis(50), stop.clone()));
+    let mut sup = app.tickets_as(Role::Supervisor);
+    // Through the first replica (the suite's server): a policy, a holiday, a category.
+    let policy = pb::SlaPolicy {
+        id: "urgent-phone".into(),
+        name: "Urgent phone".into(),
+        position: 1,
+        channels: vec!["phone".into()],
+        metrics: vec![pb::SlaMetricRule {
+            metric: "first_response".into(),
+            duration_seconds: 600,
+            clock: "calendar".into(),
+            warn_percent: 80,
+        }],
+        ..Default::default()
+    };
+    sup.upsert_sla_policy(pb::UpsertSlaPolicyRequest { policy: Some(policy) }).await.unwrap();
+    let holiday = r#"{"holidays": [{"name": "臨時休息", "from": "2026-03-05", "to": "2026-03-05"}]}"#;
+    app.tickets_as(Role::Admin).extend_calendar(pb::ExtendCalendarRequest { json: holiday.into() }).await.unwrap();
+    let mut categories = sup.list_categories(pb::ListCategoriesRequest {}).await.unwrap().into_inner().categories;
+    categories.push("cross_border_tax".into());
+    sup.set_categories(pb::SetCategoriesRequest { categories }).await.unwrap();
+    kefu_testkit::wait_for("the other replica to reload", std::time::Duration::from_secs(10), || async {
+        let e = &replica.engine;
+        let has_policy = e.policies().iter().any(|p| p.id == "urgent-phone");
+        let has_holiday = serde_json::to_string(e.calendar().spec()).unwrap().contains("2026-03-05");
+        let has_category = e.categories().iter().any(|c| c == "cross_border_tax");
+        (has_policy && has_holiday && has_category).then_some(())
+    })
+    .await;
+    stop.cancel();
 }
 
 async fn policies_are_data_and_rematch_keeps_elapsed_time(app: TestApp) {

@@ -39,7 +39,6 @@ pub struct TicketsApi {
     engine: Arc<SlaEngine>,
     /// One channel to the customers service, shared by every call.
     customers: tonic::transport::Channel,
-    categories: std::sync::RwLock<Vec<String>>,
     /// Cancelled when the process starts shutting down: watch streams end.
     shutdown: tokio_util::sync::CancellationToken,
 }
@@ -52,15 +51,14 @@ impl TicketsApi {
         pool: AnyPool,
         engine: Arc<SlaEngine>,
         customers_addr: &str,
-        categories: Vec<String>,
         shutdown: tokio_util::sync::CancellationToken,
     ) -> anyhow::Result<Self> {
         let customers = kefu_kit::client::channel(customers_addr)?;
-        Ok(Self { pool, engine, customers, categories: std::sync::RwLock::new(categories), shutdown })
+        Ok(Self { pool, engine, customers, shutdown })
     }
 
     fn categories(&self) -> Vec<String> {
-        self.categories.read().map_or_else(|p| p.into_inner().clone(), |c| c.clone())
+        self.engine.categories()
     }
 
     fn customers(&self, token: Option<&str>) -> Result<Customers, Error> {

@@ -196,9 +196,11 @@ pub(super) async fn upsert_policy(api: &TicketsApi, r: pb::UpsertSlaPolicyReques
     let p = r.policy.ok_or_else(|| Error::invalid("policy", "is required"))?;
     let policy = policy_from_pb(&p)?;
     let body = serde_json::to_string(&policy).map_err(|e| Error::Internal(e.into()))?;
-    let mut conn = api.pool.acquire().await?;
-    store::put_policy(&mut conn, &policy.id, i64::from(policy.position), &body).await?;
-    api.engine.reload_policies(&mut conn).await?;
+    let mut tx = api.pool.begin().await?;
+    store::put_policy(&mut tx, &policy.id, i64::from(policy.position), &body).await?;
+    store::bump_config_version(&mut tx).await?;
+    tx.commit().await?;
+    api.engine.refresh().await?;
     Ok(policy_pb(&policy))
 }
 
@@ -207,11 +209,13 @@ pub(super) async fn delete_policy(
     r: pb::DeleteSlaPolicyRequest,
 ) -> Result<pb::DeleteSlaPolicyResponse, Error> {
     let id = parse::required_line("id", &r.id, POLICY_ID_MAX)?;
-    let mut conn = api.pool.acquire().await?;
-    if !store::delete_policy(&mut conn, &id).await? {
+    let mut tx = api.pool.begin().await?;
+    if !store::delete_policy(&mut tx, &id).await? {
         return Err(Error::NotFound(format!("policy {id}")));
     }
-    api.engine.reload_policies(&mut conn).await?;
+    store::bump_config_version(&mut tx).await?;
+    tx.commit().await?;
+    api.engine.refresh().await?;
     Ok(pb::DeleteSlaPolicyResponse {})
 }
 
@@ -232,10 +236,12 @@ pub(super) async fn extend_calendar(api: &TicketsApi, r: pb::ExtendCalendarReque
     let extra: CalendarSpec = serde_json::from_value(value).map_err(|e| Error::invalid("json", e.to_string()))?;
     let next = cur.extended(&extra).map_err(|e| Error::invalid("json", e.to_string()))?;
     let json = serde_json::to_string(next.spec()).map_err(anyhow::Error::from)?;
-    let mut conn = api.pool.acquire().await?;
-    store::put_setting(&mut conn, "calendar", &json).await?;
+    let mut tx = api.pool.begin().await?;
+    store::put_setting(&mut tx, "calendar", &json).await?;
+    store::bump_config_version(&mut tx).await?;
+    tx.commit().await?;
     let pretty = serde_json::to_string_pretty(next.spec()).map_err(anyhow::Error::from)?;
-    api.engine.set_calendar(next);
+    api.engine.refresh().await?;
     Ok(pb::Calendar { json: pretty })
 }
 
@@ -245,11 +251,11 @@ pub(super) async fn set_categories(
 ) -> Result<pb::ListCategoriesResponse, Error> {
     let list = domain::category_list(&r.categories)?;
     let json = serde_json::to_string(&list).map_err(|e| Error::Internal(e.into()))?;
-    let mut conn = api.pool.acquire().await?;
-    store::put_setting(&mut conn, "categories", &json).await?;
-    if let Ok(mut g) = api.categories.write() {
-        g.clone_from(&list);
-    }
+    let mut tx = api.pool.begin().await?;
+    store::put_setting(&mut tx, "categories", &json).await?;
+    store::bump_config_version(&mut tx).await?;
+    tx.commit().await?;
+    api.engine.refresh().await?;
     Ok(pb::ListCategoriesResponse { categories: list })
 }
 

@@ -19,6 +19,24 @@ pub async fn put_setting(conn: &mut AnyConnection, name: &str, value: &str) -> R
     Ok(())
 }
 
+/// Marks the shared configuration (policies, calendar, categories) as
+/// changed, in the change's own transaction; every replica reloads it.
+pub async fn bump_config_version(conn: &mut AnyConnection) -> Result<(), Error> {
+    sqlx::query(
+        "INSERT INTO counters (name, value) VALUES ('config', 1) \
+         ON CONFLICT (name) DO UPDATE SET value = counters.value + 1",
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The configuration's version: changes whenever an administrator changes it.
+pub async fn config_version(conn: &mut AnyConnection) -> Result<i64, Error> {
+    let row = sqlx::query("SELECT value FROM counters WHERE name = 'config'").fetch_optional(conn).await?;
+    Ok(row.map(|r| r.try_get::<i64, _>(0)).transpose()?.unwrap_or(0))
+}
+
 pub async fn policies(conn: &mut AnyConnection) -> Result<Vec<String>, Error> {
     let rows = sqlx::query("SELECT body FROM sla_policies ORDER BY position, id").fetch_all(conn).await?;
     rows.iter().map(|r| r.try_get::<String, _>(0).map_err(Error::from)).collect()
