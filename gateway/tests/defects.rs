@@ -1,7 +1,8 @@
 //! The defects that drift between the services once caused, checked through
 //! REST as a web client meets them: concurrent retries of a create, timestamps
 //! out of range, control characters and unbounded tags, database text in
-//! errors, and violations of a customer and its contacts reported together.
+//! errors, and violations of a customer and its contacts reported together;
+//! and a draining gateway that ends its event streams.
 //! Each runs on SQLite + memory and on PostgreSQL + Redis.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -153,10 +154,36 @@ async fn a_customers_and_its_contacts_violations_come_back_together(app: App) {
     assert!(list["customers"].as_array().is_none_or(Vec::is_empty), "nothing was stored: {list}");
 }
 
+/// A draining gateway ends its event streams (browsers reconnect with
+/// Last-Event-ID to another replica) and answers 503 on /readyz, instead of
+/// being held open by one SSE client.
+async fn a_draining_gateway_ends_event_streams_and_is_not_ready(app: App) {
+    let t = app.token(Role::Supervisor);
+    let mut sse = app.http.get(app.url("/api/v1/events")).bearer_auth(&t).send().await.unwrap();
+    assert_eq!(sse.status(), 200);
+    let (ready, _) = kefu_testkit::http_get(&format!("{}/readyz", app.admin_base)).await.unwrap();
+    assert_eq!(ready, 200);
+    app.suite.shutdown.cancel();
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            match sse.chunk().await {
+                Ok(Some(_)) => continue,
+                Ok(None) | Err(_) => break,
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the event stream was still open 10 s after shutdown began");
+    let (ready, body) =
+        kefu_testkit::http_get(&format!("{}/readyz", app.admin_base)).await.unwrap_or((0, String::new()));
+    assert!(ready == 503 || ready == 0, "a draining gateway is not ready: {ready} {body}");
+}
+
 kefu_testkit::on_both_backends!(spawn;
     eight_concurrent_retries_with_one_idempotency_key_make_one_resource,
     timestamps_before_1970_or_past_9999_are_refused_naming_the_field,
     control_characters_and_unbounded_tags_are_refused,
     a_clash_is_reported_in_the_domains_words_without_database_text,
     a_customers_and_its_contacts_violations_come_back_together,
+    a_draining_gateway_ends_event_streams_and_is_not_ready,
 );
