@@ -143,6 +143,9 @@ pub trait LiveStore: Send + Sync {
     /// Takes or renews the shard's sweeper lease for `owner`.
     async fn try_lease(&self, shard: u32, owner: &str, ttl_ms: u64) -> anyhow::Result<bool>;
     async fn release_lease(&self, shard: u32, owner: &str) -> anyhow::Result<()>;
+    /// Announces `owner` as a live sweeper for `ttl_ms` and returns how many
+    /// sweepers are live (for sharing the shards out fairly).
+    async fn heartbeat(&self, owner: &str, ttl_ms: u64) -> anyhow::Result<u32>;
 
     /// Counts for dashboards, without scanning records.
     async fn dashboard(&self, now: i64, within_ms: i64) -> anyhow::Result<Dashboard>;
@@ -173,6 +176,7 @@ struct MemInner {
     warn: BTreeMap<u32, BTreeSet<(i64, String)>>,
     claims: BTreeMap<u32, HashMap<String, i64>>,
     leases: HashMap<u32, (String, std::time::Instant)>,
+    sweepers: HashMap<String, std::time::Instant>,
     epoch: Option<String>,
 }
 
@@ -319,6 +323,14 @@ impl LiveStore for MemoryLiveStore {
             g.leases.remove(&shard);
         }
         Ok(())
+    }
+
+    async fn heartbeat(&self, owner: &str, ttl_ms: u64) -> anyhow::Result<u32> {
+        let mut g = self.lock();
+        let now = std::time::Instant::now();
+        g.sweepers.insert(owner.to_owned(), now + std::time::Duration::from_millis(ttl_ms));
+        g.sweepers.retain(|_, until| *until > now);
+        Ok(u32::try_from(g.sweepers.len()).unwrap_or(u32::MAX))
     }
 
     async fn dashboard(&self, now: i64, within_ms: i64) -> anyhow::Result<Dashboard> {

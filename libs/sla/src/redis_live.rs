@@ -59,6 +59,14 @@ end
 return 0
 ";
 
+const HEARTBEAT_LUA: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+return redis.call('ZCARD', KEYS[1])
+";
+
 const RELEASE_LUA: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -77,6 +85,7 @@ pub struct RedisLiveStore {
     claim: Script,
     lease: Script,
     release: Script,
+    heartbeat: Script,
 }
 
 /// Key names under one prefix (`kefu` unless several deployments share a Redis).
@@ -101,6 +110,9 @@ impl Keys {
     }
     fn epoch(&self) -> String {
         format!("{}:{{meta}}:epoch", self.0)
+    }
+    fn sweepers(&self) -> String {
+        format!("{}:{{meta}}:sweepers", self.0)
     }
     fn channel(&self) -> String {
         format!("{}:sla:events", self.0)
@@ -227,6 +239,7 @@ impl RedisLiveStore {
             claim: Script::new(CLAIM_LUA),
             lease: Script::new(LEASE_LUA),
             release: Script::new(RELEASE_LUA),
+            heartbeat: Script::new(HEARTBEAT_LUA),
         })
     }
 
@@ -373,6 +386,12 @@ impl LiveStore for RedisLiveStore {
         let mut con = self.con();
         let _: i64 = self.release.key(self.keys.shard(shard, "lease")).arg(owner).invoke_async(&mut con).await?;
         Ok(())
+    }
+
+    async fn heartbeat(&self, owner: &str, ttl_ms: u64) -> anyhow::Result<u32> {
+        let mut con = self.con();
+        let n: i64 = self.heartbeat.key(self.keys.sweepers()).arg(owner).arg(ttl_ms).invoke_async(&mut con).await?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
 
     async fn dashboard(&self, now: i64, within_ms: i64) -> anyhow::Result<Dashboard> {

@@ -63,7 +63,7 @@ impl Default for SweeperConfig {
     fn default() -> Self {
         Self {
             owner: format!("sweeper-{}", std::process::id()),
-            lease_ttl: Duration::from_secs(10),
+            lease_ttl: Duration::from_secs(3),
             claim_ttl: Duration::from_secs(30),
             batch: 500,
             concurrency: 16,
@@ -89,6 +89,8 @@ pub struct Sweeper {
     clock: Arc<dyn Clock>,
     cfg: SweeperConfig,
     rebuild: Arc<AtomicBool>,
+    /// The shards this replica held after its last tick.
+    held: std::sync::Mutex<Vec<u32>>,
 }
 
 impl Sweeper {
@@ -98,7 +100,7 @@ impl Sweeper {
         clock: Arc<dyn Clock>,
         cfg: SweeperConfig,
     ) -> Self {
-        Self { store, handler, clock, cfg, rebuild: Arc::new(AtomicBool::new(false)) }
+        Self { store, handler, clock, cfg, rebuild: Arc::new(AtomicBool::new(false)), held: Default::default() }
     }
 
     /// Shares a flag that, when set (e.g. a live-store write failed), makes
@@ -174,10 +176,27 @@ impl Sweeper {
         let mut report = TickReport { rebuilt: self.ensure_live_view().await?, ..Default::default() };
         let lease_ms = u64::try_from(self.cfg.lease_ttl.as_millis()).unwrap_or(u64::MAX);
         let claim_ms = i64::try_from(self.cfg.claim_ttl.as_millis()).unwrap_or(i64::MAX / 4);
-        for shard in 0..self.store.shards() {
+        // Shards are shared out fairly over the live sweepers: this one
+        // keeps (renews) its own first, takes free ones up to its share, and
+        // hands back what is beyond it. A dead replica's heartbeat and leases
+        // lapse within `lease_ttl`; the others then take its shards.
+        let shards = self.store.shards();
+        let sweepers = self.store.heartbeat(&self.cfg.owner, lease_ms).await?.max(1);
+        let share = shards.div_ceil(sweepers);
+        let mine: Vec<u32> = self.held.lock().map(|h| h.clone()).unwrap_or_default();
+        let order: Vec<u32> = mine.iter().copied().chain((0..shards).filter(|s| !mine.contains(s))).collect();
+        let mut held = Vec::new();
+        for shard in order {
+            if u32::try_from(held.len()).unwrap_or(u32::MAX) >= share {
+                if mine.contains(&shard) {
+                    self.store.release_lease(shard, &self.cfg.owner).await?;
+                }
+                continue;
+            }
             if !self.store.try_lease(shard, &self.cfg.owner, lease_ms).await? {
                 continue;
             }
+            held.push(shard);
             report.shards_held += 1;
             if shard == 0 {
                 match self.handler.periodic(self.clock.now_ms()).await {
@@ -232,6 +251,9 @@ impl Sweeper {
                     break;
                 }
             }
+        }
+        if let Ok(mut h) = self.held.lock() {
+            *h = held;
         }
         Ok(report)
     }

@@ -109,6 +109,7 @@ on_both!(
     claims_are_due_ordered_and_taken_once,
     crashed_claims_are_retaken_after_their_lease,
     two_sweepers_emit_each_breach_once,
+    shards_are_shared_fairly_and_a_dead_sweepers_are_taken_over,
     dashboard_counts_without_scanning,
     a_lost_view_is_rebuilt_and_due_breaches_fire_once,
     events_reach_subscribers,
@@ -177,6 +178,27 @@ async fn two_sweepers_emit_each_breach_once(b: Backend) {
     unique.sort();
     unique.dedup();
     assert_eq!((events.len(), unique.len()), (200, 200), "every breach exactly once");
+}
+
+async fn shards_are_shared_fairly_and_a_dead_sweepers_are_taken_over(b: Backend) {
+    let s = b.store();
+    s.set_epoch("test").await.unwrap();
+    let ledger = Arc::new(Ledger::default());
+    let clock = ManualClock::new(T0);
+    let a = sweeper(s.clone(), ledger.clone(), &clock, "a");
+    let bb = sweeper(s.clone(), ledger.clone(), &clock, "b");
+    let shards = s.shards();
+    assert_eq!(a.tick().await.unwrap().shards_held, shards, "alone, a sweeper takes every shard");
+    // A second replica starts: the first hands back what is beyond its share.
+    bb.tick().await.unwrap();
+    let a_held = a.tick().await.unwrap().shards_held;
+    let b_held = bb.tick().await.unwrap().shards_held;
+    assert_eq!((a_held, b_held), (shards / 2, shards - shards / 2), "shared out over the two");
+    // b dies (stops ticking): its heartbeat and leases lapse (300 ms here), a takes all.
+    kefu_testkit::wait_for("a to take over the dead sweeper's shards", Duration::from_secs(5), || async {
+        (a.tick().await.unwrap().shards_held == shards).then_some(())
+    })
+    .await;
 }
 
 async fn dashboard_counts_without_scanning(b: Backend) {
