@@ -20,6 +20,26 @@ fn the_kubernetes_calendar_is_the_built_in_calendar() {
 }
 
 #[test]
+fn overlays_read_no_file_outside_themselves() {
+    // Plain kustomize (and Flux, Argo CD) refuse files outside a
+    // kustomization; only other kustomizations may be referenced upwards.
+    for overlay in ["dev", "prod"] {
+        let k = read(&format!("k8s/overlays/{overlay}/kustomization.yaml"));
+        for line in k.lines().filter(|l| l.contains("..")) {
+            let target = line.trim().trim_start_matches("- ");
+            assert!(
+                target == "../../base" || target.starts_with("../../components/"),
+                "k8s/overlays/{overlay} reads {target} from outside itself"
+            );
+        }
+    }
+    assert!(
+        read("k8s/overlays/dev/init-databases.sql") == read("deploy/compose/init-databases.sql"),
+        "k8s/overlays/dev/init-databases.sql differs from deploy/compose/init-databases.sql; copy it again"
+    );
+}
+
+#[test]
 fn every_module_is_deployed_in_compose_and_kubernetes() {
     let compose = read("docker-compose.yml");
     let base = read("k8s/base/kustomization.yaml");

@@ -418,7 +418,11 @@ impl PgCluster {
         let name = format!("kefufault{}", std::process::id());
         let version = Self::version();
         let c = Self { name, port };
-        let _ = Command::new("pg_dropcluster").args(["--stop", &version, &c.name]).status();
+        let _ = Command::new("pg_dropcluster")
+            .args(["--stop", &version, &c.name])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
         let ok = Command::new("pg_createcluster")
             .args([&version, &c.name, "--port", &port.to_string()])
             .stdout(Stdio::null())

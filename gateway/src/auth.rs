@@ -241,29 +241,40 @@ impl Auth {
             r.try_get(3).map_err(Problem::internal)?,
         );
         let disabled: i64 = r.try_get(4).map_err(Problem::internal)?;
-        let locked_until: Option<i64> = r.try_get(6).map_err(Problem::internal)?;
         let now = now_ms();
-        if let Some(until) = locked_until
-            && until > now
-        {
+        // The attempt is reserved (counted as failed) atomically before the
+        // password is checked, so parallel guesses cannot outrun the lock:
+        // at most MAX_FAILURES passwords are checked per lock period.
+        let reserved = sqlx::query(
+            "UPDATE accounts SET failed_logins = CASE WHEN locked_until IS NOT NULL AND locked_until <= $4 THEN 1 \
+             ELSE failed_logins + 1 END, \
+             locked_until = CASE WHEN (CASE WHEN locked_until IS NOT NULL AND locked_until <= $4 THEN 1 \
+             ELSE failed_logins + 1 END) >= $1 THEN $2 ELSE NULL END \
+             WHERE id = $3 AND (locked_until IS NULL OR locked_until <= $4)",
+        )
+        .bind(MAX_FAILURES)
+        .bind(now + LOCK_MS)
+        .bind(&id)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(Problem::internal)?
+        .rows_affected();
+        if reserved == 0 {
+            let until: Option<i64> = sqlx::query("SELECT locked_until FROM accounts WHERE id = $1")
+                .bind(&id)
+                .fetch_one(&self.pool)
+                .await
+                .and_then(|r| r.try_get(0))
+                .map_err(Problem::internal)?;
             let mut p = Problem::new(
                 http::StatusCode::TOO_MANY_REQUESTS,
                 "the account is locked after repeated failed logins; try again later",
             );
-            p.retry_after = Some(u64::try_from((until - now) / 1000 + 1).unwrap_or(1));
+            p.retry_after = Some(u64::try_from((until.unwrap_or(now) - now) / 1000 + 1).unwrap_or(1));
             return Err(p);
         }
         if !verify_password(password, &hash) {
-            sqlx::query(
-                "UPDATE accounts SET failed_logins = failed_logins + 1, \
-                 locked_until = CASE WHEN failed_logins + 1 >= $1 THEN $2 ELSE locked_until END WHERE id = $3",
-            )
-            .bind(MAX_FAILURES)
-            .bind(now + LOCK_MS)
-            .bind(&id)
-            .execute(&self.pool)
-            .await
-            .map_err(Problem::internal)?;
             return Err(denied());
         }
         if disabled == 1 {

@@ -579,7 +579,10 @@ async fn events(
                     "dueTime": ev.due_time.map(|t| t.seconds * 1000 + i64::from(t.nanos / 1_000_000)),
                     "queue": ev.queue, "assignee": ev.assignee,
                 });
-                sse::Event::default().id(ev.id).event(ev.kind).data(data.to_string())
+                // Only SLA events carry an id: they are what a reconnect
+                // replays (Last-Event-ID), ticket changes are not stored.
+                let event = sse::Event::default().event(ev.kind).data(data.to_string());
+                if ev.metric.is_empty() { event } else { event.id(ev.id) }
             }
             Err(s) => sse::Event::default().event("error").data(s.message()),
         })

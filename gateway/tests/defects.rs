@@ -174,6 +174,35 @@ async fn a_draining_gateway_ends_event_streams_and_is_not_ready(app: App) {
     assert!(ready == 503 || ready == 0, "a draining gateway is not ready: {ready} {body}");
 }
 
+/// 61 parallel logins for one account, 60 wrong and the right one among
+/// them: the lock holds, so at most five passwords are ever checked and the
+/// rest are refused with 429 — the right one included, unless it was among
+/// the first five.
+async fn parallel_guesses_cannot_outrun_the_login_lock(app: App) {
+    let admin = app.admin_token().await;
+    let (s, body, _) = app
+        .call(
+            Method::POST,
+            "/api/v1/accounts",
+            &admin,
+            Some(json!({"username": "target", "password": "correct horse battery", "roles": ["agent"], "staffId": "target"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let attempts = (0..61).map(|i| {
+        let password = if i == 45 { "correct horse battery".to_owned() } else { format!("guess-{i}") };
+        let app = &app;
+        async move { (i, app.login("target", &password).await.status().as_u16()) }
+    });
+    let answers = futures::future::join_all(attempts).await;
+    let checked: Vec<_> = answers.iter().filter(|(_, s)| *s != 429).collect();
+    assert!(checked.len() <= 5, "{} passwords were checked despite the lock: {answers:?}", checked.len());
+    assert!(answers.iter().all(|(_, s)| matches!(s, 200 | 401 | 429)), "{answers:?}");
+    let right = answers.iter().find(|(i, _)| *i == 45).unwrap().1;
+    let wrong_checked = checked.iter().filter(|(i, _)| *i != 45).count();
+    assert!(right == 429 || wrong_checked <= 4, "{answers:?}");
+}
+
 kefu_testkit::on_both_backends!(spawn;
     eight_concurrent_retries_with_one_idempotency_key_make_one_resource,
     timestamps_before_1970_or_past_9999_are_refused_naming_the_field,
@@ -181,4 +210,5 @@ kefu_testkit::on_both_backends!(spawn;
     a_clash_is_reported_in_the_domains_words_without_database_text,
     a_customers_and_its_contacts_violations_come_back_together,
     a_draining_gateway_ends_event_streams_and_is_not_ready,
+    parallel_guesses_cannot_outrun_the_login_lock,
 );

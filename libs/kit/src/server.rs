@@ -271,6 +271,8 @@ impl Server {
             () = shutdown.cancelled() => {
                 tracing::info!(delay = ?self.args.shutdown_delay, "shutting down: NOT_SERVING, still serving until load balancers stop sending");
                 stopping.cancel();
+                // The health follower must not write SERVING after this.
+                health_task.abort();
                 set_all(&reporter, &self.names, ServingStatus::NotServing).await;
                 tokio::select! {
                     r = &mut serve => { r?; }
@@ -285,7 +287,7 @@ impl Server {
             }
         }
         stopping.cancel();
-        let _ = health_task.await;
+        health_task.abort();
         admin_shutdown.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(2), admin_task).await;
         Ok(())

@@ -146,6 +146,8 @@ pub trait LiveStore: Send + Sync {
     /// Announces `owner` as a live sweeper for `ttl_ms` and returns how many
     /// sweepers are live (for sharing the shards out fairly).
     async fn heartbeat(&self, owner: &str, ttl_ms: u64) -> anyhow::Result<u32>;
+    /// Takes `owner` off the sweepers' roll (it is stopping).
+    async fn leave(&self, owner: &str) -> anyhow::Result<()>;
 
     /// Counts for dashboards, without scanning records.
     async fn dashboard(&self, now: i64, within_ms: i64) -> anyhow::Result<Dashboard>;
@@ -331,6 +333,11 @@ impl LiveStore for MemoryLiveStore {
         g.sweepers.insert(owner.to_owned(), now + std::time::Duration::from_millis(ttl_ms));
         g.sweepers.retain(|_, until| *until > now);
         Ok(u32::try_from(g.sweepers.len()).unwrap_or(u32::MAX))
+    }
+
+    async fn leave(&self, owner: &str) -> anyhow::Result<()> {
+        self.lock().sweepers.remove(owner);
+        Ok(())
     }
 
     async fn dashboard(&self, now: i64, within_ms: i64) -> anyhow::Result<Dashboard> {

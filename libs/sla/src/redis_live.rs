@@ -394,6 +394,12 @@ impl LiveStore for RedisLiveStore {
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
 
+    async fn leave(&self, owner: &str) -> anyhow::Result<()> {
+        let mut con = self.con();
+        let _: i64 = con.zrem(self.keys.sweepers(), owner).await?;
+        Ok(())
+    }
+
     async fn dashboard(&self, now: i64, within_ms: i64) -> anyhow::Result<Dashboard> {
         let mut con = self.con();
         let queues: Vec<String> = con.smembers(self.keys.groups("queues")).await?;

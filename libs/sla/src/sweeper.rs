@@ -258,22 +258,44 @@ impl Sweeper {
         Ok(report)
     }
 
-    /// Ticks every `interval` until cancelled, then releases its leases.
+    /// Sweeps every `interval` until cancelled, then releases its leases and
+    /// leaves the sweepers' roll (so the others take its shards at once).
+    /// The live view and the safety net run as two loops: a stalled or lost
+    /// live store cannot hold up the database's safety net.
     pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
+        let net = {
+            let (me, cancel) = (self.clone(), cancel.clone());
+            tokio::spawn(async move {
+                let mut ticker = tokio::time::interval(me.cfg.interval);
+                ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        () = cancel.cancelled() => break,
+                        _ = ticker.tick() => {
+                            if let Err(e) = me.safety_net().await {
+                                tracing::error!(error = %e, "SLA safety net failed; retrying");
+                            }
+                        }
+                    }
+                }
+            })
+        };
         let mut ticker = tokio::time::interval(self.cfg.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 () = cancel.cancelled() => break,
                 _ = ticker.tick() => {
-                    if let Err(e) = self.tick().await {
+                    if let Err(e) = self.tick_live().await {
                         tracing::error!(error = %e, "SLA sweep failed; retrying");
                     }
                 }
             }
         }
+        let _ = net.await;
         for shard in 0..self.store.shards() {
             let _ = self.store.release_lease(shard, &self.cfg.owner).await;
         }
+        let _ = self.store.leave(&self.cfg.owner).await;
     }
 }

@@ -44,6 +44,9 @@ pub struct LiveWriter {
     tx: mpsc::Sender<Job>,
     healthy: Arc<AtomicBool>,
     rebuild: Arc<AtomicBool>,
+    /// Bumped when events could not be published: this process's watchers
+    /// end with UNAVAILABLE and replay them from the database.
+    dropped: tokio::sync::watch::Sender<u64>,
 }
 
 impl LiveWriter {
@@ -52,6 +55,8 @@ impl LiveWriter {
         let (tx, mut rx) = mpsc::channel::<Job>(QUEUE);
         let healthy = Arc::new(AtomicBool::new(true));
         let (task_healthy, task_rebuild) = (healthy.clone(), rebuild.clone());
+        let (dropped, _) = tokio::sync::watch::channel(0_u64);
+        let task_dropped = dropped.clone();
         tokio::spawn(async move {
             while let Some(job) = rx.recv().await {
                 let write = async {
@@ -83,6 +88,9 @@ impl LiveWriter {
                         if !job.entries.is_empty() {
                             task_rebuild.store(true, Ordering::SeqCst);
                         }
+                        if !job.events.is_empty() || job.change.is_some() {
+                            task_dropped.send_modify(|n| *n += 1);
+                        }
                         if task_healthy.swap(false, Ordering::SeqCst) {
                             tracing::error!(%error, "live SLA store write failed; the view will be rebuilt from the database");
                         }
@@ -91,7 +99,12 @@ impl LiveWriter {
                 let _ = job.done.send(());
             }
         });
-        Self { tx, healthy, rebuild }
+        Self { tx, healthy, rebuild, dropped }
+    }
+
+    /// Changes each time events could not be published (see [`LiveStore::interruptions`]).
+    pub fn dropped_events(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.dropped.subscribe()
     }
 
     /// Whether the last write reached the store.
@@ -108,9 +121,13 @@ impl LiveWriter {
         }
         let (done, applied) = oneshot::channel();
         let has_entries = !entries.is_empty();
+        let has_events = !events.is_empty() || change.is_some();
         if self.tx.try_send(Job { entries, events, change, done }).is_err() {
             if has_entries {
                 self.rebuild.store(true, Ordering::SeqCst);
+            }
+            if has_events {
+                self.dropped.send_modify(|n| *n += 1);
             }
             tracing::warn!("the live SLA write queue is full; the view will be rebuilt from the database");
             return;

@@ -97,6 +97,8 @@ pub struct SlaEngine {
     categories: RwLock<Arc<Vec<String>>>,
     /// The configuration version this replica has loaded.
     config_version: std::sync::atomic::AtomicI64,
+    /// One reload at a time, so an older read is never installed last.
+    reloading: tokio::sync::Mutex<()>,
     metrics: SlaMetrics,
 }
 
@@ -177,6 +179,7 @@ impl SlaEngine {
             writer,
             categories: RwLock::new(Arc::new(categories)),
             config_version: std::sync::atomic::AtomicI64::new(config_version),
+            reloading: tokio::sync::Mutex::new(()),
             metrics: SlaMetrics {
                 events: meter
                     .u64_counter("kefu.sla.events")
@@ -226,6 +229,7 @@ impl SlaEngine {
     /// Reloads policies, calendar and categories when another replica (or
     /// this one) changed them; true when it did.
     pub async fn refresh(&self) -> Result<bool, Error> {
+        let _one = self.reloading.lock().await;
         let mut conn = self.pool.acquire().await?;
         let version = store::config_version(&mut conn).await?;
         if version == self.config_version.load(Ordering::SeqCst) {
@@ -253,6 +257,14 @@ impl SlaEngine {
         }
         self.config_version.store(version, Ordering::SeqCst);
         Ok(true)
+    }
+
+    /// After this replica committed a configuration change: reload now (a
+    /// failure is logged; the change is saved and the follower retries).
+    pub async fn refresh_after_change(&self) {
+        if let Err(e) = self.refresh().await {
+            tracing::warn!(error = %e, "the change is saved; reloading it failed and will be retried");
+        }
     }
 
     /// Follows configuration changes made through any replica, every `every`.
@@ -493,6 +505,11 @@ impl SlaEngine {
     /// Tells watchers a ticket changed (best effort: the change is committed).
     pub async fn publish_change(&self, change: RecordChange) {
         self.writer.send(Vec::new(), Vec::new(), Some(change)).await;
+    }
+
+    /// Changes each time this process could not publish events.
+    pub fn dropped_events(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.writer.dropped_events()
     }
 
     /// Whether the live store took the last write.

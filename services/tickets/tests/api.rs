@@ -747,10 +747,14 @@ async fn reopen_starts_a_new_cycle_and_closed_is_final(app: TestApp) {
         .unwrap();
     assert_eq!(app.target(&t.id, "resolution").await.cycle, 3);
     agent.change_status(status(pb::Status::Solved, false)).await.unwrap();
-    agent
-        .rate_ticket(pb::RateTicketRequest { ticket_id: t.id.clone(), rating: 5, comment: "很好".into() })
-        .await
-        .unwrap();
+    let rating = pb::RateTicketRequest { ticket_id: t.id.clone(), rating: 5, comment: "很好".into() };
+    // Staff cannot rate (ratings feed bonuses); the customer channel rates once.
+    let by_agent = agent.rate_ticket(rating.clone()).await.unwrap_err();
+    assert_eq!(by_agent.code(), Code::PermissionDenied);
+    let mut survey = app.tickets_as(Role::Service);
+    survey.rate_ticket(rating.clone()).await.unwrap();
+    let again = survey.rate_ticket(pb::RateTicketRequest { rating: 1, ..rating }).await.unwrap_err();
+    assert_eq!(again.code(), Code::FailedPrecondition, "a rating is not overwritten");
     agent.change_status(status(pb::Status::Closed, false)).await.unwrap();
     let closed = agent.change_status(status(pb::Status::Open, true)).await.unwrap_err();
     assert_eq!(closed.code(), Code::FailedPrecondition);
@@ -763,7 +767,7 @@ async fn reopen_starts_a_new_cycle_and_closed_is_final(app: TestApp) {
         .await
         .unwrap_err();
     assert_eq!(msg.code(), Code::FailedPrecondition);
-    let bad_rating = agent
+    let bad_rating = survey
         .rate_ticket(pb::RateTicketRequest { ticket_id: t.id.clone(), rating: 6, comment: String::new() })
         .await
         .unwrap_err();
@@ -1410,8 +1414,10 @@ async fn agent_statistics_count_on_the_service_clock(app: TestApp) {
         agent.change_status(solve(t)).await.unwrap();
     }
     app.clock.set(cst(2026, 3, 2, 10, 30));
-    agent.rate_ticket(rate(t1, 5)).await.unwrap();
-    agent.rate_ticket(rate(t2, 4)).await.unwrap();
+    // Ratings arrive from the customer channels (the service role).
+    let mut survey = app.tickets_as(Role::Service);
+    survey.rate_ticket(rate(t1, 5)).await.unwrap();
+    survey.rate_ticket(rate(t2, 4)).await.unwrap();
     // 11:00 the customer of the third writes again: reopened; solved again at 11:30, rated 2.
     app.clock.set(cst(2026, 3, 2, 11, 0));
     agent
@@ -1425,13 +1431,13 @@ async fn agent_statistics_count_on_the_service_clock(app: TestApp) {
     app.clock.set(cst(2026, 3, 2, 11, 30));
     agent.change_status(solve(t3)).await.unwrap();
     app.clock.set(cst(2026, 3, 2, 11, 45));
-    agent.rate_ticket(rate(t3, 2)).await.unwrap();
+    survey.rate_ticket(rate(t3, 2)).await.unwrap();
     // The fourth's first response (4 business hours) breaches at 14:00.
     app.advance_to(cst(2026, 3, 2, 14, 1)).await;
     assert_eq!(app.events(t4, "breached").await, 1);
     // 1 April: the February ticket is rated, outside March.
     app.clock.set(cst(2026, 4, 1, 9, 0));
-    agent.rate_ticket(rate(&t0, 1)).await.unwrap();
+    survey.rate_ticket(rate(&t0, 1)).await.unwrap();
 
     let stats = |from: &str, to: &str| pb::GetAgentStatsRequest {
         agent: "agent-1".into(),

@@ -10,6 +10,9 @@ const TELEPHONY: &[Role] = &[Role::Service, Role::Admin, Role::Supervisor];
 /// People who work queues (not auditors or HR).
 const DASHBOARD: &[Role] = &[Role::Agent, Role::Supervisor, Role::Admin];
 const ADMINS: &[Role] = &[Role::Admin];
+/// Ratings feed CSAT and bonuses: they come from the customer channels
+/// (survey, chat, mail integrations, under the service role), not from staff.
+const CUSTOMER_CHANNELS: &[Role] = &[Role::Service];
 /// Agent statistics feed performance reviews: supervisors, HR, admins and reporting systems.
 const STATS: &[Role] = &[Role::Supervisor, Role::Hr, Role::Admin, Role::Service];
 
@@ -32,7 +35,7 @@ pub static ACCESS: Access = Access {
         ("SendFeedbackResult", WRITERS),
         ("IngestEmail", WRITERS),
         ("RecordCallEvent", TELEPHONY),
-        ("RateTicket", WRITERS),
+        ("RateTicket", CUSTOMER_CHANNELS),
         ("GetTicketSla", READERS),
         ("GetSlaDashboard", DASHBOARD),
         ("WatchSlaEvents", WRITERS),

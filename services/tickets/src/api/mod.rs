@@ -99,10 +99,17 @@ impl TicketsApi {
     }
 
     /// Commits, then tells the live SLA store and watchers what changed.
+    /// Commits and hands the changes to the live store. Both run in a task of
+    /// their own: a request cancelled (by its client or its timeout) while
+    /// committing cannot leave a committed change unpublished.
     async fn finish(&self, tx: sqlx::Transaction<'static, sqlx::Any>, changes: Changes) -> Result<(), Error> {
-        tx.commit().await?;
-        self.engine.publish(changes).await;
-        Ok(())
+        let engine = self.engine.clone();
+        let task = tokio::spawn(async move {
+            tx.commit().await?;
+            engine.publish(changes).await;
+            Ok::<(), Error>(())
+        });
+        task.await.map_err(|e| Error::Internal(anyhow::anyhow!("commit task: {e}")))?
     }
 
     /// Tells watchers a ticket changed (best effort: the change is committed).

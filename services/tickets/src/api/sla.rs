@@ -102,6 +102,7 @@ pub(super) async fn watch(
     // Subscribe before replaying so nothing falls between the two.
     let rx = api.engine.live.subscribe();
     let interruptions = api.engine.live.interruptions();
+    let mut dropped = api.engine.dropped_events();
     let replay = if since.is_empty() {
         Vec::new()
     } else {
@@ -178,6 +179,9 @@ pub(super) async fn watch(
             () = interrupted => Status::unavailable(
                 "the live event feed was interrupted; reconnect with since_event_id to replay what was missed",
             ),
+            Ok(()) = dropped.changed() => Status::unavailable(
+                "events could not be published live; reconnect with since_event_id to replay them",
+            ),
         };
         Err(status)
     };
@@ -200,7 +204,7 @@ pub(super) async fn upsert_policy(api: &TicketsApi, r: pb::UpsertSlaPolicyReques
     store::put_policy(&mut tx, &policy.id, i64::from(policy.position), &body).await?;
     store::bump_config_version(&mut tx).await?;
     tx.commit().await?;
-    api.engine.refresh().await?;
+    api.engine.refresh_after_change().await;
     Ok(policy_pb(&policy))
 }
 
@@ -215,7 +219,7 @@ pub(super) async fn delete_policy(
     }
     store::bump_config_version(&mut tx).await?;
     tx.commit().await?;
-    api.engine.refresh().await?;
+    api.engine.refresh_after_change().await;
     Ok(pb::DeleteSlaPolicyResponse {})
 }
 
@@ -227,7 +231,13 @@ pub(super) fn calendar(api: &TicketsApi) -> Result<pb::Calendar, Error> {
 pub(super) async fn extend_calendar(api: &TicketsApi, r: pb::ExtendCalendarRequest) -> Result<pb::Calendar, Error> {
     let mut value: serde_json::Value =
         serde_json::from_str(&r.json).map_err(|e| Error::invalid("json", format!("is not JSON: {e}")))?;
-    let cur = api.engine.calendar();
+    let mut tx = api.pool.begin().await?;
+    // Extend the stored calendar, not this replica's copy (another replica
+    // may have extended it in the last second).
+    let cur = match store::get_setting(&mut tx, "calendar").await? {
+        Some(json) => kefu_sla::Calendar::from_json(&json).map_err(|e| anyhow::anyhow!("stored calendar: {e}"))?,
+        None => api.engine.calendar().as_ref().clone(),
+    };
     if let Some(obj) = value.as_object_mut() {
         obj.entry("id").or_insert_with(|| cur.id.clone().into());
         obj.entry("time_zone").or_insert_with(|| cur.spec().time_zone.clone().into());
@@ -236,12 +246,11 @@ pub(super) async fn extend_calendar(api: &TicketsApi, r: pb::ExtendCalendarReque
     let extra: CalendarSpec = serde_json::from_value(value).map_err(|e| Error::invalid("json", e.to_string()))?;
     let next = cur.extended(&extra).map_err(|e| Error::invalid("json", e.to_string()))?;
     let json = serde_json::to_string(next.spec()).map_err(anyhow::Error::from)?;
-    let mut tx = api.pool.begin().await?;
     store::put_setting(&mut tx, "calendar", &json).await?;
     store::bump_config_version(&mut tx).await?;
     tx.commit().await?;
     let pretty = serde_json::to_string_pretty(next.spec()).map_err(anyhow::Error::from)?;
-    api.engine.refresh().await?;
+    api.engine.refresh_after_change().await;
     Ok(pb::Calendar { json: pretty })
 }
 
@@ -255,7 +264,7 @@ pub(super) async fn set_categories(
     store::put_setting(&mut tx, "categories", &json).await?;
     store::bump_config_version(&mut tx).await?;
     tx.commit().await?;
-    api.engine.refresh().await?;
+    api.engine.refresh_after_change().await;
     Ok(pb::ListCategoriesResponse { categories: list })
 }
 

@@ -600,6 +600,9 @@ pub(super) async fn rate(api: &TicketsApi, p: &Principal, r: pb::RateTicketReque
     if !matches!(t.status(), pb::Status::Solved | pb::Status::Closed) {
         return Err(Error::FailedPrecondition("only a solved or closed ticket can be rated".into()));
     }
+    if t.rated_at.is_some() {
+        return Err(Error::FailedPrecondition("the ticket was already rated; a rating is given once".into()));
+    }
     let now = api.engine.now();
     t.satisfaction = i64::from(r.rating);
     t.satisfaction_comment = comment;

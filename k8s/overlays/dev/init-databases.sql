@@ -1,0 +1,4 @@
+-- One database per kefu service (each service owns its tables).
+CREATE DATABASE kefu_customers;
+CREATE DATABASE kefu_tickets;
+CREATE DATABASE kefu_gateway;
