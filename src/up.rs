@@ -46,6 +46,13 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         kefu_kit::telemetry::init("kefu", &TelemetryArgs { log_format: args.log_format, log: args.log.clone() })?;
     std::fs::create_dir_all(&args.data_dir)
         .map_err(|e| anyhow::anyhow!("cannot create data directory {}: {e}", args.data_dir.display()))?;
+    // Databases and keys: for the account running kefu only.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&args.data_dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| anyhow::anyhow!("cannot make data directory {} private: {e}", args.data_dir.display()))?;
+    }
 
     let signing = keys::load_or_create(&signing_key_path(&args.data_dir), "up")?;
     let signing = keys::parse_key_list("token signing key", &signing)?;
@@ -69,7 +76,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         modules.push((*module, pool));
     }
     let embedded = Embedded { data_dir: args.data_dir.clone(), self_addr: self_addr.clone(), ..Default::default() };
-    let assembly = kefu_kit::module::build_all(modules, "up", &shutdown, &embedded).await?;
+    let mut assembly = kefu_kit::module::build_all(modules, "up", &shutdown, &embedded).await?;
     let grpc_names = assembly.services.names().join(", ");
     let server = assembly.services.serve_on(listeners, &server_args, verifier);
 
@@ -97,7 +104,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         println!("  first start: log in as admin with password {password}  (shown once; change it)");
     }
     println!("kefu ready");
-    let tasks: Vec<_> = assembly.tasks.into_iter().map(tokio::spawn).collect();
+    let tasks: Vec<_> = std::mem::take(&mut assembly.tasks).into_iter().map(tokio::spawn).collect();
     let web = {
         let (gateway, shutdown) = (gateway.clone(), shutdown.clone());
         tokio::spawn(async move { kefu_gateway::serve_public(http, app, &gateway, &gateway_args, shutdown).await })
@@ -105,6 +112,9 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     let result = server.run(shutdown).await;
     for task in tasks {
         let _ = task.await;
+    }
+    for last in assembly.finally {
+        last.await;
     }
     let _ = web.await;
     guard.shutdown().await;

@@ -70,8 +70,13 @@ fn up_then_import_a_csv_with_bad_rows_twice() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(data.join("keys/data.keys")).unwrap().permissions().mode();
-        assert_eq!(mode & 0o077, 0, "key files are private");
+        let mode = |p: &str| std::fs::metadata(data.join(p)).unwrap().permissions().mode();
+        assert_eq!(mode("keys/data.keys") & 0o077, 0, "key files are private");
+        assert_eq!(mode("keys/token-signing.key") & 0o077, 0, "key files are private");
+        assert_eq!(mode("") & 0o077, 0, "the data directory is private");
+        for db in ["customers.db", "tickets.db", "gateway.db"] {
+            assert_eq!(mode(db) & 0o077, 0, "{db} is readable by its owner only");
+        }
     }
     let addr = format!("127.0.0.1:{}", up.port);
     let (code, out, _) = run(&["health", &addr]);

@@ -44,12 +44,45 @@ fn verify_password(password: &str, hash: &str) -> bool {
     PasswordHash::new(hash).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
 }
 
+/// Passwords people pick first; refused whatever their length.
+const COMMON_PASSWORDS: &[&str] = &[
+    "1234567890",
+    "12345678910",
+    "123456789012",
+    "0123456789",
+    "1qaz2wsx3edc",
+    "qwertyuiop",
+    "qwerty123456",
+    "password123",
+    "password1234",
+    "passw0rd123",
+    "iloveyou123",
+    "abcdefghij",
+    "abc123456789",
+    "admin12345",
+    "administrator",
+    "welcome123",
+    "letmein123",
+    "woaini1314",
+    "woaini520",
+    "5201314520",
+    "1314520520",
+];
+
 pub fn check_password_strength(field: &str, p: &str) -> Result<(), Problem> {
     if p.chars().count() < 10 {
         return Err(Problem::bad_request(field, "must be at least 10 characters"));
     }
     if p.len() > 256 {
         return Err(Problem::bad_request(field, "must be at most 256 bytes"));
+    }
+    let distinct: std::collections::HashSet<char> = p.chars().collect();
+    if distinct.len() < 5 {
+        return Err(Problem::bad_request(field, "must use at least 5 different characters"));
+    }
+    let lower = p.to_lowercase();
+    if COMMON_PASSWORDS.iter().any(|c| lower == *c) {
+        return Err(Problem::bad_request(field, "is one of the most common passwords; choose another"));
     }
     Ok(())
 }
@@ -114,6 +147,26 @@ impl Auth {
         let staff_id = if staff_id.trim().is_empty() { username.to_owned() } else { staff_id.trim().to_owned() };
         if staff_id.len() > 64 {
             return Err(Problem::bad_request("staffId", "at most 64 characters"));
+        }
+        if password.to_lowercase().contains(&username.to_lowercase()) {
+            return Err(Problem::bad_request("password", "must not contain the username"));
+        }
+        // Named clashes first (a unique index still decides a race).
+        let clash: Option<(String, String)> = sqlx::query_as(
+            "SELECT username, staff_id FROM accounts WHERE lower(username) = lower($1) OR staff_id = $2",
+        )
+        .bind(username)
+        .bind(&staff_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(Problem::internal)?;
+        if let Some((taken, sid)) = clash {
+            let detail = if taken.eq_ignore_ascii_case(username) {
+                format!("username {username:?} is taken")
+            } else {
+                format!("staff id {sid:?} already belongs to another account")
+            };
+            return Err(Problem::new(http::StatusCode::CONFLICT, detail));
         }
         let id = uuid::Uuid::now_v7().to_string();
         let now = now_ms();
@@ -221,7 +274,7 @@ impl Auth {
     /// Username + password → tokens. Locks the account after repeated failures.
     pub async fn login(&self, username: &str, password: &str) -> Result<TokenPair, Problem> {
         let denied = || Problem::unauthorized("wrong username or password");
-        let row = sqlx::query("SELECT id, password_hash, roles, staff_id, disabled, failed_logins, locked_until FROM accounts WHERE username = $1")
+        let row = sqlx::query("SELECT id, password_hash, roles, staff_id, disabled, failed_logins, locked_until FROM accounts WHERE lower(username) = lower($1)")
             .bind(username.trim())
             .fetch_optional(&self.pool)
             .await

@@ -203,6 +203,32 @@ async fn parallel_guesses_cannot_outrun_the_login_lock(app: App) {
     assert!(right == 429 || wrong_checked <= 4, "{answers:?}");
 }
 
+/// One account per person: no second account on someone's staff id (it
+/// could reset their password), no username differing only by case, and no
+/// password an attacker guesses first.
+async fn accounts_refuse_weak_passwords_shared_staff_ids_and_case_twins(app: App) {
+    let admin = app.admin_token().await;
+    let create = |user: &str, password: &str, staff: &str| json!({"username": user, "password": password, "roles": ["agent"], "staffId": staff});
+    let post = |body: Value| {
+        let (app, admin) = (&app, &admin);
+        async move { app.call(Method::POST, "/api/v1/accounts", admin, Some(body)).await }
+    };
+    for weak in ["aaaaaaaaaa", "1212121212", "password123", "Qwertyuiop", "li.lei-2026-x"] {
+        let (s, p, _) = post(create("li.lei", weak, "staff-1")).await;
+        assert_eq!(s, 400, "{weak:?} was accepted: {p}");
+        assert_eq!(fields(&p), vec!["password".to_owned()], "{p}");
+    }
+    let (s, p, _) = post(create("li.lei", "correct horse battery", "staff-1")).await;
+    assert_eq!(s, 201, "{p}");
+    let (s, p, _) = post(create("wang.fang", "another good passphrase", "staff-1")).await;
+    assert_eq!(s, 409, "a second account on staff-1: {p}");
+    assert!(p["detail"].as_str().is_some_and(|d| d.contains("staff id")), "{p}");
+    let (s, p, _) = post(create("Li.Lei", "another good passphrase", "staff-2")).await;
+    assert_eq!(s, 409, "a username differing only by case: {p}");
+    // The account logs in whatever the case typed.
+    assert_eq!(app.login("LI.LEI", "correct horse battery").await.status(), 200);
+}
+
 kefu_testkit::on_both_backends!(spawn;
     eight_concurrent_retries_with_one_idempotency_key_make_one_resource,
     timestamps_before_1970_or_past_9999_are_refused_naming_the_field,
@@ -211,4 +237,5 @@ kefu_testkit::on_both_backends!(spawn;
     a_customers_and_its_contacts_violations_come_back_together,
     a_draining_gateway_ends_event_streams_and_is_not_ready,
     parallel_guesses_cannot_outrun_the_login_lock,
+    accounts_refuse_weak_passwords_shared_staff_ids_and_case_twins,
 );

@@ -83,7 +83,33 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<AnyPool>
         .connect(&url)
         .await
         .map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", redact(&url)))?;
+    if backend == Backend::Sqlite {
+        private_files(&url);
+    }
     Ok(pool)
+}
+
+/// A SQLite database and its journal files readable by their owner only
+/// (they hold what the service holds; SQLite gives new journal files the
+/// database file's mode).
+fn private_files(url: &str) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+        let path = path.split('?').next().unwrap_or(path);
+        if path == ":memory:" {
+            return;
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let f = format!("{path}{suffix}");
+            if std::path::Path::new(&f).exists()
+                && let Err(e) = std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600))
+            {
+                tracing::warn!(file = %f, error = %e, "could not make the database file private");
+            }
+        }
+    }
 }
 
 /// A value bound to a query assembled at run time (search filters, rows).

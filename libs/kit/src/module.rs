@@ -45,12 +45,15 @@ pub struct Built {
     /// What an embedding program may reach into (the tickets sweeper, for
     /// tests); `()` when there is nothing.
     pub handle: Box<dyn Any + Send + Sync>,
+    /// Run once the server has drained, before the process exits (hand over
+    /// what is still queued).
+    pub finally: Vec<Task>,
 }
 
 impl Built {
     /// A module with only gRPC services.
     pub fn services(services: ServerBuilder) -> Self {
-        Self { services, tasks: Vec::new(), handle: Box::new(()) }
+        Self { services, tasks: Vec::new(), handle: Box::new(()), finally: Vec::new() }
     }
 }
 
@@ -188,6 +191,8 @@ pub fn instance_name() -> String {
 pub struct Assembly {
     pub services: ServerBuilder,
     pub tasks: Vec<Task>,
+    /// Run after the server has drained.
+    pub finally: Vec<Task>,
     /// Each module's handle, by name.
     pub handles: Vec<(&'static str, Box<dyn Any + Send + Sync>)>,
 }
@@ -209,7 +214,8 @@ pub async fn build_all(
     shutdown: &CancellationToken,
     embedded: &Embedded,
 ) -> anyhow::Result<Assembly> {
-    let mut assembly = Assembly { services: ServerBuilder::new(), tasks: Vec::new(), handles: Vec::new() };
+    let mut assembly =
+        Assembly { services: ServerBuilder::new(), tasks: Vec::new(), finally: Vec::new(), handles: Vec::new() };
     for (module, pool) in modules {
         assembly.tasks.push(Box::pin(crate::db::request_id_janitor(pool.clone(), shutdown.clone())));
         let ctx = Context {
@@ -223,6 +229,7 @@ pub async fn build_all(
             module.build_from_env(ctx).await.map_err(|e| anyhow::anyhow!("cannot start {}: {e:#}", module.name()))?;
         assembly.services = assembly.services.merge(built.services.check(check));
         assembly.tasks.extend(built.tasks);
+        assembly.finally.extend(built.finally);
         assembly.handles.push((module.name(), built.handle));
     }
     Ok(assembly)
@@ -262,15 +269,21 @@ pub async fn serve<M: Module>(mut common: ServeArgs, args: M::Args) -> anyhow::R
     let check = crate::server::database_check("database", ctx.pool.clone());
     let mut built = M::build(args, ctx).await?;
     built.tasks.push(Box::pin(janitor));
+    let finally = std::mem::take(&mut built.finally);
     // More requests at once than the pool can serve only wait for a
     // connection: shed them early instead (eight per connection).
     common.server.concurrency_limit.get_or_insert(common.db.database_max_connections.saturating_mul(8));
     let srv = built.services.check(check).bind(&common.server, verifier).await?;
     tracing::info!(grpc = %srv.local_addr(), admin = %srv.admin_addr(), "{} service listening", M::NAME);
     let tasks: Vec<_> = built.tasks.into_iter().map(tokio::spawn).collect();
-    let result = srv.run(shutdown).await;
+    let result = srv.run(shutdown.clone()).await;
+    // However the server stopped, the module's tasks stop with it.
+    shutdown.cancel();
     for task in tasks {
         let _ = task.await;
+    }
+    for last in finally {
+        last.await;
     }
     guard.shutdown().await;
     result

@@ -135,6 +135,7 @@ where
             rpc.service = %service,
             rpc.method = %method,
             request_id = %request_id,
+            staff_id = tracing::field::Empty,
             trace_id = tracing::field::Empty,
             rpc.grpc.status_code = tracing::field::Empty,
         );

@@ -59,6 +59,11 @@ impl LiveWriter {
         let task_dropped = dropped.clone();
         tokio::spawn(async move {
             while let Some(job) = rx.recv().await {
+                if job.entries.is_empty() && job.events.is_empty() && job.change.is_none() {
+                    // A flush marker: everything before it is applied.
+                    let _ = job.done.send(());
+                    continue;
+                }
                 let write = async {
                     if !job.entries.is_empty() {
                         store.put_many(&job.entries).await?;
@@ -105,6 +110,17 @@ impl LiveWriter {
     /// Changes each time events could not be published (see [`LiveStore::interruptions`]).
     pub fn dropped_events(&self) -> tokio::sync::watch::Receiver<u64> {
         self.dropped.subscribe()
+    }
+
+    /// Waits, at most `within`, until everything queued so far is applied
+    /// (a stopping process hands its last changes over).
+    pub async fn flush(&self, within: Duration) -> bool {
+        let (done, applied) = oneshot::channel();
+        let marker = Job { entries: Vec::new(), events: Vec::new(), change: None, done };
+        if self.tx.send(marker).await.is_err() {
+            return false;
+        }
+        matches!(tokio::time::timeout(within, applied).await, Ok(Ok(())))
     }
 
     /// Whether the last write reached the store.

@@ -113,11 +113,17 @@ impl Module for Tickets {
             }),
         };
         let config = tickets.engine.clone().follow_config(CONFIG_POLL, shutdown.clone());
+        let flush_engine = tickets.engine.clone();
         Ok(Built {
             services: kefu_kit::server::ServerBuilder::new()
                 .add_service(tickets.service.clone(), &ACCESS)
                 .check(live_store),
             tasks: vec![Box::pin(sweeper.run(shutdown)), Box::pin(config)],
+            finally: vec![Box::pin(async move {
+                if !flush_engine.flush_live(Duration::from_secs(2)).await {
+                    tracing::warn!("live SLA changes still queued at exit; the next process rebuilds them");
+                }
+            })],
             handle: Box::new(tickets),
         })
     }

@@ -512,6 +512,11 @@ impl SlaEngine {
         self.writer.dropped_events()
     }
 
+    /// Waits (at most `within`) until every queued live change is applied.
+    pub async fn flush_live(&self, within: std::time::Duration) -> bool {
+        self.writer.flush(within).await
+    }
+
     /// Whether the live store took the last write.
     pub fn live_healthy(&self) -> bool {
         self.writer.healthy()
