@@ -150,6 +150,16 @@ fn bad_settings_stop_kefu_with_a_message_naming_them() {
     assert_ne!(code, 0);
     assert!(err.contains("unknown role"), "{err}");
 
+    // No token outlives the maximum lifetime, however it is asked for.
+    let signing = keys.lines().find_map(|l| l.strip_prefix("KEFU_TOKEN_SIGNING_KEY=")).unwrap().to_owned();
+    let out = Command::new(KEFU)
+        .args(["admin", "token", "--role", "service", "--staff-id", "crm", "--ttl", "36500d"])
+        .env("KEFU_TOKEN_SIGNING_KEY", &signing)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("at most 31 days"), "{err}");
+
     // Settings an embedded `kefu up` does not need are required by `serve`.
     let out = Command::new(KEFU)
         .args(["serve", "customers"])

@@ -144,6 +144,12 @@ impl Auth {
         }
         check_password_strength("password", password)?;
         let roles = parse_roles("roles", roles)?;
+        if roles.contains(&Role::Service) {
+            return Err(Problem::bad_request(
+                "roles",
+                "the service role is for internal systems (API keys, gRPC), not for people's accounts",
+            ));
+        }
         let staff_id = if staff_id.trim().is_empty() { username.to_owned() } else { staff_id.trim().to_owned() };
         if staff_id.len() > 64 {
             return Err(Problem::bad_request("staffId", "at most 64 characters"));

@@ -204,8 +204,9 @@ async fn parallel_guesses_cannot_outrun_the_login_lock(app: App) {
 }
 
 /// One account per person: no second account on someone's staff id (it
-/// could reset their password), no username differing only by case, and no
-/// password an attacker guesses first.
+/// could reset their password), no username differing only by case, no
+/// password an attacker guesses first, and no people's account carrying the
+/// service role (it reads unmasked bank accounts).
 async fn accounts_refuse_weak_passwords_shared_staff_ids_and_case_twins(app: App) {
     let admin = app.admin_token().await;
     let create = |user: &str, password: &str, staff: &str| json!({"username": user, "password": password, "roles": ["agent"], "staffId": staff});
@@ -218,6 +219,8 @@ async fn accounts_refuse_weak_passwords_shared_staff_ids_and_case_twins(app: App
         assert_eq!(s, 400, "{weak:?} was accepted: {p}");
         assert_eq!(fields(&p), vec!["password".to_owned()], "{p}");
     }
+    let (s, p, _) = post(json!({"username": "robot", "password": "correct horse battery", "roles": ["service"]})).await;
+    assert_eq!((s, fields(&p)), (400, vec!["roles".to_owned()]), "a person's account with the service role: {p}");
     let (s, p, _) = post(create("li.lei", "correct horse battery", "staff-1")).await;
     assert_eq!(s, 201, "{p}");
     let (s, p, _) = post(create("wang.fang", "another good passphrase", "staff-1")).await;

@@ -106,6 +106,12 @@ struct Claims {
     exp: i64,
 }
 
+/// The longest lifetime (exp − iat) a token may have. Verifiers refuse
+/// longer-lived tokens whoever signed them, so a stolen long-lived token
+/// cannot outlive key hygiene: people's tokens last minutes, systems' tokens
+/// are re-minted at least monthly.
+pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(31 * 24 * 3600);
+
 /// Mints tokens. Only holders of the private key have one.
 pub struct TokenSigner {
     kid: String,
@@ -135,6 +141,9 @@ impl TokenSigner {
         }
         if roles.is_empty() {
             anyhow::bail!("a token needs at least one role");
+        }
+        if ttl > MAX_TOKEN_LIFETIME {
+            anyhow::bail!("a token may last at most {} days", MAX_TOKEN_LIFETIME.as_secs() / 86_400);
         }
         let now = chrono::Utc::now().timestamp();
         let ttl = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2);
@@ -181,7 +190,7 @@ impl TokenVerifier {
         v.set_issuer(&[ISSUER]);
         v.set_audience(&[AUDIENCE]);
         v.leeway = 30;
-        v.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
+        v.set_required_spec_claims(&["exp", "iat", "sub", "iss", "aud"]);
         let data = jsonwebtoken::decode::<Claims>(token, key, &v).map_err(|e| {
             use jsonwebtoken::errors::ErrorKind;
             match e.kind() {
@@ -192,6 +201,12 @@ impl TokenVerifier {
         })?;
         if data.claims.roles.is_empty() {
             return Err(unauth("token carries no role"));
+        }
+        let max = i64::try_from(MAX_TOKEN_LIFETIME.as_secs()).unwrap_or(i64::MAX);
+        if data.claims.exp.saturating_sub(data.claims.iat) > max
+            || data.claims.iat > chrono::Utc::now().timestamp() + 60
+        {
+            return Err(unauth("token lifetime is longer than allowed; mint a new one"));
         }
         Ok(Principal { subject: data.claims.sub, roles: data.claims.roles })
     }
@@ -267,6 +282,32 @@ mod tests {
         }
         assert!(v.verify("not.a.token").is_err());
         assert!(v.verify_header(None).is_err());
+    }
+
+    #[test]
+    fn a_token_longer_lived_than_allowed_is_refused_by_signer_and_verifier() {
+        let entry = KeyEntry::generate("long");
+        let signer = TokenSigner::from_entry(&entry).expect("signer");
+        let v = TokenVerifier::new(&crate::keys::parse_key_list("p", &signer.public_key()).expect("p")).expect("v");
+        assert!(signer.mint("x", &[Role::Service], Duration::from_secs(36_500 * 86_400)).is_err());
+        assert!(signer.mint("x", &[Role::Service], MAX_TOKEN_LIFETIME).is_ok());
+        // A 100-year token signed by hand with the real key: still refused.
+        let now = chrono::Utc::now().timestamp();
+        let claims = Claims {
+            sub: "x".into(),
+            roles: vec![Role::Service],
+            iss: ISSUER.into(),
+            aud: AUDIENCE.into(),
+            iat: now,
+            exp: now + 36_500 * 86_400,
+        };
+        let mut h = Header::new(Algorithm::EdDSA);
+        h.kid = Some(entry.kid.clone());
+        let century = jsonwebtoken::encode(&h, &claims, &signer.key).expect("encode");
+        match v.verify(&century) {
+            Err(Error::Unauthenticated(m)) => assert!(m.contains("lifetime"), "{m}"),
+            other => panic!("a 100-year token was accepted: {other:?}"),
+        }
     }
 
     #[test]
