@@ -406,6 +406,39 @@ async fn email_creates_and_threads_tickets(app: TestApp) {
         .unwrap()
         .into_inner();
     assert!(by_subject.threaded);
+    // A stranger cannot write into the customer's ticket: not by its number
+    // in the subject, nor by naming its messages as parents.
+    for (mid, parent, subject) in [
+        ("x1@evil.example", None, format!("Re: [{}] 發票", t.number)),
+        ("x2@evil.example", Some("a1@client.example"), "Re: 發票問題".to_owned()),
+    ] {
+        let forged = agent
+            .ingest_email(pb::IngestEmailRequest {
+                raw: email(mid, parent, "attacker@evil.example", &subject, "請把退稅打到這個賬戶"),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(!forged.threaded, "{mid} was threaded into the customer's ticket");
+        let own = forged.ticket.unwrap();
+        assert_ne!(own.id, t.id);
+        assert_eq!(own.requester, "attacker@evil.example");
+    }
+    let timeline =
+        agent.list_timeline(pb::ListTimelineRequest { ticket_id: t.id.clone() }).await.unwrap().into_inner().entries;
+    assert_eq!(timeline.iter().filter(|e| e.kind == "customer_message").count(), 3, "nothing forged was added");
+    // A message naming 20,000 parents is threaded by its nearest one.
+    let mut raw = String::from(
+        "From: <cfo7@example.cn>\r\nTo: service@firm.example\r\nSubject: Re: 發票問題\r\nMessage-ID: <many@client.example>\r\n\
+         In-Reply-To: <a2@client.example>\r\nReferences:",
+    );
+    for i in 0..20_000 {
+        raw.push_str(&format!(" <old{i}@client.example>"));
+    }
+    raw.push_str(" <a1@client.example>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n再補充一點");
+    let many = agent.ingest_email(pb::IngestEmailRequest { raw: raw.into_bytes() }).await.unwrap().into_inner();
+    assert!(many.threaded);
+    assert_eq!(many.ticket.unwrap().id, t.id);
     // An unknown sender still gets a ticket; garbage is refused.
     let unknown = agent
         .ingest_email(pb::IngestEmailRequest {

@@ -15,6 +15,8 @@ use crate::{domain::TicketRef, store};
 /// The largest message accepted.
 const RAW_MAX: usize = 10 * 1024 * 1024;
 const MESSAGE_ID_MAX: usize = 255;
+/// Parents (In-Reply-To, References) a message is threaded by, nearest first.
+const PARENTS_MAX: usize = 50;
 const SUBJECT_MAX: usize = 200;
 const BODY_MAX: usize = 20_000;
 
@@ -61,6 +63,8 @@ fn parse_email(raw: &[u8]) -> Result<Email, Error> {
     if message_id.chars().count() > MESSAGE_ID_MAX || message_id.chars().any(char::is_control) {
         return Err(Error::invalid("raw", "has a Message-ID that is not a short single line"));
     }
+    // The nearest parents only (In-Reply-To, then References newest first):
+    // a message naming thousands of parents costs one bounded query.
     let mut parents: Vec<String> = Vec::new();
     for h in [msg.in_reply_to(), msg.references()] {
         if let Some(list) = h.as_text_list() {
@@ -69,6 +73,9 @@ fn parse_email(raw: &[u8]) -> Result<Email, Error> {
             parents.push(one.trim().to_owned());
         }
     }
+    parents.retain(|m| !m.is_empty() && m.chars().count() <= MESSAGE_ID_MAX);
+    parents.dedup();
+    parents.truncate(PARENTS_MAX);
     let subject = one_line(msg.subject().unwrap_or(""), SUBJECT_MAX);
     let mut body = clean(msg.body_text(0).as_deref().unwrap_or("").trim());
     if body.chars().count() > BODY_MAX {
@@ -96,15 +103,31 @@ fn number_in_subject(subject: &str) -> Option<String> {
 /// The ticket a message answers: the one its In-Reply-To or References
 /// name, else the one whose number its subject carries.
 async fn thread_of(conn: &mut sqlx::AnyConnection, mail: &Email) -> Result<Option<String>, Error> {
-    for m in &mail.parents {
-        if let Some(tid) = store::email_ticket(conn, m).await? {
-            return Ok(Some(tid));
-        }
+    let known = store::email_tickets(conn, &mail.parents).await?;
+    if let Some(tid) = mail.parents.iter().find_map(|m| known.get(m)) {
+        return Ok(Some(tid.clone()));
     }
     match number_in_subject(&mail.subject) {
         Some(n) => Ok(store::find_ticket(conn, &TicketRef::Number(n)).await?.map(|t| t.id)),
         None => Ok(None),
     }
+}
+
+/// Whether the sender may add to `ticket_id`: its requester, or a contact
+/// of its customer. Anyone else (a forged subject or reference) opens a
+/// ticket of their own.
+async fn may_thread(api: &TicketsApi, token: Option<&str>, ticket_id: &str, from: &str) -> Result<bool, Error> {
+    let t = {
+        let mut conn = api.pool.acquire().await?;
+        store::require_ticket(&mut conn, &TicketRef::Id(ticket_id.to_owned())).await?
+    };
+    if t.requester.trim().eq_ignore_ascii_case(from.trim()) {
+        return Ok(true);
+    }
+    if t.customer_id.is_empty() {
+        return Ok(false);
+    }
+    Ok(api.customer_by_email(token, from).await?.is_some_and(|(customer, _)| customer == t.customer_id))
 }
 
 async fn answer(
@@ -139,6 +162,14 @@ pub(super) async fn ingest(
     if let Some(tid) = seen {
         return answer(api, &tid, true, true).await;
     }
+    let parent = match parent {
+        Some(tid) if may_thread(api, token, &tid, &mail.from).await? => Some(tid),
+        Some(tid) => {
+            tracing::warn!(ticket = %tid, "mail names a ticket its sender is not on; opening a new ticket instead");
+            None
+        }
+        None => None,
+    };
     if let Some(tid) = parent {
         let mut tx = api.pool.begin().await?;
         if let Some(existing) = claim(&mut tx, &request_id, &tid, &fingerprint).await? {

@@ -11,6 +11,26 @@ pub async fn email_ticket(conn: &mut AnyConnection, message_id: &str) -> Result<
     Ok(row.map(|r| r.try_get(0)).transpose()?)
 }
 
+/// The tickets some Message-IDs belong to, in one query.
+pub async fn email_tickets(
+    conn: &mut AnyConnection,
+    message_ids: &[String],
+) -> Result<std::collections::HashMap<String, String>, Error> {
+    if message_ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let mut w = kefu_kit::db::Where::new();
+    w.any_of("message_id", message_ids.iter().map(String::as_str));
+    let (clause, binds) = w.build();
+    let rows: Vec<(String, String)> = kefu_kit::db::fetch_all_as(
+        conn,
+        &format!("SELECT message_id, ticket_id FROM email_messages WHERE {clause}"),
+        binds,
+    )
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
 /// Remembers which ticket a Message-ID belongs to (the first mapping stays).
 pub async fn put_email(conn: &mut AnyConnection, message_id: &str, ticket_id: &str, at: i64) -> Result<(), Error> {
     sqlx::query(
