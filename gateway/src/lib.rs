@@ -813,6 +813,17 @@ pub fn router(gw: AppState, args: &GatewayArgs) -> Router {
         .layer(SetResponseHeaderLayer::overriding(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000")))
         .layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())
         .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(tower_http::request_id::MakeRequestUuid))
+        // A client's request id is kept only if it is short and printable;
+        // otherwise it is replaced (it is echoed and logged).
+        .layer(middleware::map_request(|mut req: axum::extract::Request| async move {
+            let bad = req.headers().get("x-request-id").is_some_and(|v| {
+                v.len() > 128 || !v.as_bytes().iter().all(|b| b.is_ascii_graphic())
+            });
+            if bad {
+                req.headers_mut().remove("x-request-id");
+            }
+            req
+        }))
         .layer(middleware::from_fn(trace_request))
         .with_state(gw)
 }

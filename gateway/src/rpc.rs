@@ -195,12 +195,28 @@ pub fn build_request(route: &Route, m: &MethodDescriptor, inc: Incoming<'_>) -> 
     }
     // Query parameters: top-level fields by JSON or proto name; repeated
     // fields may repeat.
+    // Fields the path, If-Match or Idempotency-Key decide cannot be given
+    // again in the query string (it would override them).
+    let bound: Vec<&str> = route
+        .params
+        .iter()
+        .map(|(_, f)| *f)
+        .chain(route.etag)
+        .chain(route.idempotency)
+        .map(|f| f.split('.').next().unwrap_or(f))
+        .collect();
     let mut lists: HashMap<String, Vec<Value>> = HashMap::new();
     for (k, raw) in inc.query {
         let field = desc
             .fields()
             .find(|f| f.json_name() == k || f.name() == k)
             .ok_or_else(|| Problem::bad_request(k, "is not a parameter of this operation"))?;
+        if bound.iter().any(|b| *b == field.name() || *b == field.json_name()) {
+            return Err(Problem::bad_request(
+                k,
+                "is given by the path or a header; it cannot be given in the query string",
+            ));
+        }
         if field.is_map() || (matches!(field.kind(), Kind::Message(_)) && !is_wkt_scalar(&field)) {
             return Err(Problem::bad_request(k, "cannot be given in the query string"));
         }

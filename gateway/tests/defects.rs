@@ -232,6 +232,39 @@ async fn accounts_refuse_weak_passwords_shared_staff_ids_and_case_twins(app: App
     assert_eq!(app.login("LI.LEI", "correct horse battery").await.status(), 200);
 }
 
+/// The path decides which resource a call is about: a query parameter
+/// cannot name another one. And a client's request id is echoed only when it
+/// is short and printable.
+async fn the_query_string_cannot_override_the_path_or_flood_the_request_id(app: App) {
+    let t = app.token(Role::Supervisor);
+    let mine = customer_id(&app, &t, 905).await;
+    let other = customer_id(&app, &t, 906).await;
+    let (s, p, _) = app.call(Method::GET, &format!("/api/v1/customers/{mine}?id={other}"), &t, None).await;
+    assert_eq!(s, 400, "the query string overrode the path: {p}");
+    assert_eq!(fields(&p), vec!["id".to_owned()], "{p}");
+    let long = "r".repeat(5_000);
+    let resp = app
+        .http
+        .get(app.url(&format!("/api/v1/customers/{mine}")))
+        .bearer_auth(&t)
+        .header("x-request-id", &long)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let echoed = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert!(echoed.len() <= 128 && echoed != long, "a 5,000-character request id was echoed");
+    let fine = app
+        .http
+        .get(app.url(&format!("/api/v1/customers/{mine}")))
+        .bearer_auth(&t)
+        .header("x-request-id", "crm-sync-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fine.headers()["x-request-id"], "crm-sync-42", "a sane request id is kept");
+}
+
 kefu_testkit::on_both_backends!(spawn;
     eight_concurrent_retries_with_one_idempotency_key_make_one_resource,
     timestamps_before_1970_or_past_9999_are_refused_naming_the_field,
@@ -241,4 +274,5 @@ kefu_testkit::on_both_backends!(spawn;
     a_draining_gateway_ends_event_streams_and_is_not_ready,
     parallel_guesses_cannot_outrun_the_login_lock,
     accounts_refuse_weak_passwords_shared_staff_ids_and_case_twins,
+    the_query_string_cannot_override_the_path_or_flood_the_request_id,
 );
