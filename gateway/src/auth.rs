@@ -548,6 +548,13 @@ impl Auth {
             .ok_or_else(|| Problem::unauthorized("Authorization must be 'Bearer <token>' or 'ApiKey <key>'"))?
             .trim();
         let p = self.verifier.verify(token).map_err(|e| Problem::unauthorized(e.to_string()))?;
+        if p.roles.contains(&Role::Service) {
+            // It reads unmasked bank accounts: systems only, each with its
+            // own revocable key, never a person's bearer token.
+            return Err(Problem::forbidden(
+                "the service role is for internal systems: use an API key (X-API-Key) or call the services over gRPC",
+            ));
+        }
         Ok((p, token.to_owned()))
     }
 }

@@ -78,23 +78,38 @@ async fn eight_concurrent_retries_with_one_idempotency_key_make_one_resource(app
     assert_eq!(list["tickets"].as_array().map(Vec::len), Some(1), "one ticket stored: {list}");
 }
 
+/// A key for an internal system with the service role (the telephony
+/// integration), as an admin makes one.
+async fn service_key(app: &App) -> String {
+    let admin = app.admin_token().await;
+    let (s, key, _) = app
+        .call(Method::POST, "/api/v1/api-keys", &admin, Some(json!({"name": "telephony", "roles": ["service"]})))
+        .await;
+    assert_eq!(s, 201, "{key}");
+    key["key"].as_str().unwrap().to_owned()
+}
+
+async fn post_with_key(app: &App, path: &str, key: &str, body: Value) -> (u16, Value) {
+    let r = app.http.post(app.url(path)).header("X-API-Key", key).json(&body).send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
 async fn timestamps_before_1970_or_past_9999_are_refused_naming_the_field(app: App) {
-    let svc = app.token(Role::Service);
+    let key = service_key(&app).await;
     let event = |id: &str, time: &str| {
         json!({"callId": id, "kind": "CALL_EVENT_KIND_OFFERED", "time": time, "callerNumber": "13800138000",
                "ringCount": 1, "queue": "hotline"})
     };
     for (i, time) in ["1969-12-31T23:59:59Z", "0001-01-01T00:00:00Z"].into_iter().enumerate() {
-        let (s, p, _) = app.call(Method::POST, "/api/v1/calls/events", &svc, Some(event(&format!("t{i}"), time))).await;
+        let (s, p) = post_with_key(&app, "/api/v1/calls/events", &key, event(&format!("t{i}"), time)).await;
         assert_eq!(s, 400, "{time}: {p}");
         assert_eq!(fields(&p), vec!["time".to_owned()], "{time}: {p}");
     }
     // Past year 9999 the JSON itself cannot say it: refused before any service.
-    let (s, p, _) =
-        app.call(Method::POST, "/api/v1/calls/events", &svc, Some(event("t9", "10000-01-01T00:00:00Z"))).await;
+    let (s, p) = post_with_key(&app, "/api/v1/calls/events", &key, event("t9", "10000-01-01T00:00:00Z")).await;
     assert_eq!(s, 400, "{p}");
-    let (s, p, _) =
-        app.call(Method::POST, "/api/v1/calls/events", &svc, Some(event("ok", "2026-03-02T02:00:00Z"))).await;
+    let (s, p) = post_with_key(&app, "/api/v1/calls/events", &key, event("ok", "2026-03-02T02:00:00Z")).await;
     assert_eq!(s, 200, "a time in range is recorded: {p}");
     assert_eq!(p["callId"], "ok");
 }
@@ -265,6 +280,18 @@ async fn the_query_string_cannot_override_the_path_or_flood_the_request_id(app: 
     assert_eq!(fine.headers()["x-request-id"], "crm-sync-42", "a sane request id is kept");
 }
 
+/// The service role reads unmasked bank accounts: over REST only an API key
+/// (revocable, per system) may carry it, never a bearer token.
+async fn a_rest_bearer_token_with_the_service_role_is_refused(app: App) {
+    let bearer = app.token(Role::Service);
+    let (s, p, _) = app.call(Method::GET, "/api/v1/customers", &bearer, None).await;
+    assert_eq!(s, 403, "{p}");
+    assert!(p["detail"].as_str().is_some_and(|d| d.contains("API key")), "{p}");
+    let key = service_key(&app).await;
+    let with_key = app.http.get(app.url("/api/v1/customers")).header("X-API-Key", &key).send().await.unwrap();
+    assert_eq!(with_key.status(), 200);
+}
+
 kefu_testkit::on_both_backends!(spawn;
     eight_concurrent_retries_with_one_idempotency_key_make_one_resource,
     timestamps_before_1970_or_past_9999_are_refused_naming_the_field,
@@ -275,4 +302,5 @@ kefu_testkit::on_both_backends!(spawn;
     parallel_guesses_cannot_outrun_the_login_lock,
     accounts_refuse_weak_passwords_shared_staff_ids_and_case_twins,
     the_query_string_cannot_override_the_path_or_flood_the_request_id,
+    a_rest_bearer_token_with_the_service_role_is_refused,
 );
