@@ -36,7 +36,11 @@ fn uuid_v7() -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_server_sheds_with_unavailable_counts_it_and_still_answers_probes() {
-    let app = suite(|a| a.concurrency_limit = Some(1)).await;
+    let app = suite(|a| {
+        a.concurrency_limit = Some(1);
+        a.rate_limit_per_caller = 0;
+    })
+    .await;
     assert_eq!(get_customer(&app).await, Code::NotFound, "one call fits");
     // A create waiting on the database (another writer holds it) takes the only slot.
     use sqlx::Connection;
@@ -107,6 +111,28 @@ async fn a_unary_call_past_its_timeout_is_deadline_exceeded_and_an_import_is_not
     drop(tx);
     let done = import.await.unwrap().expect("the import outlives the unary timeout").into_inner();
     assert_eq!(done.created, 3, "{done:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_person_is_held_to_the_per_caller_rate_others_and_systems_are_not() {
+    let app = suite(|a| a.rate_limit_per_caller = 5).await;
+    // A burst of twice the rate, then RESOURCE_EXHAUSTED for that caller.
+    let mut agent = app.customers_as(Role::Agent);
+    let mut codes = Vec::new();
+    for _ in 0..30 {
+        let r = agent.get_customer(cpb::GetCustomerRequest { id: uuid_v7() }).await;
+        codes.push(r.map_or_else(|s| s.code(), |_| Code::Ok));
+    }
+    assert!(codes[..5].iter().all(|c| *c == Code::NotFound), "the first calls run: {codes:?}");
+    assert!(codes.contains(&Code::ResourceExhausted), "an agent pulling as fast as it can is held back: {codes:?}");
+    // Another person, and an integration, are not held back by it.
+    let supervisor = app.customers_as(Role::Supervisor).get_customer(cpb::GetCustomerRequest { id: uuid_v7() }).await;
+    assert_eq!(supervisor.unwrap_err().code(), Code::NotFound);
+    let mut system = app.customers_as(Role::Service);
+    for _ in 0..30 {
+        let r = system.get_customer(cpb::GetCustomerRequest { id: uuid_v7() }).await;
+        assert_eq!(r.unwrap_err().code(), Code::NotFound, "the service role is not rate limited per caller");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -40,6 +40,10 @@ pub struct ServerArgs {
     /// UNAVAILABLE. Default: eight per database connection.
     #[arg(long, env = "KEFU_CONCURRENCY_LIMIT", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub concurrency_limit: Option<u32>,
+    /// Requests per second one person (token subject) may make; bursts of
+    /// twice that. Systems (the service role) are not limited. 0: no limit.
+    #[arg(long, env = "KEFU_RATE_LIMIT_PER_CALLER", default_value_t = 50)]
+    pub rate_limit_per_caller: u32,
     /// After SIGTERM, how long the server keeps serving while it reports
     /// NOT_SERVING and /readyz answers 503 (so load balancers stop sending).
     #[arg(long, env = "KEFU_SHUTDOWN_DELAY", default_value = "5s", value_parser = parse_duration)]
@@ -57,6 +61,7 @@ impl ServerArgs {
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             request_timeout: Duration::from_secs(30),
             concurrency_limit: None,
+            rate_limit_per_caller: 50,
             shutdown_delay: Duration::ZERO,
             shutdown_grace: Duration::from_secs(20),
         }

@@ -187,22 +187,41 @@ where
 /// checks the caller's roles against the services' access tables (an RPC
 /// missing from them is refused), and puts the `Principal` on the request
 /// for the handlers.
+type CallerLimiter = governor::DefaultKeyedRateLimiter<String>;
+
 #[derive(Clone)]
 pub struct AuthLayer {
     verifier: Arc<TokenVerifier>,
     access: Arc<AccessMap>,
+    per_caller: Option<Arc<CallerLimiter>>,
 }
 
 impl AuthLayer {
     pub fn new(verifier: TokenVerifier, access: AccessMap) -> Self {
-        Self { verifier: Arc::new(verifier), access: Arc::new(access) }
+        Self { verifier: Arc::new(verifier), access: Arc::new(access), per_caller: None }
+    }
+
+    /// Limits each person (token subject) to `per_second` calls, bursts of
+    /// twice that; 0 leaves callers unlimited. The service role is exempt.
+    #[must_use]
+    pub fn per_caller(mut self, per_second: u32) -> Self {
+        self.per_caller = std::num::NonZeroU32::new(per_second).map(|rate| {
+            let burst = rate.saturating_mul(std::num::NonZeroU32::MIN.saturating_add(1));
+            Arc::new(governor::RateLimiter::keyed(governor::Quota::per_second(rate).allow_burst(burst)))
+        });
+        self
     }
 }
 
 impl<S> Layer<S> for AuthLayer {
     type Service = Auth<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        Auth { inner, verifier: self.verifier.clone(), access: self.access.clone() }
+        Auth {
+            inner,
+            verifier: self.verifier.clone(),
+            access: self.access.clone(),
+            per_caller: self.per_caller.clone(),
+        }
     }
 }
 
@@ -211,6 +230,7 @@ pub struct Auth<S> {
     inner: S,
     verifier: Arc<TokenVerifier>,
     access: Arc<AccessMap>,
+    per_caller: Option<Arc<CallerLimiter>>,
 }
 
 /// Paths served without a token: probes and service discovery.
@@ -241,6 +261,15 @@ where
             match decided {
                 Ok(principal) => {
                     tracing::Span::current().record("staff_id", principal.subject.as_str());
+                    if let Some(limiter) = &self.per_caller
+                        && !principal.roles.contains(&crate::auth::Role::Service)
+                        && limiter.check_key(&principal.subject).is_err()
+                    {
+                        let status = tonic::Status::resource_exhausted(
+                            "too many requests from this caller; slow down and retry with backoff",
+                        );
+                        return Box::pin(async move { Ok(status.into_http()) });
+                    }
                     req.extensions_mut().insert(principal);
                 }
                 Err(e) => {

@@ -259,7 +259,7 @@ impl Server {
         let serve = tonic::transport::Server::builder()
             .layer(ObserveLayer)
             .layer(LimitLayer::new(limit, self.args.request_timeout))
-            .layer(AuthLayer::new(self.verifier, self.access))
+            .layer(AuthLayer::new(self.verifier, self.access).per_caller(self.args.rate_limit_per_caller))
             .add_routes(routes.routes())
             .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), async move {
                 drain_signal.cancelled().await;
