@@ -535,24 +535,7 @@ async fn two_replicas_emit_each_breach_once(app: TestApp) {
                 .id,
         );
     }
-    // A second replica on the same database and live store (in one process
-    // on SQLite it shares the single writer connection).
-    let pool = if app.tickets_url.starts_with("sqlite") {
-        app.pool.clone()
-    } else {
-        kefu_kit::db::connect(&app.tickets_url, 5).await.unwrap()
-    };
-    let replica = kefu_tickets::build(
-        pool,
-        app.live.store(),
-        std::sync::Arc::new(app.clock.clone()),
-        kefu_tickets::SlaSettings::default(),
-        app.addr.clone(),
-        kefu_sla::SweeperConfig { owner: "replica-2".into(), ..Default::default() },
-        tokio_util::sync::CancellationToken::new(),
-    )
-    .await
-    .unwrap();
+    let replica = second_replica(&app, tokio_util::sync::CancellationToken::new()).await;
     // Each replica holds half of the shards, as after a rolling start: the
     // replica already leased the lower half, this one takes what is left.
     let store = app.live.store();
@@ -867,25 +850,31 @@ async fn dashboard_and_lists_answer_sla_questions(app: TestApp) {
     assert!(violations(&bad).contains(&"sla".to_string()));
 }
 
-async fn configuration_changed_through_one_replica_is_used_by_the_other(app: TestApp) {
-    // A second replica on the same database, following configuration changes.
+/// A second tickets replica on the suite's database and live store (in one
+/// process on SQLite it shares the single writer connection).
+async fn second_replica(app: &TestApp, stop: tokio_util::sync::CancellationToken) -> kefu_tickets::Tickets {
     let pool = if app.tickets_url.starts_with("sqlite") {
         app.pool.clone()
     } else {
-        kefu_kit::db::connect(&app.tickets_url, 2).await.unwrap()
+        kefu_kit::db::connect(&app.tickets_url, 5).await.unwrap()
     };
-    let stop = tokio_util::sync::CancellationToken::new();
-    let replica = kefu_tickets::build(
+    kefu_tickets::build(
         pool,
         app.live.store(),
         std::sync::Arc::new(app.clock.clone()),
         kefu_tickets::SlaSettings::default(),
         app.addr.clone(),
         kefu_sla::SweeperConfig { owner: "replica-2".into(), ..Default::default() },
-        stop.clone(),
+        stop,
     )
     .await
-    .unwrap();
+    .unwrap()
+}
+
+async fn configuration_changed_through_one_replica_is_used_by_the_other(app: TestApp) {
+    // A second replica on the same database, following configuration changes.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let replica = second_replica(&app, stop.clone()).await;
     tokio::spawn(replica.engine.clone().follow_config(std::time::Duration::from_millis(50), stop.clone()));
     let mut sup = app.tickets_as(Role::Supervisor);
     // Through the first replica (the suite's server): a policy, a holiday, a category.
