@@ -219,18 +219,26 @@ impl Columns {
     }
 }
 
+/// Binds each value in order (`query` and `query_as` share no trait for it).
+macro_rules! bind_all {
+    ($q:expr, $binds:expr) => {{
+        let mut q = $q;
+        for b in $binds {
+            q = match b {
+                Bind::Text(s) => q.bind(s),
+                Bind::Int(i) => q.bind(i),
+                Bind::OptText(s) => q.bind(s),
+                Bind::OptInt(i) => q.bind(i),
+            };
+        }
+        q
+    }};
+}
+
 /// Runs a statement assembled at run time with its binds, in order; the
 /// number of rows it changed.
 pub async fn execute(conn: &mut sqlx::AnyConnection, sql: &str, binds: Vec<Bind>) -> Result<u64, sqlx::Error> {
-    let mut q = sqlx::query(sql);
-    for b in binds {
-        q = match b {
-            Bind::Text(s) => q.bind(s),
-            Bind::Int(i) => q.bind(i),
-            Bind::OptText(s) => q.bind(s),
-            Bind::OptInt(i) => q.bind(i),
-        };
-    }
+    let q = bind_all!(sqlx::query(sql), binds);
     Ok(q.execute(conn).await?.rows_affected())
 }
 
@@ -310,15 +318,7 @@ pub async fn fetch_all_as<O>(conn: &mut sqlx::AnyConnection, sql: &str, binds: V
 where
     O: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
 {
-    let mut q = sqlx::query_as::<_, O>(sql);
-    for b in binds {
-        q = match b {
-            Bind::Text(s) => q.bind(s),
-            Bind::Int(i) => q.bind(i),
-            Bind::OptText(s) => q.bind(s),
-            Bind::OptInt(i) => q.bind(i),
-        };
-    }
+    let q = bind_all!(sqlx::query_as::<_, O>(sql), binds);
     q.fetch_all(conn).await
 }
 
