@@ -3,7 +3,6 @@
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::Args;
-use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use kefu_kit::{auth::Role, client::CallContext};
 use kefu_proto::customers::v1::{self as pb, customer_service_client::CustomerServiceClient};
@@ -126,48 +125,83 @@ pub(crate) async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
             anyhow::bail!("{}: the header row has no {required:?} column", args.file.display());
         }
     }
-    let mut rows = Vec::new();
-    let mut local_errors = Vec::new();
-    for rec in reader.records() {
-        match rec {
-            Ok(rec) => {
-                let line = rec.position().map_or(0, |p| p.line() as i64);
-                match row_from_record(&headers, &rec, line) {
-                    Ok(r) => rows.push(r),
-                    Err(reason) => local_errors.push(pb::ImportRowError { line, reason }),
-                }
-            }
-            Err(e) => {
-                let line = e.position().map_or(0, |p| p.line() as i64);
-                local_errors.push(pb::ImportRowError { line, reason: format!("unreadable CSV row: {e}") });
-            }
-        }
-    }
-
-    let bar = ProgressBar::new(rows.len() as u64);
+    // Rows are read as they are sent, so a file of any size streams in
+    // constant memory; the progress bar follows the bytes read.
+    let size = std::fs::metadata(&args.file).map(|m| m.len()).unwrap_or(0);
+    let bar = ProgressBar::new(size);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} importing [{bar:40}] {pos}/{len} rows ({per_sec}, eta {eta})")
+        ProgressStyle::with_template("{spinner} importing [{bar:40}] {percent}% ({bytes_per_sec}, eta {eta})")
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
     );
-    let progress = bar.clone();
-    let stream = futures::stream::iter(rows).inspect(move |_| progress.inc(1));
+    let local = std::sync::Arc::new(std::sync::Mutex::new(LocalErrors::default()));
+    let (tx, rx) = tokio::sync::mpsc::channel::<pb::ImportCustomerRow>(256);
+    let reading = {
+        let (bar, local) = (bar.clone(), local.clone());
+        tokio::task::spawn_blocking(move || {
+            for rec in reader.records() {
+                let row = match rec {
+                    Ok(rec) => {
+                        let line = rec.position().map_or(0, |p| p.line() as i64);
+                        bar.set_position(rec.position().map_or(0, |p| p.byte()));
+                        row_from_record(&headers, &rec, line).map_err(|reason| pb::ImportRowError { line, reason })
+                    }
+                    Err(e) => {
+                        let line = e.position().map_or(0, |p| p.line() as i64);
+                        Err(pb::ImportRowError { line, reason: format!("unreadable CSV row: {e}") })
+                    }
+                };
+                match row {
+                    Ok(row) => {
+                        if tx.blocking_send(row).is_err() {
+                            break; // the call ended; its answer says why
+                        }
+                    }
+                    Err(e) => local.lock().unwrap_or_else(|p| p.into_inner()).add(e),
+                }
+            }
+        })
+    };
+    let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
     let channel = kefu_kit::client::channel(&args.addr)?;
     let mut client = CustomerServiceClient::with_interceptor(channel, CallContext::new(Some(&token))?);
     let result = client.import_customers(stream).await;
+    let _ = reading.await;
     bar.finish_and_clear();
     let mut out = result.map_err(|s| anyhow::anyhow!("import refused: {} ({:?})", s.message(), s.code()))?.into_inner();
-    let total = out.rows_received as usize + local_errors.len();
-    out.errors.extend(local_errors);
+    let local = std::mem::take(&mut *local.lock().unwrap_or_else(|p| p.into_inner()));
+    let total = out.rows_received + local.count;
+    let rejected = out.rejected + local.count;
+    out.errors.extend(local.listed);
     out.errors.sort_by_key(|e| e.line);
     println!(
-        "{total} rows: {} created, {} already present (unchanged), {} rejected",
-        out.created,
-        out.unchanged,
-        out.errors.len()
+        "{total} rows: {} created, {} already present (unchanged), {rejected} rejected",
+        out.created, out.unchanged
     );
-    for e in &out.errors {
+    for e in out.errors.iter().take(LISTED) {
         println!("  line {}: {}", e.line, e.reason);
     }
-    Ok(if out.errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+    if rejected as usize > LISTED.min(out.errors.len()) {
+        println!("  … {} more rejected rows not listed", rejected as usize - LISTED.min(out.errors.len()));
+    }
+    Ok(if rejected == 0 { ExitCode::SUCCESS } else { ExitCode::from(2) })
+}
+
+/// Rows rejected on this side (unreadable or with an unknown code) that the
+/// report lists by line.
+const LISTED: usize = 1_000;
+
+#[derive(Default)]
+struct LocalErrors {
+    count: i64,
+    listed: Vec<pb::ImportRowError>,
+}
+
+impl LocalErrors {
+    fn add(&mut self, e: pb::ImportRowError) {
+        self.count += 1;
+        if self.listed.len() < LISTED {
+            self.listed.push(e);
+        }
+    }
 }

@@ -23,6 +23,7 @@ on_both_backends!(
     follow_ups_are_scheduled_listed_and_recorded,
     greetings_list_targets_and_never_duplicate,
     import_reports_bad_rows_and_reruns_create_nothing,
+    an_import_of_many_bad_rows_counts_them_all_and_lists_the_first_thousand,
     missing_and_bad_tokens_are_unauthenticated,
     every_rpc_checks_the_callers_role,
     concurrent_retries_of_one_create_make_one_customer,
@@ -751,6 +752,7 @@ async fn import_reports_bad_rows_and_reruns_create_nothing(app: TestApp) {
     assert_eq!((first.rows_received, first.created, first.unchanged), (5, 3, 0));
     let lines: Vec<i64> = first.errors.iter().map(|e| e.line).collect();
     assert_eq!(lines, vec![4, 5]);
+    assert_eq!(first.rejected, 2);
     assert!(first.errors[0].reason.contains("uscc"), "{}", first.errors[0].reason);
 
     let again = admin.import_customers(futures::stream::iter(rows())).await.unwrap().into_inner();
@@ -759,6 +761,24 @@ async fn import_reports_bad_rows_and_reruns_create_nothing(app: TestApp) {
 
     let denied = app.agent().import_customers(futures::stream::iter(rows())).await.unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied);
+}
+
+async fn an_import_of_many_bad_rows_counts_them_all_and_lists_the_first_thousand(app: TestApp) {
+    let bad = (0..1_500).map(|i| pb::ImportCustomerRow {
+        line: i + 2,
+        customer: new_customer("壞的", "123").customer,
+        primary_contact: None,
+    });
+    let good = pb::ImportCustomerRow {
+        line: 1_502,
+        customer: new_customer("匯入丁", &uscc(303)).customer,
+        primary_contact: None,
+    };
+    let out =
+        app.client(Role::Admin).import_customers(futures::stream::iter(bad.chain([good]))).await.unwrap().into_inner();
+    assert_eq!((out.rows_received, out.created, out.rejected), (1_501, 1, 1_500));
+    assert_eq!(out.errors.len(), kefu_customers::api::IMPORT_ERRORS_LISTED);
+    assert_eq!((out.errors[0].line, out.errors[999].line), (2, 1_001), "the first rows refused are listed");
 }
 
 async fn missing_and_bad_tokens_are_unauthenticated(app: TestApp) {

@@ -23,6 +23,7 @@ use kefu_kit::{
     auth::{Principal, principal},
 };
 use kefu_proto::customers::v1::{self as pb, customer_service_server::CustomerService};
+pub use profile::IMPORT_ERRORS_LISTED;
 use sqlx::AnyPool;
 use tonic::{Request, Response, Status, Streaming};
 

@@ -406,9 +406,13 @@ pub(super) async fn archive(api: &CustomersApi, p: &Principal, r: pb::ArchiveCus
     Ok(out)
 }
 
+/// Rows refused that an import's answer lists by line; the rest are counted.
+pub const IMPORT_ERRORS_LISTED: usize = 1_000;
+
 /// Imports rows as they arrive: good rows are created, rows whose USCC a live
-/// customer already has are left unchanged, bad rows are reported by line.
-/// A database failure ends the import.
+/// customer already has are left unchanged, bad rows are reported by line
+/// (the first [`IMPORT_ERRORS_LISTED`]) and counted. A database failure ends
+/// the import.
 pub(super) async fn import(
     api: &CustomersApi,
     p: &Principal,
@@ -424,14 +428,19 @@ pub(super) async fn import(
             Ok(true) => out.created += 1,
             Ok(false) => out.unchanged += 1,
             Err(e @ (Error::Internal(_) | Error::Unavailable(_))) => return Err(e),
-            Err(e) => out.errors.push(pb::ImportRowError { line, reason: e.to_string() }),
+            Err(e) => {
+                out.rejected += 1;
+                if out.errors.len() < IMPORT_ERRORS_LISTED {
+                    out.errors.push(pb::ImportRowError { line, reason: e.to_string() });
+                }
+            }
         }
     }
     tracing::info!(
         received = out.rows_received,
         created = out.created,
         unchanged = out.unchanged,
-        errors = out.errors.len(),
+        rejected = out.rejected,
         "import finished"
     );
     Ok(out)
