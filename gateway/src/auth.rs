@@ -8,7 +8,7 @@ use argon2::{
     password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng},
 };
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use kefu_kit::auth::{Principal, Role, TokenSigner, TokenVerifier};
+use kefu_kit::auth::{Principal, Role, TokenSigner, TokenVerifier, Verified};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use sqlx::{AnyPool, Row};
@@ -23,6 +23,51 @@ pub const LOCK_MS: i64 = 15 * 60_000;
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
+}
+
+/// The first second whose tokens outlive a revocation made now: a token's
+/// `iat` is whole seconds, so one issued earlier in this second is refused.
+fn tokens_after_now() -> i64 {
+    now_ms().div_euclid(1000) + 1
+}
+
+/// How long an API key lasts unless its creator says otherwise, and the
+/// longest it may last.
+pub const API_KEY_DEFAULT_DAYS: i64 = 90;
+pub const API_KEY_MAX_DAYS: i64 = 366;
+/// `last_used_at` is written at most this often per key.
+const LAST_USED_EVERY_MS: i64 = 60_000;
+
+/// Who is calling over REST.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub principal: Principal,
+    /// The bearer token the services are called with.
+    pub token: String,
+    /// For an API key, the services (`customers`) or calls
+    /// (`kefu.customers.v1.CustomerService/GetCustomer`) it may make; people
+    /// are limited by their roles only.
+    pub scopes: Option<Vec<String>>,
+}
+
+impl Caller {
+    /// FORBIDDEN unless the caller may make `rpc` (an API key's scopes).
+    pub fn may_call(&self, rpc: &str) -> Result<(), Problem> {
+        let Some(scopes) = &self.scopes else { return Ok(()) };
+        let service = rpc.split('.').nth(1).unwrap_or_default();
+        if scopes.iter().any(|s| s == rpc || s == service) {
+            return Ok(());
+        }
+        Err(Problem::forbidden(format!("this API key's scopes [{}] do not include {rpc}", scopes.join(", "))))
+    }
+
+    /// FORBIDDEN for an API key: the endpoint is for people.
+    pub fn person(&self) -> Result<&Principal, Problem> {
+        if self.scopes.is_some() {
+            return Err(Problem::forbidden("accounts, passwords and API keys are managed by people, not by API keys"));
+        }
+        Ok(&self.principal)
+    }
 }
 
 fn random_token(bytes: usize) -> String {
@@ -233,14 +278,19 @@ impl Auth {
     }
 
     pub async fn set_disabled(&self, id: &str, disabled: bool) -> Result<(), Problem> {
-        let n = sqlx::query("UPDATE accounts SET disabled = $1, updated_at = $2 WHERE id = $3")
-            .bind(i64::from(disabled))
-            .bind(now_ms())
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(Problem::internal)?
-            .rows_affected();
+        // Disabling ends every token issued so far, sessions or not.
+        let n = sqlx::query(
+            "UPDATE accounts SET disabled = $1, updated_at = $2, \
+             tokens_after = CASE WHEN $1 = 1 THEN $4 ELSE tokens_after END WHERE id = $3",
+        )
+        .bind(i64::from(disabled))
+        .bind(now_ms())
+        .bind(id)
+        .bind(tokens_after_now())
+        .execute(&self.pool)
+        .await
+        .map_err(Problem::internal)?
+        .rows_affected();
         if n == 0 {
             return Err(Problem::new(http::StatusCode::NOT_FOUND, format!("account {id} not found")));
         }
@@ -255,8 +305,8 @@ impl Auth {
         Ok(())
     }
 
-    fn access_token(&self, staff_id: &str, roles: &[Role]) -> Result<String, Problem> {
-        self.signer.mint(staff_id, roles, ACCESS_TTL).map_err(Problem::internal)
+    fn access_token(&self, staff_id: &str, roles: &[Role], session: &str) -> Result<String, Problem> {
+        self.signer.mint_session(staff_id, roles, ACCESS_TTL, session).map_err(Problem::internal)
     }
 
     async fn issue_refresh(&self, account_id: &str, family: &str) -> Result<String, Problem> {
@@ -344,8 +394,9 @@ impl Auth {
             .execute(&self.pool)
             .await
             .map_err(Problem::internal)?;
-        let access = self.access_token(&staff_id, &roles_of(&roles))?;
-        let refresh = self.issue_refresh(&id, &uuid::Uuid::now_v7().to_string()).await?;
+        let family = uuid::Uuid::now_v7().to_string();
+        let access = self.access_token(&staff_id, &roles_of(&roles), &family)?;
+        let refresh = self.issue_refresh(&id, &family).await?;
         Ok(TokenPair {
             access_token: access,
             token_type: "Bearer",
@@ -392,7 +443,7 @@ impl Auth {
             self.revoke_family(&family).await?;
             return Err(denied("refresh token already used; every session of this login is revoked"));
         }
-        let access = self.access_token(&get(7)?, &roles_of(&get(6)?))?;
+        let access = self.access_token(&get(7)?, &roles_of(&get(6)?), &family)?;
         let refresh = self.issue_refresh(&account, &family).await?;
         Ok(TokenPair {
             access_token: access,
@@ -440,14 +491,16 @@ impl Auth {
         if !verify_password(current, &hash) {
             return Err(Problem::bad_request("currentPassword", "is not the current password"));
         }
-        sqlx::query("UPDATE accounts SET password_hash = $1, updated_at = $2 WHERE id = $3")
+        sqlx::query("UPDATE accounts SET password_hash = $1, updated_at = $2, tokens_after = $4 WHERE id = $3")
             .bind(hash_password(new)?)
             .bind(now_ms())
             .bind(&id)
+            .bind(tokens_after_now())
             .execute(&self.pool)
             .await
             .map_err(Problem::internal)?;
-        // Other sessions end with the old password.
+        // Every session ends with the old password, this one too: its
+        // holder logs in again with the new one.
         sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE account_id = $2 AND revoked_at IS NULL")
             .bind(now_ms())
             .bind(&id)
@@ -458,29 +511,66 @@ impl Auth {
     }
 
     /// A new API key; the secret is returned once and only its hash kept.
-    pub async fn create_api_key(&self, name: &str, roles: &[String], by: &str) -> Result<(String, String), Problem> {
-        let name = name.trim();
-        if name.is_empty() || name.len() > 100 {
-            return Err(Problem::bad_request("name", "is required (at most 100 characters)"));
+    /// A new API key: its roles, the scopes it is limited to (each checked
+    /// by `known_scope`), and its lifetime in days.
+    pub async fn create_api_key(
+        &self,
+        new: &NewApiKey,
+        known_scope: impl Fn(&str) -> bool,
+        by: &str,
+    ) -> Result<ApiKeyCreated, Problem> {
+        let name = new.name.trim();
+        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+            return Err(Problem::bad_request("name", "is required (at most 100 characters, no control characters)"));
         }
-        let roles = parse_roles("roles", roles)?;
+        let roles = parse_roles("roles", &new.roles)?;
+        if new.scopes.is_empty() {
+            return Err(Problem::bad_request(
+                "scopes",
+                "name the services (customers, tickets) or calls (kefu.tickets.v1.TicketService/GetTicket) the key may use",
+            ));
+        }
+        if new.scopes.len() > 64 {
+            return Err(Problem::bad_request("scopes", "at most 64 entries"));
+        }
+        for (i, s) in new.scopes.iter().enumerate() {
+            if !known_scope(s) {
+                return Err(Problem::bad_request(
+                    &format!("scopes[{i}]"),
+                    format!("{s:?} is neither a service (customers, tickets) nor one of their calls"),
+                ));
+            }
+        }
+        let days = new.expires_in_days.unwrap_or(API_KEY_DEFAULT_DAYS);
+        if !(1..=API_KEY_MAX_DAYS).contains(&days) {
+            return Err(Problem::bad_request("expiresInDays", format!("must be 1–{API_KEY_MAX_DAYS}")));
+        }
         let id = uuid::Uuid::now_v7().simple().to_string();
         let key = format!("kefu_{id}_{}", random_token(24));
-        sqlx::query("INSERT INTO api_keys (id, name, key_hash, roles, created_by, created_at, revoked_at, last_used_at) VALUES ($1,$2,$3,$4,$5,$6,NULL,NULL)")
-            .bind(&id)
-            .bind(name)
-            .bind(sha256(&key))
-            .bind(roles_text(&roles))
-            .bind(by)
-            .bind(now_ms())
-            .execute(&self.pool)
-            .await
-            .map_err(Problem::internal)?;
-        Ok((id, key))
+        let now = now_ms();
+        let expires_at = now + days * 86_400_000;
+        sqlx::query(
+            "INSERT INTO api_keys (id, name, key_hash, roles, created_by, created_at, revoked_at, last_used_at, expires_at, scopes) \
+             VALUES ($1,$2,$3,$4,$5,$6,NULL,NULL,$7,$8)",
+        )
+        .bind(&id)
+        .bind(name)
+        .bind(sha256(&key))
+        .bind(roles_text(&roles))
+        .bind(by)
+        .bind(now)
+        .bind(expires_at)
+        .bind(new.scopes.join(","))
+        .execute(&self.pool)
+        .await
+        .map_err(Problem::internal)?;
+        Ok(ApiKeyCreated { id, name: name.to_owned(), key, expires_at, note: "shown once; store it now" })
     }
 
     pub async fn list_api_keys(&self) -> Result<Vec<serde_json::Value>, Problem> {
-        let rows = sqlx::query("SELECT id, name, roles, created_by, created_at, revoked_at FROM api_keys ORDER BY id")
+        let rows = sqlx::query(
+            "SELECT id, name, roles, created_by, created_at, revoked_at, expires_at, scopes, last_used_at FROM api_keys ORDER BY id",
+        )
             .fetch_all(&self.pool)
             .await
             .map_err(Problem::internal)?;
@@ -491,7 +581,11 @@ impl Auth {
                     "name": r.try_get::<String, _>(1)?,
                     "roles": r.try_get::<String, _>(2)?.split(',').collect::<Vec<_>>(),
                     "createdBy": r.try_get::<String, _>(3)?,
+                    "createdAt": r.try_get::<i64, _>(4)?,
                     "revoked": r.try_get::<Option<i64>, _>(5)?.is_some(),
+                    "expiresAt": r.try_get::<Option<i64>, _>(6)?,
+                    "scopes": r.try_get::<String, _>(7)?.split(',').filter(|s| !s.is_empty()).collect::<Vec<_>>(),
+                    "lastUsedAt": r.try_get::<Option<i64>, _>(8)?,
                 }))
             })
             .collect::<Result<_, _>>()
@@ -512,27 +606,51 @@ impl Auth {
         Ok(())
     }
 
-    /// An API key → the principal and a short-lived token for the services.
-    pub async fn authenticate_api_key(&self, key: &str) -> Result<(Principal, String), Problem> {
-        let row = sqlx::query("SELECT id, name, roles, revoked_at FROM api_keys WHERE key_hash = $1")
-            .bind(sha256(key.trim()))
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(Problem::internal)?
-            .ok_or_else(|| Problem::unauthorized("unknown API key"))?;
+    /// An API key → the caller, with a short-lived token for the services.
+    pub async fn authenticate_api_key(&self, key: &str) -> Result<Caller, Problem> {
+        let row = sqlx::query(
+            "SELECT id, name, roles, revoked_at, expires_at, scopes, last_used_at FROM api_keys WHERE key_hash = $1",
+        )
+        .bind(sha256(key.trim()))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(Problem::internal)?
+        .ok_or_else(|| Problem::unauthorized("unknown API key"))?;
+        let id: String = row.try_get(0).map_err(Problem::internal)?;
         let revoked: Option<i64> = row.try_get(3).map_err(Problem::internal)?;
         if revoked.is_some() {
             return Err(Problem::unauthorized("the API key was revoked"));
         }
+        let now = now_ms();
+        let expires: Option<i64> = row.try_get(4).map_err(Problem::internal)?;
+        if expires.is_none_or(|e| e <= now) {
+            return Err(Problem::unauthorized("the API key has expired; create a new one"));
+        }
+        let last_used: Option<i64> = row.try_get(6).map_err(Problem::internal)?;
+        if last_used.is_none_or(|t| now - t >= LAST_USED_EVERY_MS) {
+            sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(&id)
+                .execute(&self.pool)
+                .await
+                .map_err(Problem::internal)?;
+        }
         let name: String = row.try_get(1).map_err(Problem::internal)?;
         let roles = roles_of(&row.try_get::<String, _>(2).map_err(Problem::internal)?);
+        let scopes: Vec<String> = row
+            .try_get::<String, _>(5)
+            .map_err(Problem::internal)?
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
         let subject = format!("apikey:{name}");
         let token = self.signer.mint(&subject, &roles, Duration::from_secs(120)).map_err(Problem::internal)?;
-        Ok((Principal { subject, roles }, token))
+        Ok(Caller { principal: Principal { subject, roles }, token, scopes: Some(scopes) })
     }
 
     /// Who is calling: a bearer access token or an API key.
-    pub async fn caller(&self, headers: &http::HeaderMap) -> Result<(Principal, String), Problem> {
+    pub async fn caller(&self, headers: &http::HeaderMap) -> Result<Caller, Problem> {
         if let Some(key) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
             return self.authenticate_api_key(key).await;
         }
@@ -547,14 +665,75 @@ impl Auth {
             .strip_prefix("Bearer ")
             .ok_or_else(|| Problem::unauthorized("Authorization must be 'Bearer <token>' or 'ApiKey <key>'"))?
             .trim();
-        let p = self.verifier.verify(token).map_err(|e| Problem::unauthorized(e.to_string()))?;
-        if p.roles.contains(&Role::Service) {
+        let v = self.verifier.verify_token(token).map_err(|e| Problem::unauthorized(e.to_string()))?;
+        if v.principal.roles.contains(&Role::Service) {
             // It reads unmasked bank accounts: systems only, each with its
             // own revocable key, never a person's bearer token.
             return Err(Problem::forbidden(
                 "the service role is for internal systems: use an API key (X-API-Key) or call the services over gRPC",
             ));
         }
-        Ok((p, token.to_owned()))
+        self.check_not_revoked(&v).await?;
+        Ok(Caller { principal: v.principal, token: token.to_owned(), scopes: None })
     }
+
+    /// UNAUTHORIZED for a token whose session ended (logout, a reused
+    /// refresh token, a password change, an account disabled) or, for a
+    /// token minted outside a login, one issued before its account's last
+    /// password change or disabling.
+    async fn check_not_revoked(&self, v: &Verified) -> Result<(), Problem> {
+        let row = sqlx::query(
+            "SELECT a.disabled, a.tokens_after, \
+             (SELECT COUNT(*) FROM refresh_tokens r WHERE r.family_id = $2 AND r.account_id = a.id AND r.revoked_at IS NULL) \
+             FROM accounts a WHERE a.staff_id = $1",
+        )
+        .bind(&v.principal.subject)
+        .bind(v.session.as_deref().unwrap_or(""))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(Problem::internal)?;
+        let Some(row) = row else {
+            return match v.session {
+                Some(_) => Err(Problem::unauthorized("the account of this session no longer exists")),
+                // A token minted for a system or a person without an account.
+                None => Ok(()),
+            };
+        };
+        let disabled: i64 = row.try_get(0).map_err(Problem::internal)?;
+        let tokens_after: i64 = row.try_get(1).map_err(Problem::internal)?;
+        let live: i64 = row.try_get(2).map_err(Problem::internal)?;
+        if disabled == 1 {
+            return Err(Problem::unauthorized("the account is disabled"));
+        }
+        match v.session {
+            Some(_) if live == 0 => {
+                Err(Problem::unauthorized("this session has ended (logged out or revoked); log in again"))
+            }
+            None if v.issued_at < tokens_after => {
+                Err(Problem::unauthorized("the token was issued before the account's password changed; mint a new one"))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewApiKey {
+    pub name: String,
+    pub roles: Vec<String>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub expires_in_days: Option<i64>,
+}
+
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyCreated {
+    pub id: String,
+    pub name: String,
+    pub key: String,
+    pub expires_at: i64,
+    pub note: &'static str,
 }

@@ -246,10 +246,31 @@ impl Gateway {
         self.upstream(rpc.split('.').nth(1).unwrap_or_default())
     }
 
-    async fn caller(&self, headers: &HeaderMap) -> Result<(Principal, String), Problem> {
-        let (p, token) = self.auth.caller(headers).await?;
-        limited(&self.per_key, format!("key:{}", p.subject))?;
-        Ok((p, token))
+    /// The caller, limited to its rate, if it may make every call in `rpcs`
+    /// (an API key's scopes).
+    async fn caller(&self, headers: &HeaderMap, rpcs: &[&str]) -> Result<(Principal, String), Problem> {
+        let c = self.auth.caller(headers).await?;
+        limited(&self.per_key, format!("key:{}", c.principal.subject))?;
+        for rpc in rpcs {
+            c.may_call(rpc)?;
+        }
+        Ok((c.principal, c.token))
+    }
+
+    /// A person (not an API key), limited to their rate.
+    async fn person(&self, headers: &HeaderMap) -> Result<Principal, Problem> {
+        let c = self.auth.caller(headers).await?;
+        limited(&self.per_key, format!("key:{}", c.principal.subject))?;
+        c.person().cloned()
+    }
+
+    /// An API key scope: a service the gateway forwards to, or one of its
+    /// calls.
+    fn known_scope(&self, scope: &str) -> bool {
+        if scope.contains('/') {
+            return rpc::method(&self.pool, scope).is_some();
+        }
+        self.upstreams.contains_key(scope)
     }
 
     /// One REST call through its route.
@@ -261,7 +282,7 @@ impl Gateway {
         query: Vec<(String, String)>,
         body: Bytes,
     ) -> Result<Response, Problem> {
-        let (_, token) = self.caller(headers).await?;
+        let (_, token) = self.caller(headers, &[route.rpc]).await?;
         let m = rpc::method(&self.pool, route.rpc)
             .ok_or_else(|| Problem::internal(format!("unknown rpc {}", route.rpc)))?;
         let body = if body.is_empty() {
@@ -419,13 +440,6 @@ struct AccountPatch {
     disabled: bool,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct NewApiKey {
-    name: String,
-    roles: Vec<String>,
-}
-
 fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Problem> {
     serde_json::from_slice(body).map_err(|e| Problem::bad_request("body", e.to_string()))
 }
@@ -452,14 +466,14 @@ async fn logout(State(gw): State<AppState>, body: Bytes) -> Result<Response, Pro
 }
 
 async fn change_password(State(gw): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, Problem> {
-    let (p, _) = gw.caller(&headers).await?;
+    let p = gw.person(&headers).await?;
     let b: PasswordBody = json_body(&body)?;
     gw.auth.change_password(&p.subject, &b.current_password, &b.new_password).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn create_account(State(gw): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, Problem> {
-    let (p, _) = gw.caller(&headers).await?;
+    let p = gw.person(&headers).await?;
     require(&p, access::roles("POST", "/api/v1/accounts"))?;
     let b: NewAccount = json_body(&body)?;
     let a = gw.auth.create_account(&b.username, &b.password, &b.roles, &b.staff_id).await?;
@@ -467,7 +481,7 @@ async fn create_account(State(gw): State<AppState>, headers: HeaderMap, body: By
 }
 
 async fn list_accounts(State(gw): State<AppState>, headers: HeaderMap) -> Result<Response, Problem> {
-    let (p, _) = gw.caller(&headers).await?;
+    let p = gw.person(&headers).await?;
     require(&p, access::roles("GET", "/api/v1/accounts"))?;
     Ok(Json(json!({"accounts": gw.auth.list_accounts().await?})).into_response())
 }
@@ -478,7 +492,7 @@ async fn patch_account(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, Problem> {
-    let (p, _) = gw.caller(&headers).await?;
+    let p = gw.person(&headers).await?;
     require(&p, access::roles("PATCH", "/api/v1/accounts/{id}"))?;
     let b: AccountPatch = json_body(&body)?;
     gw.auth.set_disabled(&id, b.disabled).await?;
@@ -486,16 +500,15 @@ async fn patch_account(
 }
 
 async fn create_api_key(State(gw): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, Problem> {
-    let (p, _) = gw.caller(&headers).await?;
+    let p = gw.person(&headers).await?;
     require(&p, access::roles("POST", "/api/v1/api-keys"))?;
-    let b: NewApiKey = json_body(&body)?;
-    let (id, key) = gw.auth.create_api_key(&b.name, &b.roles, &p.subject).await?;
-    Ok((StatusCode::CREATED, Json(json!({"id": id, "name": b.name, "key": key, "note": "shown once; store it now"})))
-        .into_response())
+    let b: auth::NewApiKey = json_body(&body)?;
+    let created = gw.auth.create_api_key(&b, |s| gw.known_scope(s), &p.subject).await?;
+    Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
 async fn list_api_keys(State(gw): State<AppState>, headers: HeaderMap) -> Result<Response, Problem> {
-    let (p, _) = gw.caller(&headers).await?;
+    let p = gw.person(&headers).await?;
     require(&p, access::roles("GET", "/api/v1/api-keys"))?;
     Ok(Json(json!({"apiKeys": gw.auth.list_api_keys().await?})).into_response())
 }
@@ -505,21 +518,21 @@ async fn revoke_api_key(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    let (p, _) = gw.caller(&headers).await?;
+    let p = gw.person(&headers).await?;
     require(&p, access::roles("DELETE", "/api/v1/api-keys/{id}"))?;
     gw.auth.revoke_api_key(&id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn me(State(gw): State<AppState>, headers: HeaderMap) -> Result<Response, Problem> {
-    let (p, _) = gw.caller(&headers).await?;
+    let (p, _) = gw.caller(&headers, &[]).await?;
     Ok(Json(json!({"staffId": p.subject, "roles": p.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>()}))
         .into_response())
 }
 
 /// Bulk import: a JSON array of rows, streamed to ImportCustomers.
 async fn import_customers(State(gw): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, Problem> {
-    let (_, token) = gw.caller(&headers).await?;
+    let (_, token) = gw.caller(&headers, &["kefu.customers.v1.CustomerService/ImportCustomers"]).await?;
     let rows: Vec<Value> = json_body(&body)?;
     let m = rpc::method(&gw.pool, "kefu.customers.v1.CustomerService/ImportCustomers")
         .ok_or_else(|| Problem::internal("import rpc"))?;
@@ -561,7 +574,7 @@ async fn events(
     headers: HeaderMap,
     Query(q): Query<EventsQuery>,
 ) -> Result<Response, Problem> {
-    let (_, token) = gw.caller(&headers).await?;
+    let (_, token) = gw.caller(&headers, &["kefu.tickets.v1.TicketService/WatchSlaEvents"]).await?;
     let since = headers.get("last-event-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     let mut client = tpb::ticket_service_client::TicketServiceClient::with_interceptor(
         gw.upstream("tickets")?,
@@ -602,7 +615,12 @@ async fn customer_overview(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    let (_, token) = gw.caller(&headers).await?;
+    let (_, token) = gw
+        .caller(
+            &headers,
+            &["kefu.customers.v1.CustomerService/GetCustomer", "kefu.tickets.v1.TicketService/ListTickets"],
+        )
+        .await?;
     let customer = gw.call_json("kefu.customers.v1.CustomerService/GetCustomer", &token, json!({"id": id})).await?;
     let tickets = gw
         .call_json("kefu.tickets.v1.TicketService/ListTickets", &token, json!({"customerId": id, "pageSize": 200}))

@@ -83,7 +83,12 @@ async fn eight_concurrent_retries_with_one_idempotency_key_make_one_resource(app
 async fn service_key(app: &App) -> String {
     let admin = app.admin_token().await;
     let (s, key, _) = app
-        .call(Method::POST, "/api/v1/api-keys", &admin, Some(json!({"name": "telephony", "roles": ["service"]})))
+        .call(
+            Method::POST,
+            "/api/v1/api-keys",
+            &admin,
+            Some(json!({"name": "telephony", "roles": ["service"], "scopes": ["customers", "tickets"]})),
+        )
         .await;
     assert_eq!(s, 201, "{key}");
     key["key"].as_str().unwrap().to_owned()
@@ -292,6 +297,155 @@ async fn a_rest_bearer_token_with_the_service_role_is_refused(app: App) {
     assert_eq!(with_key.status(), 200);
 }
 
+async fn login_pair(app: &App, user: &str, password: &str) -> (String, String) {
+    let r = app.login(user, password).await;
+    assert_eq!(r.status(), 200, "{user} logs in");
+    let v: Value = r.json().await.unwrap();
+    (v["accessToken"].as_str().unwrap().to_owned(), v["refreshToken"].as_str().unwrap().to_owned())
+}
+
+async fn status_of(app: &App, token: &str) -> u16 {
+    app.call(Method::GET, "/api/v1/customers", token, None).await.0
+}
+
+/// A stolen access token is worth nothing once its session ends: logout,
+/// reuse of a rotated refresh token, a password change and disabling the
+/// account each end REST access at once, not when the token expires. Tokens
+/// minted outside a login for the account end with a password change too.
+async fn logout_reuse_password_change_and_disabling_end_rest_access_at_once(app: App) {
+    let admin = app.admin_token().await;
+    let (s, body, _) = app
+        .call(
+            Method::POST,
+            "/api/v1/accounts",
+            &admin,
+            Some(json!({"username": "carol", "password": "correct horse battery", "roles": ["agent"], "staffId": "s-carol"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let (a1, r1) = login_pair(&app, "carol", "correct horse battery").await;
+    let (a2, r2) = login_pair(&app, "carol", "correct horse battery").await;
+    assert_eq!((status_of(&app, &a1).await, status_of(&app, &a2).await), (200, 200));
+
+    // Logout ends that session's access token, not the other session's.
+    let out = app.http.post(app.url("/api/v1/auth/logout")).json(&json!({"refreshToken": r1})).send().await.unwrap();
+    assert_eq!(out.status(), 204);
+    let (s, p, _) = app.call(Method::GET, "/api/v1/customers", &a1, None).await;
+    assert_eq!(s, 401, "the logged-out session's access token is refused at once: {p}");
+    assert!(p["detail"].as_str().unwrap().contains("session has ended"), "{p}");
+    assert_eq!(status_of(&app, &a2).await, 200, "another session is untouched");
+
+    // Someone replays a rotated refresh token: the whole session ends.
+    let rotated =
+        app.http.post(app.url("/api/v1/auth/refresh")).json(&json!({"refreshToken": r2})).send().await.unwrap();
+    assert_eq!(rotated.status(), 200);
+    let a2b = rotated.json::<Value>().await.unwrap()["accessToken"].as_str().unwrap().to_owned();
+    assert_eq!(status_of(&app, &a2b).await, 200);
+    let replay =
+        app.http.post(app.url("/api/v1/auth/refresh")).json(&json!({"refreshToken": r2})).send().await.unwrap();
+    assert_eq!(replay.status(), 401);
+    assert_eq!((status_of(&app, &a2).await, status_of(&app, &a2b).await), (401, 401));
+
+    // A password change ends every session and older minted tokens.
+    let (a3, _) = login_pair(&app, "carol", "correct horse battery").await;
+    let minted = app.minted("s-carol", Role::Agent);
+    assert_eq!(status_of(&app, &minted).await, 200);
+    let (s, _, _) = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/password",
+            &a3,
+            Some(json!({"currentPassword": "correct horse battery", "newPassword": "a different long one"})),
+        )
+        .await;
+    assert_eq!(s, 204);
+    assert_eq!(status_of(&app, &a3).await, 401, "the session that changed the password ends too");
+    let (s, p, _) = app.call(Method::GET, "/api/v1/me", &minted, None).await;
+    assert_eq!(s, 401, "a token minted before the change is refused: {p}");
+    let (a4, _) = login_pair(&app, "carol", "a different long one").await;
+    assert_eq!(status_of(&app, &a4).await, 200, "the new password's session works");
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let minted_after = app.minted("s-carol", Role::Agent);
+    assert_eq!(status_of(&app, &minted_after).await, 200, "a token minted after the change works");
+
+    // Disabling the account ends everything.
+    let (_, accounts, _) = app.call(Method::GET, "/api/v1/accounts", &admin, None).await;
+    let id = accounts["accounts"].as_array().unwrap().iter().find(|a| a["username"] == "carol").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (s, _, _) =
+        app.call(Method::PATCH, &format!("/api/v1/accounts/{id}"), &admin, Some(json!({"disabled": true}))).await;
+    assert_eq!(s, 204);
+    assert_eq!((status_of(&app, &a4).await, status_of(&app, &minted_after).await), (401, 401));
+}
+
+/// API keys name what they may call and when they stop working; the
+/// gateway keeps when each was last used; keys cannot manage people.
+async fn api_keys_are_scoped_expire_and_record_their_last_use(app: App) {
+    let admin = app.admin_token().await;
+    let create = |body: Value| {
+        let (app, admin) = (&app, admin.clone());
+        async move { app.call(Method::POST, "/api/v1/api-keys", &admin, Some(body)).await }
+    };
+    for (body, field) in [
+        (json!({"name": "crm", "roles": ["agent"]}), "scopes"),
+        (json!({"name": "crm", "roles": ["agent"], "scopes": ["payroll"]}), "scopes[0]"),
+        (
+            json!({"name": "crm", "roles": ["agent"], "scopes": ["kefu.customers.v1.CustomerService/DropAll"]}),
+            "scopes[0]",
+        ),
+        (json!({"name": "crm", "roles": ["agent"], "scopes": ["customers"], "expiresInDays": 0}), "expiresInDays"),
+        (json!({"name": "crm", "roles": ["agent"], "scopes": ["customers"], "expiresInDays": 5000}), "expiresInDays"),
+    ] {
+        let (s, p, _) = create(body.clone()).await;
+        assert_eq!(s, 400, "{body}: {p}");
+        assert!(fields(&p).contains(&field.to_owned()), "{body} names {field}: {p}");
+    }
+    let (_, before, _) = app.call(Method::GET, "/api/v1/api-keys", &admin, None).await;
+    assert_eq!(before["apiKeys"].as_array().unwrap().len(), 0, "refused keys were not made");
+
+    let (s, made, _) = create(json!({"name": "crm", "roles": ["admin"], "scopes": ["customers"]})).await;
+    assert_eq!(s, 201, "{made}");
+    let key = made["key"].as_str().unwrap().to_owned();
+    let in_90_days = chrono::Utc::now().timestamp_millis() + 90 * 86_400_000;
+    assert!((made["expiresAt"].as_i64().unwrap() - in_90_days).abs() < 60_000, "90 days by default: {made}");
+
+    assert_eq!(app.get_with_key("/api/v1/customers", &key).await.0, 200, "in scope");
+    let (s, p) = app.get_with_key("/api/v1/tickets", &key).await;
+    assert_eq!(s, 403, "tickets are outside the key's scopes: {p}");
+    assert!(p["detail"].as_str().unwrap().contains("scopes"), "{p}");
+    let (s, _) = app.get_with_key("/api/v1/events", &key).await;
+    assert_eq!(s, 403, "nor may it watch tickets' events");
+    let r = app
+        .http
+        .post(app.url("/api/v1/accounts"))
+        .header("X-API-Key", &key)
+        .json(&json!({"username": "mallory", "password": "correct horse battery", "roles": ["admin"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "an admin-role key still cannot make accounts");
+    assert_eq!(app.login("mallory", "correct horse battery").await.status(), 401);
+
+    let (_, list, _) = app.call(Method::GET, "/api/v1/api-keys", &admin, None).await;
+    let listed = &list["apiKeys"][0];
+    assert_eq!(listed["scopes"], json!(["customers"]));
+    assert!(listed["lastUsedAt"].as_i64().is_some(), "last use is kept: {listed}");
+
+    // Its time runs out (as 90 days later).
+    let id = made["id"].as_str().unwrap();
+    sqlx::query("UPDATE api_keys SET expires_at = $1 WHERE id = $2")
+        .bind(chrono::Utc::now().timestamp_millis() - 1)
+        .bind(id)
+        .execute(&app.raw)
+        .await
+        .unwrap();
+    let (s, p) = app.get_with_key("/api/v1/customers", &key).await;
+    assert_eq!(s, 401, "{p}");
+    assert!(p["detail"].as_str().unwrap().contains("expired"), "{p}");
+}
+
 kefu_testkit::on_both_backends!(spawn;
     eight_concurrent_retries_with_one_idempotency_key_make_one_resource,
     timestamps_before_1970_or_past_9999_are_refused_naming_the_field,
@@ -303,4 +457,6 @@ kefu_testkit::on_both_backends!(spawn;
     accounts_refuse_weak_passwords_shared_staff_ids_and_case_twins,
     the_query_string_cannot_override_the_path_or_flood_the_request_id,
     a_rest_bearer_token_with_the_service_role_is_refused,
+    logout_reuse_password_change_and_disabling_end_rest_access_at_once,
+    api_keys_are_scoped_expire_and_record_their_last_use,
 );

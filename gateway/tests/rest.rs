@@ -288,7 +288,12 @@ async fn tokens_refresh_rotation_lockout_and_api_keys(app: App) {
 
     // API keys: shown once, work, can be revoked.
     let (s, key, _) = app
-        .call(Method::POST, "/api/v1/api-keys", &admin, Some(json!({"name": "crm-sync", "roles": ["service"]})))
+        .call(
+            Method::POST,
+            "/api/v1/api-keys",
+            &admin,
+            Some(json!({"name": "crm-sync", "roles": ["service"], "scopes": ["customers"]})),
+        )
         .await;
     assert_eq!(s, 201, "{key}");
     let secret = key["key"].as_str().unwrap().to_owned();

@@ -23,6 +23,8 @@ pub struct App {
     pub admin_password: String,
     /// The gateway's admin port.
     pub admin_base: String,
+    /// A separate pool on the gateway's database, for what a DBA could do.
+    pub raw: sqlx::AnyPool,
 }
 
 /// 2026-03-02 09:00 in Shanghai.
@@ -41,10 +43,10 @@ pub async fn spawn_with(
         Suite::spawn_with(backend, SuiteOptions { start_ms: T0, gateway: Some(Box::new(tweak)), ..Default::default() })
             .await?;
     let gw = suite.gateway.as_ref().expect("started with a gateway");
-    let (base, admin_password, signing, admin_base) =
-        (gw.base.clone(), gw.admin_password.clone(), gw.signing.clone(), gw.admin_addr.clone());
+    let (base, admin_password, signing, admin_base, raw) =
+        (gw.base.clone(), gw.admin_password.clone(), gw.signing.clone(), gw.admin_addr.clone(), gw.raw.clone());
     let clock = suite.clock.clone();
-    Some(App { suite, base, http: reqwest::Client::new(), clock, signing, admin_password, admin_base })
+    Some(App { suite, base, http: reqwest::Client::new(), clock, signing, admin_password, admin_base, raw })
 }
 
 impl App {
@@ -92,6 +94,19 @@ impl App {
         let json =
             if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
         (status, json, headers)
+    }
+
+    /// A token for `subject` minted outside a login, as `kefu admin token`
+    /// does.
+    pub fn minted(&self, subject: &str, role: Role) -> String {
+        TokenSigner::from_entry(&self.signing).unwrap().mint(subject, &[role], Duration::from_secs(600)).unwrap()
+    }
+
+    /// GET `path` with an API key.
+    pub async fn get_with_key(&self, path: &str, key: &str) -> (u16, Value) {
+        let r = self.http.get(self.url(path)).header("X-API-Key", key).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
     }
 
     pub async fn sweep(&self) {

@@ -104,6 +104,20 @@ struct Claims {
     aud: String,
     iat: i64,
     exp: i64,
+    /// The login session (refresh-token family) an access token belongs to;
+    /// the gateway refuses the token once that session has ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sid: Option<String>,
+}
+
+/// A verified token: its caller, and what a session check needs.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub principal: Principal,
+    /// The login session the token was issued for, if any.
+    pub session: Option<String>,
+    /// When it was issued (Unix seconds).
+    pub issued_at: i64,
 }
 
 /// The longest lifetime (exp − iat) a token may have. Verifiers refuse
@@ -136,6 +150,15 @@ impl TokenSigner {
     }
 
     pub fn mint(&self, subject: &str, roles: &[Role], ttl: Duration) -> anyhow::Result<String> {
+        self.mint_claims(subject, roles, ttl, None)
+    }
+
+    /// A token bound to login session `session`.
+    pub fn mint_session(&self, subject: &str, roles: &[Role], ttl: Duration, session: &str) -> anyhow::Result<String> {
+        self.mint_claims(subject, roles, ttl, Some(session.to_owned()))
+    }
+
+    fn mint_claims(&self, subject: &str, roles: &[Role], ttl: Duration, sid: Option<String>) -> anyhow::Result<String> {
         if subject.trim().is_empty() {
             anyhow::bail!("a token needs a subject (staff id)");
         }
@@ -154,6 +177,7 @@ impl TokenSigner {
             aud: AUDIENCE.into(),
             iat: now,
             exp: now.saturating_add(ttl),
+            sid,
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.kid.clone());
@@ -179,6 +203,11 @@ impl TokenVerifier {
     }
 
     pub fn verify(&self, token: &str) -> Result<Principal, Error> {
+        self.verify_token(token).map(|v| v.principal)
+    }
+
+    /// Verifies `token` and returns it with its session and issue time.
+    pub fn verify_token(&self, token: &str) -> Result<Verified, Error> {
         let unauth = |m: &str| Error::Unauthenticated(m.to_owned());
         let header = jsonwebtoken::decode_header(token).map_err(|_| unauth("malformed token"))?;
         if header.alg != Algorithm::EdDSA {
@@ -208,7 +237,11 @@ impl TokenVerifier {
         {
             return Err(unauth("token lifetime is longer than allowed; mint a new one"));
         }
-        Ok(Principal { subject: data.claims.sub, roles: data.claims.roles })
+        Ok(Verified {
+            principal: Principal { subject: data.claims.sub, roles: data.claims.roles },
+            session: data.claims.sid,
+            issued_at: data.claims.iat,
+        })
     }
 
     /// Extracts and verifies `authorization: Bearer <token>`.

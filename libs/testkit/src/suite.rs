@@ -110,6 +110,8 @@ pub struct GatewayHandle {
     pub signing: KeyEntry,
     /// The gateway's admin port (`/metrics`, `/healthz`, `/readyz`).
     pub admin_addr: String,
+    /// A separate pool on the gateway's database, for what a DBA could do.
+    pub raw: AnyPool,
 }
 
 /// Customers and tickets on one gRPC server, over fresh databases.
@@ -304,5 +306,12 @@ async fn spawn_gateway(
         kefu_gateway::admin_router(pool, shutdown.clone()),
         shutdown.clone(),
     ));
-    Some(GatewayHandle { base, admin_password, signing: signing.clone(), admin_addr: format!("http://{admin_addr}") })
+    let raw = kefu_kit::db::connect(&url, 2).await.unwrap();
+    Some(GatewayHandle {
+        base,
+        admin_password,
+        signing: signing.clone(),
+        admin_addr: format!("http://{admin_addr}"),
+        raw,
+    })
 }
