@@ -151,6 +151,10 @@ enum AdminCommand {
         database_url: Option<String>,
         #[arg(long, env = "KEFU_DATA_DIR", default_value = "./kefu-data")]
         data_dir: PathBuf,
+        /// The gateway's audit keys; default: `kefu up`'s in the data
+        /// directory.
+        #[arg(long, env = "KEFU_AUDIT_KEYS", hide_env_values = true)]
+        audit_keys: Option<String>,
     },
     /// Generate a key: a token signing key (with its public key) or a data key.
     Keygen {
@@ -168,6 +172,8 @@ enum KeyKind {
     Token,
     /// AES-256 data key; prints KEFU_DATA_KEYS.
     Data,
+    /// HMAC key that signs audit entries; prints KEFU_AUDIT_KEYS.
+    Audit,
 }
 
 #[derive(Args, Clone)]
@@ -256,6 +262,12 @@ async fn serve(cmd: ServeCommand) -> anyhow::Result<()> {
                 kefu_kit::db::migrate(&pool, &kefu_gateway::MIGRATOR).await?;
             }
             let gw = std::sync::Arc::new(kefu_gateway::Gateway::new(&gateway, pool.clone())?);
+            let checkpoints = tokio::spawn(kefu_kit::audit::checkpoints(
+                "gateway",
+                pool.clone(),
+                gateway.audit.audit_checkpoint_every,
+                tokio_util::sync::CancellationToken::new(),
+            ));
             let listener = tokio::net::TcpListener::bind(gateway.http_listen)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen for HTTP on {}: {e}", gateway.http_listen))?;
@@ -274,6 +286,7 @@ async fn serve(cmd: ServeCommand) -> anyhow::Result<()> {
                 admin_stop.clone(),
             ));
             let result = kefu_gateway::serve_public(listener, app, &gw, &gateway, shutdown).await;
+            checkpoints.abort();
             admin_stop.cancel();
             let _ = admin_task.await;
             guard.shutdown().await;
@@ -327,6 +340,7 @@ async fn create_user(
     password: Option<String>,
     database_url: Option<String>,
     data_dir: &std::path::Path,
+    audit_keys: kefu_kit::audit::AuditKeys,
 ) -> anyhow::Result<()> {
     let url = database_url.unwrap_or_else(|| format!("sqlite://{}", data_dir.join("gateway.db").display()));
     kefu_kit::db::validate_url(&url)?;
@@ -343,10 +357,10 @@ async fn create_user(
     // Only the account store is needed here; no tokens are minted.
     let signer = TokenSigner::from_entry(&KeyEntry::generate("cli"))?;
     let verifier = kefu_kit::auth::TokenVerifier::new(&keys::parse_key_list("k", &signer.public_key())?)?;
-    let auth = kefu_gateway::auth::Auth { pool, signer, verifier };
+    let auth = kefu_gateway::auth::Auth { pool, signer, verifier, audit_keys };
     let roles: Vec<String> = roles.iter().map(|r| r.as_str().to_owned()).collect();
     let account = auth
-        .create_account(username, &password, &roles, staff_id)
+        .create_account(username, &password, &roles, staff_id, &kefu_gateway::auth::operator())
         .await
         .map_err(|p| anyhow::anyhow!("{}", p.detail))?;
     println!("created account {} ({}) with roles {}", account.username, account.id, account.roles.join(", "));
@@ -355,8 +369,11 @@ async fn create_user(
 
 async fn admin(cmd: AdminCommand) -> anyhow::Result<()> {
     match cmd {
-        AdminCommand::CreateUser { username, roles, staff_id, password, database_url, data_dir } => {
-            create_user(&username, &roles, &staff_id, password, database_url, &data_dir).await?;
+        AdminCommand::CreateUser { username, roles, staff_id, password, database_url, data_dir, audit_keys } => {
+            let audit = kefu_kit::audit::AuditArgs { audit_keys, ..Default::default() };
+            let embedded = kefu_kit::module::Embedded { data_dir: data_dir.clone(), ..Default::default() };
+            let audit_keys = audit.keys(Some(&embedded))?;
+            create_user(&username, &roles, &staff_id, password, database_url, &data_dir, audit_keys).await?;
         }
         AdminCommand::Token { roles, staff_id, ttl, key } => {
             let token = key.signer()?.mint(&staff_id, &roles, ttl)?;
@@ -370,6 +387,7 @@ async fn admin(cmd: AdminCommand) -> anyhow::Result<()> {
                 println!("KEFU_TOKEN_PUBLIC_KEYS={}", signer.public_key());
             }
             KeyKind::Data => println!("KEFU_DATA_KEYS={}", KeyEntry::generate(&kid).encode()),
+            KeyKind::Audit => println!("KEFU_AUDIT_KEYS={}", KeyEntry::generate(&kid).encode()),
         },
     }
     Ok(())

@@ -87,7 +87,14 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     let mut gateway_args =
         kefu_gateway::GatewayArgs::all_in_one(&self_addr, signing[0].encode(), args.http_listen, args.admin_listen);
     gateway_args.cors_origins = args.cors_origins.clone();
-    let gateway = Arc::new(kefu_gateway::Gateway::new(&gateway_args, gateway_pool)?);
+    gateway_args.audit.audit_keys = Some(embedded.key_file("audit.keys")?);
+    let gateway = Arc::new(kefu_gateway::Gateway::new(&gateway_args, gateway_pool.clone())?);
+    tokio::spawn(kefu_kit::audit::checkpoints(
+        "gateway",
+        gateway_pool,
+        gateway_args.audit.audit_checkpoint_every,
+        shutdown.clone(),
+    ));
     let bootstrap = kefu_gateway::bootstrap_admin(&gateway.auth).await.map_err(|p| anyhow::anyhow!("{}", p.detail))?;
     let http = tokio::net::TcpListener::bind(args.http_listen)
         .await

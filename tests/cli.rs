@@ -140,6 +140,20 @@ fn bad_settings_stop_kefu_with_a_message_naming_them() {
         .args(["serve", "customers"])
         .env("KEFU_TOKEN_PUBLIC_KEYS", &public)
         .env("KEFU_DATA_KEYS", &data_keys)
+        .env_remove("KEFU_AUDIT_KEYS")
+        .env("KEFU_DATABASE_URL", "sqlite://x.db")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("set KEFU_AUDIT_KEYS"), "the audit key is required: {err}");
+
+    let audit = run(&["admin", "keygen", "audit"]).1;
+    let audit_keys = audit.trim().strip_prefix("KEFU_AUDIT_KEYS=").unwrap().to_owned();
+    let out = Command::new(KEFU)
+        .args(["serve", "customers"])
+        .env("KEFU_TOKEN_PUBLIC_KEYS", &public)
+        .env("KEFU_DATA_KEYS", &data_keys)
+        .env("KEFU_AUDIT_KEYS", &audit_keys)
         .env("KEFU_DATABASE_URL", "mysql://db/kefu")
         .output()
         .unwrap();

@@ -8,7 +8,10 @@ use argon2::{
     password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng},
 };
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use kefu_kit::auth::{Principal, Role, TokenSigner, TokenVerifier, Verified};
+use kefu_kit::{
+    audit::AuditKeys,
+    auth::{Principal, Role, TokenSigner, TokenVerifier, Verified},
+};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use sqlx::{AnyPool, Row};
@@ -170,6 +173,25 @@ pub struct Auth {
     pub pool: AnyPool,
     pub signer: TokenSigner,
     pub verifier: TokenVerifier,
+    pub audit_keys: AuditKeys,
+}
+
+/// Who made a change from the shell (`kefu admin`, the first start).
+pub fn operator() -> Principal {
+    Principal { subject: "kefu-admin".into(), roles: vec![Role::Admin] }
+}
+
+/// Appends an audit entry by `by` about account or key `subject` inside `tx`.
+async fn audit(
+    tx: &mut sqlx::AnyConnection,
+    keys: &AuditKeys,
+    by: &Principal,
+    action: &str,
+    subject: &str,
+    detail: String,
+) -> Result<(), Problem> {
+    let ev = kefu_kit::audit::Event { detail, ..kefu_kit::audit::Event::by(by, action, subject) };
+    kefu_kit::audit::append(tx, keys, ev).await.map(drop).map_err(Problem::from)
 }
 
 impl Auth {
@@ -179,6 +201,7 @@ impl Auth {
         password: &str,
         roles: &[String],
         staff_id: &str,
+        by: &Principal,
     ) -> Result<Account, Problem> {
         let username = username.trim();
         if username.is_empty()
@@ -221,18 +244,20 @@ impl Auth {
         }
         let id = uuid::Uuid::now_v7().to_string();
         let now = now_ms();
+        let hash = hash_password(password)?;
+        let mut tx = self.pool.begin().await.map_err(Problem::internal)?;
         let res = sqlx::query(
             "INSERT INTO accounts (id, username, password_hash, roles, staff_id, disabled, failed_logins, locked_until, created_at, updated_at) \
              VALUES ($1,$2,$3,$4,$5,0,0,NULL,$6,$7)",
         )
         .bind(&id)
         .bind(username)
-        .bind(hash_password(password)?)
+        .bind(&hash)
         .bind(roles_text(&roles))
         .bind(&staff_id)
         .bind(now)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await;
         match res {
             Ok(_) => {}
@@ -241,6 +266,9 @@ impl Auth {
             }
             Err(e) => return Err(Problem::internal(e)),
         }
+        let detail = format!("username={username} staff_id={staff_id} roles={}", roles_text(&roles));
+        audit(&mut tx, &self.audit_keys, by, "account.create", &id, detail).await?;
+        tx.commit().await.map_err(Problem::internal)?;
         Ok(Account {
             id,
             username: username.to_owned(),
@@ -277,7 +305,8 @@ impl Auth {
             .map_err(Problem::internal)
     }
 
-    pub async fn set_disabled(&self, id: &str, disabled: bool) -> Result<(), Problem> {
+    pub async fn set_disabled(&self, id: &str, disabled: bool, by: &Principal) -> Result<(), Problem> {
+        let mut tx = self.pool.begin().await.map_err(Problem::internal)?;
         // Disabling ends every token issued so far, sessions or not.
         let n = sqlx::query(
             "UPDATE accounts SET disabled = $1, updated_at = $2, \
@@ -287,7 +316,7 @@ impl Auth {
         .bind(now_ms())
         .bind(id)
         .bind(tokens_after_now())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(Problem::internal)?
         .rows_affected();
@@ -298,10 +327,13 @@ impl Auth {
             sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE account_id = $2 AND revoked_at IS NULL")
                 .bind(now_ms())
                 .bind(id)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await
                 .map_err(Problem::internal)?;
         }
+        let action = if disabled { "account.disable" } else { "account.enable" };
+        audit(&mut tx, &self.audit_keys, by, action, id, String::new()).await?;
+        tx.commit().await.map_err(Problem::internal)?;
         Ok(())
     }
 
@@ -478,7 +510,8 @@ impl Auth {
         Ok(())
     }
 
-    pub async fn change_password(&self, staff_id: &str, current: &str, new: &str) -> Result<(), Problem> {
+    pub async fn change_password(&self, by: &Principal, current: &str, new: &str) -> Result<(), Problem> {
+        let staff_id = by.subject.as_str();
         check_password_strength("newPassword", new)?;
         let row = sqlx::query("SELECT id, password_hash FROM accounts WHERE staff_id = $1")
             .bind(staff_id)
@@ -491,12 +524,14 @@ impl Auth {
         if !verify_password(current, &hash) {
             return Err(Problem::bad_request("currentPassword", "is not the current password"));
         }
+        let new_hash = hash_password(new)?;
+        let mut tx = self.pool.begin().await.map_err(Problem::internal)?;
         sqlx::query("UPDATE accounts SET password_hash = $1, updated_at = $2, tokens_after = $4 WHERE id = $3")
-            .bind(hash_password(new)?)
+            .bind(&new_hash)
             .bind(now_ms())
             .bind(&id)
             .bind(tokens_after_now())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(Problem::internal)?;
         // Every session ends with the old password, this one too: its
@@ -504,20 +539,22 @@ impl Auth {
         sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE account_id = $2 AND revoked_at IS NULL")
             .bind(now_ms())
             .bind(&id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(Problem::internal)?;
+        audit(&mut tx, &self.audit_keys, by, "account.password", &id, String::new()).await?;
+        tx.commit().await.map_err(Problem::internal)?;
         Ok(())
     }
 
-    /// A new API key; the secret is returned once and only its hash kept.
-    /// A new API key: its roles, the scopes it is limited to (each checked
+    /// A new API key (the secret is returned once and only its hash kept):
+    /// its roles, the scopes it is limited to (each checked
     /// by `known_scope`), and its lifetime in days.
     pub async fn create_api_key(
         &self,
         new: &NewApiKey,
         known_scope: impl Fn(&str) -> bool,
-        by: &str,
+        by: &Principal,
     ) -> Result<ApiKeyCreated, Problem> {
         let name = new.name.trim();
         if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
@@ -549,6 +586,7 @@ impl Auth {
         let key = format!("kefu_{id}_{}", random_token(24));
         let now = now_ms();
         let expires_at = now + days * 86_400_000;
+        let mut tx = self.pool.begin().await.map_err(Problem::internal)?;
         sqlx::query(
             "INSERT INTO api_keys (id, name, key_hash, roles, created_by, created_at, revoked_at, last_used_at, expires_at, scopes) \
              VALUES ($1,$2,$3,$4,$5,$6,NULL,NULL,$7,$8)",
@@ -557,13 +595,16 @@ impl Auth {
         .bind(name)
         .bind(sha256(&key))
         .bind(roles_text(&roles))
-        .bind(by)
+        .bind(&by.subject)
         .bind(now)
         .bind(expires_at)
         .bind(new.scopes.join(","))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(Problem::internal)?;
+        let detail = format!("name={name} roles={} scopes={} days={days}", roles_text(&roles), new.scopes.join(","));
+        audit(&mut tx, &self.audit_keys, by, "api_key.create", &id, detail).await?;
+        tx.commit().await.map_err(Problem::internal)?;
         Ok(ApiKeyCreated { id, name: name.to_owned(), key, expires_at, note: "shown once; store it now" })
     }
 
@@ -592,17 +633,20 @@ impl Auth {
             .map_err(Problem::internal)
     }
 
-    pub async fn revoke_api_key(&self, id: &str) -> Result<(), Problem> {
+    pub async fn revoke_api_key(&self, id: &str, by: &Principal) -> Result<(), Problem> {
+        let mut tx = self.pool.begin().await.map_err(Problem::internal)?;
         let n = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(now_ms())
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(Problem::internal)?
             .rows_affected();
         if n == 0 {
             return Err(Problem::new(http::StatusCode::NOT_FOUND, format!("no live API key {id}")));
         }
+        audit(&mut tx, &self.audit_keys, by, "api_key.revoke", id, String::new()).await?;
+        tx.commit().await.map_err(Problem::internal)?;
         Ok(())
     }
 

@@ -90,6 +90,9 @@ pub struct GatewayArgs {
     /// Then, time allowed for requests in flight; event streams end at once.
     #[arg(long, env = "KEFU_SHUTDOWN_GRACE", default_value = "20s", value_parser = kefu_kit::config::parse_duration)]
     pub shutdown_grace: Duration,
+    /// The audit trail of account and API-key changes.
+    #[command(flatten)]
+    pub audit: kefu_kit::audit::AuditArgs,
 }
 
 impl GatewayArgs {
@@ -115,6 +118,7 @@ impl GatewayArgs {
             admin_listen,
             shutdown_delay: Duration::ZERO,
             shutdown_grace: Duration::from_secs(20),
+            audit: kefu_kit::audit::AuditArgs::default(),
         }
     }
 }
@@ -215,7 +219,7 @@ impl Gateway {
         }
         let verifier = TokenVerifier::new(&publics)?;
         Ok(Self {
-            auth: Auth { pool: db, signer, verifier },
+            auth: Auth { pool: db, signer, verifier, audit_keys: args.audit.keys(None)? },
             pool: rpc::pool()?,
             upstreams: resolve_upstreams(
                 &upstream_names(),
@@ -444,7 +448,8 @@ fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Problem>
     serde_json::from_slice(body).map_err(|e| Problem::bad_request("body", e.to_string()))
 }
 
-fn require(p: &Principal, roles: &[Role]) -> Result<(), Problem> {
+/// The caller acting in the first of `roles` it holds, or FORBIDDEN.
+fn require(p: &Principal, roles: &[Role]) -> Result<Principal, Problem> {
     p.require(roles).map_err(Problem::from)
 }
 
@@ -468,15 +473,15 @@ async fn logout(State(gw): State<AppState>, body: Bytes) -> Result<Response, Pro
 async fn change_password(State(gw): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, Problem> {
     let p = gw.person(&headers).await?;
     let b: PasswordBody = json_body(&body)?;
-    gw.auth.change_password(&p.subject, &b.current_password, &b.new_password).await?;
+    gw.auth.change_password(&p, &b.current_password, &b.new_password).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn create_account(State(gw): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, Problem> {
     let p = gw.person(&headers).await?;
-    require(&p, access::roles("POST", "/api/v1/accounts"))?;
+    let p = require(&p, access::roles("POST", "/api/v1/accounts"))?;
     let b: NewAccount = json_body(&body)?;
-    let a = gw.auth.create_account(&b.username, &b.password, &b.roles, &b.staff_id).await?;
+    let a = gw.auth.create_account(&b.username, &b.password, &b.roles, &b.staff_id, &p).await?;
     Ok((StatusCode::CREATED, Json(a)).into_response())
 }
 
@@ -493,17 +498,17 @@ async fn patch_account(
     body: Bytes,
 ) -> Result<Response, Problem> {
     let p = gw.person(&headers).await?;
-    require(&p, access::roles("PATCH", "/api/v1/accounts/{id}"))?;
+    let p = require(&p, access::roles("PATCH", "/api/v1/accounts/{id}"))?;
     let b: AccountPatch = json_body(&body)?;
-    gw.auth.set_disabled(&id, b.disabled).await?;
+    gw.auth.set_disabled(&id, b.disabled, &p).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn create_api_key(State(gw): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, Problem> {
     let p = gw.person(&headers).await?;
-    require(&p, access::roles("POST", "/api/v1/api-keys"))?;
+    let p = require(&p, access::roles("POST", "/api/v1/api-keys"))?;
     let b: auth::NewApiKey = json_body(&body)?;
-    let created = gw.auth.create_api_key(&b, |s| gw.known_scope(s), &p.subject).await?;
+    let created = gw.auth.create_api_key(&b, |s| gw.known_scope(s), &p).await?;
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
@@ -519,9 +524,90 @@ async fn revoke_api_key(
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
     let p = gw.person(&headers).await?;
-    require(&p, access::roles("DELETE", "/api/v1/api-keys/{id}"))?;
-    gw.auth.revoke_api_key(&id).await?;
+    let p = require(&p, access::roles("DELETE", "/api/v1/api-keys/{id}"))?;
+    gw.auth.revoke_api_key(&id, &p).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AuditQuery {
+    /// Entries after this sequence number.
+    #[serde(default)]
+    after: i64,
+    #[serde(default)]
+    limit: Option<i64>,
+    /// Entries about one account or API key.
+    #[serde(default)]
+    subject: Option<String>,
+}
+
+async fn list_audit(
+    State(gw): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<AuditQuery>,
+) -> Result<Response, Problem> {
+    let p = gw.person(&headers).await?;
+    require(&p, access::roles("GET", "/api/v1/audit"))?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(Problem::bad_request("limit", "must be 1–1000"));
+    }
+    let mut conn = gw.auth.pool.acquire().await.map_err(Problem::internal)?;
+    let entries = kefu_kit::audit::list(&mut conn, q.subject.as_deref(), q.after.max(0), limit).await?;
+    let entries: Vec<Value> = entries
+        .into_iter()
+        .map(|e| {
+            json!({"seq": e.seq, "time": e.at, "actor": e.actor, "actorRole": e.actor_role, "action": e.action,
+                   "subject": e.subject, "detail": e.detail, "hash": e.hash, "prevHash": e.prev_hash, "keyId": e.key_id})
+        })
+        .collect();
+    Ok(Json(json!({"entries": entries})).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct VerifyQuery {
+    #[serde(default)]
+    checkpoint_seq: Option<i64>,
+    #[serde(default)]
+    checkpoint_hash: Option<String>,
+}
+
+async fn verify_audit(
+    State(gw): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<VerifyQuery>,
+) -> Result<Response, Problem> {
+    let p = gw.person(&headers).await?;
+    require(&p, access::roles("GET", "/api/v1/audit/verify"))?;
+    let checkpoint = match (q.checkpoint_seq, q.checkpoint_hash) {
+        (None, None) => None,
+        (Some(seq), Some(hash)) if seq > 0 && hash.len() == 64 && hash.chars().all(|c| c.is_ascii_hexdigit()) => {
+            Some(kefu_kit::audit::Checkpoint { seq, hash: hash.to_ascii_lowercase() })
+        }
+        (Some(seq), _) if seq <= 0 => {
+            return Err(Problem::bad_request("checkpointSeq", "must be a positive entry number"));
+        }
+        (None, _) => return Err(Problem::bad_request("checkpointSeq", "is required with checkpointHash")),
+        _ => {
+            return Err(Problem::bad_request("checkpointHash", "must be the 64 hex digits logged with the checkpoint"));
+        }
+    };
+    let mut conn = gw.auth.pool.acquire().await.map_err(Problem::internal)?;
+    let v = kefu_kit::audit::verify(&mut conn, &gw.auth.audit_keys, checkpoint.as_ref()).await?;
+    if let Some((seq, problem)) = &v.problem {
+        tracing::error!(seq, %problem, "gateway audit chain verification failed");
+    }
+    Ok(Json(json!({
+        "intact": v.problem.is_none(),
+        "entriesChecked": v.entries_checked,
+        "firstBadSeq": v.problem.as_ref().map_or(0, |p| p.0),
+        "problem": v.problem.map(|p| p.1).unwrap_or_default(),
+        "headSeq": v.head.seq,
+        "headHash": v.head.hash,
+    }))
+    .into_response())
 }
 
 async fn me(State(gw): State<AppState>, headers: HeaderMap) -> Result<Response, Problem> {
@@ -748,6 +834,8 @@ pub fn router(gw: AppState, args: &GatewayArgs) -> Router {
         .route("/api/v1/accounts/{id}", axum::routing::patch(patch_account))
         .route("/api/v1/api-keys", post(create_api_key).get(list_api_keys))
         .route("/api/v1/api-keys/{id}", axum::routing::delete(revoke_api_key))
+        .route("/api/v1/audit", get(list_audit))
+        .route("/api/v1/audit/verify", get(verify_audit))
         .route("/api/v1/openapi.json", get(openapi_json))
         .route("/api/v1/docs", get(docs_page))
         .route("/healthz", get(|| async { "ok" }))
@@ -826,7 +914,7 @@ pub async fn bootstrap_admin(auth: &Auth) -> Result<Option<String>, Problem> {
     let mut b = [0u8; 18];
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
     let password = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, b);
-    auth.create_account("admin", &password, &["admin".to_owned()], "admin").await?;
+    auth.create_account("admin", &password, &["admin".to_owned()], "admin", &auth::operator()).await?;
     Ok(Some(password))
 }
 

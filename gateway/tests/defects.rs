@@ -446,6 +446,90 @@ async fn api_keys_are_scoped_expire_and_record_their_last_use(app: App) {
     assert!(p["detail"].as_str().unwrap().contains("expired"), "{p}");
 }
 
+/// Who made, disabled or re-keyed accounts and API keys is in the gateway's
+/// own signed audit trail, which names the role that allowed each change.
+async fn account_and_api_key_changes_are_audited_by_whoever_made_them(app: App) {
+    let admin = app.admin_token().await;
+    let (s, made, _) = app
+        .call(
+            Method::POST,
+            "/api/v1/accounts",
+            &admin,
+            Some(json!({"username": "dave", "password": "correct horse battery", "roles": ["agent"], "staffId": "s-dave"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{made}");
+    let dave_id = made["id"].as_str().unwrap().to_owned();
+    let (dave, _) = login_pair(&app, "dave", "correct horse battery").await;
+    let (s, _, _) = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/password",
+            &dave,
+            Some(json!({"currentPassword": "correct horse battery", "newPassword": "dave's new long one"})),
+        )
+        .await;
+    assert_eq!(s, 204);
+    let (s, key, _) = app
+        .call(
+            Method::POST,
+            "/api/v1/api-keys",
+            &admin,
+            Some(json!({"name": "erp", "roles": ["agent"], "scopes": ["tickets"]})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let key_id = key["id"].as_str().unwrap().to_owned();
+    assert_eq!(app.call(Method::DELETE, &format!("/api/v1/api-keys/{key_id}"), &admin, None).await.0, 204);
+    let (s, _, _) =
+        app.call(Method::PATCH, &format!("/api/v1/accounts/{dave_id}"), &admin, Some(json!({"disabled": true}))).await;
+    assert_eq!(s, 204);
+
+    let auditor = app.token(Role::Auditor);
+    let (s, trail, _) = app.call(Method::GET, "/api/v1/audit", &auditor, None).await;
+    assert_eq!(s, 200, "{trail}");
+    let seen: Vec<(String, String, String, String)> = trail["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let f = |k: &str| e[k].as_str().unwrap().to_owned();
+            (f("action"), f("actor"), f("actorRole"), f("subject"))
+        })
+        .collect();
+    let want = |a: &str, actor: &str, role: &str, subject: &str| (a.into(), actor.into(), role.into(), subject.into());
+    assert_eq!(seen[0].0, "account.create", "the first admin's creation opens the trail");
+    assert_eq!(
+        seen[1..].to_vec(),
+        vec![
+            want("account.create", "admin", "admin", &dave_id),
+            want("account.password", "s-dave", "agent", &dave_id),
+            want("api_key.create", "admin", "admin", &key_id),
+            want("api_key.revoke", "admin", "admin", &key_id),
+            want("account.disable", "admin", "admin", &dave_id),
+        ]
+    );
+    assert!(!trail.to_string().contains("correct horse"), "no password in the trail");
+    let (s, v, _) = app.call(Method::GET, "/api/v1/audit/verify", &auditor, None).await;
+    assert_eq!(s, 200);
+    assert_eq!((v["intact"].as_bool(), v["entriesChecked"].as_i64()), (Some(true), Some(6)), "{v}");
+    let (seq, head) = (v["headSeq"].as_i64().unwrap(), v["headHash"].as_str().unwrap().to_owned());
+    assert_eq!(app.call(Method::GET, "/api/v1/audit", &app.token(Role::Agent), None).await.0, 403);
+
+    // Someone with the database rewrites who disabled the account.
+    sqlx::query("UPDATE audit_log SET actor = 's-dave' WHERE action = 'account.disable'")
+        .execute(&app.raw)
+        .await
+        .unwrap();
+    let path = format!("/api/v1/audit/verify?checkpointSeq={seq}&checkpointHash={head}");
+    let (_, v, _) = app.call(Method::GET, &path, &auditor, None).await;
+    assert_eq!((v["intact"].as_bool(), v["firstBadSeq"].as_i64()), (Some(false), Some(seq)), "{v}");
+    let (s, p, _) =
+        app.call(Method::GET, "/api/v1/audit/verify?checkpointSeq=2&checkpointHash=xyz", &auditor, None).await;
+    assert_eq!(s, 400);
+    assert!(fields(&p).contains(&"checkpointHash".to_owned()), "{p}");
+}
+
 kefu_testkit::on_both_backends!(spawn;
     eight_concurrent_retries_with_one_idempotency_key_make_one_resource,
     timestamps_before_1970_or_past_9999_are_refused_naming_the_field,
@@ -459,4 +543,5 @@ kefu_testkit::on_both_backends!(spawn;
     a_rest_bearer_token_with_the_service_role_is_refused,
     logout_reuse_password_change_and_disabling_end_rest_access_at_once,
     api_keys_are_scoped_expire_and_record_their_last_use,
+    account_and_api_key_changes_are_audited_by_whoever_made_them,
 );

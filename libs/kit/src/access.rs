@@ -50,15 +50,16 @@ impl AccessMap {
         self.services.extend(other.services);
     }
 
-    /// Decides a call to `/service/Method` by a caller holding `roles`.
-    pub fn check(&self, path: &str, roles: &[Role]) -> Result<(), Error> {
+    /// Decides a call to `/service/Method` by a caller holding `roles`: the
+    /// first of them the call admits.
+    pub fn check(&self, path: &str, roles: &[Role]) -> Result<Role, Error> {
         let p = path.trim_start_matches('/');
         let (service, method) = p.split_once('/').unwrap_or((p, ""));
         let Some(allowed) = self.services.get(service).and_then(|a| a.roles(method)) else {
             return Err(Error::PermissionDenied(format!("{service}/{method} is not in the service's access table")));
         };
-        if roles.iter().any(|r| allowed.contains(r)) {
-            return Ok(());
+        if let Some(role) = roles.iter().find(|r| allowed.contains(r)) {
+            return Ok(*role);
         }
         Err(Error::PermissionDenied(format!(
             "{method} needs one of the roles [{}]; the caller has [{}]",

@@ -68,10 +68,19 @@ impl Principal {
         self.roles.iter().any(|r| allowed.contains(r))
     }
 
-    /// PERMISSION_DENIED unless the caller holds one of `allowed`.
-    pub fn require(&self, allowed: &[Role]) -> Result<(), Error> {
-        if self.has_any(allowed) {
-            Ok(())
+    /// The caller acting in `role`: that role first, so audit entries name
+    /// the role that allowed the action.
+    pub fn acting_as(&self, role: Role) -> Self {
+        let mut roles = vec![role];
+        roles.extend(self.roles.iter().copied().filter(|r| *r != role));
+        Self { subject: self.subject.clone(), roles }
+    }
+
+    /// PERMISSION_DENIED unless the caller holds one of `allowed`; else the
+    /// caller acting in the first such role it holds.
+    pub fn require(&self, allowed: &[Role]) -> Result<Self, Error> {
+        if let Some(role) = self.roles.iter().find(|r| allowed.contains(r)) {
+            Ok(self.acting_as(*role))
         } else {
             let want: Vec<&str> = allowed.iter().map(|r| r.as_str()).collect();
             Err(Error::PermissionDenied(format!(
@@ -82,7 +91,8 @@ impl Principal {
         }
     }
 
-    /// The role recorded in audit entries: the first the caller holds.
+    /// The role recorded in audit entries: the one that allowed the call
+    /// (the auth layer and [`Principal::require`] put it first).
     pub fn primary_role(&self) -> &'static str {
         self.roles.first().map_or("", |r| r.as_str())
     }

@@ -257,7 +257,7 @@ where
             let decided = self
                 .verifier
                 .verify_header(req.headers().get(http::header::AUTHORIZATION))
-                .and_then(|p| self.access.check(req.uri().path(), &p.roles).map(|()| p));
+                .and_then(|p| self.access.check(req.uri().path(), &p.roles).map(|role| p.acting_as(role)));
             match decided {
                 Ok(principal) => {
                     tracing::Span::current().record("staff_id", principal.subject.as_str());

@@ -293,6 +293,7 @@ async fn spawn_gateway(
     args.rate_limit_per_key = 1000;
     args.rate_limit_per_addr = 1000;
     args.body_limit = 256 * 1024;
+    args.audit.audit_keys = Some(KeyEntry::generate("audit").encode());
     tweak(&mut args);
     let gw = Arc::new(kefu_gateway::Gateway::new(&args, pool.clone()).unwrap());
     let admin_password = kefu_gateway::bootstrap_admin(&gw.auth).await.unwrap().unwrap();

@@ -1,6 +1,6 @@
 //! The customers domain: the firm's rules for unified social credit codes,
 //! mobiles and emails, what a customer, contact, consent, follow-up plan,
-//! visit and greeting are once stored, masking, the audit hash chain and the
+//! visit and greeting are once stored, masking and the
 //! festival calendar. No I/O.
 //!
 //! Request fields are parsed in the API modules, with `kefu_kit::parse` for
@@ -11,7 +11,6 @@ use kefu_kit::Error;
 pub use kefu_proto::common::v1::Channel;
 use kefu_proto::customers::v1 as pb;
 pub use pb::{DataCategory, LifecycleStatus, ServiceTier, TaxCreditRating, TaxpayerType};
-use sha2::{Digest, Sha256};
 
 /// A customer has at most this many tags…
 pub const MAX_TAGS: usize = 32;
@@ -362,112 +361,6 @@ pub fn mask_middle(s: &str, head: usize, tail: usize) -> String {
 /// Free text is masked whole.
 pub fn mask_all(s: &str) -> String {
     if s.is_empty() { String::new() } else { "******".into() }
-}
-
-// ---------------------------------------------------------------- audit
-
-/// The fields of an audit entry that its hash covers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditRecord {
-    pub seq: i64,
-    pub at_ms: i64,
-    pub actor: String,
-    pub actor_role: String,
-    pub action: String,
-    pub customer_id: String,
-    pub detail: String,
-    pub purpose: String,
-    pub prev_hash: String,
-}
-
-impl AuditRecord {
-    /// Hex SHA-256 over every field, each length-prefixed so that no two
-    /// different entries serialise alike.
-    pub fn hash(&self) -> String {
-        let mut h = Sha256::new();
-        h.update(b"kefu.audit.v1");
-        h.update(self.seq.to_be_bytes());
-        h.update(self.at_ms.to_be_bytes());
-        for field in [
-            &self.actor,
-            &self.actor_role,
-            &self.action,
-            &self.customer_id,
-            &self.detail,
-            &self.purpose,
-            &self.prev_hash,
-        ] {
-            h.update((field.len() as u64).to_be_bytes());
-            h.update(field.as_bytes());
-        }
-        hex::encode(h.finalize())
-    }
-}
-
-/// The first problem found walking a chain, if any.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChainBreak {
-    pub seq: i64,
-    pub problem: String,
-}
-
-/// Walks entries in `seq` order (with their stored hashes) and the head.
-pub struct ChainVerifier {
-    expected_seq: i64,
-    prev_hash: String,
-    pub checked: i64,
-}
-
-impl Default for ChainVerifier {
-    fn default() -> Self {
-        Self { expected_seq: 1, prev_hash: String::new(), checked: 0 }
-    }
-}
-
-impl ChainVerifier {
-    pub fn push(&mut self, rec: &AuditRecord, stored_hash: &str) -> Result<(), ChainBreak> {
-        if rec.seq != self.expected_seq {
-            return Err(ChainBreak {
-                seq: self.expected_seq,
-                problem: format!("entry {} is missing (next entry found is {})", self.expected_seq, rec.seq),
-            });
-        }
-        if rec.prev_hash != self.prev_hash {
-            return Err(ChainBreak {
-                seq: rec.seq,
-                problem: format!(
-                    "entry {} does not link to entry {}: the earlier entry was altered or replaced",
-                    rec.seq,
-                    rec.seq - 1
-                ),
-            });
-        }
-        if rec.hash() != stored_hash {
-            return Err(ChainBreak {
-                seq: rec.seq,
-                problem: format!("entry {} was altered: its content does not match its hash", rec.seq),
-            });
-        }
-        self.checked += 1;
-        self.expected_seq += 1;
-        self.prev_hash = stored_hash.to_owned();
-        Ok(())
-    }
-
-    /// Compares the walked chain with the head (catches removed tail entries).
-    pub fn finish(&self, head_seq: i64, head_hash: &str) -> Result<(), ChainBreak> {
-        let last = self.expected_seq - 1;
-        if head_seq != last || head_hash != self.prev_hash {
-            return Err(ChainBreak {
-                seq: last + 1,
-                problem: format!(
-                    "the chain ends at entry {last} but {head_seq} entries were written: entries from {} on were removed",
-                    last + 1
-                ),
-            });
-        }
-        Ok(())
-    }
 }
 
 // ---------------------------------------------------------------- festivals

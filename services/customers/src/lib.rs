@@ -32,6 +32,8 @@ pub struct CustomersArgs {
     /// Follow-up visit cycle for new plans, in days.
     #[arg(long, env = "KEFU_FOLLOW_UP_CYCLE_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=366))]
     pub follow_up_cycle_days: u32,
+    #[command(flatten)]
+    pub audit: kefu_kit::audit::AuditArgs,
 }
 
 impl CustomersArgs {
@@ -70,7 +72,8 @@ impl Module for Customers {
         match &args.data_keys {
             None if embedded => Ok(()),
             _ => args.keyring().map(drop),
-        }
+        }?;
+        args.audit.check(embedded)
     }
 
     async fn build(args: CustomersArgs, ctx: Context) -> anyhow::Result<Built> {
@@ -80,12 +83,26 @@ impl Module for Customers {
             }
             _ => args.keyring()?,
         };
-        let svc = service(ctx.pool, keyring, args.settings());
-        Ok(Built::services(kefu_kit::server::ServerBuilder::new().add_service(svc, &ACCESS)))
+        let audit_keys = args.audit.keys(ctx.embedded.as_ref())?;
+        let svc = service(ctx.pool.clone(), keyring, audit_keys, args.settings());
+        let checkpoints = kefu_kit::audit::checkpoints(
+            "customers",
+            ctx.pool,
+            args.audit.audit_checkpoint_every,
+            ctx.shutdown.clone(),
+        );
+        let mut built = Built::services(kefu_kit::server::ServerBuilder::new().add_service(svc, &ACCESS));
+        built.tasks.push(Box::pin(checkpoints));
+        Ok(built)
     }
 }
 
 /// The tonic service, ready to add to a server.
-pub fn service(pool: AnyPool, keys: DataKeyring, settings: Settings) -> CustomerServiceServer<CustomersApi> {
-    CustomerServiceServer::new(CustomersApi::new(pool, keys, settings))
+pub fn service(
+    pool: AnyPool,
+    keys: DataKeyring,
+    audit_keys: kefu_kit::audit::AuditKeys,
+    settings: Settings,
+) -> CustomerServiceServer<CustomersApi> {
+    CustomerServiceServer::new(CustomersApi::new(pool, keys, audit_keys, settings))
 }

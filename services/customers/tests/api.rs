@@ -18,6 +18,7 @@ on_both_backends!(
     contacts_keep_one_primary,
     tax_profile_is_encrypted_masked_and_audited,
     audit_chain_names_the_tampered_entry,
+    an_audit_chain_rewritten_with_database_access_is_caught,
     consent_gates_third_party_export,
     erasure_purges_personal_data_and_locks_the_record,
     follow_ups_are_scheduled_listed_and_recorded,
@@ -429,23 +430,166 @@ async fn audit_chain_names_the_tampered_entry(app: TestApp) {
         create(&app, &format!("鏈{i}"), 50 + i).await;
     }
     let mut auditor = app.client(Role::Auditor);
-    let ok = auditor.verify_audit_chain(pb::VerifyAuditChainRequest {}).await.unwrap().into_inner();
+    let ok = auditor.verify_audit_chain(pb::VerifyAuditChainRequest::default()).await.unwrap().into_inner();
     assert!(ok.intact, "{}", ok.problem);
-    assert_eq!(ok.entries_checked, 4);
+    assert_eq!((ok.entries_checked, ok.head_seq, ok.unsigned_entries), (4, 4, 0));
 
-    let denied = app.agent().verify_audit_chain(pb::VerifyAuditChainRequest {}).await.unwrap_err();
+    let denied = app.agent().verify_audit_chain(pb::VerifyAuditChainRequest::default()).await.unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied);
 
     sqlx::query("UPDATE audit_log SET actor = 'someone-else' WHERE seq = 3").execute(&app.raw).await.unwrap();
-    let bad = auditor.verify_audit_chain(pb::VerifyAuditChainRequest {}).await.unwrap().into_inner();
+    let bad = auditor.verify_audit_chain(pb::VerifyAuditChainRequest::default()).await.unwrap().into_inner();
     assert!(!bad.intact);
     assert_eq!(bad.first_bad_seq, 3);
     assert!(bad.problem.contains("altered"), "{}", bad.problem);
 
     sqlx::query("DELETE FROM audit_log WHERE seq = 2").execute(&app.raw).await.unwrap();
-    let removed = auditor.verify_audit_chain(pb::VerifyAuditChainRequest {}).await.unwrap().into_inner();
+    let removed = auditor.verify_audit_chain(pb::VerifyAuditChainRequest::default()).await.unwrap().into_inner();
     assert_eq!(removed.first_bad_seq, 2);
     assert!(removed.problem.contains("missing"), "{}", removed.problem);
+}
+
+/// What someone who can write the database file but does not hold the
+/// audit key tries, and how each is caught.
+async fn an_audit_chain_rewritten_with_database_access_is_caught(app: TestApp) {
+    use sha2::{Digest, Sha256};
+    let cust = create(&app, "審計", 70).await;
+    let mut sup = app.client(Role::Supervisor);
+    sup.update_tax_profile(pb::UpdateTaxProfileRequest {
+        tax_profile: Some(pb::TaxProfile {
+            customer_id: cust.id.clone(),
+            tax_registration_number: uscc(70),
+            bank_account: "6225 8812 3456 7890".into(),
+            ..Default::default()
+        }),
+        purpose: "onboarding".into(),
+    })
+    .await
+    .unwrap();
+    // Someone holding both roles reads unmasked: the trail names the role
+    // that allowed it, not merely the first in the token.
+    let both =
+        app.suite.signer.mint("lead-1", &[Role::Agent, Role::Supervisor], std::time::Duration::from_secs(60)).unwrap();
+    app.client_with_token(Some(&both))
+        .get_tax_profile(pb::GetTaxProfileRequest {
+            customer_id: cust.id.clone(),
+            unmasked: true,
+            purpose: "查賬".into(),
+        })
+        .await
+        .unwrap();
+    for i in 0..3 {
+        create(&app, &format!("後{i}"), 71 + i).await;
+    }
+    let mut auditor = app.client(Role::Auditor);
+    let entries =
+        auditor.list_audit_entries(pb::ListAuditEntriesRequest::default()).await.unwrap().into_inner().entries;
+    let read = entries.iter().find(|e| e.action == "tax_profile.read").unwrap();
+    assert_eq!((read.actor.as_str(), read.actor_role.as_str()), ("lead-1", "supervisor"));
+    assert!(entries.iter().all(|e| !e.key_id.is_empty() && e.hash.len() == 64), "every entry is signed");
+
+    let good = auditor.verify_audit_chain(pb::VerifyAuditChainRequest::default()).await.unwrap().into_inner();
+    assert!(good.intact, "{}", good.problem);
+    // The checkpoint an outside system keeps.
+    let (cp_seq, cp_hash) = (good.head_seq, good.head_hash.clone());
+    let with_checkpoint = pb::VerifyAuditChainRequest { checkpoint_seq: cp_seq, checkpoint_hash: cp_hash.clone() };
+    assert!(auditor.verify_audit_chain(with_checkpoint.clone()).await.unwrap().into_inner().intact);
+
+    let snapshot: Vec<(i64, String, String, String)> =
+        sqlx::query_as("SELECT seq, action, hash, prev_hash FROM audit_log ORDER BY seq")
+            .fetch_all(&app.raw)
+            .await
+            .unwrap();
+
+    // 1. The unmasked read relabelled as a harmless update, and every later
+    //    hash recomputed the way an unkeyed chain would be.
+    let mut prev = String::new();
+    let rows: Vec<(i64, i64, String, String, String, String, String, String)> = sqlx::query_as(
+        "SELECT seq, at, actor, actor_role, action, subject, detail, purpose FROM audit_log ORDER BY seq",
+    )
+    .fetch_all(&app.raw)
+    .await
+    .unwrap();
+    for (seq, at, actor, role, action, subject, detail, purpose) in rows {
+        let action = if action == "tax_profile.read" { "customer.update".to_owned() } else { action };
+        let mut h = Sha256::new();
+        h.update(b"kefu.audit.v1");
+        h.update(seq.to_be_bytes());
+        h.update(at.to_be_bytes());
+        for f in [&actor, &role, &action, &subject, &detail, &purpose, &prev] {
+            h.update((f.len() as u64).to_be_bytes());
+            h.update(f.as_bytes());
+        }
+        let hash = hex::encode(h.finalize());
+        sqlx::query("UPDATE audit_log SET action = $1, prev_hash = $2, hash = $3 WHERE seq = $4")
+            .bind(&action)
+            .bind(&prev)
+            .bind(&hash)
+            .bind(seq)
+            .execute(&app.raw)
+            .await
+            .unwrap();
+        prev = hash;
+    }
+    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1").bind(&prev).execute(&app.raw).await.unwrap();
+    let rewritten = auditor.verify_audit_chain(pb::VerifyAuditChainRequest::default()).await.unwrap().into_inner();
+    assert!(!rewritten.intact, "a recomputed chain without the key is caught");
+    assert_eq!(rewritten.first_bad_seq, 1, "{}", rewritten.problem);
+    // The same rewrite with the entries marked as from before keying.
+    sqlx::query("UPDATE audit_log SET key_id = ''").execute(&app.raw).await.unwrap();
+    let unkeyed = auditor.verify_audit_chain(with_checkpoint.clone()).await.unwrap().into_inner();
+    assert!(!unkeyed.intact, "a chain passed off as unsigned fails its checkpoint: {}", unkeyed.problem);
+    assert_eq!(unkeyed.first_bad_seq, cp_seq);
+
+    // Restore the genuine chain.
+    let restore = |snapshot: Vec<(i64, String, String, String)>| {
+        let raw = app.raw.clone();
+        async move {
+            for (seq, action, hash, prev) in snapshot {
+                sqlx::query("UPDATE audit_log SET action = $1, hash = $2, prev_hash = $3 WHERE seq = $4")
+                    .bind(action)
+                    .bind(hash)
+                    .bind(prev)
+                    .bind(seq)
+                    .execute(&raw)
+                    .await
+                    .unwrap();
+            }
+        }
+    };
+    restore(snapshot.clone()).await;
+    let key_id = entries[0].key_id.clone();
+    sqlx::query("UPDATE audit_log SET key_id = $1").bind(&key_id).execute(&app.raw).await.unwrap();
+    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1").bind(&cp_hash).execute(&app.raw).await.unwrap();
+    assert!(auditor.verify_audit_chain(with_checkpoint.clone()).await.unwrap().into_inner().intact, "restored");
+
+    // 2. The last entry deleted and the head moved back to the one before.
+    let (last_seq, _, _, last_prev) = snapshot.last().unwrap().clone();
+    sqlx::query("DELETE FROM audit_log WHERE seq = $1").bind(last_seq).execute(&app.raw).await.unwrap();
+    sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+        .bind(last_seq - 1)
+        .bind(&last_prev)
+        .execute(&app.raw)
+        .await
+        .unwrap();
+    let cut = auditor.verify_audit_chain(with_checkpoint.clone()).await.unwrap().into_inner();
+    assert!(!cut.intact, "a chain cut short fails its checkpoint");
+    assert_eq!(cut.first_bad_seq, last_seq, "{}", cut.problem);
+    assert!(cut.problem.contains("removed"), "{}", cut.problem);
+
+    // 3. The log wiped and the head reset.
+    sqlx::query("DELETE FROM audit_log").execute(&app.raw).await.unwrap();
+    sqlx::query("UPDATE audit_head SET seq = 0, hash = '' WHERE id = 1").execute(&app.raw).await.unwrap();
+    let wiped = auditor.verify_audit_chain(with_checkpoint).await.unwrap().into_inner();
+    assert!(!wiped.intact, "a wiped log fails its checkpoint");
+    assert!(wiped.problem.contains("removed"), "{}", wiped.problem);
+
+    // A malformed checkpoint is refused naming the field.
+    let bad = auditor
+        .verify_audit_chain(pb::VerifyAuditChainRequest { checkpoint_seq: 3, checkpoint_hash: "zz".into() })
+        .await
+        .unwrap_err();
+    assert!(violations(&bad).contains(&"checkpoint_hash".to_string()), "{bad:?}");
 }
 
 async fn consent_gates_third_party_export(app: TestApp) {
@@ -872,7 +1016,7 @@ async fn every_rpc_checks_the_callers_role(app: TestApp) {
                 }
                 "EraseCustomer" => c.erase_customer(pb::EraseCustomerRequest::default()).await.map(|_| ()),
                 "ListAuditEntries" => c.list_audit_entries(pb::ListAuditEntriesRequest::default()).await.map(|_| ()),
-                "VerifyAuditChain" => c.verify_audit_chain(pb::VerifyAuditChainRequest {}).await.map(|_| ()),
+                "VerifyAuditChain" => c.verify_audit_chain(pb::VerifyAuditChainRequest::default()).await.map(|_| ()),
                 "SetFollowUpPlan" => c.set_follow_up_plan(pb::SetFollowUpPlanRequest::default()).await.map(|_| ()),
                 "GetFollowUpPlan" => {
                     c.get_follow_up_plan(pb::GetFollowUpPlanRequest { customer_id: id.clone() }).await.map(|_| ())

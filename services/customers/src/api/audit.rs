@@ -1,16 +1,17 @@
 //! The audit trail: recording entries for the other resources, listing
-//! them, and verifying the hash chain.
-use kefu_kit::{Error, Result, auth::Principal, page, parse};
+//! them, and verifying the chain (`kefu_kit::audit`).
+use kefu_kit::{Error, Result, audit, auth::Principal, page, parse};
 use kefu_proto::customers::v1 as pb;
 use sqlx::AnyConnection;
 
 use super::CustomersApi;
-use crate::store::{self, AuditEvent};
 
 const LIST: &str = "audit";
 
-/// Appends an entry by caller `p` inside the caller's transaction.
+/// Appends an entry by caller `p` (under the role that allowed the call)
+/// inside the caller's transaction.
 pub(super) async fn record(
+    api: &CustomersApi,
     conn: &mut AnyConnection,
     p: &Principal,
     action: &str,
@@ -18,19 +19,8 @@ pub(super) async fn record(
     detail: impl Into<String>,
     purpose: &str,
 ) -> Result<()> {
-    store::append_audit(
-        conn,
-        AuditEvent {
-            actor: &p.subject,
-            actor_role: p.primary_role(),
-            action,
-            customer_id,
-            detail: detail.into(),
-            purpose,
-        },
-    )
-    .await
-    .map(|_| ())
+    let ev = audit::Event { detail: detail.into(), purpose, ..audit::Event::by(p, action, customer_id) };
+    audit::append(conn, &api.audit_keys, ev).await.map(|_| ())
 }
 
 pub(super) async fn list(api: &CustomersApi, r: pb::ListAuditEntriesRequest) -> Result<pb::ListAuditEntriesResponse> {
@@ -43,45 +33,50 @@ pub(super) async fn list(api: &CustomersApi, r: pb::ListAuditEntriesRequest) -> 
         None => 0,
     };
     let mut conn = api.pool.acquire().await?;
-    let rows = store::list_audit(&mut conn, customer.as_deref(), after, size + 1).await?;
+    let rows = audit::list(&mut conn, customer.as_deref(), after, size + 1).await?;
     let (rows, more) = page::split(rows, size);
-    let next_page_token = page::next(LIST, &rows, more, |(rec, _)| rec.seq.to_string());
+    let next_page_token = page::next(LIST, &rows, more, |e| e.seq.to_string());
     let entries = rows
         .into_iter()
-        .map(|(r, hash)| pb::AuditEntry {
-            seq: r.seq,
-            time: parse::ts(r.at_ms),
-            actor: r.actor,
-            actor_role: r.actor_role,
-            action: r.action,
-            customer_id: r.customer_id,
-            detail: r.detail,
-            purpose: r.purpose,
-            hash,
-            prev_hash: r.prev_hash,
+        .map(|e| pb::AuditEntry {
+            seq: e.seq,
+            time: parse::ts(e.at),
+            actor: e.actor,
+            actor_role: e.actor_role,
+            action: e.action,
+            customer_id: e.subject,
+            detail: e.detail,
+            purpose: e.purpose,
+            hash: e.hash,
+            prev_hash: e.prev_hash,
+            key_id: e.key_id,
         })
         .collect();
     Ok(pb::ListAuditEntriesResponse { entries, next_page_token })
 }
 
-pub(super) async fn verify(api: &CustomersApi) -> Result<pb::VerifyAuditChainResponse> {
-    let mut conn = api.pool.acquire().await?;
-    let (checked, problem) = store::verify_audit(&mut conn).await?;
-    Ok(match problem {
-        None => pb::VerifyAuditChainResponse {
-            intact: true,
-            entries_checked: checked,
-            first_bad_seq: 0,
-            problem: String::new(),
-        },
-        Some(b) => {
-            tracing::error!(seq = b.seq, problem = %b.problem, "audit chain verification failed");
-            pb::VerifyAuditChainResponse {
-                intact: false,
-                entries_checked: checked,
-                first_bad_seq: b.seq,
-                problem: b.problem,
-            }
+pub(super) async fn verify(api: &CustomersApi, r: pb::VerifyAuditChainRequest) -> Result<pb::VerifyAuditChainResponse> {
+    let checkpoint = match (r.checkpoint_seq, r.checkpoint_hash.trim()) {
+        (0, "") => None,
+        (seq, hash) if seq > 0 && hash.len() == 64 && hash.chars().all(|c| c.is_ascii_hexdigit()) => {
+            Some(audit::Checkpoint { seq, hash: hash.to_ascii_lowercase() })
         }
+        (seq, _) if seq <= 0 => return Err(Error::invalid("checkpoint_seq", "must be a positive entry number")),
+        _ => return Err(Error::invalid("checkpoint_hash", "must be the 64 hex digits logged with the checkpoint")),
+    };
+    let mut conn = api.pool.acquire().await?;
+    let v = audit::verify(&mut conn, &api.audit_keys, checkpoint.as_ref()).await?;
+    let (first_bad_seq, problem) = v.problem.unwrap_or((0, String::new()));
+    if first_bad_seq != 0 {
+        tracing::error!(seq = first_bad_seq, %problem, "audit chain verification failed");
+    }
+    Ok(pb::VerifyAuditChainResponse {
+        intact: first_bad_seq == 0,
+        entries_checked: v.entries_checked,
+        first_bad_seq,
+        problem,
+        head_seq: v.head.seq,
+        head_hash: v.head.hash,
+        unsigned_entries: v.unkeyed_entries,
     })
 }

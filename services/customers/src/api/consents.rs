@@ -87,7 +87,7 @@ pub(super) async fn create(api: &CustomersApi, p: &Principal, r: pb::CreateConse
     store::require_customer(&mut tx, &customer_id).await?.ensure_writable()?;
     store::insert_consent(&mut tx, &consent).await?;
     let detail = format!("consent={};recipient={}", consent.id, consent.recipient);
-    audit::record(&mut tx, p, "consent.create", &customer_id, detail, &consent.purpose).await?;
+    audit::record(api, &mut tx, p, "consent.create", &customer_id, detail, &consent.purpose).await?;
     tx.commit().await?;
     Ok(consent_pb(&consent))
 }
@@ -100,7 +100,7 @@ pub(super) async fn revoke(api: &CustomersApi, p: &Principal, r: pb::RevokeConse
     let mut tx = api.pool.begin().await?;
     store::require_customer(&mut tx, &customer_id).await?;
     let consent = store::revoke_consent(&mut tx, &customer_id, &id).await?;
-    audit::record(&mut tx, p, "consent.revoke", &customer_id, format!("consent={id}"), "").await?;
+    audit::record(api, &mut tx, p, "consent.revoke", &customer_id, format!("consent={id}"), "").await?;
     tx.commit().await?;
     Ok(consent_pb(&consent))
 }

@@ -71,7 +71,7 @@ pub(super) async fn create(api: &CustomersApi, p: &Principal, r: pb::CreateConta
     }
     store::insert_contact(&mut tx, &contact).await?;
     store::touch_customer(&mut tx, &customer_id).await?;
-    audit::record(&mut tx, p, "contact.create", &customer_id, format!("contact={}", contact.id), "").await?;
+    audit::record(api, &mut tx, p, "contact.create", &customer_id, format!("contact={}", contact.id), "").await?;
     let saved = store::get_contact(&mut tx, &customer_id, &contact.id).await?;
     tx.commit().await?;
     Ok(contact_pb(&saved))
@@ -111,7 +111,7 @@ pub(super) async fn update(api: &CustomersApi, p: &Principal, r: pb::UpdateConta
     let contact = parse_contact(id.clone(), &existing.customer_id, &merged).map_err(|e| e.within("contact"))?;
     store::update_contact(&mut tx, &contact).await?;
     store::touch_customer(&mut tx, &contact.customer_id).await?;
-    audit::record(&mut tx, p, "contact.update", &contact.customer_id, format!("contact={id}"), "").await?;
+    audit::record(api, &mut tx, p, "contact.update", &contact.customer_id, format!("contact={id}"), "").await?;
     let saved = store::get_contact(&mut tx, &contact.customer_id, &id).await?;
     tx.commit().await?;
     Ok(contact_pb(&saved))
@@ -130,7 +130,7 @@ pub(super) async fn delete(
     store::require_customer(&mut tx, &customer_id).await?.ensure_writable()?;
     store::delete_contact(&mut tx, &customer_id, &id).await?;
     store::touch_customer(&mut tx, &customer_id).await?;
-    audit::record(&mut tx, p, "contact.delete", &customer_id, format!("contact={id}"), "").await?;
+    audit::record(api, &mut tx, p, "contact.delete", &customer_id, format!("contact={id}"), "").await?;
     tx.commit().await?;
     Ok(pb::DeleteContactResponse {})
 }

@@ -81,7 +81,7 @@ pub(super) async fn set_plan(
     };
     store::put_plan(&mut tx, &plan).await?;
     let detail = format!("owner={};cycle_days={cycle};active={}", plan.owner, plan.active);
-    audit::record(&mut tx, p, "follow_up.plan", &customer_id, detail, "").await?;
+    audit::record(api, &mut tx, p, "follow_up.plan", &customer_id, detail, "").await?;
     tx.commit().await?;
     Ok(plan_pb(&plan))
 }
@@ -181,7 +181,7 @@ pub(super) async fn record_visit(
     };
     store::insert_visit(&mut tx, &recorded).await?;
     let detail = format!("visit={};satisfaction={}", recorded.id, recorded.satisfaction);
-    audit::record(&mut tx, p, "follow_up.visit", &customer_id, detail, "").await?;
+    audit::record(api, &mut tx, p, "follow_up.visit", &customer_id, detail, "").await?;
     tx.commit().await?;
     Ok(visit_pb(&recorded))
 }

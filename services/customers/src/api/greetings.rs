@@ -116,7 +116,7 @@ pub(super) async fn mark_sent(
     let (newly, at) = store::mark_greeting(&mut tx, &customer_id, f, r.year, channel, &p.subject).await?;
     if newly {
         let detail = format!("{}:{}", f.to_pb().as_str_name(), r.year);
-        audit::record(&mut tx, p, "greeting.sent", &customer_id, detail, "").await?;
+        audit::record(api, &mut tx, p, "greeting.sent", &customer_id, detail, "").await?;
     }
     tx.commit().await?;
     Ok(pb::MarkGreetingSentResponse { newly_marked: newly, sent_time: parse::ts(at) })

@@ -45,12 +45,13 @@ impl Default for Settings {
 pub struct CustomersApi {
     pool: AnyPool,
     keys: Arc<DataKeyring>,
+    audit_keys: kefu_kit::audit::AuditKeys,
     settings: Settings,
 }
 
 impl CustomersApi {
-    pub fn new(pool: AnyPool, keys: DataKeyring, settings: Settings) -> Self {
-        Self { pool, keys: Arc::new(keys), settings }
+    pub fn new(pool: AnyPool, keys: DataKeyring, audit_keys: kefu_kit::audit::AuditKeys, settings: Settings) -> Self {
+        Self { pool, keys: Arc::new(keys), audit_keys, settings }
     }
 }
 
@@ -186,8 +187,8 @@ impl CustomerService for CustomersApi {
 
     #[tracing::instrument(skip_all)]
     async fn verify_audit_chain(&self, req: Request<pb::VerifyAuditChainRequest>) -> Res<pb::VerifyAuditChainResponse> {
-        let (_, _) = take(req)?;
-        reply(audit::verify(self).await)
+        let (_, r) = take(req)?;
+        reply(audit::verify(self, r).await)
     }
 
     #[tracing::instrument(skip_all)]

@@ -226,7 +226,7 @@ pub(super) async fn create(api: &CustomersApi, p: &Principal, r: pb::CreateCusto
         store::put_plan(&mut tx, &plan).await?;
     }
     let detail = if customer.uscc_check_failed { "uscc check character failed; accepted by override" } else { "" };
-    audit::record(&mut tx, p, "customer.create", &id, detail, "").await?;
+    audit::record(api, &mut tx, p, "customer.create", &id, detail, "").await?;
     let out = load(&mut tx, &customer).await?;
     tx.commit().await?;
     if customer.uscc_check_failed {
@@ -343,7 +343,7 @@ pub(super) async fn update(api: &CustomersApi, p: &Principal, r: pb::UpdateCusto
     customer.updated_at = now_ms();
     store::update_customer(&mut tx, &customer, version).await?;
     store::set_tags(&mut tx, &id, &fields.tags).await?;
-    audit::record(&mut tx, p, "customer.update", &id, changed_fields(&before, &merged).join(","), "").await?;
+    audit::record(api, &mut tx, p, "customer.update", &id, changed_fields(&before, &merged).join(","), "").await?;
     let fresh = store::require_customer(&mut tx, &id).await?;
     let out = load(&mut tx, &fresh).await?;
     tx.commit().await?;
@@ -398,7 +398,7 @@ pub(super) async fn archive(api: &CustomersApi, p: &Principal, r: pb::ArchiveCus
         customer.updated_at = now_ms();
         store::update_customer(&mut tx, &customer, version).await?;
         store::deactivate_plan(&mut tx, &id).await?;
-        audit::record(&mut tx, p, "customer.archive", &id, "", "").await?;
+        audit::record(api, &mut tx, p, "customer.archive", &id, "", "").await?;
     }
     let fresh = store::require_customer(&mut tx, &id).await?;
     let out = load(&mut tx, &fresh).await?;

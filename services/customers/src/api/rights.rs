@@ -101,7 +101,7 @@ pub(super) async fn export(
         if recipient.is_empty() { "data subject" } else { &recipient },
         category_names.join("|")
     );
-    audit::record(&mut tx, p, "customer.export", &id, detail, &purpose).await?;
+    audit::record(api, &mut tx, p, "customer.export", &id, detail, &purpose).await?;
     tx.commit().await?;
     Ok(pb::ExportCustomerDataResponse { document: serde_json::to_string_pretty(&doc).map_err(anyhow::Error::from)? })
 }
@@ -116,7 +116,7 @@ pub(super) async fn erase(api: &CustomersApi, p: &Principal, r: pb::EraseCustome
     if customer.lifecycle_status != LifecycleStatus::Erased {
         store::erase_personal_data(&mut tx, &id).await?;
         let detail = "contacts, tags, preferences, visit notes purged; records kept";
-        audit::record(&mut tx, p, "customer.erase", &id, detail, &reason).await?;
+        audit::record(api, &mut tx, p, "customer.erase", &id, detail, &reason).await?;
     }
     let fresh = store::require_customer(&mut tx, &id).await?;
     let out = profile::load(&mut tx, &fresh).await?;

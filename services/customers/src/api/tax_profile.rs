@@ -108,7 +108,7 @@ pub(super) async fn update(
         TaxProfileRow { key_id: sealed.key_id, nonce: sealed.nonce, ciphertext: sealed.ciphertext, updated_at: now };
     store::put_tax_profile(&mut tx, &id, &row, &p.subject).await?;
     store::touch_customer(&mut tx, &id).await?;
-    audit::record(&mut tx, p, "tax_profile.write", &id, "tax_profile", &purpose).await?;
+    audit::record(api, &mut tx, p, "tax_profile.write", &id, "tax_profile", &purpose).await?;
     tx.commit().await?;
     // The writer gets the masked view back: writing is not permission to read.
     Ok(tax_pb(&id, &secret, true, now))
@@ -117,12 +117,19 @@ pub(super) async fn update(
 pub(super) async fn get(api: &CustomersApi, p: &Principal, r: pb::GetTaxProfileRequest) -> Result<pb::TaxProfile> {
     let id = parse::id("customer_id", &r.customer_id)?;
     let mut purpose = String::new();
-    if r.unmasked {
-        if !p.has_any(SENSITIVE_READERS) {
-            return Err(Error::PermissionDenied(
+    // An unmasked read acts (and is audited) in the role that allows it.
+    let acting;
+    let p = if r.unmasked {
+        acting = p.require(SENSITIVE_READERS).map_err(|_| {
+            Error::PermissionDenied(
                 "reading the unmasked tax profile needs the supervisor, admin or service role".into(),
-            ));
-        }
+            )
+        })?;
+        &acting
+    } else {
+        p
+    };
+    if r.unmasked {
         purpose = parse::text("purpose", &r.purpose, 500)?;
         if purpose.is_empty() {
             return Err(Error::invalid("purpose", "an unmasked read must state its purpose"));
@@ -138,7 +145,7 @@ pub(super) async fn get(api: &CustomersApi, p: &Principal, r: pb::GetTaxProfileR
         .ok_or_else(|| Error::NotFound(format!("tax profile of customer {id}")))?;
     let secret = open(api, &id, &row)?;
     if r.unmasked {
-        audit::record(&mut tx, p, "tax_profile.read", &id, "tax_profile unmasked", &purpose).await?;
+        audit::record(api, &mut tx, p, "tax_profile.read", &id, "tax_profile unmasked", &purpose).await?;
     }
     tx.commit().await?;
     Ok(tax_pb(&id, &secret, !r.unmasked, row.updated_at))

@@ -4,7 +4,6 @@
 //! flags (`live`, `active`, `is_primary`, `greeting_opt_in`) as BIGINT 0/1.
 //! Enums are stored as their contract numbers and always bound as
 //! parameters; rows become domain values (`crate::domain`) here.
-mod audit;
 mod consents;
 mod customers;
 mod follow_ups;
@@ -19,7 +18,6 @@ use kefu_kit::{
 };
 
 pub use self::{
-    audit::{AuditEvent, append_audit, list_audit, verify_audit},
     consents::{consents, insert_consent, revoke_consent},
     customers::{
         contact_by_id, contacts, delete_contact, erase_personal_data, get_contact, get_customer, has_tax_profile,
