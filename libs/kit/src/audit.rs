@@ -432,4 +432,12 @@ mod tests {
         assert_ne!(relabelled.expected(&k1).unwrap(), mac);
         assert!(entry("unknown").expected(&k1).is_none(), "an unknown key id cannot be checked");
     }
+
+    #[test]
+    fn fields_are_length_prefixed_so_shifting_text_between_them_changes_the_mac() {
+        let k = AuditKeys::generate();
+        let a = Entry { actor: "ab".into(), actor_role: "c".into(), ..entry(&k.active) };
+        let b = Entry { actor: "a".into(), actor_role: "bc".into(), ..entry(&k.active) };
+        assert_ne!(a.expected(&k), b.expected(&k));
+    }
 }

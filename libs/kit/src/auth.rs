@@ -315,6 +315,7 @@ mod tests {
             aud: AUDIENCE.into(),
             iat: now - 7200,
             exp: now - 3600,
+            sid: None,
         };
         let mut h = Header::new(Algorithm::EdDSA);
         h.kid = Some(entry.kid.clone());
@@ -343,6 +344,7 @@ mod tests {
             aud: AUDIENCE.into(),
             iat: now,
             exp: now + 36_500 * 86_400,
+            sid: None,
         };
         let mut h = Header::new(Algorithm::EdDSA);
         h.kid = Some(entry.kid.clone());

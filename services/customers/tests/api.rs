@@ -504,7 +504,8 @@ async fn an_audit_chain_rewritten_with_database_access_is_caught(app: TestApp) {
     // 1. The unmasked read relabelled as a harmless update, and every later
     //    hash recomputed the way an unkeyed chain would be.
     let mut prev = String::new();
-    let rows: Vec<(i64, i64, String, String, String, String, String, String)> = sqlx::query_as(
+    type Row = (i64, i64, String, String, String, String, String, String);
+    let rows: Vec<Row> = sqlx::query_as(
         "SELECT seq, at, actor, actor_role, action, subject, detail, purpose FROM audit_log ORDER BY seq",
     )
     .fetch_all(&app.raw)
