@@ -75,7 +75,15 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         kefu_kit::db::migrate(&pool, module.migrator()).await?;
         modules.push((*module, pool));
     }
-    let embedded = Embedded { data_dir: args.data_dir.clone(), self_addr: self_addr.clone(), ..Default::default() };
+    let embedded = Embedded {
+        data_dir: args.data_dir.clone(),
+        self_addr: self_addr.clone(),
+        service_token: Some(kefu_kit::module::service_tokens(
+            std::sync::Arc::new(TokenSigner::from_entry(&signing[0])?),
+            "kefu-up",
+        )),
+        ..Default::default()
+    };
     let mut assembly = kefu_kit::module::build_all(modules, "up", &shutdown, &embedded).await?;
     let grpc_names = assembly.services.names().join(", ");
     let server = assembly.services.serve_on(listeners, &server_args, verifier);

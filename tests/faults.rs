@@ -121,7 +121,11 @@ async fn setup_on(name: &str, admin: &str) -> Setup {
         kefu_kit::db::create_postgres_database(admin, &format!("kefu_fault_{name}_{}", uuid_like())).await.unwrap();
     let redis = RedisProcess::start().await;
     let signer = TokenSigner::from_entry(&KeyEntry::generate("fault")).unwrap();
+    // The token tickets follows erasures with (customers is absent here).
+    let token_file = std::env::temp_dir().join(format!("kefu-fault-{name}-{}.token", uuid_like()));
+    std::fs::write(&token_file, signer.mint("tickets", &[Role::Service], Duration::from_secs(3600)).unwrap()).unwrap();
     let env = vec![
+        ("KEFU_SERVICE_TOKEN_FILE".into(), token_file.display().to_string()),
         ("KEFU_DATABASE_URL".into(), url.clone()),
         ("KEFU_REDIS_URL".into(), redis.url()),
         ("KEFU_TOKEN_PUBLIC_KEYS".into(), signer.public_key()),

@@ -76,6 +76,9 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<AnyPool>
                     conn.execute("PRAGMA busy_timeout = 5000").await?;
                     conn.execute("PRAGMA foreign_keys = ON").await?;
                     conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    // Deleted and overwritten content is zeroed in the file,
+                    // so erased personal data does not linger in free pages.
+                    conn.execute("PRAGMA secure_delete = ON").await?;
                 }
                 Ok(())
             })
@@ -87,6 +90,17 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<AnyPool>
         private_files(&url);
     }
     Ok(pool)
+}
+
+/// After personal data was erased: on SQLite, writes the journal back into
+/// the database and truncates it, so the erased values' old pages leave the
+/// `-wal` file (`secure_delete` has already zeroed them in the database).
+/// On PostgreSQL old row versions stay until VACUUM reuses their space.
+pub async fn scrub(pool: &AnyPool) -> Result<(), sqlx::Error> {
+    if pool.connect_options().database_url.scheme() == "sqlite" {
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(pool).await?;
+    }
+    Ok(())
 }
 
 /// A SQLite database and its journal files readable by their owner only

@@ -68,6 +68,20 @@ pub struct Embedded {
     /// Values a module may take instead of its own (a test's manual clock or
     /// live store), looked up by type.
     pub overrides: http::Extensions,
+    /// Mints a service-role token for a module's own calls to its peers
+    /// (the host holds the signing key).
+    pub service_token: Option<ServiceTokens>,
+}
+
+/// Mints a service-role token on each call.
+pub type ServiceTokens = std::sync::Arc<dyn Fn() -> anyhow::Result<String> + Send + Sync>;
+
+/// Short-lived service-role tokens for `subject` from a host's signing key.
+pub fn service_tokens(signer: std::sync::Arc<crate::auth::TokenSigner>, subject: &str) -> ServiceTokens {
+    let subject = subject.to_owned();
+    std::sync::Arc::new(move || {
+        signer.mint(&subject, &[crate::auth::Role::Service], std::time::Duration::from_secs(300))
+    })
 }
 
 impl Embedded {

@@ -181,8 +181,15 @@ impl Suite {
             pools.insert(module.name(), pool.clone());
             modules.push((*module, pool));
         }
-        let mut embedded =
-            Embedded { data_dir: dir.path().to_owned(), self_addr: addr.clone(), overrides: Default::default() };
+        let mut embedded = Embedded {
+            data_dir: dir.path().to_owned(),
+            self_addr: addr.clone(),
+            overrides: Default::default(),
+            service_token: Some(kefu_kit::module::service_tokens(
+                Arc::new(TokenSigner::from_entry(&signing).unwrap()),
+                "test-host",
+            )),
+        };
         embedded.overrides.insert(kefu_tickets::Overrides {
             clock: Some(Arc::new(clock.clone())),
             live: Some(live.store()),

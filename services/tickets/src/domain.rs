@@ -268,3 +268,103 @@ mod tests {
         assert_eq!(raise(pb::Priority::Urgent as i64), pb::Priority::Urgent as i64);
     }
 }
+
+/// What erased personal data is replaced with.
+pub const ERASED: &str = "[已删除]";
+
+/// `text` with email addresses and runs of seven or more digits (phone, ID
+/// and bank numbers, spaces and dashes allowed between digits) replaced by
+/// [`ERASED`].
+pub fn redact_identifiers(text: &str) -> String {
+    redact_numbers(&redact_emails(text))
+}
+
+fn redact_emails(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let is_email_char = |c: char| c.is_ascii_alphanumeric() || "._%+-".contains(c);
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i] == '@' {
+            let mut start = out.len();
+            for (pos, c) in out.char_indices().rev() {
+                if !is_email_char(c) {
+                    break;
+                }
+                start = pos;
+            }
+            let mut end = i + 1;
+            while end < chars.len() && is_email_char(chars[end]) {
+                end += 1;
+            }
+            if start < out.len() && end > i + 1 {
+                out.truncate(start);
+                out.push_str(ERASED);
+                i = end;
+                continue;
+            }
+        }
+        out.push(chars[i]);
+        i += 1;
+    }
+    out
+}
+
+fn redact_numbers(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i].is_ascii_digit() {
+            // Digits with single spaces or dashes between them.
+            let (mut k, mut end, mut digits) = (i, i, 0);
+            while k < chars.len() {
+                if chars[k].is_ascii_digit() {
+                    digits += 1;
+                    k += 1;
+                    end = k;
+                } else if matches!(chars[k], ' ' | '-') && k + 1 < chars.len() && chars[k + 1].is_ascii_digit() {
+                    k += 1;
+                } else {
+                    break;
+                }
+            }
+            // An 18-character ID number ends in X.
+            if digits == 17 && end < chars.len() && matches!(chars[end], 'X' | 'x') {
+                end += 1;
+                digits += 1;
+            }
+            if digits >= 7 {
+                out.push_str(ERASED);
+            } else {
+                out.extend(&chars[i..end]);
+            }
+            i = end;
+            continue;
+        }
+        out.push(chars[i]);
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::*;
+
+    #[test]
+    fn emails_and_long_numbers_are_blotted_out_and_the_rest_kept() {
+        assert_eq!(
+            redact_identifiers("王先生 138-0013-8000 / wang.fang+kf@example.cn 要求 9月增值税申报"),
+            "王先生 [已删除] / [已删除] 要求 9月增值税申报"
+        );
+        assert_eq!(
+            redact_identifiers("身份证 11010519491231002X，电话 021 6888 1234"),
+            "身份证 [已删除]，电话 [已删除]"
+        );
+        assert_eq!(redact_identifiers("KF-000012 2026-12 申报"), "KF-000012 2026-12 申报", "short numbers stay");
+        assert_eq!(redact_identifiers("a@ b"), "a@ b", "not an address");
+        assert_eq!(redact_identifiers(""), "");
+        assert_eq!(redact_identifiers("tel13800138000号"), "tel[已删除]号", "numbers glued to words too");
+    }
+}

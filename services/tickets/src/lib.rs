@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod domain;
+pub mod erasure;
 pub mod sla;
 pub mod store;
 
@@ -37,6 +38,32 @@ pub struct TicketsArgs {
     /// How often the sweeper looks for due targets.
     #[arg(long, env = "KEFU_SLA_SWEEP_INTERVAL", default_value = "500ms", value_parser = kefu_kit::config::parse_duration)]
     pub sla_sweep_interval: Duration,
+    /// File holding a service-role token (`kefu admin token --role service`)
+    /// that tickets calls the customers service with on its own behalf, to
+    /// follow erasures; read at each use, so a rotated Secret takes effect.
+    /// Required by `kefu serve tickets`.
+    #[arg(long, env = "KEFU_SERVICE_TOKEN_FILE")]
+    pub service_token_file: Option<std::path::PathBuf>,
+    /// How often tickets checks for customers erased since it last looked.
+    #[arg(long, env = "KEFU_ERASURE_POLL", default_value = "10s", value_parser = kefu_kit::config::parse_duration)]
+    pub erasure_poll: Duration,
+}
+
+impl TicketsArgs {
+    fn token_source(&self) -> anyhow::Result<erasure::TokenSource> {
+        let path = self.service_token_file.clone().ok_or_else(|| {
+            anyhow::anyhow!(
+                "set KEFU_SERVICE_TOKEN_FILE (--service-token-file) to a file with a service token, so that erasures reach tickets"
+            )
+        })?;
+        let read = move || -> anyhow::Result<String> {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| anyhow::anyhow!("cannot read KEFU_SERVICE_TOKEN_FILE {}: {e}", path.display()))?;
+            Ok(text.trim().to_owned())
+        };
+        read()?;
+        Ok(Arc::new(read))
+    }
 }
 
 /// How often each replica looks for configuration changed through another.
@@ -71,8 +98,12 @@ impl Module for Tickets {
             Some(url) if !url.starts_with("redis://") && !url.starts_with("rediss://") => {
                 anyhow::bail!("KEFU_REDIS_URL must start with redis:// or rediss://")
             }
-            _ => Ok(()),
+            _ => {}
         }
+        if !embedded {
+            args.token_source()?;
+        }
+        Ok(())
     }
 
     async fn build(args: TicketsArgs, ctx: Context) -> anyhow::Result<Built> {
@@ -96,8 +127,18 @@ impl Module for Tickets {
             interval: args.sla_sweep_interval,
             ..Default::default()
         });
-        let tickets =
+        let token = match ctx.embedded.as_ref().and_then(|e| e.service_token.clone()) {
+            Some(t) => t,
+            None => args.token_source()?,
+        };
+        let erasures = Arc::new(erasure::ErasureFollower::new(
+            ctx.pool.clone(),
+            kefu_kit::client::channel(&customers_addr)?,
+            token,
+        ));
+        let mut tickets =
             build(ctx.pool, live, clock, SlaSettings::default(), customers_addr, sweep, ctx.shutdown.clone()).await?;
+        tickets.erasures = Some(erasures.clone());
         let sweeper = tickets.sweeper.clone();
         let shutdown = ctx.shutdown.clone();
         let engine = tickets.engine.clone();
@@ -118,7 +159,11 @@ impl Module for Tickets {
             services: kefu_kit::server::ServerBuilder::new()
                 .add_service(tickets.service.clone(), &ACCESS)
                 .check(live_store),
-            tasks: vec![Box::pin(sweeper.run(shutdown)), Box::pin(config)],
+            tasks: vec![
+                Box::pin(sweeper.run(shutdown.clone())),
+                Box::pin(config),
+                Box::pin(erasures.run(args.erasure_poll, shutdown)),
+            ],
             finally: vec![Box::pin(async move {
                 if !flush_engine.flush_live(Duration::from_secs(2)).await {
                     tracing::warn!("live SLA changes still queued at exit; the next process rebuilds them");
@@ -162,6 +207,8 @@ pub struct Tickets {
     pub service: TicketServiceServer<TicketsApi>,
     pub engine: Arc<SlaEngine>,
     pub sweeper: Arc<Sweeper>,
+    /// Follows the customers' erasures (set when built as a module).
+    pub erasures: Option<Arc<erasure::ErasureFollower>>,
 }
 
 pub async fn build(
@@ -199,5 +246,5 @@ pub async fn build(
     let sweeper =
         Arc::new(Sweeper::new(live, engine.clone(), clock, sweep).with_rebuild_flag(engine.rebuild_flag.clone()));
     let service = TicketServiceServer::new(TicketsApi::new(pool, engine.clone(), &customers_addr, shutdown)?);
-    Ok(Tickets { service, engine, sweeper })
+    Ok(Tickets { service, engine, sweeper, erasures: None })
 }

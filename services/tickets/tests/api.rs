@@ -10,6 +10,7 @@ use kefu_proto::{common::v1::Channel, customers::v1 as cpb, tickets::v1 as pb};
 use tonic::Code;
 
 on_both_backends!(
+    erasure_reaches_tickets_and_leaves_nothing_in_the_database_files,
     tickets_on_every_channel_get_their_targets,
     warning_breach_escalation_and_late_fulfilment,
     pending_customer_pauses_resolution,
@@ -1496,4 +1497,122 @@ async fn agent_statistics_count_on_the_service_clock(app: TestApp) {
     assert_eq!(share(&february, "first_response"), Some((1, 0, 1.0)));
     let err = hr.get_agent_stats(stats("2026-03-31", "2026-03-01")).await.unwrap_err();
     assert_eq!(violations(&err), vec!["to_date".to_string()]);
+}
+
+/// EraseCustomer reaches tickets: once the follower has run, no ticket,
+/// timeline entry or consent gives the person's phone or email back, an
+/// agent cannot read the erased customer's tax profile, and (on SQLite) no
+/// database file or journal still holds them.
+async fn erasure_reaches_tickets_and_leaves_nothing_in_the_database_files(app: TestApp) {
+    const PHONE: &str = "13912345678";
+    const EMAIL: &str = "zhao.li@example.cn";
+    let mut customers = app.customers();
+    let uscc = kefu_customers::domain::uscc_with_check("91310000987654321").unwrap();
+    let customer = customers
+        .create_customer(cpb::CreateCustomerRequest {
+            customer: Some(cpb::Customer {
+                company_name: "赵丽个体工商户".into(),
+                uscc,
+                taxpayer_type: cpb::TaxpayerType::SmallScale as i32,
+                ..Default::default()
+            }),
+            contacts: vec![cpb::Contact {
+                name: "赵丽".into(),
+                email: EMAIL.into(),
+                mobile: PHONE.into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    customers
+        .create_consent(cpb::CreateConsentRequest {
+            consent: Some(cpb::Consent {
+                customer_id: customer.id.clone(),
+                purpose: "bank loan".into(),
+                recipient: "招商银行".into(),
+                data_categories: vec![cpb::DataCategory::Contacts as i32],
+                evidence: format!("赵丽 签字，电话 {PHONE}"),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    let mut agent = app.agent();
+    let ticket = agent
+        .create_ticket(pb::CreateTicketRequest {
+            ticket: Some(pb::Ticket {
+                kind: pb::TicketKind::Consultation as i32,
+                channel: kefu_proto::common::v1::Channel::Email as i32,
+                subject: format!("赵丽 {PHONE} 发票问题"),
+                category: "tax_policy".into(),
+                customer_id: customer.id.clone(),
+                requester: EMAIL.into(),
+                ..Default::default()
+            }),
+            description: format!("请回电 {PHONE} 或邮件 {EMAIL}"),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    agent
+        .add_message(pb::AddMessageRequest {
+            ticket_id: ticket.id.clone(),
+            kind: pb::MessageKind::PublicReply as i32,
+            body: format!("已致电 {PHONE}，稍后发到 {EMAIL}"),
+        })
+        .await
+        .unwrap();
+
+    app.customers_as(Role::Supervisor)
+        .erase_customer(cpb::EraseCustomerRequest {
+            id: customer.id.clone(), reason: "PIPL 删除请求 2026-118".into()
+        })
+        .await
+        .unwrap();
+    let follower = app.suite.tickets.erasures.clone().expect("the follower runs as part of the module");
+    assert_eq!(follower.follow_once().await.unwrap(), 1, "one erasure handled");
+    assert_eq!(follower.follow_once().await.unwrap(), 0, "and not again");
+
+    let got = agent.get_ticket(pb::GetTicketRequest { id: ticket.id.clone() }).await.unwrap().into_inner();
+    let timeline =
+        agent.list_timeline(pb::ListTimelineRequest { ticket_id: ticket.id.clone() }).await.unwrap().into_inner();
+    let consents = app
+        .customers_as(Role::Supervisor)
+        .list_consents(cpb::ListConsentsRequest { customer_id: customer.id.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    for (what, text) in
+        [("ticket", format!("{got:?}")), ("timeline", format!("{timeline:?}")), ("consents", format!("{consents:?}"))]
+    {
+        assert!(!text.contains(PHONE) && !text.contains(EMAIL), "{what} still holds the person's details: {text}");
+    }
+    assert!(!format!("{consents:?}").contains("赵丽"), "the consent's evidence named the person");
+    assert_eq!(got.number, ticket.number, "the ticket itself is kept");
+    let tax = app
+        .customers()
+        .get_tax_profile(cpb::GetTaxProfileRequest { customer_id: customer.id.clone(), ..Default::default() })
+        .await
+        .unwrap_err();
+    assert_eq!(tax.code(), tonic::Code::FailedPrecondition, "an agent cannot read an erased customer's profile");
+
+    // Someone with the database files finds nothing either.
+    if app.suite.backend == common::Backend::Embedded {
+        for url in [&app.suite.customers_url, &app.suite.tickets_url] {
+            let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+            for file in [path.to_owned(), format!("{path}-wal"), format!("{path}-shm")] {
+                let Ok(bytes) = std::fs::read(&file) else { continue };
+                for needle in [PHONE, EMAIL] {
+                    assert!(
+                        !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                        "{file} still holds {needle}"
+                    );
+                }
+            }
+        }
+    }
 }

@@ -9,6 +9,8 @@ use kefu_kit::{
 const IMPORTERS: &[Role] = &[Role::Supervisor, Role::Admin, Role::Service];
 const EXPORTERS: &[Role] = &[Role::Supervisor, Role::Admin, Role::Service];
 const AUDITORS: &[Role] = &[Role::Auditor, Role::Admin];
+/// Services that erase what they hold when a customer is erased.
+const ERASURE_FOLLOWERS: &[Role] = &[Role::Service, Role::Auditor, Role::Admin];
 
 /// Roles that may read a tax profile unmasked (with a stated purpose).
 pub(super) const SENSITIVE_READERS: &[Role] = &[Role::Supervisor, Role::Admin, Role::Service];
@@ -33,6 +35,7 @@ pub static ACCESS: Access = Access {
         ("ListConsents", READERS),
         ("ExportCustomerData", EXPORTERS),
         ("EraseCustomer", MANAGERS),
+        ("ListErasures", ERASURE_FOLLOWERS),
         ("ListAuditEntries", AUDITORS),
         ("VerifyAuditChain", AUDITORS),
         ("SetFollowUpPlan", WRITERS),

@@ -180,6 +180,12 @@ impl CustomerService for CustomersApi {
     }
 
     #[tracing::instrument(skip_all)]
+    async fn list_erasures(&self, req: Request<pb::ListErasuresRequest>) -> Res<pb::ListErasuresResponse> {
+        let (_, r) = take(req)?;
+        reply(rights::erasures(self, r).await)
+    }
+
+    #[tracing::instrument(skip_all)]
     async fn list_audit_entries(&self, req: Request<pb::ListAuditEntriesRequest>) -> Res<pb::ListAuditEntriesResponse> {
         let (_, r) = take(req)?;
         reply(audit::list(self, r).await)

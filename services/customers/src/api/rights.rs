@@ -121,5 +121,25 @@ pub(super) async fn erase(api: &CustomersApi, p: &Principal, r: pb::EraseCustome
     let fresh = store::require_customer(&mut tx, &id).await?;
     let out = profile::load(&mut tx, &fresh).await?;
     tx.commit().await?;
+    // What the erasure overwrote leaves the database files too.
+    if let Err(e) = kefu_kit::db::scrub(&api.pool).await {
+        tracing::warn!(error = %e, "erased data may linger in the database's journal until its next checkpoint");
+    }
     Ok(out)
+}
+
+/// The erasure feed: the audit trail's `customer.erase` entries, in order.
+pub(super) async fn erasures(api: &CustomersApi, r: pb::ListErasuresRequest) -> Result<pb::ListErasuresResponse> {
+    let size = parse::page_size("page_size", r.page_size, 100, 1000)?;
+    if r.after_seq < 0 {
+        return Err(kefu_kit::Error::invalid("after_seq", "must be 0 or the seq of an erasure"));
+    }
+    let mut conn = api.pool.acquire().await?;
+    let rows = store::erasures_after(&mut conn, r.after_seq, size).await?;
+    Ok(pb::ListErasuresResponse {
+        erasures: rows
+            .into_iter()
+            .map(|(seq, customer_id, at)| pb::Erasure { seq, customer_id, time: parse::ts(at) })
+            .collect(),
+    })
 }

@@ -1,6 +1,6 @@
 //! The tax and financial profile: sealed at rest, masked on read unless a
 //! sensitive reader states a purpose, and every unmasked read audited.
-use kefu_kit::{Error, Result, auth::Principal, error::Violations, parse};
+use kefu_kit::{Error, Result, auth::Principal, auth::Role, error::Violations, parse};
 use kefu_proto::customers::v1 as pb;
 use serde::{Deserialize, Serialize};
 
@@ -139,6 +139,13 @@ pub(super) async fn get(api: &CustomersApi, p: &Principal, r: pb::GetTaxProfileR
     let customer = store::require_customer(&mut tx, &id).await?;
     if r.unmasked {
         customer.ensure_writable()?;
+    }
+    // An erased customer's profile is kept where accounting law requires it,
+    // and shown to auditors only.
+    if customer.lifecycle_status == crate::domain::LifecycleStatus::Erased && !p.has_any(&[Role::Auditor]) {
+        return Err(Error::FailedPrecondition(
+            "the customer's personal data was erased; only auditors may see what is kept".into(),
+        ));
     }
     let row = store::get_tax_profile(&mut tx, &id)
         .await?

@@ -373,6 +373,12 @@ pub async fn erase_personal_data(conn: &mut AnyConnection, customer_id: &str) ->
     .execute(&mut *conn)
     .await?;
     sqlx::query("DELETE FROM customer_tags WHERE customer_id = $1").bind(customer_id).execute(&mut *conn).await?;
+    // Consents stay as records that a disclosure was allowed; who signed and
+    // how (the evidence, which often names the person) goes.
+    sqlx::query("UPDATE consents SET evidence = '[erased]' WHERE customer_id = $1")
+        .bind(customer_id)
+        .execute(&mut *conn)
+        .await?;
     sqlx::query("UPDATE follow_up_visits SET notes = '', outcome = '' WHERE customer_id = $1")
         .bind(customer_id)
         .execute(&mut *conn)
@@ -389,4 +395,20 @@ pub async fn erase_personal_data(conn: &mut AnyConnection, customer_id: &str) ->
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Erasures after audit entry `after_seq`: (seq, customer id, time), at most
+/// `limit`, in order.
+pub async fn erasures_after(
+    conn: &mut AnyConnection,
+    after_seq: i64,
+    limit: i64,
+) -> Result<Vec<(i64, String, i64)>, Error> {
+    Ok(sqlx::query_as(
+        "SELECT seq, subject, at FROM audit_log WHERE action = 'customer.erase' AND seq > $1 ORDER BY seq LIMIT $2",
+    )
+    .bind(after_seq)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
 }

@@ -296,3 +296,50 @@ pub async fn timeline(conn: &mut AnyConnection, ticket_id: &str) -> Result<Vec<T
     .fetch_all(conn)
     .await?)
 }
+
+/// Removes what the tickets of `customer_id` hold about the person: the
+/// requester and satisfaction comment cleared, the customer's own messages
+/// replaced, and email addresses and phone or ID numbers blotted out of
+/// subjects, materials, notes and replies. Returns how many tickets.
+pub async fn redact_customer(conn: &mut AnyConnection, customer_id: &str) -> Result<usize, Error> {
+    use crate::domain::{ERASED, redact_identifiers};
+    let rows: Vec<(String, String, String, String, String)> =
+        sqlx::query_as("SELECT id, subject, materials, steps, department_response FROM tickets WHERE customer_id = $1")
+            .bind(customer_id)
+            .fetch_all(&mut *conn)
+            .await?;
+    for (id, subject, materials, steps, response) in &rows {
+        sqlx::query(
+            "UPDATE tickets SET requester = $1, subject = $2, materials = $3, steps = $4, department_response = $5, \
+             satisfaction_comment = '', updated_at = $6 WHERE id = $7",
+        )
+        .bind(if customer_id.is_empty() { "" } else { ERASED })
+        .bind(redact_identifiers(subject))
+        .bind(redact_identifiers(materials))
+        .bind(redact_identifiers(steps))
+        .bind(redact_identifiers(response))
+        .bind(now_wall_ms())
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+        let entries: Vec<(String, String, String, String)> =
+            sqlx::query_as("SELECT id, kind, author, body FROM timeline WHERE ticket_id = $1")
+                .bind(id)
+                .fetch_all(&mut *conn)
+                .await?;
+        for (entry, kind, author, body) in entries {
+            let (author, body) = if kind == "customer_message" {
+                (ERASED.to_owned(), ERASED.to_owned())
+            } else {
+                (redact_identifiers(&author), redact_identifiers(&body))
+            };
+            sqlx::query("UPDATE timeline SET author = $1, body = $2 WHERE id = $3")
+                .bind(author)
+                .bind(body)
+                .bind(entry)
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    Ok(rows.len())
+}
