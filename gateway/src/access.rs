@@ -29,10 +29,10 @@ pub static ENDPOINTS: &[Endpoint] = &[
     e!("POST", "/api/v1/api-keys", ADMIN, "Create an API key"),
     e!("GET", "/api/v1/api-keys", ADMIN_AUDITOR, "List API keys"),
     e!("DELETE", "/api/v1/api-keys/{id}", ADMIN, "Revoke an API key"),
-    e!("GET", "/api/v1/audit", ADMIN_AUDITOR, "The gateway's audit trail (accounts, passwords, API keys)"),
+    e!("GET", "/api/v1/gateway-audit", ADMIN_AUDITOR, "The gateway's audit trail (accounts, passwords, API keys)"),
     e!(
         "GET",
-        "/api/v1/audit/verify",
+        "/api/v1/gateway-audit/verify",
         ADMIN_AUDITOR,
         "Verify the gateway's audit chain, optionally against a kept checkpoint"
     ),

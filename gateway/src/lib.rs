@@ -548,7 +548,7 @@ async fn list_audit(
     Query(q): Query<AuditQuery>,
 ) -> Result<Response, Problem> {
     let p = gw.person(&headers).await?;
-    require(&p, access::roles("GET", "/api/v1/audit"))?;
+    require(&p, access::roles("GET", "/api/v1/gateway-audit"))?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(Problem::bad_request("limit", "must be 1–1000"));
@@ -580,7 +580,7 @@ async fn verify_audit(
     Query(q): Query<VerifyQuery>,
 ) -> Result<Response, Problem> {
     let p = gw.person(&headers).await?;
-    require(&p, access::roles("GET", "/api/v1/audit/verify"))?;
+    require(&p, access::roles("GET", "/api/v1/gateway-audit/verify"))?;
     let checkpoint = match (q.checkpoint_seq, q.checkpoint_hash) {
         (None, None) => None,
         (Some(seq), Some(hash)) if seq > 0 && hash.len() == 64 && hash.chars().all(|c| c.is_ascii_hexdigit()) => {
@@ -834,8 +834,8 @@ pub fn router(gw: AppState, args: &GatewayArgs) -> Router {
         .route("/api/v1/accounts/{id}", axum::routing::patch(patch_account))
         .route("/api/v1/api-keys", post(create_api_key).get(list_api_keys))
         .route("/api/v1/api-keys/{id}", axum::routing::delete(revoke_api_key))
-        .route("/api/v1/audit", get(list_audit))
-        .route("/api/v1/audit/verify", get(verify_audit))
+        .route("/api/v1/gateway-audit", get(list_audit))
+        .route("/api/v1/gateway-audit/verify", get(verify_audit))
         .route("/api/v1/openapi.json", get(openapi_json))
         .route("/api/v1/docs", get(docs_page))
         .route("/healthz", get(|| async { "ok" }))

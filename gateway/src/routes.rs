@@ -287,7 +287,17 @@ pub static ROUTES: &[Route] = &[
         [],
         None,
         None,
-        "Verify the audit hash chain"
+        "Verify the audit chain (optionally against a kept checkpoint)"
+    ),
+    r!(
+        "GET",
+        "/api/v1/erasures",
+        "kefu.customers.v1.CustomerService/ListErasures",
+        Body::None,
+        [],
+        None,
+        None,
+        "Customers erased, in order (the feed services follow)"
     ),
     // ---- tickets
     r!(

@@ -486,7 +486,7 @@ async fn account_and_api_key_changes_are_audited_by_whoever_made_them(app: App) 
     assert_eq!(s, 204);
 
     let auditor = app.token(Role::Auditor);
-    let (s, trail, _) = app.call(Method::GET, "/api/v1/audit", &auditor, None).await;
+    let (s, trail, _) = app.call(Method::GET, "/api/v1/gateway-audit", &auditor, None).await;
     assert_eq!(s, 200, "{trail}");
     let seen: Vec<(String, String, String, String)> = trail["entries"]
         .as_array()
@@ -510,22 +510,22 @@ async fn account_and_api_key_changes_are_audited_by_whoever_made_them(app: App) 
         ]
     );
     assert!(!trail.to_string().contains("correct horse"), "no password in the trail");
-    let (s, v, _) = app.call(Method::GET, "/api/v1/audit/verify", &auditor, None).await;
+    let (s, v, _) = app.call(Method::GET, "/api/v1/gateway-audit/verify", &auditor, None).await;
     assert_eq!(s, 200);
     assert_eq!((v["intact"].as_bool(), v["entriesChecked"].as_i64()), (Some(true), Some(6)), "{v}");
     let (seq, head) = (v["headSeq"].as_i64().unwrap(), v["headHash"].as_str().unwrap().to_owned());
-    assert_eq!(app.call(Method::GET, "/api/v1/audit", &app.token(Role::Agent), None).await.0, 403);
+    assert_eq!(app.call(Method::GET, "/api/v1/gateway-audit", &app.token(Role::Agent), None).await.0, 403);
 
     // Someone with the database rewrites who disabled the account.
     sqlx::query("UPDATE audit_log SET actor = 's-dave' WHERE action = 'account.disable'")
         .execute(&app.raw)
         .await
         .unwrap();
-    let path = format!("/api/v1/audit/verify?checkpointSeq={seq}&checkpointHash={head}");
+    let path = format!("/api/v1/gateway-audit/verify?checkpointSeq={seq}&checkpointHash={head}");
     let (_, v, _) = app.call(Method::GET, &path, &auditor, None).await;
     assert_eq!((v["intact"].as_bool(), v["firstBadSeq"].as_i64()), (Some(false), Some(seq)), "{v}");
     let (s, p, _) =
-        app.call(Method::GET, "/api/v1/audit/verify?checkpointSeq=2&checkpointHash=xyz", &auditor, None).await;
+        app.call(Method::GET, "/api/v1/gateway-audit/verify?checkpointSeq=2&checkpointHash=xyz", &auditor, None).await;
     assert_eq!(s, 400);
     assert!(fields(&p).contains(&"checkpointHash".to_owned()), "{p}");
 }

@@ -315,6 +315,15 @@ fn redact_numbers(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut i = 0;
     while i < chars.len() {
+        // The digits of an identifier such as a ticket number (KF-000012)
+        // are kept as they are.
+        if chars[i].is_ascii_digit() && i >= 2 && chars[i - 1] == '-' && chars[i - 2].is_ascii_alphabetic() {
+            while i < chars.len() && chars[i].is_ascii_digit() {
+                out.push(chars[i]);
+                i += 1;
+            }
+            continue;
+        }
         if chars[i].is_ascii_digit() {
             // Digits with single spaces or dashes between them.
             let (mut k, mut end, mut digits) = (i, i, 0);
