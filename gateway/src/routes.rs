@@ -291,6 +291,16 @@ pub static ROUTES: &[Route] = &[
     ),
     r!(
         "GET",
+        "/api/v1/access-log",
+        "kefu.customers.v1.CustomerService/ListAccessLog",
+        Body::None,
+        [],
+        None,
+        None,
+        "Who read which customer's contact details in the clear"
+    ),
+    r!(
+        "GET",
         "/api/v1/erasures",
         "kefu.customers.v1.CustomerService/ListErasures",
         Body::None,

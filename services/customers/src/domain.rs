@@ -358,6 +358,18 @@ pub fn mask_middle(s: &str, head: usize, tail: usize) -> String {
     out
 }
 
+/// An email address with its local part masked but for its first character
+/// (`z***@example.cn`).
+pub fn mask_email(s: &str) -> String {
+    match s.split_once('@') {
+        Some((local, domain)) => {
+            let first: String = local.chars().take(1).collect();
+            format!("{first}***@{domain}")
+        }
+        None => mask_all(s),
+    }
+}
+
 /// Free text is masked whole.
 pub fn mask_all(s: &str) -> String {
     if s.is_empty() { String::new() } else { "******".into() }
@@ -541,6 +553,8 @@ mod tests {
         assert_eq!(mask_all("secret notes"), "******");
         assert_eq!(mask_all(""), "");
         assert_eq!(mask_tail("12", 4), "*2");
+        assert_eq!(mask_email("zhao.li@example.cn"), "z***@example.cn");
+        assert_eq!(mask_middle("13912345678", 3, 4), "139****5678");
     }
 
     #[test]

@@ -25,6 +25,7 @@ on_both_backends!(
     greetings_list_targets_and_never_duplicate,
     import_reports_bad_rows_and_reruns_create_nothing,
     an_import_of_many_bad_rows_counts_them_all_and_lists_the_first_thousand,
+    lists_mask_contacts_and_every_clear_read_is_in_the_access_log,
     missing_and_bad_tokens_are_unauthenticated,
     every_rpc_checks_the_callers_role,
     concurrent_retries_of_one_create_make_one_customer,
@@ -924,6 +925,54 @@ async fn an_import_of_many_bad_rows_counts_them_all_and_lists_the_first_thousand
     assert_eq!((out.rows_received, out.created, out.rejected), (1_501, 1, 1_500));
     assert_eq!(out.errors.len(), kefu_customers::api::IMPORT_ERRORS_LISTED);
     assert_eq!((out.errors[0].line, out.errors[999].line), (2, 1_001), "the first rows refused are listed");
+}
+
+/// An agent pulling the customer book gets masked contacts from lists; each
+/// customer read in the clear is one logged GetCustomer; auditors see masked
+/// details and the log; systems (service role) list in the clear.
+async fn lists_mask_contacts_and_every_clear_read_is_in_the_access_log(app: TestApp) {
+    let cust = create(&app, "通訊錄", 80).await;
+    let contact = &cust.contacts[0];
+    assert!(!contact.mobile.is_empty() && !contact.email.is_empty(), "the fixture has a phone and an email");
+    let listed = app.agent().list_customers(pb::ListCustomersRequest::default()).await.unwrap().into_inner();
+    let c = &listed.customers.iter().find(|c| c.id == cust.id).unwrap().contacts[0];
+    assert_ne!(c.mobile, contact.mobile, "lists mask phones: {}", c.mobile);
+    assert!(c.mobile.contains("****") && c.email.contains("***@"), "{c:?}");
+    let by_system = app.client(Role::Service).list_customers(pb::ListCustomersRequest::default()).await.unwrap();
+    let c = &by_system.into_inner().customers.into_iter().find(|c| c.id == cust.id).unwrap().contacts[0].clone();
+    assert_eq!(c.mobile, contact.mobile, "systems list in the clear");
+
+    let got = app.agent().get_customer(pb::GetCustomerRequest { id: cust.id.clone() }).await.unwrap().into_inner();
+    assert_eq!(got.contacts[0].mobile, contact.mobile, "an agent reads one customer in the clear");
+    let mut auditor = app.client(Role::Auditor);
+    let seen = auditor.get_customer(pb::GetCustomerRequest { id: cust.id.clone() }).await.unwrap().into_inner();
+    assert!(seen.contacts[0].mobile.contains("****"), "auditors see masked details");
+
+    let log = auditor
+        .list_access_log(pb::ListAccessLogRequest { customer_id: cust.id.clone(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    let who: Vec<(&str, &str, &str)> =
+        log.entries.iter().map(|e| (e.actor.as_str(), e.actor_role.as_str(), e.what.as_str())).collect();
+    assert_eq!(
+        who,
+        vec![("agent-1", "agent", "contacts")],
+        "one clear read, by the agent; masked reads are not logged"
+    );
+    let by_actor = auditor
+        .list_access_log(pb::ListAccessLogRequest { actor: "agent-1".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(by_actor.entries.len(), 1);
+    let denied = app.agent().list_access_log(pb::ListAccessLogRequest::default()).await.unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    let bad = auditor
+        .list_access_log(pb::ListAccessLogRequest { customer_id: "not an id".into(), ..Default::default() })
+        .await
+        .unwrap_err();
+    assert!(violations(&bad).contains(&"customer_id".to_string()), "{bad:?}");
 }
 
 async fn missing_and_bad_tokens_are_unauthenticated(app: TestApp) {

@@ -36,6 +36,7 @@ pub static ACCESS: Access = Access {
         ("ExportCustomerData", EXPORTERS),
         ("EraseCustomer", MANAGERS),
         ("ListErasures", ERASURE_FOLLOWERS),
+        ("ListAccessLog", AUDITORS),
         ("ListAuditEntries", AUDITORS),
         ("VerifyAuditChain", AUDITORS),
         ("SetFollowUpPlan", WRITERS),

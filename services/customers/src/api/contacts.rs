@@ -4,7 +4,7 @@ use kefu_proto::customers::v1 as pb;
 
 use super::{CustomersApi, audit};
 use crate::{
-    domain::{Contact, Email, MAX_CONTACTS, Mobile},
+    domain::{self, Contact, Email, MAX_CONTACTS, Mobile},
     store,
 };
 
@@ -48,6 +48,22 @@ pub(super) fn contact_pb(c: &Contact) -> pb::Contact {
         wechat_id: c.wechat_id.clone().unwrap_or_default(),
         primary: c.primary,
     }
+}
+
+/// A contact with its phone, email and WeChat id masked (`139****5678`,
+/// `z***@example.cn`): what lists and roles without a need to reach the
+/// person see.
+pub(super) fn masked(mut c: pb::Contact) -> pb::Contact {
+    if !c.mobile.is_empty() {
+        c.mobile = domain::mask_middle(&c.mobile, 3, 4);
+    }
+    if !c.email.is_empty() {
+        c.email = domain::mask_email(&c.email);
+    }
+    if !c.wechat_id.is_empty() {
+        c.wechat_id = domain::mask_middle(&c.wechat_id, 1, 1);
+    }
+    c
 }
 
 pub(super) async fn create(api: &CustomersApi, p: &Principal, r: pb::CreateContactRequest) -> Result<pb::Contact> {

@@ -85,8 +85,8 @@ impl CustomerService for CustomersApi {
 
     #[tracing::instrument(skip_all)]
     async fn get_customer(&self, req: Request<pb::GetCustomerRequest>) -> Res<pb::Customer> {
-        let (_, r) = take(req)?;
-        reply(profile::get(self, r).await)
+        let (p, r) = take(req)?;
+        reply(profile::get(self, &p, r).await)
     }
 
     #[tracing::instrument(skip_all)]
@@ -97,8 +97,8 @@ impl CustomerService for CustomersApi {
 
     #[tracing::instrument(skip_all)]
     async fn list_customers(&self, req: Request<pb::ListCustomersRequest>) -> Res<pb::ListCustomersResponse> {
-        let (_, r) = take(req)?;
-        reply(profile::list(self, r).await)
+        let (p, r) = take(req)?;
+        reply(profile::list(self, &p, r).await)
     }
 
     #[tracing::instrument(skip_all)]
@@ -183,6 +183,12 @@ impl CustomerService for CustomersApi {
     async fn list_erasures(&self, req: Request<pb::ListErasuresRequest>) -> Res<pb::ListErasuresResponse> {
         let (_, r) = take(req)?;
         reply(rights::erasures(self, r).await)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_access_log(&self, req: Request<pb::ListAccessLogRequest>) -> Res<pb::ListAccessLogResponse> {
+        let (_, r) = take(req)?;
+        reply(rights::access_log(self, r).await)
     }
 
     #[tracing::instrument(skip_all)]

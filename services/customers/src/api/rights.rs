@@ -143,3 +143,32 @@ pub(super) async fn erasures(api: &CustomersApi, r: pb::ListErasuresRequest) -> 
             .collect(),
     })
 }
+
+const ACCESS_LOG: &str = "access-log";
+
+/// The access log, newest first, for one customer or one reader.
+pub(super) async fn access_log(api: &CustomersApi, r: pb::ListAccessLogRequest) -> Result<pb::ListAccessLogResponse> {
+    let mut v = Violations::new();
+    let customer = v.check(parse::opt_id("customer_id", &r.customer_id)).flatten();
+    let actor = v.check(parse::line("actor", &r.actor, 128)).filter(|a| !a.is_empty());
+    let size = v.check(parse::page_size("page_size", r.page_size, 100, 1000)).unwrap_or_default();
+    let before = v.check(kefu_kit::page::after(ACCESS_LOG, &r.page_token)).flatten();
+    v.finish()?;
+    let mut conn = api.pool.acquire().await?;
+    let rows = store::access_log(&mut conn, customer.as_deref(), actor.as_deref(), before.as_deref(), size + 1).await?;
+    let (rows, more) = kefu_kit::page::split(rows, size);
+    let next_page_token = kefu_kit::page::next(ACCESS_LOG, &rows, more, |r| r.id.clone());
+    Ok(pb::ListAccessLogResponse {
+        entries: rows
+            .into_iter()
+            .map(|r| pb::AccessLogEntry {
+                time: parse::ts(r.at),
+                actor: r.actor,
+                actor_role: r.actor_role,
+                customer_id: r.customer_id,
+                what: r.what,
+            })
+            .collect(),
+        next_page_token,
+    })
+}

@@ -412,3 +412,61 @@ pub async fn erasures_after(
     .fetch_all(conn)
     .await?)
 }
+
+/// Records that `actor` read `what` of customer `customer_id` in the clear.
+pub async fn log_access(
+    conn: &mut AnyConnection,
+    actor: &str,
+    actor_role: &str,
+    customer_id: &str,
+    what: &str,
+) -> Result<(), Error> {
+    sqlx::query("INSERT INTO access_log (id, at, actor, actor_role, customer_id, what) VALUES ($1,$2,$3,$4,$5,$6)")
+        .bind(uuid::Uuid::now_v7().to_string())
+        .bind(now_ms())
+        .bind(actor)
+        .bind(actor_role)
+        .bind(customer_id)
+        .bind(what)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// One read in the access log.
+#[derive(sqlx::FromRow)]
+pub struct AccessRow {
+    pub id: String,
+    pub at: i64,
+    pub actor: String,
+    pub actor_role: String,
+    pub customer_id: String,
+    pub what: String,
+}
+
+/// Reads newest first (ids are time-ordered), before `before_id`.
+pub async fn access_log(
+    conn: &mut AnyConnection,
+    customer_id: Option<&str>,
+    actor: Option<&str>,
+    before_id: Option<&str>,
+    limit: i64,
+) -> Result<Vec<AccessRow>, Error> {
+    let mut w = kefu_kit::db::Where::new();
+    if let Some(c) = customer_id {
+        w.and("customer_id = $?", c);
+    }
+    if let Some(a) = actor {
+        w.and("actor = $?", a);
+    }
+    if let Some(b) = before_id {
+        w.and("id < $?", b);
+    }
+    let limit_at = w.next_placeholder();
+    let (clause, mut binds) = w.build();
+    binds.push(kefu_kit::db::Bind::Int(limit));
+    let sql = format!(
+        "SELECT id, at, actor, actor_role, customer_id, what FROM access_log WHERE {clause} ORDER BY id DESC LIMIT ${limit_at}"
+    );
+    Ok(kefu_kit::db::fetch_all_as(conn, &sql, binds).await?)
+}
