@@ -92,6 +92,16 @@ fn verify_password(password: &str, hash: &str) -> bool {
     PasswordHash::new(hash).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
 }
 
+/// 429 for a locked login, `remaining_ms` before it opens again.
+fn locked(remaining_ms: i64) -> Problem {
+    let mut p = Problem::new(
+        http::StatusCode::TOO_MANY_REQUESTS,
+        "the account is locked after repeated failed logins; try again later",
+    );
+    p.retry_after = Some(u64::try_from(remaining_ms / 1000 + 1).unwrap_or(1));
+    p
+}
+
 /// Passwords people pick first; refused whatever their length.
 const COMMON_PASSWORDS: &[&str] = &[
     "1234567890",
@@ -368,7 +378,10 @@ impl Auth {
             .await
             .map_err(Problem::internal)?;
         let Some(r) = row else {
-            // Same work as a real check, so timing does not reveal accounts.
+            // A username without an account is counted and locked like a real
+            // one, and costs the same work, so neither a 429 nor the timing
+            // tells which usernames exist.
+            self.reserve_unknown(&username.trim().to_lowercase()).await?;
             let _ = verify_password(
                 password,
                 "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$0000000000000000000000000000000000000000000",
@@ -408,12 +421,7 @@ impl Auth {
                 .await
                 .and_then(|r| r.try_get(0))
                 .map_err(Problem::internal)?;
-            let mut p = Problem::new(
-                http::StatusCode::TOO_MANY_REQUESTS,
-                "the account is locked after repeated failed logins; try again later",
-            );
-            p.retry_after = Some(u64::try_from((until.unwrap_or(now) - now) / 1000 + 1).unwrap_or(1));
-            return Err(p);
+            return Err(locked(until.unwrap_or(now) - now));
         }
         if !verify_password(password, &hash) {
             return Err(denied());
@@ -435,6 +443,48 @@ impl Auth {
             expires_in: ACCESS_TTL.as_secs(),
             refresh_token: refresh,
         })
+    }
+
+    /// The lock-out of a username with no account: reserves an attempt, or
+    /// answers 429 as a locked account would.
+    async fn reserve_unknown(&self, username: &str) -> Result<(), Problem> {
+        if username.len() > 256 {
+            return Ok(());
+        }
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO login_failures (username, failed_logins, locked_until) VALUES ($1, 0, NULL) \
+             ON CONFLICT (username) DO NOTHING",
+        )
+        .bind(username)
+        .execute(&self.pool)
+        .await
+        .map_err(Problem::internal)?;
+        let reserved = sqlx::query(
+            "UPDATE login_failures SET failed_logins = CASE WHEN locked_until IS NOT NULL AND locked_until <= $3 THEN 1 \
+             ELSE failed_logins + 1 END, \
+             locked_until = CASE WHEN (CASE WHEN locked_until IS NOT NULL AND locked_until <= $3 THEN 1 \
+             ELSE failed_logins + 1 END) >= $1 THEN $2 ELSE NULL END \
+             WHERE username = $4 AND (locked_until IS NULL OR locked_until <= $3)",
+        )
+        .bind(MAX_FAILURES)
+        .bind(now + LOCK_MS)
+        .bind(now)
+        .bind(username)
+        .execute(&self.pool)
+        .await
+        .map_err(Problem::internal)?
+        .rows_affected();
+        if reserved == 0 {
+            let until: Option<i64> = sqlx::query("SELECT locked_until FROM login_failures WHERE username = $1")
+                .bind(username)
+                .fetch_one(&self.pool)
+                .await
+                .and_then(|r| r.try_get(0))
+                .map_err(Problem::internal)?;
+            return Err(locked(until.unwrap_or(now) - now));
+        }
+        Ok(())
     }
 
     /// Rotates a refresh token. Presenting one already used revokes its

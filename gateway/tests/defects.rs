@@ -227,6 +227,32 @@ async fn parallel_guesses_cannot_outrun_the_login_lock(app: App) {
 /// could reset their password), no username differing only by case, no
 /// password an attacker guesses first, and no people's account carrying the
 /// service role (it reads unmasked bank accounts).
+/// Guessing at a username that has no account locks the same way as at one
+/// that does, so the 429 does not tell which usernames exist.
+async fn the_login_lock_does_not_reveal_which_usernames_exist(app: App) {
+    let admin = app.admin_token().await;
+    let (s, _, _) = app
+        .call(
+            Method::POST,
+            "/api/v1/accounts",
+            &admin,
+            Some(json!({"username": "real.user", "password": "correct horse battery", "roles": ["agent"]})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let mut seen = Vec::new();
+    for user in ["real.user", "no.such.user"] {
+        let mut answers = Vec::new();
+        for _ in 0..7 {
+            answers.push(app.login(user, "wrong password!").await.status().as_u16());
+        }
+        seen.push(answers);
+    }
+    assert_eq!(seen[0], vec![401, 401, 401, 401, 401, 429, 429], "the real account locks after five");
+    assert_eq!(seen[0], seen[1], "a username with no account answers exactly alike");
+    assert_eq!(app.login("No.Such.User", "wrong password!").await.status(), 429, "whatever the letter case");
+}
+
 async fn accounts_refuse_weak_passwords_shared_staff_ids_and_case_twins(app: App) {
     let admin = app.admin_token().await;
     let create = |user: &str, password: &str, staff: &str| json!({"username": user, "password": password, "roles": ["agent"], "staffId": staff});
@@ -538,6 +564,7 @@ kefu_testkit::on_both_backends!(spawn;
     a_customers_and_its_contacts_violations_come_back_together,
     a_draining_gateway_ends_event_streams_and_is_not_ready,
     parallel_guesses_cannot_outrun_the_login_lock,
+    the_login_lock_does_not_reveal_which_usernames_exist,
     accounts_refuse_weak_passwords_shared_staff_ids_and_case_twins,
     the_query_string_cannot_override_the_path_or_flood_the_request_id,
     a_rest_bearer_token_with_the_service_role_is_refused,
