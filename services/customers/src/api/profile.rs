@@ -48,17 +48,29 @@ fn parse_customer(c: &pb::Customer, allow_bad_check: bool) -> Result<CustomerFie
     let mut v = Violations::new();
     // A value is a placeholder only when its violation was recorded, and then
     // `finish` below returns the violations instead.
-    let company_name = v.check(parse::required_line("company_name", &c.company_name, 200)).unwrap_or_default();
+    let company_name = v
+        .check(
+            parse::required_line("company_name", &c.company_name, 200)
+                .and_then(|n| parse::no_formula("company_name", n)),
+        )
+        .unwrap_or_default();
     let uscc = v.check(Uscc::parse("uscc", &c.uscc, allow_bad_check));
     let taxpayer_type = v.check(parse::enumeration::<TaxpayerType>("taxpayer_type", c.taxpayer_type, None));
     let tax_credit_rating =
         v.check(parse::enumeration("tax_credit_rating", c.tax_credit_rating, Some(TaxCreditRating::Unspecified)));
-    let business_scope = v.check(parse::text("business_scope", &c.business_scope, 2000)).unwrap_or_default();
-    let industry = v.check(parse::line("industry", &c.industry, 100)).unwrap_or_default();
-    let region = v.check(parse::line("region", &c.region, 100)).unwrap_or_default();
+    let business_scope = v
+        .check(
+            parse::text("business_scope", &c.business_scope, 2000).and_then(|t| parse::no_formula("business_scope", t)),
+        )
+        .unwrap_or_default();
+    let industry = v.check(parse::label("industry", &c.industry, 100)).unwrap_or_default();
+    let region = v.check(parse::label("region", &c.region, 100)).unwrap_or_default();
     let service_tier = v.check(parse::enumeration("service_tier", c.service_tier, Some(ServiceTier::Standard)));
-    let account_manager = v.check(parse::line("account_manager", &c.account_manager, 64)).unwrap_or_default();
+    let account_manager = v.check(parse::label("account_manager", &c.account_manager, 64)).unwrap_or_default();
     let tags = v.check(parse::tags("tags", &c.tags, MAX_TAGS, MAX_TAG_CHARS)).unwrap_or_default();
+    for (i, t) in tags.iter().enumerate() {
+        v.check(parse::no_formula(&format!("tags[{i}]"), t.clone()));
+    }
     let prefs = c.preferences.clone().unwrap_or_default();
     let preferred_channel = v.check(parse::enumeration(
         "preferences.preferred_channel",
