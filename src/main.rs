@@ -156,6 +156,18 @@ enum AdminCommand {
         #[arg(long, env = "KEFU_AUDIT_KEYS", hide_env_values = true)]
         audit_keys: Option<String>,
     },
+    /// Wrap every customer's data key under the first key of KEFU_DATA_KEYS
+    /// (after putting a new key first), so older keys can then be removed.
+    Rewrap {
+        /// The customers database; default: `kefu up`'s in the data directory.
+        #[arg(long, env = "KEFU_DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
+        /// Key-encryption keys, the new one first; default: `kefu up`'s.
+        #[arg(long, env = "KEFU_DATA_KEYS", hide_env_values = true)]
+        data_keys: Option<String>,
+        #[arg(long, env = "KEFU_DATA_DIR", default_value = "./kefu-data")]
+        data_dir: PathBuf,
+    },
     /// Generate a key: a token signing key (with its public key) or a data key.
     Keygen {
         #[arg(value_enum)]
@@ -378,6 +390,23 @@ async fn admin(cmd: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::Token { roles, staff_id, ttl, key } => {
             let token = key.signer()?.mint(&staff_id, &roles, ttl)?;
             println!("{token}");
+        }
+        AdminCommand::Rewrap { database_url, data_keys, data_dir } => {
+            let url = database_url.unwrap_or_else(|| format!("sqlite://{}", data_dir.join("customers.db").display()));
+            kefu_kit::db::validate_url(&url)?;
+            let data_keys = match data_keys {
+                Some(k) => k,
+                None => kefu_kit::module::Embedded { data_dir, ..Default::default() }.key_file("data.keys")?,
+            };
+            let keys = kefu_customers::crypto::DataKeyring::new(&kefu_kit::config::parse_data_keys(&data_keys)?)?;
+            let pool = kefu_kit::db::connect(&url, 2).await?;
+            let report = kefu_customers::api::rewrap(&pool, &keys).await?;
+            println!(
+                "{} customer keys rewrapped under {}, {} tax profiles moved under their customer's key",
+                report.rewrapped,
+                keys.active_id(),
+                report.resealed
+            );
         }
         AdminCommand::Keygen { kind, kid } => match kind {
             KeyKind::Token => {

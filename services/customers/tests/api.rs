@@ -671,6 +671,23 @@ async fn erasure_purges_personal_data_and_locks_the_record(app: TestApp) {
         .await
         .unwrap_err();
     assert_eq!(no_reason.code(), Code::InvalidArgument);
+    admin
+        .update_tax_profile(pb::UpdateTaxProfileRequest {
+            tax_profile: Some(pb::TaxProfile {
+                customer_id: cust.id.clone(),
+                bank_account: "6225 0000 1111 2222".into(),
+                ..Default::default()
+            }),
+            purpose: "onboarding".into(),
+        })
+        .await
+        .unwrap();
+    let sealed: (String,) = sqlx::query_as("SELECT key_id FROM tax_profiles WHERE customer_id = $1")
+        .bind(&cust.id)
+        .fetch_one(&app.raw)
+        .await
+        .unwrap();
+    assert_eq!(sealed.0, "customer-key", "the profile is sealed with the customer's own data key");
     let erased = admin
         .erase_customer(pb::EraseCustomerRequest { id: cust.id.clone(), reason: "PIPL art. 47 request #12".into() })
         .await
@@ -686,6 +703,21 @@ async fn erasure_purges_personal_data_and_locks_the_record(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(raw.get::<i64, _>(0), 0);
+    // Crypto-shredding: the customer's data key is destroyed with what it
+    // sealed, so no copy of the database (or a backup) opens it again.
+    for table in ["customer_keys", "tax_profiles"] {
+        let n: (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM {table} WHERE customer_id = $1"))
+            .bind(&cust.id)
+            .fetch_one(&app.raw)
+            .await
+            .unwrap();
+        assert_eq!(n.0, 0, "{table} keeps nothing of the erased customer");
+    }
+    let gone = admin
+        .get_tax_profile(pb::GetTaxProfileRequest { customer_id: cust.id.clone(), ..Default::default() })
+        .await
+        .unwrap_err();
+    assert_eq!(gone.code(), Code::FailedPrecondition);
 
     let locked = app
         .agent()

@@ -25,6 +25,7 @@ use kefu_kit::{
 use kefu_proto::customers::v1::{self as pb, customer_service_server::CustomerService};
 pub use profile::IMPORT_ERRORS_LISTED;
 use sqlx::AnyPool;
+pub use tax_profile::{RewrapReport, rewrap};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::crypto::DataKeyring;

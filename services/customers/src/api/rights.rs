@@ -72,7 +72,7 @@ pub(super) async fn export(
     if has(DataCategory::TaxFinancial)
         && let Some(t) = store::get_tax_profile(&mut tx, &id).await?
     {
-        let secret = tax_profile::open(api, &id, &t)?;
+        let secret = tax_profile::open(&api.keys, &mut tx, &id, &t).await?;
         doc["tax_profile"] = serde_json::to_value(&secret).map_err(anyhow::Error::from)?;
     }
     if has(DataCategory::ServiceHistory) {
@@ -115,7 +115,9 @@ pub(super) async fn erase(api: &CustomersApi, p: &Principal, r: pb::EraseCustome
     let customer = store::require_customer(&mut tx, &id).await?;
     if customer.lifecycle_status != LifecycleStatus::Erased {
         store::erase_personal_data(&mut tx, &id).await?;
-        let detail = "contacts, tags, preferences, visit notes purged; records kept";
+        store::shred_customer_key(&mut tx, &id).await?;
+        let detail =
+            "contacts, tags, preferences, visit notes purged; data key and tax profile destroyed; records kept";
         audit::record(api, &mut tx, p, "customer.erase", &id, detail, &reason).await?;
     }
     let fresh = store::require_customer(&mut tx, &id).await?;

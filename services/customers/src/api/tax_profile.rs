@@ -1,12 +1,13 @@
 //! The tax and financial profile: sealed at rest, masked on read unless a
 //! sensitive reader states a purpose, and every unmasked read audited.
-use kefu_kit::{Error, Result, auth::Principal, auth::Role, error::Violations, parse};
+use kefu_kit::{Error, Result, auth::Principal, error::Violations, parse};
 use kefu_proto::customers::v1 as pb;
 use serde::{Deserialize, Serialize};
+use sqlx::AnyConnection;
 
 use super::{CustomersApi, access::SENSITIVE_READERS, audit};
 use crate::{
-    crypto::Sealed,
+    crypto::{CUSTOMER_KEY, CustomerKey, DataKeyring, Sealed},
     domain,
     store::{self, TaxProfileRow},
 };
@@ -28,13 +29,61 @@ fn aad(customer_id: &str) -> String {
     format!("kefu.customers.tax_profile:{customer_id}")
 }
 
-/// Opens a stored profile.
-pub(super) fn open(api: &CustomersApi, customer_id: &str, row: &TaxProfileRow) -> Result<TaxSecret> {
-    let plain = api.keys.open(
-        &aad(customer_id),
-        &Sealed { key_id: row.key_id.clone(), nonce: row.nonce.clone(), ciphertext: row.ciphertext.clone() },
-    )?;
+/// The customer's own data key, made (and stored wrapped) on first use.
+pub(super) async fn customer_key(
+    keys: &DataKeyring,
+    conn: &mut AnyConnection,
+    customer_id: &str,
+    create: bool,
+) -> Result<Option<CustomerKey>> {
+    if let Some((kek_id, nonce, wrapped)) = store::customer_key(conn, customer_id).await? {
+        let sealed = Sealed { key_id: kek_id, nonce, ciphertext: wrapped };
+        return Ok(Some(keys.customer_key(customer_id, &sealed)?));
+    }
+    if !create {
+        return Ok(None);
+    }
+    let (_, wrapped) = keys.new_customer_key(customer_id)?;
+    store::insert_customer_key(conn, customer_id, &wrapped.key_id, &wrapped.nonce, &wrapped.ciphertext).await?;
+    // A concurrent first write may have stored its key first: use that one.
+    let (kek_id, nonce, wrapped) = store::customer_key(conn, customer_id)
+        .await?
+        .ok_or_else(|| Error::Internal(anyhow::anyhow!("customer key vanished after insert")))?;
+    Ok(Some(keys.customer_key(customer_id, &Sealed { key_id: kek_id, nonce, ciphertext: wrapped })?))
+}
+
+/// Opens a stored profile: sealed with the customer's own key, or (written
+/// before customer keys) directly with a key-encryption key.
+pub(super) async fn open(
+    keys: &DataKeyring,
+    conn: &mut AnyConnection,
+    customer_id: &str,
+    row: &TaxProfileRow,
+) -> Result<TaxSecret> {
+    let sealed = Sealed { key_id: row.key_id.clone(), nonce: row.nonce.clone(), ciphertext: row.ciphertext.clone() };
+    let plain = if row.key_id == CUSTOMER_KEY {
+        let key = customer_key(keys, conn, customer_id, false)
+            .await?
+            .ok_or_else(|| Error::FailedPrecondition("the customer's data key was destroyed (erased)".into()))?;
+        key.open(&aad(customer_id), &sealed)?
+    } else {
+        keys.open(&aad(customer_id), &sealed)?
+    };
     Ok(serde_json::from_slice(&plain).map_err(anyhow::Error::from)?)
+}
+
+/// Seals a profile with the customer's own key.
+pub(super) async fn seal(
+    keys: &DataKeyring,
+    conn: &mut AnyConnection,
+    customer_id: &str,
+    secret: &TaxSecret,
+) -> Result<Sealed> {
+    let plain = serde_json::to_vec(secret).map_err(anyhow::Error::from)?;
+    let key = customer_key(keys, conn, customer_id, true)
+        .await?
+        .ok_or_else(|| Error::Internal(anyhow::anyhow!("no customer key")))?;
+    Ok(key.seal(&aad(customer_id), &plain)?)
 }
 
 fn tax_pb(customer_id: &str, s: &TaxSecret, masked: bool, updated_at: i64) -> pb::TaxProfile {
@@ -99,11 +148,10 @@ pub(super) async fn update(
     let secret = v.check(parse_tax(&t));
     v.finish()?;
     let secret = secret.ok_or_else(|| super::unchecked("tax_profile"))?;
-    let plain = serde_json::to_vec(&secret).map_err(anyhow::Error::from)?;
-    let sealed = api.keys.seal(&aad(&id), &plain).map_err(Error::Internal)?;
     let now = store::now_ms();
     let mut tx = api.pool.begin().await?;
     store::require_customer(&mut tx, &id).await?.ensure_writable()?;
+    let sealed = seal(&api.keys, &mut tx, &id, &secret).await?;
     let row =
         TaxProfileRow { key_id: sealed.key_id, nonce: sealed.nonce, ciphertext: sealed.ciphertext, updated_at: now };
     store::put_tax_profile(&mut tx, &id, &row, &p.subject).await?;
@@ -140,20 +188,67 @@ pub(super) async fn get(api: &CustomersApi, p: &Principal, r: pb::GetTaxProfileR
     if r.unmasked {
         customer.ensure_writable()?;
     }
-    // An erased customer's profile is kept where accounting law requires it,
-    // and shown to auditors only.
-    if customer.lifecycle_status == crate::domain::LifecycleStatus::Erased && !p.has_any(&[Role::Auditor]) {
-        return Err(Error::FailedPrecondition(
-            "the customer's personal data was erased; only auditors may see what is kept".into(),
-        ));
+    // Erasure destroyed the customer's data key and, with it, the profile.
+    if customer.lifecycle_status == crate::domain::LifecycleStatus::Erased {
+        return Err(Error::FailedPrecondition("the customer's personal data was erased".into()));
     }
     let row = store::get_tax_profile(&mut tx, &id)
         .await?
         .ok_or_else(|| Error::NotFound(format!("tax profile of customer {id}")))?;
-    let secret = open(api, &id, &row)?;
+    let secret = open(&api.keys, &mut tx, &id, &row).await?;
     if r.unmasked {
         audit::record(api, &mut tx, p, "tax_profile.read", &id, "tax_profile unmasked", &purpose).await?;
     }
     tx.commit().await?;
     Ok(tax_pb(&id, &secret, !r.unmasked, row.updated_at))
+}
+
+/// What `kefu admin rewrap` did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct RewrapReport {
+    /// Customer data keys wrapped again under the active key.
+    pub rewrapped: usize,
+    /// Tax profiles sealed directly with a key-encryption key (before
+    /// customer keys) moved under their customer's own key.
+    pub resealed: usize,
+}
+
+/// Wraps every customer data key under the active key-encryption key (the
+/// first of KEFU_DATA_KEYS), and moves profiles from before customer keys
+/// under their customer's key; afterwards older key-encryption keys can be
+/// dropped. Each customer in its own transaction; safe to run again.
+pub async fn rewrap(pool: &sqlx::AnyPool, keys: &DataKeyring) -> anyhow::Result<RewrapReport> {
+    let mut report = RewrapReport::default();
+    let mut after = String::new();
+    loop {
+        let ids = {
+            let mut conn = pool.acquire().await?;
+            store::customers_to_rewrap(&mut conn, keys.active_id(), &after, 500).await?
+        };
+        if ids.is_empty() {
+            return Ok(report);
+        }
+        for id in ids {
+            let mut tx = pool.begin().await?;
+            if let Some((kek_id, nonce, wrapped)) = store::customer_key(&mut tx, &id).await?
+                && kek_id != keys.active_id()
+            {
+                let fresh = keys.rewrap(&id, &Sealed { key_id: kek_id, nonce, ciphertext: wrapped })?;
+                store::update_customer_key(&mut tx, &id, &fresh.key_id, &fresh.nonce, &fresh.ciphertext).await?;
+                report.rewrapped += 1;
+            }
+            if let Some(row) = store::get_tax_profile(&mut tx, &id).await?
+                && row.key_id != CUSTOMER_KEY
+            {
+                let secret = open(keys, &mut tx, &id, &row).await?;
+                let sealed = seal(keys, &mut tx, &id, &secret).await?;
+                let moved =
+                    TaxProfileRow { key_id: sealed.key_id, nonce: sealed.nonce, ciphertext: sealed.ciphertext, ..row };
+                store::put_tax_profile(&mut tx, &id, &moved, "kefu-rewrap").await?;
+                report.resealed += 1;
+            }
+            tx.commit().await?;
+            after = id;
+        }
+    }
 }

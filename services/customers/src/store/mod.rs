@@ -27,7 +27,10 @@ pub use self::{
     },
     follow_ups::{deactivate_plan, due_plans, get_plan, insert_visit, put_plan, visits},
     greetings::{greeting_candidates, greetings_of, mark_greeting},
-    tax_profile::{TaxProfileRow, get_tax_profile, put_tax_profile},
+    tax_profile::{
+        TaxProfileRow, customer_key, customers_to_rewrap, get_tax_profile, insert_customer_key, put_tax_profile,
+        shred_customer_key, update_customer_key,
+    },
 };
 
 /// What a clash on the live-USCC index means.
