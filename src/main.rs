@@ -168,6 +168,19 @@ enum AdminCommand {
         #[arg(long, env = "KEFU_DATA_DIR", default_value = "./kefu-data")]
         data_dir: PathBuf,
     },
+    /// Make a private CA and a certificate for each service (TLS and mutual
+    /// TLS where no PKI issues them, e.g. Docker Compose): `ca.pem` and
+    /// `NAME.pem` / `NAME-key.pem` in the output directory.
+    Certs {
+        #[arg(long, default_value = "./kefu-certs")]
+        out: PathBuf,
+        /// Host names of the services, one certificate each (each also
+        /// names localhost and 127.0.0.1).
+        #[arg(long = "name", value_delimiter = ',', default_value = "customers,tickets,gateway")]
+        names: Vec<String>,
+        #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..=825))]
+        days: u32,
+    },
     /// Generate a key: a token signing key (with its public key) or a data key.
     Keygen {
         #[arg(value_enum)]
@@ -407,6 +420,28 @@ async fn admin(cmd: AdminCommand) -> anyhow::Result<()> {
                 keys.active_id(),
                 report.resealed
             );
+        }
+        AdminCommand::Certs { out, names, days } => {
+            let certs = kefu_kit::tls::dev_certs("kefu private CA", &names, days)?;
+            std::fs::create_dir_all(&out)?;
+            let write = |name: &str, text: &str, private: bool| -> anyhow::Result<()> {
+                let path = out.join(name);
+                std::fs::write(&path, text)?;
+                #[cfg(unix)]
+                if private {
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+                }
+                let _ = private;
+                Ok(())
+            };
+            write("ca.pem", &certs.ca_cert, false)?;
+            write("ca-key.pem", &certs.ca_key, true)?;
+            for (name, cert, key) in &certs.certs {
+                write(&format!("{name}.pem"), cert, false)?;
+                write(&format!("{name}-key.pem"), key, true)?;
+            }
+            println!("wrote ca.pem and {} certificates to {} (valid {days} days)", certs.certs.len(), out.display());
         }
         AdminCommand::Keygen { kind, kid } => match kind {
             KeyKind::Token => {

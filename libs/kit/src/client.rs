@@ -44,11 +44,16 @@ pub fn channel(addr: &str) -> anyhow::Result<Channel> {
     } else {
         format!("http://{addr}")
     };
-    Ok(Endpoint::from_shared(uri)
+    let mut endpoint = Endpoint::from_shared(uri.clone())
         .map_err(|e| anyhow::anyhow!("bad service address {addr:?}: {e}"))?
         .connect_timeout(Duration::from_secs(5))
-        .tcp_nodelay(true)
-        .connect_lazy())
+        .tcp_nodelay(true);
+    if uri.starts_with("https://") {
+        // The CA and client certificate of KEFU_TLS_CA / KEFU_TLS_CERT.
+        let tls = crate::tls::client_config().unwrap_or_default();
+        endpoint = endpoint.tls_config(tls).map_err(|e| anyhow::anyhow!("TLS for {addr:?}: {e}"))?;
+    }
+    Ok(endpoint.connect_lazy())
 }
 
 /// How long a call to another kefu service may take before it is given up

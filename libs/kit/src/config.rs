@@ -51,6 +51,8 @@ pub struct ServerArgs {
     /// Then, time allowed to drain in-flight requests.
     #[arg(long, env = "KEFU_SHUTDOWN_GRACE", default_value = "20s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
+    #[command(flatten)]
+    pub tls: crate::tls::TlsArgs,
 }
 
 impl ServerArgs {
@@ -64,6 +66,7 @@ impl ServerArgs {
             rate_limit_per_caller: 50,
             shutdown_delay: Duration::ZERO,
             shutdown_grace: Duration::from_secs(20),
+            tls: crate::tls::TlsArgs::default(),
         }
     }
 }

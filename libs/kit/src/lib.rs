@@ -19,6 +19,7 @@ pub mod parse;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;
+pub mod tls;
 
 pub use error::{Error, FieldViolation};
 

@@ -5,7 +5,6 @@ use std::{convert::Infallible, future::Future, net::SocketAddr, pin::Pin, sync::
 
 use axum::{Router, http::StatusCode, response::IntoResponse, routing::get};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{body::Body, server::NamedService, service::RoutesBuilder};
 use tonic_health::{ServingStatus, server::HealthReporter};
@@ -200,6 +199,7 @@ impl Server {
     /// requests in flight. Watch streams end when `shutdown` fires (their
     /// services hold the same token), so they do not hold up the drain.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let tls = self.args.tls.server_config(self.local_addr())?;
         let (reporter, health_service) = tonic_health::server::health_reporter();
         set_all(&reporter, &self.names, ServingStatus::Serving).await;
 
@@ -256,15 +256,18 @@ impl Server {
         let limit = self.args.concurrency_limit.unwrap_or(256) as usize;
         let drain = CancellationToken::new();
         let drain_signal = drain.clone();
-        let serve = tonic::transport::Server::builder()
+        let router = tonic::transport::Server::builder()
             .layer(ObserveLayer)
             .layer(LimitLayer::new(limit, self.args.request_timeout))
             .layer(AuthLayer::new(self.verifier, self.access).per_caller(self.args.rate_limit_per_caller))
-            .add_routes(routes.routes())
-            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), async move {
-                drain_signal.cancelled().await;
-            });
-        let mut serve = Box::pin(serve);
+            .add_routes(routes.routes());
+        let drained = async move { drain_signal.cancelled().await };
+        let mut serve: Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>> = match tls {
+            Some(config) => {
+                Box::pin(router.serve_with_incoming_shutdown(crate::tls::incoming(self.listener, config), drained))
+            }
+            None => Box::pin(router.serve_with_incoming_shutdown(crate::tls::incoming_plain(self.listener), drained)),
+        };
 
         tokio::select! {
             r = &mut serve => { r?; }
