@@ -7,7 +7,8 @@
 ALTER TABLE accounts ADD COLUMN tokens_after BIGINT NOT NULL DEFAULT 0;
 
 -- API keys expire and are limited to the services or calls they name.
--- Keys made before expiry existed run for 90 days from their creation.
+-- Keys made before scopes keep reaching every service there was; their 90
+-- days start at their first use after the upgrade (expires_at NULL).
 ALTER TABLE api_keys ADD COLUMN expires_at BIGINT;
 ALTER TABLE api_keys ADD COLUMN scopes TEXT NOT NULL DEFAULT '';
-UPDATE api_keys SET expires_at = created_at + 7776000000 WHERE expires_at IS NULL;
+UPDATE api_keys SET scopes = 'customers,tickets' WHERE scopes = '';

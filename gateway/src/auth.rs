@@ -186,6 +186,25 @@ pub struct Auth {
     pub audit_keys: AuditKeys,
 }
 
+/// Stores a new refresh token of `family` for `account_id`; returns it.
+async fn issue_refresh(conn: &mut sqlx::AnyConnection, account_id: &str, family: &str) -> Result<String, Problem> {
+    let token = random_token(32);
+    sqlx::query(
+        "INSERT INTO refresh_tokens (id, family_id, account_id, token_hash, expires_at, used_at, revoked_at, created_at) \
+         VALUES ($1,$2,$3,$4,$5,NULL,NULL,$6)",
+    )
+    .bind(uuid::Uuid::now_v7().to_string())
+    .bind(family)
+    .bind(account_id)
+    .bind(sha256(&token))
+    .bind(now_ms() + REFRESH_TTL_MS)
+    .bind(now_ms())
+    .execute(conn)
+    .await
+    .map_err(Problem::internal)?;
+    Ok(token)
+}
+
 /// Who made a change from the shell (`kefu admin`, the first start).
 pub fn operator() -> Principal {
     Principal { subject: "kefu-admin".into(), roles: vec![Role::Admin] }
@@ -352,21 +371,8 @@ impl Auth {
     }
 
     async fn issue_refresh(&self, account_id: &str, family: &str) -> Result<String, Problem> {
-        let token = random_token(32);
-        sqlx::query(
-            "INSERT INTO refresh_tokens (id, family_id, account_id, token_hash, expires_at, used_at, revoked_at, created_at) \
-             VALUES ($1,$2,$3,$4,$5,NULL,NULL,$6)",
-        )
-        .bind(uuid::Uuid::now_v7().to_string())
-        .bind(family)
-        .bind(account_id)
-        .bind(sha256(&token))
-        .bind(now_ms() + REFRESH_TTL_MS)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await
-        .map_err(Problem::internal)?;
-        Ok(token)
+        let mut conn = self.pool.acquire().await.map_err(Problem::internal)?;
+        issue_refresh(&mut conn, account_id, family).await
     }
 
     /// Username + password → tokens. Locks the account after repeated failures.
@@ -452,11 +458,21 @@ impl Auth {
             return Ok(());
         }
         let now = now_ms();
+        // Only a hash of what was typed is kept (people type passwords into
+        // the username field), and only for a day after its last lock.
+        let username = sha256(&format!("kefu.login-failure:{username}"));
+        let username = username.as_str();
+        sqlx::query("DELETE FROM login_failures WHERE last_at < $1")
+            .bind(now - 86_400_000)
+            .execute(&self.pool)
+            .await
+            .map_err(Problem::internal)?;
         sqlx::query(
-            "INSERT INTO login_failures (username, failed_logins, locked_until) VALUES ($1, 0, NULL) \
-             ON CONFLICT (username) DO NOTHING",
+            "INSERT INTO login_failures (username, failed_logins, locked_until, last_at) VALUES ($1, 0, NULL, $2) \
+             ON CONFLICT (username) DO UPDATE SET last_at = excluded.last_at",
         )
         .bind(username)
+        .bind(now)
         .execute(&self.pool)
         .await
         .map_err(Problem::internal)?;
@@ -515,18 +531,37 @@ impl Auth {
         if revoked.is_some() || expires <= now || disabled == 1 {
             return Err(denied("refresh token revoked or expired"));
         }
-        let done = sqlx::query("UPDATE refresh_tokens SET used_at = $1 WHERE id = $2 AND used_at IS NULL")
-            .bind(now)
-            .bind(&id)
-            .execute(&self.pool)
-            .await
-            .map_err(Problem::internal)?;
+        // The rotation and the new token commit together, and only while the
+        // token is unused, unrevoked and unexpired and its account enabled:
+        // a revocation committing meanwhile either stops it here or (having
+        // revoked this row) ends the family for good.
+        let mut tx = self.pool.begin().await.map_err(Problem::internal)?;
+        let done = sqlx::query(
+            "UPDATE refresh_tokens SET used_at = $1 WHERE id = $2 AND used_at IS NULL AND revoked_at IS NULL \
+             AND expires_at > $1 AND account_id IN (SELECT id FROM accounts WHERE disabled = 0)",
+        )
+        .bind(now)
+        .bind(&id)
+        .execute(&mut *tx)
+        .await
+        .map_err(Problem::internal)?;
         if done.rows_affected() == 0 {
-            self.revoke_family(&family).await?;
-            return Err(denied("refresh token already used; every session of this login is revoked"));
+            drop(tx);
+            let reused: Option<i64> = sqlx::query("SELECT used_at FROM refresh_tokens WHERE id = $1")
+                .bind(&id)
+                .fetch_one(&self.pool)
+                .await
+                .and_then(|r| r.try_get(0))
+                .map_err(Problem::internal)?;
+            if reused.is_some() {
+                self.revoke_family(&family).await?;
+                return Err(denied("refresh token already used; every session of this login is revoked"));
+            }
+            return Err(denied("refresh token revoked or expired"));
         }
         let access = self.access_token(&get(7)?, &roles_of(&get(6)?), &family)?;
-        let refresh = self.issue_refresh(&account, &family).await?;
+        let refresh = issue_refresh(&mut tx, &account, &family).await?;
+        tx.commit().await.map_err(Problem::internal)?;
         Ok(TokenPair {
             access_token: access,
             token_type: "Bearer",
@@ -717,8 +752,18 @@ impl Auth {
         }
         let now = now_ms();
         let expires: Option<i64> = row.try_get(4).map_err(Problem::internal)?;
-        if expires.is_none_or(|e| e <= now) {
-            return Err(Problem::unauthorized("the API key has expired; create a new one"));
+        match expires {
+            // A key from before expiry: its default lifetime starts now.
+            None => {
+                sqlx::query("UPDATE api_keys SET expires_at = $1 WHERE id = $2 AND expires_at IS NULL")
+                    .bind(now + API_KEY_DEFAULT_DAYS * 86_400_000)
+                    .bind(&id)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(Problem::internal)?;
+            }
+            Some(e) if e <= now => return Err(Problem::unauthorized("the API key has expired; create a new one")),
+            Some(_) => {}
         }
         let last_used: Option<i64> = row.try_get(6).map_err(Problem::internal)?;
         if last_used.is_none_or(|t| now - t >= LAST_USED_EVERY_MS) {
@@ -778,7 +823,8 @@ impl Auth {
     async fn check_not_revoked(&self, v: &Verified) -> Result<(), Problem> {
         let row = sqlx::query(
             "SELECT a.disabled, a.tokens_after, \
-             (SELECT COUNT(*) FROM refresh_tokens r WHERE r.family_id = $2 AND r.account_id = a.id AND r.revoked_at IS NULL) \
+             (SELECT COUNT(*) FROM refresh_tokens r WHERE r.family_id = $2 AND r.account_id = a.id), \
+             (SELECT COUNT(*) FROM refresh_tokens r WHERE r.family_id = $2 AND r.account_id = a.id AND r.revoked_at IS NOT NULL) \
              FROM accounts a WHERE a.staff_id = $1",
         )
         .bind(&v.principal.subject)
@@ -795,7 +841,10 @@ impl Auth {
         };
         let disabled: i64 = row.try_get(0).map_err(Problem::internal)?;
         let tokens_after: i64 = row.try_get(1).map_err(Problem::internal)?;
-        let live: i64 = row.try_get(2).map_err(Problem::internal)?;
+        // A session ends for good once any of its refresh tokens is revoked.
+        let tokens: i64 = row.try_get(2).map_err(Problem::internal)?;
+        let revoked: i64 = row.try_get(3).map_err(Problem::internal)?;
+        let live = i64::from(tokens > 0 && revoked == 0);
         if disabled == 1 {
             return Err(Problem::unauthorized("the account is disabled"));
         }

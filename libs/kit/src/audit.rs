@@ -16,8 +16,9 @@
 //! `audit_head (id, seq, hash)` with the single row `id = 1`, and
 //! `audit_log (seq, at, actor, actor_role, action, subject, detail, purpose,
 //! prev_hash, hash, key_id)`. Entries written before the chain was keyed
-//! have an empty `key_id` and a plain SHA-256; they may only precede keyed
-//! ones, and the verifier counts them.
+//! (empty `key_id`, plain SHA-256) are signed once at start-up by
+//! [`sign_unsigned`] if their chain is intact; the verifier accepts no
+//! unsigned entry.
 use std::{collections::HashMap, time::Duration};
 
 use hmac::{Hmac, Mac};
@@ -254,8 +255,6 @@ pub async fn head(conn: &mut AnyConnection) -> Result<Checkpoint, Error> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
     pub entries_checked: i64,
-    /// Entries from before the chain was keyed (a prefix of the chain).
-    pub unkeyed_entries: i64,
     /// The head as found.
     pub head: Checkpoint,
     /// The first problem: the sequence number it concerns, and what it is.
@@ -270,8 +269,8 @@ pub async fn verify(
     checkpoint: Option<&Checkpoint>,
 ) -> Result<Verdict, Error> {
     let head = head(&mut *conn).await?;
-    let mut v = Verdict { entries_checked: 0, unkeyed_entries: 0, head: head.clone(), problem: None };
-    let (mut expected_seq, mut prev_hash, mut keyed_seen) = (1_i64, String::new(), false);
+    let mut v = Verdict { entries_checked: 0, head: head.clone(), problem: None };
+    let (mut expected_seq, mut prev_hash) = (1_i64, String::new());
     let mut checkpoint_seen = false;
     let mut after = 0;
     'walk: loop {
@@ -279,7 +278,8 @@ pub async fn verify(
         if page.is_empty() {
             break;
         }
-        for e in page {
+        // Entries appended after the head was read are for the next check.
+        for e in page.into_iter().filter(|e| e.seq <= head.seq) {
             let problem = if e.seq != expected_seq {
                 Some((expected_seq, format!("entry {expected_seq} is missing (the next entry found is {})", e.seq)))
             } else if e.prev_hash != prev_hash {
@@ -291,8 +291,10 @@ pub async fn verify(
                         e.seq - 1
                     ),
                 ))
-            } else if e.key_id.is_empty() && keyed_seen {
-                Some((e.seq, format!("entry {} is unsigned although signed entries precede it", e.seq)))
+            } else if e.key_id.is_empty() {
+                // Entries from before keying are signed at start-up
+                // (`sign_unsigned`); an unsigned one now is a forgery.
+                Some((e.seq, format!("entry {} is not signed", e.seq)))
             } else {
                 match e.expected(keys) {
                     None => Some((
@@ -318,8 +320,6 @@ pub async fn verify(
                 }
                 checkpoint_seen = true;
             }
-            keyed_seen |= !e.key_id.is_empty();
-            v.unkeyed_entries += i64::from(e.key_id.is_empty());
             v.entries_checked += 1;
             expected_seq += 1;
             prev_hash = e.hash;
@@ -351,6 +351,59 @@ pub async fn verify(
         }
     }
     Ok(v)
+}
+
+/// Signs the entries written before the chain was keyed: walks the chain,
+/// checks each unsigned entry against its plain hash and link, and rewrites
+/// the chain from the first of them with MACs under the active key. Does
+/// nothing when every entry is signed, and refuses (leaving the chain for
+/// the verifier to report) when an unsigned entry does not check out.
+/// Returns how many entries were rewritten.
+pub async fn sign_unsigned(pool: &AnyPool, keys: &AuditKeys) -> Result<usize, Error> {
+    let mut tx = pool.begin().await?;
+    let first: Option<i64> =
+        sqlx::query("SELECT MIN(seq) FROM audit_log WHERE key_id = ''").fetch_one(&mut *tx).await?.try_get(0)?;
+    let Some(first) = first else { return Ok(0) };
+    // Appends wait on the head row until this is done.
+    sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1").execute(&mut *tx).await?;
+    let (mut prev_old, mut prev_new) = (String::new(), String::new());
+    let mut after = 0;
+    let mut rewritten = 0;
+    loop {
+        let page = list(&mut tx, None, after, 1000).await?;
+        if page.is_empty() {
+            break;
+        }
+        for mut e in page {
+            let genuine = e.prev_hash == prev_old && e.expected(keys).as_deref() == Some(e.hash.as_str());
+            if !genuine {
+                tracing::error!(seq = e.seq, "audit entry does not check out; the chain is left unsigned for review");
+                return Ok(0);
+            }
+            prev_old = e.hash.clone();
+            after = e.seq;
+            if e.seq < first {
+                prev_new = e.hash.clone();
+                continue;
+            }
+            e.prev_hash = prev_new.clone();
+            e.key_id = keys.active.clone();
+            e.hash = e.expected(keys).ok_or_else(|| Error::Internal(anyhow::anyhow!("no active audit key")))?;
+            sqlx::query("UPDATE audit_log SET prev_hash = $1, hash = $2, key_id = $3 WHERE seq = $4")
+                .bind(&e.prev_hash)
+                .bind(&e.hash)
+                .bind(&e.key_id)
+                .bind(e.seq)
+                .execute(&mut *tx)
+                .await?;
+            prev_new = e.hash;
+            rewritten += 1;
+        }
+    }
+    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1").bind(&prev_new).execute(&mut *tx).await?;
+    tx.commit().await?;
+    tracing::info!(entries = rewritten, "audit entries from before keying signed");
+    Ok(rewritten)
 }
 
 /// Logs the head as a checkpoint every `every` (an `info` line with the
@@ -431,6 +484,62 @@ mod tests {
         let relabelled = Entry { action: "customer.update".into(), ..e.clone() };
         assert_ne!(relabelled.expected(&k1).unwrap(), mac);
         assert!(entry("unknown").expected(&k1).is_none(), "an unknown key id cannot be checked");
+    }
+
+    async fn chain_db() -> (tempfile::TempDir, AnyPool) {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = crate::db::connect(&format!("sqlite://{}", dir.path().join("a.db").display()), 1).await.unwrap();
+        for sql in [
+            "CREATE TABLE audit_head (id BIGINT PRIMARY KEY, seq BIGINT NOT NULL, hash TEXT NOT NULL)",
+            "INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '')",
+            "CREATE TABLE audit_log (seq BIGINT PRIMARY KEY, at BIGINT NOT NULL, actor TEXT NOT NULL, \
+             actor_role TEXT NOT NULL, action TEXT NOT NULL, subject TEXT NOT NULL, detail TEXT NOT NULL, \
+             purpose TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL, key_id TEXT NOT NULL)",
+        ] {
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+        (dir, pool)
+    }
+
+    #[tokio::test]
+    async fn entries_from_before_keying_are_signed_once_and_never_accepted_unsigned() {
+        let (_dir, pool) = chain_db().await;
+        let keys = AuditKeys::generate();
+        // Three entries as an unkeyed chain wrote them.
+        let mut prev = String::new();
+        for seq in 1..=3 {
+            let mut e = Entry { seq, prev_hash: prev.clone(), ..entry("") };
+            e.hash = e.expected(&keys).unwrap();
+            sqlx::query(
+                "INSERT INTO audit_log (seq, at, actor, actor_role, action, subject, detail, purpose, prev_hash, hash, key_id) \
+                 VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,'')",
+            )
+            .bind(e.seq).bind(e.at).bind(&e.actor).bind(&e.actor_role).bind(&e.action).bind(&e.subject)
+            .bind(&e.detail).bind(&e.purpose).bind(&e.prev_hash).bind(&e.hash)
+            .execute(&pool)
+            .await
+            .unwrap();
+            prev = e.hash;
+        }
+        sqlx::query("UPDATE audit_head SET seq = 3, hash = $1").bind(&prev).execute(&pool).await.unwrap();
+        let mut conn = pool.acquire().await.unwrap();
+        let before = verify(&mut conn, &keys, None).await.unwrap();
+        assert_eq!(before.problem.map(|p| p.0), Some(1), "unsigned entries are not accepted");
+        drop(conn);
+
+        assert_eq!(sign_unsigned(&pool, &keys).await.unwrap(), 3);
+        assert_eq!(sign_unsigned(&pool, &keys).await.unwrap(), 0, "once");
+        let mut conn = pool.acquire().await.unwrap();
+        append(&mut conn, &keys, Event::by(&crate::auth::Principal { subject: "s".into(), roles: vec![] }, "x", "c"))
+            .await
+            .unwrap();
+        let after = verify(&mut conn, &keys, None).await.unwrap();
+        assert_eq!((after.problem, after.entries_checked), (None, 4));
+
+        // Downgrading an entry to the unkeyed form is caught without a checkpoint.
+        sqlx::query("UPDATE audit_log SET key_id = '' WHERE seq = 2").execute(&mut *conn).await.unwrap();
+        let downgraded = verify(&mut conn, &keys, None).await.unwrap();
+        assert_eq!(downgraded.problem.map(|p| p.0), Some(2));
     }
 
     #[test]

@@ -98,7 +98,19 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<AnyPool>
 /// On PostgreSQL old row versions stay until VACUUM reuses their space.
 pub async fn scrub(pool: &AnyPool) -> Result<(), sqlx::Error> {
     if pool.connect_options().database_url.scheme() == "sqlite" {
-        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(pool).await?;
+        // (busy, log frames, checkpointed frames): busy when a reader held
+        // the journal; try again shortly, then leave it to the next one.
+        for attempt in 0..20 {
+            let row = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(pool).await?;
+            let busy: i64 = sqlx::Row::try_get(&row, 0)?;
+            if busy == 0 {
+                return Ok(());
+            }
+            if attempt < 19 {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+        tracing::warn!("the journal stayed busy; erased data leaves it at the next checkpoint");
     }
     Ok(())
 }

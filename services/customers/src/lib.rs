@@ -84,6 +84,7 @@ impl Module for Customers {
             _ => args.keyring()?,
         };
         let audit_keys = args.audit.keys(ctx.embedded.as_ref())?;
+        kefu_kit::audit::sign_unsigned(&ctx.pool, &audit_keys).await?;
         let svc = service(ctx.pool.clone(), keyring, audit_keys, args.settings());
         let checkpoints = kefu_kit::audit::checkpoints(
             "customers",

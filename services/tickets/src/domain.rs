@@ -276,7 +276,12 @@ pub const ERASED: &str = "[已删除]";
 /// and bank numbers, spaces and dashes allowed between digits) replaced by
 /// [`ERASED`].
 pub fn redact_identifiers(text: &str) -> String {
-    redact_numbers(&redact_emails(text))
+    // Full-width digits (１３８…) count as digits.
+    let narrow: String = text
+        .chars()
+        .map(|c| if ('０'..='９').contains(&c) { char::from(b'0' + (c as u32 - '０' as u32) as u8) } else { c })
+        .collect();
+    redact_numbers(&redact_emails(&narrow))
 }
 
 fn redact_emails(text: &str) -> String {
@@ -318,11 +323,12 @@ fn redact_numbers(text: &str) -> String {
         // The digits of an identifier such as a ticket number (KF-000012)
         // are kept as they are.
         if chars[i].is_ascii_digit() && i >= 2 && chars[i - 1] == '-' && chars[i - 2].is_ascii_alphabetic() {
-            while i < chars.len() && chars[i].is_ascii_digit() {
-                out.push(chars[i]);
-                i += 1;
+            let run = chars[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+            if run <= 6 {
+                out.extend(&chars[i..i + run]);
+                i += run;
+                continue;
             }
-            continue;
         }
         if chars[i].is_ascii_digit() {
             // Digits with single spaces or dashes between them.
@@ -375,5 +381,7 @@ mod redaction_tests {
         assert_eq!(redact_identifiers("a@ b"), "a@ b", "not an address");
         assert_eq!(redact_identifiers(""), "");
         assert_eq!(redact_identifiers("tel13800138000号"), "tel[已删除]号", "numbers glued to words too");
+        assert_eq!(redact_identifiers("Tel-13800138000"), "Tel-[已删除]", "only short identifier numbers are kept");
+        assert_eq!(redact_identifiers("电话１３８００１３８０００"), "电话[已删除]", "full-width digits");
     }
 }

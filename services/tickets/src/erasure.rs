@@ -52,10 +52,11 @@ impl ErasureFollower {
             }
             for e in page.erasures {
                 let mut tx = self.pool.begin().await?;
-                let tickets = store::redact_customer(&mut tx, &e.customer_id).await?;
+                let rows = store::redact_customer(&mut tx, &e.customer_id).await?;
+                store::mark_erased(&mut tx, &e.customer_id).await?;
                 store::put_setting(&mut tx, CURSOR, &e.seq.to_string()).await?;
                 tx.commit().await?;
-                tracing::info!(customer_id = %e.customer_id, tickets, "erasure applied to tickets");
+                tracing::info!(customer_id = %e.customer_id, rows, "erasure applied to tickets");
                 handled += 1;
             }
         }
@@ -67,11 +68,40 @@ impl ErasureFollower {
         Ok(handled)
     }
 
-    /// Follows the feed every `every` until `shutdown`.
+    /// Redacts again whatever was written to erased customers' tickets since
+    /// (a note added, a reply sent); returns how many rows changed.
+    pub async fn resweep(&self) -> Result<usize, Error> {
+        let customers = {
+            let mut conn = self.pool.acquire().await?;
+            store::erased_customers(&mut conn).await?
+        };
+        let mut changed = 0;
+        for id in customers {
+            let mut tx = self.pool.begin().await?;
+            changed += store::redact_customer(&mut tx, &id).await?;
+            tx.commit().await?;
+        }
+        if changed > 0
+            && let Err(e) = kefu_kit::db::scrub(&self.pool).await
+        {
+            tracing::warn!(error = %e, "erased data may linger in the database's journal until its next checkpoint");
+        }
+        Ok(changed)
+    }
+
+    /// Follows the feed every `every` until `shutdown`, and redacts erased
+    /// customers' tickets again every hundredth round.
     pub async fn run(self: Arc<Self>, every: Duration, shutdown: CancellationToken) {
+        let mut round: u64 = 0;
         loop {
             if let Err(e) = self.follow_once().await {
                 tracing::warn!(error = %e, "could not follow the customers' erasures; retrying");
+            }
+            round += 1;
+            if round.is_multiple_of(100)
+                && let Err(e) = self.resweep().await
+            {
+                tracing::warn!(error = %e, "could not redact erased customers' tickets again");
             }
             tokio::select! {
                 () = tokio::time::sleep(every) => {}

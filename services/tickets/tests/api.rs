@@ -1576,6 +1576,17 @@ async fn erasure_reaches_tickets_and_leaves_nothing_in_the_database_files(app: T
     let follower = app.suite.tickets.erasures.clone().expect("the follower runs as part of the module");
     assert_eq!(follower.follow_once().await.unwrap(), 1, "one erasure handled");
     assert_eq!(follower.follow_once().await.unwrap(), 0, "and not again");
+    assert_eq!(follower.resweep().await.unwrap(), 0, "redacting again changes nothing");
+    // Written to the ticket after the erasure: the next sweep takes it out.
+    agent
+        .add_message(pb::AddMessageRequest {
+            ticket_id: ticket.id.clone(),
+            kind: pb::MessageKind::InternalNote as i32,
+            body: format!("客户旧号码 {PHONE}"),
+        })
+        .await
+        .unwrap();
+    assert_eq!(follower.resweep().await.unwrap(), 1, "the new note is redacted");
 
     let got = agent.get_ticket(pb::GetTicketRequest { id: ticket.id.clone() }).await.unwrap().into_inner();
     let timeline =

@@ -77,6 +77,5 @@ pub(super) async fn verify(api: &CustomersApi, r: pb::VerifyAuditChainRequest) -
         problem,
         head_seq: v.head.seq,
         head_hash: v.head.hash,
-        unsigned_entries: v.unkeyed_entries,
     })
 }

@@ -56,16 +56,27 @@ pub(super) fn contact_pb(c: &Contact) -> pb::Contact {
 /// `z***@example.cn`): what lists and roles without a need to reach the
 /// person see.
 pub(super) fn masked(mut c: pb::Contact) -> pb::Contact {
-    if !c.mobile.is_empty() {
-        c.mobile = domain::mask_middle(&c.mobile, 3, 4);
-    }
-    if !c.email.is_empty() {
-        c.email = domain::mask_email(&c.email);
-    }
+    c.mobile = masked_address(&c.mobile);
+    c.email = masked_address(&c.email);
     if !c.wechat_id.is_empty() {
-        c.wechat_id = domain::mask_middle(&c.wechat_id, 1, 1);
+        c.wechat_id = domain::mask_all(&c.wechat_id);
     }
     c
+}
+
+/// A phone number shows its last four digits only (so a search by number
+/// cannot be used to recover the rest), an email its first character and
+/// domain, anything else nothing.
+pub(super) fn masked_address(s: &str) -> String {
+    if s.is_empty() {
+        String::new()
+    } else if s.contains('@') {
+        domain::mask_email(s)
+    } else if s.chars().all(|c| c.is_ascii_digit() || c == '+') {
+        domain::mask_tail(s, 4)
+    } else {
+        domain::mask_all(s)
+    }
 }
 
 pub(super) async fn create(api: &CustomersApi, p: &Principal, r: pb::CreateContactRequest) -> Result<pb::Contact> {

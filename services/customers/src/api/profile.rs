@@ -255,7 +255,9 @@ pub(super) async fn get(api: &CustomersApi, p: &Principal, r: pb::GetCustomerReq
     let mut conn = api.pool.acquire().await?;
     let c = store::require_customer(&mut conn, &id).await?;
     let mut out = load(&mut conn, &c).await?;
-    if !p.has_any(CONTACT_READERS) {
+    if r.omit_contacts {
+        out.contacts.clear();
+    } else if !p.has_any(CONTACT_READERS) {
         out.contacts = out.contacts.into_iter().map(contacts::masked).collect();
     } else if out.contacts.iter().any(|c| !c.mobile.is_empty() || !c.email.is_empty() || !c.wechat_id.is_empty()) {
         store::log_access(&mut conn, &p.subject, p.primary_role(), &id, "contacts").await?;

@@ -112,6 +112,7 @@ pub(super) async fn erase(api: &CustomersApi, p: &Principal, r: pb::EraseCustome
     let reason = v.check(parse::required_text("reason", &r.reason, 500)).unwrap_or_default();
     v.finish()?;
     let mut tx = api.pool.begin().await?;
+    store::lock_customer(&mut tx, &id).await?;
     let customer = store::require_customer(&mut tx, &id).await?;
     if customer.lifecycle_status != LifecycleStatus::Erased {
         store::erase_personal_data(&mut tx, &id).await?;

@@ -150,6 +150,7 @@ pub(super) async fn update(
     let secret = secret.ok_or_else(|| super::unchecked("tax_profile"))?;
     let now = store::now_ms();
     let mut tx = api.pool.begin().await?;
+    store::lock_customer(&mut tx, &id).await?;
     store::require_customer(&mut tx, &id).await?.ensure_writable()?;
     let sealed = seal(&api.keys, &mut tx, &id, &secret).await?;
     let row =
@@ -230,6 +231,8 @@ pub async fn rewrap(pool: &sqlx::AnyPool, keys: &DataKeyring) -> anyhow::Result<
         }
         for id in ids {
             let mut tx = pool.begin().await?;
+            // Not while the customer is being erased or its profile written.
+            store::lock_customer(&mut tx, &id).await?;
             if let Some((kek_id, nonce, wrapped)) = store::customer_key(&mut tx, &id).await?
                 && kek_id != keys.active_id()
             {

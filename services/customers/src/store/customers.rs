@@ -470,3 +470,11 @@ pub async fn access_log(
     );
     Ok(kefu_kit::db::fetch_all_as(conn, &sql, binds).await?)
 }
+
+/// Locks a customer's row until the transaction ends (PostgreSQL; SQLite
+/// transactions already exclude each other), so that an erasure and a write
+/// of the customer's data cannot interleave.
+pub async fn lock_customer(conn: &mut AnyConnection, customer_id: &str) -> Result<(), Error> {
+    sqlx::query("UPDATE customers SET version = version WHERE id = $1").bind(customer_id).execute(conn).await?;
+    Ok(())
+}

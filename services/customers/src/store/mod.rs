@@ -22,8 +22,8 @@ pub use self::{
     customers::{
         AccessRow, access_log, contact_by_id, contacts, delete_contact, erase_personal_data, erasures_after,
         get_contact, get_customer, has_tax_profile, insert_contact, insert_customer, list_customers,
-        live_customer_by_uscc, log_access, require_customer, set_tags, tags, touch_customer, update_contact,
-        update_customer,
+        live_customer_by_uscc, lock_customer, log_access, require_customer, set_tags, tags, touch_customer,
+        update_contact, update_customer,
     },
     follow_ups::{deactivate_plan, due_plans, get_plan, insert_visit, put_plan, visits},
     greetings::{greeting_candidates, greetings_of, mark_greeting},

@@ -69,7 +69,7 @@ impl TicketsApi {
     /// caller's own token) and returns its service tier.
     async fn customer_tier(&self, token: Option<&str>, customer_id: &str) -> Result<String, Error> {
         let mut c = self.customers(token)?;
-        let call = c.get_customer(cpb::GetCustomerRequest { id: customer_id.to_owned() });
+        let call = c.get_customer(cpb::GetCustomerRequest { id: customer_id.to_owned(), omit_contacts: true });
         match kefu_kit::client::within(kefu_kit::client::PEER_DEADLINE, call).await {
             Ok(cust) => {
                 if cust.lifecycle_status == cpb::LifecycleStatus::Erased as i32 {

@@ -300,46 +300,85 @@ pub async fn timeline(conn: &mut AnyConnection, ticket_id: &str) -> Result<Vec<T
 /// Removes what the tickets of `customer_id` hold about the person: the
 /// requester and satisfaction comment cleared, the customer's own messages
 /// replaced, and email addresses and phone or ID numbers blotted out of
-/// subjects, materials, notes and replies. Returns how many tickets.
+/// subjects, materials, notes and replies. Writes only rows that change;
+/// returns how many did (so running it again changes nothing).
 pub async fn redact_customer(conn: &mut AnyConnection, customer_id: &str) -> Result<usize, Error> {
     use crate::domain::{ERASED, redact_identifiers};
-    let rows: Vec<(String, String, String, String, String)> =
-        sqlx::query_as("SELECT id, subject, materials, steps, department_response FROM tickets WHERE customer_id = $1")
-            .bind(customer_id)
-            .fetch_all(&mut *conn)
+    let rows: Vec<(String, String, String, String, String, String, String)> = sqlx::query_as(
+        "SELECT id, requester, subject, materials, steps, department_response, satisfaction_comment \
+         FROM tickets WHERE customer_id = $1",
+    )
+    .bind(customer_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut changed = 0;
+    for (id, requester, subject, materials, steps, response, comment) in &rows {
+        let requester_after = if requester.is_empty() { String::new() } else { ERASED.to_owned() };
+        let after = (
+            requester_after,
+            redact_identifiers(subject),
+            redact_identifiers(materials),
+            redact_identifiers(steps),
+            redact_identifiers(response),
+        );
+        if (&after.0, &after.1, &after.2, &after.3, &after.4) != (requester, subject, materials, steps, response)
+            || !comment.is_empty()
+        {
+            sqlx::query(
+                "UPDATE tickets SET requester = $1, subject = $2, materials = $3, steps = $4, department_response = $5, \
+                 satisfaction_comment = '', updated_at = $6 WHERE id = $7",
+            )
+            .bind(&after.0)
+            .bind(&after.1)
+            .bind(&after.2)
+            .bind(&after.3)
+            .bind(&after.4)
+            .bind(now_wall_ms())
+            .bind(id)
+            .execute(&mut *conn)
             .await?;
-    for (id, subject, materials, steps, response) in &rows {
-        sqlx::query(
-            "UPDATE tickets SET requester = $1, subject = $2, materials = $3, steps = $4, department_response = $5, \
-             satisfaction_comment = '', updated_at = $6 WHERE id = $7",
-        )
-        .bind(if customer_id.is_empty() { "" } else { ERASED })
-        .bind(redact_identifiers(subject))
-        .bind(redact_identifiers(materials))
-        .bind(redact_identifiers(steps))
-        .bind(redact_identifiers(response))
-        .bind(now_wall_ms())
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
+            changed += 1;
+        }
         let entries: Vec<(String, String, String, String)> =
             sqlx::query_as("SELECT id, kind, author, body FROM timeline WHERE ticket_id = $1")
                 .bind(id)
                 .fetch_all(&mut *conn)
                 .await?;
         for (entry, kind, author, body) in entries {
-            let (author, body) = if kind == "customer_message" {
+            let (new_author, new_body) = if kind == "customer_message" {
                 (ERASED.to_owned(), ERASED.to_owned())
             } else {
                 (redact_identifiers(&author), redact_identifiers(&body))
             };
-            sqlx::query("UPDATE timeline SET author = $1, body = $2 WHERE id = $3")
-                .bind(author)
-                .bind(body)
-                .bind(entry)
-                .execute(&mut *conn)
-                .await?;
+            if (&new_author, &new_body) != (&author, &body) {
+                sqlx::query("UPDATE timeline SET author = $1, body = $2 WHERE id = $3")
+                    .bind(new_author)
+                    .bind(new_body)
+                    .bind(entry)
+                    .execute(&mut *conn)
+                    .await?;
+                changed += 1;
+            }
         }
     }
-    Ok(rows.len())
+    Ok(changed)
+}
+
+/// Remembers that `customer_id` was erased.
+pub async fn mark_erased(conn: &mut AnyConnection, customer_id: &str) -> Result<(), Error> {
+    sqlx::query(
+        "INSERT INTO erased_customers (customer_id, erased_at) VALUES ($1, $2) ON CONFLICT (customer_id) DO NOTHING",
+    )
+    .bind(customer_id)
+    .bind(now_wall_ms())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Every customer tickets knows was erased.
+pub async fn erased_customers(conn: &mut AnyConnection) -> Result<Vec<String>, Error> {
+    let rows: Vec<(String,)> =
+        sqlx::query_as("SELECT customer_id FROM erased_customers ORDER BY customer_id").fetch_all(conn).await?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
 }
