@@ -34,7 +34,7 @@ enum Command {
     /// Run one service (microservices mode).
     Serve {
         #[command(subcommand)]
-        service: ServeCommand,
+        service: Box<ServeCommand>,
     },
     /// Apply schema migrations.
     Migrate(MigrateArgs),
@@ -265,7 +265,7 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Up(args) => up::run(args).await.map(|()| ExitCode::SUCCESS),
-        Command::Serve { service } => serve(service).await.map(|()| ExitCode::SUCCESS),
+        Command::Serve { service } => serve(*service).await.map(|()| ExitCode::SUCCESS),
         Command::Migrate(args) => migrate(args).await.map(|()| ExitCode::SUCCESS),
         Command::Admin { command } => admin(command).await.map(|()| ExitCode::SUCCESS),
         Command::Import { what: ImportCommand::Customers(args) } => import::run(args).await,

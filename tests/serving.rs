@@ -25,7 +25,10 @@ async fn health(app: &Suite) -> Result<ServingStatus, tonic::Status> {
 }
 
 async fn get_customer(app: &Suite) -> Code {
-    let r = app.customers_as(Role::Agent).get_customer(cpb::GetCustomerRequest { id: uuid_v7() }).await;
+    let r = app
+        .customers_as(Role::Agent)
+        .get_customer(cpb::GetCustomerRequest { id: uuid_v7(), omit_contacts: false })
+        .await;
     r.map_or_else(|s| s.code(), |_| Code::Ok)
 }
 
@@ -45,7 +48,7 @@ async fn a_full_server_sheds_with_unavailable_counts_it_and_still_answers_probes
     // A create waiting on the database (another writer holds it) takes the only slot.
     use sqlx::Connection;
     let mut creator = app.customers_as(Role::Agent);
-    let warm = creator.get_customer(cpb::GetCustomerRequest { id: uuid_v7() }).await;
+    let warm = creator.get_customer(cpb::GetCustomerRequest { id: uuid_v7(), omit_contacts: false }).await;
     assert_eq!(warm.unwrap_err().code(), Code::NotFound, "the creator's connection is up");
     let mut dba = sqlx::AnyConnection::connect(&app.customers_url).await.unwrap();
     sqlx::query("BEGIN IMMEDIATE").execute(&mut dba).await.unwrap();
@@ -120,17 +123,20 @@ async fn one_person_is_held_to_the_per_caller_rate_others_and_systems_are_not() 
     let mut agent = app.customers_as(Role::Agent);
     let mut codes = Vec::new();
     for _ in 0..30 {
-        let r = agent.get_customer(cpb::GetCustomerRequest { id: uuid_v7() }).await;
+        let r = agent.get_customer(cpb::GetCustomerRequest { id: uuid_v7(), omit_contacts: false }).await;
         codes.push(r.map_or_else(|s| s.code(), |_| Code::Ok));
     }
     assert!(codes[..5].iter().all(|c| *c == Code::NotFound), "the first calls run: {codes:?}");
     assert!(codes.contains(&Code::ResourceExhausted), "an agent pulling as fast as it can is held back: {codes:?}");
     // Another person, and an integration, are not held back by it.
-    let supervisor = app.customers_as(Role::Supervisor).get_customer(cpb::GetCustomerRequest { id: uuid_v7() }).await;
+    let supervisor = app
+        .customers_as(Role::Supervisor)
+        .get_customer(cpb::GetCustomerRequest { id: uuid_v7(), omit_contacts: false })
+        .await;
     assert_eq!(supervisor.unwrap_err().code(), Code::NotFound);
     let mut system = app.customers_as(Role::Service);
     for _ in 0..30 {
-        let r = system.get_customer(cpb::GetCustomerRequest { id: uuid_v7() }).await;
+        let r = system.get_customer(cpb::GetCustomerRequest { id: uuid_v7(), omit_contacts: false }).await;
         assert_eq!(r.unwrap_err().code(), Code::NotFound, "the service role is not rate limited per caller");
     }
 }

@@ -63,14 +63,22 @@ async fn create_and_get_with_contacts_is_idempotent(app: TestApp) {
     assert_eq!(again.id, created.id, "same request_id, same customer");
     assert_eq!(count_customers(&app).await, 1);
 
-    let got = c.get_customer(pb::GetCustomerRequest { id: created.id.clone() }).await.unwrap().into_inner();
+    let got = c
+        .get_customer(pb::GetCustomerRequest { id: created.id.clone(), omit_contacts: false })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(got.company_name, "北京示例科技有限公司");
     assert_eq!(got.tags, vec!["monthly-filing".to_string()]);
     assert_eq!(got.preferences.unwrap().preferred_channel, kefu_proto::common::v1::Channel::Wechat as i32);
 
-    let missing = c.get_customer(pb::GetCustomerRequest { id: uuid::Uuid::now_v7().to_string() }).await.unwrap_err();
+    let missing = c
+        .get_customer(pb::GetCustomerRequest { id: uuid::Uuid::now_v7().to_string(), omit_contacts: false })
+        .await
+        .unwrap_err();
     assert_eq!(missing.code(), Code::NotFound);
-    let bad = c.get_customer(pb::GetCustomerRequest { id: "not-an-id".into() }).await.unwrap_err();
+    let bad =
+        c.get_customer(pb::GetCustomerRequest { id: "not-an-id".into(), omit_contacts: false }).await.unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument);
 }
 
@@ -313,7 +321,11 @@ async fn contacts_keep_one_primary(app: TestApp) {
         .unwrap()
         .into_inner();
     assert!(second.primary);
-    let got = c.get_customer(pb::GetCustomerRequest { id: cust.id.clone() }).await.unwrap().into_inner();
+    let got = c
+        .get_customer(pb::GetCustomerRequest { id: cust.id.clone(), omit_contacts: false })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(got.contacts.iter().filter(|x| x.primary).count(), 1);
     assert_eq!(got.contacts.iter().find(|x| x.primary).unwrap().id, second.id);
 
@@ -340,7 +352,11 @@ async fn contacts_keep_one_primary(app: TestApp) {
     c.delete_contact(pb::DeleteContactRequest { customer_id: cust.id.clone(), contact_id: second.id.clone() })
         .await
         .unwrap();
-    let got = c.get_customer(pb::GetCustomerRequest { id: cust.id.clone() }).await.unwrap().into_inner();
+    let got = c
+        .get_customer(pb::GetCustomerRequest { id: cust.id.clone(), omit_contacts: false })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(got.contacts.len(), 1);
     assert!(got.contacts[0].primary, "the remaining contact becomes primary");
 }
@@ -989,10 +1005,19 @@ async fn lists_mask_contacts_and_every_clear_read_is_in_the_access_log(app: Test
     let c = &by_system.into_inner().customers.into_iter().find(|c| c.id == cust.id).unwrap().contacts[0].clone();
     assert_eq!(c.mobile, contact.mobile, "systems list in the clear");
 
-    let got = app.agent().get_customer(pb::GetCustomerRequest { id: cust.id.clone() }).await.unwrap().into_inner();
+    let got = app
+        .agent()
+        .get_customer(pb::GetCustomerRequest { id: cust.id.clone(), omit_contacts: false })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(got.contacts[0].mobile, contact.mobile, "an agent reads one customer in the clear");
     let mut auditor = app.client(Role::Auditor);
-    let seen = auditor.get_customer(pb::GetCustomerRequest { id: cust.id.clone() }).await.unwrap().into_inner();
+    let seen = auditor
+        .get_customer(pb::GetCustomerRequest { id: cust.id.clone(), omit_contacts: false })
+        .await
+        .unwrap()
+        .into_inner();
     assert!(seen.contacts[0].mobile.starts_with("****"), "auditors see masked details");
 
     let log = auditor
@@ -1105,7 +1130,9 @@ async fn every_rpc_checks_the_callers_role(app: TestApp) {
             let mut c = app.client(role);
             let result: Result<(), tonic::Status> = match *rpc {
                 "CreateCustomer" => c.create_customer(pb::CreateCustomerRequest::default()).await.map(|_| ()),
-                "GetCustomer" => c.get_customer(pb::GetCustomerRequest { id: id.clone() }).await.map(|_| ()),
+                "GetCustomer" => {
+                    c.get_customer(pb::GetCustomerRequest { id: id.clone(), omit_contacts: false }).await.map(|_| ())
+                }
                 "UpdateCustomer" => c.update_customer(pb::UpdateCustomerRequest::default()).await.map(|_| ()),
                 "ListCustomers" => c.list_customers(pb::ListCustomersRequest::default()).await.map(|_| ()),
                 "ArchiveCustomer" => c
