@@ -60,6 +60,10 @@ enum Command {
         service: String,
         #[arg(long, default_value = "3s", value_parser = kefu_kit::config::parse_duration)]
         timeout: Duration,
+        /// For an `https://` address: the CA to trust and the client
+        /// certificate to present.
+        #[command(flatten)]
+        tls: kefu_kit::tls::ClientTlsArgs,
     },
 }
 
@@ -270,7 +274,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Admin { command } => admin(command).await.map(|()| ExitCode::SUCCESS),
         Command::Import { what: ImportCommand::Customers(args) } => import::run(args).await,
         Command::Health { addr, http: true, timeout, .. } => http_health(&addr, timeout).await,
-        Command::Health { addr, service, timeout, .. } => health(&addr, &service, timeout).await,
+        Command::Health { addr, service, timeout, tls, .. } => {
+            tls.install()?;
+            health(&addr, &service, timeout).await
+        }
     }
 }
 

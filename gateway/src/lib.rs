@@ -93,6 +93,10 @@ pub struct GatewayArgs {
     /// The audit trail of account and API-key changes.
     #[command(flatten)]
     pub audit: kefu_kit::audit::AuditArgs,
+    /// TLS for calls to `https://` services (mutual TLS with a client
+    /// certificate where they demand one).
+    #[command(flatten)]
+    pub tls: kefu_kit::tls::ClientTlsArgs,
 }
 
 impl GatewayArgs {
@@ -119,6 +123,7 @@ impl GatewayArgs {
             shutdown_delay: Duration::ZERO,
             shutdown_grace: Duration::from_secs(20),
             audit: kefu_kit::audit::AuditArgs::default(),
+            tls: kefu_kit::tls::ClientTlsArgs::default(),
         }
     }
 }
@@ -202,6 +207,7 @@ fn limited(l: &DefaultKeyedRateLimiter<String>, key: String) -> Result<(), Probl
 
 impl Gateway {
     pub fn new(args: &GatewayArgs, db: sqlx::AnyPool) -> anyhow::Result<Self> {
+        args.tls.install()?;
         let entry = kefu_kit::keys::parse_key_list("KEFU_TOKEN_SIGNING_KEY", &args.token_signing_key)?
             .into_iter()
             .next()

@@ -93,15 +93,43 @@ impl TlsArgs {
 
     /// Makes calls to `https://` peers use these settings (once per process).
     pub fn install_client(&self) -> anyhow::Result<()> {
+        ClientTlsArgs { tls_ca: self.tls_ca.clone(), tls_cert: self.tls_cert.clone(), tls_key: self.tls_key.clone() }
+            .install()
+    }
+}
+
+/// TLS settings of a process that only calls kefu services (the gateway,
+/// `kefu health`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct ClientTlsArgs {
+    /// CA (PEM) trusted for calls to `https://` services.
+    #[arg(long, env = "KEFU_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM) presented to services that demand one.
+    #[arg(long, env = "KEFU_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    #[arg(long, env = "KEFU_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl ClientTlsArgs {
+    /// Makes calls to `https://` services use these settings (once per
+    /// process).
+    pub fn install(&self) -> anyhow::Result<()> {
         let mut tls = tonic::transport::ClientTlsConfig::new();
         if let Some(ca) = &self.tls_ca {
-            let pem =
-                std::fs::read(ca).map_err(|e| anyhow::anyhow!("cannot read KEFU_TLS_CA {}: {e}", ca.display()))?;
+            let pem = std::fs::read(ca).map_err(|e| anyhow::anyhow!("cannot read KEFU_TLS_CA {}: {e}", ca.display()))?;
             tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(pem));
         }
-        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
-            let read = |p: &Path| std::fs::read(p).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()));
-            tls = tls.identity(tonic::transport::Identity::from_pem(read(cert)?, read(key)?));
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => {
+                let read =
+                    |p: &Path| std::fs::read(p).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()));
+                tls = tls.identity(tonic::transport::Identity::from_pem(read(cert)?, read(key)?));
+            }
+            (None, None) => {}
+            _ => anyhow::bail!("set both KEFU_TLS_CERT and KEFU_TLS_KEY (one was given without the other)"),
         }
         let _ = CLIENT.set(tls);
         Ok(())
