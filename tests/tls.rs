@@ -112,8 +112,9 @@ fn mutual_tls_is_demanded_and_a_renewed_certificate_is_used_without_a_restart() 
             .unwrap(),
     );
     let addr = format!("https://127.0.0.1:{port}");
-    let with_identity =
-        |ca: &str| health(&addr, &[("KEFU_TLS_CA", ca), ("KEFU_TLS_CERT", &client_cert), ("KEFU_TLS_KEY", &client_key)]);
+    let with_identity = |ca: &str| {
+        health(&addr, &[("KEFU_TLS_CA", ca), ("KEFU_TLS_CERT", &client_cert), ("KEFU_TLS_KEY", &client_key)])
+    };
     let deadline = Instant::now() + Duration::from_secs(20);
     while with_identity(&ca1) != 0 {
         assert!(Instant::now() < deadline, "the TLS server did not answer health with a client certificate");

@@ -119,13 +119,13 @@ impl ClientTlsArgs {
     pub fn install(&self) -> anyhow::Result<()> {
         let mut tls = tonic::transport::ClientTlsConfig::new();
         if let Some(ca) = &self.tls_ca {
-            let pem = std::fs::read(ca).map_err(|e| anyhow::anyhow!("cannot read KEFU_TLS_CA {}: {e}", ca.display()))?;
+            let pem =
+                std::fs::read(ca).map_err(|e| anyhow::anyhow!("cannot read KEFU_TLS_CA {}: {e}", ca.display()))?;
             tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(pem));
         }
         match (&self.tls_cert, &self.tls_key) {
             (Some(cert), Some(key)) => {
-                let read =
-                    |p: &Path| std::fs::read(p).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()));
+                let read = |p: &Path| std::fs::read(p).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()));
                 tls = tls.identity(tonic::transport::Identity::from_pem(read(cert)?, read(key)?));
             }
             (None, None) => {}
