@@ -34,6 +34,8 @@ fn kefu_up(data: &Path) -> Up {
     let mut child = Command::new(KEFU)
         .args(["up", "--data-dir", data.to_str().unwrap()])
         .args(["--listen", &format!("127.0.0.1:{port}"), "--admin-listen", &format!("127.0.0.1:{admin}")])
+        // Tests run side by side: every port of their own.
+        .args(["--http-listen", &format!("127.0.0.1:{}", free_port())])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

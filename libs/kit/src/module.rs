@@ -271,10 +271,10 @@ pub async fn serve<M: Module>(mut common: ServeArgs, args: M::Args) -> anyhow::R
     let guard = crate::telemetry::init(&format!("kefu-{}", M::NAME), &common.telemetry)?;
     // Every setting is checked before the network is touched.
     let verifier = common.auth.verifier()?;
-    common.server.tls.server_config(common.server.listen)?;
-    common.server.tls.install_client()?;
     M::check(&args, false)?;
     crate::db::validate_url(&common.db.database_url)?;
+    common.server.tls.server_config(common.server.listen)?;
+    common.server.tls.install_client()?;
     let pool = crate::db::connect(&common.db.database_url, common.db.database_max_connections).await?;
     if common.migrate {
         crate::db::migrate(&pool, M::migrator()).await?;

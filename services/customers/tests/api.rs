@@ -55,7 +55,8 @@ async fn create_and_get_with_contacts_is_idempotent(app: TestApp) {
     assert!(!created.uscc_check_failed);
     assert_eq!(created.contacts.len(), 1);
     assert!(created.contacts[0].primary);
-    assert_eq!(created.contacts[0].mobile, "13800138000", "mobile normalised");
+    assert!(created.contacts[0].mobile.ends_with("8000"), "the answer to a person masks the phone");
+    assert!(created.contacts[0].mobile.starts_with('*'), "{}", created.contacts[0].mobile);
     assert_eq!(created.lifecycle_status, pb::LifecycleStatus::Active as i32);
     assert!(!created.etag.is_empty());
 
@@ -69,6 +70,7 @@ async fn create_and_get_with_contacts_is_idempotent(app: TestApp) {
         .unwrap()
         .into_inner();
     assert_eq!(got.company_name, "北京示例科技有限公司");
+    assert_eq!(got.contacts[0].mobile, "13800138000", "mobile normalised");
     assert_eq!(got.tags, vec!["monthly-filing".to_string()]);
     assert_eq!(got.preferences.unwrap().preferred_channel, kefu_proto::common::v1::Channel::Wechat as i32);
 
@@ -346,8 +348,14 @@ async fn contacts_keep_one_primary(app: TestApp) {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(upd.mobile, "13700137000");
+    assert!(upd.mobile.ends_with("7000") && upd.mobile.starts_with('*'), "masked in the answer: {}", upd.mobile);
     assert_eq!(upd.name, "李雷");
+    let read = c
+        .get_customer(pb::GetCustomerRequest { id: cust.id.clone(), omit_contacts: false })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(read.contacts.iter().find(|x| x.id == second.id).unwrap().mobile, "13700137000");
 
     c.delete_contact(pb::DeleteContactRequest { customer_id: cust.id.clone(), contact_id: second.id.clone() })
         .await
@@ -896,7 +904,11 @@ async fn greetings_list_targets_and_never_duplicate(app: TestApp) {
         pending_only,
         ..Default::default()
     };
-    let targets = c.list_greeting_targets(req(false)).await.unwrap().into_inner();
+    // The system that sends greetings reads the addresses; a person sees
+    // them masked.
+    let masked = c.list_greeting_targets(req(false)).await.unwrap().into_inner();
+    assert!(masked.targets.iter().all(|t| !t.contact_address.contains("wang")), "{masked:?}");
+    let targets = app.client(Role::Service).list_greeting_targets(req(false)).await.unwrap().into_inner();
     assert_eq!(targets.festival_date.unwrap().date, "2026-09-25");
     assert_eq!(targets.targets.len(), 2, "only opted-in customers");
     let t = targets.targets.iter().find(|t| t.customer_id == yes.id).unwrap();
@@ -982,7 +994,9 @@ async fn an_import_of_many_bad_rows_counts_them_all_and_lists_the_first_thousand
 /// details and the log; systems (service role) list in the clear.
 async fn lists_mask_contacts_and_every_clear_read_is_in_the_access_log(app: TestApp) {
     let cust = create(&app, "通訊錄", 80).await;
-    let contact = &cust.contacts[0];
+    let by_system = app.client(Role::Service).list_customers(pb::ListCustomersRequest::default()).await.unwrap();
+    let clear = by_system.into_inner().customers.into_iter().find(|c| c.id == cust.id).unwrap();
+    let contact = &clear.contacts[0];
     assert!(!contact.mobile.is_empty() && !contact.email.is_empty(), "the fixture has a phone and an email");
     let listed = app.agent().list_customers(pb::ListCustomersRequest::default()).await.unwrap().into_inner();
     let c = &listed.customers.iter().find(|c| c.id == cust.id).unwrap().contacts[0];
@@ -1001,9 +1015,7 @@ async fn lists_mask_contacts_and_every_clear_read_is_in_the_access_log(app: Test
         .unwrap()
         .into_inner();
     assert_ne!(updated.contacts[0].mobile, contact.mobile, "an update's answer masks contacts too");
-    let by_system = app.client(Role::Service).list_customers(pb::ListCustomersRequest::default()).await.unwrap();
-    let c = &by_system.into_inner().customers.into_iter().find(|c| c.id == cust.id).unwrap().contacts[0].clone();
-    assert_eq!(c.mobile, contact.mobile, "systems list in the clear");
+    assert_eq!(contact.mobile, "13800138000", "systems list in the clear");
 
     let got = app
         .agent()
