@@ -14,7 +14,6 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    net::TcpListener,
     process::{Child, Command, Stdio},
     sync::{Arc, Mutex},
     time::Duration,
@@ -41,9 +40,7 @@ const DUE_AFTER_MS: i64 = 4_000;
 /// loaded two-core machine.
 const BOUND_MS: i64 = 6_000;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use kefu_testkit::free_port;
 
 /// A `kefu serve tickets` process, restartable on the same port.
 struct Tickets {

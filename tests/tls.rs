@@ -4,7 +4,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{
-    net::TcpListener,
     path::Path,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -12,9 +11,7 @@ use std::{
 
 const KEFU: &str = env!("CARGO_BIN_EXE_kefu");
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use kefu_testkit::free_port;
 
 struct Proc(Child);
 

@@ -405,30 +405,7 @@ impl Auth {
         // The attempt is reserved (counted as failed) atomically before the
         // password is checked, so parallel guesses cannot outrun the lock:
         // at most MAX_FAILURES passwords are checked per lock period.
-        let reserved = sqlx::query(
-            "UPDATE accounts SET failed_logins = CASE WHEN locked_until IS NOT NULL AND locked_until <= $4 THEN 1 \
-             ELSE failed_logins + 1 END, \
-             locked_until = CASE WHEN (CASE WHEN locked_until IS NOT NULL AND locked_until <= $4 THEN 1 \
-             ELSE failed_logins + 1 END) >= $1 THEN $2 ELSE NULL END \
-             WHERE id = $3 AND (locked_until IS NULL OR locked_until <= $4)",
-        )
-        .bind(MAX_FAILURES)
-        .bind(now + LOCK_MS)
-        .bind(&id)
-        .bind(now)
-        .execute(&self.pool)
-        .await
-        .map_err(Problem::internal)?
-        .rows_affected();
-        if reserved == 0 {
-            let until: Option<i64> = sqlx::query("SELECT locked_until FROM accounts WHERE id = $1")
-                .bind(&id)
-                .fetch_one(&self.pool)
-                .await
-                .and_then(|r| r.try_get(0))
-                .map_err(Problem::internal)?;
-            return Err(locked(until.unwrap_or(now) - now));
-        }
+        self.reserve_attempt("accounts", "id", &id, now).await?;
         if !verify_password(password, &hash) {
             return Err(denied());
         }
@@ -449,6 +426,37 @@ impl Auth {
             expires_in: ACCESS_TTL.as_secs(),
             refresh_token: refresh,
         })
+    }
+
+    /// Reserves a login attempt on the row of `table` whose `key_column` is
+    /// `key` (counted as failed until a success resets it), atomically, so
+    /// that parallel guesses cannot outrun the lock; 429 while it is locked.
+    async fn reserve_attempt(&self, table: &str, key_column: &str, key: &str, now: i64) -> Result<(), Problem> {
+        let reserved = sqlx::query(&format!(
+            "UPDATE {table} SET failed_logins = CASE WHEN locked_until IS NOT NULL AND locked_until <= $3 THEN 1 \
+             ELSE failed_logins + 1 END, \
+             locked_until = CASE WHEN (CASE WHEN locked_until IS NOT NULL AND locked_until <= $3 THEN 1 \
+             ELSE failed_logins + 1 END) >= $1 THEN $2 ELSE NULL END \
+             WHERE {key_column} = $4 AND (locked_until IS NULL OR locked_until <= $3)"
+        ))
+        .bind(MAX_FAILURES)
+        .bind(now + LOCK_MS)
+        .bind(now)
+        .bind(key)
+        .execute(&self.pool)
+        .await
+        .map_err(Problem::internal)?
+        .rows_affected();
+        if reserved == 0 {
+            let until: Option<i64> = sqlx::query(&format!("SELECT locked_until FROM {table} WHERE {key_column} = $1"))
+                .bind(key)
+                .fetch_one(&self.pool)
+                .await
+                .and_then(|r| r.try_get(0))
+                .map_err(Problem::internal)?;
+            return Err(locked(until.unwrap_or(now) - now));
+        }
+        Ok(())
     }
 
     /// The lock-out of a username with no account: reserves an attempt, or
@@ -476,30 +484,7 @@ impl Auth {
         .execute(&self.pool)
         .await
         .map_err(Problem::internal)?;
-        let reserved = sqlx::query(
-            "UPDATE login_failures SET failed_logins = CASE WHEN locked_until IS NOT NULL AND locked_until <= $3 THEN 1 \
-             ELSE failed_logins + 1 END, \
-             locked_until = CASE WHEN (CASE WHEN locked_until IS NOT NULL AND locked_until <= $3 THEN 1 \
-             ELSE failed_logins + 1 END) >= $1 THEN $2 ELSE NULL END \
-             WHERE username = $4 AND (locked_until IS NULL OR locked_until <= $3)",
-        )
-        .bind(MAX_FAILURES)
-        .bind(now + LOCK_MS)
-        .bind(now)
-        .bind(username)
-        .execute(&self.pool)
-        .await
-        .map_err(Problem::internal)?
-        .rows_affected();
-        if reserved == 0 {
-            let until: Option<i64> = sqlx::query("SELECT locked_until FROM login_failures WHERE username = $1")
-                .bind(username)
-                .fetch_one(&self.pool)
-                .await
-                .and_then(|r| r.try_get(0))
-                .map_err(Problem::internal)?;
-            return Err(locked(until.unwrap_or(now) - now));
-        }
+        self.reserve_attempt("login_failures", "username", username, now).await?;
         Ok(())
     }
 

@@ -155,3 +155,11 @@ pub async fn http_get(url: &str) -> std::io::Result<(u16, String)> {
     let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
     Ok((status, body))
 }
+
+/// A TCP port free on 127.0.0.1 now (for a process a test starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free local port")
+}
