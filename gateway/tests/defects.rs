@@ -199,15 +199,7 @@ async fn a_draining_gateway_ends_event_streams_and_is_not_ready(app: App) {
 /// checked and the rest are refused with 429.
 async fn parallel_guesses_cannot_outrun_the_login_lock(app: App) {
     let admin = app.admin_token().await;
-    let (s, body, _) = app
-        .call(
-            Method::POST,
-            "/api/v1/accounts",
-            &admin,
-            Some(json!({"username": "target", "password": "correct horse battery", "roles": ["agent"], "staffId": "target"})),
-        )
-        .await;
-    assert_eq!(s, 201, "{body}");
+    app.agent_account(&admin, "target", "target").await;
     let attempts = (0..61).map(|i| {
         let password = if i == 45 { "correct horse battery".to_owned() } else { format!("guess-{i}") };
         let app = &app;
@@ -231,15 +223,7 @@ async fn parallel_guesses_cannot_outrun_the_login_lock(app: App) {
 /// that does, so the 429 does not tell which usernames exist.
 async fn the_login_lock_does_not_reveal_which_usernames_exist(app: App) {
     let admin = app.admin_token().await;
-    let (s, _, _) = app
-        .call(
-            Method::POST,
-            "/api/v1/accounts",
-            &admin,
-            Some(json!({"username": "real.user", "password": "correct horse battery", "roles": ["agent"]})),
-        )
-        .await;
-    assert_eq!(s, 201);
+    app.agent_account(&admin, "real.user", "real.user").await;
     let mut seen = Vec::new();
     for user in ["real.user", "no.such.user"] {
         let mut answers = Vec::new();
@@ -340,15 +324,7 @@ async fn status_of(app: &App, token: &str) -> u16 {
 /// minted outside a login for the account end with a password change too.
 async fn logout_reuse_password_change_and_disabling_end_rest_access_at_once(app: App) {
     let admin = app.admin_token().await;
-    let (s, body, _) = app
-        .call(
-            Method::POST,
-            "/api/v1/accounts",
-            &admin,
-            Some(json!({"username": "carol", "password": "correct horse battery", "roles": ["agent"], "staffId": "s-carol"})),
-        )
-        .await;
-    assert_eq!(s, 201, "{body}");
+    app.agent_account(&admin, "carol", "s-carol").await;
     let (a1, r1) = login_pair(&app, "carol", "correct horse battery").await;
     let (a2, r2) = login_pair(&app, "carol", "correct horse battery").await;
     assert_eq!((status_of(&app, &a1).await, status_of(&app, &a2).await), (200, 200));
@@ -476,16 +452,7 @@ async fn api_keys_are_scoped_expire_and_record_their_last_use(app: App) {
 /// own signed audit trail, which names the role that allowed each change.
 async fn account_and_api_key_changes_are_audited_by_whoever_made_them(app: App) {
     let admin = app.admin_token().await;
-    let (s, made, _) = app
-        .call(
-            Method::POST,
-            "/api/v1/accounts",
-            &admin,
-            Some(json!({"username": "dave", "password": "correct horse battery", "roles": ["agent"], "staffId": "s-dave"})),
-        )
-        .await;
-    assert_eq!(s, 201, "{made}");
-    let dave_id = made["id"].as_str().unwrap().to_owned();
+    let dave_id = app.agent_account(&admin, "dave", "s-dave").await;
     let (dave, _) = login_pair(&app, "dave", "correct horse battery").await;
     let (s, _, _) = app
         .call(

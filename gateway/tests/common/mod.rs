@@ -109,6 +109,16 @@ impl App {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// An agent account made by `admin` with the password `correct horse
+    /// battery`; its id.
+    pub async fn agent_account(&self, admin: &str, username: &str, staff_id: &str) -> String {
+        let body =
+            json!({"username": username, "password": "correct horse battery", "roles": ["agent"], "staffId": staff_id});
+        let (s, made, _) = self.call(reqwest::Method::POST, "/api/v1/accounts", admin, Some(body)).await;
+        assert_eq!(s, 201, "{made}");
+        made["id"].as_str().unwrap().to_owned()
+    }
+
     pub async fn sweep(&self) {
         self.suite.sweep().await;
     }
