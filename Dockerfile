@@ -21,8 +21,11 @@ USER 10001:10001
 WORKDIR /var/lib/kefu
 ENV KEFU_LOG_FORMAT=json TZ=Asia/Shanghai
 EXPOSE 50051 8080 9090
-# gRPC services answer grpc.health.v1; the gateway /healthz.
+# Every process answers /readyz on its admin port (the services' gRPC port
+# may be TLS-only).
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
-  CMD ["/usr/local/bin/kefu", "health", "127.0.0.1:50051"]
+  CMD ["/usr/local/bin/kefu", "health", "--http", "http://127.0.0.1:9090/readyz"]
 ENTRYPOINT ["/usr/local/bin/kefu"]
-CMD ["up", "--listen", "0.0.0.0:50051", "--http-listen", "0.0.0.0:8080", "--admin-listen", "0.0.0.0:9090", "--data-dir", "/var/lib/kefu/data"]
+# The all-in-one demo serves REST to the outside; its gRPC stays inside the
+# container (plaintext gRPC only on loopback).
+CMD ["up", "--listen", "127.0.0.1:50051", "--http-listen", "0.0.0.0:8080", "--admin-listen", "0.0.0.0:9090", "--data-dir", "/var/lib/kefu/data"]

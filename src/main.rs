@@ -442,8 +442,9 @@ async fn admin(cmd: AdminCommand) -> anyhow::Result<()> {
                 let _ = private;
                 Ok(())
             };
+            // The CA's private key is not kept: renewing means running this
+            // again for every service (a PKI or cert-manager does better).
             write("ca.pem", &certs.ca_cert, false)?;
-            write("ca-key.pem", &certs.ca_key, true)?;
             for (name, cert, key) in &certs.certs {
                 write(&format!("{name}.pem"), cert, false)?;
                 write(&format!("{name}-key.pem"), key, true)?;

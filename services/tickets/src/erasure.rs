@@ -94,6 +94,11 @@ impl ErasureFollower {
     pub async fn run(self: Arc<Self>, every: Duration, shutdown: CancellationToken) {
         let mut round: u64 = 0;
         loop {
+            // First a pause: a starting process has other calls to make.
+            tokio::select! {
+                () = tokio::time::sleep(every) => {}
+                () = shutdown.cancelled() => return,
+            }
             if let Err(e) = self.follow_once().await {
                 tracing::warn!(error = %e, "could not follow the customers' erasures; retrying");
             }
@@ -102,10 +107,6 @@ impl ErasureFollower {
                 && let Err(e) = self.resweep().await
             {
                 tracing::warn!(error = %e, "could not redact erased customers' tickets again");
-            }
-            tokio::select! {
-                () = tokio::time::sleep(every) => {}
-                () = shutdown.cancelled() => return,
             }
         }
     }
