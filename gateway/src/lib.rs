@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+mod audit_trail;
 mod serve;
 pub use serve::{admin_router, serve, serve_public};
 pub mod auth;
@@ -535,87 +536,6 @@ async fn revoke_api_key(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct AuditQuery {
-    /// Entries after this sequence number.
-    #[serde(default)]
-    after: i64,
-    #[serde(default)]
-    limit: Option<i64>,
-    /// Entries about one account or API key.
-    #[serde(default)]
-    subject: Option<String>,
-}
-
-async fn list_audit(
-    State(gw): State<AppState>,
-    headers: HeaderMap,
-    Query(q): Query<AuditQuery>,
-) -> Result<Response, Problem> {
-    let p = gw.person(&headers).await?;
-    require(&p, access::roles("GET", "/api/v1/gateway-audit"))?;
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(Problem::bad_request("limit", "must be 1–1000"));
-    }
-    let mut conn = gw.auth.pool.acquire().await.map_err(Problem::internal)?;
-    let entries = kefu_kit::audit::list(&mut conn, q.subject.as_deref(), q.after.max(0), limit).await?;
-    let entries: Vec<Value> = entries
-        .into_iter()
-        .map(|e| {
-            json!({"seq": e.seq, "time": e.at, "actor": e.actor, "actorRole": e.actor_role, "action": e.action,
-                   "subject": e.subject, "detail": e.detail, "hash": e.hash, "prevHash": e.prev_hash, "keyId": e.key_id})
-        })
-        .collect();
-    Ok(Json(json!({"entries": entries})).into_response())
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct VerifyQuery {
-    #[serde(default)]
-    checkpoint_seq: Option<i64>,
-    #[serde(default)]
-    checkpoint_hash: Option<String>,
-}
-
-async fn verify_audit(
-    State(gw): State<AppState>,
-    headers: HeaderMap,
-    Query(q): Query<VerifyQuery>,
-) -> Result<Response, Problem> {
-    let p = gw.person(&headers).await?;
-    require(&p, access::roles("GET", "/api/v1/gateway-audit/verify"))?;
-    let checkpoint = match (q.checkpoint_seq, q.checkpoint_hash) {
-        (None, None) => None,
-        (Some(seq), Some(hash)) if seq > 0 && hash.len() == 64 && hash.chars().all(|c| c.is_ascii_hexdigit()) => {
-            Some(kefu_kit::audit::Checkpoint { seq, hash: hash.to_ascii_lowercase() })
-        }
-        (Some(seq), _) if seq <= 0 => {
-            return Err(Problem::bad_request("checkpointSeq", "must be a positive entry number"));
-        }
-        (None, _) => return Err(Problem::bad_request("checkpointSeq", "is required with checkpointHash")),
-        _ => {
-            return Err(Problem::bad_request("checkpointHash", "must be the 64 hex digits logged with the checkpoint"));
-        }
-    };
-    let mut conn = gw.auth.pool.acquire().await.map_err(Problem::internal)?;
-    let v = kefu_kit::audit::verify(&mut conn, &gw.auth.audit_keys, checkpoint.as_ref()).await?;
-    if let Some((seq, problem)) = &v.problem {
-        tracing::error!(seq, %problem, "gateway audit chain verification failed");
-    }
-    Ok(Json(json!({
-        "intact": v.problem.is_none(),
-        "entriesChecked": v.entries_checked,
-        "firstBadSeq": v.problem.as_ref().map_or(0, |p| p.0),
-        "problem": v.problem.map(|p| p.1).unwrap_or_default(),
-        "headSeq": v.head.seq,
-        "headHash": v.head.hash,
-    }))
-    .into_response())
-}
-
 async fn me(State(gw): State<AppState>, headers: HeaderMap) -> Result<Response, Problem> {
     let (p, _) = gw.caller(&headers, &[]).await?;
     Ok(Json(json!({"staffId": p.subject, "roles": p.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>()}))
@@ -840,8 +760,8 @@ pub fn router(gw: AppState, args: &GatewayArgs) -> Router {
         .route("/api/v1/accounts/{id}", axum::routing::patch(patch_account))
         .route("/api/v1/api-keys", post(create_api_key).get(list_api_keys))
         .route("/api/v1/api-keys/{id}", axum::routing::delete(revoke_api_key))
-        .route("/api/v1/gateway-audit", get(list_audit))
-        .route("/api/v1/gateway-audit/verify", get(verify_audit))
+        .route("/api/v1/gateway-audit", get(audit_trail::list))
+        .route("/api/v1/gateway-audit/verify", get(audit_trail::verify))
         .route("/api/v1/openapi.json", get(openapi_json))
         .route("/api/v1/docs", get(docs_page))
         .route("/healthz", get(|| async { "ok" }))
