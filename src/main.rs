@@ -392,7 +392,14 @@ async fn create_user(
     let auth = kefu_gateway::auth::Auth { pool, signer, verifier, audit_keys };
     let roles: Vec<String> = roles.iter().map(|r| r.as_str().to_owned()).collect();
     let account = auth
-        .create_account(username, &password, &roles, staff_id, &kefu_gateway::auth::operator())
+        .create_account(
+            username,
+            &password,
+            &roles,
+            staff_id,
+            &kefu_gateway::auth::operator(),
+            kefu_gateway::auth::Grant::Direct,
+        )
         .await
         .map_err(|p| anyhow::anyhow!("{}", p.detail))?;
     println!("created account {} ({}) with roles {}", account.username, account.id, account.roles.join(", "));

@@ -24,13 +24,13 @@ pub const REFRESH_TTL_MS: i64 = 14 * 24 * 3_600_000;
 pub const MAX_FAILURES: i64 = 5;
 pub const LOCK_MS: i64 = 15 * 60_000;
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
 /// The first second whose tokens outlive a revocation made now: a token's
 /// `iat` is whole seconds, so one issued earlier in this second is refused.
-fn tokens_after_now() -> i64 {
+pub(crate) fn tokens_after_now() -> i64 {
     now_ms().div_euclid(1000) + 1
 }
 
@@ -145,18 +145,18 @@ pub fn check_password_strength(field: &str, p: &str) -> Result<(), Problem> {
     Ok(())
 }
 
-fn parse_roles(field: &str, roles: &[String]) -> Result<Vec<Role>, Problem> {
+pub(crate) fn parse_roles(field: &str, roles: &[String]) -> Result<Vec<Role>, Problem> {
     if roles.is_empty() {
         return Err(Problem::bad_request(field, "name at least one role"));
     }
     roles.iter().map(|r| r.parse::<Role>().map_err(|e| Problem::bad_request(field, e))).collect()
 }
 
-fn roles_text(roles: &[Role]) -> String {
+pub(crate) fn roles_text(roles: &[Role]) -> String {
     roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(",")
 }
 
-fn roles_of(text: &str) -> Vec<Role> {
+pub(crate) fn roles_of(text: &str) -> Vec<Role> {
     text.split(',').filter_map(|r| r.parse().ok()).collect()
 }
 
@@ -168,6 +168,18 @@ pub struct Account {
     pub roles: Vec<String>,
     pub staff_id: String,
     pub disabled: bool,
+    /// Roles asked for through the API, waiting for a second admin.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending_role_grant: Option<crate::role_grants::RoleGrant>,
+}
+
+/// How a new account's roles take effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grant<'a> {
+    /// At once: the shell (`kefu admin create-user`, the first start).
+    Direct,
+    /// When a second admin approves them (the API), for this reason.
+    FourEyes(&'a str),
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -231,6 +243,7 @@ impl Auth {
         roles: &[String],
         staff_id: &str,
         by: &Principal,
+        grant: Grant<'_>,
     ) -> Result<Account, Problem> {
         let username = username.trim();
         if username.is_empty()
@@ -282,7 +295,7 @@ impl Auth {
         .bind(&id)
         .bind(username)
         .bind(&hash)
-        .bind(roles_text(&roles))
+        .bind(if grant == Grant::Direct { roles_text(&roles) } else { String::new() })
         .bind(&staff_id)
         .bind(now)
         .bind(now)
@@ -295,15 +308,23 @@ impl Auth {
             }
             Err(e) => return Err(Problem::internal(e)),
         }
-        let detail = format!("username={username} staff_id={staff_id} roles={}", roles_text(&roles));
+        let granted = if grant == Grant::Direct { roles_text(&roles) } else { String::new() };
+        let detail = format!("username={username} staff_id={staff_id} roles={granted}");
         audit(&mut tx, &self.audit_keys, by, "account.create", &id, detail).await?;
+        let pending_role_grant = match grant {
+            Grant::Direct => None,
+            Grant::FourEyes(reason) => {
+                Some(crate::role_grants::propose(&mut tx, &self.audit_keys, by, &id, username, &roles, reason).await?)
+            }
+        };
         tx.commit().await.map_err(Problem::internal)?;
         Ok(Account {
             id,
             username: username.to_owned(),
-            roles: roles.iter().map(|r| r.as_str().to_owned()).collect(),
+            roles: if grant == Grant::Direct { roles.iter().map(|r| r.as_str().to_owned()).collect() } else { vec![] },
             staff_id,
             disabled: false,
+            pending_role_grant,
         })
     }
 
@@ -325,9 +346,10 @@ impl Auth {
                 Ok(Account {
                     id: r.try_get(0)?,
                     username: r.try_get(1)?,
-                    roles: r.try_get::<String, _>(2)?.split(',').map(str::to_owned).collect(),
+                    roles: r.try_get::<String, _>(2)?.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
                     staff_id: r.try_get(3)?,
                     disabled: r.try_get::<i64, _>(4)? == 1,
+                    pending_role_grant: None,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()
@@ -411,6 +433,11 @@ impl Auth {
         }
         if disabled == 1 {
             return Err(Problem::forbidden("the account is disabled"));
+        }
+        if roles_of(&roles).is_empty() {
+            return Err(Problem::forbidden(
+                "the account has no roles yet: its role grant waits for a second admin's approval",
+            ));
         }
         sqlx::query("UPDATE accounts SET failed_logins = 0, locked_until = NULL WHERE id = $1")
             .bind(&id)

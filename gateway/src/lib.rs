@@ -6,6 +6,7 @@
 
 pub mod access;
 mod audit_trail;
+pub mod role_grants;
 mod serve;
 pub use serve::{admin_router, serve, serve_public};
 pub mod auth;
@@ -443,12 +444,21 @@ struct NewAccount {
     roles: Vec<String>,
     #[serde(default)]
     staff_id: String,
+    /// Why the roles are needed; shown to the approving admin.
+    #[serde(default)]
+    reason: Option<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct AccountPatch {
-    disabled: bool,
+    #[serde(default)]
+    disabled: Option<bool>,
+    /// The account's roles: fewer apply at once, more need a second admin.
+    #[serde(default)]
+    roles: Option<Vec<String>>,
+    #[serde(default)]
+    reason: Option<String>,
 }
 
 fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Problem> {
@@ -488,7 +498,11 @@ async fn create_account(State(gw): State<AppState>, headers: HeaderMap, body: By
     let p = gw.person(&headers).await?;
     let p = require(&p, access::roles("POST", "/api/v1/accounts"))?;
     let b: NewAccount = json_body(&body)?;
-    let a = gw.auth.create_account(&b.username, &b.password, &b.roles, &b.staff_id, &p).await?;
+    let reason = role_grants::reason_or(b.reason.as_deref(), "新建账号")?;
+    let a = gw
+        .auth
+        .create_account(&b.username, &b.password, &b.roles, &b.staff_id, &p, auth::Grant::FourEyes(&reason))
+        .await?;
     Ok((StatusCode::CREATED, Json(a)).into_response())
 }
 
@@ -507,8 +521,38 @@ async fn patch_account(
     let p = gw.person(&headers).await?;
     let p = require(&p, access::roles("PATCH", "/api/v1/accounts/{id}"))?;
     let b: AccountPatch = json_body(&body)?;
-    gw.auth.set_disabled(&id, b.disabled, &p).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    if b.disabled.is_none() && b.roles.is_none() {
+        return Err(Problem::bad_request("body", "name what to change: disabled, roles"));
+    }
+    let roles = match &b.roles {
+        Some(r) => {
+            let roles = auth::parse_roles("roles", r)?;
+            if roles.contains(&Role::Service) {
+                return Err(Problem::bad_request(
+                    "roles",
+                    "the service role is for internal systems, not for people's accounts",
+                ));
+            }
+            Some(roles)
+        }
+        None => None,
+    };
+    let reason = role_grants::reason_or(b.reason.as_deref(), "角色变更")?;
+    // Roles first: a refused grant (one already pending) leaves the lock alone.
+    let outcome = match roles {
+        Some(roles) => Some(role_grants::set_roles(&gw, &p, &id, &roles, &reason).await?),
+        None => None,
+    };
+    if let Some(disabled) = b.disabled {
+        gw.auth.set_disabled(&id, disabled, &p).await?;
+    }
+    Ok(match outcome {
+        None => StatusCode::NO_CONTENT.into_response(),
+        Some(role_grants::Outcome::Applied(roles)) => Json(json!({"id": id, "roles": roles})).into_response(),
+        Some(role_grants::Outcome::Pending(g)) => {
+            (StatusCode::ACCEPTED, Json(json!({"id": id, "pendingRoleGrant": g}))).into_response()
+        }
+    })
 }
 
 async fn create_api_key(State(gw): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, Problem> {
@@ -758,6 +802,10 @@ pub fn router(gw: AppState, args: &GatewayArgs) -> Router {
         .route("/api/v1/me", get(me))
         .route("/api/v1/accounts", post(create_account).get(list_accounts))
         .route("/api/v1/accounts/{id}", axum::routing::patch(patch_account))
+        .route("/api/v1/role-grants", get(role_grants::list))
+        .route("/api/v1/role-grants/{id}/approve", post(role_grants::approve))
+        .route("/api/v1/role-grants/{id}/reject", post(role_grants::reject))
+        .route("/api/v1/role-grants/{id}/withdraw", post(role_grants::withdraw))
         .route("/api/v1/api-keys", post(create_api_key).get(list_api_keys))
         .route("/api/v1/api-keys/{id}", axum::routing::delete(revoke_api_key))
         .route("/api/v1/gateway-audit", get(audit_trail::list))
@@ -840,7 +888,8 @@ pub async fn bootstrap_admin(auth: &Auth) -> Result<Option<String>, Problem> {
     let mut b = [0u8; 18];
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
     let password = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, b);
-    auth.create_account("admin", &password, &["admin".to_owned()], "admin", &auth::operator()).await?;
+    let operator = auth::operator();
+    auth.create_account("admin", &password, &["admin".to_owned()], "admin", &operator, auth::Grant::Direct).await?;
     Ok(Some(password))
 }
 

@@ -97,7 +97,67 @@ pub static ROUTES: &[Route] = &[
         [("id", "id")],
         None,
         None,
-        "Erase a customer's personal data"
+        "Erase a customer's personal data (refused: propose the erasure for approval)"
+    ),
+    r!(
+        "POST",
+        "/api/v1/customers/{id}/approvals",
+        "kefu.customers.v1.CustomerService/ProposeChange",
+        Body::All,
+        [("id", "customer_id")],
+        None,
+        Some("request_id"),
+        "Propose a bank-account change, erasure or disclosure for a second person's approval"
+    ),
+    r!(
+        "GET",
+        "/api/v1/approvals",
+        "kefu.customers.v1.CustomerService/ListApprovals",
+        Body::None,
+        [],
+        None,
+        None,
+        "List proposals awaiting or given approval"
+    ),
+    r!(
+        "GET",
+        "/api/v1/approvals/{id}",
+        "kefu.customers.v1.CustomerService/GetApproval",
+        Body::None,
+        [("id", "id")],
+        None,
+        None,
+        "Get a proposal"
+    ),
+    r!(
+        "POST",
+        "/api/v1/approvals/{id}/approve",
+        "kefu.customers.v1.CustomerService/ApproveChange",
+        Body::All,
+        [("id", "id")],
+        None,
+        None,
+        "Approve a proposal (not one's own); a change is applied"
+    ),
+    r!(
+        "POST",
+        "/api/v1/approvals/{id}/reject",
+        "kefu.customers.v1.CustomerService/RejectChange",
+        Body::All,
+        [("id", "id")],
+        None,
+        None,
+        "Reject a proposal, saying why"
+    ),
+    r!(
+        "POST",
+        "/api/v1/approvals/{id}/withdraw",
+        "kefu.customers.v1.CustomerService/WithdrawChange",
+        Body::All,
+        [("id", "id")],
+        None,
+        None,
+        "Withdraw one's own proposal"
     ),
     r!(
         "POST",

@@ -253,6 +253,7 @@ async fn accounts_refuse_weak_passwords_shared_staff_ids_and_case_twins(app: App
     assert_eq!((s, fields(&p)), (400, vec!["roles".to_owned()]), "a person's account with the service role: {p}");
     let (s, p, _) = post(create("li.lei", "correct horse battery", "staff-1")).await;
     assert_eq!(s, 201, "{p}");
+    app.approve_roles(&p).await;
     let (s, p, _) = post(create("wang.fang", "another good passphrase", "staff-1")).await;
     assert_eq!(s, 409, "a second account on staff-1: {p}");
     assert!(p["detail"].as_str().is_some_and(|d| d.contains("staff id")), "{p}");
@@ -496,6 +497,9 @@ async fn account_and_api_key_changes_are_audited_by_whoever_made_them(app: App) 
         seen[1..].to_vec(),
         vec![
             want("account.create", "admin", "admin", &dave_id),
+            want("approval.propose", "admin", "admin", &dave_id),
+            want("approval.approve", "admin-2", "admin", &dave_id),
+            want("account.roles", "admin-2", "admin", &dave_id),
             want("account.password", "s-dave", "agent", &dave_id),
             want("api_key.create", "admin", "admin", &key_id),
             want("api_key.revoke", "admin", "admin", &key_id),
@@ -505,7 +509,7 @@ async fn account_and_api_key_changes_are_audited_by_whoever_made_them(app: App) 
     assert!(!trail.to_string().contains("correct horse"), "no password in the trail");
     let (s, v, _) = app.call(Method::GET, "/api/v1/gateway-audit/verify", &auditor, None).await;
     assert_eq!(s, 200);
-    assert_eq!((v["intact"].as_bool(), v["entriesChecked"].as_i64()), (Some(true), Some(6)), "{v}");
+    assert_eq!((v["intact"].as_bool(), v["entriesChecked"].as_i64()), (Some(true), Some(9)), "{v}");
     let (seq, head) = (v["headSeq"].as_i64().unwrap(), v["headHash"].as_str().unwrap().to_owned());
     assert_eq!(app.call(Method::GET, "/api/v1/gateway-audit", &app.token(Role::Agent), None).await.0, 403);
 

@@ -19,6 +19,8 @@ async fn new_account(app: &App, admin: &str, user: &str, roles: &[&str]) -> Stri
         )
         .await;
     assert_eq!(s, 201, "{body}");
+    // A second admin approves the roles.
+    app.approve_roles(&body).await;
     let r: Value = app.login(user, "correct horse battery").await.json().await.unwrap();
     r["accessToken"].as_str().unwrap().to_owned()
 }

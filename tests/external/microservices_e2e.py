@@ -3,7 +3,7 @@ service its own process on PostgreSQL and Redis), with only the standard
 library: login, accounts, customers, tickets and their SLAs, email threading,
 live events, refusals.
 
-Usage: microservices_e2e.py BASE_URL ADMIN_USER ADMIN_PASSWORD
+Usage: microservices_e2e.py BASE_URL ADMIN_USER ADMIN_PASSWORD SECOND_ADMIN_USER (same password)
 """
 import base64
 import http.client
@@ -41,12 +41,19 @@ def call(base, method, path, token=None, body=None, headers=None):
 
 
 def main():
-    base, user, password = sys.argv[1], sys.argv[2], sys.argv[3]
+    base, user, password, second = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
     s, tok, _ = call(base, "POST", "/api/v1/auth/login", body={"username": user, "password": password})
     check(s == 200, "admin logs in")
     admin = tok["accessToken"]
-    s, _, _ = call(base, "POST", "/api/v1/accounts", admin, {"username": "agent.e2e", "password": "a long passphrase", "roles": ["agent"], "staffId": "agent.e2e"})
-    check(s == 201, "admin creates an agent account")
+    s, made, _ = call(base, "POST", "/api/v1/accounts", admin, {"username": "agent.e2e", "password": "a long passphrase", "roles": ["agent"], "staffId": "agent.e2e"})
+    check(s == 201 and made["roles"] == [], "admin creates an agent account, its role waiting for approval")
+    grant = made["pendingRoleGrant"]["id"]
+    s, _, _ = call(base, "POST", f"/api/v1/role-grants/{grant}/approve", admin)
+    check(s == 403, "the proposing admin cannot approve the grant")
+    s, tok, _ = call(base, "POST", "/api/v1/auth/login", body={"username": second, "password": password})
+    check(s == 200, "a second admin logs in")
+    s, done, _ = call(base, "POST", f"/api/v1/role-grants/{grant}/approve", tok["accessToken"], {"note": "e2e"})
+    check(s == 200 and done["state"] == "approved", "the second admin approves the agent role")
     s, tok, _ = call(base, "POST", "/api/v1/auth/login", body={"username": "agent.e2e", "password": "a long passphrase"})
     agent = tok["accessToken"]
 

@@ -116,7 +116,18 @@ impl App {
             json!({"username": username, "password": "correct horse battery", "roles": ["agent"], "staffId": staff_id});
         let (s, made, _) = self.call(reqwest::Method::POST, "/api/v1/accounts", admin, Some(body)).await;
         assert_eq!(s, 201, "{made}");
+        self.approve_roles(&made).await;
         made["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Approves the role grant an account creation (or role change)
+    /// answered with, as a second admin.
+    pub async fn approve_roles(&self, answer: &Value) {
+        let grant = answer["pendingRoleGrant"]["id"].as_str().unwrap_or_else(|| panic!("no role grant in {answer}"));
+        let second = self.minted("admin-2", Role::Admin);
+        let (s, body, _) =
+            self.call(reqwest::Method::POST, &format!("/api/v1/role-grants/{grant}/approve"), &second, None).await;
+        assert_eq!(s, 200, "{body}");
     }
 
     pub async fn sweep(&self) {

@@ -348,6 +348,16 @@ where
     q.fetch_all(conn).await
 }
 
+/// Runs a query assembled at run time with its binds; the rows as they are.
+pub async fn fetch_rows(
+    conn: &mut sqlx::AnyConnection,
+    sql: &str,
+    binds: Vec<Bind>,
+) -> Result<Vec<sqlx::any::AnyRow>, sqlx::Error> {
+    let q = bind_all!(sqlx::query(sql), binds);
+    q.fetch_all(conn).await
+}
+
 /// Tables the kit itself keeps in every service's database.
 const KIT_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS kit_idempotency (\
     scope       TEXT NOT NULL,\
@@ -359,7 +369,9 @@ const KIT_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS kit_idempotency (\
 
 /// Applies the kit's own tables, then a service's migrations.
 pub async fn migrate(pool: &AnyPool, migrator: &Migrator) -> anyhow::Result<()> {
-    pool.execute(KIT_SCHEMA).await.map_err(|e| anyhow::anyhow!("migration failed (kit tables): {e}"))?;
+    for statement in std::iter::once(KIT_SCHEMA).chain(crate::approval::SCHEMA.iter().copied()) {
+        pool.execute(statement).await.map_err(|e| anyhow::anyhow!("migration failed (kit tables): {e}"))?;
+    }
     migrator.run(pool).await.map_err(|e| anyhow::anyhow!("migration failed: {e}"))
 }
 

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod approval;
 pub mod audit;
 pub mod auth;
 pub mod client;

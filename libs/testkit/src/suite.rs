@@ -9,7 +9,7 @@ use kefu_kit::{
     module::Embedded,
 };
 use kefu_proto::{
-    customers::v1::customer_service_client::CustomerServiceClient,
+    customers::v1 as cpb, customers::v1::customer_service_client::CustomerServiceClient,
     tickets::v1::ticket_service_client::TicketServiceClient,
 };
 use kefu_sla::{LiveStore, ManualClock, MemoryLiveStore, RedisLiveStore, SweeperConfig};
@@ -261,6 +261,38 @@ impl Suite {
 
     pub fn customers_as(&self, role: Role) -> CustomersClient {
         self.customers_with_token(Some(&self.token(role)))
+    }
+
+    /// A token for the person `subject` in `role`.
+    pub fn token_for(&self, subject: &str, role: Role) -> String {
+        self.signer.mint(subject, &[role], Duration::from_secs(3600)).unwrap()
+    }
+
+    /// The customers service as the person `subject` in `role`.
+    pub fn customers_for(&self, subject: &str, role: Role) -> CustomersClient {
+        self.customers_with_token(Some(&self.token_for(subject, role)))
+    }
+
+    /// Erases a customer as the firm must: proposed by one supervisor
+    /// (`supervisor-1`), approved by another person (`admin-2`). Returns the
+    /// approval.
+    pub async fn erase_customer(&self, id: &str, reason: &str) -> cpb::Approval {
+        let proposed = self
+            .customers_as(Role::Supervisor)
+            .propose_change(cpb::ProposeChangeRequest {
+                customer_id: id.to_owned(),
+                reason: reason.to_owned(),
+                change: Some(cpb::propose_change_request::Change::Erasure(cpb::ErasureChange {})),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        self.customers_for("admin-2", Role::Admin)
+            .approve_change(cpb::ApproveChangeRequest { id: proposed.id, note: String::new() })
+            .await
+            .unwrap()
+            .into_inner()
     }
 
     /// Runs the SLA sweeper once, as its loop would.

@@ -12,6 +12,7 @@ use aes_gcm::{
 use base64::{Engine, engine::general_purpose::STANDARD};
 use kefu_kit::keys::KeyEntry;
 
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct Sealed {
     pub key_id: String,
     pub nonce: String,

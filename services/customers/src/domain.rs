@@ -254,6 +254,17 @@ pub struct Consent {
 }
 
 /// Every category of data a customer's records hold.
+/// A data category as people read it.
+pub fn category_label(c: DataCategory) -> &'static str {
+    match c {
+        DataCategory::Unspecified => "未指定",
+        DataCategory::Profile => "基本资料",
+        DataCategory::Contacts => "联系人信息",
+        DataCategory::TaxFinancial => "税务与财务资料",
+        DataCategory::ServiceHistory => "服务记录",
+    }
+}
+
 pub const ALL_CATEGORIES: [DataCategory; 4] =
     [DataCategory::Profile, DataCategory::Contacts, DataCategory::TaxFinancial, DataCategory::ServiceHistory];
 

@@ -624,15 +624,16 @@ async fn consent_gates_third_party_export(app: TestApp) {
     let mut agent = app.agent();
     let mut sup = app.client(Role::Supervisor);
     let cust = create(&app, "同意書", 60).await;
-    let export = |recipient: &str, cats: Vec<i32>| pb::ExportCustomerDataRequest {
+    let export = |recipient: &str, cats: Vec<i32>, approval: &str| pb::ExportCustomerDataRequest {
         customer_id: cust.id.clone(),
         recipient: recipient.into(),
         purpose: "bank loan application".into(),
         data_categories: cats,
+        approval_id: approval.into(),
     };
     let contacts_cat = pb::DataCategory::Contacts as i32;
     let tax_cat = pb::DataCategory::TaxFinancial as i32;
-    let refused = sup.export_customer_data(export("招商銀行", vec![contacts_cat])).await.unwrap_err();
+    let refused = sup.export_customer_data(export("招商銀行", vec![contacts_cat], "")).await.unwrap_err();
     assert_eq!(refused.code(), Code::FailedPrecondition);
 
     let consent = agent
@@ -650,25 +651,35 @@ async fn consent_gates_third_party_export(app: TestApp) {
         .unwrap()
         .into_inner();
     assert!(consent.live);
-    let doc = sup.export_customer_data(export("招商銀行", vec![contacts_cat])).await.unwrap().into_inner().document;
+    // A consent alone is not enough: a second person approves the disclosure.
+    let alone = sup.export_customer_data(export("招商銀行", vec![contacts_cat], "")).await.unwrap_err();
+    assert_eq!(alone.code(), Code::FailedPrecondition);
+    assert!(alone.message().contains("second person"), "{}", alone.message());
+    let approval = common::approved_disclosure(&app, &cust.id, "招商銀行", vec![contacts_cat]).await;
+    let doc = sup
+        .export_customer_data(export("招商銀行", vec![contacts_cat], &approval))
+        .await
+        .unwrap()
+        .into_inner()
+        .document;
     let json: serde_json::Value = serde_json::from_str(&doc).unwrap();
     assert_eq!(json["contacts"][0]["mobile"], "13800138000");
     assert!(json.get("tax_profile").is_none());
 
-    let wider = sup.export_customer_data(export("招商銀行", vec![contacts_cat, tax_cat])).await.unwrap_err();
+    let wider = sup.export_customer_data(export("招商銀行", vec![contacts_cat, tax_cat], "")).await.unwrap_err();
     assert_eq!(wider.code(), Code::FailedPrecondition, "categories beyond the consent");
-    let other = sup.export_customer_data(export("另一家銀行", vec![contacts_cat])).await.unwrap_err();
+    let other = sup.export_customer_data(export("另一家銀行", vec![contacts_cat], "")).await.unwrap_err();
     assert_eq!(other.code(), Code::FailedPrecondition);
 
     agent
         .revoke_consent(pb::RevokeConsentRequest { customer_id: cust.id.clone(), consent_id: consent.id.clone() })
         .await
         .unwrap();
-    let after = sup.export_customer_data(export("招商銀行", vec![contacts_cat])).await.unwrap_err();
+    let after = sup.export_customer_data(export("招商銀行", vec![contacts_cat], "")).await.unwrap_err();
     assert_eq!(after.code(), Code::FailedPrecondition);
 
     // A copy for the data subject itself needs no third-party consent.
-    let own = sup.export_customer_data(export("", vec![])).await.unwrap().into_inner().document;
+    let own = sup.export_customer_data(export("", vec![], "")).await.unwrap().into_inner().document;
     assert!(own.contains("同意書"));
     let listed =
         agent.list_consents(pb::ListConsentsRequest { customer_id: cust.id.clone() }).await.unwrap().into_inner();
@@ -696,6 +707,13 @@ async fn erasure_purges_personal_data_and_locks_the_record(app: TestApp) {
         .await
         .unwrap_err();
     assert_eq!(no_reason.code(), Code::InvalidArgument);
+    // One person alone cannot erase: the call names the four-eyes steps.
+    let alone = admin
+        .erase_customer(pb::EraseCustomerRequest { id: cust.id.clone(), reason: "PIPL art. 47 request #12".into() })
+        .await
+        .unwrap_err();
+    assert_eq!(alone.code(), Code::FailedPrecondition);
+    assert!(alone.message().contains("ProposeChange"), "{}", alone.message());
     admin
         .update_tax_profile(pb::UpdateTaxProfileRequest {
             tax_profile: Some(pb::TaxProfile {
@@ -713,8 +731,12 @@ async fn erasure_purges_personal_data_and_locks_the_record(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(sealed.0, "customer-key", "the profile is sealed with the customer's own data key");
+    let untouched = admin.get_customer(pb::GetCustomerRequest { id: cust.id.clone(), omit_contacts: false }).await;
+    assert_eq!(untouched.unwrap().into_inner().lifecycle_status, cust.lifecycle_status, "the refusal changed nothing");
+    let approval = app.erase_customer(&cust.id, "PIPL art. 47 request #12").await;
+    assert_eq!(approval.state, pb::ApprovalState::Approved as i32);
     let erased = admin
-        .erase_customer(pb::EraseCustomerRequest { id: cust.id.clone(), reason: "PIPL art. 47 request #12".into() })
+        .get_customer(pb::GetCustomerRequest { id: cust.id.clone(), omit_contacts: false })
         .await
         .unwrap()
         .into_inner();
@@ -1125,6 +1147,12 @@ async fn every_rpc_checks_the_callers_role(app: TestApp) {
         ("ListConsents", R),
         ("ExportCustomerData", &[Supervisor, Admin, Service]),
         ("EraseCustomer", &[Supervisor, Admin]),
+        ("ProposeChange", W),
+        ("GetApproval", R),
+        ("ListApprovals", R),
+        ("ApproveChange", &[Supervisor, Admin]),
+        ("RejectChange", &[Supervisor, Admin]),
+        ("WithdrawChange", W),
         ("ListAuditEntries", &[Auditor, Admin]),
         ("VerifyAuditChain", &[Auditor, Admin]),
         ("SetFollowUpPlan", W),
@@ -1171,6 +1199,12 @@ async fn every_rpc_checks_the_callers_role(app: TestApp) {
                     c.export_customer_data(pb::ExportCustomerDataRequest::default()).await.map(|_| ())
                 }
                 "EraseCustomer" => c.erase_customer(pb::EraseCustomerRequest::default()).await.map(|_| ()),
+                "ProposeChange" => c.propose_change(pb::ProposeChangeRequest::default()).await.map(|_| ()),
+                "GetApproval" => c.get_approval(pb::GetApprovalRequest { id: id.clone() }).await.map(|_| ()),
+                "ListApprovals" => c.list_approvals(pb::ListApprovalsRequest::default()).await.map(|_| ()),
+                "ApproveChange" => c.approve_change(pb::ApproveChangeRequest::default()).await.map(|_| ()),
+                "RejectChange" => c.reject_change(pb::RejectChangeRequest::default()).await.map(|_| ()),
+                "WithdrawChange" => c.withdraw_change(pb::WithdrawChangeRequest::default()).await.map(|_| ()),
                 "ListAuditEntries" => c.list_audit_entries(pb::ListAuditEntriesRequest::default()).await.map(|_| ()),
                 "VerifyAuditChain" => c.verify_audit_chain(pb::VerifyAuditChainRequest::default()).await.map(|_| ()),
                 "SetFollowUpPlan" => c.set_follow_up_plan(pb::SetFollowUpPlanRequest::default()).await.map(|_| ()),
@@ -1195,7 +1229,7 @@ async fn every_rpc_checks_the_callers_role(app: TestApp) {
             assert_eq!(denied, !allowed.contains(&role), "{rpc} as {role}: {result:?}");
         }
     }
-    assert_eq!(matrix.len(), 26, "every RPC of CustomerService is in the matrix");
+    assert_eq!(matrix.len(), 32, "every RPC of CustomerService is in the matrix");
     assert_eq!(count_customers(&app).await, 0, "nothing was written");
 }
 

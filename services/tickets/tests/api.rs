@@ -1567,12 +1567,7 @@ async fn erasure_reaches_tickets_and_leaves_nothing_in_the_database_files(app: T
         .await
         .unwrap();
 
-    app.customers_as(Role::Supervisor)
-        .erase_customer(cpb::EraseCustomerRequest {
-            id: customer.id.clone(), reason: "PIPL 删除请求 2026-118".into()
-        })
-        .await
-        .unwrap();
+    app.erase_customer(&customer.id, "PIPL 删除请求 2026-118").await;
     let follower = app.suite.tickets.erasures.clone().expect("the follower runs as part of the module");
     assert_eq!(follower.follow_once().await.unwrap(), 1, "one erasure handled");
     assert_eq!(follower.follow_once().await.unwrap(), 0, "and not again");

@@ -6,6 +6,7 @@
 //! result into a gRPC answer. Which roles may call each RPC is decided by the
 //! auth layer from [`ACCESS`] before a handler runs.
 mod access;
+mod approvals;
 mod audit;
 mod consents;
 mod contacts;
@@ -192,8 +193,44 @@ impl CustomerService for CustomersApi {
 
     #[tracing::instrument(skip_all)]
     async fn erase_customer(&self, req: Request<pb::EraseCustomerRequest>) -> Res<pb::Customer> {
+        let (_, r) = take(req)?;
+        reply(rights::erase(self, r).await)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn propose_change(&self, req: Request<pb::ProposeChangeRequest>) -> Res<pb::Approval> {
         let (p, r) = take(req)?;
-        reply(rights::erase(self, &p, r).await)
+        reply(approvals::propose(self, &p, r).await)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_approval(&self, req: Request<pb::GetApprovalRequest>) -> Res<pb::Approval> {
+        let (_, r) = take(req)?;
+        reply(approvals::get(self, r).await)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_approvals(&self, req: Request<pb::ListApprovalsRequest>) -> Res<pb::ListApprovalsResponse> {
+        let (_, r) = take(req)?;
+        reply(approvals::list(self, r).await)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn approve_change(&self, req: Request<pb::ApproveChangeRequest>) -> Res<pb::Approval> {
+        let (p, r) = take(req)?;
+        reply(approvals::approve(self, &p, r).await)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn reject_change(&self, req: Request<pb::RejectChangeRequest>) -> Res<pb::Approval> {
+        let (p, r) = take(req)?;
+        reply(approvals::reject(self, &p, r).await)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn withdraw_change(&self, req: Request<pb::WithdrawChangeRequest>) -> Res<pb::Approval> {
+        let (p, r) = take(req)?;
+        reply(approvals::withdraw(self, &p, r).await)
     }
 
     #[tracing::instrument(skip_all)]

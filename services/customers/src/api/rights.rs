@@ -4,7 +4,7 @@
 use kefu_kit::{Error, Result, auth::Principal, error::Violations, parse};
 use kefu_proto::{ProtoEnum, customers::v1 as pb};
 
-use super::{CustomersApi, audit, consents::parse_categories, profile, tax_profile};
+use super::{CustomersApi, approvals, audit, consents::parse_categories, profile, tax_profile};
 use crate::{
     domain::{DataCategory, LifecycleStatus},
     store::{self, now_ms},
@@ -27,6 +27,7 @@ pub(super) async fn export(
     let recipient = v.check(parse::line("recipient", &r.recipient, 200)).unwrap_or_default();
     let purpose = v.check(parse::required_text("purpose", &r.purpose, 500)).unwrap_or_default();
     let categories = v.check(parse_categories("data_categories", &r.data_categories, true)).unwrap_or_default();
+    let approval_id = v.check(parse::opt_id("approval_id", &r.approval_id)).flatten();
     v.finish()?;
     let mut tx = api.pool.begin().await?;
     let row = store::require_customer(&mut tx, &id).await?;
@@ -39,6 +40,16 @@ pub(super) async fn export(
                 "no live consent from the customer covers disclosure to {recipient:?} of the requested data categories"
             )));
         }
+        // Four eyes: a disclosure to a third party needs an approval the
+        // caller proposed and another person gave.
+        let Some(approval_id) = approval_id else {
+            return Err(Error::FailedPrecondition(
+                "a disclosure to a third party needs a second person's approval: propose it with ProposeChange \
+                 (disclosure), have another supervisor or admin approve it, then export with its approval_id"
+                    .into(),
+            ));
+        };
+        approvals::use_disclosure(api, &mut tx, p, &approval_id, &id, &recipient, &categories).await?;
     }
     let has = |c: DataCategory| categories.contains(&c);
     let customer = profile::load(&mut tx, &row).await?;
@@ -106,29 +117,49 @@ pub(super) async fn export(
     Ok(pb::ExportCustomerDataResponse { document: serde_json::to_string_pretty(&doc).map_err(anyhow::Error::from)? })
 }
 
-pub(super) async fn erase(api: &CustomersApi, p: &Principal, r: pb::EraseCustomerRequest) -> Result<pb::Customer> {
+/// Erasure is proposed and approved (`approvals`); asked for directly, it
+/// names those steps and changes nothing.
+pub(super) async fn erase(api: &CustomersApi, r: pb::EraseCustomerRequest) -> Result<pb::Customer> {
     let mut v = Violations::new();
     let id = v.check(parse::id("id", &r.id)).unwrap_or_default();
-    let reason = v.check(parse::required_text("reason", &r.reason, 500)).unwrap_or_default();
+    v.check(parse::required_text("reason", &r.reason, 500));
     v.finish()?;
-    let mut tx = api.pool.begin().await?;
-    store::lock_customer(&mut tx, &id).await?;
-    let customer = store::require_customer(&mut tx, &id).await?;
-    if customer.lifecycle_status != LifecycleStatus::Erased {
-        store::erase_personal_data(&mut tx, &id).await?;
-        store::shred_customer_key(&mut tx, &id).await?;
-        let detail =
-            "contacts, tags, preferences, visit notes purged; data key and tax profile destroyed; records kept";
-        audit::record(api, &mut tx, p, "customer.erase", &id, detail, &reason).await?;
+    let mut conn = api.pool.acquire().await?;
+    store::require_customer(&mut conn, &id).await?;
+    Err(Error::FailedPrecondition(format!(
+        "erasing customer {id} needs a second person: propose it with ProposeChange (erasure) and have another \
+         supervisor or admin approve it, which erases"
+    )))
+}
+
+/// Erases the customer's personal data inside the caller's transaction (an
+/// approved erasure), audited as `customer.erase` by `p`, the approver.
+pub(super) async fn erase_in(
+    api: &CustomersApi,
+    tx: &mut sqlx::AnyConnection,
+    p: &Principal,
+    id: &str,
+    reason: &str,
+    origin: &str,
+) -> Result<()> {
+    let customer = store::require_customer(tx, id).await?;
+    if customer.lifecycle_status == LifecycleStatus::Erased {
+        return Err(Error::FailedPrecondition("the customer's personal data was already erased".into()));
     }
-    let fresh = store::require_customer(&mut tx, &id).await?;
-    let out = profile::load(&mut tx, &fresh).await?;
-    tx.commit().await?;
-    // What the erasure overwrote leaves the database files too.
+    store::erase_personal_data(tx, id).await?;
+    store::shred_customer_key(tx, id).await?;
+    approvals::close_for_erasure(tx, id).await?;
+    let detail = format!(
+        "contacts, tags, preferences, visit notes purged; data key and tax profile destroyed; records kept ({origin})"
+    );
+    audit::record(api, tx, p, "customer.erase", id, detail, reason).await
+}
+
+/// After an erasure: what it overwrote leaves the database files too.
+pub(super) async fn scrub(api: &CustomersApi) {
     if let Err(e) = kefu_kit::db::scrub(&api.pool).await {
         tracing::warn!(error = %e, "erased data may linger in the database's journal until its next checkpoint");
     }
-    Ok(out)
 }
 
 /// The erasure feed: the audit trail's `customer.erase` entries, in order.

@@ -23,6 +23,13 @@ pub(super) struct TaxSecret {
     tax_status_notes: String,
 }
 
+impl TaxSecret {
+    /// The recorded bank: its name and account.
+    pub(super) fn bank(self) -> (String, String) {
+        (self.bank_name, self.bank_account)
+    }
+}
+
 /// Binds a sealed profile to its customer: a ciphertext moved to another
 /// customer does not open.
 fn aad(customer_id: &str) -> String {
@@ -147,20 +154,70 @@ pub(super) async fn update(
     let purpose = v.check(parse::text("purpose", &r.purpose, 500)).unwrap_or_default();
     let secret = v.check(parse_tax(&t));
     v.finish()?;
-    let secret = secret.ok_or_else(|| super::unchecked("tax_profile"))?;
+    let mut secret = secret.ok_or_else(|| super::unchecked("tax_profile"))?;
     let now = store::now_ms();
     let mut tx = api.pool.begin().await?;
     store::lock_customer(&mut tx, &id).await?;
     store::require_customer(&mut tx, &id).await?.ensure_writable()?;
-    let sealed = seal(&api.keys, &mut tx, &id, &secret).await?;
-    let row =
-        TaxProfileRow { key_id: sealed.key_id, nonce: sealed.nonce, ciphertext: sealed.ciphertext, updated_at: now };
-    store::put_tax_profile(&mut tx, &id, &row, &p.subject).await?;
-    store::touch_customer(&mut tx, &id).await?;
+    // The bank account: empty keeps the recorded one; the first is recorded
+    // here; changing a recorded one takes four eyes.
+    let recorded = match store::get_tax_profile(&mut tx, &id).await? {
+        Some(row) => open(&api.keys, &mut tx, &id, &row).await?.bank(),
+        None => Default::default(),
+    };
+    if secret.bank_name.is_empty() && secret.bank_account.is_empty() {
+        (secret.bank_name, secret.bank_account) = recorded;
+    } else if !recorded.1.is_empty() && (secret.bank_name != recorded.0 || secret.bank_account != recorded.1) {
+        return Err(Error::FailedPrecondition(
+            "changing the recorded bank account needs a second person: propose it with ProposeChange (bank_account) \
+             and have another supervisor or admin approve it; leave bank_name and bank_account empty to keep the \
+             recorded account"
+                .into(),
+        ));
+    }
+    write(api, &mut tx, p, &id, &secret, now).await?;
     audit::record(api, &mut tx, p, "tax_profile.write", &id, "tax_profile", &purpose).await?;
     tx.commit().await?;
     // The writer gets the masked view back: writing is not permission to read.
     Ok(tax_pb(&id, &secret, true, now))
+}
+
+/// Seals and stores the profile, inside the caller's transaction.
+async fn write(
+    api: &CustomersApi,
+    tx: &mut AnyConnection,
+    p: &Principal,
+    id: &str,
+    secret: &TaxSecret,
+    now: i64,
+) -> Result<()> {
+    let sealed = seal(&api.keys, tx, id, secret).await?;
+    let row =
+        TaxProfileRow { key_id: sealed.key_id, nonce: sealed.nonce, ciphertext: sealed.ciphertext, updated_at: now };
+    store::put_tax_profile(tx, id, &row, &p.subject).await?;
+    store::touch_customer(tx, id).await
+}
+
+/// Applies an approved bank-account change (by the approver `p`), inside
+/// the approval's transaction.
+pub(super) async fn set_bank_account(
+    api: &CustomersApi,
+    tx: &mut AnyConnection,
+    p: &Principal,
+    id: &str,
+    bank_name: String,
+    bank_account: String,
+    origin: &str,
+) -> Result<()> {
+    store::require_customer(tx, id).await?.ensure_writable()?;
+    let mut secret = match store::get_tax_profile(tx, id).await? {
+        Some(row) => open(&api.keys, tx, id, &row).await?,
+        None => TaxSecret::default(),
+    };
+    secret.bank_name = bank_name;
+    secret.bank_account = bank_account;
+    write(api, tx, p, id, &secret, store::now_ms()).await?;
+    audit::record(api, tx, p, "tax_profile.write", id, format!("tax_profile.bank_account ({origin})"), "").await
 }
 
 pub(super) async fn get(api: &CustomersApi, p: &Principal, r: pb::GetTaxProfileRequest) -> Result<pb::TaxProfile> {

@@ -84,3 +84,28 @@ macro_rules! on_both_backends {
         kefu_testkit::on_both_backends!($crate::common::spawn; $($name),*);
     };
 }
+
+/// A disclosure of `categories` of customer `id` to `recipient`, proposed
+/// by `supervisor-1` and approved by `admin-2`; its approval id, for
+/// `supervisor-1` to export with.
+pub async fn approved_disclosure(app: &TestApp, id: &str, recipient: &str, categories: Vec<i32>) -> String {
+    let proposed = app
+        .client(Role::Supervisor)
+        .propose_change(pb::ProposeChangeRequest {
+            customer_id: id.to_owned(),
+            reason: "客户书面同意".into(),
+            change: Some(pb::propose_change_request::Change::Disclosure(pb::DisclosureChange {
+                recipient: recipient.to_owned(),
+                data_categories: categories,
+            })),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    app.customers_for("admin-2", Role::Admin)
+        .approve_change(pb::ApproveChangeRequest { id: proposed.id.clone(), note: String::new() })
+        .await
+        .unwrap();
+    proposed.id
+}
