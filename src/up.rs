@@ -31,6 +31,12 @@ pub(crate) struct UpArgs {
     /// Admin HTTP address (/metrics, /healthz, /readyz).
     #[arg(long, env = "KEFU_ADMIN_LISTEN", default_value = "127.0.0.1:9090")]
     admin_listen: SocketAddr,
+    /// REST requests per second allowed to one caller (token or API key).
+    #[arg(long, env = "KEFU_RATE_LIMIT_PER_KEY", default_value_t = 50)]
+    rate_limit_per_key: u32,
+    /// REST requests per second allowed to one client address.
+    #[arg(long, env = "KEFU_RATE_LIMIT_PER_ADDR", default_value_t = 100)]
+    rate_limit_per_addr: u32,
     #[arg(long, env = "KEFU_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     log_format: LogFormat,
     #[arg(long, env = "KEFU_LOG", default_value = "info")]
@@ -95,6 +101,8 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     let mut gateway_args =
         kefu_gateway::GatewayArgs::all_in_one(&self_addr, signing[0].encode(), args.http_listen, args.admin_listen);
     gateway_args.cors_origins = args.cors_origins.clone();
+    gateway_args.rate_limit_per_key = args.rate_limit_per_key;
+    gateway_args.rate_limit_per_addr = args.rate_limit_per_addr;
     gateway_args.audit.audit_keys = Some(embedded.key_file("audit.keys")?);
     let gateway = Arc::new(kefu_gateway::Gateway::new(&gateway_args, gateway_pool.clone())?);
     tokio::spawn(kefu_kit::audit::checkpoints(

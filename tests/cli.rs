@@ -282,7 +282,7 @@ fn rewrap_moves_every_customer_key_to_the_new_key_encryption_key() {
         c.update_tax_profile(pb::UpdateTaxProfileRequest {
             tax_profile: Some(pb::TaxProfile {
                 customer_id: cust.id.clone(),
-                bank_account: "6225 8812 3456 7890".into(),
+                tax_registration_number: "91310000MA1FL8TQ3X".into(),
                 ..Default::default()
             }),
             purpose: "onboarding".into(),
@@ -327,7 +327,7 @@ fn rewrap_moves_every_customer_key_to_the_new_key_encryption_key() {
             .await
             .unwrap()
             .into_inner()
-            .bank_account
+            .tax_registration_number
     });
-    assert_eq!(account, "6225 8812 3456 7890");
+    assert_eq!(account, "91310000MA1FL8TQ3X");
 }

@@ -261,8 +261,10 @@ impl Auth {
             ));
         }
         let staff_id = if staff_id.trim().is_empty() { username.to_owned() } else { staff_id.trim().to_owned() };
-        if staff_id.len() > 64 {
-            return Err(Problem::bad_request("staffId", "at most 64 characters"));
+        // Staff ids name people in every audit entry: plain characters only
+        // (no look-alikes), and never an API key's identity.
+        if staff_id.len() > 64 || !staff_id.chars().all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c)) {
+            return Err(Problem::bad_request("staffId", "1–64 characters of letters, digits and . _ - @"));
         }
         if password.to_lowercase().contains(&username.to_lowercase()) {
             return Err(Problem::bad_request("password", "must not contain the username"));
@@ -314,7 +316,8 @@ impl Auth {
         let pending_role_grant = match grant {
             Grant::Direct => None,
             Grant::FourEyes(reason) => {
-                Some(crate::role_grants::propose(&mut tx, &self.audit_keys, by, &id, username, &roles, reason).await?)
+                let who = crate::role_grants::Grantee { account_id: &id, username, staff_id: &staff_id };
+                Some(crate::role_grants::propose(&mut tx, &self.audit_keys, by, who, &roles, reason).await?)
             }
         };
         tx.commit().await.map_err(Problem::internal)?;

@@ -538,14 +538,15 @@ async fn patch_account(
         None => None,
     };
     let reason = role_grants::reason_or(b.reason.as_deref(), "角色变更")?;
-    // Roles first: a refused grant (one already pending) leaves the lock alone.
+    // The lock first: a refused grant must not leave an account open that
+    // its admin meant to lock.
+    if let Some(disabled) = b.disabled {
+        gw.auth.set_disabled(&id, disabled, &p).await?;
+    }
     let outcome = match roles {
         Some(roles) => Some(role_grants::set_roles(&gw, &p, &id, &roles, &reason).await?),
         None => None,
     };
-    if let Some(disabled) = b.disabled {
-        gw.auth.set_disabled(&id, disabled, &p).await?;
-    }
     Ok(match outcome {
         None => StatusCode::NO_CONTENT.into_response(),
         Some(role_grants::Outcome::Applied(roles)) => Json(json!({"id": id, "roles": roles})).into_response(),

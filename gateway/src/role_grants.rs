@@ -94,19 +94,26 @@ fn view(a: Approval) -> RoleGrant {
     }
 }
 
-/// Proposes that account `account_id` hold `roles`, inside the caller's
-/// transaction.
+/// The account a grant is for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Grantee<'a> {
+    pub account_id: &'a str,
+    pub username: &'a str,
+    pub staff_id: &'a str,
+}
+
+/// Proposes that the account hold `roles`, inside the caller's transaction.
 pub(crate) async fn propose(
     conn: &mut AnyConnection,
     keys: &AuditKeys,
     by: &Principal,
-    account_id: &str,
-    username: &str,
+    who: Grantee<'_>,
     roles: &[Role],
     reason: &str,
 ) -> Result<RoleGrant, Problem> {
+    let Grantee { account_id, username, staff_id } = who;
     let names: Vec<&str> = roles.iter().map(|r| label(*r)).collect();
-    let summary = format!("{username} 的角色设为：{}", names.join("、"));
+    let summary = format!("{username}（工号 {staff_id}）的角色设为：{}", names.join("、"));
     let payload = serde_json::to_string(&Terms {
         account_id: account_id.to_owned(),
         username: username.to_owned(),
@@ -150,7 +157,7 @@ pub(crate) async fn set_roles(
 ) -> Result<Outcome, Problem> {
     let auth = &gw.auth;
     let mut tx = auth.pool.begin().await.map_err(Problem::internal)?;
-    let row = sqlx::query("SELECT username, roles FROM accounts WHERE id = $1")
+    let row = sqlx::query("SELECT username, roles, staff_id FROM accounts WHERE id = $1")
         .bind(id)
         .fetch_optional(&mut *tx)
         .await
@@ -161,6 +168,10 @@ pub(crate) async fn set_roles(
     if roles.iter().all(|r| current.contains(r)) {
         let removed: Vec<&str> = current.iter().filter(|r| !roles.contains(r)).map(|r| r.as_str()).collect();
         apply(&mut tx, id, roles, !removed.is_empty()).await?;
+        if !removed.is_empty() {
+            // A grant proposed before would otherwise give the roles back.
+            approval::close_open_of(&mut tx, id, &[], "角色已被收回，待批准的授予作废").await?;
+        }
         let detail = format!("roles={} removed={}", crate::auth::roles_text(roles), removed.join(","));
         let ev =
             kefu_kit::audit::Event { detail, purpose: reason, ..kefu_kit::audit::Event::by(by, "account.roles", id) };
@@ -168,7 +179,9 @@ pub(crate) async fn set_roles(
         tx.commit().await.map_err(Problem::internal)?;
         return Ok(Outcome::Applied(roles.iter().map(|r| r.as_str().to_owned()).collect()));
     }
-    let grant = propose(&mut tx, &auth.audit_keys, by, id, &username, roles, reason).await?;
+    let staff_id: String = row.try_get(2).map_err(Problem::internal)?;
+    let who = Grantee { account_id: id, username: &username, staff_id: &staff_id };
+    let grant = propose(&mut tx, &auth.audit_keys, by, who, roles, reason).await?;
     tx.commit().await.map_err(Problem::internal)?;
     Ok(Outcome::Pending(Box::new(grant)))
 }
@@ -266,6 +279,12 @@ pub(crate) async fn approve(
     let auth = &gw.auth;
     let mut tx = auth.pool.begin().await.map_err(Problem::internal)?;
     let pending = grant_of(&mut tx, &id).await?;
+    if pending.state != ApprovalState::Pending {
+        let why = if pending.note.is_empty() { String::new() } else { format!(": {}", pending.note) };
+        return Err(
+            kefu_kit::Error::FailedPrecondition(format!("role grant {id} is {}{why}", pending.state.as_str())).into()
+        );
+    }
     let terms: Terms = serde_json::from_str(&pending.payload).map_err(Problem::internal)?;
     let grantee: Option<String> = sqlx::query("SELECT staff_id FROM accounts WHERE id = $1")
         .bind(&terms.account_id)
@@ -280,7 +299,14 @@ pub(crate) async fn approve(
         return Err(Problem::forbidden("a role grant to oneself is decided by another admin (four eyes)"));
     }
     let a = approval::approve(&mut tx, &auth.audit_keys, &p, &id, &d.note, never_grant).await?;
-    apply(&mut tx, &terms.account_id, &terms.roles, false).await?;
+    let current: String = sqlx::query_scalar("SELECT roles FROM accounts WHERE id = $1")
+        .bind(&terms.account_id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(Problem::internal)?;
+    // A set that leaves out a role the account holds ends its sessions too.
+    let removes = crate::auth::roles_of(&current).iter().any(|r| !terms.roles.contains(r));
+    apply(&mut tx, &terms.account_id, &terms.roles, removes).await?;
     let detail =
         format!("roles={} (approval {} proposed by {})", crate::auth::roles_text(&terms.roles), a.id, a.requested_by);
     let ev = kefu_kit::audit::Event { detail, ..kefu_kit::audit::Event::by(&p, "account.roles", &terms.account_id) };

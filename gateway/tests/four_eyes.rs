@@ -43,6 +43,13 @@ async fn audit_actions(app: &App, admin: &str, subject: &str) -> Vec<(String, St
 /// them; the proposer cannot approve, nor can the person who receives them.
 async fn a_role_grant_waits_for_a_second_admin_who_is_neither_proposer_nor_grantee(app: App) {
     let admin = app.admin_token().await;
+    // Staff ids name people in the audit trail: no look-alikes, no API key's identity.
+    for staff in ["admin\u{200b}", "apikey:nightly-sync"] {
+        let body =
+            json!({"username": "mimic", "password": "correct horse battery", "roles": ["agent"], "staffId": staff});
+        let (s, p, _) = app.call(Method::POST, "/api/v1/accounts", &admin, Some(body)).await;
+        assert_eq!(s, 400, "{staff:?}: {p}");
+    }
     let body = json!({"username": "zhou.min", "password": "correct horse battery", "roles": ["supervisor"],
                       "staffId": "s-zhou", "reason": "新任主管"});
     let (s, made, _) = app.call(Method::POST, "/api/v1/accounts", &admin, Some(body)).await;
@@ -143,8 +150,14 @@ async fn adding_roles_waits_and_taking_them_away_ends_sessions_at_once(app: App)
     assert_eq!(roles_of(&app, &token).await, json!(["agent", "auditor"]));
     let (s, p, _) = app.call(Method::PATCH, &path, &admin, Some(json!({"roles": []}))).await;
     assert_eq!(s, 400, "an account keeps at least one role: {p}");
+    let (s, more, _) = app.call(Method::PATCH, &path, &admin, Some(json!({"roles": ["agent", "auditor", "hr"]}))).await;
+    assert_eq!(s, 202, "{more}");
     let (s, cut, _) = app.call(Method::PATCH, &path, &admin, Some(json!({"roles": ["auditor"]}))).await;
     assert_eq!((s, cut["roles"].clone()), (200, json!(["auditor"])), "{cut}");
+    // The grant proposed before the removal cannot give the role back.
+    let stale = format!("/api/v1/role-grants/{}/approve", more["pendingRoleGrant"]["id"].as_str().unwrap());
+    let (s, p, _) = app.call(Method::POST, &stale, &app.minted("admin-2", Role::Admin), None).await;
+    assert_eq!(s, 412, "{p}");
     assert_eq!(app.call(Method::GET, "/api/v1/me", &token, None).await.0, 401, "the old session ended");
     let after = login(&app, "qian.li", "correct horse battery").await;
     assert_eq!(roles_of(&app, after["accessToken"].as_str().unwrap()).await, json!(["auditor"]));

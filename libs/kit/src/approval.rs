@@ -309,6 +309,11 @@ fn refuse_decision(a: &Approval, p: &Principal) -> Result<(), Error> {
             a.id
         )));
     }
+    if p.is_api_key() || p.has_any(&[crate::auth::Role::Service]) {
+        return Err(Error::PermissionDenied(
+            "approvals are decided by people logged in as themselves, not by API keys or systems".into(),
+        ));
+    }
     Ok(())
 }
 
@@ -530,7 +535,12 @@ pub async fn list(
             w.and("state = $?", "pending").and("expires_at > $?", now);
         }
         Some(State::Expired) => {
-            w.and("(state = 'expired' OR (state = 'pending' AND expires_at <= $?))", now);
+            // Numbers computed here, not input: written into the clause.
+            w.and_sql(&format!(
+                "(state = 'expired' OR (state = 'pending' AND expires_at <= {now}) \
+                 OR (state = 'approved' AND decided_at <= {}))",
+                now - GRANT_VALID_MS
+            ));
         }
         Some(other) => {
             w.and("state = $?", other.as_str());
@@ -544,13 +554,17 @@ pub async fn list(
     binds.push(limit.into());
     let sql = format!("SELECT {COLUMNS} FROM kit_approvals WHERE {clause} ORDER BY id DESC LIMIT ${limit_at}");
     let rows = crate::db::fetch_rows(conn, &sql, binds).await?;
-    rows.iter()
-        .map(|r| {
-            let a = from_row(r)?;
-            let is_grant = grant(&a.kind);
-            Ok(a.at(now, is_grant))
-        })
-        .collect()
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let a = from_row(r)?;
+        let is_grant = grant(&a.kind);
+        let a = a.at(now, is_grant);
+        // An approved grant that lapsed is listed as expired, not approved.
+        if filter.state.is_none_or(|s| s == a.state) {
+            out.push(a);
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

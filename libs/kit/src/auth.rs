@@ -55,6 +55,9 @@ impl std::fmt::Display for Role {
     }
 }
 
+/// The subject prefix of tokens the gateway mints for API keys.
+pub const API_KEY_SUBJECT_PREFIX: &str = "apikey:";
+
 /// The verified caller of an RPC.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
@@ -93,6 +96,11 @@ impl Principal {
 
     /// The role recorded in audit entries: the one that allowed the call
     /// (the auth layer and [`Principal::require`] put it first).
+    /// A token the gateway mints for an API key (an integration), not a person.
+    pub fn is_api_key(&self) -> bool {
+        self.subject.starts_with(API_KEY_SUBJECT_PREFIX)
+    }
+
     pub fn primary_role(&self) -> &'static str {
         self.roles.first().map_or("", |r| r.as_str())
     }

@@ -358,6 +358,38 @@ pub async fn fetch_rows(
     q.fetch_all(conn).await
 }
 
+/// PostgreSQL only (SQLite, with its single writer, needs none): creates
+/// sequence `name` when it is missing, starting after the value `seed_sql`
+/// returns (the highest number already handed out another way), under an
+/// advisory lock so that replicas starting together create it once. A
+/// sequence is held by no transaction, so concurrent creates do not queue
+/// on a counter row; a create that rolls back leaves a gap.
+pub async fn ensure_sequence(pool: &AnyPool, name: &str, seed_sql: &str) -> anyhow::Result<()> {
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+        anyhow::bail!("sequence name {name:?}: use a-z and _");
+    }
+    let mut tx = pool.begin().await?;
+    if tx.backend_name() != "PostgreSQL" {
+        return Ok(());
+    }
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))").bind(name).execute(&mut *tx).await?;
+    let exists: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pg_class WHERE relkind = 'S' AND relname = $1")
+        .bind(name)
+        .fetch_one(&mut *tx)
+        .await?;
+    if exists == 0 {
+        tx.execute(format!("CREATE SEQUENCE {name}").as_str()).await?;
+        let seed: i64 = sqlx::query_scalar(seed_sql).fetch_one(&mut *tx).await?;
+        sqlx::query(&format!("SELECT setval('{name}', $1, $2)"))
+            .bind(seed.max(1))
+            .bind(seed > 0)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Tables the kit itself keeps in every service's database.
 const KIT_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS kit_idempotency (\
     scope       TEXT NOT NULL,\

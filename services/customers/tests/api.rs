@@ -378,8 +378,6 @@ async fn tax_profile_is_encrypted_masked_and_audited(app: TestApp) {
                 customer_id: cust.id.clone(),
                 tax_registration_number: uscc(40),
                 tax_authority: "國家稅務總局上海市稅務局".into(),
-                bank_name: "招商銀行".into(),
-                bank_account: "6225 8812 3456 7890".into(),
                 revenue_band: "10M-50M CNY".into(),
                 tax_status_notes: "2025 年度匯算清繳已完成".into(),
                 ..Default::default()
@@ -390,6 +388,7 @@ async fn tax_profile_is_encrypted_masked_and_audited(app: TestApp) {
         .unwrap()
         .into_inner();
     assert!(written.masked);
+    common::set_bank_account(&app, &cust.id, "招商銀行", "6225 8812 3456 7890").await;
 
     let raw = sqlx::query("SELECT ciphertext FROM tax_profiles WHERE customer_id = $1")
         .bind(&cust.id)
@@ -485,7 +484,6 @@ async fn an_audit_chain_rewritten_with_database_access_is_caught(app: TestApp) {
         tax_profile: Some(pb::TaxProfile {
             customer_id: cust.id.clone(),
             tax_registration_number: uscc(70),
-            bank_account: "6225 8812 3456 7890".into(),
             ..Default::default()
         }),
         purpose: "onboarding".into(),
@@ -714,17 +712,7 @@ async fn erasure_purges_personal_data_and_locks_the_record(app: TestApp) {
         .unwrap_err();
     assert_eq!(alone.code(), Code::FailedPrecondition);
     assert!(alone.message().contains("ProposeChange"), "{}", alone.message());
-    admin
-        .update_tax_profile(pb::UpdateTaxProfileRequest {
-            tax_profile: Some(pb::TaxProfile {
-                customer_id: cust.id.clone(),
-                bank_account: "6225 0000 1111 2222".into(),
-                ..Default::default()
-            }),
-            purpose: "onboarding".into(),
-        })
-        .await
-        .unwrap();
+    common::set_bank_account(&app, &cust.id, "招商银行", "6225 0000 1111 2222").await;
     let sealed: (String,) = sqlx::query_as("SELECT key_id FROM tax_profiles WHERE customer_id = $1")
         .bind(&cust.id)
         .fetch_one(&app.raw)

@@ -83,8 +83,10 @@ async fn a_bank_account_change_needs_a_second_person_and_is_audited(app: TestApp
         }),
         purpose: "onboarding".into(),
     };
-    // The first account is recorded directly.
-    agent.update_tax_profile(profile("招商银行", "6225 8812 3456 7890", "")).await.unwrap();
+    // Not even the first account is written directly.
+    let first = agent.update_tax_profile(profile("招商银行", "6225 8812 3456 7890", "")).await.unwrap_err();
+    assert_eq!(first.code(), Code::FailedPrecondition);
+    common::set_bank_account(&app, &cust.id, "招商银行", "6225 8812 3456 7890").await;
     // Changing it directly is refused, naming the way, and changes nothing.
     let direct = agent.update_tax_profile(profile("工商银行", "6222 0000 9999 1234", "")).await.unwrap_err();
     assert_eq!(direct.code(), Code::FailedPrecondition);
@@ -170,7 +172,9 @@ async fn a_bank_account_change_needs_a_second_person_and_is_audited(app: TestApp
     assert_eq!(again.code(), Code::FailedPrecondition, "an approval is decided once");
 
     let entries = trail(&app, &cust.id).await;
-    let find = |action: &str| entries.iter().filter(|e| e.action == action).collect::<Vec<_>>();
+    let find = |action: &str| {
+        entries.iter().filter(|e| e.action == action && e.detail.contains(&proposed.id)).collect::<Vec<_>>()
+    };
     let propose = find("approval.propose");
     assert_eq!((propose.len(), propose[0].actor.as_str()), (1, "supervisor-1"));
     let approve = find("approval.approve");
@@ -182,6 +186,27 @@ async fn a_bank_account_change_needs_a_second_person_and_is_audited(app: TestApp
     for e in &entries {
         assert!(!e.detail.contains("9999 1234"), "no account number in the trail: {}", e.detail);
     }
+
+    // Removed through four eyes, an account is not then re-added by one person.
+    let removal = sup.propose_change(bank_change(&cust.id, "", "")).await.unwrap().into_inner();
+    assert!(removal.summary.contains("删除"), "{}", removal.summary);
+    app.customers_for("admin-2", Role::Admin)
+        .approve_change(pb::ApproveChangeRequest { id: removal.id, note: String::new() })
+        .await
+        .unwrap();
+    assert_eq!(unmasked_bank(&app, &cust.id).await, "");
+    let readded = agent.update_tax_profile(profile("攻击者银行", "6200 0000 0000 6666", "")).await.unwrap_err();
+    assert_eq!(readded.code(), Code::FailedPrecondition);
+    assert_eq!(unmasked_bank(&app, &cust.id).await, "");
+
+    // An API key with a manager's role is an integration, not a second person.
+    let again =
+        sup.propose_change(bank_change(&cust.id, "工商银行", "6222 0000 5555 1234")).await.unwrap().into_inner();
+    let key = app.customers_for("apikey:nightly-sync", Role::Supervisor);
+    let by_key =
+        key.clone().approve_change(pb::ApproveChangeRequest { id: again.id.clone(), note: String::new() }).await;
+    assert_eq!(by_key.unwrap_err().code(), Code::PermissionDenied);
+    assert_eq!(unmasked_bank(&app, &cust.id).await, "");
 }
 
 async fn two_approvers_racing_decide_a_proposal_once(app: TestApp) {
@@ -363,18 +388,7 @@ async fn a_disclosure_is_released_once_to_its_proposer_for_exactly_its_terms(app
 
 async fn an_erasure_closes_the_customers_open_proposals(app: TestApp) {
     let cust = create(&app, "刪除後關閉", 505).await;
-    app.agent()
-        .update_tax_profile(pb::UpdateTaxProfileRequest {
-            tax_profile: Some(pb::TaxProfile {
-                customer_id: cust.id.clone(),
-                bank_name: "招商银行".into(),
-                bank_account: "6225 0000 1111 2222".into(),
-                ..Default::default()
-            }),
-            purpose: "onboarding".into(),
-        })
-        .await
-        .unwrap();
+    common::set_bank_account(&app, &cust.id, "招商银行", "6225 0000 1111 2222").await;
     let bank = app
         .customers_for("agent-7", Role::Agent)
         .propose_change(bank_change(&cust.id, "工商银行", "6222 3333 4444"))

@@ -220,6 +220,7 @@ pub async fn build(
     sweep: SweeperConfig,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<Tickets> {
+    store::prepare(&pool).await?;
     {
         let mut conn = pool.acquire().await?;
         if store::request_types(&mut conn).await?.is_empty() {

@@ -159,19 +159,19 @@ pub(super) async fn update(
     let mut tx = api.pool.begin().await?;
     store::lock_customer(&mut tx, &id).await?;
     store::require_customer(&mut tx, &id).await?.ensure_writable()?;
-    // The bank account: empty keeps the recorded one; the first is recorded
-    // here; changing a recorded one takes four eyes.
+    // The bank account (where refunds go) changes only through four eyes;
+    // left empty, or sent back unchanged, it keeps the recorded one.
     let recorded = match store::get_tax_profile(&mut tx, &id).await? {
         Some(row) => open(&api.keys, &mut tx, &id, &row).await?.bank(),
         None => Default::default(),
     };
     if secret.bank_name.is_empty() && secret.bank_account.is_empty() {
         (secret.bank_name, secret.bank_account) = recorded;
-    } else if !recorded.1.is_empty() && (secret.bank_name != recorded.0 || secret.bank_account != recorded.1) {
+    } else if secret.bank_name != recorded.0 || secret.bank_account != recorded.1 {
         return Err(Error::FailedPrecondition(
-            "changing the recorded bank account needs a second person: propose it with ProposeChange (bank_account) \
-             and have another supervisor or admin approve it; leave bank_name and bank_account empty to keep the \
-             recorded account"
+            "the bank account is set only with a second person's approval: propose it with ProposeChange \
+             (bank_account) and have another supervisor or admin approve it; leave bank_name and bank_account \
+             empty to keep the recorded account"
                 .into(),
         ));
     }

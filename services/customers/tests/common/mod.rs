@@ -109,3 +109,26 @@ pub async fn approved_disclosure(app: &TestApp, id: &str, recipient: &str, categ
         .unwrap();
     proposed.id
 }
+
+/// Sets customer `id`'s bank account as the firm must: proposed by
+/// `agent-1`, approved by `admin-2`.
+pub async fn set_bank_account(app: &TestApp, id: &str, bank: &str, account: &str) {
+    let proposed = app
+        .agent()
+        .propose_change(pb::ProposeChangeRequest {
+            customer_id: id.to_owned(),
+            reason: "客户开户资料".into(),
+            change: Some(pb::propose_change_request::Change::BankAccount(pb::BankAccountChange {
+                bank_name: bank.to_owned(),
+                bank_account: account.to_owned(),
+            })),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    app.customers_for("admin-2", Role::Admin)
+        .approve_change(pb::ApproveChangeRequest { id: proposed.id, note: String::new() })
+        .await
+        .unwrap();
+}

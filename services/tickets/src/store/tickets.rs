@@ -98,8 +98,13 @@ pub const TICKET_COLUMNS: &str = "id, number, kind, channel, category, priority,
     resolution_cycle, next_response_cycle, first_replied_at, solved_at, version, created_by, created_at, updated_at";
 
 pub async fn next_number(conn: &mut AnyConnection) -> Result<String, Error> {
-    sqlx::query("UPDATE counters SET value = value + 1 WHERE name = 'ticket'").execute(&mut *conn).await?;
-    let n: i64 = sqlx::query("SELECT value FROM counters WHERE name = 'ticket'").fetch_one(conn).await?.try_get(0)?;
+    let n: i64 = if conn.backend_name() == "PostgreSQL" {
+        // From a sequence (`prepare`): no create waits for another's commit.
+        sqlx::query("SELECT nextval('ticket_numbers')").fetch_one(&mut *conn).await?.try_get(0)?
+    } else {
+        sqlx::query("UPDATE counters SET value = value + 1 WHERE name = 'ticket'").execute(&mut *conn).await?;
+        sqlx::query("SELECT value FROM counters WHERE name = 'ticket'").fetch_one(conn).await?.try_get(0)?
+    };
     Ok(format!("KF-{n:06}"))
 }
 
@@ -381,4 +386,10 @@ pub async fn erased_customers(conn: &mut AnyConnection) -> Result<Vec<String>, E
     let rows: Vec<(String,)> =
         sqlx::query_as("SELECT customer_id FROM erased_customers ORDER BY customer_id").fetch_all(conn).await?;
     Ok(rows.into_iter().map(|r| r.0).collect())
+}
+
+/// What the store needs besides the migrations: on PostgreSQL, the sequence
+/// ticket numbers come from, continuing the counter used before it.
+pub async fn prepare(pool: &sqlx::AnyPool) -> anyhow::Result<()> {
+    kefu_kit::db::ensure_sequence(pool, "ticket_numbers", "SELECT value FROM counters WHERE name = 'ticket'").await
 }
