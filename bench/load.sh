@@ -14,7 +14,7 @@ conc=${3:-16}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/kefu-target}
 cargo build --release --locked -q -p kefu --bin kefu
 cargo build --release --locked -q -p kefu-bench --bin load
-kefu="$CARGO_TARGET_DIR/release/kefu"
+kefu="${KEFU_BIN:-$CARGO_TARGET_DIR/release/kefu}"
 load="$CARGO_TARGET_DIR/release/load"
 
 echo "== machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; $(redis-server --version | cut -d' ' -f3); $(psql --version)"

@@ -81,29 +81,33 @@ async fn seed(args: &[String]) -> anyhow::Result<()> {
     let (n_customers, n_tickets): (u64, u64) = (n_customers.parse()?, n_tickets.parse()?);
     let c = customers(c_addr)?;
     let base = u64::from(std::process::id()) * 1_000_000 + (chrono::Utc::now().timestamp() as u64 % 1000) * 1000;
-    let ids: Vec<String> = futures::future::try_join_all((0..n_customers).map(|i| {
-        let mut c = c.clone();
-        async move {
-            let req = cpb::CreateCustomerRequest {
-                customer: Some(cpb::Customer {
-                    company_name: format!("压测客户{i}有限公司"),
-                    uscc: uscc(base + i),
-                    taxpayer_type: cpb::TaxpayerType::General as i32,
-                    service_tier: cpb::ServiceTier::Standard as i32,
+    let mut ids: Vec<String> = Vec::new();
+    for chunk in (0..n_customers).collect::<Vec<_>>().chunks(16) {
+        let made = futures::future::try_join_all(chunk.iter().map(|&i| {
+            let mut c = c.clone();
+            async move {
+                let req = cpb::CreateCustomerRequest {
+                    customer: Some(cpb::Customer {
+                        company_name: format!("压测客户{i}有限公司"),
+                        uscc: uscc(base + i),
+                        taxpayer_type: cpb::TaxpayerType::General as i32,
+                        service_tier: cpb::ServiceTier::Standard as i32,
+                        ..Default::default()
+                    }),
+                    contacts: vec![cpb::Contact {
+                        name: format!("联系人{i}"),
+                        mobile: format!("138{:08}", i % 100_000_000),
+                        primary: true,
+                        ..Default::default()
+                    }],
                     ..Default::default()
-                }),
-                contacts: vec![cpb::Contact {
-                    name: format!("联系人{i}"),
-                    mobile: format!("138{:08}", i % 100_000_000),
-                    primary: true,
-                    ..Default::default()
-                }],
-                ..Default::default()
-            };
-            c.create_customer(req).await.map(|r| r.into_inner().id)
-        }
-    }))
-    .await?;
+                };
+                c.create_customer(req).await.map(|r| r.into_inner().id)
+            }
+        }))
+        .await?;
+        ids.extend(made);
+    }
     let t = tickets(t_addr)?;
     let mut ticket_ids = Vec::new();
     for chunk in (0..n_tickets).collect::<Vec<_>>().chunks(16) {

@@ -20,8 +20,8 @@ use kefu_kit::{
 pub use self::{
     consents::{consents, insert_consent, revoke_consent},
     customers::{
-        AccessRow, access_log, contact_by_id, contacts, delete_contact, erase_personal_data, erasures_after,
-        get_contact, get_customer, has_tax_profile, insert_contact, insert_customer, list_customers,
+        AccessRow, access_log, children_of_many, contact_by_id, contacts, delete_contact, erase_personal_data,
+        erasures_after, get_contact, get_customer, has_tax_profile, insert_contact, insert_customer, list_customers,
         live_customer_by_uscc, lock_customer, log_access, require_customer, set_tags, tags, touch_customer,
         update_contact, update_customer,
     },

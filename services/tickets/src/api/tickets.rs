@@ -388,10 +388,7 @@ pub(super) async fn list(api: &TicketsApi, r: pb::ListTicketsRequest) -> Result<
     let rows = store::list_tickets(&mut conn, &filter, size + 1).await?;
     let (rows, more) = page::split(rows, size);
     let next_page_token = page::next(LIST, &rows, more, |t| t.id.clone());
-    let mut tickets = Vec::with_capacity(rows.len());
-    for t in &rows {
-        tickets.push(ticket_pb(&mut conn, t).await?);
-    }
+    let tickets = super::view::tickets_pb(&mut conn, &rows).await?;
     Ok(pb::ListTicketsResponse { tickets, next_page_token })
 }
 

@@ -56,6 +56,18 @@ pub(super) fn tier_name(t: i32) -> &'static str {
 /// all its targets when none is open) and the earliest pending due time.
 pub(super) async fn ticket_pb(conn: &mut AnyConnection, t: &TicketRow) -> Result<pb::Ticket, Error> {
     let targets = store::targets_of(conn, &t.id).await?;
+    Ok(ticket_with_targets(t, &targets))
+}
+
+/// A page of tickets with their SLA summaries: one query for every
+/// ticket's targets, not one per ticket.
+pub(super) async fn tickets_pb(conn: &mut AnyConnection, rows: &[TicketRow]) -> Result<Vec<pb::Ticket>, Error> {
+    let ids: Vec<&str> = rows.iter().map(|t| t.id.as_str()).collect();
+    let targets = store::targets_of_many(conn, &ids).await?;
+    Ok(rows.iter().map(|t| ticket_with_targets(t, targets.get(&t.id).map_or(&[], Vec::as_slice))).collect())
+}
+
+fn ticket_with_targets(t: &TicketRow, targets: &[store::TargetRow]) -> pb::Ticket {
     let mut worst = pb::SlaState::Unspecified;
     let mut next_due: Option<i64> = None;
     for r in targets.iter().filter(|r| r.open) {
@@ -80,7 +92,7 @@ pub(super) async fn ticket_pb(conn: &mut AnyConnection, t: &TicketRow) -> Result
         .collect();
     let steps: Vec<pb::Step> =
         json_list::<Vec<Item>>(&t.steps).into_iter().map(|m| pb::Step { name: m.name, done: m.done }).collect();
-    Ok(pb::Ticket {
+    pb::Ticket {
         id: t.id.clone(),
         number: t.number.clone(),
         kind: t.kind as i32,
@@ -113,7 +125,7 @@ pub(super) async fn ticket_pb(conn: &mut AnyConnection, t: &TicketRow) -> Result
         update_time: ts(t.updated_at),
         etag: etag::of(t.version),
         reopen_count: t.reopen_count as i32,
-    })
+    }
 }
 
 pub(super) fn timeline_pb(r: &TimelineRow) -> pb::TimelineEntry {

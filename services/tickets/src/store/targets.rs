@@ -98,6 +98,27 @@ pub async fn targets_of(conn: &mut AnyConnection, record_id: &str) -> Result<Vec
     rows.iter().map(target_from_row).collect()
 }
 
+/// The targets of several records in one query (a page of a list), by
+/// record id, each record's in (metric, cycle) order.
+pub async fn targets_of_many(
+    conn: &mut AnyConnection,
+    record_ids: &[&str],
+) -> Result<std::collections::HashMap<String, Vec<TargetRow>>, Error> {
+    let mut out: std::collections::HashMap<String, Vec<TargetRow>> = std::collections::HashMap::new();
+    if record_ids.is_empty() {
+        return Ok(out);
+    }
+    let mut w = kefu_kit::db::Where::new();
+    w.any_of("record_id", record_ids.iter().map(|id| (*id).to_owned()));
+    let (clause, binds) = w.build();
+    let sql = format!("SELECT {TARGET_COLUMNS} FROM sla_targets WHERE {clause} ORDER BY record_id, metric, cycle");
+    for row in kefu_kit::db::fetch_rows(conn, &sql, binds).await? {
+        let t = target_from_row(&row)?;
+        out.entry(t.target.key.record_id.clone()).or_default().push(t);
+    }
+    Ok(out)
+}
+
 pub async fn get_target(conn: &mut AnyConnection, key: &TargetKey) -> Result<Option<TargetRow>, Error> {
     let sql = format!("SELECT {TARGET_COLUMNS} FROM sla_targets WHERE record_id = $1 AND metric = $2 AND cycle = $3");
     let row =
