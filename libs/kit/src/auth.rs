@@ -203,10 +203,20 @@ impl TokenSigner {
     }
 }
 
+/// How many verified tokens a verifier remembers.
+const VERIFIED_CACHE: usize = 10_000;
+
+/// Tokens verified already, by the SHA-256 of their text, with their expiry
+/// (Unix seconds, leeway included). A signature check costs tens of
+/// microseconds (the largest part of a cheap call's CPU); a token's text
+/// cannot change, so a cached verdict holds until the token expires.
+type VerifiedCache = std::sync::Mutex<HashMap<[u8; 32], (Verified, i64)>>;
+
 /// Verifies tokens against the configured public keys.
 #[derive(Clone)]
 pub struct TokenVerifier {
     keys: Arc<HashMap<String, DecodingKey>>,
+    cache: Arc<VerifiedCache>,
 }
 
 impl TokenVerifier {
@@ -217,15 +227,40 @@ impl TokenVerifier {
                 .map_err(|_| anyhow::anyhow!("token public key {:?} is not a valid Ed25519 key", k.kid))?;
             keys.insert(k.kid.clone(), DecodingKey::from_ed_der(vk.as_bytes()));
         }
-        Ok(Self { keys: Arc::new(keys) })
+        Ok(Self { keys: Arc::new(keys), cache: Arc::default() })
     }
 
     pub fn verify(&self, token: &str) -> Result<Principal, Error> {
         self.verify_token(token).map(|v| v.principal)
     }
 
-    /// Verifies `token` and returns it with its session and issue time.
+    /// Verifies `token` and returns it with its session and issue time; a
+    /// token verified before and not yet expired is answered from memory.
     pub fn verify_token(&self, token: &str) -> Result<Verified, Error> {
+        use sha2::Digest;
+        let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let now = chrono::Utc::now().timestamp();
+        if let Ok(cache) = self.cache.lock()
+            && let Some((v, expires)) = cache.get(&digest)
+            && *expires > now
+        {
+            return Ok(v.clone());
+        }
+        let (verified, expires) = self.verify_signed(token)?;
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() >= VERIFIED_CACHE {
+                cache.retain(|_, (_, e)| *e > now);
+                if cache.len() >= VERIFIED_CACHE {
+                    cache.clear();
+                }
+            }
+            cache.insert(digest, (verified.clone(), expires));
+        }
+        Ok(verified)
+    }
+
+    /// Checks the signature and claims; the verdict and when it ends.
+    fn verify_signed(&self, token: &str) -> Result<(Verified, i64), Error> {
         let unauth = |m: &str| Error::Unauthenticated(m.to_owned());
         let header = jsonwebtoken::decode_header(token).map_err(|_| unauth("malformed token"))?;
         if header.alg != Algorithm::EdDSA {
@@ -255,11 +290,13 @@ impl TokenVerifier {
         {
             return Err(unauth("token lifetime is longer than allowed; mint a new one"));
         }
-        Ok(Verified {
+        let expires = data.claims.exp.saturating_add(i64::try_from(v.leeway).unwrap_or(0));
+        let verified = Verified {
             principal: Principal { subject: data.claims.sub, roles: data.claims.roles },
             session: data.claims.sid,
             issued_at: data.claims.iat,
-        })
+        };
+        Ok((verified, expires))
     }
 
     /// Extracts and verifies `authorization: Bearer <token>`.
@@ -295,6 +332,27 @@ mod tests {
         assert_eq!(p.roles, vec![Role::Agent, Role::Supervisor]);
         assert!(p.require(&[Role::Supervisor]).is_ok());
         assert!(matches!(p.require(&[Role::Admin]), Err(Error::PermissionDenied(_))));
+    }
+
+    #[test]
+    fn a_remembered_verdict_serves_only_the_same_token_until_it_expires() {
+        let (s, v) = pair();
+        let good = s.mint("staff-8", &[Role::Agent], Duration::from_secs(60)).expect("mint");
+        assert_eq!(v.verify(&good).expect("verifies").subject, "staff-8");
+        assert_eq!(v.verify(&good).expect("again, from memory").subject, "staff-8");
+        // A token differing in its signature's last character is a new text: checked, refused.
+        let mut forged = good.clone();
+        let last = forged.pop().expect("a character");
+        forged.push(if last == 'A' { 'B' } else { 'A' });
+        assert!(matches!(v.verify(&forged), Err(Error::Unauthenticated(_))));
+        // A remembered verdict past its token's expiry is not used.
+        let digest: [u8; 32] = {
+            use sha2::Digest;
+            sha2::Sha256::digest(good.as_bytes()).into()
+        };
+        v.cache.lock().expect("cache").get_mut(&digest).expect("remembered").1 = 0;
+        let other = TokenVerifier { keys: Arc::new(HashMap::new()), cache: v.cache.clone() };
+        assert!(other.verify(&good).is_err(), "an expired verdict is checked again (and here no key verifies it)");
     }
 
     #[test]
