@@ -34,6 +34,13 @@ export KEFU_LOG=warn
 export KEFU_RATE_LIMIT_PER_CALLER=1000000
 KEFU_GATEWAY_DATABASE_URL="$pg/kefu_bench_gateway" "$kefu" migrate all --url customers="$pg/kefu_bench_customers" \
   --url tickets="$pg/kefu_bench_tickets" >/dev/null
+pids=""
+cleanup() {
+  # shellcheck disable=SC2086
+  [ -n "$pids" ] && kill $pids 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
 c_port=$(free_port)
 t_port=$(free_port)
 g_port=$(free_port)
@@ -51,12 +58,12 @@ KEFU_DATABASE_URL="$pg/kefu_bench_gateway" KEFU_CUSTOMERS_ADDR="http://127.0.0.1
   "$kefu" serve gateway --http-listen "127.0.0.1:$g_port" --admin-listen "127.0.0.1:$(free_port)" \
   >"$work/gateway.log" 2>&1 &
 pids="$pids $!"
-trap 'kill $pids 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
+healthy() {
   "$kefu" health "127.0.0.1:$c_port" >/dev/null 2>&1 && "$kefu" health "127.0.0.1:$t_port" >/dev/null 2>&1 \
-    && "$kefu" health --http "http://127.0.0.1:$g_port/healthz" >/dev/null 2>&1 && break
-  sleep 0.2
-done
+    && "$kefu" health --http "http://127.0.0.1:$g_port/healthz" >/dev/null 2>&1
+}
+for _ in $(seq 1 100); do healthy && break; sleep 0.2; done
+healthy || { echo "the services did not come up:"; tail -n 20 "$work"/*.log; exit 1; }
 KEFU_BENCH_TOKEN=$("$kefu" admin token --role supervisor --staff-id bench --ttl 2h)
 export KEFU_BENCH_TOKEN
 c="http://127.0.0.1:$c_port"
@@ -72,21 +79,23 @@ echo "INSERT INTO t (number, subject, customer_id, created_at) VALUES (md5(rando
   >"$work/insert.sql"
 pgbench -h 127.0.0.1 -U postgres -i -q -s 10 kefu_pgbench >/dev/null 2>&1
 pgbench_tps() { pgbench -h 127.0.0.1 -U postgres -n -c "$conc" -j 2 -T "$secs" "$@" kefu_pgbench 2>/dev/null \
-  | awk '/^tps/{printf "%.0f", $3}'; }
-results="$work/results"
+  | awk '/^tps/{printf "%.0f", $3; exit}'; }
+# A ceiling that printed no figure stops the run (rounds are compared pairwise).
+figure() { [ -n "$2" ] || { echo "$1 gave no figure" >&2; exit 1; }; echo "$1 rps=$2"; }
+results=$(mktemp)
 for r in $(seq 1 "$rounds"); do
   echo "-- round $r"
   {
-    echo "pgbench-insert rps=$(pgbench_tps -f "$work/insert.sql")"
+    figure pgbench-insert "$(pgbench_tps -f "$work/insert.sql")"
     "$load" run create-ticket "$t" "$secs" "$conc" "$work/ids"
-    echo "pgbench-select rps=$(pgbench_tps -S)"
+    figure pgbench-select "$(pgbench_tps -S)"
     "$load" run get-customer "$c" "$secs" "$conc" "$work/ids"
     "$load" run get-customer-summary "$c" "$secs" "$conc" "$work/ids"
     "$load" run rest-get-customer "$g" "$secs" "$conc" "$work/ids"
     "$load" run get-ticket "$t" "$secs" "$conc" "$work/ids"
     "$load" run rest-get-ticket "$g" "$secs" "$conc" "$work/ids"
     "$load" run list-tickets "$t" "$secs" "$conc" "$work/ids"
-    echo "redis-set rps=$(redis-benchmark -h 127.0.0.1 -n 200000 -c "$conc" -q -t set --dbnum 13 | tr '\r' '\n' \
+    figure redis-set "$(redis-benchmark -h 127.0.0.1 -n 200000 -c "$conc" -q -t set --dbnum 13 | tr '\r' '\n' \
       | awk '/requests per second/{print $2; exit}')"
   } | tee -a "$results"
 done
@@ -118,3 +127,10 @@ ratio("REST GetCustomer / gRPC GetCustomer", "rest-get-customer", "get-customer"
 ratio("REST GetTicket / gRPC GetTicket", "rest-get-ticket", "get-ticket", 0.75)
 ratio("ListTickets (page 50) / GetTicket", "list-tickets", "get-ticket", 0.5)
 EOF
+rm -f "$results"
+cleanup
+pids=""
+redis-cli -h 127.0.0.1 -n 11 flushdb >/dev/null
+for db in kefu_bench_customers kefu_bench_tickets kefu_bench_gateway kefu_pgbench; do
+  psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $db" 2>/dev/null || true
+done

@@ -206,11 +206,14 @@ impl TokenSigner {
 /// How many verified tokens a verifier remembers.
 const VERIFIED_CACHE: usize = 10_000;
 
-/// Tokens verified already, by the SHA-256 of their text, with their expiry
+/// Tokens verified already, by their text, with their expiry
 /// (Unix seconds, leeway included). A signature check costs tens of
 /// microseconds (the largest part of a cheap call's CPU); a token's text
 /// cannot change, so a cached verdict holds until the token expires.
-type VerifiedCache = std::sync::Mutex<HashMap<[u8; 32], (Verified, i64)>>;
+type VerifiedCache = std::sync::Mutex<HashMap<String, (Arc<Verified>, i64)>>;
+
+/// A token longer than this is refused before any work (real ones are under 1 KB).
+const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
 /// Verifies tokens against the configured public keys.
 #[derive(Clone)]
@@ -237,24 +240,29 @@ impl TokenVerifier {
     /// Verifies `token` and returns it with its session and issue time; a
     /// token verified before and not yet expired is answered from memory.
     pub fn verify_token(&self, token: &str) -> Result<Verified, Error> {
-        use sha2::Digest;
-        let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(Error::Unauthenticated("token is too long".into()));
+        }
         let now = chrono::Utc::now().timestamp();
-        if let Ok(cache) = self.cache.lock()
-            && let Some((v, expires)) = cache.get(&digest)
-            && *expires > now
-        {
-            return Ok(v.clone());
+        let remembered = self
+            .cache
+            .lock()
+            .ok()
+            .and_then(|cache| cache.get(token).filter(|(_, expires)| *expires > now).map(|(v, _)| v.clone()));
+        if let Some(v) = remembered {
+            return Ok(Verified::clone(&v));
         }
         let (verified, expires) = self.verify_signed(token)?;
         if let Ok(mut cache) = self.cache.lock() {
             if cache.len() >= VERIFIED_CACHE {
                 cache.retain(|_, (_, e)| *e > now);
-                if cache.len() >= VERIFIED_CACHE {
+                // Still mostly live tokens: start afresh rather than sweep
+                // the map again on every insert.
+                if cache.len() >= VERIFIED_CACHE * 9 / 10 {
                     cache.clear();
                 }
             }
-            cache.insert(digest, (verified.clone(), expires));
+            cache.insert(token.to_owned(), (Arc::new(verified.clone()), expires));
         }
         Ok(verified)
     }
@@ -346,11 +354,7 @@ mod tests {
         forged.push(if last == 'A' { 'B' } else { 'A' });
         assert!(matches!(v.verify(&forged), Err(Error::Unauthenticated(_))));
         // A remembered verdict past its token's expiry is not used.
-        let digest: [u8; 32] = {
-            use sha2::Digest;
-            sha2::Sha256::digest(good.as_bytes()).into()
-        };
-        v.cache.lock().expect("cache").get_mut(&digest).expect("remembered").1 = 0;
+        v.cache.lock().expect("cache").get_mut(&good).expect("remembered").1 = 0;
         let other = TokenVerifier { keys: Arc::new(HashMap::new()), cache: v.cache.clone() };
         assert!(other.verify(&good).is_err(), "an expired verdict is checked again (and here no key verifies it)");
     }

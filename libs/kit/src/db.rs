@@ -373,11 +373,9 @@ pub async fn ensure_sequence(pool: &AnyPool, name: &str, seed_sql: &str) -> anyh
         return Ok(());
     }
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))").bind(name).execute(&mut *tx).await?;
-    let exists: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pg_class WHERE relkind = 'S' AND relname = $1")
-        .bind(name)
-        .fetch_one(&mut *tx)
-        .await?;
-    if exists == 0 {
+    // Resolved as nextval resolves it: through the search path.
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL").bind(name).fetch_one(&mut *tx).await?;
+    if !exists {
         tx.execute(format!("CREATE SEQUENCE {name}").as_str()).await?;
         let seed: i64 = sqlx::query_scalar(seed_sql).fetch_one(&mut *tx).await?;
         sqlx::query(&format!("SELECT setval('{name}', $1, $2)"))

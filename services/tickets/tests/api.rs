@@ -10,6 +10,7 @@ use kefu_proto::{common::v1::Channel, customers::v1 as cpb, tickets::v1 as pb};
 use tonic::Code;
 
 on_both_backends!(
+    ticket_numbers_continue_after_the_highest_given_when_the_store_is_prepared_again,
     erasure_reaches_tickets_and_leaves_nothing_in_the_database_files,
     tickets_on_every_channel_get_their_targets,
     warning_breach_escalation_and_late_fulfilment,
@@ -49,6 +50,30 @@ fn assert_no_database_text(s: &tonic::Status) {
 async fn count(app: &TestApp, sql: &str) -> i64 {
     use sqlx::Row;
     sqlx::query(sql).fetch_one(&app.raw).await.unwrap().get::<i64, _>(0)
+}
+
+/// An upgraded database keeps its numbering: on PostgreSQL the sequence is
+/// created after the counter and after every number already given
+/// (whichever is higher); on SQLite the counter goes on.
+async fn ticket_numbers_continue_after_the_highest_given_when_the_store_is_prepared_again(app: TestApp) {
+    let c = app.customer("編號延續", 7, cpb::ServiceTier::Standard).await;
+    let first = app.ticket(&c, Channel::Phone, pb::TicketKind::Consultation, "tax_policy").await;
+    assert_eq!(first.number, "KF-000001");
+    // As before the sequence: the counter at 41, and a number above it given by hand.
+    sqlx::query("UPDATE counters SET value = 41 WHERE name = 'ticket'").execute(&app.tickets_raw).await.unwrap();
+    let production = app.backend == kefu_testkit::Backend::Production;
+    if production {
+        sqlx::query("UPDATE tickets SET number = 'KF-000057' WHERE id = $1")
+            .bind(&first.id)
+            .execute(&app.tickets_raw)
+            .await
+            .unwrap();
+        sqlx::query("DROP SEQUENCE ticket_numbers").execute(&app.tickets_raw).await.unwrap();
+    }
+    kefu_tickets::store::prepare(&app.tickets_pool).await.unwrap();
+    kefu_tickets::store::prepare(&app.tickets_pool).await.unwrap();
+    let next = app.ticket(&c, Channel::Email, pb::TicketKind::Consultation, "tax_policy").await;
+    assert_eq!(next.number, if production { "KF-000058" } else { "KF-000042" });
 }
 
 async fn tickets_on_every_channel_get_their_targets(app: TestApp) {

@@ -391,5 +391,13 @@ pub async fn erased_customers(conn: &mut AnyConnection) -> Result<Vec<String>, E
 /// What the store needs besides the migrations: on PostgreSQL, the sequence
 /// ticket numbers come from, continuing the counter used before it.
 pub async fn prepare(pool: &sqlx::AnyPool) -> anyhow::Result<()> {
-    kefu_kit::db::ensure_sequence(pool, "ticket_numbers", "SELECT value FROM counters WHERE name = 'ticket'").await
+    // After the counter and after every number already given, whichever is
+    // higher (`KF-` and digits).
+    kefu_kit::db::ensure_sequence(
+        pool,
+        "ticket_numbers",
+        "SELECT GREATEST((SELECT value FROM counters WHERE name = 'ticket'), \
+         COALESCE((SELECT MAX(CAST(SUBSTRING(number FROM 4) AS BIGINT)) FROM tickets WHERE number ~ '^KF-[0-9]{1,18}$'), 0))",
+    )
+    .await
 }
