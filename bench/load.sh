@@ -132,5 +132,5 @@ cleanup
 pids=""
 redis-cli -h 127.0.0.1 -n 11 flushdb >/dev/null
 for db in kefu_bench_customers kefu_bench_tickets kefu_bench_gateway kefu_pgbench; do
-  psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $db" 2>/dev/null || true
+  psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" 2>/dev/null || true
 done
