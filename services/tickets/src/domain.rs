@@ -275,6 +275,32 @@ pub const ERASED: &str = "[已删除]";
 /// `text` with email addresses and runs of seven or more digits (phone, ID
 /// and bank numbers, spaces and dashes allowed between digits) replaced by
 /// [`ERASED`].
+/// The phone-like numbers in `text`: runs of 7 or more digits (full-width
+/// digits counted), spaces and dashes between them dropped.
+pub fn phone_numbers_in(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut run = String::new();
+    let mut flush = |run: &mut String| {
+        if run.len() >= 7 {
+            out.push(std::mem::take(run));
+        }
+        run.clear();
+    };
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        let digit = if ('０'..='９').contains(&c) { char::from(b'0' + (c as u32 - '０' as u32) as u8) } else { c };
+        if digit.is_ascii_digit() {
+            run.push(digit);
+        } else if (c == ' ' || c == '-') && !run.is_empty() && chars.peek().is_some_and(|n| n.is_ascii_digit()) {
+            // A separator inside a number.
+        } else {
+            flush(&mut run);
+        }
+    }
+    flush(&mut run);
+    out
+}
+
 pub fn redact_identifiers(text: &str) -> String {
     // Full-width digits (１３８…) count as digits.
     let narrow: String = text
@@ -384,4 +410,13 @@ mod redaction_tests {
         assert_eq!(redact_identifiers("Tel-13800138000"), "Tel-[已删除]", "only short identifier numbers are kept");
         assert_eq!(redact_identifiers("电话１３８００１３８０００"), "电话[已删除]", "full-width digits");
     }
+}
+
+#[test]
+fn phone_like_numbers_are_found_with_their_separators_dropped() {
+    assert_eq!(
+        crate::domain::phone_numbers_in("请回电 139-1234-5678 或 ０２１ 1234 5678，工单 KF-000012"),
+        vec!["13912345678".to_owned(), "02112345678".to_owned()]
+    );
+    assert!(crate::domain::phone_numbers_in("邮件 a@b.cn，金额 123456").is_empty());
 }

@@ -1592,11 +1592,31 @@ async fn erasure_reaches_tickets_and_leaves_nothing_in_the_database_files(app: T
         .await
         .unwrap();
 
+    // The person's call, in the call log by number only.
+    app.tickets_as(Role::Service)
+        .record_call_event(pb::RecordCallEventRequest {
+            call_id: "erase-call-1".into(),
+            kind: pb::CallEventKind::Offered as i32,
+            time: Some(prost_types::Timestamp { seconds: kefu_sla::Clock::now_ms(&app.clock) / 1000, nanos: 0 }),
+            caller_number: PHONE.into(),
+            ring_count: 1,
+            queue: "hotline".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
     app.erase_customer(&customer.id, "PIPL 删除请求 2026-118").await;
     let follower = app.suite.tickets.erasures.clone().expect("the follower runs as part of the module");
     assert_eq!(follower.follow_once().await.unwrap(), 1, "one erasure handled");
     assert_eq!(follower.follow_once().await.unwrap(), 0, "and not again");
     assert_eq!(follower.resweep().await.unwrap(), 0, "redacting again changes nothing");
+    let calls: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM phone_contacts WHERE caller_number = $1")
+        .bind(PHONE)
+        .fetch_one(&app.tickets_raw)
+        .await
+        .unwrap();
+    assert_eq!(calls, 0, "the call log no longer gives the person's number");
     // Written to the ticket after the erasure: the next sweep takes it out.
     agent
         .add_message(pb::AddMessageRequest {

@@ -173,16 +173,15 @@ pub(super) async fn propose(api: &CustomersApi, p: &Principal, r: pb::ProposeCha
             if old_name == b.bank_name && old_account == b.bank_account {
                 return Err(Error::FailedPrecondition("that is already the customer's recorded bank account".into()));
             }
-            let summary = if b.bank_account.is_empty() {
-                format!("删除银行账户（原：{old_name} {}）", domain::mask_tail(&old_account, 4))
+            let old = if old_name.is_empty() && old_account.is_empty() {
+                "无".to_owned()
             } else {
-                format!(
-                    "银行账户改为 {} {}（原：{} {}）",
-                    b.bank_name,
-                    domain::mask_tail(&b.bank_account, 4),
-                    if old_name.is_empty() { "无" } else { &old_name },
-                    domain::mask_tail(&old_account, 4)
-                )
+                format!("{old_name} {}", domain::mask_tail(&old_account, 4)).trim().to_owned()
+            };
+            let summary = if b.bank_account.is_empty() {
+                format!("删除银行账户（原：{old}）")
+            } else {
+                format!("银行账户改为 {} {}（原：{old}）", b.bank_name, domain::mask_tail(&b.bank_account, 4))
             };
             let plain = serde_json::to_vec(&b).map_err(anyhow::Error::from)?;
             let key = tax_profile::customer_key(&api.keys, &mut tx, &id, true)

@@ -317,6 +317,12 @@ pub async fn redact_customer(conn: &mut AnyConnection, customer_id: &str) -> Res
     .fetch_all(&mut *conn)
     .await?;
     let mut changed = 0;
+    // The person's phone numbers as the tickets knew them, for the call log.
+    let mut numbers: Vec<String> = Vec::new();
+    for (_, requester, subject, ..) in &rows {
+        numbers.extend(crate::domain::phone_numbers_in(requester));
+        numbers.extend(crate::domain::phone_numbers_in(subject));
+    }
     for (id, requester, subject, materials, steps, response, comment) in &rows {
         let requester_after = if requester.is_empty() { String::new() } else { ERASED.to_owned() };
         let after = (
@@ -350,6 +356,7 @@ pub async fn redact_customer(conn: &mut AnyConnection, customer_id: &str) -> Res
                 .fetch_all(&mut *conn)
                 .await?;
         for (entry, kind, author, body) in entries {
+            numbers.extend(crate::domain::phone_numbers_in(&body));
             let (new_author, new_body) = if kind == "customer_message" {
                 (ERASED.to_owned(), ERASED.to_owned())
             } else {
@@ -366,7 +373,25 @@ pub async fn redact_customer(conn: &mut AnyConnection, customer_id: &str) -> Res
             }
         }
     }
+    changed += forget_callers(conn, numbers).await?;
     Ok(changed)
+}
+
+/// Blots the erased person's numbers out of the call log (which links a
+/// call to no customer, only to the number that called).
+async fn forget_callers(conn: &mut AnyConnection, mut numbers: Vec<String>) -> Result<usize, Error> {
+    numbers.sort();
+    numbers.dedup();
+    if numbers.is_empty() {
+        return Ok(0);
+    }
+    let with_country: Vec<String> = numbers.iter().map(|n| format!("+86{n}")).collect();
+    let mut w = kefu_kit::db::Where::new();
+    w.any_of("caller_number", numbers.into_iter().chain(with_country));
+    let (clause, binds) = w.build();
+    // The marker is a constant without quotes: written into the statement.
+    let sql = format!("UPDATE phone_contacts SET caller_number = '{}' WHERE {clause}", crate::domain::ERASED);
+    Ok(usize::try_from(kefu_kit::db::execute(conn, &sql, binds).await?).unwrap_or(0))
 }
 
 /// Remembers that `customer_id` was erased.
