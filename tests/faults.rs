@@ -224,8 +224,17 @@ fn new_ticket(request_id: &str) -> pb::CreateTicketRequest {
 /// no answer at all — the connection broke (a killed process), which the
 /// client library reports as a transport error, never a status from kefu.
 fn retryable(status: &tonic::Status) -> bool {
-    let broken_connection = status.code() == Code::Unknown
-        && std::error::Error::source(status).is_some_and(|e| e.downcast_ref::<tonic::transport::Error>().is_some());
+    // No answer from the server: the connection broke under the call. The
+    // client cannot know whether it committed, so it retries with the same
+    // request id. Depending on when the process died this surfaces as a
+    // transport error or as an HTTP/2 stream reset.
+    let transport =
+        std::error::Error::source(status).is_some_and(|e| e.downcast_ref::<tonic::transport::Error>().is_some());
+    let message = status.message();
+    let stream_broke =
+        ["h2 protocol error", "transport error", "connection", "stream"].iter().any(|m| message.contains(m));
+    let broken_connection =
+        matches!(status.code(), Code::Unknown | Code::Cancelled | Code::Internal) && (transport || stream_broke);
     matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded) || broken_connection
 }
 
