@@ -2,7 +2,7 @@
 //! (a new account's roles, or roles added to an account) takes effect when
 //! a second admin approves it — never the one who proposed it, nor the
 //! person receiving it. Taking roles away is immediate and ends the
-//! account's sessions. The shell (`kefu admin account`, the first start) is
+//! account's sessions. The shell (`kefu admin create-user`, the first start) is
 //! the one path that grants directly; it is audited as `kefu-admin`.
 use axum::{
     Json,
