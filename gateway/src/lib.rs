@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+mod accounts;
 mod audit_trail;
 pub mod role_grants;
 mod serve;
@@ -436,32 +437,7 @@ struct PasswordBody {
     new_password: String,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct NewAccount {
-    username: String,
-    password: String,
-    roles: Vec<String>,
-    #[serde(default)]
-    staff_id: String,
-    /// Why the roles are needed; shown to the approving admin.
-    #[serde(default)]
-    reason: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct AccountPatch {
-    #[serde(default)]
-    disabled: Option<bool>,
-    /// The account's roles: fewer apply at once, more need a second admin.
-    #[serde(default)]
-    roles: Option<Vec<String>>,
-    #[serde(default)]
-    reason: Option<String>,
-}
-
-fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Problem> {
+pub(crate) fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Problem> {
     serde_json::from_slice(body).map_err(|e| Problem::bad_request("body", e.to_string()))
 }
 
@@ -492,68 +468,6 @@ async fn change_password(State(gw): State<AppState>, headers: HeaderMap, body: B
     let b: PasswordBody = json_body(&body)?;
     gw.auth.change_password(&p, &b.current_password, &b.new_password).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-async fn create_account(State(gw): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, Problem> {
-    let p = gw.person(&headers).await?;
-    let p = require(&p, access::roles("POST", "/api/v1/accounts"))?;
-    let b: NewAccount = json_body(&body)?;
-    let reason = role_grants::reason_or(b.reason.as_deref(), "新建账号")?;
-    let a = gw
-        .auth
-        .create_account(&b.username, &b.password, &b.roles, &b.staff_id, &p, auth::Grant::FourEyes(&reason))
-        .await?;
-    Ok((StatusCode::CREATED, Json(a)).into_response())
-}
-
-async fn list_accounts(State(gw): State<AppState>, headers: HeaderMap) -> Result<Response, Problem> {
-    let p = gw.person(&headers).await?;
-    require(&p, access::roles("GET", "/api/v1/accounts"))?;
-    Ok(Json(json!({"accounts": gw.auth.list_accounts().await?})).into_response())
-}
-
-async fn patch_account(
-    State(gw): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Result<Response, Problem> {
-    let p = gw.person(&headers).await?;
-    let p = require(&p, access::roles("PATCH", "/api/v1/accounts/{id}"))?;
-    let b: AccountPatch = json_body(&body)?;
-    if b.disabled.is_none() && b.roles.is_none() {
-        return Err(Problem::bad_request("body", "name what to change: disabled, roles"));
-    }
-    let roles = match &b.roles {
-        Some(r) => {
-            let roles = auth::parse_roles("roles", r)?;
-            if roles.contains(&Role::Service) {
-                return Err(Problem::bad_request(
-                    "roles",
-                    "the service role is for internal systems, not for people's accounts",
-                ));
-            }
-            Some(roles)
-        }
-        None => None,
-    };
-    let reason = role_grants::reason_or(b.reason.as_deref(), "角色变更")?;
-    // The lock first: a refused grant must not leave an account open that
-    // its admin meant to lock.
-    if let Some(disabled) = b.disabled {
-        gw.auth.set_disabled(&id, disabled, &p).await?;
-    }
-    let outcome = match roles {
-        Some(roles) => Some(role_grants::set_roles(&gw, &p, &id, &roles, &reason).await?),
-        None => None,
-    };
-    Ok(match outcome {
-        None => StatusCode::NO_CONTENT.into_response(),
-        Some(role_grants::Outcome::Applied(roles)) => Json(json!({"id": id, "roles": roles})).into_response(),
-        Some(role_grants::Outcome::Pending(g)) => {
-            (StatusCode::ACCEPTED, Json(json!({"id": id, "pendingRoleGrant": g}))).into_response()
-        }
-    })
 }
 
 async fn create_api_key(State(gw): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, Problem> {
@@ -801,8 +715,8 @@ pub fn router(gw: AppState, args: &GatewayArgs) -> Router {
         .route("/api/v1/auth/logout", post(logout))
         .route("/api/v1/auth/password", post(change_password))
         .route("/api/v1/me", get(me))
-        .route("/api/v1/accounts", post(create_account).get(list_accounts))
-        .route("/api/v1/accounts/{id}", axum::routing::patch(patch_account))
+        .route("/api/v1/accounts", post(accounts::create).get(accounts::list))
+        .route("/api/v1/accounts/{id}", axum::routing::patch(accounts::patch))
         .route("/api/v1/role-grants", get(role_grants::list))
         .route("/api/v1/role-grants/{id}/approve", post(role_grants::approve))
         .route("/api/v1/role-grants/{id}/reject", post(role_grants::reject))
