@@ -366,8 +366,9 @@ async fn sigterm_under_load_with_an_open_watch_drains_promptly_and_loses_nothing
     let Some(s) = setup("term").await else { return };
     let mut watch =
         s.client(Role::Supervisor).watch_sla_events(pb::WatchSlaEventsRequest::default()).await.unwrap().into_inner();
+    // SIGTERM early into a load long enough to outlast the shutdown delay.
     let chaos = async {
-        tokio::time::sleep(Duration::from_millis(1000)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
         let term = tokio::time::Instant::now();
         s.tickets.sigterm();
         // The watcher is told at once to reconnect elsewhere.
@@ -389,7 +390,7 @@ async fn sigterm_under_load_with_an_open_watch_drains_promptly_and_loses_nothing
         println!("FAULT SIGTERM: watch ended after {stream_ended:?}, process exited after {:?}", term.elapsed());
         s.tickets.spawn();
     };
-    let ((acked, codes), ()) = tokio::join!(load(&s, "term", 2, 200), chaos);
+    let ((acked, codes), ()) = tokio::join!(load(&s, "term", 2, 500), chaos);
     let lags = check_nothing_lost(&s, &acked).await;
     assert!(!codes.is_empty(), "the shutdown was felt by the clients");
     let seen: BTreeSet<&str> = codes.iter().copied().collect();
