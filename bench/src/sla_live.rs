@@ -74,13 +74,14 @@ async fn main() -> anyhow::Result<()> {
     let store = Arc::new(RedisLiveStore::connect(&redis_url, shards, "kefu").await?);
     let base_mem = store.used_memory().await?;
 
-    // 1. Insert N live targets (due in the far future), batches of 1000, 8 at once.
+    // 1. Insert N live targets, due in thirty days and spread over that day
+    //    (a live set's due times spread over days), batches of 1000, 8 at once.
     let far = now_ms() + 30 * 86_400_000;
     let t0 = Instant::now();
     let batches: Vec<Vec<LiveEntry>> = (0..n)
         .collect::<Vec<_>>()
         .chunks(1000)
-        .map(|c| c.iter().map(|i| entry(*i, far + (*i as i64 % 86_400_000))).collect())
+        .map(|c| c.iter().map(|i| entry(*i, far + (*i as i64 * 86_400_000 / n as i64))).collect())
         .collect();
     stream::iter(batches)
         .map(|b| {

@@ -1,17 +1,26 @@
-//! The live store on Redis. Keys are hash-tagged so that every multi-key
-//! script touches one slot of a Redis Cluster:
+//! The live store on Redis, laid out to stay small at millions of targets.
+//! Every key of a shard carries the shard's hash tag, so a script touches
+//! one slot of a Redis Cluster (the scripts derive some key names from the
+//! shard prefix they are given; all share that tag):
 //!
-//! - `kefu:{r:<record>}:sla` — hash, one field per target (JSON);
-//! - `kefu:{s<n>}:due`, `kefu:{s<n>}:warn` — sorted sets by due / warning time;
+//! - `kefu:{s<n>}:t:<b>` — the targets' states, one hash field per target
+//!   (`record|metric|cycle` → a short text of state, due and warning time,
+//!   queue and agent), in 2,048 buckets per shard by record so that each
+//!   bucket stays small enough for Redis's compact encoding;
+//! - `kefu:{s<n>}:d:<minute>` — the next pending time (warning, else due) of
+//!   each running target, one sorted set per minute, and `kefu:{s<n>}:dir`
+//!   the minutes that have one: the sweeper claims from the oldest minutes;
+//! - `kefu:{s<n>}:n` — open and breached counts per queue and agent, kept
+//!   exact by the script that writes a target (it reads the previous state
+//!   in the same atomic step);
 //! - `kefu:{s<n>}:claims` — claimed entries scored by lease expiry;
 //! - `kefu:{s<n>}:lease` — the shard's sweeper lease;
-//! - `kefu:{dash}:open:q:<queue>` / `:a:<agent>` — open targets scored by
-//!   pending due time (+inf when paused or breached), `kefu:{dash}:breached:…`
-//!   — breached targets, and `kefu:{dash}:queues` / `:agents` — the groups;
 //! - `kefu:{meta}:epoch` — gone after a flush or restart: rebuild;
-//! - channel `kefu:sla:events`.
+//! - channels `kefu:sla:events` and `kefu:records:changes`.
 //!
 //! (`kefu` is the default prefix; deployments sharing a Redis pick their own.)
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use futures::StreamExt;
 use redis::{AsyncCommands, Script, aio::ConnectionManager};
@@ -22,26 +31,151 @@ use crate::{
     target::{SlaEvent, TargetKey, TargetState},
 };
 
+/// State buckets per shard. At 2,048 a shard's buckets keep under Redis's
+/// default 128 entries for a compact hash up to about four million targets.
+const BUCKETS: u32 = 2048;
+
+/// Functions every script shares: the bucket of a member (the same hash as
+/// [`bucket_of`]), the parse of a state text (see [`encode`]) and the time a
+/// running target waits for next.
+const LUA_COMMON: &str = r"
+local p = ARGV[1]
+local nb = tonumber(ARGV[2])
+local function bucket(m)
+  local rid = string.match(m, '^(.*)|[^|]*|[^|]*$') or m
+  local h = 0
+  for i = 1, #rid do h = (h * 31 + string.byte(rid, i)) % 1000003 end
+  return p .. 't:' .. (h % nb)
+end
+local function parse(v)
+  if not v then return nil end
+  local s, d, w, ql, pos = string.match(v, '^(%a)(%w*),(%w*),(%d+),()')
+  if not s then return nil end
+  ql = tonumber(ql)
+  return { s = s, d = tonumber(d, 36), w = tonumber(w, 36),
+           q = string.sub(v, pos, pos + ql - 1), a = string.sub(v, pos + ql) }
+end
+local function next_at(e)
+  if e.s == 'a' then
+    if e.w and e.d then return math.min(e.w, e.d) end
+    return e.w or e.d
+  elseif e.s == 'w' then
+    return e.d
+  end
+  return nil
+end
+local function minute(t) return math.floor(t / 60000) end
+";
+
+/// KEYS: dir, counts. ARGV: prefix, buckets, then pairs of member and state
+/// text (empty: remove).
+const PUT_LUA: &str = r"
+local function bump(f, by)
+  if redis.call('HINCRBY', KEYS[2], f, by) <= 0 then redis.call('HDEL', KEYS[2], f) end
+end
+local function count(e, by)
+  bump('oq:' .. e.q, by)
+  bump('oa:' .. e.a, by)
+  if e.s == 'b' then
+    bump('bq:' .. e.q, by)
+    bump('ba:' .. e.a, by)
+  end
+end
+for i = 3, #ARGV, 2 do
+  local m, v = ARGV[i], ARGV[i + 1]
+  local bk = bucket(m)
+  local old = parse(redis.call('HGET', bk, m))
+  if old then
+    local t = next_at(old)
+    if t then
+      local mi = minute(t)
+      local ik = p .. 'd:' .. mi
+      redis.call('ZREM', ik, m)
+      if redis.call('EXISTS', ik) == 0 then redis.call('ZREM', KEYS[1], mi) end
+    end
+    count(old, -1)
+  end
+  local e = parse(v)
+  if e then
+    redis.call('HSET', bk, m, v)
+    local t = next_at(e)
+    if t then
+      local mi = minute(t)
+      redis.call('ZADD', p .. 'd:' .. mi, t, m)
+      redis.call('ZADD', KEYS[1], mi, mi)
+    end
+    count(e, 1)
+  elseif old then
+    redis.call('HDEL', bk, m)
+  end
+end
+return 0
+";
+
+/// KEYS: dir, claims. ARGV: prefix, buckets, now, limit, lease until.
+/// Re-takes lapsed claims, then claims running targets whose warning or due
+/// time has come: `w|member` and/or `b|member`.
 const CLAIM_LUA: &str = r"
+local now = tonumber(ARGV[3])
+local n = tonumber(ARGV[4])
 local out = {}
-local n = tonumber(ARGV[2])
-local stale = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[1], 'LIMIT', 0, n)
-for _, m in ipairs(stale) do
-  redis.call('ZADD', KEYS[3], ARGV[3], m)
-  table.insert(out, m)
+local stale = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[3], 'LIMIT', 0, n)
+for _, c in ipairs(stale) do
+  redis.call('ZADD', KEYS[2], ARGV[5], c)
+  table.insert(out, c)
 end
 n = n - #stale
-local sets = { {KEYS[1], 'b|'}, {KEYS[2], 'w|'} }
-for _, s in ipairs(sets) do
-  if n > 0 then
-    local ready = redis.call('ZRANGEBYSCORE', s[1], '-inf', ARGV[1], 'LIMIT', 0, n)
+if n > 0 then
+  local mins = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', minute(now))
+  for _, mi in ipairs(mins) do
+    if n <= 0 then break end
+    local ik = p .. 'd:' .. mi
+    local ready = redis.call('ZRANGEBYSCORE', ik, '-inf', ARGV[3], 'LIMIT', 0, n)
     for _, m in ipairs(ready) do
-      redis.call('ZREM', s[1], m)
-      redis.call('ZADD', KEYS[3], ARGV[3], s[2] .. m)
-      table.insert(out, s[2] .. m)
+      redis.call('ZREM', ik, m)
+      local e = parse(redis.call('HGET', bucket(m), m))
+      if e then
+        if e.s == 'a' and e.w and e.w <= now then
+          redis.call('ZADD', KEYS[2], ARGV[5], 'w|' .. m)
+          table.insert(out, 'w|' .. m)
+        end
+        if (e.s == 'a' or e.s == 'w') and e.d and e.d <= now then
+          redis.call('ZADD', KEYS[2], ARGV[5], 'b|' .. m)
+          table.insert(out, 'b|' .. m)
+        end
+      end
+      n = n - 1
     end
-    n = n - #ready
+    if redis.call('EXISTS', ik) == 0 then redis.call('ZREM', KEYS[1], mi) end
   end
+end
+return out
+";
+
+/// KEYS: dir, claims, counts. ARGV: prefix, buckets, horizon. Answers the
+/// shard's counts and, as `rq:`/`ra:` fields, its running targets due by
+/// the horizon per queue and agent (those waiting and those claimed).
+const DASHBOARD_LUA: &str = r"
+local horizon = tonumber(ARGV[3])
+local risk = {}
+local seen = {}
+local function consider(m)
+  if seen[m] then return end
+  seen[m] = true
+  local e = parse(redis.call('HGET', bucket(m), m))
+  if e and (e.s == 'a' or e.s == 'w') and e.d and e.d <= horizon then
+    risk['rq:' .. e.q] = (risk['rq:' .. e.q] or 0) + 1
+    risk['ra:' .. e.a] = (risk['ra:' .. e.a] or 0) + 1
+  end
+end
+for _, mi in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', minute(horizon))) do
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', p .. 'd:' .. mi, '-inf', ARGV[3])) do consider(m) end
+end
+for _, c in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do consider(string.sub(c, 3)) end
+local out = redis.call('HGETALL', KEYS[3])
+for f, c in pairs(risk) do
+  table.insert(out, f)
+  table.insert(out, tostring(c))
 end
 return out
 ";
@@ -82,7 +216,9 @@ pub struct RedisLiveStore {
     interrupted: tokio::sync::watch::Sender<u64>,
     /// Stops the relay when the store is dropped.
     _relay: tokio_util::sync::DropGuard,
+    put: Script,
     claim: Script,
+    dashboard: Script,
     lease: Script,
     release: Script,
     heartbeat: Script,
@@ -93,20 +229,12 @@ pub struct RedisLiveStore {
 struct Keys(String);
 
 impl Keys {
-    fn record(&self, record_id: &str) -> String {
-        format!("{}:{{r:{record_id}}}:sla", self.0)
+    /// The prefix of a shard's keys, `kefu:{s<n>}:`.
+    fn shard_prefix(&self, shard: u32) -> String {
+        format!("{}:{{s{shard}}}:", self.0)
     }
     fn shard(&self, shard: u32, what: &str) -> String {
-        format!("{}:{{s{shard}}}:{what}", self.0)
-    }
-    fn open(&self, group: char, name: &str) -> String {
-        format!("{}:{{dash}}:open:{group}:{name}", self.0)
-    }
-    fn breached(&self, group: char, name: &str) -> String {
-        format!("{}:{{dash}}:breached:{group}:{name}", self.0)
-    }
-    fn groups(&self, group: &str) -> String {
-        format!("{}:{{dash}}:{group}", self.0)
+        format!("{}{what}", self.shard_prefix(shard))
     }
     fn epoch(&self) -> String {
         format!("{}:{{meta}}:epoch", self.0)
@@ -122,8 +250,63 @@ impl Keys {
     }
 }
 
-fn field(key: &TargetKey) -> String {
-    format!("{}|{}", key.metric.as_str(), key.cycle)
+/// The state bucket of a record (the scripts compute the same).
+fn bucket_of(record_id: &str) -> u32 {
+    let mut h: u32 = 0;
+    for b in record_id.as_bytes() {
+        h = (h * 31 + u32::from(*b)) % 1_000_003;
+    }
+    h % BUCKETS
+}
+
+fn base36(n: i64) -> String {
+    let mut n = u64::try_from(n).unwrap_or(0);
+    let mut out = Vec::new();
+    loop {
+        out.push(b"0123456789abcdefghijklmnopqrstuvwxyz"[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// A target's state as the scripts read it: the state's letter, due and
+/// warning times in base 36 (Unix ms; empty when none), the queue's length,
+/// then the queue and the agent — `a1a2b3c4d,1a2b3c4,3,taxagent-7`. `None`
+/// for a finished target (it leaves the view).
+fn encode(e: &LiveEntry) -> Option<String> {
+    let s = match e.state {
+        TargetState::Active => 'a',
+        TargetState::Warning => 'w',
+        TargetState::Breached => 'b',
+        TargetState::Paused => 'p',
+        TargetState::Fulfilled | TargetState::FulfilledLate => return None,
+    };
+    let t = |v: Option<i64>| v.map(base36).unwrap_or_default();
+    Some(format!("{s}{},{},{},{}{}", t(e.due_at), t(e.warn_at), e.queue.len(), e.queue, e.assignee))
+}
+
+fn decode(member: &str, v: &str) -> Option<LiveEntry> {
+    let key = TargetKey::parse_member(member)?;
+    let mut chars = v.chars();
+    let state = match chars.next()? {
+        'a' => TargetState::Active,
+        'w' => TargetState::Warning,
+        'b' => TargetState::Breached,
+        'p' => TargetState::Paused,
+        _ => return None,
+    };
+    let mut parts = chars.as_str().splitn(4, ',');
+    let time = |s: &str| if s.is_empty() { Some(None) } else { i64::from_str_radix(s, 36).ok().map(Some) };
+    let due_at = time(parts.next()?)?;
+    let warn_at = time(parts.next()?)?;
+    let qlen: usize = parts.next()?.parse().ok()?;
+    let rest = parts.next()?;
+    let (queue, assignee) = (rest.get(..qlen)?, rest.get(qlen..)?);
+    Some(LiveEntry { key, state, due_at, warn_at, queue: queue.to_owned(), assignee: assignee.to_owned() })
 }
 
 async fn subscribe(client: &redis::Client, keys: &Keys) -> anyhow::Result<redis::aio::PubSub> {
@@ -236,7 +419,9 @@ impl RedisLiveStore {
             changes,
             interrupted,
             _relay: stop.drop_guard(),
-            claim: Script::new(CLAIM_LUA),
+            put: Script::new(&format!("{LUA_COMMON}{PUT_LUA}")),
+            claim: Script::new(&format!("{LUA_COMMON}{CLAIM_LUA}")),
+            dashboard: Script::new(&format!("{LUA_COMMON}{DASHBOARD_LUA}")),
             lease: Script::new(LEASE_LUA),
             release: Script::new(RELEASE_LUA),
             heartbeat: Script::new(HEARTBEAT_LUA),
@@ -247,49 +432,17 @@ impl RedisLiveStore {
         self.con.clone()
     }
 
-    async fn old_entry(&self, key: &TargetKey) -> anyhow::Result<Option<LiveEntry>> {
+    /// Writes (state text) or removes (`None`) targets of one shard in one
+    /// atomic step.
+    async fn write_shard(&self, shard: u32, items: &[(String, Option<String>)]) -> anyhow::Result<()> {
+        let mut inv = self.put.prepare_invoke();
+        inv.key(self.keys.shard(shard, "dir")).key(self.keys.shard(shard, "n"));
+        inv.arg(self.keys.shard_prefix(shard)).arg(BUCKETS);
+        for (member, state) in items {
+            inv.arg(member).arg(state.as_deref().unwrap_or(""));
+        }
         let mut con = self.con();
-        let raw: Option<String> = con.hget(self.keys.record(&key.record_id), field(key)).await?;
-        Ok(raw.and_then(|r| serde_json::from_str(&r).ok()))
-    }
-
-    fn unindex(&self, pipe: &mut redis::Pipeline, shard: u32, e: &LiveEntry) {
-        let k = &self.keys;
-        let member = e.key.member();
-        pipe.zrem(k.shard(shard, "due"), &member).ignore();
-        pipe.zrem(k.shard(shard, "warn"), &member).ignore();
-        pipe.zrem(k.open('q', &e.queue), &member).ignore();
-        pipe.zrem(k.open('a', &e.assignee), &member).ignore();
-        pipe.srem(k.breached('q', &e.queue), &member).ignore();
-        pipe.srem(k.breached('a', &e.assignee), &member).ignore();
-    }
-
-    fn index(&self, pipe: &mut redis::Pipeline, shard: u32, e: &LiveEntry) -> anyhow::Result<()> {
-        let k = &self.keys;
-        let member = e.key.member();
-        if matches!(e.state, TargetState::Fulfilled | TargetState::FulfilledLate) {
-            pipe.hdel(k.record(&e.key.record_id), field(&e.key)).ignore();
-            return Ok(());
-        }
-        pipe.hset(k.record(&e.key.record_id), field(&e.key), serde_json::to_string(e)?).ignore();
-        let pending_due = matches!(e.state, TargetState::Active | TargetState::Warning).then_some(e.due_at).flatten();
-        if let Some(d) = pending_due {
-            pipe.zadd(k.shard(shard, "due"), &member, d).ignore();
-        }
-        if e.state == TargetState::Active
-            && let Some(w) = e.warn_at
-        {
-            pipe.zadd(k.shard(shard, "warn"), &member, w).ignore();
-        }
-        let score = pending_due.map_or("+inf".to_owned(), |d| d.to_string());
-        pipe.cmd("ZADD").arg(k.open('q', &e.queue)).arg(&score).arg(&member).ignore();
-        pipe.cmd("ZADD").arg(k.open('a', &e.assignee)).arg(&score).arg(&member).ignore();
-        pipe.sadd(k.groups("queues"), &e.queue).ignore();
-        pipe.sadd(k.groups("agents"), &e.assignee).ignore();
-        if e.state == TargetState::Breached {
-            pipe.sadd(k.breached('q', &e.queue), &member).ignore();
-            pipe.sadd(k.breached('a', &e.assignee), &member).ignore();
-        }
+        let _: i64 = inv.invoke_async(&mut con).await?;
         Ok(())
     }
 
@@ -312,44 +465,26 @@ impl LiveStore for RedisLiveStore {
     }
 
     async fn put_many(&self, entries: &[LiveEntry]) -> anyhow::Result<()> {
-        if entries.is_empty() {
-            return Ok(());
-        }
-        let mut con = self.con();
-        // One round trip for the previous states, one for the writes.
-        let mut reads = redis::pipe();
+        let mut by_shard: BTreeMap<u32, Vec<(String, Option<String>)>> = BTreeMap::new();
         for e in entries {
-            reads.hget(self.keys.record(&e.key.record_id), field(&e.key));
+            by_shard.entry(shard_of(&e.key.record_id, self.shards)).or_default().push((e.key.member(), encode(e)));
         }
-        let olds: Vec<Option<String>> = reads.query_async(&mut con).await?;
-        let mut pipe = redis::pipe();
-        for (e, old) in entries.iter().zip(olds) {
-            let shard = shard_of(&e.key.record_id, self.shards);
-            if let Some(old) = old.and_then(|o| serde_json::from_str::<LiveEntry>(&o).ok()) {
-                self.unindex(&mut pipe, shard, &old);
-            }
-            self.index(&mut pipe, shard, e)?;
-        }
-        pipe.query_async::<()>(&mut con).await?;
+        // One script call per shard, sent together (the connection pipelines them).
+        futures::future::try_join_all(by_shard.iter().map(|(shard, items)| self.write_shard(*shard, items))).await?;
         Ok(())
     }
 
     async fn remove(&self, key: &TargetKey) -> anyhow::Result<()> {
-        let Some(old) = self.old_entry(key).await? else {
-            return Ok(());
-        };
-        let mut pipe = redis::pipe();
-        self.unindex(&mut pipe, shard_of(&key.record_id, self.shards), &old);
-        pipe.hdel(self.keys.record(&key.record_id), field(key)).ignore();
-        let mut con = self.con();
-        pipe.query_async::<()>(&mut con).await?;
-        Ok(())
+        self.write_shard(shard_of(&key.record_id, self.shards), &[(key.member(), None)]).await
     }
 
     async fn record(&self, record_id: &str) -> anyhow::Result<Vec<LiveEntry>> {
         let mut con = self.con();
-        let all: Vec<(String, String)> = con.hgetall(self.keys.record(record_id)).await?;
-        let mut v: Vec<LiveEntry> = all.iter().filter_map(|(_, j)| serde_json::from_str(j).ok()).collect();
+        let shard = shard_of(record_id, self.shards);
+        let bucket = self.keys.shard(shard, &format!("t:{}", bucket_of(record_id)));
+        let all: Vec<(String, String)> = con.hgetall(bucket).await?;
+        let mut v: Vec<LiveEntry> =
+            all.iter().filter_map(|(m, s)| decode(m, s)).filter(|e| e.key.record_id == record_id).collect();
         v.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(v)
     }
@@ -358,9 +493,10 @@ impl LiveStore for RedisLiveStore {
         let mut con = self.con();
         let members: Vec<String> = self
             .claim
-            .key(self.keys.shard(shard, "due"))
-            .key(self.keys.shard(shard, "warn"))
+            .key(self.keys.shard(shard, "dir"))
             .key(self.keys.shard(shard, "claims"))
+            .arg(self.keys.shard_prefix(shard))
+            .arg(BUCKETS)
             .arg(now)
             .arg(limit)
             .arg(lease_until)
@@ -401,42 +537,55 @@ impl LiveStore for RedisLiveStore {
     }
 
     async fn dashboard(&self, now: i64, within_ms: i64) -> anyhow::Result<Dashboard> {
-        let mut con = self.con();
-        let queues: Vec<String> = con.smembers(self.keys.groups("queues")).await?;
-        let agents: Vec<String> = con.smembers(self.keys.groups("agents")).await?;
-        if queues.is_empty() && agents.is_empty() {
-            return Ok(Dashboard::default());
-        }
         let horizon = now.saturating_add(within_ms);
-        let mut pipe = redis::pipe();
-        for (g, names) in [('q', &queues), ('a', &agents)] {
-            for n in names {
-                pipe.zcard(self.keys.open(g, n));
-                pipe.zcount(self.keys.open(g, n), "-inf", horizon);
-                pipe.scard(self.keys.breached(g, n));
-            }
-        }
-        let counts: Vec<i64> = pipe.query_async(&mut con).await?;
-        let mut d = Dashboard::default();
-        let mut it = counts.chunks(3);
-        for n in &queues {
-            if let Some([open, at_risk, breached]) = it.next() {
-                let c = GroupCounts { open: *open, at_risk: *at_risk, breached: *breached };
-                d.total.open += c.open;
-                d.total.at_risk += c.at_risk;
-                d.total.breached += c.breached;
-                if c.open > 0 {
-                    d.by_queue.insert(n.clone(), c);
+        let per_shard = futures::future::try_join_all((0..self.shards).map(|shard| async move {
+            let mut con = self.con();
+            self.dashboard
+                .key(self.keys.shard(shard, "dir"))
+                .key(self.keys.shard(shard, "claims"))
+                .key(self.keys.shard(shard, "n"))
+                .arg(self.keys.shard_prefix(shard))
+                .arg(BUCKETS)
+                .arg(horizon)
+                .invoke_async::<Vec<String>>(&mut con)
+                .await
+        }))
+        .await?;
+        let mut queues: BTreeMap<String, GroupCounts> = BTreeMap::new();
+        let mut agents: BTreeMap<String, GroupCounts> = BTreeMap::new();
+        for flat in per_shard {
+            for pair in flat.chunks_exact(2) {
+                let (Some((kind, name)), Ok(n)) = (pair[0].split_at_checked(2), pair[1].parse::<i64>()) else {
+                    continue;
+                };
+                let Some(name) = name.strip_prefix(':') else { continue };
+                let (group, field) = match kind {
+                    "oq" => (&mut queues, 0),
+                    "oa" => (&mut agents, 0),
+                    "rq" => (&mut queues, 1),
+                    "ra" => (&mut agents, 1),
+                    "bq" => (&mut queues, 2),
+                    "ba" => (&mut agents, 2),
+                    _ => continue,
+                };
+                let c = group.entry(name.to_owned()).or_default();
+                match field {
+                    0 => c.open += n,
+                    1 => c.at_risk += n,
+                    _ => c.breached += n,
                 }
             }
         }
-        for n in &agents {
-            if let Some([open, at_risk, breached]) = it.next()
-                && *open > 0
-            {
-                d.by_assignee.insert(n.clone(), GroupCounts { open: *open, at_risk: *at_risk, breached: *breached });
+        let mut d = Dashboard::default();
+        for (name, c) in queues {
+            if c.open > 0 {
+                d.total.open += c.open;
+                d.total.at_risk += c.at_risk;
+                d.total.breached += c.breached;
+                d.by_queue.insert(name, c);
             }
         }
+        d.by_assignee = agents.into_iter().filter(|(_, c)| c.open > 0).collect();
         Ok(d)
     }
 
@@ -473,5 +622,34 @@ impl LiveStore for RedisLiveStore {
 
     fn subscribe_changes(&self) -> broadcast::Receiver<RecordChange> {
         self.changes.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Metric;
+
+    #[test]
+    fn state_texts_round_trip_with_any_queue_or_agent_text() {
+        let e = LiveEntry {
+            key: TargetKey { record_id: "a|b".into(), metric: Metric::Resolution, cycle: 2 },
+            state: TargetState::Warning,
+            due_at: Some(1_764_000_000_123),
+            warn_at: None,
+            queue: "税务,queue|1".into(),
+            assignee: "agent,7".into(),
+        };
+        let text = encode(&e).unwrap();
+        assert_eq!(decode(&e.key.member(), &text), Some(e.clone()));
+        let done = LiveEntry { state: TargetState::Fulfilled, ..e };
+        assert_eq!(encode(&done), None, "a finished target leaves the view");
+        assert_eq!(decode("x|resolution|1", "z,,0,"), None, "an unknown state letter");
+    }
+
+    #[test]
+    fn buckets_stay_in_range_and_follow_the_record() {
+        assert!(bucket_of("01900000-0000-7000-8000-000000000001") < BUCKETS);
+        assert_eq!(bucket_of("t-1"), bucket_of("t-1"));
     }
 }
