@@ -37,6 +37,9 @@ pub(crate) struct UpArgs {
     /// REST requests per second allowed to one client address.
     #[arg(long, env = "KEFU_RATE_LIMIT_PER_ADDR", default_value_t = 100)]
     rate_limit_per_addr: u32,
+    /// gRPC requests per second allowed to one person (token subject). 0: no limit.
+    #[arg(long, env = "KEFU_RATE_LIMIT_PER_CALLER", default_value_t = 50)]
+    rate_limit_per_caller: u32,
     #[arg(long, env = "KEFU_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     log_format: LogFormat,
     #[arg(long, env = "KEFU_LOG", default_value = "info")]
@@ -67,6 +70,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     let server_args = {
         let mut a = ServerArgs::on(args.listen);
         a.admin_listen = args.admin_listen;
+        a.rate_limit_per_caller = args.rate_limit_per_caller;
         a
     };
     // Bound first: the services call each other through this address.
@@ -125,6 +129,15 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     println!("  token  kefu admin token --role admin --staff-id you --data-dir {}", args.data_dir.display());
     if let Some(password) = bootstrap {
         println!("  first start: log in as admin with password {password}  (shown once; change it)");
+    }
+    if let Some(n) = assembly
+        .handles
+        .iter()
+        .find(|(name, _)| *name == "tickets")
+        .and_then(|(_, h)| h.downcast_ref::<kefu_tickets::Tickets>())
+        .and_then(|t| t.live_view_built)
+    {
+        println!("  SLA    {n} open targets on the live board");
     }
     println!("kefu ready");
     let tasks: Vec<_> = std::mem::take(&mut assembly.tasks).into_iter().map(tokio::spawn).collect();

@@ -26,6 +26,11 @@ impl Drop for Up {
 }
 
 fn kefu_up(data: &Path) -> Up {
+    kefu_up_banner(data).0
+}
+
+/// Starts `kefu up` and answers it with the lines it printed up to `kefu ready`.
+fn kefu_up_banner(data: &Path) -> (Up, Vec<String>) {
     let port = free_port();
     let admin = free_port();
     let mut child = Command::new(KEFU)
@@ -40,15 +45,17 @@ fn kefu_up(data: &Path) -> Up {
     let stdout = child.stdout.take().unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut lines = BufReader::new(stdout).lines();
+    let mut banner = Vec::new();
     loop {
         assert!(Instant::now() < deadline, "kefu up did not print `kefu ready`");
         match lines.next() {
             Some(Ok(l)) if l.contains("kefu ready") => break,
-            Some(_) => {}
+            Some(Ok(l)) => banner.push(l),
+            Some(Err(_)) => {}
             None => panic!("kefu up exited before it was ready"),
         }
     }
-    Up { child, port }
+    (Up { child, port }, banner)
 }
 
 fn run(args: &[&str]) -> (i32, String, String) {
@@ -330,4 +337,73 @@ fn rewrap_moves_every_customer_key_to_the_new_key_encryption_key() {
             .tax_registration_number
     });
     assert_eq!(account, "91310000MA1FL8TQ3X");
+}
+
+/// `kefu up` keeps the live SLA view in memory: a restart builds it from the
+/// database before printing `kefu ready`, so the SLA board is whole from the
+/// first answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_kefu_up_has_every_open_target_on_the_sla_board_when_it_says_ready() {
+    use kefu_kit::client::CallContext;
+    use kefu_proto::{
+        common::v1::Channel,
+        tickets::v1::{self as pb, ticket_service_client::TicketServiceClient},
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_arg = data.to_str().unwrap().to_owned();
+    let up = tokio::task::spawn_blocking({
+        let data = data.clone();
+        move || kefu_up(&data)
+    })
+    .await
+    .unwrap();
+    let (code, token, _) =
+        run(&["admin", "token", "--role", "supervisor", "--staff-id", "s-1", "--data-dir", &data_arg]);
+    assert_eq!(code, 0);
+    let client = |port: u16| {
+        let ch = kefu_kit::client::channel(&format!("http://127.0.0.1:{port}")).unwrap();
+        TicketServiceClient::with_interceptor(ch, CallContext::new(Some(token.trim())).unwrap())
+    };
+    let mut c = client(up.port);
+    for i in 0..5 {
+        let req = pb::CreateTicketRequest {
+            ticket: Some(pb::Ticket {
+                kind: pb::TicketKind::Consultation as i32,
+                channel: Channel::OnlineChat as i32,
+                subject: format!("重启测试 {i}"),
+                requester: "visitor@client.example".into(),
+                ..Default::default()
+            }),
+            request_id: format!("restart-{i}"),
+            ..Default::default()
+        };
+        c.create_ticket(req).await.unwrap();
+    }
+    let board = |mut c: TicketServiceClient<_>| async move {
+        c.get_sla_dashboard(pb::GetSlaDashboardRequest { within_minutes: 60 })
+            .await
+            .unwrap()
+            .into_inner()
+            .total
+            .unwrap_or_default()
+            .open
+    };
+    // The live view is written just after each commit: wait for all of it.
+    let mut before = 0;
+    for _ in 0..100 {
+        before = board(c.clone()).await;
+        if before >= 10 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(before, 10, "five chat tickets, a first response and a resolution each");
+    drop(up);
+    let (again, banner) = tokio::task::spawn_blocking(move || kefu_up_banner(&data)).await.unwrap();
+    assert!(
+        banner.iter().any(|l| l.trim() == "SLA    10 open targets on the live board"),
+        "built before `kefu ready`: {banner:?}"
+    );
+    assert_eq!(board(client(again.port)).await, before, "the board is whole at the first answer after ready");
 }

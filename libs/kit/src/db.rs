@@ -388,6 +388,60 @@ pub async fn ensure_sequence(pool: &AnyPool, name: &str, seed_sql: &str) -> anyh
     Ok(())
 }
 
+/// On PostgreSQL, a trigram index (`pg_trgm`) on `table(column)` so that
+/// `column LIKE '%text%'` searches of three or more characters use an index
+/// instead of reading every row; created once, under an advisory lock, when
+/// missing. Answers whether the index is there. Without the privilege to
+/// create the extension (a managed database may need `CREATE EXTENSION
+/// pg_trgm` by its administrator) it warns and the search still works, by
+/// scanning. Does nothing on SQLite.
+pub async fn ensure_trigram_index(pool: &AnyPool, table: &str, column: &str) -> anyhow::Result<bool> {
+    let ident = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_lowercase() || c == '_');
+    if !ident(table) || !ident(column) {
+        anyhow::bail!("trigram index on {table:?}.{column:?}: use a-z and _");
+    }
+    let name = format!("{table}_{column}_trgm");
+    let mut tx = pool.begin().await?;
+    if tx.backend_name() != "PostgreSQL" {
+        return Ok(false);
+    }
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))").bind(&name).execute(&mut *tx).await?;
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL").bind(&name).fetch_one(&mut *tx).await?;
+    if exists {
+        return Ok(true);
+    }
+    let has_extension: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm')")
+            .fetch_one(&mut *tx)
+            .await?;
+    if !has_extension && let Err(e) = tx.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm").await {
+        tracing::warn!(
+            error = %e,
+            "cannot create the pg_trgm extension: text searches on {table}.{column} read every row; \
+             ask the database administrator to run CREATE EXTENSION pg_trgm"
+        );
+        return Ok(false);
+    }
+    tx.execute(format!("CREATE INDEX {name} ON {table} USING gin ({column} gin_trgm_ops)").as_str()).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Refreshes the planner's statistics of `tables` after a bulk load, as
+/// autovacuum would later: until then PostgreSQL plans lists over the new
+/// rows with stale estimates (an open-tickets page took 91 ms instead of
+/// 4 ms right after a load). Runs in the background; a failure is logged.
+pub fn analyse_later(pool: &AnyPool, tables: &'static [&'static str]) {
+    let pool = pool.clone();
+    tokio::spawn(async move {
+        for t in tables {
+            if let Err(e) = pool.execute(format!("ANALYZE {t}").as_str()).await {
+                tracing::warn!(error = %e, table = t, "could not refresh planner statistics after a bulk load");
+            }
+        }
+    });
+}
+
 /// Tables the kit itself keeps in every service's database.
 const KIT_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS kit_idempotency (\
     scope       TEXT NOT NULL,\

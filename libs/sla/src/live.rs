@@ -2,8 +2,8 @@
 //! (`redis_live`), memory in the all-in-one mode. The database holds the
 //! durable record; this view is rebuilt from it whenever it is lost.
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap},
-    sync::Mutex,
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
+    sync::{Arc, Mutex},
 };
 
 use async_trait::async_trait;
@@ -28,13 +28,6 @@ pub struct LiveEntry {
 impl LiveEntry {
     fn finished(&self) -> bool {
         matches!(self.state, TargetState::Fulfilled | TargetState::FulfilledLate)
-    }
-    /// Waiting for its due time (not breached, not paused).
-    fn due_pending(&self) -> Option<i64> {
-        if matches!(self.state, TargetState::Active | TargetState::Warning) { self.due_at } else { None }
-    }
-    fn warn_pending(&self) -> Option<i64> {
-        if self.state == TargetState::Active { self.warn_at } else { None }
     }
 }
 
@@ -171,11 +164,52 @@ pub trait LiveStore: Send + Sync {
     fn subscribe_changes(&self) -> broadcast::Receiver<RecordChange>;
 }
 
+/// One target as the memory store keeps it: small, because the live view of
+/// `kefu up` holds every open target. Queue and agent names are shared.
+struct MemEntry {
+    state: TargetState,
+    due_at: Option<i64>,
+    warn_at: Option<i64>,
+    queue: Arc<str>,
+    assignee: Arc<str>,
+}
+
+impl MemEntry {
+    fn to_live(&self, member: &str) -> Option<LiveEntry> {
+        Some(LiveEntry {
+            key: TargetKey::parse_member(member)?,
+            state: self.state,
+            due_at: self.due_at,
+            warn_at: self.warn_at,
+            queue: self.queue.to_string(),
+            assignee: self.assignee.to_string(),
+        })
+    }
+
+    fn running(&self) -> bool {
+        matches!(self.state, TargetState::Active | TargetState::Warning)
+    }
+
+    /// The time the target waits for next: its warning, else its due time.
+    fn next_at(&self) -> Option<i64> {
+        match self.state {
+            TargetState::Active => match (self.warn_at, self.due_at) {
+                (Some(w), Some(d)) => Some(w.min(d)),
+                (w, d) => w.or(d),
+            },
+            TargetState::Warning => self.due_at,
+            _ => None,
+        }
+    }
+}
+
 #[derive(Default)]
 struct MemInner {
-    entries: HashMap<String, LiveEntry>,
-    due: BTreeMap<u32, BTreeSet<(i64, String)>>,
-    warn: BTreeMap<u32, BTreeSet<(i64, String)>>,
+    /// By member (`record|metric|cycle`).
+    entries: HashMap<Arc<str>, MemEntry>,
+    /// Running targets by the time they wait for next, per shard.
+    due: BTreeMap<u32, BTreeSet<(i64, Arc<str>)>>,
+    names: HashSet<Arc<str>>,
     claims: BTreeMap<u32, HashMap<String, i64>>,
     leases: HashMap<u32, (String, std::time::Instant)>,
     sweepers: HashMap<String, std::time::Instant>,
@@ -211,15 +245,41 @@ impl MemoryLiveStore {
 }
 
 impl MemInner {
-    fn unindex(&mut self, shard: u32, member: &str) {
-        if let Some(old) = self.entries.get(member) {
-            if let Some(d) = old.due_pending() {
-                self.due.entry(shard).or_default().remove(&(d, member.to_owned()));
-            }
-            if let Some(w) = old.warn_pending() {
-                self.warn.entry(shard).or_default().remove(&(w, member.to_owned()));
-            }
+    fn name(&mut self, n: &str) -> Arc<str> {
+        if let Some(have) = self.names.get(n) {
+            return have.clone();
         }
+        let new: Arc<str> = Arc::from(n);
+        self.names.insert(new.clone());
+        new
+    }
+
+    /// Takes a target out of the view; answers its member's shared name.
+    fn take(&mut self, shard: u32, member: &str) -> Option<Arc<str>> {
+        let (name, old) = self.entries.remove_entry(member)?;
+        if let Some(t) = old.next_at() {
+            self.due.entry(shard).or_default().remove(&(t, name.clone()));
+        }
+        Some(name)
+    }
+
+    fn put(&mut self, shard: u32, entry: &LiveEntry) {
+        let member = entry.key.member();
+        let name = self.take(shard, &member).unwrap_or_else(|| Arc::from(member.as_str()));
+        if entry.finished() {
+            return;
+        }
+        let e = MemEntry {
+            state: entry.state,
+            due_at: entry.due_at,
+            warn_at: entry.warn_at,
+            queue: self.name(&entry.queue),
+            assignee: self.name(&entry.assignee),
+        };
+        if let Some(t) = e.next_at() {
+            self.due.entry(shard).or_default().insert((t, name.clone()));
+        }
+        self.entries.insert(name, e);
     }
 }
 
@@ -230,36 +290,29 @@ impl LiveStore for MemoryLiveStore {
     }
 
     async fn put(&self, entry: &LiveEntry) -> anyhow::Result<()> {
-        let member = entry.key.member();
         let shard = shard_of(&entry.key.record_id, self.shards);
+        self.lock().put(shard, entry);
+        Ok(())
+    }
+
+    async fn put_many(&self, entries: &[LiveEntry]) -> anyhow::Result<()> {
         let mut g = self.lock();
-        g.unindex(shard, &member);
-        if entry.finished() {
-            g.entries.remove(&member);
-            return Ok(());
+        for e in entries {
+            g.put(shard_of(&e.key.record_id, self.shards), e);
         }
-        if let Some(d) = entry.due_pending() {
-            g.due.entry(shard).or_default().insert((d, member.clone()));
-        }
-        if let Some(w) = entry.warn_pending() {
-            g.warn.entry(shard).or_default().insert((w, member.clone()));
-        }
-        g.entries.insert(member, entry.clone());
         Ok(())
     }
 
     async fn remove(&self, key: &TargetKey) -> anyhow::Result<()> {
-        let member = key.member();
         let shard = shard_of(&key.record_id, self.shards);
-        let mut g = self.lock();
-        g.unindex(shard, &member);
-        g.entries.remove(&member);
+        self.lock().take(shard, &key.member());
         Ok(())
     }
 
     async fn record(&self, record_id: &str) -> anyhow::Result<Vec<LiveEntry>> {
         let g = self.lock();
-        let mut v: Vec<LiveEntry> = g.entries.values().filter(|e| e.key.record_id == record_id).cloned().collect();
+        let mut v: Vec<LiveEntry> =
+            g.entries.iter().filter_map(|(m, e)| e.to_live(m)).filter(|e| e.key.record_id == record_id).collect();
         v.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(v)
     }
@@ -276,26 +329,28 @@ impl LiveStore for MemoryLiveStore {
                 out.push(c);
             }
         }
-        for kind in [DueKind::Breach, DueKind::Warning] {
-            if out.len() >= limit {
-                break;
-            }
-            let set = match kind {
-                DueKind::Breach => g.due.entry(shard).or_default(),
-                DueKind::Warning => g.warn.entry(shard).or_default(),
+        let room = limit.saturating_sub(out.len());
+        let set = g.due.entry(shard).or_default();
+        let ready: Vec<(i64, Arc<str>)> = set.iter().take_while(|(t, _)| *t <= now).take(room).cloned().collect();
+        for item in &ready {
+            set.remove(item);
+        }
+        for (_, member) in ready {
+            let (Some(e), Some(key)) = (g.entries.get(&member), TargetKey::parse_member(&member)) else {
+                continue;
             };
-            let ready: Vec<(i64, String)> =
-                set.iter().take_while(|(t, _)| *t <= now).take(limit - out.len()).cloned().collect();
-            for item in &ready {
-                set.remove(item);
+            let mut kinds = Vec::new();
+            if e.state == TargetState::Active && e.warn_at.is_some_and(|w| w <= now) {
+                kinds.push(DueKind::Warning);
+            }
+            if e.running() && e.due_at.is_some_and(|d| d <= now) {
+                kinds.push(DueKind::Breach);
             }
             let claims = g.claims.entry(shard).or_default();
-            for (_, member) in ready {
-                if let Some(key) = TargetKey::parse_member(&member) {
-                    let c = Claimed { shard, key, kind };
-                    claims.insert(c.claim_member(), lease_until);
-                    out.push(c);
-                }
+            for kind in kinds {
+                let c = Claimed { shard, key: key.clone(), kind };
+                claims.insert(c.claim_member(), lease_until);
+                out.push(c);
             }
         }
         Ok(out)
@@ -343,13 +398,14 @@ impl LiveStore for MemoryLiveStore {
     async fn dashboard(&self, now: i64, within_ms: i64) -> anyhow::Result<Dashboard> {
         let g = self.lock();
         let mut d = Dashboard::default();
+        let horizon = now.saturating_add(within_ms);
         for e in g.entries.values() {
             let breached = e.state == TargetState::Breached;
-            let at_risk = e.due_pending().is_some_and(|due| due <= now.saturating_add(within_ms));
+            let at_risk = e.running() && e.due_at.is_some_and(|due| due <= horizon);
             for c in [
                 &mut d.total,
-                d.by_queue.entry(e.queue.clone()).or_default(),
-                d.by_assignee.entry(e.assignee.clone()).or_default(),
+                d.by_queue.entry(e.queue.to_string()).or_default(),
+                d.by_assignee.entry(e.assignee.to_string()).or_default(),
             ] {
                 c.open += 1;
                 c.at_risk += i64::from(at_risk);

@@ -85,6 +85,8 @@ impl Module for Customers {
         };
         let audit_keys = args.audit.keys(ctx.embedded.as_ref())?;
         kefu_kit::audit::sign_unsigned(&ctx.pool, &audit_keys).await?;
+        // "Name contains" searches through an index on PostgreSQL.
+        kefu_kit::db::ensure_trigram_index(&ctx.pool, "customers", "company_name_lower").await?;
         let svc = service(ctx.pool.clone(), keyring, audit_keys, args.settings());
         let checkpoints = kefu_kit::audit::checkpoints(
             "customers",

@@ -140,6 +140,16 @@ impl Module for Tickets {
             build(ctx.pool, live, clock, SlaSettings::default(), customers_addr, sweep, ctx.shutdown.clone()).await?;
         tickets.erasures = Some(erasures.clone());
         let sweeper = tickets.sweeper.clone();
+        if ctx.embedded.is_some() {
+            // In memory the view starts empty: build it before the process
+            // says it is ready, so the dashboard and the first sweep see
+            // every open target. (A Redis view survives restarts; a replica
+            // rebuilds it in its sweeper when it was lost.)
+            let started = std::time::Instant::now();
+            let n = sweeper.ensure_live_view().await?.unwrap_or(0);
+            tracing::info!(targets = n, ms = started.elapsed().as_millis() as u64, "SLA live view built");
+            tickets.live_view_built = Some(n);
+        }
         let shutdown = ctx.shutdown.clone();
         let engine = tickets.engine.clone();
         // Redis is a cache of live state: its loss degrades, never fails, readiness.
@@ -209,6 +219,8 @@ pub struct Tickets {
     pub sweeper: Arc<Sweeper>,
     /// Follows the customers' erasures (set when built as a module).
     pub erasures: Option<Arc<erasure::ErasureFollower>>,
+    /// Open targets put in the live view before serving (`kefu up`).
+    pub live_view_built: Option<usize>,
 }
 
 pub async fn build(
@@ -247,5 +259,5 @@ pub async fn build(
     let sweeper =
         Arc::new(Sweeper::new(live, engine.clone(), clock, sweep).with_rebuild_flag(engine.rebuild_flag.clone()));
     let service = TicketServiceServer::new(TicketsApi::new(pool, engine.clone(), &customers_addr, shutdown)?);
-    Ok(Tickets { service, engine, sweeper, erasures: None })
+    Ok(Tickets { service, engine, sweeper, erasures: None, live_view_built: None })
 }

@@ -480,6 +480,9 @@ pub(super) async fn import(
         rejected = out.rejected,
         "import finished"
     );
+    if out.created >= 1_000 {
+        kefu_kit::db::analyse_later(&api.pool, &["customers", "contacts", "customer_tags"]);
+    }
     Ok(out)
 }
 
