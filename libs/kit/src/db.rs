@@ -98,6 +98,16 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<AnyPool>
 /// On PostgreSQL old row versions stay until VACUUM reuses their space.
 pub async fn scrub(pool: &AnyPool) -> Result<(), sqlx::Error> {
     if pool.connect_options().database_url.scheme() == "sqlite" {
+        // Full-text indexes keep deleted entries in older segments until
+        // they merge: merge them now, so erased text leaves them too.
+        let fts: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE 'CREATE VIRTUAL TABLE%fts5%'",
+        )
+        .fetch_all(pool)
+        .await?;
+        for t in fts {
+            sqlx::query(&format!("INSERT INTO {t}({t}) VALUES ('optimize')")).execute(pool).await?;
+        }
         // (busy, log frames, checkpointed frames): busy when a reader held
         // the journal; try again shortly, then leave it to the next one.
         for attempt in 0..20 {
@@ -388,23 +398,58 @@ pub async fn ensure_sequence(pool: &AnyPool, name: &str, seed_sql: &str) -> anyh
     Ok(())
 }
 
-/// On PostgreSQL, a trigram index (`pg_trgm`) on `table(column)` so that
-/// `column LIKE '%text%'` searches of three or more characters use an index
-/// instead of reading every row; created once, under an advisory lock, when
-/// missing. Answers whether the index is there. Without the privilege to
-/// create the extension (a managed database may need `CREATE EXTENSION
-/// pg_trgm` by its administrator) it warns and the search still works, by
-/// scanning. Does nothing on SQLite.
+/// A trigram index on `table(column)` so that `column LIKE '%text%'`
+/// searches of three or more characters read an index instead of every row;
+/// created once, when missing. Answers whether the index is there.
+///
+/// - PostgreSQL: a GIN index with `pg_trgm` (`{table}_{column}_trgm`), which
+///   serves the `LIKE` itself. Without the privilege to create the extension
+///   (a managed database may need `CREATE EXTENSION pg_trgm` run by its
+///   administrator) it warns and searches still work, by scanning.
+/// - SQLite: an FTS5 table with the trigram tokenizer over the column
+///   (`{table}_{column}_fts`, kept by triggers); a query narrows with
+///   [`trigram_match`] and keeps its `LIKE` for the exact meaning.
 pub async fn ensure_trigram_index(pool: &AnyPool, table: &str, column: &str) -> anyhow::Result<bool> {
     let ident = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_lowercase() || c == '_');
     if !ident(table) || !ident(column) {
         anyhow::bail!("trigram index on {table:?}.{column:?}: use a-z and _");
     }
-    let name = format!("{table}_{column}_trgm");
     let mut tx = pool.begin().await?;
     if tx.backend_name() != "PostgreSQL" {
-        return Ok(false);
+        let fts = format!("{table}_{column}_fts");
+        let exists: bool = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM sqlite_master WHERE name = $1")
+            .bind(&fts)
+            .fetch_one(&mut *tx)
+            .await?
+            > 0;
+        if !exists {
+            for sql in [
+                format!(
+                    "CREATE VIRTUAL TABLE {fts} USING fts5({column}, content='{table}', content_rowid='rowid', \
+                     tokenize='trigram')"
+                ),
+                format!(
+                    "CREATE TRIGGER {fts}_ai AFTER INSERT ON {table} BEGIN \
+                     INSERT INTO {fts}(rowid, {column}) VALUES (new.rowid, new.{column}); END"
+                ),
+                format!(
+                    "CREATE TRIGGER {fts}_ad AFTER DELETE ON {table} BEGIN \
+                     INSERT INTO {fts}({fts}, rowid, {column}) VALUES ('delete', old.rowid, old.{column}); END"
+                ),
+                format!(
+                    "CREATE TRIGGER {fts}_au AFTER UPDATE OF {column} ON {table} BEGIN \
+                     INSERT INTO {fts}({fts}, rowid, {column}) VALUES ('delete', old.rowid, old.{column}); \
+                     INSERT INTO {fts}(rowid, {column}) VALUES (new.rowid, new.{column}); END"
+                ),
+                format!("INSERT INTO {fts}({fts}) VALUES ('rebuild')"),
+            ] {
+                tx.execute(sql.as_str()).await?;
+            }
+        }
+        tx.commit().await?;
+        return Ok(true);
     }
+    let name = format!("{table}_{column}_trgm");
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))").bind(&name).execute(&mut *tx).await?;
     let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL").bind(&name).fetch_one(&mut *tx).await?;
     if exists {
@@ -425,6 +470,22 @@ pub async fn ensure_trigram_index(pool: &AnyPool, table: &str, column: &str) -> 
     tx.execute(format!("CREATE INDEX {name} ON {table} USING gin ({column} gin_trgm_ops)").as_str()).await?;
     tx.commit().await?;
     Ok(true)
+}
+
+/// On SQLite, a condition (with one `$?` placeholder, for [`Where::and`]) and
+/// its value that narrow `alias` rows to those whose
+/// `column` contains `fragment`, through the FTS5 table of
+/// [`ensure_trigram_index`]. `None` on PostgreSQL (its index serves `LIKE`)
+/// and for fragments under three characters (trigrams cannot narrow them).
+pub fn trigram_match(sqlite: bool, alias: &str, table: &str, column: &str, fragment: &str) -> Option<(String, String)> {
+    if !sqlite || fragment.chars().count() < 3 {
+        return None;
+    }
+    let fts = format!("{table}_{column}_fts");
+    Some((
+        format!("{alias}.rowid IN (SELECT rowid FROM {fts} WHERE {fts} MATCH $?)"),
+        format!("\"{}\"", fragment.replace('"', "\"\"")),
+    ))
 }
 
 /// Refreshes the planner's statistics of `tables` after a bulk load, as

@@ -244,6 +244,44 @@ async fn search_and_stable_pagination(app: TestApp) {
         .unwrap()
         .into_inner();
     assert_eq!(literal.customers.len(), 1, "% and _ match literally");
+    // A rename moves the customer in the name index: found by the new name's
+    // fragments (short and long, Chinese and Latin), no longer by the old.
+    let beta = c
+        .list_customers(pb::ListCustomersRequest { name_contains: "beta".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .customers
+        .remove(0);
+    c.update_customer(pb::UpdateCustomerRequest {
+        customer: Some(pb::Customer {
+            id: beta.id.clone(),
+            etag: beta.etag.clone(),
+            company_name: "北京示例咨询有限公司".into(),
+            ..Default::default()
+        }),
+        update_mask: Some(prost_types::FieldMask { paths: vec!["company_name".into()] }),
+        allow_invalid_uscc_checksum: false,
+    })
+    .await
+    .unwrap();
+    let names = |fragment: &'static str| {
+        let mut c = c.clone();
+        async move {
+            c.list_customers(pb::ListCustomersRequest { name_contains: fragment.into(), ..Default::default() })
+                .await
+                .unwrap()
+                .into_inner()
+                .customers
+                .into_iter()
+                .map(|x| x.company_name)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(names("示例咨询").await, ["北京示例咨询有限公司"]);
+    assert_eq!(names("示例").await, ["北京示例咨询有限公司"], "two characters: found without the index");
+    assert!(names("100%_").await.is_empty(), "the old name is gone from the index");
+    assert!(names("beta 100").await.is_empty());
     let by_phone = c
         .list_customers(pb::ListCustomersRequest { contact_phone: "+86 139 0000 0002".into(), ..Default::default() })
         .await

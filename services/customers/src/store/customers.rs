@@ -145,7 +145,14 @@ pub async fn list_customers(conn: &mut AnyConnection, f: &CustomerFilter, limit:
         w.and_sql("c.live = 1");
     }
     if let Some(name) = &f.name_contains {
-        let escaped = name.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        let lower = name.to_lowercase();
+        let sqlite = conn.backend_name() != "PostgreSQL";
+        if let Some((narrow, phrase)) =
+            kefu_kit::db::trigram_match(sqlite, "c", "customers", "company_name_lower", &lower)
+        {
+            w.and(&narrow, phrase);
+        }
+        let escaped = lower.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
         w.and("c.company_name_lower LIKE $? ESCAPE '\\'", format!("%{escaped}%"));
     }
     if let Some(uscc) = &f.uscc {
