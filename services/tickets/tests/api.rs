@@ -847,6 +847,56 @@ async fn dashboard_and_lists_answer_sla_questions(app: TestApp) {
         .unwrap()
         .into_inner();
     assert_eq!(breached.tickets.iter().map(|t| t.id.clone()).collect::<Vec<_>>(), vec![chat.id.clone()]);
+    // More breach; the breached list pages through them in id order, each
+    // once, and combines with the other filters.
+    let mut chats = vec![chat.id.clone()];
+    for _ in 0..2 {
+        let t = app
+            .ticket(&c, kefu_proto::common::v1::Channel::OnlineChat, pb::TicketKind::Consultation, "tax_policy")
+            .await;
+        chats.push(t.id);
+    }
+    let assigned = chats[2].clone();
+    agent
+        .assign_ticket(pb::AssignTicketRequest {
+            ticket_id: assigned.clone(),
+            assignee: "agent-7".into(),
+            queue: String::new(),
+        })
+        .await
+        .unwrap();
+    app.advance_to(cst(2026, 3, 2, 9, 5)).await;
+    chats.sort();
+    let (mut paged, mut token) = (Vec::new(), String::new());
+    loop {
+        let page = agent
+            .list_tickets(pb::ListTicketsRequest {
+                sla: "breached".into(),
+                page_size: 1,
+                page_token: token.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        paged.extend(page.tickets.into_iter().map(|t| t.id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(paged, chats, "every breached ticket once, in id order");
+    let assigned_breached = agent
+        .list_tickets(pb::ListTicketsRequest {
+            sla: "breached".into(),
+            assignee: "agent-7".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let ids: Vec<String> = assigned_breached.tickets.into_iter().map(|t| t.id).collect();
+    assert_eq!(ids, vec![assigned], "breached and agent-7's: the one chat");
     let at_risk = agent
         .list_tickets(pb::ListTicketsRequest { sla: "at_risk".into(), at_risk_minutes: 24 * 60, ..Default::default() })
         .await

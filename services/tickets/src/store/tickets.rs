@@ -225,11 +225,17 @@ pub async fn list_tickets(conn: &mut AnyConnection, f: &TicketFilter, limit: i64
     if let Some(c) = &f.customer_id {
         w.and("t.customer_id = $?", c.as_str());
     }
+    // SQLite answers "breached" by walking the partial index of breached open
+    // targets in ticket-id order and stopping at a page (its planner would
+    // otherwise gather and sort every breached ticket); PostgreSQL plans
+    // the semi-join itself.
+    let walk_breached = f.sla == Some(SlaFilter::Breached) && conn.backend_name() != "PostgreSQL";
     match f.sla {
         None => {}
+        Some(SlaFilter::Breached) if walk_breached => {
+            w.and_sql(&format!("s.open = {OPEN} AND s.breached_at IS NOT NULL"));
+        }
         Some(SlaFilter::Breached) => {
-            // Driven from the partial index of breached open targets, so the
-            // cost follows how many have breached, not the table's size.
             w.and_sql(&format!(
                 "t.id IN (SELECT s.record_id FROM sla_targets s WHERE s.open = {OPEN} AND s.breached_at IS NOT NULL)"
             ));
@@ -248,11 +254,22 @@ pub async fn list_tickets(conn: &mut AnyConnection, f: &TicketFilter, limit: i64
     }
     if let Some(after) = &f.after_id {
         w.and("t.id > $?", after.as_str());
+        if walk_breached {
+            w.and("s.record_id > $?", after.as_str());
+        }
     }
     let limit_at = w.next_placeholder();
     let (clause, mut binds) = w.build();
     binds.push(Bind::Int(limit));
-    let sql = format!("SELECT {TICKET_COLUMNS} FROM tickets t WHERE {clause} ORDER BY t.id LIMIT ${limit_at}");
+    let sql = if walk_breached {
+        format!(
+            "SELECT {TICKET_COLUMNS} FROM tickets WHERE id IN (SELECT s.record_id FROM sla_targets s \
+             CROSS JOIN tickets t ON t.id = s.record_id WHERE {clause} GROUP BY s.record_id ORDER BY s.record_id \
+             LIMIT ${limit_at}) ORDER BY id"
+        )
+    } else {
+        format!("SELECT {TICKET_COLUMNS} FROM tickets t WHERE {clause} ORDER BY t.id LIMIT ${limit_at}")
+    };
     Ok(fetch_all_as(conn, &sql, binds).await?)
 }
 
