@@ -236,8 +236,10 @@ impl Keys {
     fn shard(&self, shard: u32, what: &str) -> String {
         format!("{}{what}", self.shard_prefix(shard))
     }
+    /// Named for the layout: a view written in an earlier layout has no
+    /// epoch under this name, so the first replica of this version rebuilds.
     fn epoch(&self) -> String {
-        format!("{}:{{meta}}:epoch", self.0)
+        format!("{}:{{meta}}:epoch2", self.0)
     }
     fn sweepers(&self) -> String {
         format!("{}:{{meta}}:sweepers", self.0)
@@ -382,6 +384,52 @@ async fn relay(
     }
 }
 
+/// Deletes what the first layout (a JSON hash per record, four sorted sets
+/// per target) left, once: its epoch key says it is there. Runs in the
+/// background; the view itself is rebuilt in the current layout.
+async fn retire_first_layout(mut con: ConnectionManager, keys: Keys) {
+    let old_epoch = format!("{}:{{meta}}:epoch", keys.0);
+    match con.exists::<_, bool>(&old_epoch).await {
+        Ok(true) => {}
+        _ => return,
+    }
+    let mut removed = 0_usize;
+    for pattern in [
+        format!("{}:{{r:*}}:sla", keys.0),
+        format!("{}:{{dash}}:*", keys.0),
+        format!("{}:{{s*}}:due", keys.0),
+        format!("{}:{{s*}}:warn", keys.0),
+    ] {
+        let mut cursor = 0_u64;
+        loop {
+            let step: redis::RedisResult<(u64, Vec<String>)> = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut con)
+                .await;
+            let Ok((next, found)) = step else {
+                tracing::warn!("could not finish removing the first SLA live layout's keys; the next start retries");
+                return;
+            };
+            if !found.is_empty() {
+                removed += found.len();
+                if redis::cmd("UNLINK").arg(&found).query_async::<i64>(&mut con).await.is_err() {
+                    return;
+                }
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+    }
+    let _: redis::RedisResult<i64> = con.del(&old_epoch).await;
+    tracing::info!(keys = removed, "removed the first SLA live layout's keys");
+}
+
 impl RedisLiveStore {
     /// Connects and starts relaying the event channel to local subscribers.
     pub async fn connect(url: &str, shards: u32, prefix: &str) -> anyhow::Result<Self> {
@@ -411,6 +459,7 @@ impl RedisLiveStore {
             interrupted.clone(),
             stop.clone(),
         ));
+        tokio::spawn(retire_first_layout(con.clone(), keys.clone()));
         Ok(Self {
             con,
             keys,

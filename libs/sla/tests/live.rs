@@ -298,3 +298,36 @@ async fn fulfilled_targets_leave_the_view(b: Backend) {
     }
     assert_eq!(s.dashboard(T0, 1000).await.unwrap().total.open, 0);
 }
+
+/// A Redis written by the first layout (a JSON hash per record, four sorted
+/// sets per target) is cleared of it and rebuilt: its epoch does not count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_view_in_the_first_layout_is_removed_and_rebuilt() {
+    let Some(url) = kefu_testkit::env_or_skip("KEFU_TEST_REDIS_URL") else { return };
+    let prefix = format!("kefu-test-{}", uuid::Uuid::now_v7().simple());
+    let client = ::redis::Client::open(url.as_str()).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    let old = [
+        format!("{prefix}:{{r:ticket-1}}:sla"),
+        format!("{prefix}:{{dash}}:open:q:tax"),
+        format!("{prefix}:{{s0}}:due"),
+        format!("{prefix}:{{s0}}:warn"),
+    ];
+    let _: () = ::redis::cmd("HSET").arg(&old[0]).arg("resolution|1").arg("{}").query_async(&mut con).await.unwrap();
+    for k in &old[1..] {
+        let _: () = ::redis::cmd("ZADD").arg(k).arg(1).arg("ticket-1|resolution|1").query_async(&mut con).await.unwrap();
+    }
+    let _: () =
+        ::redis::cmd("SET").arg(format!("{prefix}:{{meta}}:epoch")).arg("old").query_async(&mut con).await.unwrap();
+    let s = kefu_sla::RedisLiveStore::connect(&url, 4, &prefix).await.unwrap();
+    assert_eq!(s.epoch().await.unwrap(), None, "the first layout's epoch does not stand for this one");
+    kefu_testkit::wait_for("the first layout's keys to go", Duration::from_secs(5), || {
+        let mut con = con.clone();
+        let old = old.clone();
+        async move {
+            let left: i64 = ::redis::cmd("EXISTS").arg(&old[..]).query_async(&mut con).await.unwrap();
+            (left == 0).then_some(())
+        }
+    })
+    .await;
+}
