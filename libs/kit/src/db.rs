@@ -98,16 +98,6 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<AnyPool>
 /// On PostgreSQL old row versions stay until VACUUM reuses their space.
 pub async fn scrub(pool: &AnyPool) -> Result<(), sqlx::Error> {
     if pool.connect_options().database_url.scheme() == "sqlite" {
-        // Full-text indexes keep deleted entries in older segments until
-        // they merge: merge them now, so erased text leaves them too.
-        let fts: Vec<String> = sqlx::query_scalar(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE 'CREATE VIRTUAL TABLE%fts5%'",
-        )
-        .fetch_all(pool)
-        .await?;
-        for t in fts {
-            sqlx::query(&format!("INSERT INTO {t}({t}) VALUES ('optimize')")).execute(pool).await?;
-        }
         // (busy, log frames, checkpointed frames): busy when a reader held
         // the journal; try again shortly, then leave it to the next one.
         for attempt in 0..20 {
@@ -417,12 +407,21 @@ pub async fn ensure_trigram_index(pool: &AnyPool, table: &str, column: &str) -> 
     let mut tx = pool.begin().await?;
     if tx.backend_name() != "PostgreSQL" {
         let fts = format!("{table}_{column}_fts");
-        let exists: bool = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM sqlite_master WHERE name = $1")
-            .bind(&fts)
-            .fetch_one(&mut *tx)
-            .await?
-            > 0;
-        if !exists {
+        // The table and its three triggers: a table rebuilt by a migration
+        // loses its triggers, and then the index is made again.
+        let parts: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE name IN ($1, $2, $3, $4) AND sql IS NOT NULL")
+                .bind(&fts)
+                .bind(format!("{fts}_ai"))
+                .bind(format!("{fts}_ad"))
+                .bind(format!("{fts}_au"))
+                .fetch_one(&mut *tx)
+                .await?;
+        if parts != 4 {
+            for t in ["ai", "ad", "au"] {
+                tx.execute(format!("DROP TRIGGER IF EXISTS {fts}_{t}").as_str()).await?;
+            }
+            tx.execute(format!("DROP TABLE IF EXISTS {fts}").as_str()).await?;
             for sql in [
                 format!(
                     "CREATE VIRTUAL TABLE {fts} USING fts5({column}, content='{table}', content_rowid='rowid', \
@@ -472,20 +471,40 @@ pub async fn ensure_trigram_index(pool: &AnyPool, table: &str, column: &str) -> 
     Ok(true)
 }
 
+/// Rows the FTS5 table of [`ensure_trigram_index`] may name at most for
+/// [`trigram_match`] to narrow by it: a fragment most rows contain (有限公司)
+/// is found sooner by reading rows in order until a page is full.
+const TRIGRAM_NARROW_MAX: i64 = 2_000;
+
 /// On SQLite, a condition (with one `$?` placeholder, for [`Where::and`]) and
-/// its value that narrow `alias` rows to those whose
-/// `column` contains `fragment`, through the FTS5 table of
-/// [`ensure_trigram_index`]. `None` on PostgreSQL (its index serves `LIKE`)
-/// and for fragments under three characters (trigrams cannot narrow them).
-pub fn trigram_match(sqlite: bool, alias: &str, table: &str, column: &str, fragment: &str) -> Option<(String, String)> {
-    if !sqlite || fragment.chars().count() < 3 {
-        return None;
+/// its value that narrow `alias` rows to those whose `column` contains
+/// `fragment`, through the FTS5 table of [`ensure_trigram_index`], when the
+/// fragment is rare enough for that to help. `None` on PostgreSQL (its index
+/// serves `LIKE`), for fragments under three characters (trigrams cannot
+/// narrow them) and for common ones.
+pub async fn trigram_match(
+    conn: &mut sqlx::AnyConnection,
+    alias: &str,
+    table: &str,
+    column: &str,
+    fragment: &str,
+) -> Result<Option<(String, String)>, sqlx::Error> {
+    if conn.backend_name() == "PostgreSQL" || fragment.chars().count() < 3 {
+        return Ok(None);
     }
     let fts = format!("{table}_{column}_fts");
-    Some((
-        format!("{alias}.rowid IN (SELECT rowid FROM {fts} WHERE {fts} MATCH $?)"),
-        format!("\"{}\"", fragment.replace('"', "\"\"")),
+    let phrase = format!("\"{}\"", fragment.replace('"', "\"\""));
+    let found: i64 = sqlx::query_scalar(&format!(
+        "SELECT COUNT(*) FROM (SELECT rowid FROM {fts} WHERE {fts} MATCH $1 LIMIT {})",
+        TRIGRAM_NARROW_MAX + 1
     ))
+    .bind(&phrase)
+    .fetch_one(&mut *conn)
+    .await?;
+    if found > TRIGRAM_NARROW_MAX {
+        return Ok(None);
+    }
+    Ok(Some((format!("{alias}.rowid IN (SELECT rowid FROM {fts} WHERE {fts} MATCH $?)"), phrase)))
 }
 
 /// Refreshes the planner's statistics of `tables` after a bulk load, as

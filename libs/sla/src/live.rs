@@ -145,6 +145,10 @@ pub trait LiveStore: Send + Sync {
     /// Counts for dashboards, without scanning records.
     async fn dashboard(&self, now: i64, within_ms: i64) -> anyhow::Result<Dashboard>;
 
+    /// Removes every target, due entry, count and claim (not the leases),
+    /// before a view that was lost is rebuilt.
+    async fn clear_view(&self) -> anyhow::Result<()>;
+
     /// A marker that disappears with the live state (restart, flush,
     /// failover): when it is gone the view is rebuilt.
     async fn epoch(&self) -> anyhow::Result<Option<String>>;
@@ -413,6 +417,15 @@ impl LiveStore for MemoryLiveStore {
             }
         }
         Ok(d)
+    }
+
+    async fn clear_view(&self) -> anyhow::Result<()> {
+        let mut g = self.lock();
+        g.entries.clear();
+        g.due.clear();
+        g.claims.clear();
+        g.names.clear();
+        Ok(())
     }
 
     async fn epoch(&self) -> anyhow::Result<Option<String>> {

@@ -15,7 +15,8 @@
 //!   in the same atomic step);
 //! - `kefu:{s<n>}:claims` — claimed entries scored by lease expiry;
 //! - `kefu:{s<n>}:lease` — the shard's sweeper lease;
-//! - `kefu:{meta}:epoch` — gone after a flush or restart: rebuild;
+//! - `kefu:{meta}:epoch2:<shards>x<buckets>` — gone after a flush or
+//!   restart, or when the layout or shard count changed: clear and rebuild;
 //! - channels `kefu:sla:events` and `kefu:records:changes`.
 //!
 //! (`kefu` is the default prefix; deployments sharing a Redis pick their own.)
@@ -236,10 +237,12 @@ impl Keys {
     fn shard(&self, shard: u32, what: &str) -> String {
         format!("{}{what}", self.shard_prefix(shard))
     }
-    /// Named for the layout: a view written in an earlier layout has no
-    /// epoch under this name, so the first replica of this version rebuilds.
-    fn epoch(&self) -> String {
-        format!("{}:{{meta}}:epoch2", self.0)
+    /// Named for the layout and the shard count: a view written in another
+    /// layout, or over another number of shards, has no epoch under this
+    /// name, so it is cleared and rebuilt. (Every replica must run with the
+    /// same `KEFU_SLA_SHARDS`.)
+    fn epoch(&self, shards: u32) -> String {
+        format!("{}:{{meta}}:epoch2:{shards}x{BUCKETS}", self.0)
     }
     fn sweepers(&self) -> String {
         format!("{}:{{meta}}:sweepers", self.0)
@@ -638,14 +641,38 @@ impl LiveStore for RedisLiveStore {
         Ok(d)
     }
 
+    async fn clear_view(&self) -> anyhow::Result<()> {
+        let mut con = self.con();
+        let pattern = format!("{}:{{s*}}:*", self.keys.0);
+        let mut cursor = 0_u64;
+        loop {
+            let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut con)
+                .await?;
+            let doomed: Vec<&String> = found.iter().filter(|k| !k.ends_with(":lease")).collect();
+            if !doomed.is_empty() {
+                let _: i64 = redis::cmd("UNLINK").arg(&doomed).query_async(&mut con).await?;
+            }
+            if next == 0 {
+                return Ok(());
+            }
+            cursor = next;
+        }
+    }
+
     async fn epoch(&self) -> anyhow::Result<Option<String>> {
         let mut con = self.con();
-        Ok(con.get(self.keys.epoch()).await?)
+        Ok(con.get(self.keys.epoch(self.shards)).await?)
     }
 
     async fn set_epoch(&self, epoch: &str) -> anyhow::Result<()> {
         let mut con = self.con();
-        let _: () = con.set(self.keys.epoch(), epoch).await?;
+        let _: () = con.set(self.keys.epoch(self.shards), epoch).await?;
         Ok(())
     }
 

@@ -115,8 +115,14 @@ impl Sweeper {
     pub async fn ensure_live_view(&self) -> anyhow::Result<Option<usize>> {
         let requested = self.rebuild.swap(false, Ordering::SeqCst);
         let result = async {
-            if !requested && self.store.epoch().await?.is_some() {
+            let lost = self.store.epoch().await?.is_none();
+            if !requested && !lost {
                 return Ok(None);
+            }
+            if lost {
+                // Whatever is left (a view of another layout or shard count,
+                // or half a view) goes first, so counts start from zero.
+                self.store.clear_view().await?;
             }
             tracing::warn!(
                 "SLA live state is missing or behind (first start, restart, flush or failed writes): rebuilding from the database"

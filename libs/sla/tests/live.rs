@@ -315,7 +315,8 @@ async fn a_view_in_the_first_layout_is_removed_and_rebuilt() {
     ];
     let _: () = ::redis::cmd("HSET").arg(&old[0]).arg("resolution|1").arg("{}").query_async(&mut con).await.unwrap();
     for k in &old[1..] {
-        let _: () = ::redis::cmd("ZADD").arg(k).arg(1).arg("ticket-1|resolution|1").query_async(&mut con).await.unwrap();
+        let _: () =
+            ::redis::cmd("ZADD").arg(k).arg(1).arg("ticket-1|resolution|1").query_async(&mut con).await.unwrap();
     }
     let _: () =
         ::redis::cmd("SET").arg(format!("{prefix}:{{meta}}:epoch")).arg("old").query_async(&mut con).await.unwrap();
@@ -330,4 +331,26 @@ async fn a_view_in_the_first_layout_is_removed_and_rebuilt() {
         }
     })
     .await;
+}
+
+/// Replicas restarted with another shard count find no epoch for it: the old
+/// view is cleared before the rebuild, so no target is counted twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_view_over_another_shard_count_is_cleared_before_the_rebuild() {
+    let Some(url) = kefu_testkit::env_or_skip("KEFU_TEST_REDIS_URL") else { return };
+    let prefix = format!("kefu-test-{}", uuid::Uuid::now_v7().simple());
+    let ledger = Arc::new(Ledger::default());
+    for i in 0..10 {
+        let e = entry(i, T0 + 3_600_000, None);
+        ledger.open.lock().unwrap().insert(e.key.clone(), e);
+    }
+    let clock = ManualClock::new(T0);
+    let four: Arc<dyn LiveStore> = Arc::new(kefu_sla::RedisLiveStore::connect(&url, 4, &prefix).await.unwrap());
+    assert_eq!(sweeper(four.clone(), ledger.clone(), &clock, "a").tick().await.unwrap().rebuilt, Some(10));
+    assert_eq!(four.dashboard(T0, 1000).await.unwrap().total.open, 10);
+    let eight: Arc<dyn LiveStore> = Arc::new(kefu_sla::RedisLiveStore::connect(&url, 8, &prefix).await.unwrap());
+    assert_eq!(eight.epoch().await.unwrap(), None, "the epoch names the shard count");
+    assert_eq!(sweeper(eight.clone(), ledger.clone(), &clock, "b").tick().await.unwrap().rebuilt, Some(10));
+    let d = eight.dashboard(T0, 2 * 3_600_000).await.unwrap();
+    assert_eq!((d.total.open, d.total.at_risk), (10, 10), "each target once: {d:?}");
 }

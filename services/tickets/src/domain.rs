@@ -420,3 +420,7 @@ fn phone_like_numbers_are_found_with_their_separators_dropped() {
     );
     assert!(crate::domain::phone_numbers_in("邮件 a@b.cn，金额 123456").is_empty());
 }
+
+/// The widest at-risk window a dashboard or list may ask for, in minutes (a
+/// week): the count reads each target due in it.
+pub const MAX_AT_RISK_MINUTES: i32 = 7 * 24 * 60;

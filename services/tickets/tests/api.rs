@@ -903,6 +903,15 @@ async fn dashboard_and_lists_answer_sla_questions(app: TestApp) {
         .unwrap()
         .into_inner();
     assert!(at_risk.tickets.iter().any(|t| t.id == email.id));
+    // Windows past a week are refused: a count reads every target due in it.
+    let wide = agent
+        .list_tickets(pb::ListTicketsRequest { sla: "at_risk".into(), at_risk_minutes: 10_081, ..Default::default() })
+        .await
+        .unwrap_err();
+    assert_eq!(violations(&wide), vec!["at_risk_minutes".to_string()]);
+    let wide = agent.get_sla_dashboard(pb::GetSlaDashboardRequest { within_minutes: 10_081 }).await.unwrap_err();
+    assert_eq!(violations(&wide), vec!["within_minutes".to_string()]);
+    agent.get_sla_dashboard(pb::GetSlaDashboardRequest { within_minutes: 10_080 }).await.unwrap();
     let mine = agent
         .list_tickets(pb::ListTicketsRequest { assignee: "agent-9".into(), ..Default::default() })
         .await

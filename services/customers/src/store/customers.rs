@@ -146,9 +146,8 @@ pub async fn list_customers(conn: &mut AnyConnection, f: &CustomerFilter, limit:
     }
     if let Some(name) = &f.name_contains {
         let lower = name.to_lowercase();
-        let sqlite = conn.backend_name() != "PostgreSQL";
         if let Some((narrow, phrase)) =
-            kefu_kit::db::trigram_match(sqlite, "c", "customers", "company_name_lower", &lower)
+            kefu_kit::db::trigram_match(&mut *conn, "c", "customers", "company_name_lower", &lower).await?
         {
             w.and(&narrow, phrase);
         }

@@ -68,6 +68,12 @@ pub(super) async fn dashboard(api: &TicketsApi, r: pb::GetSlaDashboardRequest) -
     let within = match r.within_minutes {
         0 => 60,
         n if n < 0 => return Err(Error::invalid("within_minutes", "must not be negative")),
+        n if n > crate::domain::MAX_AT_RISK_MINUTES => {
+            return Err(Error::invalid(
+                "within_minutes",
+                format!("{n} is more than a week; use at most {}", crate::domain::MAX_AT_RISK_MINUTES),
+            ));
+        }
         n => i64::from(n),
     };
     let d = api.engine.live.dashboard(api.engine.now(), within * 60_000).await?;

@@ -373,6 +373,13 @@ pub(super) async fn list(api: &TicketsApi, r: pb::ListTicketsRequest) -> Result<
                 v.add("at_risk_minutes", "must not be negative");
                 None
             }
+            n if n > crate::domain::MAX_AT_RISK_MINUTES => {
+                v.add(
+                    "at_risk_minutes",
+                    format!("{n} is more than a week; use at most {}", crate::domain::MAX_AT_RISK_MINUTES),
+                );
+                None
+            }
             0 => Some(SlaFilter::DueBy(api.engine.now() + 60 * 60_000)),
             n => Some(SlaFilter::DueBy(api.engine.now() + i64::from(n) * 60_000)),
         },
