@@ -389,7 +389,13 @@ async fn create_user(
     // Only the account store is needed here; no tokens are minted.
     let signer = TokenSigner::from_entry(&KeyEntry::generate("cli"))?;
     let verifier = kefu_kit::auth::TokenVerifier::new(&keys::parse_key_list("k", &signer.public_key())?)?;
-    let auth = kefu_gateway::auth::Auth { pool, signer, verifier, audit_keys };
+    let auth = kefu_gateway::auth::Auth {
+        pool,
+        signer,
+        verifier,
+        audit_keys,
+        sessions: kefu_gateway::sessions::SessionCache::new(),
+    };
     let roles: Vec<String> = roles.iter().map(|r| r.as_str().to_owned()).collect();
     let account = auth
         .create_account(

@@ -1,7 +1,7 @@
 //! People's login (Argon2id passwords, short-lived access tokens, rotating
 //! refresh tokens with reuse detection, lock-out) and API keys for internal
 //! systems (shown once, stored hashed, revocable).
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use argon2::{
     Argon2,
@@ -196,6 +196,8 @@ pub struct Auth {
     pub signer: TokenSigner,
     pub verifier: TokenVerifier,
     pub audit_keys: AuditKeys,
+    /// Sessions the database said were live lately (see [`crate::sessions`]).
+    pub sessions: Arc<crate::sessions::SessionCache>,
 }
 
 /// Stores a new refresh token of `family` for `account_id`; returns it.
@@ -387,7 +389,13 @@ impl Auth {
         }
         let action = if disabled { "account.disable" } else { "account.enable" };
         audit(&mut tx, &self.audit_keys, by, action, id, String::new()).await?;
+        if disabled {
+            crate::sessions::announce(&mut tx).await.map_err(Problem::internal)?;
+        }
         tx.commit().await.map_err(Problem::internal)?;
+        if disabled {
+            self.sessions.forget_all();
+        }
         Ok(())
     }
 
@@ -586,12 +594,16 @@ impl Auth {
     }
 
     pub async fn revoke_family(&self, family: &str) -> Result<(), Problem> {
+        let mut tx = self.pool.begin().await.map_err(Problem::internal)?;
         sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL")
             .bind(now_ms())
             .bind(family)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(Problem::internal)?;
+        crate::sessions::announce(&mut tx).await.map_err(Problem::internal)?;
+        tx.commit().await.map_err(Problem::internal)?;
+        self.sessions.forget_all();
         Ok(())
     }
 
@@ -643,7 +655,9 @@ impl Auth {
             .await
             .map_err(Problem::internal)?;
         audit(&mut tx, &self.audit_keys, by, "account.password", &id, String::new()).await?;
+        crate::sessions::announce(&mut tx).await.map_err(Problem::internal)?;
         tx.commit().await.map_err(Problem::internal)?;
+        self.sessions.forget_all();
         Ok(())
     }
 
@@ -836,6 +850,20 @@ impl Auth {
     /// token minted outside a login, one issued before its account's last
     /// password change or disabling.
     async fn check_not_revoked(&self, v: &Verified) -> Result<(), Problem> {
+        let key = match &v.session {
+            Some(s) => format!("{}\u{1f}{s}", v.principal.subject),
+            None => format!("{}\u{1f}iat:{}", v.principal.subject, v.issued_at),
+        };
+        if self.sessions.is_live(&key) {
+            return Ok(());
+        }
+        let generation = self.sessions.generation();
+        self.read_not_revoked(v).await?;
+        self.sessions.remember(key, generation);
+        Ok(())
+    }
+
+    async fn read_not_revoked(&self, v: &Verified) -> Result<(), Problem> {
         let row = sqlx::query(
             "SELECT a.disabled, a.tokens_after, \
              (SELECT COUNT(*) FROM refresh_tokens r WHERE r.family_id = $2 AND r.account_id = a.id), \

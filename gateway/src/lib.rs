@@ -15,6 +15,7 @@ pub mod openapi;
 pub mod problem;
 pub mod routes;
 pub mod rpc;
+pub mod sessions;
 
 use std::{collections::HashMap, net::SocketAddr, num::NonZeroU32, sync::Arc, time::Duration};
 
@@ -227,8 +228,10 @@ impl Gateway {
             }
         }
         let verifier = TokenVerifier::new(&publics)?;
+        let sessions = sessions::SessionCache::new();
+        sessions.listen(&db);
         Ok(Self {
-            auth: Auth { pool: db, signer, verifier, audit_keys: args.audit.keys(None)? },
+            auth: Auth { pool: db, signer, verifier, audit_keys: args.audit.keys(None)?, sessions },
             pool: rpc::pool()?,
             upstreams: resolve_upstreams(
                 &upstream_names(),

@@ -177,6 +177,9 @@ pub(crate) async fn set_roles(
             kefu_kit::audit::Event { detail, purpose: reason, ..kefu_kit::audit::Event::by(by, "account.roles", id) };
         kefu_kit::audit::append(&mut tx, &auth.audit_keys, ev).await?;
         tx.commit().await.map_err(Problem::internal)?;
+        if !removed.is_empty() {
+            auth.sessions.forget_all();
+        }
         return Ok(Outcome::Applied(roles.iter().map(|r| r.as_str().to_owned()).collect()));
     }
     let staff_id: String = row.try_get(2).map_err(Problem::internal)?;
@@ -208,6 +211,7 @@ async fn apply(tx: &mut AnyConnection, id: &str, roles: &[Role], end_sessions: b
             .execute(&mut *tx)
             .await
             .map_err(Problem::internal)?;
+        crate::sessions::announce(tx).await.map_err(Problem::internal)?;
     }
     Ok(())
 }
@@ -312,6 +316,9 @@ pub(crate) async fn approve(
     let ev = kefu_kit::audit::Event { detail, ..kefu_kit::audit::Event::by(&p, "account.roles", &terms.account_id) };
     kefu_kit::audit::append(&mut tx, &auth.audit_keys, ev).await?;
     tx.commit().await.map_err(Problem::internal)?;
+    if removes {
+        auth.sessions.forget_all();
+    }
     Ok(Json(view(a)).into_response())
 }
 

@@ -527,7 +527,69 @@ async fn account_and_api_key_changes_are_audited_by_whoever_made_them(app: App) 
     assert!(fields(&p).contains(&"checkpointHash".to_owned()), "{p}");
 }
 
+/// Another gateway replica over the same database and services.
+async fn second_replica(app: &App) -> (String, std::sync::Arc<kefu_gateway::Gateway>) {
+    let url = app.raw.connect_options().database_url.to_string();
+    let pool = kefu_kit::db::connect(&url, 2).await.unwrap();
+    let mut args = kefu_gateway::GatewayArgs::all_in_one(
+        &app.suite.addr,
+        app.signing.encode(),
+        "127.0.0.1:0".parse().unwrap(),
+        "127.0.0.1:0".parse().unwrap(),
+    );
+    args.rate_limit_per_key = 1000;
+    args.rate_limit_per_addr = 1000;
+    args.audit.audit_keys = Some(kefu_kit::keys::KeyEntry::generate("audit").encode());
+    let gw = std::sync::Arc::new(kefu_gateway::Gateway::new(&args, pool).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let router = kefu_gateway::router(gw.clone(), &args);
+    let (serving, stop) = (gw.clone(), app.suite.shutdown.clone());
+    tokio::spawn(async move { kefu_gateway::serve_public(listener, router, &serving, &args, stop).await });
+    (base, gw)
+}
+
+/// Replicas remember live sessions (PostgreSQL) so a caller does not cost a
+/// query per request; a logout on one replica still ends the session on
+/// every other, as soon as PostgreSQL delivers its notification.
+async fn a_session_ended_on_one_gateway_replica_ends_on_the_others(app: App) {
+    let admin = app.admin_token().await;
+    app.agent_account(&admin, "dora", "s-dora").await;
+    let (access, refresh) = login_pair(&app, "dora", "correct horse battery").await;
+    let (other, gw) = second_replica(&app).await;
+    if app.suite.backend == Backend::Production {
+        kefu_testkit::wait_for(
+            "the second replica to listen for ended sessions",
+            std::time::Duration::from_secs(10),
+            || {
+                let gw = gw.clone();
+                async move { gw.auth.sessions.listening().then_some(()) }
+            },
+        )
+        .await;
+    }
+    let on_other = |token: String| {
+        let (http, url) = (app.http.clone(), format!("{other}/api/v1/customers"));
+        async move { http.get(url).bearer_auth(token).send().await.unwrap().status().as_u16() }
+    };
+    for _ in 0..3 {
+        assert_eq!(on_other(access.clone()).await, 200, "live on the other replica (and remembered there)");
+    }
+    let out =
+        app.http.post(app.url("/api/v1/auth/logout")).json(&json!({"refreshToken": refresh})).send().await.unwrap();
+    assert_eq!(out.status(), 204);
+    assert_eq!(status_of(&app, &access).await, 401, "refused at once where it ended");
+    let started = std::time::Instant::now();
+    kefu_testkit::wait_for("the other replica to refuse the ended session", std::time::Duration::from_secs(2), || {
+        let check = on_other(access.clone());
+        async move { (check.await == 401).then_some(()) }
+    })
+    .await;
+    println!("ended on the other replica after {:?}", started.elapsed());
+}
+
 kefu_testkit::on_both_backends!(spawn;
+    a_session_ended_on_one_gateway_replica_ends_on_the_others,
     eight_concurrent_retries_with_one_idempotency_key_make_one_resource,
     timestamps_before_1970_or_past_9999_are_refused_naming_the_field,
     control_characters_and_unbounded_tags_are_refused,
