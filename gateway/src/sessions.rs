@@ -9,6 +9,10 @@
 //!
 //! A verdict read from the database is kept only if no session ended while
 //! it was being read (a generation counter), and for at most [`MAX_AGE`].
+//! The gateway's database address must reach PostgreSQL itself or a
+//! session-mode pooler: a transaction-mode pooler does not carry `LISTEN`
+//! (the listener's own pings then stop coming back, and it stops
+//! remembering).
 use std::{
     collections::HashMap,
     sync::{
@@ -23,7 +27,7 @@ use sqlx::{AnyConnection, AnyPool};
 /// The notification channel of ended sessions.
 pub const CHANNEL: &str = "kefu_gateway_sessions";
 /// How long a remembered verdict lasts at most.
-pub const MAX_AGE: Duration = Duration::from_secs(30);
+pub const MAX_AGE: Duration = Duration::from_secs(10);
 /// Verdicts remembered at most (then all are forgotten and the count starts again).
 const MAX_ENTRIES: usize = 100_000;
 
@@ -33,7 +37,21 @@ pub struct SessionCache {
     listening: AtomicBool,
     generation: AtomicU64,
     live: Mutex<HashMap<String, Instant>>,
+    /// Ends the listener when the cache is dropped.
+    stop: tokio_util::sync::CancellationToken,
 }
+
+impl Drop for SessionCache {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// How often a listening replica sends itself a ping through the channel.
+const PING_EVERY: Duration = Duration::from_secs(5);
+/// A listener whose own ping has not come back for this long is taken for
+/// lost (a half-open connection, a pooler that drops notifications).
+const PING_LOST: Duration = Duration::from_secs(12);
 
 impl SessionCache {
     pub fn new() -> Arc<Self> {
@@ -60,7 +78,8 @@ impl SessionCache {
     }
 
     /// Remembers a live verdict read since `generation`, unless a session
-    /// ended meanwhile.
+    /// ended meanwhile. (Its age counts from here, after the read; the
+    /// generation covers what ended during the read.)
     pub fn remember(&self, key: String, generation: u64) {
         if !self.listening.load(Ordering::SeqCst) {
             return;
@@ -87,53 +106,78 @@ impl SessionCache {
         self.listening.store(on, Ordering::SeqCst);
     }
 
-    /// On PostgreSQL, listens for ended sessions for as long as the process
-    /// lives, reconnecting after a lost connection (remembering nothing
-    /// meanwhile). Does nothing on SQLite.
+    /// On PostgreSQL, listens for ended sessions for as long as the cache
+    /// lives, reconnecting after a lost connection and remembering nothing
+    /// meanwhile. A ping it sends itself every few seconds must come back
+    /// through the channel, or the listener is taken for lost. Does nothing
+    /// on SQLite.
     pub fn listen(self: &Arc<Self>, pool: &AnyPool) {
         let url = pool.connect_options().database_url.clone();
         if !matches!(url.scheme(), "postgres" | "postgresql") {
             return;
         }
-        let cache = Arc::downgrade(self);
+        let (cache, stop, pool) = (Arc::downgrade(self), self.stop.clone(), pool.clone());
+        let me = format!("ping:{}", uuid::Uuid::now_v7());
         tokio::spawn(async move {
             let mut backoff = Duration::from_millis(100);
             loop {
                 let Some(c) = cache.upgrade() else { return };
                 c.set_listening(false);
                 drop(c);
-                match sqlx::postgres::PgListener::connect(url.as_str()).await {
-                    Ok(mut listener) => {
-                        if let Err(e) = listener.listen(CHANNEL).await {
+                let listener = async {
+                    let mut l = sqlx::postgres::PgListener::connect(url.as_str()).await?;
+                    // A lost connection is reported, not silently re-made.
+                    l.eager_reconnect(false);
+                    l.listen(CHANNEL).await?;
+                    Ok::<_, sqlx::Error>(l)
+                };
+                let mut listener = tokio::select! {
+                    () = stop.cancelled() => return,
+                    l = listener => match l {
+                        Ok(l) => l,
+                        Err(e) => {
                             tracing::warn!(error = %e, "cannot listen for ended sessions; checking every request");
-                        } else {
-                            backoff = Duration::from_millis(100);
-                            let Some(c) = cache.upgrade() else { return };
-                            c.set_listening(true);
-                            drop(c);
-                            loop {
-                                tokio::select! {
-                                    m = listener.try_recv() => {
-                                        // Ok(None): the connection was lost, and
-                                        // notifications with it.
-                                        let Ok(Some(_)) = m else { break };
-                                        let Some(c) = cache.upgrade() else { return };
-                                        c.forget_all();
-                                    }
-                                    () = tokio::time::sleep(Duration::from_secs(5)) => {
-                                        if cache.strong_count() == 0 {
-                                            return;
-                                        }
-                                    }
-                                }
+                            tokio::select! {
+                                () = stop.cancelled() => return,
+                                () = tokio::time::sleep(backoff) => {}
                             }
-                            tracing::warn!("lost the ended-sessions channel; checking every request until it is back");
+                            backoff = (backoff * 2).min(Duration::from_secs(5));
+                            continue;
+                        }
+                    },
+                };
+                backoff = Duration::from_millis(100);
+                let Some(c) = cache.upgrade() else { return };
+                c.set_listening(true);
+                drop(c);
+                let mut last_echo = Instant::now();
+                let mut ping = tokio::time::interval(PING_EVERY);
+                loop {
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        m = listener.try_recv() => {
+                            // Ok(None) or an error: the connection was lost,
+                            // and notifications with it.
+                            let Ok(Some(n)) = m else { break };
+                            if n.payload() == me {
+                                last_echo = Instant::now();
+                            } else if !n.payload().starts_with("ping:") {
+                                let Some(c) = cache.upgrade() else { return };
+                                c.forget_all();
+                            }
+                        }
+                        _ = ping.tick() => {
+                            if last_echo.elapsed() > PING_LOST {
+                                break;
+                            }
+                            let sent = sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(&me).execute(&pool).await;
+                            if let Err(e) = sent {
+                                tracing::debug!(error = %e, "could not ping the ended-sessions channel");
+                            }
                         }
                     }
-                    Err(e) => tracing::warn!(error = %e, "cannot listen for ended sessions; checking every request"),
                 }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                tracing::warn!("lost the ended-sessions channel; checking every request until it is back");
             }
         });
     }
@@ -143,7 +187,7 @@ impl SessionCache {
 /// sessions ended (PostgreSQL; nothing to do on SQLite).
 pub async fn announce(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
     if conn.backend_name() == "PostgreSQL" {
-        sqlx::query("SELECT pg_notify($1, '')").bind(CHANNEL).execute(conn).await?;
+        sqlx::query("SELECT pg_notify($1, 'ended')").bind(CHANNEL).execute(conn).await?;
     }
     Ok(())
 }

@@ -588,8 +588,56 @@ async fn a_session_ended_on_one_gateway_replica_ends_on_the_others(app: App) {
     println!("ended on the other replica after {:?}", started.elapsed());
 }
 
+/// A replica whose notification channel is cut (its PostgreSQL connection
+/// killed) forgets what it remembered and asks the database until it
+/// listens again: a session ended meanwhile is refused there too.
+async fn a_replica_that_lost_its_notification_channel_still_refuses_ended_sessions(app: App) {
+    let admin = app.admin_token().await;
+    app.agent_account(&admin, "erin", "s-erin").await;
+    let (access, refresh) = login_pair(&app, "erin", "correct horse battery").await;
+    let (other, gw) = second_replica(&app).await;
+    let on_other = |token: String| {
+        let (http, url) = (app.http.clone(), format!("{other}/api/v1/customers"));
+        async move { http.get(url).bearer_auth(token).send().await.unwrap().status().as_u16() }
+    };
+    if app.suite.backend == Backend::Production {
+        let listening = || {
+            let gw = gw.clone();
+            async move { gw.auth.sessions.listening().then_some(()) }
+        };
+        kefu_testkit::wait_for("the second replica to listen", std::time::Duration::from_secs(10), listening).await;
+        assert_eq!(on_other(access.clone()).await, 200, "remembered on the other replica");
+        // Cut every listener on the gateway's database (both replicas').
+        let killed: i64 = sqlx::query_scalar(
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+        )
+        .fetch_one(&app.raw)
+        .await
+        .unwrap();
+        assert!(killed >= 1, "a listener connection to cut");
+    }
+    let out =
+        app.http.post(app.url("/api/v1/auth/logout")).json(&json!({"refreshToken": refresh})).send().await.unwrap();
+    assert_eq!(out.status(), 204);
+    kefu_testkit::wait_for("the other replica to refuse the ended session", std::time::Duration::from_secs(2), || {
+        let check = on_other(access.clone());
+        async move { (check.await == 401).then_some(()) }
+    })
+    .await;
+    if app.suite.backend == Backend::Production {
+        let gw2 = gw.clone();
+        kefu_testkit::wait_for("the second replica to listen again", std::time::Duration::from_secs(10), move || {
+            let gw = gw2.clone();
+            async move { gw.auth.sessions.listening().then_some(()) }
+        })
+        .await;
+    }
+}
+
 kefu_testkit::on_both_backends!(spawn;
     a_session_ended_on_one_gateway_replica_ends_on_the_others,
+    a_replica_that_lost_its_notification_channel_still_refuses_ended_sessions,
     eight_concurrent_retries_with_one_idempotency_key_make_one_resource,
     timestamps_before_1970_or_past_9999_are_refused_naming_the_field,
     control_characters_and_unbounded_tags_are_refused,
