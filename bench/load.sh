@@ -11,11 +11,8 @@ cd "$(dirname "$0")/.."
 rounds=${1:-3}
 secs=${2:-5}
 conc=${3:-16}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/kefu-target}
-cargo build --release --locked -q -p kefu --bin kefu
-cargo build --release --locked -q -p kefu-bench --bin load
-kefu="${KEFU_BIN:-$CARGO_TARGET_DIR/release/kefu}"
-load="$CARGO_TARGET_DIR/release/load"
+# shellcheck source=bench/common.sh
+. bench/common.sh
 
 echo "== machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; $(redis-server --version | cut -d' ' -f3); $(psql --version)"
 echo "== $rounds rounds of $secs s per figure, $conc concurrent"
@@ -25,7 +22,6 @@ for db in kefu_bench_customers kefu_bench_tickets kefu_bench_gateway kefu_pgbenc
 done
 redis-cli -h 127.0.0.1 -n 11 flushdb >/dev/null
 work=$(mktemp -d)
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 eval "$("$kefu" admin keygen token --kid bench | sed 's/^/export /')"
 eval "$("$kefu" admin keygen data --kid bench | sed 's/^/export /')"
 eval "$("$kefu" admin keygen audit --kid bench | sed 's/^/export /')"

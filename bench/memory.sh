@@ -7,11 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-100000}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/kefu-target}
-cargo build --release --locked -q -p kefu --bin kefu
-cargo build --release --locked -q -p kefu-bench --bin load
-kefu="${KEFU_BIN:-$CARGO_TARGET_DIR/release/kefu}"
-load="$CARGO_TARGET_DIR/release/load"
+# shellcheck source=bench/common.sh
+. bench/common.sh
 work=$(mktemp -d)
 pid=""
 cleanup() {
@@ -19,7 +16,6 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 port=$(free_port)
 # One bench caller: lift the per-caller limit people have.
 export KEFU_RATE_LIMIT_PER_CALLER=1000000 KEFU_LOG=warn

@@ -387,6 +387,29 @@ async fn relay(
     }
 }
 
+/// Deletes the keys matching `pattern` that `keep_going` accepts, a
+/// thousand at a time (SCAN, then UNLINK); answers how many.
+async fn unlink_matching(
+    con: &mut ConnectionManager,
+    pattern: &str,
+    doomed: impl Fn(&str) -> bool,
+) -> redis::RedisResult<usize> {
+    let (mut cursor, mut removed) = (0_u64, 0_usize);
+    loop {
+        let (next, found): (u64, Vec<String>) =
+            redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(1000).query_async(con).await?;
+        let chosen: Vec<&String> = found.iter().filter(|k| doomed(k)).collect();
+        if !chosen.is_empty() {
+            removed += chosen.len();
+            let _: i64 = redis::cmd("UNLINK").arg(&chosen).query_async(con).await?;
+        }
+        if next == 0 {
+            return Ok(removed);
+        }
+        cursor = next;
+    }
+}
+
 /// Deletes what the first layout (a JSON hash per record, four sorted sets
 /// per target) left, once: its epoch key says it is there. Runs in the
 /// background; the view itself is rebuilt in the current layout.
@@ -403,30 +426,12 @@ async fn retire_first_layout(mut con: ConnectionManager, keys: Keys) {
         format!("{}:{{s*}}:due", keys.0),
         format!("{}:{{s*}}:warn", keys.0),
     ] {
-        let mut cursor = 0_u64;
-        loop {
-            let step: redis::RedisResult<(u64, Vec<String>)> = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut con)
-                .await;
-            let Ok((next, found)) = step else {
+        match unlink_matching(&mut con, &pattern, |_| true).await {
+            Ok(n) => removed += n,
+            Err(_) => {
                 tracing::warn!("could not finish removing the first SLA live layout's keys; the next start retries");
                 return;
-            };
-            if !found.is_empty() {
-                removed += found.len();
-                if redis::cmd("UNLINK").arg(&found).query_async::<i64>(&mut con).await.is_err() {
-                    return;
-                }
             }
-            if next == 0 {
-                break;
-            }
-            cursor = next;
         }
     }
     let _: redis::RedisResult<i64> = con.del(&old_epoch).await;
@@ -644,25 +649,8 @@ impl LiveStore for RedisLiveStore {
     async fn clear_view(&self) -> anyhow::Result<()> {
         let mut con = self.con();
         let pattern = format!("{}:{{s*}}:*", self.keys.0);
-        let mut cursor = 0_u64;
-        loop {
-            let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut con)
-                .await?;
-            let doomed: Vec<&String> = found.iter().filter(|k| !k.ends_with(":lease")).collect();
-            if !doomed.is_empty() {
-                let _: i64 = redis::cmd("UNLINK").arg(&doomed).query_async(&mut con).await?;
-            }
-            if next == 0 {
-                return Ok(());
-            }
-            cursor = next;
-        }
+        unlink_matching(&mut con, &pattern, |k| !k.ends_with(":lease")).await?;
+        Ok(())
     }
 
     async fn epoch(&self) -> anyhow::Result<Option<String>> {
