@@ -92,6 +92,32 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<AnyPool>
     Ok(pool)
 }
 
+/// Connections for reads beside `pool`. SQLite gives a service one writer
+/// connection; reads on it would queue behind every write. Here, on SQLite,
+/// up to four more connections to the same file that may only read
+/// (`PRAGMA query_only`): in WAL mode they run while a write is in progress
+/// and see everything committed. On PostgreSQL (and in-memory SQLite) the
+/// pool itself. Reads that belong to a write's transaction stay on `pool`.
+pub fn readers(pool: &AnyPool) -> AnyPool {
+    let url = pool.connect_options().database_url.clone();
+    let memory = url.as_str().contains(":memory:") || url.as_str().contains("mode=memory");
+    if url.scheme() != "sqlite" || memory {
+        return pool.clone();
+    }
+    AnyPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_secs(10))
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                conn.execute("PRAGMA busy_timeout = 5000").await?;
+                conn.execute("PRAGMA query_only = ON").await?;
+                Ok(())
+            })
+        })
+        .connect_lazy(url.as_str())
+        .unwrap_or_else(|_| pool.clone())
+}
+
 /// After personal data was erased: on SQLite, writes the journal back into
 /// the database and truncates it, so the erased values' old pages leave the
 /// `-wal` file (`secure_delete` has already zeroed them in the database).

@@ -46,6 +46,8 @@ impl Default for Settings {
 
 pub struct CustomersApi {
     pool: AnyPool,
+    /// For reads outside a write (lists): see `kefu_kit::db::readers`.
+    reads: AnyPool,
     keys: Arc<DataKeyring>,
     audit_keys: kefu_kit::audit::AuditKeys,
     settings: Settings,
@@ -53,7 +55,8 @@ pub struct CustomersApi {
 
 impl CustomersApi {
     pub fn new(pool: AnyPool, keys: DataKeyring, audit_keys: kefu_kit::audit::AuditKeys, settings: Settings) -> Self {
-        Self { pool, keys: Arc::new(keys), audit_keys, settings }
+        let reads = kefu_kit::db::readers(&pool);
+        Self { pool, reads, keys: Arc::new(keys), audit_keys, settings }
     }
 }
 

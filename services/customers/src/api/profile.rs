@@ -402,7 +402,7 @@ pub(super) async fn list(
         filter.service_tier = v.check(parse::enumeration::<ServiceTier>("service_tier", r.service_tier, None));
     }
     v.finish()?;
-    let mut conn = api.pool.acquire().await?;
+    let mut conn = api.reads.acquire().await?;
     let rows = store::list_customers(&mut conn, &filter, size + 1).await?;
     let (rows, more) = page::split(rows, size);
     let next_page_token = page::next(LIST, &rows, more, |c| c.id.clone());

@@ -36,6 +36,8 @@ use crate::{
 
 pub struct TicketsApi {
     pool: AnyPool,
+    /// For reads outside a write (gets and lists): see `kefu_kit::db::readers`.
+    reads: AnyPool,
     engine: Arc<SlaEngine>,
     /// One channel to the customers service, shared by every call.
     customers: tonic::transport::Channel,
@@ -54,7 +56,8 @@ impl TicketsApi {
         shutdown: tokio_util::sync::CancellationToken,
     ) -> anyhow::Result<Self> {
         let customers = kefu_kit::client::channel(customers_addr)?;
-        Ok(Self { pool, engine, customers, shutdown })
+        let reads = kefu_kit::db::readers(&pool);
+        Ok(Self { pool, reads, engine, customers, shutdown })
     }
 
     fn categories(&self) -> Vec<String> {

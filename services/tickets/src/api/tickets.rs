@@ -259,7 +259,7 @@ pub(super) async fn insert_new(
 }
 
 pub(super) async fn load(api: &TicketsApi, r: &TicketRef) -> Result<pb::Ticket, Error> {
-    let mut conn = api.pool.acquire().await?;
+    let mut conn = api.reads.acquire().await?;
     let t = store::require_ticket(&mut conn, r).await?;
     ticket_pb(&mut conn, &t).await
 }
@@ -391,7 +391,7 @@ pub(super) async fn list(api: &TicketsApi, r: pb::ListTicketsRequest) -> Result<
     v.finish()?;
     let size = size.unwrap_or(50);
     let filter = TicketFilter { status, assignee, queue, customer_id, sla, after_id };
-    let mut conn = api.pool.acquire().await?;
+    let mut conn = api.reads.acquire().await?;
     let rows = store::list_tickets(&mut conn, &filter, size + 1).await?;
     let (rows, more) = page::split(rows, size);
     let next_page_token = page::next(LIST, &rows, more, |t| t.id.clone());
