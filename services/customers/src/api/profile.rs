@@ -237,9 +237,11 @@ pub(super) async fn create(api: &CustomersApi, p: &Principal, r: pb::CreateCusto
         };
         store::put_plan(&mut tx, &plan).await?;
     }
+    let out = load(&mut tx, &customer).await?;
+    // The audit chain's head row is held from the append to the commit:
+    // append last, so concurrent creates wait on it as briefly as can be.
     let detail = if customer.uscc_check_failed { "uscc check character failed; accepted by override" } else { "" };
     audit::record(api, &mut tx, p, "customer.create", &id, detail, "").await?;
-    let out = load(&mut tx, &customer).await?;
     tx.commit().await?;
     if customer.uscc_check_failed {
         tracing::warn!(customer_id = %id, "customer created with a USCC that fails its check character");
