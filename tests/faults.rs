@@ -147,10 +147,14 @@ async fn setup_on(name: &str, admin: &str) -> Setup {
             duration_seconds: DUE_AFTER_MS / 1000,
             clock: "calendar".into(),
             warn_percent: 50,
+            ..Default::default()
         }],
         ..Default::default()
     };
-    s.client(Role::Supervisor).upsert_sla_policy(pb::UpsertSlaPolicyRequest { policy: Some(policy) }).await.unwrap();
+    s.client(Role::Supervisor)
+        .upsert_sla_policy(pb::UpsertSlaPolicyRequest { policy: Some(policy), reason: "test".into() })
+        .await
+        .unwrap();
     s
 }
 
@@ -170,7 +174,7 @@ impl Setup {
 
     async fn ready(&self) {
         wait_for("kefu serve tickets to answer", Duration::from_secs(30), || async {
-            self.client(Role::Agent).list_categories(pb::ListCategoriesRequest {}).await.ok().map(drop)
+            self.client(Role::Agent).list_categories(pb::ListCategoriesRequest::default()).await.ok().map(drop)
         })
         .await;
     }
@@ -405,7 +409,7 @@ async fn two_replicas_with_one_killed_fire_every_deadline_once_within_the_bound(
         let token = s.signer.mint("fault-1", &[Role::Agent], Duration::from_secs(60)).unwrap();
         let ch = kefu_kit::client::channel(&second.addr()).unwrap();
         let mut c = TicketServiceClient::with_interceptor(ch, CallContext::new(Some(&token)).unwrap());
-        c.list_categories(pb::ListCategoriesRequest {}).await.ok().map(drop)
+        c.list_categories(pb::ListCategoriesRequest::default()).await.ok().map(drop)
     })
     .await;
     // Both replicas sweep (their shards are shared out within a few ticks).

@@ -551,6 +551,36 @@ pub static ROUTES: &[Route] = &[
         "Record a telephony event"
     ),
     r!(
+        "POST",
+        "/api/v1/calls",
+        "kefu.tickets.v1.TicketService/LogPhoneContact",
+        Body::All,
+        [],
+        None,
+        Some("request_id"),
+        "Log a phone contact by hand"
+    ),
+    r!(
+        "GET",
+        "/api/v1/calls",
+        "kefu.tickets.v1.TicketService/ListCalls",
+        Body::None,
+        [],
+        None,
+        None,
+        "Phone contacts, newest first"
+    ),
+    r!(
+        "PUT",
+        "/api/v1/calls/{call_id}/ticket",
+        "kefu.tickets.v1.TicketService/LinkCall",
+        Body::All,
+        [("call_id", "call_id")],
+        None,
+        None,
+        "Link a call to a ticket"
+    ),
+    r!(
         "GET",
         "/api/v1/sla/dashboard",
         "kefu.tickets.v1.TicketService/GetSlaDashboard",
@@ -592,23 +622,103 @@ pub static ROUTES: &[Route] = &[
     ),
     r!(
         "GET",
-        "/api/v1/sla/calendar",
-        "kefu.tickets.v1.TicketService/GetCalendar",
+        "/api/v1/sla/calendars",
+        "kefu.tickets.v1.TicketService/ListCalendars",
         Body::None,
         [],
         None,
         None,
-        "The business calendar"
+        "Business calendars"
+    ),
+    r!(
+        "GET",
+        "/api/v1/sla/calendars/{id}",
+        "kefu.tickets.v1.TicketService/GetCalendar",
+        Body::None,
+        [("id", "id")],
+        None,
+        None,
+        "A business calendar, with the years loaded and the coming filing deadlines"
     ),
     r!(
         "POST",
-        "/api/v1/sla/calendar/extend",
-        "kefu.tickets.v1.TicketService/ExtendCalendar",
+        "/api/v1/sla/calendars",
+        "kefu.tickets.v1.TicketService/CreateCalendar",
         Body::All,
         [],
         None,
         None,
-        "Add holidays, make-up days, filing deadlines"
+        "Create a business calendar"
+    ),
+    r!(
+        "PUT",
+        "/api/v1/sla/calendars/{id}",
+        "kefu.tickets.v1.TicketService/UpdateCalendar",
+        Body::All,
+        [("id", "calendar.id")],
+        Some("etag"),
+        None,
+        "Replace a business calendar (If-Match)"
+    ),
+    r!(
+        "POST",
+        "/api/v1/sla/calendars/{id}/extend",
+        "kefu.tickets.v1.TicketService/ExtendCalendar",
+        Body::All,
+        [("id", "calendar_id")],
+        Some("etag"),
+        None,
+        "Add or correct holidays, make-up days, filing deadlines"
+    ),
+    r!(
+        "DELETE",
+        "/api/v1/sla/calendars/{id}",
+        "kefu.tickets.v1.TicketService/DeleteCalendar",
+        Body::None,
+        [("id", "id")],
+        Some("etag"),
+        None,
+        "Delete a business calendar (If-Match)"
+    ),
+    r!(
+        "POST",
+        "/api/v1/sla/preview",
+        "kefu.tickets.v1.TicketService/PreviewDueDate",
+        Body::All,
+        [],
+        None,
+        None,
+        "By when: due and warning times, and why"
+    ),
+    r!(
+        "GET",
+        "/api/v1/sla/escalation-rules",
+        "kefu.tickets.v1.TicketService/GetEscalationRules",
+        Body::None,
+        [],
+        None,
+        None,
+        "Escalation rules"
+    ),
+    r!(
+        "PUT",
+        "/api/v1/sla/escalation-rules",
+        "kefu.tickets.v1.TicketService/UpdateEscalationRules",
+        Body::All,
+        [],
+        Some("etag"),
+        None,
+        "Change the escalation rules (If-Match)"
+    ),
+    r!(
+        "GET",
+        "/api/v1/sla/changes",
+        "kefu.tickets.v1.TicketService/ListConfigChanges",
+        Body::None,
+        [],
+        None,
+        None,
+        "Who changed SLA configuration, when and why"
     ),
     r!(
         "GET",
@@ -618,7 +728,7 @@ pub static ROUTES: &[Route] = &[
         [],
         None,
         None,
-        "Ticket categories"
+        "Ticket categories with their labels"
     ),
     r!(
         "PUT",
@@ -626,9 +736,9 @@ pub static ROUTES: &[Route] = &[
         "kefu.tickets.v1.TicketService/SetCategories",
         Body::All,
         [],
+        Some("etag"),
         None,
-        None,
-        "Replace the ticket categories"
+        "Replace the ticket categories (If-Match)"
     ),
     r!(
         "GET",

@@ -332,6 +332,18 @@ impl Where {
         self
     }
 
+    /// Adds `condition` with one bound value per `$?`, in order (a keyset
+    /// cursor such as `(at, id) < ($?, $?)`).
+    pub fn and_many(&mut self, condition: &str, values: impl IntoIterator<Item = Bind>) -> &mut Self {
+        let mut out = condition.to_owned();
+        for v in values {
+            self.binds.push(v);
+            out = out.replacen("$?", &format!("${}", self.binds.len()), 1);
+        }
+        self.clauses.push(out);
+        self
+    }
+
     /// Adds `column IN (…)` over `values`; an empty list matches nothing.
     pub fn any_of<V: Into<Bind>>(&mut self, column: &str, values: impl IntoIterator<Item = V>) -> &mut Self {
         let mut placeholders = Vec::new();

@@ -2,7 +2,7 @@
 //! day), dated holidays and dated make-up working days (調休) that work with
 //! a chosen weekday's intervals. Business time is the overlap with working
 //! intervals, counted in the calendar's zone.
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc, Weekday};
 use chrono_tz::Tz;
@@ -42,9 +42,64 @@ pub struct CalendarSpec {
     pub holidays: Vec<HolidaySpec>,
     #[serde(default)]
     pub makeup_days: Vec<MakeupSpec>,
-    /// Year → the deadline day of each month (12 numbers).
-    #[serde(default)]
-    pub filing_deadlines: BTreeMap<String, Vec<u32>>,
+    /// The filing deadline of each month the firm has loaded (the tax
+    /// authority's 征期 table), one date per month. Also read in the older
+    /// form `{"2026": [12 deadline days]}`.
+    #[serde(default, deserialize_with = "filing_dates")]
+    pub filing_deadlines: Vec<NaiveDate>,
+    /// How far before the filing deadline's close of business a tax-filing
+    /// request is due, in business minutes; absent: one business day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filing_lead_minutes: Option<u32>,
+}
+
+/// Reads filing deadlines as a list of dates, or in the older form of a
+/// year mapped to its twelve deadline days.
+fn filing_dates<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<NaiveDate>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Form {
+        Dates(Vec<NaiveDate>),
+        ByYear(BTreeMap<String, Vec<u32>>),
+    }
+    match Form::deserialize(d)? {
+        Form::Dates(v) => Ok(v),
+        Form::ByYear(map) => {
+            let mut out = Vec::new();
+            for (year, days) in map {
+                let y: i32 = year.parse().map_err(|_| serde::de::Error::custom(format!("{year:?} is not a year")))?;
+                if days.len() != 12 {
+                    return Err(serde::de::Error::custom(format!(
+                        "filing_deadlines.{year} needs 12 days, one per month"
+                    )));
+                }
+                for (m, day) in days.iter().enumerate() {
+                    let month = m as u32 + 1;
+                    out.push(
+                        NaiveDate::from_ymd_opt(y, month, *day).ok_or_else(|| {
+                            serde::de::Error::custom(format!("{y}-{month:02}-{day:02} is not a date"))
+                        })?,
+                    );
+                }
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// The longest filing lead a calendar may set (five 8-hour days).
+pub const MAX_FILING_LEAD_MINUTES: u32 = 5 * 8 * 60;
+
+/// A day a due date crossed without counting it, or a make-up day it
+/// counted (what a preview explains).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DayNote {
+    /// A statutory holiday (its name).
+    Holiday(NaiveDate, String),
+    /// A weekday with no working hours (a weekend).
+    RestDay(NaiveDate),
+    /// A make-up working day (its name, the weekday it works as).
+    MakeupDay(NaiveDate, String, Weekday),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -78,13 +133,14 @@ pub struct Calendar {
     pub name: String,
     tz: Tz,
     weekly: [Vec<Interval>; 7],
-    holidays: BTreeSet<NaiveDate>,
+    holidays: BTreeMap<NaiveDate, String>,
     makeup: BTreeMap<NaiveDate, Weekday>,
     filing: BTreeMap<(i32, u32), u32>,
     spec: CalendarSpec,
 }
 
-const DAY_NAMES: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+/// Weekday names as a calendar spells them, Monday first.
+pub const DAY_NAMES: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 fn weekday_of(name: &str) -> Option<Weekday> {
     DAY_NAMES.iter().position(|d| *d == name).and_then(|i| Weekday::try_from(i as u8).ok())
@@ -137,14 +193,23 @@ impl Calendar {
             }
             weekly[wd.num_days_from_monday() as usize] = v;
         }
-        let mut holidays = BTreeSet::new();
+        if spec.name.chars().count() > 200 {
+            return Err(invalid("name", "at most 200 characters"));
+        }
+        if spec.holidays.len() > 2000 || spec.makeup_days.len() > 2000 || spec.filing_deadlines.len() > 1200 {
+            return Err(invalid("calendar", "at most 2,000 holidays, 2,000 make-up days and 1,200 filing deadlines"));
+        }
+        let mut holidays = BTreeMap::new();
         for (i, h) in spec.holidays.iter().enumerate() {
             if h.to < h.from || (h.to - h.from).num_days() > 60 {
                 return Err(invalid(format!("holidays[{i}]"), "to must be on or after from, within 60 days"));
             }
+            if h.name.chars().count() > 100 {
+                return Err(invalid(format!("holidays[{i}].name"), "at most 100 characters"));
+            }
             let mut d = h.from;
             while d <= h.to {
-                holidays.insert(d);
+                holidays.insert(d, h.name.clone());
                 d = d.succ_opt().ok_or(CalendarError::OutOfRange)?;
             }
         }
@@ -152,24 +217,29 @@ impl Calendar {
         for (i, m) in spec.makeup_days.iter().enumerate() {
             let wd = weekday_of(&m.works_as)
                 .ok_or_else(|| invalid(format!("makeup_days[{i}].works_as"), "is not mon..sun"))?;
-            if holidays.contains(&m.date) {
+            if holidays.contains_key(&m.date) {
                 return Err(invalid(format!("makeup_days[{i}]"), "is also a holiday"));
             }
-            makeup.insert(m.date, wd);
+            if makeup.insert(m.date, wd).is_some() {
+                return Err(invalid(format!("makeup_days[{i}].date"), format!("{} is listed twice", m.date)));
+            }
         }
         let mut filing = BTreeMap::new();
-        for (year, days) in &spec.filing_deadlines {
-            let y: i32 = year.parse().map_err(|_| invalid("filing_deadlines", format!("{year:?} is not a year")))?;
-            if days.len() != 12 {
-                return Err(invalid(format!("filing_deadlines.{year}"), "needs 12 days, one per month"));
+        for (i, d) in spec.filing_deadlines.iter().enumerate() {
+            if filing.insert((d.year(), d.month()), d.day()).is_some() {
+                return Err(invalid(
+                    format!("filing_deadlines[{i}]"),
+                    format!("a second deadline for {}-{:02}", d.year(), d.month()),
+                ));
             }
-            for (m, d) in days.iter().enumerate() {
-                let month = m as u32 + 1;
-                NaiveDate::from_ymd_opt(y, month, *d).ok_or_else(|| {
-                    invalid(format!("filing_deadlines.{year}"), format!("{y}-{month:02}-{d:02} is not a date"))
-                })?;
-                filing.insert((y, month), *d);
-            }
+        }
+        if let Some(lead) = spec.filing_lead_minutes
+            && lead > MAX_FILING_LEAD_MINUTES
+        {
+            return Err(invalid(
+                "filing_lead_minutes",
+                format!("at most {MAX_FILING_LEAD_MINUTES} (five 8-hour days)"),
+            ));
         }
         Ok(Self { id: spec.id.clone(), name: spec.name.clone(), tz, weekly, holidays, makeup, filing, spec })
     }
@@ -195,32 +265,47 @@ impl Calendar {
             weekly,
             holidays: vec![],
             makeup_days: vec![],
-            filing_deadlines: BTreeMap::new(),
+            filing_deadlines: vec![],
+            filing_lead_minutes: None,
         };
         // The spec above is valid by construction.
         Self::from_spec(spec).unwrap_or_else(|_| unreachable!("24x7 calendar is valid"))
     }
 
     /// Merges another spec's holidays, make-up days and filing deadlines in
-    /// (how a firm adds next year's published dates without a release).
+    /// (how a firm adds next year's published dates without a release): a
+    /// holiday starting on the same day, a make-up day on the same date and
+    /// a deadline in the same month replace the ones there.
     pub fn extended(&self, extra: &CalendarSpec) -> Result<Self, CalendarError> {
         let mut spec = self.spec.clone();
+        spec.holidays.retain(|h| !extra.holidays.iter().any(|e| e.from == h.from));
         spec.holidays.extend(extra.holidays.iter().cloned());
+        spec.holidays.sort_by_key(|h| h.from);
         spec.makeup_days.retain(|m| !extra.makeup_days.iter().any(|e| e.date == m.date));
         spec.makeup_days.extend(extra.makeup_days.iter().cloned());
-        for (y, days) in &extra.filing_deadlines {
-            spec.filing_deadlines.insert(y.clone(), days.clone());
-        }
+        spec.makeup_days.sort_by_key(|m| m.date);
+        spec.filing_deadlines
+            .retain(|d| !extra.filing_deadlines.iter().any(|e| (e.year(), e.month()) == (d.year(), d.month())));
+        spec.filing_deadlines.extend(extra.filing_deadlines.iter().copied());
+        spec.filing_deadlines.sort();
         Self::from_spec(spec)
     }
 
     pub fn is_holiday(&self, d: NaiveDate) -> bool {
-        self.holidays.contains(&d)
+        self.holidays.contains_key(&d)
+    }
+
+    /// Years for which statutory holidays are loaded (the official dates
+    /// the State Council publishes each year).
+    pub fn holiday_years(&self) -> Vec<i32> {
+        let mut years: Vec<i32> = self.holidays.keys().map(|d| d.year()).collect();
+        years.dedup();
+        years
     }
 
     /// The working intervals of a local date.
     pub fn intervals_on(&self, d: NaiveDate) -> &[Interval] {
-        if self.holidays.contains(&d) {
+        if self.holidays.contains_key(&d) {
             return &[];
         }
         let wd = self.makeup.get(&d).copied().unwrap_or_else(|| d.weekday());
@@ -385,6 +470,65 @@ impl Calendar {
         let day = self.filing.get(&(year, month))?;
         NaiveDate::from_ymd_opt(year, month, *day)
     }
+
+    /// A conservative deadline for a month whose official one is not
+    /// loaded: the 15th, moved to the next working day when it is a rest
+    /// day, without the extensions the authority adds for long holidays —
+    /// never later than the official date, which starts from the same rule.
+    pub fn provisional_filing_deadline_in(&self, year: i32, month: u32) -> Option<NaiveDate> {
+        let mut d = NaiveDate::from_ymd_opt(year, month, 15)?;
+        for _ in 0..31 {
+            if self.is_working_day(d) {
+                return Some(d);
+            }
+            d = d.succ_opt()?;
+        }
+        None
+    }
+
+    /// The month's deadline: the official one when loaded (`false`), else
+    /// the provisional one (`true`).
+    pub fn filing_deadline_or_provisional(&self, year: i32, month: u32) -> Option<(NaiveDate, bool)> {
+        match self.filing_deadline_in(year, month) {
+            Some(d) => Some((d, false)),
+            None => self.provisional_filing_deadline_in(year, month).map(|d| (d, true)),
+        }
+    }
+
+    /// How far before a filing deadline's close of business a filing
+    /// request is due: the calendar's lead, else one business day.
+    pub fn filing_lead(&self) -> Duration {
+        self.spec.filing_lead_minutes.map_or_else(|| self.business_day(), |m| Duration::minutes(i64::from(m)))
+    }
+
+    /// The days between two instants' local dates (inclusive) that business
+    /// time skipped — holidays and rest days — and the make-up days it
+    /// counted, in date order; at most `limit`.
+    pub fn crossed(&self, from: DateTime<Utc>, to: DateTime<Utc>, limit: usize) -> Vec<DayNote> {
+        let mut out = Vec::new();
+        let (mut d, last) = (self.local_date(from), self.local_date(to));
+        while d <= last && out.len() < limit {
+            if let Some(name) = self.holidays.get(&d) {
+                out.push(DayNote::Holiday(d, name.clone()));
+            } else if let Some(wd) = self.makeup.get(&d) {
+                let name =
+                    self.spec.makeup_days.iter().find(|m| m.date == d).map(|m| m.name.clone()).unwrap_or_default();
+                out.push(DayNote::MakeupDay(d, name, *wd));
+            } else if self.intervals_on(d).is_empty() {
+                out.push(DayNote::RestDay(d));
+            }
+            match d.succ_opt() {
+                Some(n) => d = n,
+                None => break,
+            }
+        }
+        out
+    }
+
+    /// The local date of an instant in the calendar's zone.
+    pub fn date_of(&self, t: DateTime<Utc>) -> NaiveDate {
+        self.local_date(t)
+    }
 }
 
 #[cfg(test)]
@@ -467,6 +611,74 @@ mod tests {
     }
 
     #[test]
+    fn provisional_deadlines_are_never_later_than_the_official_ones() {
+        let c = cn();
+        let mut checked = 0;
+        for y in [2025, 2026] {
+            for m in 1..=12 {
+                let official = c.filing_deadline_in(y, m).unwrap();
+                let provisional = c.provisional_filing_deadline_in(y, m).unwrap();
+                assert!(provisional <= official, "{y}-{m}: {provisional} after {official}");
+                assert!(c.is_working_day(provisional));
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 24);
+        // The 15th on a Sunday moves to Monday; during the Spring Festival, past it.
+        assert_eq!(c.provisional_filing_deadline_in(2026, 11), NaiveDate::from_ymd_opt(2026, 11, 16));
+        assert_eq!(c.provisional_filing_deadline_in(2026, 2), NaiveDate::from_ymd_opt(2026, 2, 24));
+        assert_eq!(
+            c.filing_deadline_or_provisional(2027, 1),
+            Some((NaiveDate::from_ymd_opt(2027, 1, 15).unwrap(), true))
+        );
+        assert_eq!(
+            c.filing_deadline_or_provisional(2026, 10),
+            Some((NaiveDate::from_ymd_opt(2026, 10, 26).unwrap(), false))
+        );
+    }
+
+    #[test]
+    fn filing_lead_defaults_to_a_business_day_and_is_configurable() {
+        let c = cn();
+        assert_eq!(c.filing_lead(), hours(8));
+        let mut spec = c.spec().clone();
+        spec.filing_lead_minutes = Some(120);
+        assert_eq!(Calendar::from_spec(spec.clone()).unwrap().filing_lead(), hours(2));
+        spec.filing_lead_minutes = Some(MAX_FILING_LEAD_MINUTES + 1);
+        assert!(
+            matches!(Calendar::from_spec(spec), Err(CalendarError::Invalid { field, .. }) if field == "filing_lead_minutes")
+        );
+    }
+
+    #[test]
+    fn crossed_names_the_holidays_rest_days_and_make_up_days() {
+        let c = cn();
+        let notes = c.crossed(at(2026, 9, 30, 17, 0), at(2026, 10, 10, 10, 0), 50);
+        let d = |m, day| NaiveDate::from_ymd_opt(2026, m, day).unwrap();
+        assert!(notes.iter().any(|n| matches!(n, DayNote::Holiday(day, name) if *day == d(10, 1) && !name.is_empty())));
+        assert!(notes.iter().any(|n| matches!(n, DayNote::MakeupDay(day, _, Weekday::Mon) if *day == d(10, 10))));
+        assert!(
+            !notes.iter().any(|n| matches!(n, DayNote::RestDay(day) if *day == d(10, 8))),
+            "8 Oct is a working day"
+        );
+        assert_eq!(c.holiday_years(), vec![2025, 2026]);
+    }
+
+    #[test]
+    fn old_and_new_filing_forms_read_the_same_and_duplicates_are_refused() {
+        let old = Calendar::china_default().unwrap();
+        let json = serde_json::to_string(old.spec()).unwrap();
+        assert!(json.contains("\"2026-10-26\""), "written as dates");
+        let again = Calendar::from_json(&json).unwrap();
+        assert_eq!(again.filing_deadline_in(2026, 10), old.filing_deadline_in(2026, 10));
+        let mut spec = old.spec().clone();
+        spec.filing_deadlines.push(NaiveDate::from_ymd_opt(2026, 10, 20).unwrap());
+        assert!(
+            matches!(Calendar::from_spec(spec), Err(CalendarError::Invalid { field, .. }) if field.starts_with("filing_deadlines["))
+        );
+    }
+
+    #[test]
     fn extension_adds_next_years_dates() {
         let c = cn();
         let extra = CalendarSpec {
@@ -480,10 +692,19 @@ mod tests {
                 to: NaiveDate::from_ymd_opt(2027, 1, 1).unwrap(),
             }],
             makeup_days: vec![],
-            filing_deadlines: [("2027".to_owned(), vec![15; 12])].into_iter().collect(),
+            filing_deadlines: (1..=12).map(|m| NaiveDate::from_ymd_opt(2027, m, 15).unwrap()).collect(),
+            filing_lead_minutes: None,
         };
         let c2 = c.extended(&extra).unwrap();
         assert!(!c2.is_working_day(NaiveDate::from_ymd_opt(2027, 1, 1).unwrap()));
+        // A corrected holiday (same first day) replaces the one there.
+        let mut fix = extra.clone();
+        fix.holidays[0].to = NaiveDate::from_ymd_opt(2027, 1, 3).unwrap();
+        fix.filing_deadlines = vec![NaiveDate::from_ymd_opt(2027, 3, 16).unwrap()];
+        let c3 = c2.extended(&fix).unwrap();
+        assert!(!c3.is_working_day(NaiveDate::from_ymd_opt(2027, 1, 3).unwrap()));
+        assert_eq!(c3.spec().holidays.iter().filter(|h| h.from.year() == 2027).count(), 1);
+        assert_eq!(c3.filing_deadline_in(2027, 3), NaiveDate::from_ymd_opt(2027, 3, 16));
         assert_eq!(c2.filing_deadline_in(2027, 3), NaiveDate::from_ymd_opt(2027, 3, 15));
     }
 

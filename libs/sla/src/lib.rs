@@ -12,7 +12,7 @@ pub mod sweeper;
 pub mod target;
 pub mod writer;
 
-pub use calendar::{Calendar, CalendarError, CalendarSpec};
+pub use calendar::{Calendar, CalendarError, CalendarSpec, DayNote, HolidaySpec, MakeupSpec};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use live::{Claimed, Dashboard, DueKind, GroupCounts, LiveEntry, LiveStore, MemoryLiveStore, RecordChange};
 pub use policy::{ClockKind, Conditions, Facts, Metric, MetricRule, Policy};

@@ -68,6 +68,36 @@ pub struct MetricRule {
     /// Warning point as a percentage of the duration (1–99, default 80).
     #[serde(default = "default_warn")]
     pub warn_percent: u8,
+    /// The answer target counted in rings (policy §3: "answer within three
+    /// rings"): a call that rang more often is breached however fast it was
+    /// answered; the duration is `rings × seconds_per_ring`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rings: Option<u32>,
+    /// Seconds one ring lasts (default [`DEFAULT_SECONDS_PER_RING`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds_per_ring: Option<u32>,
+}
+
+/// A ring cycle of a Chinese PSTN line: about one second on, four off.
+pub const DEFAULT_SECONDS_PER_RING: u32 = 5;
+
+impl MetricRule {
+    /// A rule in rings: the duration follows from the ring count.
+    pub fn in_rings(metric: Metric, rings: u32, seconds_per_ring: u32) -> Self {
+        Self {
+            metric,
+            duration_secs: i64::from(rings) * i64::from(seconds_per_ring),
+            clock: ClockKind::Calendar,
+            warn_percent: 80,
+            rings: Some(rings),
+            seconds_per_ring: Some(seconds_per_ring),
+        }
+    }
+
+    /// Whether a call that rang `ring_count` times missed this rule.
+    pub fn rang_too_long(&self, ring_count: i64) -> bool {
+        self.rings.is_some_and(|r| ring_count > i64::from(r))
+    }
 }
 
 fn default_warn() -> u8 {
@@ -96,6 +126,9 @@ pub struct Policy {
     pub name: String,
     /// Lower positions are tried first.
     pub position: i32,
+    /// The business calendar its targets count in; empty: the firm's default.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub calendar_id: String,
     #[serde(default)]
     pub conditions: Conditions,
     pub metrics: Vec<MetricRule>,
@@ -144,6 +177,19 @@ impl Policy {
             if !(1..=99).contains(&r.warn_percent) {
                 return Err((format!("metrics[{i}].warn_percent"), "must be 1 to 99".into()));
             }
+            if let Some(rings) = r.rings {
+                if r.metric != Metric::Answer {
+                    return Err((format!("metrics[{i}].rings"), "only the answer metric counts rings".into()));
+                }
+                if !(1..=20).contains(&rings) {
+                    return Err((format!("metrics[{i}].rings"), "must be 1 to 20".into()));
+                }
+            }
+            if let Some(s) = r.seconds_per_ring
+                && !(1..=30).contains(&s)
+            {
+                return Err((format!("metrics[{i}].seconds_per_ring"), "must be 1 to 30".into()));
+            }
             if self.metrics.iter().filter(|o| o.metric == r.metric).count() > 1 {
                 return Err((format!("metrics[{i}].metric"), format!("{} appears twice", r.metric.as_str())));
             }
@@ -160,7 +206,7 @@ pub fn first_match<'p>(policies: &'p [Policy], facts: &Facts<'_>) -> Option<&'p 
 }
 
 fn rule(metric: Metric, duration_secs: i64, clock: ClockKind) -> MetricRule {
-    MetricRule { metric, duration_secs, clock, warn_percent: 80 }
+    MetricRule { metric, duration_secs, clock, warn_percent: 80, rings: None, seconds_per_ring: None }
 }
 
 /// SLA.md's defaults; a firm edits them.
@@ -168,20 +214,22 @@ pub fn default_policies(cal: &Calendar) -> Vec<Policy> {
     let hour = 3600;
     let day = cal.business_day().num_seconds().max(hour);
     let strs = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-    use ClockKind::{Business, Calendar as Cal};
+    use ClockKind::Business;
     use Metric::*;
     vec![
         Policy {
             id: "default-phone".into(),
             name: "Phone: answer within three rings".into(),
             position: 10,
+            calendar_id: String::new(),
             conditions: Conditions { record_kinds: strs(&["phone_contact"]), ..Default::default() },
-            metrics: vec![rule(Answer, 15, Cal)],
+            metrics: vec![MetricRule::in_rings(Answer, 3, DEFAULT_SECONDS_PER_RING)],
         },
         Policy {
             id: "default-complaint".into(),
             name: "Complaints".into(),
             position: 20,
+            calendar_id: String::new(),
             conditions: Conditions { record_kinds: strs(&["complaint"]), ..Default::default() },
             metrics: vec![
                 rule(Acknowledgement, hour, Business),
@@ -193,6 +241,7 @@ pub fn default_policies(cal: &Calendar) -> Vec<Policy> {
             id: "default-feedback".into(),
             name: "Feedback".into(),
             position: 30,
+            calendar_id: String::new(),
             conditions: Conditions { record_kinds: strs(&["feedback"]), ..Default::default() },
             metrics: vec![rule(FirstResponse, 4 * hour, Business), rule(FeedbackReply, 3 * day, Business)],
         },
@@ -200,6 +249,7 @@ pub fn default_policies(cal: &Calendar) -> Vec<Policy> {
             id: "default-chat".into(),
             name: "Online chat and WeChat".into(),
             position: 40,
+            calendar_id: String::new(),
             conditions: Conditions { channels: strs(&["online_chat", "wechat"]), ..Default::default() },
             metrics: vec![
                 rule(FirstResponse, 60, Business),
@@ -211,6 +261,7 @@ pub fn default_policies(cal: &Calendar) -> Vec<Policy> {
             id: "default".into(),
             name: "Consultations and business requests".into(),
             position: 100,
+            calendar_id: String::new(),
             conditions: Conditions::default(),
             metrics: vec![
                 rule(FirstResponse, 4 * hour, Business),
@@ -234,6 +285,9 @@ mod tests {
         assert_eq!(first_match(&p, &f("consultation", "online_chat")).unwrap().id, "default-chat");
         assert_eq!(first_match(&p, &f("feedback", "online_chat")).unwrap().id, "default-feedback");
         assert_eq!(first_match(&p, &f("phone_contact", "phone")).unwrap().id, "default-phone");
+        let phone = first_match(&p, &f("phone_contact", "phone")).unwrap().rule(Metric::Answer).unwrap();
+        assert_eq!((phone.rings, phone.duration_secs), (Some(3), 15), "three rings of five seconds");
+        assert!(phone.rang_too_long(4) && !phone.rang_too_long(3));
         let email = first_match(&p, &f("consultation", "email")).unwrap();
         assert_eq!(email.rule(Metric::FirstResponse).unwrap().duration_secs, 4 * 3600);
         assert_eq!(email.rule(Metric::Resolution).unwrap().duration_secs, 2 * 8 * 3600, "two 8-hour business days");
@@ -242,6 +296,9 @@ mod tests {
     #[test]
     fn validation_names_the_field() {
         let mut p = default_policies(&Calendar::always_open()).remove(0);
+        p.metrics[0].rings = Some(0);
+        assert_eq!(p.validate().unwrap_err().0, "metrics[0].rings");
+        p.metrics[0].rings = Some(3);
         p.metrics[0].warn_percent = 100;
         assert_eq!(p.validate().unwrap_err().0, "metrics[0].warn_percent");
         p.metrics[0].warn_percent = 80;

@@ -317,6 +317,22 @@ impl Target {
         Ok(Some(ev))
     }
 
+    /// Books the clock time used up to `now`, measured in `cal` (the
+    /// calendar it ran in), and runs on from `now`: before the target is
+    /// recomputed under another calendar, time already used stays used.
+    pub fn settle(&mut self, now: i64, cal: &Calendar) -> Result<(), CalendarError> {
+        if self.is_finished() || self.breached_at.is_some() {
+            return Ok(());
+        }
+        if let Some(since) = self.running_since
+            && now > since
+        {
+            self.consumed_ms += self.elapsed(since, now, cal);
+            self.running_since = Some(now);
+        }
+        Ok(())
+    }
+
     /// A new policy rule (priority, category or channel changed): elapsed
     /// time is kept, due times follow the new duration.
     pub fn rematch(&mut self, rule: &MetricRule, now: i64, cal: &Calendar) -> Result<(), CalendarError> {
@@ -383,7 +399,14 @@ mod tests {
     }
 
     fn rule(secs: i64) -> MetricRule {
-        MetricRule { metric: Metric::Resolution, duration_secs: secs, clock: ClockKind::Business, warn_percent: 80 }
+        MetricRule {
+            metric: Metric::Resolution,
+            duration_secs: secs,
+            clock: ClockKind::Business,
+            warn_percent: 80,
+            rings: None,
+            seconds_per_ring: None,
+        }
     }
 
     #[test]

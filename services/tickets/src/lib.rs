@@ -47,6 +47,10 @@ pub struct TicketsArgs {
     /// How often tickets checks for customers erased since it last looked.
     #[arg(long, env = "KEFU_ERASURE_POLL", default_value = "10s", value_parser = kefu_kit::config::parse_duration)]
     pub erasure_poll: Duration,
+    /// The audit trail of SLA configuration changes (calendars, policies,
+    /// escalation rules, categories).
+    #[command(flatten)]
+    pub audit: kefu_kit::audit::AuditArgs,
 }
 
 impl TicketsArgs {
@@ -103,7 +107,7 @@ impl Module for Tickets {
         if !embedded {
             args.token_source()?;
         }
-        Ok(())
+        args.audit.check(embedded)
     }
 
     async fn build(args: TicketsArgs, ctx: Context) -> anyhow::Result<Built> {
@@ -136,8 +140,16 @@ impl Module for Tickets {
             kefu_kit::client::channel(&customers_addr)?,
             token,
         ));
-        let mut tickets =
-            build(ctx.pool, live, clock, SlaSettings::default(), customers_addr, sweep, ctx.shutdown.clone()).await?;
+        let audit_keys = args.audit.keys(ctx.embedded.as_ref())?;
+        kefu_kit::audit::sign_unsigned(&ctx.pool, &audit_keys).await?;
+        let checkpoints = kefu_kit::audit::checkpoints(
+            "tickets",
+            ctx.pool.clone(),
+            args.audit.audit_checkpoint_every,
+            ctx.shutdown.clone(),
+        );
+        let settings = SlaSettings { audit_keys: Some(audit_keys), ..SlaSettings::default() };
+        let mut tickets = build(ctx.pool, live, clock, settings, customers_addr, sweep, ctx.shutdown.clone()).await?;
         tickets.erasures = Some(erasures.clone());
         let sweeper = tickets.sweeper.clone();
         if ctx.embedded.is_some() {
@@ -173,6 +185,7 @@ impl Module for Tickets {
                 Box::pin(sweeper.run(shutdown.clone())),
                 Box::pin(config),
                 Box::pin(erasures.run(args.erasure_poll, shutdown)),
+                Box::pin(checkpoints),
             ],
             finally: vec![Box::pin(async move {
                 if !flush_engine.flush_live(Duration::from_secs(2)).await {
@@ -246,13 +259,6 @@ pub async fn build(
                 )
                 .await?;
             }
-        }
-    }
-    {
-        let mut conn = pool.acquire().await?;
-        if store::get_setting(&mut conn, "categories").await?.is_none() {
-            let list: Vec<String> = domain::DEFAULT_CATEGORIES.iter().map(|c| (*c).to_owned()).collect();
-            store::put_setting(&mut conn, "categories", &serde_json::to_string(&list)?).await?;
         }
     }
     let engine = Arc::new(SlaEngine::load(pool.clone(), live.clone(), clock.clone(), settings).await?);

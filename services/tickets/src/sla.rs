@@ -2,9 +2,9 @@
 //! call gets, what starts, pauses, resumes and stops them, and what happens
 //! when they warn, breach or escalate. The database is the record; the live
 //! store is told after each commit.
-use std::sync::{
-    Arc, RwLock,
-    atomic::{AtomicBool, Ordering},
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, RwLock, atomic::AtomicBool},
 };
 
 use async_trait::async_trait;
@@ -25,8 +25,11 @@ use crate::{
     store::{self, TargetRow, TicketRow},
 };
 
+/// Who may be told of a warning, a breach or a breach left open.
+pub const NOTIFY_ROLES: &[&str] = &["assignee", "supervisor", "manager"];
+
 /// Escalation rules (data; defaults follow SLA.md).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EscalationRules {
     /// Who is notified on a warning.
     pub warning_notify: String,
@@ -52,12 +55,81 @@ impl Default for EscalationRules {
     }
 }
 
+impl EscalationRules {
+    /// Checks rules a firm wrote: (field, message) of the first problem.
+    pub fn validate(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (field, v) in [
+            ("warning_notify", &self.warning_notify),
+            ("breach_notify", &self.breach_notify),
+            ("second_level_notify", &self.second_level_notify),
+        ] {
+            if !NOTIFY_ROLES.contains(&v.as_str()) {
+                out.push((field.to_owned(), format!("{v:?} is not one of {}", NOTIFY_ROLES.join(", "))));
+            }
+        }
+        if !(60..=30 * 24 * 3600).contains(&self.second_level_after_secs) {
+            out.push(("second_level_after_seconds".to_owned(), "must be 60 seconds to 30 days".to_owned()));
+        }
+        out
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct SlaSettings {
-    /// How far before the filing deadline's close of business a tax-filing
-    /// request is due (business time); `None`: one business day.
-    pub filing_lead: Option<chrono::Duration>,
+    /// Escalation rules stored on first start.
     pub escalation: EscalationRules,
+    /// Signs the audit trail of configuration changes; `None`: a key of
+    /// this process only (tests and benchmarks).
+    pub audit_keys: Option<kefu_kit::audit::AuditKeys>,
+}
+
+/// The configuration every target is computed under, loaded as one piece
+/// and replaced as one piece when any of it changes.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub version: i64,
+    pub calendars: BTreeMap<String, Arc<Calendar>>,
+    pub default_calendar: String,
+    pub policies: Vec<Policy>,
+    pub escalation: EscalationRules,
+    /// Category code → label (for views; validation reads the table).
+    pub category_labels: std::collections::HashMap<String, String>,
+}
+
+impl Config {
+    /// A calendar by id; empty or unknown: the default one.
+    pub fn calendar(&self, id: &str) -> Arc<Calendar> {
+        self.calendars
+            .get(id)
+            .or_else(|| self.calendars.get(&self.default_calendar))
+            .or_else(|| self.calendars.values().next())
+            .cloned()
+            .unwrap_or_else(|| Arc::new(Calendar::always_open()))
+    }
+
+    /// The id of the calendar a policy counts in.
+    pub fn calendar_id_of(&self, p: &Policy) -> String {
+        if !p.calendar_id.is_empty() && self.calendars.contains_key(&p.calendar_id) {
+            p.calendar_id.clone()
+        } else {
+            self.default_calendar.clone()
+        }
+    }
+
+    pub fn policy(&self, id: &str) -> Option<&Policy> {
+        self.policies.iter().find(|p| p.id == id)
+    }
+}
+
+/// The due-time cap of a tax-filing request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilingCap {
+    pub cap_ms: i64,
+    /// YYYY-MM-DD of the filing deadline.
+    pub deadline: String,
+    /// The deadline is computed, the official one not loaded.
+    pub provisional: bool,
 }
 
 struct SlaMetrics {
@@ -66,6 +138,7 @@ struct SlaMetrics {
     open: Gauge<i64>,
     at_risk: Gauge<i64>,
     breached: Gauge<i64>,
+    recomputed: Counter<u64>,
 }
 
 /// What a change did, to tell the live store and watchers after commit.
@@ -86,19 +159,16 @@ pub struct SlaEngine {
     pool: AnyPool,
     pub live: Arc<dyn LiveStore>,
     pub clock: Arc<dyn Clock>,
-    calendar: RwLock<Arc<Calendar>>,
-    policies: RwLock<Arc<Vec<Policy>>>,
-    pub settings: SlaSettings,
+    config: RwLock<Arc<Config>>,
+    pub audit_keys: kefu_kit::audit::AuditKeys,
     /// Set when a live-store write failed: the sweeper rebuilds.
     pub rebuild_flag: Arc<AtomicBool>,
     /// Applies committed changes to the live store off the request path.
     writer: LiveWriter,
-    /// Ticket categories (configuration, like the calendar and policies).
-    categories: RwLock<Arc<Vec<String>>>,
-    /// The configuration version this replica has loaded.
-    config_version: std::sync::atomic::AtomicI64,
     /// One reload at a time, so an older read is never installed last.
     reloading: tokio::sync::Mutex<()>,
+    /// One recompute pass at a time in this process.
+    recomputing: tokio::sync::Mutex<()>,
     metrics: SlaMetrics,
 }
 
@@ -120,48 +190,130 @@ fn routed(mut e: SlaEvent, queue: &str, assignee: &str) -> SlaEvent {
 }
 
 fn cal_err(e: kefu_sla::CalendarError) -> Error {
-    Error::Internal(anyhow::anyhow!("calendar: {e}"))
+    match e {
+        kefu_sla::CalendarError::NoWorkingTime => {
+            Error::FailedPrecondition("the calendar has no working time; a due time cannot be computed".into())
+        }
+        other => Error::Internal(anyhow::anyhow!("calendar: {other}")),
+    }
+}
+
+/// Default Chinese labels of the categories a firm starts with.
+pub const DEFAULT_CATEGORY_LABELS: &[(&str, &str)] = &[
+    ("tax_filing", "纳税申报"),
+    ("bookkeeping", "代理记账"),
+    ("tax_policy", "税务政策咨询"),
+    ("tax_registration", "税务登记"),
+    ("invoice_application", "发票申领"),
+    ("other", "其他"),
+];
+
+/// Reads the whole configuration in one connection.
+async fn read_config(conn: &mut AnyConnection) -> Result<Config, Error> {
+    let version = store::config_version(conn).await?;
+    let mut calendars = BTreeMap::new();
+    let mut default_calendar = String::new();
+    for row in store::calendars(conn).await? {
+        let cal = Calendar::from_json(&row.body).map_err(|e| anyhow::anyhow!("stored calendar {}: {e}", row.id))?;
+        if row.is_default == 1 && default_calendar.is_empty() {
+            default_calendar.clone_from(&row.id);
+        }
+        calendars.insert(row.id, Arc::new(cal));
+    }
+    if default_calendar.is_empty()
+        && let Some(first) = calendars.keys().next()
+    {
+        default_calendar.clone_from(first);
+    }
+    let policies: Vec<Policy> = store::policies(conn)
+        .await?
+        .iter()
+        .map(|b| serde_json::from_str(b))
+        .collect::<Result<_, _>>()
+        .map_err(|e| anyhow::anyhow!("stored policy: {e}"))?;
+    let escalation = match store::get_setting(conn, "escalation").await? {
+        Some(json) => serde_json::from_str(&json).map_err(|e| anyhow::anyhow!("stored escalation rules: {e}"))?,
+        None => EscalationRules::default(),
+    };
+    let category_labels = store::category_labels(conn).await?;
+    Ok(Config { version, calendars, default_calendar, policies, escalation, category_labels })
+}
+
+/// First start (or first start after an upgrade): stores the defaults, and
+/// moves configuration kept in the older settings rows into its tables.
+async fn seed(conn: &mut AnyConnection, settings: &SlaSettings) -> anyhow::Result<()> {
+    if store::get_setting(conn, "escalation").await?.is_none() {
+        store::put_setting(conn, "escalation", &serde_json::to_string(&settings.escalation)?).await?;
+    }
+    if store::calendars(conn).await?.is_empty() {
+        let cal = match store::get_setting(conn, "calendar").await? {
+            Some(json) => Calendar::from_json(&json).map_err(|e| anyhow::anyhow!("stored calendar: {e}"))?,
+            None => Calendar::china_default()?,
+        };
+        let row = store::CalendarRow {
+            id: cal.id.clone(),
+            body: serde_json::to_string(cal.spec())?,
+            is_default: 1,
+            version: 1,
+            updated_at: store::now_wall_ms(),
+            updated_by: "kefu".into(),
+        };
+        store::insert_calendar(conn, &row).await?;
+    }
+    if store::categories(conn, true).await?.is_empty() {
+        let codes: Vec<String> = match store::get_setting(conn, "categories").await? {
+            Some(json) => serde_json::from_str(&json)?,
+            None => DEFAULT_CATEGORY_LABELS.iter().map(|(c, _)| (*c).to_owned()).collect(),
+        };
+        let list: Vec<(String, String)> = codes
+            .into_iter()
+            .map(|code| {
+                let label = DEFAULT_CATEGORY_LABELS
+                    .iter()
+                    .find(|(c, _)| *c == code)
+                    .map_or_else(|| code.clone(), |(_, l)| (*l).to_owned());
+                (code, label)
+            })
+            .collect();
+        store::replace_categories(conn, &list).await?;
+    }
+    let mut bodies = store::policies(conn).await?;
+    if bodies.is_empty() {
+        for p in policy::default_policies(&Calendar::china_default()?) {
+            store::put_policy(conn, &p.id, i64::from(p.position), &serde_json::to_string(&p)?).await?;
+        }
+        bodies = store::policies(conn).await?;
+    }
+    // The phone policy of earlier releases counted 15 seconds; §3 counts
+    // three rings (of five seconds: the same 15 seconds, and a sixth ring
+    // now misses it).
+    for body in bodies {
+        let mut p: Policy = serde_json::from_str(&body)?;
+        if p.id == "default-phone"
+            && let Some(r) = p.metrics.iter_mut().find(|r| r.metric == Metric::Answer && r.rings.is_none())
+            && r.duration_secs == 15
+        {
+            *r = kefu_sla::MetricRule::in_rings(Metric::Answer, 3, policy::DEFAULT_SECONDS_PER_RING);
+            store::put_policy(conn, &p.id, i64::from(p.position), &serde_json::to_string(&p)?).await?;
+        }
+    }
+    Ok(())
 }
 
 impl SlaEngine {
-    /// Loads the calendar and policies from the database, seeding the
-    /// defaults on first start.
+    /// Loads the configuration from the database, seeding the defaults on
+    /// first start.
     pub async fn load(
         pool: AnyPool,
         live: Arc<dyn LiveStore>,
         clock: Arc<dyn Clock>,
-        mut settings: SlaSettings,
+        settings: SlaSettings,
     ) -> anyhow::Result<Self> {
+        let mut tx = pool.begin().await?;
+        seed(&mut tx, &settings).await?;
+        tx.commit().await?;
         let mut conn = pool.acquire().await?;
-        // Escalation rules are data: stored once, then read from the database.
-        match store::get_setting(&mut conn, "escalation").await? {
-            Some(json) => {
-                settings.escalation =
-                    serde_json::from_str(&json).map_err(|e| anyhow::anyhow!("stored escalation rules: {e}"))?;
-            }
-            None => store::put_setting(&mut conn, "escalation", &serde_json::to_string(&settings.escalation)?).await?,
-        }
-        let calendar = match store::get_setting(&mut conn, "calendar").await? {
-            Some(json) => Calendar::from_json(&json).map_err(|e| anyhow::anyhow!("stored calendar: {e}"))?,
-            None => {
-                let c = Calendar::china_default()?;
-                store::put_setting(&mut conn, "calendar", &serde_json::to_string(c.spec())?).await?;
-                c
-            }
-        };
-        let mut bodies = store::policies(&mut conn).await?;
-        if bodies.is_empty() {
-            for p in policy::default_policies(&calendar) {
-                store::put_policy(&mut conn, &p.id, i64::from(p.position), &serde_json::to_string(&p)?).await?;
-            }
-            bodies = store::policies(&mut conn).await?;
-        }
-        let policies: Vec<Policy> = bodies.iter().map(|b| serde_json::from_str(b)).collect::<Result<_, _>>()?;
-        let categories: Vec<String> = match store::get_setting(&mut conn, "categories").await? {
-            Some(json) => serde_json::from_str(&json)?,
-            None => domain::DEFAULT_CATEGORIES.iter().map(|c| (*c).to_owned()).collect(),
-        };
-        let config_version = store::config_version(&mut conn).await?;
+        let config = read_config(&mut conn).await?;
         drop(conn);
         let meter = kefu_kit::telemetry::meter();
         // A new process rebuilds the live view on its first sweep: what a
@@ -172,14 +324,12 @@ impl SlaEngine {
             pool,
             live,
             clock,
-            calendar: RwLock::new(Arc::new(calendar)),
-            policies: RwLock::new(Arc::new(policies)),
-            settings,
+            config: RwLock::new(Arc::new(config)),
+            audit_keys: settings.audit_keys.unwrap_or_else(kefu_kit::audit::AuditKeys::generate),
             rebuild_flag,
             writer,
-            categories: RwLock::new(Arc::new(categories)),
-            config_version: std::sync::atomic::AtomicI64::new(config_version),
             reloading: tokio::sync::Mutex::new(()),
+            recomputing: tokio::sync::Mutex::new(()),
             metrics: SlaMetrics {
                 events: meter
                     .u64_counter("kefu.sla.events")
@@ -200,6 +350,10 @@ impl SlaEngine {
                     .i64_gauge("kefu.sla.breached")
                     .with_description("Breached open SLA targets by queue")
                     .build(),
+                recomputed: meter
+                    .u64_counter("kefu.sla.recomputed")
+                    .with_description("Running SLA targets recomputed after a configuration change")
+                    .build(),
             },
         })
     }
@@ -208,66 +362,58 @@ impl SlaEngine {
         self.clock.now_ms()
     }
 
+    /// The configuration this replica has loaded.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.read().map_or_else(|p| p.into_inner().clone(), |c| c.clone())
+    }
+
+    /// The default calendar.
     pub fn calendar(&self) -> Arc<Calendar> {
-        self.calendar.read().map_or_else(|p| p.into_inner().clone(), |c| c.clone())
+        self.config().calendar("")
     }
 
-    pub fn set_calendar(&self, c: Calendar) {
-        if let Ok(mut g) = self.calendar.write() {
-            *g = Arc::new(c);
-        }
+    pub fn policies(&self) -> Vec<Policy> {
+        self.config().policies.clone()
     }
 
-    pub fn policies(&self) -> Arc<Vec<Policy>> {
-        self.policies.read().map_or_else(|p| p.into_inner().clone(), |c| c.clone())
+    pub fn escalation(&self) -> EscalationRules {
+        self.config().escalation.clone()
     }
 
-    pub fn categories(&self) -> Vec<String> {
-        self.categories.read().map_or_else(|p| p.into_inner().as_ref().clone(), |c| c.as_ref().clone())
-    }
-
-    /// Reloads policies, calendar and categories when another replica (or
-    /// this one) changed them; true when it did.
+    /// Reloads the configuration when another replica (or this one)
+    /// changed it; true when it did.
     pub async fn refresh(&self) -> Result<bool, Error> {
         let _one = self.reloading.lock().await;
         let mut conn = self.pool.acquire().await?;
         let version = store::config_version(&mut conn).await?;
-        if version == self.config_version.load(Ordering::SeqCst) {
+        if version == self.config().version {
             return Ok(false);
         }
-        let bodies = store::policies(&mut conn).await?;
-        let policies: Vec<Policy> =
-            bodies.iter().map(|b| serde_json::from_str(b)).collect::<Result<_, _>>().map_err(anyhow::Error::from)?;
-        let calendar = match store::get_setting(&mut conn, "calendar").await? {
-            Some(json) => Some(Calendar::from_json(&json).map_err(|e| anyhow::anyhow!("stored calendar: {e}"))?),
-            None => None,
-        };
-        let categories: Option<Vec<String>> = match store::get_setting(&mut conn, "categories").await? {
-            Some(json) => Some(serde_json::from_str(&json).map_err(anyhow::Error::from)?),
-            None => None,
-        };
-        if let Ok(mut g) = self.policies.write() {
-            *g = Arc::new(policies);
+        let config = read_config(&mut conn).await?;
+        if let Ok(mut g) = self.config.write() {
+            *g = Arc::new(config);
         }
-        if let Some(c) = calendar {
-            self.set_calendar(c);
-        }
-        if let (Some(list), Ok(mut g)) = (categories, self.categories.write()) {
-            *g = Arc::new(list);
-        }
-        self.config_version.store(version, Ordering::SeqCst);
         Ok(true)
     }
 
-    /// After this replica committed a configuration change: reload now (a
-    /// failure is logged; the change is saved and the follower retries).
-    pub async fn refresh_after_change(&self) {
+    /// After this replica committed a configuration change: reload now and
+    /// recompute the running targets it affects (a failure is logged; the
+    /// change is saved and the follower retries).
+    pub async fn refresh_after_change(self: &Arc<Self>) {
         if let Err(e) = self.refresh().await {
             tracing::warn!(error = %e, "the change is saved; reloading it failed and will be retried");
+            return;
         }
+        let engine = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = engine.recompute_stale().await {
+                tracing::warn!(error = %e, "recomputing running SLA targets failed; retrying");
+            }
+        });
     }
 
-    /// Follows configuration changes made through any replica, every `every`.
+    /// Follows configuration changes made through any replica, every
+    /// `every`, and recomputes running targets computed under an older one.
     pub async fn follow_config(self: Arc<Self>, every: std::time::Duration, stop: tokio_util::sync::CancellationToken) {
         let mut tick = tokio::time::interval(every);
         loop {
@@ -275,17 +421,19 @@ impl SlaEngine {
                 () = stop.cancelled() => return,
                 _ = tick.tick() => {
                     match self.refresh().await {
-                        Ok(true) => tracing::info!("configuration changed elsewhere: policies, calendar and categories reloaded"),
+                        Ok(true) => tracing::info!("configuration changed elsewhere: calendars, policies and rules reloaded"),
                         Ok(false) => {}
                         Err(e) => tracing::warn!(error = %e, "could not check for configuration changes; retrying"),
+                    }
+                    if let Err(e) = self.recompute_stale().await {
+                        tracing::warn!(error = %e, "recomputing running SLA targets failed; retrying");
                     }
                 }
             }
         }
     }
 
-    fn policy_for(&self, t: &TicketRow) -> Option<Policy> {
-        let policies = self.policies();
+    fn policy_for(&self, cfg: &Config, t: &TicketRow) -> Option<Policy> {
         let facts = Facts {
             record_kind: domain::kind_name(t.kind),
             channel: domain::channel_name(t.channel),
@@ -293,31 +441,26 @@ impl SlaEngine {
             priority: domain::priority_name(t.priority),
             tier: &t.customer_tier,
         };
-        policy::first_match(&policies, &facts).cloned()
+        policy::first_match(&cfg.policies, &facts).cloned()
+    }
+
+    /// The calendar a ticket's resolution counts in (its policy's).
+    pub fn calendar_for_ticket(&self, t: &TicketRow) -> Arc<Calendar> {
+        let cfg = self.config();
+        match self.policy_for(&cfg, t) {
+            Some(p) => cfg.calendar(&cfg.calendar_id_of(&p)),
+            None => cfg.calendar(""),
+        }
     }
 
     /// The due-time cap of a tax-filing request: the filing deadline's close
-    /// of business, moved back by the lead.
-    pub fn filing_cap(&self, t: &TicketRow) -> Result<Option<(i64, String)>, Error> {
-        if t.filing_period.is_empty() {
-            return Ok(None);
-        }
-        let (y, m) = domain::filing_period_end(&t.filing_period)?;
-        let cal = self.calendar();
-        let Some(deadline) = cal.filing_deadline_for_period_ending(y, m) else {
-            return Err(Error::FailedPrecondition(format!(
-                "no filing deadline is known for the period {}; extend the calendar with it",
-                t.filing_period
-            )));
-        };
-        let Some(cob) = cal.close_of_business(deadline) else {
-            return Err(Error::FailedPrecondition(format!("{deadline} is not a working day in the calendar")));
-        };
-        let lead = self.settings.filing_lead.unwrap_or_else(|| cal.business_day());
-        let cap = cal.sub(cob, lead).map_err(cal_err)?;
-        Ok(Some((cap.timestamp_millis(), deadline.format("%Y-%m-%d").to_string())))
+    /// of business, moved back by the calendar's filing lead. When the
+    /// period's official deadline is not loaded, a provisional one.
+    pub fn filing_cap(&self, t: &TicketRow) -> Result<Option<FilingCap>, Error> {
+        filing_cap_in(&self.calendar_for_ticket(t), &t.filing_period)
     }
 
+    /// Starts a target; the row it wrote is computed under `cfg`.
     async fn start(
         &self,
         conn: &mut AnyConnection,
@@ -326,12 +469,14 @@ impl SlaEngine {
         cycle: i64,
         now: i64,
     ) -> Result<Changes, Error> {
-        let Some(policy) = self.policy_for(t) else { return Ok(Changes::default()) };
+        let cfg = self.config();
+        let Some(policy) = self.policy_for(&cfg, t) else { return Ok(Changes::default()) };
         let Some(rule) = policy.rule(metric) else { return Ok(Changes::default()) };
-        let cap = if matches!(metric, Metric::Resolution) { self.filing_cap(t)?.map(|c| c.0) } else { None };
-        let cal = self.calendar();
+        let calendar_id = cfg.calendar_id_of(&policy);
+        let cal = cfg.calendar(&calendar_id);
+        let cap = if matches!(metric, Metric::Resolution) { filing_cap_in(&cal, &t.filing_period)? } else { None };
         let key = TargetKey { record_id: t.id.clone(), metric, cycle };
-        let target = Target::start(key, rule, now, cap, &cal).map_err(cal_err)?;
+        let target = Target::start(key, rule, now, cap.as_ref().map(|c| c.cap_ms), &cal).map_err(cal_err)?;
         store::put_target(
             conn,
             &TargetRow {
@@ -340,6 +485,9 @@ impl SlaEngine {
                 escalation_due_at: None,
                 escalated_at: None,
                 open: true,
+                config_version: cfg.version,
+                cap_provisional: cap.is_some_and(|c| c.provisional),
+                calendar_id,
             },
         )
         .await?;
@@ -355,14 +503,18 @@ impl SlaEngine {
         f: impl Fn(&mut TargetRow, &Calendar, i64) -> Result<Option<SlaEvent>, kefu_sla::CalendarError>,
     ) -> Result<Changes, Error> {
         let now = self.now();
-        let cal = self.calendar();
+        let cfg = self.config();
         let mut changes = Changes::default();
         for mut row in store::targets_of(conn, &t.id).await? {
             if !row.open || !which(&row.target) {
                 continue;
             }
+            let cal = cfg.calendar(&row.calendar_id);
             let ev = f(&mut row, &cal, now).map_err(cal_err)?;
             row.open = !row.target.is_finished();
+            // Computed under this replica's configuration: if either it or
+            // the row is older than the newest, the recompute pass redoes it.
+            row.config_version = row.config_version.min(cfg.version);
             store::put_target(conn, &row).await?;
             changes.entries.push(entry_of(&row.target, &t.queue, &t.assignee));
             if let Some(ev) = ev {
@@ -460,24 +612,145 @@ impl SlaEngine {
 
     /// Priority, category or channel changed: re-match, keep elapsed time.
     pub async fn on_rematch(&self, conn: &mut AnyConnection, t: &TicketRow) -> Result<Changes, Error> {
-        let Some(policy) = self.policy_for(t) else { return Ok(Changes::default()) };
-        let cap = self.filing_cap(t)?.map(|c| c.0);
-        self.each_open(
-            conn,
-            t,
-            |_| true,
-            |row, cal, now| {
-                if let Some(rule) = policy.rule(row.target.key.metric) {
-                    if row.target.key.metric == Metric::Resolution {
-                        row.target.cap_at = cap;
-                    }
-                    row.target.rematch(rule, now, cal)?;
-                    row.policy_id.clone_from(&policy.id);
+        let cfg = self.config();
+        let Some(policy) = self.policy_for(&cfg, t) else { return Ok(Changes::default()) };
+        let calendar_id = cfg.calendar_id_of(&policy);
+        let cal = cfg.calendar(&calendar_id);
+        let cap = filing_cap_in(&cal, &t.filing_period)?;
+        let now = self.now();
+        let mut changes = Changes::default();
+        for mut row in store::targets_of(conn, &t.id).await? {
+            if !row.open {
+                continue;
+            }
+            if let Some(rule) = policy.rule(row.target.key.metric) {
+                if row.target.key.metric == Metric::Resolution {
+                    row.target.cap_at = cap.as_ref().map(|c| c.cap_ms);
+                    row.cap_provisional = cap.as_ref().is_some_and(|c| c.provisional);
                 }
-                Ok(None)
-            },
-        )
-        .await
+                // Time used so far is measured in the calendar it ran in.
+                let old = cfg.calendar(&row.calendar_id);
+                row.target.settle(now, &old).map_err(cal_err)?;
+                row.target.rematch(rule, now, &cal).map_err(cal_err)?;
+                row.policy_id.clone_from(&policy.id);
+                row.calendar_id.clone_from(&calendar_id);
+            }
+            row.config_version = row.config_version.min(cfg.version);
+            store::put_target(conn, &row).await?;
+            changes.entries.push(entry_of(&row.target, &t.queue, &t.assignee));
+        }
+        Ok(changes)
+    }
+
+    /// Recomputes, page by page, the open targets computed under an older
+    /// configuration than this replica's (after a calendar, policy or filing
+    /// deadline change): new due and warning instants in the database and
+    /// the live view. No event is emitted here; one already recorded stays,
+    /// and a due time moved into the past is breached by the sweeper, once.
+    pub async fn recompute_stale(&self) -> Result<usize, Error> {
+        let _one = self.recomputing.lock().await;
+        let mut total = 0;
+        loop {
+            let cfg = self.config();
+            let keys = {
+                let mut conn = self.pool.acquire().await?;
+                store::stale_targets(&mut conn, cfg.version, 200).await?
+            };
+            if keys.is_empty() {
+                break;
+            }
+            let mut tx = self.pool.begin().await?;
+            let mut changes = Changes::default();
+            for key in &keys {
+                if let Some(entry) = self.recompute_one(&mut tx, &cfg, key).await? {
+                    changes.entries.push(entry);
+                }
+            }
+            tx.commit().await?;
+            total += keys.len();
+            self.metrics.recomputed.add(keys.len() as u64, &[]);
+            self.writer.send(changes.entries, Vec::new(), None).await;
+            if keys.len() < 200 {
+                break;
+            }
+        }
+        if total > 0 {
+            tracing::info!(targets = total, "running SLA targets recomputed under the changed configuration");
+        }
+        Ok(total)
+    }
+
+    async fn recompute_one(
+        &self,
+        conn: &mut AnyConnection,
+        cfg: &Config,
+        key: &TargetKey,
+    ) -> Result<Option<LiveEntry>, Error> {
+        let Some(mut row) = store::get_target(conn, key).await? else { return Ok(None) };
+        if !row.open || row.config_version >= cfg.version {
+            return Ok(None);
+        }
+        if row.target.breached_at.is_some() {
+            // A breach is history: its due time stays what it was.
+            row.config_version = cfg.version;
+            store::put_target(conn, &row).await?;
+            return Ok(None);
+        }
+        let now = self.now();
+        let old = cfg.calendar(&row.calendar_id);
+        let (queue, assignee) = if is_call(&key.record_id) {
+            let call_id = key.record_id.trim_start_matches("call:");
+            let queue = store::get_call(conn, call_id).await?.map(|c| c.queue).unwrap_or_default();
+            let policy = cfg.policy(&row.policy_id).cloned();
+            let calendar_id = policy.as_ref().map_or_else(|| cfg.default_calendar.clone(), |p| cfg.calendar_id_of(p));
+            let cal = cfg.calendar(&calendar_id);
+            row.target.settle(now, &old).map_err(cal_err)?;
+            match policy.as_ref().and_then(|p| p.rule(key.metric)) {
+                Some(rule) => row.target.rematch(rule, now, &cal).map_err(cal_err)?,
+                None => row.target.recompute(&cal).map_err(cal_err)?,
+            }
+            row.calendar_id = calendar_id;
+            (queue, String::new())
+        } else {
+            let Some(mut t) = store::get_ticket(conn, &key.record_id).await? else { return Ok(None) };
+            let policy = self.policy_for(cfg, &t);
+            let calendar_id = policy.as_ref().map_or_else(|| cfg.default_calendar.clone(), |p| cfg.calendar_id_of(p));
+            let cal = cfg.calendar(&calendar_id);
+            if key.metric == Metric::Resolution {
+                let cap = filing_cap_in(&cal, &t.filing_period).ok().flatten();
+                row.target.cap_at = cap.as_ref().map(|c| c.cap_ms);
+                row.cap_provisional = cap.as_ref().is_some_and(|c| c.provisional);
+                let deadline = cap.map(|c| c.deadline).unwrap_or_default();
+                if !t.filing_period.is_empty() && deadline != t.filing_deadline {
+                    store::add_timeline(
+                        conn,
+                        &t.id,
+                        "notification",
+                        "sla",
+                        &format!("filing deadline now {deadline} (was {})", t.filing_deadline),
+                        now,
+                    )
+                    .await?;
+                    t.filing_deadline = deadline;
+                    store::save_ticket(conn, &mut t).await?;
+                }
+            }
+            row.target.settle(now, &old).map_err(cal_err)?;
+            match policy.as_ref().and_then(|p| p.rule(key.metric)) {
+                Some(rule) => {
+                    row.target.rematch(rule, now, &cal).map_err(cal_err)?;
+                    if let Some(p) = &policy {
+                        row.policy_id.clone_from(&p.id);
+                    }
+                }
+                None => row.target.recompute(&cal).map_err(cal_err)?,
+            }
+            row.calendar_id = calendar_id;
+            (t.queue, t.assignee)
+        };
+        row.config_version = cfg.version;
+        store::put_target(conn, &row).await?;
+        Ok(Some(entry_of(&row.target, &queue, &assignee)))
     }
 
     /// Queue or assignee changed: the live view regroups.
@@ -533,11 +806,12 @@ impl SlaEngine {
         queue: &str,
         offered_at: i64,
     ) -> Result<Changes, Error> {
-        let policies = self.policies();
+        let cfg = self.config();
         let facts = Facts { record_kind: "phone_contact", channel: "phone", ..Default::default() };
-        let Some(policy) = policy::first_match(&policies, &facts) else { return Ok(Changes::default()) };
+        let Some(policy) = policy::first_match(&cfg.policies, &facts) else { return Ok(Changes::default()) };
         let Some(rule) = policy.rule(Metric::Answer) else { return Ok(Changes::default()) };
-        let cal = self.calendar();
+        let calendar_id = cfg.calendar_id_of(policy);
+        let cal = cfg.calendar(&calendar_id);
         let key = TargetKey { record_id: record_id.to_owned(), metric: Metric::Answer, cycle: 1 };
         if store::get_target(conn, &key).await?.is_some() {
             return Ok(Changes::default());
@@ -551,13 +825,17 @@ impl SlaEngine {
                 escalation_due_at: None,
                 escalated_at: None,
                 open: true,
+                config_version: cfg.version,
+                cap_provisional: false,
+                calendar_id,
             },
         )
         .await?;
         Ok(Changes { entries: vec![entry_of(&target, queue, "")], events: vec![] })
     }
 
-    /// Answered: fulfilled (late when past its due time). Abandoned: breached.
+    /// Answered: fulfilled (late when past its due time, or when it rang
+    /// more often than a policy in rings allows). Abandoned: breached.
     pub async fn on_call_ended(
         &self,
         conn: &mut AnyConnection,
@@ -565,14 +843,41 @@ impl SlaEngine {
         queue: &str,
         at: i64,
         answered: bool,
+        ring_count: i64,
     ) -> Result<Changes, Error> {
         let key = TargetKey { record_id: record_id.to_owned(), metric: Metric::Answer, cycle: 1 };
         let Some(mut row) = store::get_target(conn, &key).await? else { return Ok(Changes::default()) };
         if !row.open {
             return Ok(Changes::default());
         }
-        let cal = self.calendar();
+        let cfg = self.config();
+        let cal = cfg.calendar(&row.calendar_id);
         let mut c = Changes::default();
+        let rang_too_long = cfg
+            .policy(&row.policy_id)
+            .and_then(|p| p.rule(Metric::Answer))
+            .is_some_and(|r| r.rang_too_long(ring_count));
+        if answered && rang_too_long && row.target.breached_at.is_none() {
+            // Too many rings is a miss however few seconds they took.
+            let at_breach = row.target.due_at.map_or(at, |d| d.min(at));
+            row.target.breached_at = Some(at_breach);
+            let ev = routed(
+                SlaEvent {
+                    id: key.event_id(EventKind::Breached),
+                    key: key.clone(),
+                    kind: EventKind::Breached,
+                    at_ms: at,
+                    due_at_ms: row.target.due_at,
+                    queue: String::new(),
+                    assignee: String::new(),
+                },
+                queue,
+                "",
+            );
+            if store::insert_event(conn, &ev).await? {
+                c.events.push(ev);
+            }
+        }
         if answered {
             if let Some(ev) = row.target.fulfil(at, &cal).map_err(cal_err)?
                 && store::insert_event(conn, &ev).await?
@@ -615,6 +920,32 @@ impl SlaEngine {
     }
 }
 
+/// The cap a filing period puts on a request's resolution in `cal`.
+pub fn filing_cap_in(cal: &Calendar, period: &str) -> Result<Option<FilingCap>, Error> {
+    if period.is_empty() {
+        return Ok(None);
+    }
+    let (y, m) = domain::filing_period_end(period)?;
+    let (y, m) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+    let Some((deadline, provisional)) = cal.filing_deadline_or_provisional(y, m) else {
+        return Err(Error::FailedPrecondition(format!(
+            "no filing deadline can be set for the period {period}: the calendar has no working day after the 15th of {y}-{m:02}"
+        )));
+    };
+    let Some(cob) = cal.close_of_business(deadline) else {
+        return Err(Error::FailedPrecondition(format!(
+            "the filing deadline {deadline} is not a working day in the calendar {}; correct one of them",
+            cal.id
+        )));
+    };
+    let cap = cal.sub(cob, cal.filing_lead()).map_err(cal_err)?;
+    Ok(Some(FilingCap {
+        cap_ms: cap.timestamp_millis(),
+        deadline: deadline.format("%Y-%m-%d").to_string(),
+        provisional,
+    }))
+}
+
 fn is_call(record_id: &str) -> bool {
     record_id.starts_with("call:")
 }
@@ -634,7 +965,8 @@ impl DueHandler for SlaEngine {
         };
         let (queue, assignee) =
             ticket.as_ref().map_or((String::new(), String::new()), |t| (t.queue.clone(), t.assignee.clone()));
-        let cal = self.calendar();
+        let cfg = self.config();
+        let cal = cfg.calendar(&row.calendar_id);
         let mut changes = Changes::default();
         let event = match claimed.kind {
             DueKind::Warning => {
@@ -654,7 +986,7 @@ impl DueHandler for SlaEngine {
                         let second = cal
                             .add(
                                 kefu_sla::target::to_dt(due),
-                                chrono::Duration::seconds(self.settings.escalation.second_level_after_secs),
+                                chrono::Duration::seconds(cfg.escalation.second_level_after_secs),
                             )
                             .map(|d| d.timestamp_millis())
                             .ok();
@@ -760,7 +1092,7 @@ impl DueHandler for SlaEngine {
                 let body = format!(
                     "SLA second-level escalation: {} breached and still open; notify {}",
                     row.target.key.metric.as_str(),
-                    self.settings.escalation.second_level_notify
+                    self.config().escalation.second_level_notify
                 );
                 store::add_timeline(&mut tx, &t.id, "notification", "sla", &body, now).await?;
                 let ev = SlaEvent {
@@ -797,7 +1129,7 @@ impl SlaEngine {
         ev: &SlaEvent,
         changes: &mut Changes,
     ) -> Result<(), Error> {
-        let rules = &self.settings.escalation;
+        let rules = &self.config().escalation;
         let now = ev.at_ms;
         let who = |role: &str| -> String {
             match role {

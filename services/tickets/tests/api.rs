@@ -324,8 +324,9 @@ async fn a_tax_filing_request_is_due_before_its_deadline(app: TestApp) {
         .into_inner();
     assert_eq!(ms_of(&app.target(&t2.id, "resolution").await.due_time), cst(2026, 10, 13, 18, 0));
     assert_eq!(t2.priority, pb::Priority::Normal as i32);
-    // A period whose deadline the calendar does not know is refused clearly.
-    let err = app
+    // A period whose deadline the calendar does not know gets a provisional
+    // one (the 15th, moved past rest days): 15 June 2030 is a Saturday.
+    let far = app
         .agent()
         .create_ticket(pb::CreateTicketRequest {
             ticket: Some(pb::Ticket {
@@ -341,9 +342,11 @@ async fn a_tax_filing_request_is_due_before_its_deadline(app: TestApp) {
             request_id: String::new(),
         })
         .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::FailedPrecondition);
-    assert!(err.message().contains("2030-05"), "{}", err.message());
+        .unwrap()
+        .into_inner();
+    assert_eq!(far.filing_deadline, "2030-06-17");
+    assert!(far.filing_deadline_provisional);
+    assert!(!t2.filing_deadline_provisional);
 }
 
 fn email(message_id: &str, in_reply_to: Option<&str>, from: &str, subject: &str, body: &str) -> Vec<u8> {
@@ -973,20 +976,38 @@ async fn configuration_changed_through_one_replica_is_used_by_the_other(app: Tes
             duration_seconds: 600,
             clock: "calendar".into(),
             warn_percent: 80,
+            ..Default::default()
         }],
         ..Default::default()
     };
-    sup.upsert_sla_policy(pb::UpsertSlaPolicyRequest { policy: Some(policy) }).await.unwrap();
-    let holiday = r#"{"holidays": [{"name": "臨時休息", "from": "2026-03-05", "to": "2026-03-05"}]}"#;
-    app.tickets_as(Role::Admin).extend_calendar(pb::ExtendCalendarRequest { json: holiday.into() }).await.unwrap();
-    let mut categories = sup.list_categories(pb::ListCategoriesRequest {}).await.unwrap().into_inner().categories;
-    categories.push("cross_border_tax".into());
-    sup.set_categories(pb::SetCategoriesRequest { categories }).await.unwrap();
+    sup.upsert_sla_policy(pb::UpsertSlaPolicyRequest { policy: Some(policy), reason: "test".into() }).await.unwrap();
+    app.tickets_as(Role::Admin)
+        .extend_calendar(pb::ExtendCalendarRequest {
+            holidays: vec![pb::Holiday {
+                name: "临时休息".into(),
+                first_day: "2026-03-05".into(),
+                last_day: "2026-03-05".into(),
+            }],
+            reason: "office closed".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut categories =
+        sup.list_categories(pb::ListCategoriesRequest::default()).await.unwrap().into_inner().categories;
+    categories.push(pb::Category { code: "cross_border_tax".into(), label: "跨境税务".into(), active: true });
+    sup.set_categories(pb::SetCategoriesRequest {
+        categories,
+        reason: "new service line".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     kefu_testkit::wait_for("the other replica to reload", std::time::Duration::from_secs(10), || async {
         let e = &replica.engine;
         let has_policy = e.policies().iter().any(|p| p.id == "urgent-phone");
-        let has_holiday = serde_json::to_string(e.calendar().spec()).unwrap().contains("2026-03-05");
-        let has_category = e.categories().iter().any(|c| c == "cross_border_tax");
+        let has_holiday = e.calendar().is_holiday(chrono::NaiveDate::from_ymd_opt(2026, 3, 5).unwrap());
+        let has_category = e.config().category_labels.contains_key("cross_border_tax");
         (has_policy && has_holiday && has_category).then_some(())
     })
     .await;
@@ -1006,17 +1027,21 @@ async fn policies_are_data_and_rematch_keeps_elapsed_time(app: TestApp) {
                 duration_seconds: 1800,
                 clock: "business".into(),
                 warn_percent: 50,
+                ..Default::default()
             },
             pb::SlaMetricRule {
                 metric: "resolution".into(),
                 duration_seconds: 8 * 3600,
                 clock: "business".into(),
                 warn_percent: 80,
+                ..Default::default()
             },
         ],
         ..Default::default()
     };
-    sup.upsert_sla_policy(pb::UpsertSlaPolicyRequest { policy: Some(vip.clone()) }).await.unwrap();
+    sup.upsert_sla_policy(pb::UpsertSlaPolicyRequest { policy: Some(vip.clone()), reason: "VIP clients".into() })
+        .await
+        .unwrap();
     let listed = app.agent().list_sla_policies(pb::ListSlaPoliciesRequest {}).await.unwrap().into_inner().policies;
     assert_eq!(listed[0].id, "vip");
     let c = app.customer("VIP 客戶", 14, cpb::ServiceTier::Vip).await;
@@ -1037,10 +1062,13 @@ async fn policies_are_data_and_rematch_keeps_elapsed_time(app: TestApp) {
             duration_seconds: 2 * 3600,
             clock: "business".into(),
             warn_percent: 80,
+            ..Default::default()
         }],
         ..Default::default()
     };
-    sup.upsert_sla_policy(pb::UpsertSlaPolicyRequest { policy: Some(urgent) }).await.unwrap();
+    sup.upsert_sla_policy(pb::UpsertSlaPolicyRequest { policy: Some(urgent), reason: "urgent work".into() })
+        .await
+        .unwrap();
     app.clock.set(cst(2026, 3, 2, 10, 0));
     let updated = app
         .agent()
@@ -1077,21 +1105,36 @@ async fn policies_are_data_and_rematch_keeps_elapsed_time(app: TestApp) {
 
     let mut bad = vip.clone();
     bad.metrics[0].warn_percent = 150;
-    let err = sup.upsert_sla_policy(pb::UpsertSlaPolicyRequest { policy: Some(bad) }).await.unwrap_err();
+    let err = sup
+        .upsert_sla_policy(pb::UpsertSlaPolicyRequest { policy: Some(bad), reason: "test".into() })
+        .await
+        .unwrap_err();
     assert!(violations(&err).iter().any(|f| f.contains("warn_percent")), "{:?}", violations(&err));
     let mut bad = vip;
     bad.metrics[0].metric = "lunch".into();
     assert_eq!(
-        sup.upsert_sla_policy(pb::UpsertSlaPolicyRequest { policy: Some(bad) }).await.unwrap_err().code(),
+        sup.upsert_sla_policy(pb::UpsertSlaPolicyRequest { policy: Some(bad), reason: "test".into() })
+            .await
+            .unwrap_err()
+            .code(),
         Code::InvalidArgument
     );
     assert_eq!(
-        app.agent().upsert_sla_policy(pb::UpsertSlaPolicyRequest { policy: None }).await.unwrap_err().code(),
+        app.agent()
+            .upsert_sla_policy(pb::UpsertSlaPolicyRequest { policy: None, reason: "test".into() })
+            .await
+            .unwrap_err()
+            .code(),
         Code::PermissionDenied
     );
-    sup.delete_sla_policy(pb::DeleteSlaPolicyRequest { id: "urgent".into() }).await.unwrap();
+    sup.delete_sla_policy(pb::DeleteSlaPolicyRequest { id: "urgent".into(), reason: "no longer used".into() })
+        .await
+        .unwrap();
     assert_eq!(
-        sup.delete_sla_policy(pb::DeleteSlaPolicyRequest { id: "urgent".into() }).await.unwrap_err().code(),
+        sup.delete_sla_policy(pb::DeleteSlaPolicyRequest { id: "urgent".into(), reason: "no longer used".into() })
+            .await
+            .unwrap_err()
+            .code(),
         Code::NotFound
     );
 
@@ -1099,21 +1142,38 @@ async fn policies_are_data_and_rematch_keeps_elapsed_time(app: TestApp) {
     let admin = &mut app.tickets_as(Role::Admin);
     let cal = admin
         .extend_calendar(pb::ExtendCalendarRequest {
-            json: r#"{"holidays":[{"name":"元旦","from":"2027-01-01","to":"2027-01-03"}],"filing_deadlines":{"2027":[15,20,15,15,15,15,15,15,15,15,15,15]}}"#.into(),
+            holidays: vec![pb::Holiday {
+                name: "元旦".into(),
+                first_day: "2027-01-01".into(),
+                last_day: "2027-01-03".into(),
+            }],
+            filing_deadlines: vec![pb::FilingDeadline { date: "2027-01-15".into(), provisional: false }],
+            reason: "2027 dates published".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
         .into_inner();
-    assert!(cal.json.contains("2027-01-03"));
+    assert!(cal.holidays.iter().any(|h| h.last_day == "2027-01-03"));
+    assert_eq!(cal.holiday_years, vec![2025, 2026, 2027]);
     assert_eq!(
-        sup.extend_calendar(pb::ExtendCalendarRequest { json: "{}".into() }).await.unwrap_err().code(),
+        sup.extend_calendar(pb::ExtendCalendarRequest { reason: "x".into(), ..Default::default() })
+            .await
+            .unwrap_err()
+            .code(),
         Code::PermissionDenied
     );
     let bad = admin
-        .extend_calendar(pb::ExtendCalendarRequest { json: r#"{"filing_deadlines":{"2027":[1]}}"#.into() })
+        .extend_calendar(pb::ExtendCalendarRequest {
+            filing_deadlines: vec![pb::FilingDeadline { date: "2027-02-30".into(), provisional: false }],
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument);
+    let fields = violations(&bad);
+    assert!(fields.contains(&"filing_deadlines[0].date".to_string()), "{fields:?}");
+    assert!(fields.contains(&"reason".to_string()), "{fields:?}");
 }
 
 async fn watchers_receive_sla_events(app: TestApp) {
@@ -1204,16 +1264,22 @@ async fn roles_and_bad_input(app: TestApp) {
             .contains(&"ticket.category".to_string())
     );
     // The category list is configurable (supervisors and admins).
-    let set = |cats: Vec<String>| pb::SetCategoriesRequest { categories: cats };
+    let set = |cats: Vec<pb::Category>| pb::SetCategoriesRequest {
+        categories: cats,
+        reason: "payroll service".into(),
+        ..Default::default()
+    };
+    let cat = |code: &str, label: &str| pb::Category { code: code.into(), label: label.into(), active: true };
     assert_eq!(
-        app.agent().set_categories(set(vec!["payroll".into()])).await.unwrap_err().code(),
+        app.agent().set_categories(set(vec![cat("payroll", "工资")])).await.unwrap_err().code(),
         Code::PermissionDenied
     );
-    let bad = app.tickets_as(Role::Supervisor).set_categories(set(vec!["Pay Roll".into()])).await.unwrap_err();
+    let bad = app.tickets_as(Role::Supervisor).set_categories(set(vec![cat("Pay Roll", "工资")])).await.unwrap_err();
     assert!(violations(&bad).contains(&"categories[0]".to_string()));
-    let mut cats = app.agent().list_categories(pb::ListCategoriesRequest {}).await.unwrap().into_inner().categories;
-    assert!(cats.contains(&"tax_filing".to_string()));
-    cats.push("payroll".into());
+    let mut cats =
+        app.agent().list_categories(pb::ListCategoriesRequest::default()).await.unwrap().into_inner().categories;
+    assert!(cats.iter().any(|c| c.code == "tax_filing" && c.label == "纳税申报"));
+    cats.push(cat("payroll", "工资代发"));
     app.tickets_as(Role::Supervisor).set_categories(set(cats)).await.unwrap();
     let payroll = app.agent().create_ticket(wrong_cat).await.unwrap().into_inner();
     assert_eq!(payroll.category, "payroll");

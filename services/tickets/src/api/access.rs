@@ -15,6 +15,8 @@ const ADMINS: &[Role] = &[Role::Admin];
 const CUSTOMER_CHANNELS: &[Role] = &[Role::Service];
 /// Agent statistics feed performance reviews: supervisors, HR, admins and reporting systems.
 const STATS: &[Role] = &[Role::Supervisor, Role::Hr, Role::Admin, Role::Service];
+/// Who reads the trail of configuration changes.
+const CONFIG_AUDIT: &[Role] = &[Role::Supervisor, Role::Admin, Role::Auditor];
 
 pub static ACCESS: Access = Access {
     service: "kefu.tickets.v1.TicketService",
@@ -35,6 +37,9 @@ pub static ACCESS: Access = Access {
         ("SendFeedbackResult", WRITERS),
         ("IngestEmail", WRITERS),
         ("RecordCallEvent", TELEPHONY),
+        ("LogPhoneContact", WRITERS),
+        ("LinkCall", WRITERS),
+        ("ListCalls", READERS),
         ("RateTicket", CUSTOMER_CHANNELS),
         ("GetTicketSla", READERS),
         ("GetSlaDashboard", DASHBOARD),
@@ -42,8 +47,16 @@ pub static ACCESS: Access = Access {
         ("ListSlaPolicies", ANYONE),
         ("UpsertSlaPolicy", MANAGERS),
         ("DeleteSlaPolicy", MANAGERS),
+        ("ListCalendars", ANYONE),
         ("GetCalendar", ANYONE),
+        ("CreateCalendar", ADMINS),
+        ("UpdateCalendar", ADMINS),
         ("ExtendCalendar", ADMINS),
+        ("DeleteCalendar", ADMINS),
+        ("PreviewDueDate", ANYONE),
+        ("GetEscalationRules", ANYONE),
+        ("UpdateEscalationRules", MANAGERS),
+        ("ListConfigChanges", CONFIG_AUDIT),
         ("ListCategories", ANYONE),
         ("SetCategories", MANAGERS),
         ("GetAgentStats", STATS),

@@ -74,9 +74,10 @@ pub(super) async fn upsert_request_type(
     r: pb::UpsertRequestTypeRequest,
 ) -> Result<pb::RequestType, Error> {
     let rt = r.request_type.ok_or_else(|| Error::invalid("request_type", "is required"))?;
+    let known = api.categories().await?;
     let mut v = Violations::new();
     let name = v.check(parse::required_line("request_type.name", &rt.name, TYPE_NAME_MAX));
-    let category = v.check(domain::category("request_type.category", &rt.category, &api.categories()));
+    let category = v.check(domain::category("request_type.category", &rt.category, &known));
     let materials =
         v.check(parse::tags("request_type.required_materials", &rt.required_materials, ITEMS_MAX, ITEM_CHARS));
     let steps = v.check(parse::tags("request_type.steps", &rt.steps, ITEMS_MAX, ITEM_CHARS));

@@ -193,7 +193,7 @@ pub(super) async fn ingest(
         requester: mail.from.clone(),
         ..Default::default()
     };
-    let new = parse_new(api, &input, &mail.body)?;
+    let new = parse_new(api, &input, &mail.body).await?;
     let tier = customer.map_or_else(|| "standard".to_owned(), |c| c.1);
     let id = uuid::Uuid::now_v7().to_string();
     let mut tx = api.pool.begin().await?;

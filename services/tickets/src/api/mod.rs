@@ -6,6 +6,7 @@
 mod access;
 mod business;
 mod calls;
+mod config;
 mod email;
 mod feedback;
 mod sla;
@@ -60,8 +61,11 @@ impl TicketsApi {
         Ok(Self { pool, reads, engine, customers, shutdown })
     }
 
-    fn categories(&self) -> Vec<String> {
-        self.engine.categories()
+    /// The active category codes, read from the database at the moment of
+    /// use, so every replica sees a change at once.
+    async fn categories(&self) -> Result<Vec<String>, Error> {
+        let mut conn = self.reads.acquire().await?;
+        crate::store::active_category_codes(&mut conn).await
     }
 
     fn customers(&self, token: Option<&str>) -> Result<Customers, Error> {
@@ -238,6 +242,21 @@ impl TicketService for TicketsApi {
         answer(calls::record_event(self, c.r).await)
     }
 
+    async fn log_phone_contact(&self, req: Request<pb::LogPhoneContactRequest>) -> Res<pb::PhoneContact> {
+        let c = call(req)?;
+        answer(calls::log_contact(self, &c.p, c.r).await)
+    }
+
+    async fn link_call(&self, req: Request<pb::LinkCallRequest>) -> Res<pb::PhoneContact> {
+        let c = call(req)?;
+        answer(calls::link(self, &c.p, c.r).await)
+    }
+
+    async fn list_calls(&self, req: Request<pb::ListCallsRequest>) -> Res<pb::ListCallsResponse> {
+        let c = call(req)?;
+        answer(calls::list(self, c.r).await)
+    }
+
     async fn rate_ticket(&self, req: Request<pb::RateTicketRequest>) -> Res<pb::Ticket> {
         let c = call(req)?;
         answer(tickets::rate(self, &c.p, c.r).await)
@@ -267,32 +286,78 @@ impl TicketService for TicketsApi {
 
     async fn upsert_sla_policy(&self, req: Request<pb::UpsertSlaPolicyRequest>) -> Res<pb::SlaPolicy> {
         let c = call(req)?;
-        answer(sla::upsert_policy(self, c.r).await)
+        answer(sla::upsert_policy(self, &c.p, c.r).await)
     }
 
     async fn delete_sla_policy(&self, req: Request<pb::DeleteSlaPolicyRequest>) -> Res<pb::DeleteSlaPolicyResponse> {
         let c = call(req)?;
-        answer(sla::delete_policy(self, c.r).await)
+        answer(sla::delete_policy(self, &c.p, c.r).await)
     }
 
-    async fn get_calendar(&self, req: Request<pb::GetCalendarRequest>) -> Res<pb::Calendar> {
+    async fn list_calendars(&self, req: Request<pb::ListCalendarsRequest>) -> Res<pb::ListCalendarsResponse> {
         call(req)?;
-        answer(sla::calendar(self))
+        answer(config::list_calendars(self).await)
     }
 
-    async fn extend_calendar(&self, req: Request<pb::ExtendCalendarRequest>) -> Res<pb::Calendar> {
+    async fn get_calendar(&self, req: Request<pb::GetCalendarRequest>) -> Res<pb::BusinessCalendar> {
         let c = call(req)?;
-        answer(sla::extend_calendar(self, c.r).await)
+        answer(config::get_calendar(self, c.r).await)
+    }
+
+    async fn create_calendar(&self, req: Request<pb::CreateCalendarRequest>) -> Res<pb::BusinessCalendar> {
+        let c = call(req)?;
+        answer(config::create_calendar(self, &c.p, c.r).await)
+    }
+
+    async fn update_calendar(&self, req: Request<pb::UpdateCalendarRequest>) -> Res<pb::BusinessCalendar> {
+        let c = call(req)?;
+        answer(config::update_calendar(self, &c.p, c.r).await)
+    }
+
+    async fn extend_calendar(&self, req: Request<pb::ExtendCalendarRequest>) -> Res<pb::BusinessCalendar> {
+        let c = call(req)?;
+        answer(config::extend_calendar(self, &c.p, c.r).await)
+    }
+
+    async fn delete_calendar(&self, req: Request<pb::DeleteCalendarRequest>) -> Res<pb::DeleteCalendarResponse> {
+        let c = call(req)?;
+        answer(config::delete_calendar(self, &c.p, c.r).await)
+    }
+
+    async fn preview_due_date(&self, req: Request<pb::PreviewDueDateRequest>) -> Res<pb::DueDatePreview> {
+        let c = call(req)?;
+        answer(config::preview(self, c.r).await)
+    }
+
+    async fn get_escalation_rules(&self, req: Request<pb::GetEscalationRulesRequest>) -> Res<pb::EscalationRules> {
+        call(req)?;
+        answer(config::get_rules(self).await)
+    }
+
+    async fn update_escalation_rules(
+        &self,
+        req: Request<pb::UpdateEscalationRulesRequest>,
+    ) -> Res<pb::EscalationRules> {
+        let c = call(req)?;
+        answer(config::update_rules(self, &c.p, c.r).await)
+    }
+
+    async fn list_config_changes(
+        &self,
+        req: Request<pb::ListConfigChangesRequest>,
+    ) -> Res<pb::ListConfigChangesResponse> {
+        let c = call(req)?;
+        answer(config::list_changes(self, c.r).await)
     }
 
     async fn list_categories(&self, req: Request<pb::ListCategoriesRequest>) -> Res<pb::ListCategoriesResponse> {
-        call(req)?;
-        answer(Ok(pb::ListCategoriesResponse { categories: self.categories() }))
+        let c = call(req)?;
+        answer(config::list_categories(self, c.r).await)
     }
 
     async fn set_categories(&self, req: Request<pb::SetCategoriesRequest>) -> Res<pb::ListCategoriesResponse> {
         let c = call(req)?;
-        answer(sla::set_categories(self, c.r).await)
+        answer(config::set_categories(self, &c.p, c.r).await)
     }
 
     async fn get_agent_stats(&self, req: Request<pb::GetAgentStatsRequest>) -> Res<pb::AgentStats> {

@@ -1,5 +1,6 @@
 //! SLA: a ticket's (or call's) targets, the dashboard, the live event
-//! stream, policies, the business calendar and the category list.
+//! stream and policies (calendars and the rest of SLA administration are in
+//! `config`).
 use futures::StreamExt;
 use kefu_kit::{
     Error,
@@ -8,7 +9,7 @@ use kefu_kit::{
     parse::{self, ts, ts_opt},
 };
 use kefu_proto::tickets::v1 as pb;
-use kefu_sla::{CalendarSpec, ClockKind, Metric, MetricRule, Policy};
+use kefu_sla::{ClockKind, Metric, MetricRule, Policy};
 use tonic::Status;
 
 use super::{TicketsApi, view::state_pb};
@@ -39,12 +40,13 @@ pub(super) async fn ticket_targets(
         None => store::require_ticket(&mut conn, &domain::ticket_ref("ticket_id", raw)?).await?.id,
     };
     let now = api.engine.now();
-    let cal = api.engine.calendar();
+    let cfg = api.engine.config();
     let targets = store::targets_of(&mut conn, &record)
         .await?
         .iter()
         .map(|r| {
             let t = &r.target;
+            let cal = cfg.calendar(&r.calendar_id);
             pb::SlaTarget {
                 metric: t.key.metric.as_str().to_owned(),
                 cycle: t.key.cycle,
@@ -58,6 +60,12 @@ pub(super) async fn ticket_targets(
                 fulfil_time: ts_opt(t.fulfilled_at),
                 policy_id: r.policy_id.clone(),
                 cap_time: ts_opt(t.cap_at),
+                cap_provisional: r.cap_provisional && t.cap_at.is_some(),
+                calendar_id: if r.calendar_id.is_empty() {
+                    cfg.default_calendar.clone()
+                } else {
+                    r.calendar_id.clone()
+                },
             }
         })
         .collect();
@@ -197,17 +205,39 @@ pub(super) async fn watch(
 }
 
 pub(super) fn list_policies(api: &TicketsApi) -> pb::ListSlaPoliciesResponse {
-    let mut list: Vec<Policy> = api.engine.policies().as_ref().clone();
+    let mut list: Vec<Policy> = api.engine.policies();
     list.sort_by_key(|p| p.position);
     pb::ListSlaPoliciesResponse { policies: list.iter().map(policy_pb).collect() }
 }
 
-pub(super) async fn upsert_policy(api: &TicketsApi, r: pb::UpsertSlaPolicyRequest) -> Result<pb::SlaPolicy, Error> {
-    let p = r.policy.ok_or_else(|| Error::invalid("policy", "is required"))?;
-    let policy = policy_from_pb(&p)?;
+pub(super) async fn upsert_policy(
+    api: &TicketsApi,
+    p: &Principal,
+    r: pb::UpsertSlaPolicyRequest,
+) -> Result<pb::SlaPolicy, Error> {
+    let given = r.policy.ok_or_else(|| Error::invalid("policy", "is required"))?;
+    let mut v = Violations::new();
+    let why = v.check(parse::required_line("reason", &r.reason, 500)).unwrap_or_default();
+    let policy = v.check(policy_from_pb(&given));
+    v.finish()?;
+    let Some(policy) = policy else { return Err(Error::invalid("policy", "is not valid")) };
     let body = serde_json::to_string(&policy).map_err(|e| Error::Internal(e.into()))?;
     let mut tx = api.pool.begin().await?;
+    if !policy.calendar_id.is_empty() && store::get_calendar(&mut tx, &policy.calendar_id).await?.is_none() {
+        return Err(Error::invalid("policy.calendar_id", format!("no calendar {}", policy.calendar_id)));
+    }
+    let before = store::policies(&mut tx)
+        .await?
+        .into_iter()
+        .filter_map(|b| serde_json::from_str::<Policy>(&b).ok())
+        .find(|x| x.id == policy.id);
     store::put_policy(&mut tx, &policy.id, i64::from(policy.position), &body).await?;
+    let detail = match before {
+        Some(b) if b == policy => "no change".to_owned(),
+        Some(b) => format!("{} → {}", serde_json::to_string(&b).unwrap_or_default(), body),
+        None => format!("created: {body}"),
+    };
+    super::config::audit(&mut tx, api, p, "sla.policy.upsert", &policy.id, detail, &why).await?;
     store::bump_config_version(&mut tx).await?;
     tx.commit().await?;
     api.engine.refresh_after_change().await;
@@ -216,62 +246,22 @@ pub(super) async fn upsert_policy(api: &TicketsApi, r: pb::UpsertSlaPolicyReques
 
 pub(super) async fn delete_policy(
     api: &TicketsApi,
+    p: &Principal,
     r: pb::DeleteSlaPolicyRequest,
 ) -> Result<pb::DeleteSlaPolicyResponse, Error> {
-    let id = parse::required_line("id", &r.id, POLICY_ID_MAX)?;
+    let mut v = Violations::new();
+    let id = v.check(parse::required_line("id", &r.id, POLICY_ID_MAX)).unwrap_or_default();
+    let why = v.check(parse::required_line("reason", &r.reason, 500)).unwrap_or_default();
+    v.finish()?;
     let mut tx = api.pool.begin().await?;
     if !store::delete_policy(&mut tx, &id).await? {
         return Err(Error::NotFound(format!("policy {id}")));
     }
+    super::config::audit(&mut tx, api, p, "sla.policy.delete", &id, "deleted".into(), &why).await?;
     store::bump_config_version(&mut tx).await?;
     tx.commit().await?;
     api.engine.refresh_after_change().await;
     Ok(pb::DeleteSlaPolicyResponse {})
-}
-
-pub(super) fn calendar(api: &TicketsApi) -> Result<pb::Calendar, Error> {
-    let json = serde_json::to_string_pretty(api.engine.calendar().spec()).map_err(anyhow::Error::from)?;
-    Ok(pb::Calendar { json })
-}
-
-pub(super) async fn extend_calendar(api: &TicketsApi, r: pb::ExtendCalendarRequest) -> Result<pb::Calendar, Error> {
-    let mut value: serde_json::Value =
-        serde_json::from_str(&r.json).map_err(|e| Error::invalid("json", format!("is not JSON: {e}")))?;
-    let mut tx = api.pool.begin().await?;
-    // Extend the stored calendar, not this replica's copy (another replica
-    // may have extended it in the last second).
-    let cur = match store::get_setting(&mut tx, "calendar").await? {
-        Some(json) => kefu_sla::Calendar::from_json(&json).map_err(|e| anyhow::anyhow!("stored calendar: {e}"))?,
-        None => api.engine.calendar().as_ref().clone(),
-    };
-    if let Some(obj) = value.as_object_mut() {
-        obj.entry("id").or_insert_with(|| cur.id.clone().into());
-        obj.entry("time_zone").or_insert_with(|| cur.spec().time_zone.clone().into());
-        obj.entry("weekly").or_insert_with(|| serde_json::json!({}));
-    }
-    let extra: CalendarSpec = serde_json::from_value(value).map_err(|e| Error::invalid("json", e.to_string()))?;
-    let next = cur.extended(&extra).map_err(|e| Error::invalid("json", e.to_string()))?;
-    let json = serde_json::to_string(next.spec()).map_err(anyhow::Error::from)?;
-    store::put_setting(&mut tx, "calendar", &json).await?;
-    store::bump_config_version(&mut tx).await?;
-    tx.commit().await?;
-    let pretty = serde_json::to_string_pretty(next.spec()).map_err(anyhow::Error::from)?;
-    api.engine.refresh_after_change().await;
-    Ok(pb::Calendar { json: pretty })
-}
-
-pub(super) async fn set_categories(
-    api: &TicketsApi,
-    r: pb::SetCategoriesRequest,
-) -> Result<pb::ListCategoriesResponse, Error> {
-    let list = domain::category_list(&r.categories)?;
-    let json = serde_json::to_string(&list).map_err(|e| Error::Internal(e.into()))?;
-    let mut tx = api.pool.begin().await?;
-    store::put_setting(&mut tx, "categories", &json).await?;
-    store::bump_config_version(&mut tx).await?;
-    tx.commit().await?;
-    api.engine.refresh_after_change().await;
-    Ok(pb::ListCategoriesResponse { categories: list })
 }
 
 fn policy_pb(p: &Policy) -> pb::SlaPolicy {
@@ -292,8 +282,11 @@ fn policy_pb(p: &Policy) -> pb::SlaPolicy {
                 duration_seconds: m.duration_secs,
                 clock: clock_name(m.clock).into(),
                 warn_percent: i32::from(m.warn_percent),
+                rings: m.rings.map_or(0, |r| r as i32),
+                seconds_per_ring: m.seconds_per_ring.map_or(0, |s| s as i32),
             })
             .collect(),
+        calendar_id: p.calendar_id.clone(),
     }
 }
 
@@ -331,8 +324,37 @@ fn policy_from_pb(p: &pb::SlaPolicy) -> Result<Policy, Error> {
         if warn.is_none() {
             v.add(format!("policy.metrics[{i}].warn_percent"), "must be 1 to 99");
         }
+        let rings = match m.rings {
+            0 => None,
+            n if (1..=20).contains(&n) => Some(n as u32),
+            _ => {
+                v.add(format!("policy.metrics[{i}].rings"), "must be 1 to 20 (0: counted in seconds)");
+                None
+            }
+        };
+        let per_ring = match m.seconds_per_ring {
+            0 => kefu_sla::policy::DEFAULT_SECONDS_PER_RING,
+            n if (1..=30).contains(&n) => n as u32,
+            _ => {
+                v.add(format!("policy.metrics[{i}].seconds_per_ring"), "must be 1 to 30");
+                kefu_sla::policy::DEFAULT_SECONDS_PER_RING
+            }
+        };
+        if rings.is_some() && metric.is_some_and(|x| x != Metric::Answer) {
+            v.add(format!("policy.metrics[{i}].rings"), "only the answer metric counts rings");
+        }
         if let (Some(metric), Some(clock), Some(warn_percent)) = (metric, clock, warn) {
-            metrics.push(MetricRule { metric, duration_secs: m.duration_seconds, clock, warn_percent });
+            metrics.push(match rings {
+                Some(r) => MetricRule { warn_percent, ..MetricRule::in_rings(metric, r, per_ring) },
+                None => MetricRule {
+                    metric,
+                    duration_secs: m.duration_seconds,
+                    clock,
+                    warn_percent,
+                    rings: None,
+                    seconds_per_ring: None,
+                },
+            });
         }
     }
     let conditions = kefu_sla::Conditions {
@@ -342,8 +364,12 @@ fn policy_from_pb(p: &pb::SlaPolicy) -> Result<Policy, Error> {
         priorities: names(&mut v, "policy.priorities", &p.priorities, domain::PRIORITY_NAMES),
         tiers: v.check(parse::tags("policy.tiers", &p.tiers, 10, 32)).unwrap_or_default(),
     };
+    let calendar_id = p.calendar_id.trim().to_owned();
+    if calendar_id.len() > 64 {
+        v.add("policy.calendar_id", "at most 64 characters");
+    }
     v.finish()?;
-    let policy = Policy { id, name, position: p.position, conditions, metrics };
+    let policy = Policy { id, name, position: p.position, calendar_id, conditions, metrics };
     policy.validate().map_err(|(f, m)| Error::invalid(format!("policy.{f}"), m))?;
     Ok(policy)
 }

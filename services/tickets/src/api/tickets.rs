@@ -61,12 +61,13 @@ pub(super) struct NewTicket {
 }
 
 /// Checks a create request's ticket; every bad field is named.
-pub(super) fn parse_new(api: &TicketsApi, input: &pb::Ticket, description: &str) -> Result<NewTicket, Error> {
+pub(super) async fn parse_new(api: &TicketsApi, input: &pb::Ticket, description: &str) -> Result<NewTicket, Error> {
+    let known = api.categories().await?;
     let mut v = Violations::new();
     let kind = v.check(enumeration::<pb::TicketKind>("ticket.kind", input.kind));
     let channel = v.check(enumeration::<Channel>("ticket.channel", input.channel));
     let subject = v.check(parse::required_line("ticket.subject", &input.subject, SUBJECT_MAX));
-    let category = v.check(domain::category("ticket.category", &input.category, &api.categories()));
+    let category = v.check(domain::category("ticket.category", &input.category, &known));
     let priority = v.check(parse::enumeration("ticket.priority", input.priority, Some(pb::Priority::Normal)));
     let requester = v.check(parse::line("ticket.requester", &input.requester, REQUESTER_MAX));
     let queue = v.check(parse::line("ticket.queue", &input.queue, NAME_MAX));
@@ -151,7 +152,7 @@ pub(super) async fn create(
 ) -> Result<pb::Ticket, Error> {
     let input = r.ticket.as_ref().ok_or_else(|| Error::invalid("ticket", "is required"))?;
     let request_id = parse::line("request_id", &r.request_id, REQUEST_ID_MAX)?;
-    let new = parse_new(api, input, &r.description)?;
+    let new = parse_new(api, input, &r.description).await?;
     let tier = match &new.customer_id {
         Some(id) => api.customer_tier(token, id).await?,
         None => "standard".to_owned(),
@@ -238,11 +239,11 @@ pub(super) async fn insert_new(
         created_at: now,
         updated_at: store::now_wall_ms(),
     };
-    if let Some((cap, deadline)) = api.engine.filing_cap(&t)? {
-        t.filing_deadline = deadline;
+    if let Some(cap) = api.engine.filing_cap(&t)? {
+        t.filing_deadline = cap.deadline;
         // Close to the deadline already: at least high priority.
-        let cal = api.engine.calendar();
-        let left = cal.business_between(kefu_sla::target::to_dt(now), kefu_sla::target::to_dt(cap));
+        let cal = api.engine.calendar_for_ticket(&t);
+        let left = cal.business_between(kefu_sla::target::to_dt(now), kefu_sla::target::to_dt(cap.cap_ms));
         let high = i64::from(pb::Priority::High as i32);
         if left <= cal.business_day() * 2 && t.priority < high {
             t.priority = high;
@@ -278,6 +279,7 @@ pub(super) async fn update(api: &TicketsApi, p: &Principal, r: pb::UpdateTicketR
     let mut tx = api.pool.begin().await?;
     let mut t = store::require_ticket(&mut tx, &which).await?;
     etag::check("ticket", &patch.etag, t.version)?;
+    let known = store::active_category_codes(&mut tx).await?;
     let mut v = Violations::new();
     let mut rematch = false;
     for path in &paths {
@@ -288,7 +290,7 @@ pub(super) async fn update(api: &TicketsApi, p: &Principal, r: pb::UpdateTicketR
                 }
             }
             "category" => {
-                if let Some(c) = v.check(domain::category("ticket.category", &patch.category, &api.categories())) {
+                if let Some(c) = v.check(domain::category("ticket.category", &patch.category, &known)) {
                     rematch |= c != t.category;
                     t.category = c;
                 }
@@ -335,8 +337,8 @@ pub(super) async fn update(api: &TicketsApi, p: &Principal, r: pb::UpdateTicketR
         v.add("ticket.filing_period", "only tax-filing requests carry a filing period");
     }
     v.finish()?;
-    if let Some((_, deadline)) = api.engine.filing_cap(&t)? {
-        t.filing_deadline = deadline;
+    if let Some(cap) = api.engine.filing_cap(&t)? {
+        t.filing_deadline = cap.deadline;
     }
     let now = api.engine.now();
     store::add_timeline(&mut tx, &t.id, "update", &p.subject, &format!("changed {}", paths.join(", ")), now).await?;

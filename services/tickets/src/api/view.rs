@@ -56,7 +56,8 @@ pub(super) fn tier_name(t: i32) -> &'static str {
 /// all its targets when none is open) and the earliest pending due time.
 pub(super) async fn ticket_pb(conn: &mut AnyConnection, t: &TicketRow) -> Result<pb::Ticket, Error> {
     let targets = store::targets_of(conn, &t.id).await?;
-    Ok(ticket_with_targets(t, &targets))
+    let labels = store::category_labels(conn).await?;
+    Ok(ticket_with_targets(t, &targets, &labels))
 }
 
 /// A page of tickets with their SLA summaries: one query for every
@@ -64,10 +65,21 @@ pub(super) async fn ticket_pb(conn: &mut AnyConnection, t: &TicketRow) -> Result
 pub(super) async fn tickets_pb(conn: &mut AnyConnection, rows: &[TicketRow]) -> Result<Vec<pb::Ticket>, Error> {
     let ids: Vec<&str> = rows.iter().map(|t| t.id.as_str()).collect();
     let targets = store::targets_of_many(conn, &ids).await?;
-    Ok(rows.iter().map(|t| ticket_with_targets(t, targets.get(&t.id).map_or(&[], Vec::as_slice))).collect())
+    let labels = store::category_labels(conn).await?;
+    Ok(rows.iter().map(|t| ticket_with_targets(t, targets.get(&t.id).map_or(&[], Vec::as_slice), &labels)).collect())
 }
 
-fn ticket_with_targets(t: &TicketRow, targets: &[store::TargetRow]) -> pb::Ticket {
+fn ticket_with_targets(
+    t: &TicketRow,
+    targets: &[store::TargetRow],
+    labels: &std::collections::HashMap<String, String>,
+) -> pb::Ticket {
+    // The latest resolution cycle says whether its filing cap is provisional.
+    let provisional = targets
+        .iter()
+        .filter(|r| r.target.key.metric == kefu_sla::Metric::Resolution)
+        .max_by_key(|r| r.target.key.cycle)
+        .is_some_and(|r| r.cap_provisional && !t.filing_deadline.is_empty());
     let mut worst = pb::SlaState::Unspecified;
     let mut next_due: Option<i64> = None;
     for r in targets.iter().filter(|r| r.open) {
@@ -125,6 +137,8 @@ fn ticket_with_targets(t: &TicketRow, targets: &[store::TargetRow]) -> pb::Ticke
         update_time: ts(t.updated_at),
         etag: etag::of(t.version),
         reopen_count: t.reopen_count as i32,
+        filing_deadline_provisional: provisional,
+        category_label: labels.get(&t.category).cloned().unwrap_or_else(|| t.category.clone()),
     }
 }
 

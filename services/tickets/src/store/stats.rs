@@ -114,7 +114,7 @@ pub async fn agent_figures(conn: &mut AnyConnection, agent: &str, from: i64, to:
     }
     let calls = sqlx::query(
         "SELECT offered_at, answered_at FROM phone_contacts \
-         WHERE agent = $1 AND offered_at >= $2 AND offered_at < $3 AND answered_at IS NOT NULL",
+         WHERE agent = $1 AND offered_at >= $2 AND offered_at < $3 AND answered_at IS NOT NULL AND source = 'telephony'",
     )
     .bind(agent)
     .bind(from)
@@ -130,7 +130,7 @@ pub async fn agent_figures(conn: &mut AnyConnection, agent: &str, from: i64, to:
     // this agent answers in.
     f.calls_abandoned = sqlx::query(
         "SELECT COUNT(*) FROM phone_contacts WHERE abandoned_at IS NOT NULL AND offered_at >= $1 AND offered_at < $2 \
-         AND queue IN (SELECT DISTINCT queue FROM phone_contacts WHERE agent = $3)",
+         AND queue IN (SELECT DISTINCT queue FROM phone_contacts WHERE agent = $3 AND source = 'telephony')",
     )
     .bind(from)
     .bind(to)

@@ -10,7 +10,7 @@ pub const OPEN: i64 = 1;
 pub const FINISHED: i64 = 0;
 
 pub const TARGET_COLUMNS: &str = "record_id, metric, cycle, policy_id, clock, duration_ms, warn_percent, started_at, \
-    consumed_ms, running_since, cap_at, due_at, warn_at, warned_at, breached_at, fulfilled_at, escalation_due_at, escalated_at, open";
+    consumed_ms, running_since, cap_at, due_at, warn_at, warned_at, breached_at, fulfilled_at, escalation_due_at, escalated_at, open, config_version, cap_provisional, calendar_id";
 
 #[derive(Debug, Clone)]
 pub struct TargetRow {
@@ -19,6 +19,12 @@ pub struct TargetRow {
     pub escalation_due_at: Option<i64>,
     pub escalated_at: Option<i64>,
     pub open: bool,
+    /// The configuration version its due times were computed under.
+    pub config_version: i64,
+    /// Its cap comes from a provisional filing deadline.
+    pub cap_provisional: bool,
+    /// The calendar its business time counts in.
+    pub calendar_id: String,
 }
 
 fn clock_name(c: ClockKind) -> &'static str {
@@ -52,6 +58,9 @@ pub fn target_from_row(r: &AnyRow) -> Result<TargetRow, Error> {
         escalation_due_at: r.try_get("escalation_due_at")?,
         escalated_at: r.try_get("escalated_at")?,
         open: r.try_get::<i64, _>("open")? == OPEN,
+        config_version: r.try_get("config_version")?,
+        cap_provisional: r.try_get::<i64, _>("cap_provisional")? != 0,
+        calendar_id: r.try_get("calendar_id")?,
     })
 }
 
@@ -60,13 +69,15 @@ pub async fn put_target(conn: &mut AnyConnection, row: &TargetRow) -> Result<(),
     let t = &row.target;
     sqlx::query(
         "INSERT INTO sla_targets (record_id, metric, cycle, policy_id, clock, duration_ms, warn_percent, started_at, \
-         consumed_ms, running_since, cap_at, due_at, warn_at, warned_at, breached_at, fulfilled_at, escalation_due_at, escalated_at, open) \
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19) \
+         consumed_ms, running_since, cap_at, due_at, warn_at, warned_at, breached_at, fulfilled_at, escalation_due_at, escalated_at, open, \
+         config_version, cap_provisional, calendar_id) \
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22) \
          ON CONFLICT (record_id, metric, cycle) DO UPDATE SET policy_id = excluded.policy_id, clock = excluded.clock, \
          duration_ms = excluded.duration_ms, warn_percent = excluded.warn_percent, consumed_ms = excluded.consumed_ms, \
          running_since = excluded.running_since, cap_at = excluded.cap_at, due_at = excluded.due_at, warn_at = excluded.warn_at, \
          warned_at = excluded.warned_at, breached_at = excluded.breached_at, fulfilled_at = excluded.fulfilled_at, \
-         escalation_due_at = excluded.escalation_due_at, escalated_at = excluded.escalated_at, open = excluded.open",
+         escalation_due_at = excluded.escalation_due_at, escalated_at = excluded.escalated_at, open = excluded.open, \
+         config_version = excluded.config_version, cap_provisional = excluded.cap_provisional, calendar_id = excluded.calendar_id",
     )
     .bind(&t.key.record_id)
     .bind(t.key.metric.as_str())
@@ -87,6 +98,9 @@ pub async fn put_target(conn: &mut AnyConnection, row: &TargetRow) -> Result<(),
     .bind(row.escalation_due_at)
     .bind(row.escalated_at)
     .bind(if row.open { OPEN } else { FINISHED })
+    .bind(row.config_version)
+    .bind(i64::from(row.cap_provisional))
+    .bind(&row.calendar_id)
     .execute(conn)
     .await?;
     Ok(())
@@ -124,6 +138,29 @@ pub async fn get_target(conn: &mut AnyConnection, key: &TargetKey) -> Result<Opt
     let row =
         sqlx::query(&sql).bind(&key.record_id).bind(key.metric.as_str()).bind(key.cycle).fetch_optional(conn).await?;
     row.as_ref().map(target_from_row).transpose()
+}
+
+/// Open targets computed under a configuration older than `version`, at
+/// most `limit` (what a configuration change recomputes).
+pub async fn stale_targets(conn: &mut AnyConnection, version: i64, limit: i64) -> Result<Vec<TargetKey>, Error> {
+    let rows = sqlx::query(&format!(
+        "SELECT record_id, metric, cycle FROM sla_targets WHERE open = {OPEN} AND config_version < $1 \
+         ORDER BY config_version LIMIT {limit}"
+    ))
+    .bind(version)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let metric: String = r.try_get(1)?;
+            Ok(TargetKey {
+                record_id: r.try_get(0)?,
+                metric: Metric::parse(&metric)
+                    .ok_or_else(|| Error::Internal(anyhow::anyhow!("unknown metric {metric:?}")))?,
+                cycle: r.try_get(2)?,
+            })
+        })
+        .collect()
 }
 
 /// Open targets after a cursor with their ticket's queue and assignee, for

@@ -375,6 +375,25 @@ pub async fn redact_customer(conn: &mut AnyConnection, customer_id: &str) -> Res
                 .bind(id)
                 .fetch_all(&mut *conn)
                 .await?;
+        // Calls linked to the ticket: their number and the agent's note go.
+        let calls: Vec<(String, String)> =
+            sqlx::query_as("SELECT call_id, caller_number FROM phone_contacts WHERE ticket_id = $1")
+                .bind(id)
+                .fetch_all(&mut *conn)
+                .await?;
+        for (call_id, number) in calls {
+            if !number.is_empty() && number != ERASED {
+                numbers.push(number);
+            }
+            changed += usize::try_from(
+                sqlx::query("UPDATE phone_contacts SET note = '' WHERE call_id = $1 AND note <> ''")
+                    .bind(call_id)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected(),
+            )
+            .unwrap_or(0);
+        }
         for (entry, kind, author, body) in entries {
             numbers.extend(crate::domain::phone_numbers_in(&body));
             let (new_author, new_body) = if kind == "customer_message" {
