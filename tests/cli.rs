@@ -209,6 +209,20 @@ fn bad_settings_stop_kefu_with_a_message_naming_them() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("set KEFU_SERVICE_TOKEN_FILE"), "erasures need it: {err}");
+    let token_file = std::env::temp_dir().join(format!("kefu-cli-{}.token", std::process::id()));
+    std::fs::write(&token_file, "x").unwrap();
+    let out = Command::new(KEFU)
+        .args(["serve", "tickets"])
+        .env("KEFU_TOKEN_PUBLIC_KEYS", &public)
+        .env("KEFU_REDIS_URL", "redis://127.0.0.1:9")
+        .env("KEFU_SERVICE_TOKEN_FILE", &token_file)
+        .env_remove("KEFU_AUDIT_KEYS")
+        .env("KEFU_DATABASE_URL", "sqlite://x.db")
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&token_file);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("set KEFU_AUDIT_KEYS"), "configuration changes are audited: {err}");
 }
 
 #[test]

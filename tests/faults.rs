@@ -123,6 +123,7 @@ async fn setup_on(name: &str, admin: &str) -> Setup {
     std::fs::write(&token_file, signer.mint("tickets", &[Role::Service], Duration::from_secs(3600)).unwrap()).unwrap();
     let env = vec![
         ("KEFU_SERVICE_TOKEN_FILE".into(), token_file.display().to_string()),
+        ("KEFU_AUDIT_KEYS".into(), KeyEntry::generate("audit").encode()),
         ("KEFU_DATABASE_URL".into(), url.clone()),
         ("KEFU_REDIS_URL".into(), redis.url()),
         ("KEFU_TOKEN_PUBLIC_KEYS".into(), signer.public_key()),
