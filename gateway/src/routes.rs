@@ -604,7 +604,7 @@ pub static ROUTES: &[Route] = &[
         "PUT",
         "/api/v1/sla/policies/{id}",
         "kefu.tickets.v1.TicketService/UpsertSlaPolicy",
-        Body::Field("policy"),
+        Body::All,
         [("id", "policy.id")],
         None,
         None,

@@ -241,7 +241,18 @@ impl Calendar {
                 format!("at most {MAX_FILING_LEAD_MINUTES} (five 8-hour days)"),
             ));
         }
-        Ok(Self { id: spec.id.clone(), name: spec.name.clone(), tz, weekly, holidays, makeup, filing, spec })
+        let cal = Self { id: spec.id.clone(), name: spec.name.clone(), tz, weekly, holidays, makeup, filing, spec };
+        // An official deadline is a working day (the authority moves it off
+        // rest days); one on a rest day of this calendar is a typing error.
+        for (i, d) in cal.spec.filing_deadlines.iter().enumerate() {
+            if !cal.is_working_day(*d) {
+                return Err(invalid(
+                    format!("filing_deadlines[{i}]"),
+                    format!("{d} is not a working day in this calendar"),
+                ));
+            }
+        }
+        Ok(cal)
     }
 
     pub fn spec(&self) -> &CalendarSpec {
@@ -692,7 +703,7 @@ mod tests {
                 to: NaiveDate::from_ymd_opt(2027, 1, 1).unwrap(),
             }],
             makeup_days: vec![],
-            filing_deadlines: (1..=12).map(|m| NaiveDate::from_ymd_opt(2027, m, 15).unwrap()).collect(),
+            filing_deadlines: [1, 3].iter().map(|m| NaiveDate::from_ymd_opt(2027, *m, 15).unwrap()).collect(),
             filing_lead_minutes: None,
         };
         let c2 = c.extended(&extra).unwrap();
@@ -726,6 +737,7 @@ mod tests {
             spec.weekly.insert(d.into(), vec![]);
         }
         spec.makeup_days.clear();
+        spec.filing_deadlines.clear();
         let closed = Calendar::from_spec(spec).unwrap();
         assert_eq!(closed.add(at(2026, 1, 5, 9, 0), hours(1)), Err(CalendarError::NoWorkingTime));
         assert_eq!(closed.sub(at(2026, 1, 5, 9, 0), hours(1)), Err(CalendarError::NoWorkingTime));

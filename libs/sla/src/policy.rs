@@ -172,7 +172,7 @@ impl Policy {
         }
         for (i, r) in self.metrics.iter().enumerate() {
             if !(1..=366 * 24 * 3600).contains(&r.duration_secs) {
-                return Err((format!("metrics[{i}].duration"), "must be between 1 second and a year".into()));
+                return Err((format!("metrics[{i}].duration_seconds"), "must be between 1 second and a year".into()));
             }
             if !(1..=99).contains(&r.warn_percent) {
                 return Err((format!("metrics[{i}].warn_percent"), "must be 1 to 99".into()));
@@ -303,6 +303,6 @@ mod tests {
         assert_eq!(p.validate().unwrap_err().0, "metrics[0].warn_percent");
         p.metrics[0].warn_percent = 80;
         p.metrics[0].duration_secs = 0;
-        assert_eq!(p.validate().unwrap_err().0, "metrics[0].duration");
+        assert_eq!(p.validate().unwrap_err().0, "metrics[0].duration_seconds");
     }
 }

@@ -26,8 +26,6 @@ ALTER TABLE sla_targets ADD COLUMN cap_provisional BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE sla_targets ADD COLUMN calendar_id TEXT NOT NULL DEFAULT '';
 CREATE INDEX sla_targets_config ON sla_targets (config_version) WHERE open = 1;
 
-ALTER TABLE tickets ADD COLUMN filing_provisional BIGINT NOT NULL DEFAULT 0;
-
 ALTER TABLE phone_contacts ADD COLUMN ticket_id TEXT NOT NULL DEFAULT '';
 ALTER TABLE phone_contacts ADD COLUMN direction TEXT NOT NULL DEFAULT 'inbound';
 ALTER TABLE phone_contacts ADD COLUMN source TEXT NOT NULL DEFAULT 'telephony';

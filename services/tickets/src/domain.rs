@@ -69,7 +69,7 @@ pub fn category_list(raw: &[String]) -> Result<Vec<String>, Error> {
             || c.len() > 40
             || !c.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_')
         {
-            return Err(Error::invalid(format!("categories[{i}]"), "use 1–40 characters of a–z, 0–9 and _"));
+            return Err(Error::invalid(format!("categories[{i}].code"), "use 1–40 characters of a–z, 0–9 and _"));
         }
         if !out.iter().any(|o| o == c) {
             out.push(c.to_owned());

@@ -88,13 +88,14 @@ pub struct SlaSettings {
 /// and replaced as one piece when any of it changes.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Version of what due times are computed from (calendars, policies).
     pub version: i64,
+    /// Version of the escalation rules.
+    pub rules_version: i64,
     pub calendars: BTreeMap<String, Arc<Calendar>>,
     pub default_calendar: String,
     pub policies: Vec<Policy>,
     pub escalation: EscalationRules,
-    /// Category code → label (for views; validation reads the table).
-    pub category_labels: std::collections::HashMap<String, String>,
 }
 
 impl Config {
@@ -119,6 +120,16 @@ impl Config {
 
     pub fn policy(&self, id: &str) -> Option<&Policy> {
         self.policies.iter().find(|p| p.id == id)
+    }
+
+    /// The cap a filing period puts on a request's resolution counted in
+    /// calendar `calendar_id`: the deadline from that calendar's table, else
+    /// the default calendar's (the firm's official 征期 table), else a
+    /// provisional one by the default calendar's statutory rest days; the
+    /// close of business of that day (or of the last working day before it)
+    /// in `calendar_id`, moved back by its filing lead.
+    pub fn filing_cap(&self, calendar_id: &str, period: &str) -> Result<Option<FilingCap>, Error> {
+        filing_cap_in(&self.calendar(calendar_id), &self.calendar(""), period)
     }
 }
 
@@ -160,6 +171,9 @@ pub struct SlaEngine {
     pub live: Arc<dyn LiveStore>,
     pub clock: Arc<dyn Clock>,
     config: RwLock<Arc<Config>>,
+    /// The last configurations loaded (time already used by a target is
+    /// measured in the calendar it was computed under).
+    history: std::sync::Mutex<Vec<Arc<Config>>>,
     pub audit_keys: kefu_kit::audit::AuditKeys,
     /// Set when a live-store write failed: the sweeper rebuilds.
     pub rebuild_flag: Arc<AtomicBool>,
@@ -210,7 +224,7 @@ pub const DEFAULT_CATEGORY_LABELS: &[(&str, &str)] = &[
 
 /// Reads the whole configuration in one connection.
 async fn read_config(conn: &mut AnyConnection) -> Result<Config, Error> {
-    let version = store::config_version(conn).await?;
+    let (version, rules_version) = config_versions(conn).await?;
     let mut calendars = BTreeMap::new();
     let mut default_calendar = String::new();
     for row in store::calendars(conn).await? {
@@ -235,13 +249,21 @@ async fn read_config(conn: &mut AnyConnection) -> Result<Config, Error> {
         Some(json) => serde_json::from_str(&json).map_err(|e| anyhow::anyhow!("stored escalation rules: {e}"))?,
         None => EscalationRules::default(),
     };
-    let category_labels = store::category_labels(conn).await?;
-    Ok(Config { version, calendars, default_calendar, policies, escalation, category_labels })
+    Ok(Config { version, rules_version, calendars, default_calendar, policies, escalation })
+}
+
+/// The versions of the configuration and of the escalation rules.
+async fn config_versions(conn: &mut AnyConnection) -> Result<(i64, i64), Error> {
+    Ok((store::config_version(conn).await?, store::counter(conn, "escalation").await?))
 }
 
 /// First start (or first start after an upgrade): stores the defaults, and
 /// moves configuration kept in the older settings rows into its tables.
-async fn seed(conn: &mut AnyConnection, settings: &SlaSettings) -> anyhow::Result<()> {
+async fn seed(
+    conn: &mut AnyConnection,
+    settings: &SlaSettings,
+    keys: &kefu_kit::audit::AuditKeys,
+) -> anyhow::Result<()> {
     if store::get_setting(conn, "escalation").await?.is_none() {
         store::put_setting(conn, "escalation", &serde_json::to_string(&settings.escalation)?).await?;
     }
@@ -285,8 +307,8 @@ async fn seed(conn: &mut AnyConnection, settings: &SlaSettings) -> anyhow::Resul
         bodies = store::policies(conn).await?;
     }
     // The phone policy of earlier releases counted 15 seconds; §3 counts
-    // three rings (of five seconds: the same 15 seconds, and a sixth ring
-    // now misses it).
+    // three rings (of five seconds: the same 15 seconds, and a fourth ring
+    // now misses it). The upgrade is recorded in the audit trail.
     for body in bodies {
         let mut p: Policy = serde_json::from_str(&body)?;
         if p.id == "default-phone"
@@ -294,7 +316,18 @@ async fn seed(conn: &mut AnyConnection, settings: &SlaSettings) -> anyhow::Resul
             && r.duration_secs == 15
         {
             *r = kefu_sla::MetricRule::in_rings(Metric::Answer, 3, policy::DEFAULT_SECONDS_PER_RING);
-            store::put_policy(conn, &p.id, i64::from(p.position), &serde_json::to_string(&p)?).await?;
+            let body = serde_json::to_string(&p)?;
+            store::put_policy(conn, &p.id, i64::from(p.position), &body).await?;
+            let ev = kefu_kit::audit::Event {
+                actor: "kefu",
+                actor_role: "service",
+                action: "sla.policy.upgrade",
+                subject: &p.id,
+                detail: format!("answer target counted in rings: {body}"),
+                purpose: "policy §3: answer within three rings",
+            };
+            kefu_kit::audit::append(conn, keys, ev).await?;
+            store::bump_config_version(conn).await?;
         }
     }
     Ok(())
@@ -309,8 +342,9 @@ impl SlaEngine {
         clock: Arc<dyn Clock>,
         settings: SlaSettings,
     ) -> anyhow::Result<Self> {
+        let audit_keys = settings.audit_keys.clone().unwrap_or_else(kefu_kit::audit::AuditKeys::generate);
         let mut tx = pool.begin().await?;
-        seed(&mut tx, &settings).await?;
+        seed(&mut tx, &settings, &audit_keys).await?;
         tx.commit().await?;
         let mut conn = pool.acquire().await?;
         let config = read_config(&mut conn).await?;
@@ -324,8 +358,9 @@ impl SlaEngine {
             pool,
             live,
             clock,
+            history: std::sync::Mutex::new(vec![Arc::new(config.clone())]),
             config: RwLock::new(Arc::new(config)),
-            audit_keys: settings.audit_keys.unwrap_or_else(kefu_kit::audit::AuditKeys::generate),
+            audit_keys,
             rebuild_flag,
             writer,
             reloading: tokio::sync::Mutex::new(()),
@@ -385,15 +420,25 @@ impl SlaEngine {
     pub async fn refresh(&self) -> Result<bool, Error> {
         let _one = self.reloading.lock().await;
         let mut conn = self.pool.acquire().await?;
-        let version = store::config_version(&mut conn).await?;
-        if version == self.config().version {
+        let cur = self.config();
+        if config_versions(&mut conn).await? == (cur.version, cur.rules_version) {
             return Ok(false);
         }
-        let config = read_config(&mut conn).await?;
+        let config = Arc::new(read_config(&mut conn).await?);
+        if let Ok(mut h) = self.history.lock() {
+            h.push(config.clone());
+            let extra = h.len().saturating_sub(8);
+            h.drain(..extra);
+        }
         if let Ok(mut g) = self.config.write() {
-            *g = Arc::new(config);
+            *g = config;
         }
         Ok(true)
+    }
+
+    /// The configuration of `version`, if this process loaded it recently.
+    fn config_at(&self, version: i64) -> Option<Arc<Config>> {
+        self.history.lock().ok()?.iter().rev().find(|c| c.version == version).cloned()
     }
 
     /// After this replica committed a configuration change: reload now and
@@ -457,7 +502,9 @@ impl SlaEngine {
     /// of business, moved back by the calendar's filing lead. When the
     /// period's official deadline is not loaded, a provisional one.
     pub fn filing_cap(&self, t: &TicketRow) -> Result<Option<FilingCap>, Error> {
-        filing_cap_in(&self.calendar_for_ticket(t), &t.filing_period)
+        let cfg = self.config();
+        let calendar_id = self.policy_for(&cfg, t).map_or_else(String::new, |p| cfg.calendar_id_of(&p));
+        cfg.filing_cap(&calendar_id, &t.filing_period)
     }
 
     /// Starts a target; the row it wrote is computed under `cfg`.
@@ -474,7 +521,8 @@ impl SlaEngine {
         let Some(rule) = policy.rule(metric) else { return Ok(Changes::default()) };
         let calendar_id = cfg.calendar_id_of(&policy);
         let cal = cfg.calendar(&calendar_id);
-        let cap = if matches!(metric, Metric::Resolution) { filing_cap_in(&cal, &t.filing_period)? } else { None };
+        let cap =
+            if matches!(metric, Metric::Resolution) { cfg.filing_cap(&calendar_id, &t.filing_period)? } else { None };
         let key = TargetKey { record_id: t.id.clone(), metric, cycle };
         let target = Target::start(key, rule, now, cap.as_ref().map(|c| c.cap_ms), &cal).map_err(cal_err)?;
         store::put_target(
@@ -616,7 +664,7 @@ impl SlaEngine {
         let Some(policy) = self.policy_for(&cfg, t) else { return Ok(Changes::default()) };
         let calendar_id = cfg.calendar_id_of(&policy);
         let cal = cfg.calendar(&calendar_id);
-        let cap = filing_cap_in(&cal, &t.filing_period)?;
+        let cap = cfg.filing_cap(&calendar_id, &t.filing_period)?;
         let now = self.now();
         let mut changes = Changes::default();
         for mut row in store::targets_of(conn, &t.id).await? {
@@ -648,29 +696,51 @@ impl SlaEngine {
     /// the live view. No event is emitted here; one already recorded stays,
     /// and a due time moved into the past is breached by the sweeper, once.
     pub async fn recompute_stale(&self) -> Result<usize, Error> {
-        let _one = self.recomputing.lock().await;
+        // One pass at a time in this process; a follower tick during a
+        // long pass does not wait for it.
+        let Ok(_one) = self.recomputing.try_lock() else { return Ok(0) };
+        let cfg = self.config();
+        let mut after = (String::new(), String::new(), 0_i64);
         let mut total = 0;
         loop {
-            let cfg = self.config();
             let keys = {
                 let mut conn = self.pool.acquire().await?;
-                store::stale_targets(&mut conn, cfg.version, 200).await?
+                store::stale_targets(&mut conn, cfg.version, &after, RECOMPUTE_PAGE).await?
             };
-            if keys.is_empty() {
-                break;
-            }
-            let mut tx = self.pool.begin().await?;
-            let mut changes = Changes::default();
+            let Some(last) = keys.last() else { break };
+            after = (last.record_id.clone(), last.metric.as_str().to_owned(), last.cycle);
+            let mut entries = Vec::new();
+            // Each target in a transaction of its own: one that cannot be
+            // recomputed does not hold back the others.
             for key in &keys {
-                if let Some(entry) = self.recompute_one(&mut tx, &cfg, key).await? {
-                    changes.entries.push(entry);
+                let mut tx = self.pool.begin().await?;
+                match self.recompute_one(&mut tx, &cfg, key).await {
+                    Ok(entry) => {
+                        tx.commit().await?;
+                        if let Some(e) = entry {
+                            entries.push(e);
+                            total += 1;
+                        }
+                    }
+                    Err(e) => {
+                        drop(tx);
+                        tracing::warn!(
+                            record = %key.record_id,
+                            metric = key.metric.as_str(),
+                            error = %e,
+                            "an SLA target could not be recomputed under the changed configuration; it keeps its due time"
+                        );
+                        // Not retried each pass unless a concurrent change caused it.
+                        if !matches!(e, Error::Aborted(_)) {
+                            let mut conn = self.pool.acquire().await?;
+                            store::mark_config_version(&mut conn, key, cfg.version).await?;
+                        }
+                    }
                 }
             }
-            tx.commit().await?;
-            total += keys.len();
-            self.metrics.recomputed.add(keys.len() as u64, &[]);
-            self.writer.send(changes.entries, Vec::new(), None).await;
-            if keys.len() < 200 {
+            self.metrics.recomputed.add(entries.len() as u64, &[]);
+            self.writer.send(entries, Vec::new(), None).await;
+            if keys.len() < RECOMPUTE_PAGE as usize {
                 break;
             }
         }
@@ -686,70 +756,76 @@ impl SlaEngine {
         cfg: &Config,
         key: &TargetKey,
     ) -> Result<Option<LiveEntry>, Error> {
-        let Some(mut row) = store::get_target(conn, key).await? else { return Ok(None) };
-        if !row.open || row.config_version >= cfg.version {
+        let Some(before) = store::get_target(conn, key).await? else { return Ok(None) };
+        if !before.open || before.config_version >= cfg.version {
             return Ok(None);
         }
+        let mut row = before.clone();
+        row.config_version = cfg.version;
         if row.target.breached_at.is_some() {
             // A breach is history: its due time stays what it was.
-            row.config_version = cfg.version;
-            store::put_target(conn, &row).await?;
+            store::recompute_target(conn, &row, &before).await?;
             return Ok(None);
         }
         let now = self.now();
-        let old = cfg.calendar(&row.calendar_id);
-        let (queue, assignee) = if is_call(&key.record_id) {
+        // Time already used is measured in the calendar it ran in.
+        let ran_in = self.config_at(before.config_version).unwrap_or_else(|| Arc::new(cfg.clone()));
+        let old_cal = ran_in.calendar(&before.calendar_id);
+        let mut ticket = None;
+        let (policy, queue, assignee) = if is_call(&key.record_id) {
             let call_id = key.record_id.trim_start_matches("call:");
             let queue = store::get_call(conn, call_id).await?.map(|c| c.queue).unwrap_or_default();
-            let policy = cfg.policy(&row.policy_id).cloned();
-            let calendar_id = policy.as_ref().map_or_else(|| cfg.default_calendar.clone(), |p| cfg.calendar_id_of(p));
-            let cal = cfg.calendar(&calendar_id);
-            row.target.settle(now, &old).map_err(cal_err)?;
-            match policy.as_ref().and_then(|p| p.rule(key.metric)) {
-                Some(rule) => row.target.rematch(rule, now, &cal).map_err(cal_err)?,
-                None => row.target.recompute(&cal).map_err(cal_err)?,
-            }
-            row.calendar_id = calendar_id;
-            (queue, String::new())
+            (cfg.policy(&row.policy_id).cloned(), queue, String::new())
         } else {
-            let Some(mut t) = store::get_ticket(conn, &key.record_id).await? else { return Ok(None) };
-            let policy = self.policy_for(cfg, &t);
-            let calendar_id = policy.as_ref().map_or_else(|| cfg.default_calendar.clone(), |p| cfg.calendar_id_of(p));
-            let cal = cfg.calendar(&calendar_id);
-            if key.metric == Metric::Resolution {
-                let cap = filing_cap_in(&cal, &t.filing_period).ok().flatten();
-                row.target.cap_at = cap.as_ref().map(|c| c.cap_ms);
-                row.cap_provisional = cap.as_ref().is_some_and(|c| c.provisional);
-                let deadline = cap.map(|c| c.deadline).unwrap_or_default();
-                if !t.filing_period.is_empty() && deadline != t.filing_deadline {
-                    store::add_timeline(
-                        conn,
-                        &t.id,
-                        "notification",
-                        "sla",
-                        &format!("filing deadline now {deadline} (was {})", t.filing_deadline),
-                        now,
-                    )
-                    .await?;
-                    t.filing_deadline = deadline;
-                    store::save_ticket(conn, &mut t).await?;
-                }
-            }
-            row.target.settle(now, &old).map_err(cal_err)?;
-            match policy.as_ref().and_then(|p| p.rule(key.metric)) {
-                Some(rule) => {
-                    row.target.rematch(rule, now, &cal).map_err(cal_err)?;
-                    if let Some(p) = &policy {
-                        row.policy_id.clone_from(&p.id);
-                    }
-                }
-                None => row.target.recompute(&cal).map_err(cal_err)?,
-            }
-            row.calendar_id = calendar_id;
-            (t.queue, t.assignee)
+            let Some(t) = store::get_ticket(conn, &key.record_id).await? else { return Ok(None) };
+            let (q, a) = (t.queue.clone(), t.assignee.clone());
+            let p = self.policy_for(cfg, &t);
+            ticket = Some(t);
+            (p, q, a)
         };
-        row.config_version = cfg.version;
-        store::put_target(conn, &row).await?;
+        let calendar_id = policy.as_ref().map_or_else(|| cfg.default_calendar.clone(), |p| cfg.calendar_id_of(p));
+        let cal = cfg.calendar(&calendar_id);
+        let mut deadline = None;
+        if let Some(t) = &ticket
+            && key.metric == Metric::Resolution
+            && !t.filing_period.is_empty()
+        {
+            // A cap that cannot be computed keeps the one there (and says why).
+            match cfg.filing_cap(&calendar_id, &t.filing_period) {
+                Ok(cap) => {
+                    row.target.cap_at = cap.as_ref().map(|c| c.cap_ms);
+                    row.cap_provisional = cap.as_ref().is_some_and(|c| c.provisional);
+                    deadline = cap.map(|c| c.deadline);
+                }
+                Err(e) => {
+                    tracing::warn!(record = %key.record_id, error = %e, "filing deadline not recomputed; the cap stays");
+                }
+            }
+        }
+        row.target.settle(now, &old_cal).map_err(cal_err)?;
+        match policy.as_ref().and_then(|p| p.rule(key.metric)) {
+            Some(rule) => {
+                row.target.rematch(rule, now, &cal).map_err(cal_err)?;
+                if let Some(p) = &policy {
+                    row.policy_id.clone_from(&p.id);
+                }
+            }
+            None => row.target.recompute(&cal).map_err(cal_err)?,
+        }
+        row.calendar_id = calendar_id;
+        // Written only if nobody changed the target since it was read; a
+        // writer that did stamps its own version, and the next pass looks again.
+        if !store::recompute_target(conn, &row, &before).await? {
+            return Ok(None);
+        }
+        if let (Some(mut t), Some(deadline)) = (ticket, deadline)
+            && deadline != t.filing_deadline
+        {
+            let body = format!("filing deadline now {deadline} (was {})", t.filing_deadline);
+            store::add_timeline(conn, &t.id, "notification", "sla", &body, now).await?;
+            t.filing_deadline = deadline;
+            store::save_ticket(conn, &mut t).await?;
+        }
         Ok(Some(entry_of(&row.target, &queue, &assignee)))
     }
 
@@ -920,21 +996,47 @@ impl SlaEngine {
     }
 }
 
-/// The cap a filing period puts on a request's resolution in `cal`.
-pub fn filing_cap_in(cal: &Calendar, period: &str) -> Result<Option<FilingCap>, Error> {
+/// Targets recomputed per page of a pass.
+const RECOMPUTE_PAGE: i64 = 200;
+
+/// The cap a filing period puts on a request's resolution counted in
+/// `cal`, with `statutory` (the default calendar) for the official table
+/// and the statutory rest days when `cal` does not have the date.
+pub fn filing_cap_in(cal: &Calendar, statutory: &Calendar, period: &str) -> Result<Option<FilingCap>, Error> {
     if period.is_empty() {
         return Ok(None);
     }
     let (y, m) = domain::filing_period_end(period)?;
     let (y, m) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
-    let Some((deadline, provisional)) = cal.filing_deadline_or_provisional(y, m) else {
-        return Err(Error::FailedPrecondition(format!(
-            "no filing deadline can be set for the period {period}: the calendar has no working day after the 15th of {y}-{m:02}"
-        )));
+    let official = cal.filing_deadline_in(y, m).or_else(|| statutory.filing_deadline_in(y, m));
+    let (deadline, provisional) = match official {
+        Some(d) => (d, false),
+        None => match statutory.provisional_filing_deadline_in(y, m) {
+            Some(d) => (d, true),
+            None => {
+                return Err(Error::FailedPrecondition(format!(
+                    "no filing deadline can be set for the period {period}: the calendar has no working day after the 15th of {y}-{m:02}"
+                )));
+            }
+        },
     };
-    let Some(cob) = cal.close_of_business(deadline) else {
+    // The office's close of business on the deadline, or on its last
+    // working day before it (an office closed that day files the day before).
+    let mut day = deadline;
+    let mut cob = None;
+    for _ in 0..31 {
+        if let Some(c) = cal.close_of_business(day) {
+            cob = Some(c);
+            break;
+        }
+        match day.pred_opt() {
+            Some(d) => day = d,
+            None => break,
+        }
+    }
+    let Some(cob) = cob else {
         return Err(Error::FailedPrecondition(format!(
-            "the filing deadline {deadline} is not a working day in the calendar {}; correct one of them",
+            "calendar {} has no working day in the month before the filing deadline {deadline}",
             cal.id
         )));
     };

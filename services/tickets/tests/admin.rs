@@ -137,7 +137,18 @@ async fn working_hours_set_through_the_api_move_new_and_running_due_times_and_th
         })
         .await
         .unwrap_err();
-    assert_eq!(violations(&err), vec!["calendar.weekly.mon".to_string()], "{}", err.message());
+    assert_eq!(violations(&err), vec!["calendar.weekly[0].intervals".to_string()], "{}", err.message());
+    // A whole replacement names the version it replaces.
+    let blind = app
+        .tickets_as(Role::Admin)
+        .update_calendar(pb::UpdateCalendarRequest {
+            calendar: Some(cal.clone()),
+            etag: String::new(),
+            reason: "x".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violations(&blind), vec!["etag".to_string()]);
     assert_eq!(
         app.tickets_as(Role::Supervisor)
             .update_calendar(pb::UpdateCalendarRequest {
@@ -240,6 +251,20 @@ async fn next_months_filing_request_is_accepted_with_a_provisional_cap_and_recap
         })
         .await
         .unwrap();
+    // An official deadline on a rest day is a typing error, refused.
+    let etag = default_calendar(&app).await.etag;
+    let saturday = app
+        .tickets_as(Role::Admin)
+        .extend_calendar(pb::ExtendCalendarRequest {
+            filing_deadlines: vec![pb::FilingDeadline { date: "2027-02-20".into(), provisional: false }],
+            etag,
+            reason: "typo".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(saturday.code(), Code::InvalidArgument);
+    assert!(saturday.message().contains("2027-02-20"), "{}", saturday.message());
     let recapped = kefu_testkit::wait_for("the running target to be re-capped", WAIT, || async {
         let t = app.target(&late.id, "resolution").await;
         (!t.cap_provisional).then_some(t)
@@ -509,6 +534,16 @@ async fn agents_log_phone_contacts_link_calls_to_tickets_and_list_them(app: Test
         .await
         .unwrap_err();
     assert_eq!(violations(&unknown), vec!["ticket_id".to_string()]);
+    // An agent logs their own calls, not a colleague's.
+    let as_other = agent
+        .log_phone_contact(pb::LogPhoneContactRequest {
+            caller_number: "13900139000".into(),
+            agent: "agent-1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(as_other.code(), Code::PermissionDenied);
     let all = agent.list_calls(pb::ListCallsRequest::default()).await.unwrap().into_inner();
     assert_eq!(all.calls.len(), 2);
     assert_eq!(
@@ -642,7 +677,7 @@ async fn several_calendars_policies_refer_to_one_and_holidays_are_corrected_or_r
         admin
             .delete_calendar(pb::DeleteCalendarRequest {
                 id: default.id.clone(),
-                etag: String::new(),
+                etag: default.etag.clone(),
                 reason: "x".into()
             })
             .await
@@ -679,7 +714,7 @@ async fn several_calendars_policies_refer_to_one_and_holidays_are_corrected_or_r
 async fn escalation_rules_are_edited_through_the_api_and_take_effect(app: TestApp) {
     let rules = app.agent().get_escalation_rules(pb::GetEscalationRulesRequest {}).await.unwrap().into_inner();
     assert_eq!((rules.warning_notify.as_str(), rules.breach_notify.as_str()), ("assignee", "supervisor"));
-    let mut sup = app.tickets_as(Role::Supervisor);
+    let mut sup = app.tickets_as(Role::Admin);
     let mut bad = rules.clone();
     bad.warning_notify = "everyone".into();
     bad.second_level_after_seconds = 5;
@@ -695,7 +730,7 @@ async fn escalation_rules_are_edited_through_the_api_and_take_effect(app: TestAp
     fields.sort();
     assert_eq!(fields, vec!["rules.second_level_after_seconds".to_string(), "rules.warning_notify".to_string()]);
     assert_eq!(
-        app.agent()
+        app.tickets_as(Role::Supervisor)
             .update_escalation_rules(pb::UpdateEscalationRulesRequest {
                 rules: Some(rules.clone()),
                 etag: String::new(),

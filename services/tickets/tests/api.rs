@@ -993,22 +993,23 @@ async fn configuration_changed_through_one_replica_is_used_by_the_other(app: Tes
         })
         .await
         .unwrap();
-    let mut categories =
-        sup.list_categories(pb::ListCategoriesRequest::default()).await.unwrap().into_inner().categories;
-    categories.push(pb::Category { code: "cross_border_tax".into(), label: "跨境税务".into(), active: true });
-    sup.set_categories(pb::SetCategoriesRequest {
-        categories,
-        reason: "new service line".into(),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let mut admin = app.tickets_as(Role::Admin);
+    let rules = admin.get_escalation_rules(pb::GetEscalationRulesRequest {}).await.unwrap().into_inner();
+    let etag = rules.etag.clone();
+    admin
+        .update_escalation_rules(pb::UpdateEscalationRulesRequest {
+            rules: Some(pb::EscalationRules { breach_notify: "manager".into(), ..rules }),
+            etag,
+            reason: "breaches go to the manager".into(),
+        })
+        .await
+        .unwrap();
     kefu_testkit::wait_for("the other replica to reload", std::time::Duration::from_secs(10), || async {
         let e = &replica.engine;
         let has_policy = e.policies().iter().any(|p| p.id == "urgent-phone");
         let has_holiday = e.calendar().is_holiday(chrono::NaiveDate::from_ymd_opt(2026, 3, 5).unwrap());
-        let has_category = e.config().category_labels.contains_key("cross_border_tax");
-        (has_policy && has_holiday && has_category).then_some(())
+        let has_rules = e.escalation().breach_notify == "manager";
+        (has_policy && has_holiday && has_rules).then_some(())
     })
     .await;
     stop.cancel();
@@ -1267,7 +1268,8 @@ async fn roles_and_bad_input(app: TestApp) {
     let set = |cats: Vec<pb::Category>| pb::SetCategoriesRequest {
         categories: cats,
         reason: "payroll service".into(),
-        ..Default::default()
+        // The list as seeded (never changed before).
+        etag: "0".into(),
     };
     let cat = |code: &str, label: &str| pb::Category { code: code.into(), label: label.into(), active: true };
     assert_eq!(
@@ -1275,7 +1277,7 @@ async fn roles_and_bad_input(app: TestApp) {
         Code::PermissionDenied
     );
     let bad = app.tickets_as(Role::Supervisor).set_categories(set(vec![cat("Pay Roll", "工资")])).await.unwrap_err();
-    assert!(violations(&bad).contains(&"categories[0]".to_string()));
+    assert!(violations(&bad).contains(&"categories[0].code".to_string()));
     let mut cats =
         app.agent().list_categories(pb::ListCategoriesRequest::default()).await.unwrap().into_inner().categories;
     assert!(cats.iter().any(|c| c.code == "tax_filing" && c.label == "纳税申报"));

@@ -55,7 +55,7 @@ pub static ACCESS: Access = Access {
         ("DeleteCalendar", ADMINS),
         ("PreviewDueDate", ANYONE),
         ("GetEscalationRules", ANYONE),
-        ("UpdateEscalationRules", MANAGERS),
+        ("UpdateEscalationRules", ADMINS),
         ("ListConfigChanges", CONFIG_AUDIT),
         ("ListCategories", ANYONE),
         ("SetCategories", MANAGERS),

@@ -4,7 +4,7 @@
 //! see, link calls to tickets and list them.
 use kefu_kit::{
     Error,
-    auth::Principal,
+    auth::{Principal, Role},
     db,
     error::Violations,
     page,
@@ -140,6 +140,22 @@ async fn ticket_id_of(conn: &mut sqlx::AnyConnection, field: &str, raw: &str) ->
     }
 }
 
+/// A ticket a call may be tied to: not one of a customer whose data was
+/// erased (a number or note tied to it would bring the person back).
+async fn linkable_ticket(conn: &mut sqlx::AnyConnection, field: &str, raw: &str) -> Result<String, Error> {
+    let which = crate::domain::ticket_ref(field, raw)?;
+    let Some(t) = store::find_ticket(conn, &which).await? else {
+        return Err(Error::invalid(field, format!("no ticket {:?}", raw.chars().take(64).collect::<String>())));
+    };
+    if !t.customer_id.is_empty() && store::is_erased(conn, &t.customer_id).await? {
+        return Err(Error::FailedPrecondition(format!(
+            "the customer of ticket {} was erased; calls are not tied to it",
+            t.number
+        )));
+    }
+    Ok(t.id)
+}
+
 /// A call an agent took or made outside the telephony system. It has no
 /// answer target (nothing measured when it rang); it counts in the agent's
 /// contacts and the ticket's history.
@@ -174,11 +190,15 @@ pub(super) async fn log_contact(
         return Err(Error::invalid("caller_number", "is not valid"));
     };
     let at = at.unwrap_or(now);
+    // Agents log their own calls; supervisors (and integrations) anyone's.
+    if !agent.is_empty() && agent != p.subject && !p.has_any(&[Role::Supervisor, Role::Admin, Role::Service]) {
+        return Err(Error::PermissionDenied("an agent logs their own calls; leave agent empty".into()));
+    }
     let mut tx = api.pool.begin().await?;
     let ticket_id = if r.ticket_id.trim().is_empty() {
         String::new()
     } else {
-        ticket_id_of(&mut tx, "ticket_id", &r.ticket_id).await?
+        linkable_ticket(&mut tx, "ticket_id", &r.ticket_id).await?
     };
     let call_id = format!("manual-{}", uuid::Uuid::now_v7());
     if !request_id.is_empty() {
@@ -235,7 +255,7 @@ pub(super) async fn link(api: &TicketsApi, p: &Principal, r: pb::LinkCallRequest
     let ticket_id = if r.ticket_id.trim().is_empty() {
         String::new()
     } else {
-        ticket_id_of(&mut tx, "ticket_id", &r.ticket_id).await?
+        linkable_ticket(&mut tx, "ticket_id", &r.ticket_id).await?
     };
     if call.ticket_id != ticket_id {
         call.ticket_id.clone_from(&ticket_id);

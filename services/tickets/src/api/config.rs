@@ -25,6 +25,8 @@ const REASON_MAX: usize = 500;
 const CALENDAR_NAME_MAX: usize = 200;
 const HOLIDAY_NAME_MAX: usize = 100;
 const LABEL_MAX: usize = 40;
+/// How far from now a preview may start (two years).
+const PREVIEW_SPAN_MS: i64 = 2 * 366 * 24 * 3600 * 1000;
 /// Days a preview explains at most.
 const CROSSED_MAX: usize = 60;
 const CHANGES_LIST: &str = "config_changes";
@@ -32,6 +34,14 @@ const CHANGES_LIST: &str = "config_changes";
 /// The reason a change must give (kept in the audit trail).
 fn reason(v: &mut Violations, raw: &str) -> String {
     v.check(parse::required_line("reason", raw, REASON_MAX)).unwrap_or_default()
+}
+
+/// A change that replaces a whole resource names the version it replaces
+/// (`etag`, `If-Match`), so that nobody's change is lost unseen.
+fn require_etag(v: &mut Violations, raw: &str) {
+    if raw.trim().is_empty() {
+        v.add("etag", "is required (If-Match): read the resource first and send its etag");
+    }
 }
 
 /// Appends an audit entry for a configuration change.
@@ -66,8 +76,10 @@ fn calendar_id(field: &str, raw: &str) -> Result<String, Error> {
 
 fn hm(v: &mut Violations, field: &str, raw: &str) -> Option<String> {
     let s = raw.trim();
-    let ok = s.len() == 5
-        && s.as_bytes()[2] == b':'
+    let b = s.as_bytes();
+    let ok = b.len() == 5
+        && b[2] == b':'
+        && [0, 1, 3, 4].iter().all(|i| b[*i].is_ascii_digit())
         && s[..2]
             .parse::<u32>()
             .ok()
@@ -207,7 +219,17 @@ fn spec_from_pb(c: &pb::BusinessCalendar) -> Result<CalendarSpec, Error> {
         filing_deadlines,
         filing_lead_minutes: lead,
     };
-    Calendar::from_spec(spec.clone()).map_err(|e| calendar_error("calendar.", e))?;
+    Calendar::from_spec(spec.clone()).map_err(|e| match e {
+        // `weekly.mon` as the request spells it: the day's place in `weekly`.
+        kefu_sla::CalendarError::Invalid { field, message } if field.starts_with("weekly.") => {
+            let day = field.trim_start_matches("weekly.");
+            match c.weekly.iter().position(|d| d.weekday.trim().eq_ignore_ascii_case(day)) {
+                Some(i) => Error::invalid(format!("calendar.weekly[{i}].intervals"), message),
+                None => Error::invalid("calendar.weekly", message),
+            }
+        }
+        other => calendar_error("calendar.", other),
+    })?;
     Ok(spec)
 }
 
@@ -298,18 +320,19 @@ pub(super) async fn list_calendars(api: &TicketsApi) -> Result<pb::ListCalendars
     Ok(pb::ListCalendarsResponse { calendars })
 }
 
-async fn require_calendar(conn: &mut AnyConnection, raw_id: &str) -> Result<store::CalendarRow, Error> {
+/// A stored calendar by the id in request field `field` (empty: the default).
+async fn require_calendar(conn: &mut AnyConnection, field: &str, raw_id: &str) -> Result<store::CalendarRow, Error> {
     let id = if raw_id.trim().is_empty() {
         store::default_calendar_id(conn).await?.ok_or_else(|| Error::NotFound("no calendar is stored".into()))?
     } else {
-        calendar_id("id", raw_id)?
+        calendar_id(field, raw_id)?
     };
     store::get_calendar(conn, &id).await?.ok_or_else(|| Error::NotFound(format!("calendar {id}")))
 }
 
 pub(super) async fn get_calendar(api: &TicketsApi, r: pb::GetCalendarRequest) -> Result<pb::BusinessCalendar, Error> {
     let mut conn = api.reads.acquire().await?;
-    let row = require_calendar(&mut conn, &r.id).await?;
+    let row = require_calendar(&mut conn, "id", &r.id).await?;
     Ok(calendar_pb(&row_calendar(&row)?, &row, api.engine.now()))
 }
 
@@ -379,7 +402,7 @@ pub(super) async fn create_calendar(
     };
     if !store::insert_calendar(&mut tx, &row).await? {
         // A retry of the same create returns the calendar as it is.
-        let existing = require_calendar(&mut tx, &spec.id).await?;
+        let existing = require_calendar(&mut tx, "calendar.id", &spec.id).await?;
         let same = serde_json::from_str::<CalendarSpec>(&existing.body).is_ok_and(|s| s == spec);
         if same {
             drop(tx);
@@ -392,7 +415,7 @@ pub(super) async fn create_calendar(
     }
     audit(&mut tx, api, p, "sla.calendar.create", &spec.id, calendar_diff(None, &spec), &why).await?;
     store::bump_config_version(&mut tx).await?;
-    let row = require_calendar(&mut tx, &spec.id).await?;
+    let row = require_calendar(&mut tx, "calendar.id", &spec.id).await?;
     tx.commit().await?;
     api.engine.refresh_after_change().await;
     Ok(calendar_pb(&row_calendar(&row)?, &row, api.engine.now()))
@@ -446,11 +469,12 @@ pub(super) async fn update_calendar(
     let c = r.calendar.ok_or_else(|| Error::invalid("calendar", "is required"))?;
     let mut v = Violations::new();
     let why = reason(&mut v, &r.reason);
+    require_etag(&mut v, &r.etag);
     let spec = v.check(spec_from_pb(&c));
     v.finish()?;
     let Some(spec) = spec else { return Err(Error::invalid("calendar", "is not valid")) };
     let mut tx = api.pool.begin().await?;
-    let before = require_calendar(&mut tx, &spec.id).await?;
+    let before = require_calendar(&mut tx, "calendar.id", &spec.id).await?;
     etag::check("calendar", &r.etag, before.version)?;
     if before.is_default == 1 && !c.is_default {
         return Err(Error::FailedPrecondition(format!(
@@ -476,7 +500,7 @@ pub(super) async fn extend_calendar(
     }
     v.finish()?;
     let mut tx = api.pool.begin().await?;
-    let before = require_calendar(&mut tx, &r.calendar_id).await?;
+    let before = require_calendar(&mut tx, "calendar_id", &r.calendar_id).await?;
     etag::check("calendar", &r.etag, before.version)?;
     let cur = row_calendar(&before)?;
     let extra = CalendarSpec {
@@ -502,11 +526,14 @@ pub(super) async fn delete_calendar(
     let mut v = Violations::new();
     let id = v.check(calendar_id("id", &r.id));
     let why = reason(&mut v, &r.reason);
+    require_etag(&mut v, &r.etag);
     v.finish()?;
     let id = id.unwrap_or_default();
     let mut tx = api.pool.begin().await?;
-    let row = require_calendar(&mut tx, &id).await?;
+    let row = require_calendar(&mut tx, "id", &id).await?;
     etag::check("calendar", &r.etag, row.version)?;
+    // Held until the end: a policy naming it waits, then finds it gone.
+    store::lock_calendar(&mut tx, &id).await?;
     if row.is_default == 1 {
         return Err(Error::FailedPrecondition(format!("calendar {id} is the default; make another the default first")));
     }
@@ -610,6 +637,9 @@ pub(super) async fn preview(api: &TicketsApi, r: pb::PreviewDueDateRequest) -> R
     let cfg = api.engine.config();
     let now = api.engine.now();
     let start = start.unwrap_or(now);
+    if (start - now).abs() > PREVIEW_SPAN_MS {
+        v.add("start_time", "must be within two years of now");
+    }
     let (rule, policy_id, calendar_id) = if r.duration_seconds > 0 {
         let clock = match r.clock.as_str() {
             "" | "business" => ClockKind::Business,
@@ -631,8 +661,11 @@ pub(super) async fn preview(api: &TicketsApi, r: pb::PreviewDueDateRequest) -> R
                 None => String::new(),
             }
         };
-        let metric =
-            Metric::parse(if r.metric.is_empty() { "resolution" } else { &r.metric }).unwrap_or(Metric::Resolution);
+        let metric_name = if r.metric.trim().is_empty() { "resolution" } else { r.metric.trim() };
+        let metric = Metric::parse(metric_name).unwrap_or_else(|| {
+            v.add("metric", format!("{:?} is not a metric", metric_name.chars().take(32).collect::<String>()));
+            Metric::Resolution
+        });
         let rule = MetricRule {
             metric,
             duration_secs: r.duration_seconds,
@@ -655,6 +688,9 @@ pub(super) async fn preview(api: &TicketsApi, r: pb::PreviewDueDateRequest) -> R
         let category = if category.is_empty() { "other".to_owned() } else { category };
         let tier = v.check(parse::line("tier", &r.tier, 32)).unwrap_or_default();
         let tier = if tier.is_empty() { "standard".to_owned() } else { tier };
+        if !r.calendar_id.trim().is_empty() {
+            v.add("calendar_id", "only with duration_seconds: a policy counts in its own calendar");
+        }
         let default_metric = if kind == Some(pb::TicketKind::Feedback) { "feedback_reply" } else { "resolution" };
         let metric_name = if r.metric.trim().is_empty() { default_metric } else { r.metric.trim() };
         let metric = Metric::parse(metric_name);
@@ -681,7 +717,7 @@ pub(super) async fn preview(api: &TicketsApi, r: pb::PreviewDueDateRequest) -> R
         (rule, policy.id.clone(), cfg.calendar_id_of(policy))
     };
     let cal = cfg.calendar(&calendar_id);
-    let cap = if rule.metric == Metric::Resolution { sla::filing_cap_in(&cal, &period)? } else { None };
+    let cap = if rule.metric == Metric::Resolution { cfg.filing_cap(&calendar_id, &period)? } else { None };
     let key = TargetKey { record_id: "preview".into(), metric: rule.metric, cycle: 1 };
     let cal_err = |e: kefu_sla::CalendarError| Error::FailedPrecondition(format!("calendar {calendar_id}: {e}"));
     let uncapped = Target::start(key.clone(), &rule, start, None, &cal).map_err(cal_err)?;
@@ -796,6 +832,7 @@ pub(super) async fn update_rules(
     let given = r.rules.ok_or_else(|| Error::invalid("rules", "is required"))?;
     let mut v = Violations::new();
     let why = reason(&mut v, &r.reason);
+    require_etag(&mut v, &r.etag);
     let rules = sla::EscalationRules {
         warning_notify: given.warning_notify.trim().to_owned(),
         breach_notify: given.breach_notify.trim().to_owned(),
@@ -815,8 +852,7 @@ pub(super) async fn update_rules(
     store::put_setting(&mut tx, "escalation", &json).await?;
     let version = store::bump_counter(&mut tx, "escalation").await?;
     let detail = format!("{} → {}", serde_json::to_string(&before).unwrap_or_default(), json);
-    audit(&mut tx, api, p, "sla.escalation.update", "escalation", detail, &why).await?;
-    store::bump_config_version(&mut tx).await?;
+    audit(&mut tx, api, p, "sla.escalation.update", "sla:escalation", detail, &why).await?;
     tx.commit().await?;
     api.engine.refresh_after_change().await;
     Ok(rules_pb(&rules, version))
@@ -845,6 +881,7 @@ pub(super) async fn set_categories(
 ) -> Result<pb::ListCategoriesResponse, Error> {
     let mut v = Violations::new();
     let why = reason(&mut v, &r.reason);
+    require_etag(&mut v, &r.etag);
     let codes: Vec<String> = r.categories.iter().map(|c| c.code.clone()).collect();
     let codes = v.check(domain::category_list(&codes));
     let mut list: Vec<(String, String)> = Vec::new();
@@ -874,12 +911,10 @@ pub(super) async fn set_categories(
     let retired: Vec<&str> =
         before.iter().filter(|b| !list.iter().any(|(c, _)| *c == b.code)).map(|b| b.code.as_str()).collect();
     let detail = format!("added [{}]; retired [{}]; {} active", added.join(", "), retired.join(", "), list.len());
-    audit(&mut tx, api, p, "sla.categories.set", "categories", detail, &why).await?;
-    store::bump_config_version(&mut tx).await?;
+    audit(&mut tx, api, p, "sla.categories.set", "sla:categories", detail, &why).await?;
     let after = store::categories(&mut tx, false).await?;
     let version = store::counter(&mut tx, "categories").await?;
     tx.commit().await?;
-    api.engine.refresh_after_change().await;
     Ok(pb::ListCategoriesResponse { categories: after.iter().map(category_pb).collect(), etag: etag::of(version) })
 }
 

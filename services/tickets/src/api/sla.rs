@@ -223,7 +223,7 @@ pub(super) async fn upsert_policy(
     let Some(policy) = policy else { return Err(Error::invalid("policy", "is not valid")) };
     let body = serde_json::to_string(&policy).map_err(|e| Error::Internal(e.into()))?;
     let mut tx = api.pool.begin().await?;
-    if !policy.calendar_id.is_empty() && store::get_calendar(&mut tx, &policy.calendar_id).await?.is_none() {
+    if !policy.calendar_id.is_empty() && !store::lock_calendar(&mut tx, &policy.calendar_id).await? {
         return Err(Error::invalid("policy.calendar_id", format!("no calendar {}", policy.calendar_id)));
     }
     let before = store::policies(&mut tx)

@@ -73,11 +73,25 @@ pub async fn update_calendar(conn: &mut AnyConnection, c: &CalendarRow) -> Resul
 
 /// Makes `id` the only default calendar.
 pub async fn make_default(conn: &mut AnyConnection, id: &str) -> Result<(), Error> {
-    sqlx::query("UPDATE sla_calendars SET is_default = CASE WHEN id = $1 THEN 1 ELSE 0 END")
+    // The calendar that stops being the default changes: its version moves.
+    sqlx::query(
+        "UPDATE sla_calendars SET version = version + CASE WHEN is_default = 1 AND id <> $1 THEN 1 ELSE 0 END,          is_default = CASE WHEN id = $1 THEN 1 ELSE 0 END",
+    )
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Holds a calendar's row until the transaction ends (a policy naming it,
+/// or its deletion, waits for the other); false when there is none.
+pub async fn lock_calendar(conn: &mut AnyConnection, id: &str) -> Result<bool, Error> {
+    let n = sqlx::query("UPDATE sla_calendars SET version = version WHERE id = $1")
         .bind(id)
         .execute(conn)
-        .await?;
-    Ok(())
+        .await?
+        .rows_affected();
+    Ok(n == 1)
 }
 
 pub async fn delete_calendar(conn: &mut AnyConnection, id: &str, version: i64) -> Result<bool, Error> {

@@ -140,14 +140,24 @@ pub async fn get_target(conn: &mut AnyConnection, key: &TargetKey) -> Result<Opt
     row.as_ref().map(target_from_row).transpose()
 }
 
-/// Open targets computed under a configuration older than `version`, at
-/// most `limit` (what a configuration change recomputes).
-pub async fn stale_targets(conn: &mut AnyConnection, version: i64, limit: i64) -> Result<Vec<TargetKey>, Error> {
+/// Open targets computed under a configuration older than `version`, after
+/// the cursor `after` (record, metric, cycle) in key order, at most `limit`
+/// (what a configuration change recomputes, page by page).
+pub async fn stale_targets(
+    conn: &mut AnyConnection,
+    version: i64,
+    after: &(String, String, i64),
+    limit: i64,
+) -> Result<Vec<TargetKey>, Error> {
     let rows = sqlx::query(&format!(
-        "SELECT record_id, metric, cycle FROM sla_targets WHERE open = {OPEN} AND config_version < $1 \
-         ORDER BY config_version LIMIT {limit}"
+        "SELECT record_id, metric, cycle FROM sla_targets \
+         WHERE open = {OPEN} AND config_version < $1 AND (record_id, metric, cycle) > ($2, $3, $4) \
+         ORDER BY record_id, metric, cycle LIMIT {limit}"
     ))
     .bind(version)
+    .bind(&after.0)
+    .bind(&after.1)
+    .bind(after.2)
     .fetch_all(conn)
     .await?;
     rows.iter()
@@ -161,6 +171,61 @@ pub async fn stale_targets(conn: &mut AnyConnection, version: i64, limit: i64) -
             })
         })
         .collect()
+}
+
+/// Marks a target as looked at under `version` (one that cannot be
+/// recomputed keeps its times and is not tried again on every pass).
+pub async fn mark_config_version(conn: &mut AnyConnection, key: &TargetKey, version: i64) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE sla_targets SET config_version = $4 \
+         WHERE record_id = $1 AND metric = $2 AND cycle = $3 AND config_version < $4",
+    )
+    .bind(&key.record_id)
+    .bind(key.metric.as_str())
+    .bind(key.cycle)
+    .bind(version)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Writes a recomputed target's times only if the target is as `before`
+/// was read (open, not breached or fulfilled, the same clock use and
+/// warning): a concurrent writer's change is never overwritten.
+pub async fn recompute_target(conn: &mut AnyConnection, row: &TargetRow, before: &TargetRow) -> Result<bool, Error> {
+    let (t, b) = (&row.target, &before.target);
+    let n = sqlx::query(
+        "UPDATE sla_targets SET policy_id = $4, clock = $5, duration_ms = $6, warn_percent = $7, consumed_ms = $8, \
+         running_since = $9, cap_at = $10, due_at = $11, warn_at = $12, config_version = $13, cap_provisional = $14, \
+         calendar_id = $15 \
+         WHERE record_id = $1 AND metric = $2 AND cycle = $3 AND open = 1 AND fulfilled_at IS NULL \
+         AND COALESCE(breached_at, -1) = $16 AND COALESCE(warned_at, -1) = $17 AND consumed_ms = $18 \
+         AND COALESCE(running_since, -1) = $19 AND config_version = $20",
+    )
+    .bind(&t.key.record_id)
+    .bind(t.key.metric.as_str())
+    .bind(t.key.cycle)
+    .bind(&row.policy_id)
+    .bind(clock_name(t.clock))
+    .bind(t.duration_ms)
+    .bind(i64::from(t.warn_percent))
+    .bind(t.consumed_ms)
+    .bind(t.running_since)
+    .bind(t.cap_at)
+    .bind(t.due_at)
+    .bind(t.warn_at)
+    .bind(row.config_version)
+    .bind(i64::from(row.cap_provisional))
+    .bind(&row.calendar_id)
+    .bind(b.breached_at.unwrap_or(-1))
+    .bind(b.warned_at.unwrap_or(-1))
+    .bind(b.consumed_ms)
+    .bind(b.running_since.unwrap_or(-1))
+    .bind(before.config_version)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(n == 1)
 }
 
 /// Open targets after a cursor with their ticket's queue and assignee, for

@@ -429,7 +429,9 @@ async fn forget_callers(conn: &mut AnyConnection, mut numbers: Vec<String>) -> R
     w.any_of("caller_number", numbers.into_iter().chain(with_country));
     let (clause, binds) = w.build();
     // The marker is a constant without quotes: written into the statement.
-    let sql = format!("UPDATE phone_contacts SET caller_number = '{}' WHERE {clause}", crate::domain::ERASED);
+    // The agent's notes on those calls go with the number.
+    let sql =
+        format!("UPDATE phone_contacts SET caller_number = '{}', note = '' WHERE {clause}", crate::domain::ERASED);
     Ok(usize::try_from(kefu_kit::db::execute(conn, &sql, binds).await?).unwrap_or(0))
 }
 
@@ -446,6 +448,15 @@ pub async fn mark_erased(conn: &mut AnyConnection, customer_id: &str) -> Result<
 }
 
 /// Every customer tickets knows was erased.
+/// Whether `customer_id` was erased.
+pub async fn is_erased(conn: &mut AnyConnection, customer_id: &str) -> Result<bool, Error> {
+    let row = sqlx::query("SELECT 1 FROM erased_customers WHERE customer_id = $1")
+        .bind(customer_id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.is_some())
+}
+
 pub async fn erased_customers(conn: &mut AnyConnection) -> Result<Vec<String>, Error> {
     let rows: Vec<(String,)> =
         sqlx::query_as("SELECT customer_id FROM erased_customers ORDER BY customer_id").fetch_all(conn).await?;
