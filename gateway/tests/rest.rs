@@ -210,6 +210,66 @@ async fn bad_input_etags_and_idempotency(app: App) {
     assert_eq!(out["errors"][0]["line"], "3");
 }
 
+/// A firm's IT runs its SLA configuration over REST: the calendar with
+/// If-Match, a preview an agent can read out, unknown fields refused.
+async fn sla_administration_over_rest(app: App) {
+    let admin = app.token(Role::Admin);
+    let agent = app.token(Role::Agent);
+    let (s, list, _) = app.call(Method::GET, "/api/v1/sla/calendars", &agent, None).await;
+    assert_eq!(s, 200, "{list}");
+    let cal = list["calendars"].as_array().unwrap().iter().find(|c| c["isDefault"] == true).unwrap().clone();
+    let id = cal["id"].as_str().unwrap().to_owned();
+    let etag = cal["etag"].as_str().unwrap().to_owned();
+    let (s, got, h) = app.call(Method::GET, &format!("/api/v1/sla/calendars/{id}"), &agent, None).await;
+    assert_eq!(s, 200);
+    assert_eq!(got["holidayYears"], json!([2025, 2026]));
+    assert!(h.get("etag").is_some(), "the calendar carries its ETag");
+    // The weekly hours travel typed; an unknown field is refused.
+    let mut body = json!({"calendar": cal.clone(), "reason": "午休延长到13:30"});
+    body["calendar"]["weekly"][0]["intervals"][1]["start"] = json!("13:30");
+    body["calendar"]["bogus"] = json!(1);
+    let put = |body: Value, if_match: Option<String>| {
+        let mut r = app.http.put(app.url(&format!("/api/v1/sla/calendars/{id}"))).bearer_auth(&admin).json(&body);
+        if let Some(e) = if_match {
+            r = r.header("If-Match", format!("\"{e}\""));
+        }
+        r.send()
+    };
+    let bad = put(body.clone(), Some(etag.clone())).await.unwrap();
+    assert_eq!(bad.status(), 400);
+    body["calendar"].as_object_mut().unwrap().remove("bogus");
+    // Without If-Match a whole replacement is refused; with a stale one it conflicts.
+    assert_eq!(put(body.clone(), None).await.unwrap().status(), 400);
+    assert_eq!(put(body.clone(), Some("999".into())).await.unwrap().status(), 409);
+    let ok = put(body.clone(), Some(etag.clone())).await.unwrap();
+    assert_eq!(ok.status(), 200);
+    let saved: Value = ok.json().await.unwrap();
+    assert_eq!(saved["weekly"][0]["intervals"][1]["start"], "13:30");
+    let (s, _, _) = app.call(Method::PUT, &format!("/api/v1/sla/calendars/{id}"), &agent, Some(body)).await;
+    assert_eq!(s, 403);
+    // By when: in Chinese, in the firm's zone.
+    let (s, p, _) = app
+        .call(
+            Method::POST,
+            "/api/v1/sla/preview",
+            &agent,
+            Some(json!({"startTime": "2026-09-30T09:00:00Z", "durationSeconds": 18 * 3600})),
+        )
+        .await;
+    assert_eq!(s, 200, "{p}");
+    assert!(p["explanation"].as_str().unwrap().contains("国庆节"), "{p}");
+    assert!(p["crossed"].as_array().unwrap().iter().any(|d| d["kind"] == "holiday"));
+    let (s, p, _) = app.call(Method::POST, "/api/v1/sla/preview", &agent, Some(json!({"durationSeconds": -5}))).await;
+    assert_eq!((s, p["violations"][0]["field"].as_str()), (400, Some("duration_seconds")), "{p}");
+    // Categories with labels; the trail of changes for the auditor.
+    let (s, cats, _) = app.call(Method::GET, "/api/v1/categories", &agent, None).await;
+    assert_eq!(s, 200);
+    assert!(cats["categories"].as_array().unwrap().iter().any(|c| c["label"] == "纳税申报"));
+    let (s, changes, _) = app.call(Method::GET, "/api/v1/sla/changes", &app.token(Role::Auditor), None).await;
+    assert_eq!(s, 200, "{changes}");
+    assert!(changes["changes"].as_array().unwrap().iter().any(|c| c["reason"] == "午休延长到13:30"));
+}
+
 async fn tokens_refresh_rotation_lockout_and_api_keys(app: App) {
     let admin = app.admin_token().await;
     // Forged, wrong-key, malformed and missing tokens.
@@ -460,7 +520,7 @@ async fn spawn_limited(backend: Backend) -> Option<App> {
     common::spawn_with(backend, |a| a.rate_limit_per_key = 3).await
 }
 
-kefu_testkit::on_both_backends!(spawn; a_new_user_logs_in_creates_an_agent_who_works_and_watches_sla_events, bad_input_etags_and_idempotency, tokens_refresh_rotation_lockout_and_api_keys, every_route_answers_and_roles_are_enforced);
+kefu_testkit::on_both_backends!(spawn; a_new_user_logs_in_creates_an_agent_who_works_and_watches_sla_events, bad_input_etags_and_idempotency, sla_administration_over_rest, tokens_refresh_rotation_lockout_and_api_keys, every_route_answers_and_roles_are_enforced);
 
 mod limited {
     use super::*;
