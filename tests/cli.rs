@@ -11,8 +11,6 @@ use std::{
 
 const KEFU: &str = env!("CARGO_BIN_EXE_kefu");
 
-use kefu_testkit::free_port;
-
 struct Up {
     child: Child,
     port: u16,
@@ -31,13 +29,12 @@ fn kefu_up(data: &Path) -> Up {
 
 /// Starts `kefu up` and answers it with the lines it printed up to `kefu ready`.
 fn kefu_up_banner(data: &Path) -> (Up, Vec<String>) {
-    let port = free_port();
-    let admin = free_port();
+    // Port 0 everywhere: the system picks free ports (a port picked here and
+    // bound later could be taken in between by a test beside this one); the
+    // banner says which.
     let mut child = Command::new(KEFU)
         .args(["up", "--data-dir", data.to_str().unwrap()])
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--admin-listen", &format!("127.0.0.1:{admin}")])
-        // Tests run side by side: every port of their own.
-        .args(["--http-listen", &format!("127.0.0.1:{}", free_port())])
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -55,6 +52,11 @@ fn kefu_up_banner(data: &Path) -> (Up, Vec<String>) {
             None => panic!("kefu up exited before it was ready"),
         }
     }
+    let port = banner
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("gRPC").and_then(|r| r.split_whitespace().next()))
+        .and_then(|addr| addr.rsplit(':').next()?.parse().ok())
+        .expect("the banner names the gRPC address");
     (Up { child, port }, banner)
 }
 

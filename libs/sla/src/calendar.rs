@@ -220,6 +220,10 @@ impl Calendar {
             if holidays.contains_key(&m.date) {
                 return Err(invalid(format!("makeup_days[{i}]"), "is also a holiday"));
             }
+            // A make-up day turns a rest day into a working one.
+            if !weekly[m.date.weekday().num_days_from_monday() as usize].is_empty() {
+                return Err(invalid(format!("makeup_days[{i}].date"), format!("{} is a working day already", m.date)));
+            }
             if makeup.insert(m.date, wd).is_some() {
                 return Err(invalid(format!("makeup_days[{i}].date"), format!("{} is listed twice", m.date)));
             }

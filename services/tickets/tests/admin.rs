@@ -263,8 +263,19 @@ async fn next_months_filing_request_is_accepted_with_a_provisional_cap_and_recap
         })
         .await
         .unwrap_err();
-    assert_eq!(saturday.code(), Code::InvalidArgument);
+    assert_eq!(violations(&saturday), vec!["filing_deadlines[0].date".to_string()], "the request's own item");
     assert!(saturday.message().contains("2027-02-20"), "{}", saturday.message());
+    // A make-up day must be a rest day (a Wednesday already works).
+    let wednesday = app
+        .tickets_as(Role::Admin)
+        .extend_calendar(pb::ExtendCalendarRequest {
+            makeup_days: vec![pb::MakeupDay { date: "2027-02-03".into(), works_as: "mon".into(), name: "x".into() }],
+            reason: "typo".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violations(&wednesday), vec!["makeup_days[0].date".to_string()]);
     let recapped = kefu_testkit::wait_for("the running target to be re-capped", WAIT, || async {
         let t = app.target(&late.id, "resolution").await;
         (!t.cap_provisional).then_some(t)
@@ -330,7 +341,8 @@ async fn the_preview_matches_a_created_tickets_due_time_and_explains_it(app: Tes
     assert_eq!(preview.metric, "resolution");
     assert!(preview.crossed.iter().any(|d| d.date == "2026-10-01" && d.kind == "holiday" && d.name == "国庆节"));
     assert!(preview.explanation.contains("国庆节"), "{}", preview.explanation);
-    assert!(preview.explanation.contains("Asia/Shanghai"), "{}", preview.explanation);
+    assert!(preview.explanation.contains("北京时间"), "{}", preview.explanation);
+    assert!(preview.explanation.contains("（周三）"), "the weekday is said: {}", preview.explanation);
 
     // A plain duration: 18 business hours crossing National Day and its make-up Saturday.
     let p = app
@@ -360,7 +372,8 @@ async fn the_preview_matches_a_created_tickets_due_time_and_explains_it(app: Tes
     assert_eq!(f.filing_deadline, "2026-10-26");
     assert!(!f.filing_deadline_provisional);
     assert_eq!(ms_of(&f.due_time), cst(2026, 10, 23, 18, 0));
-    assert!(f.explanation.contains("征期"), "{}", f.explanation);
+    assert!(f.explanation.contains("申报截止日为 2026-10-26"), "{}", f.explanation);
+    assert!(f.explanation.contains("10月23日（周五）18:00 前"), "{}", f.explanation);
 
     let bad = app
         .agent()
@@ -494,6 +507,15 @@ async fn agents_log_phone_contacts_link_calls_to_tickets_and_list_them(app: Test
         .unwrap()
         .into_inner();
     assert_eq!(by_ticket.calls.len(), 2);
+    // Agents see callers' numbers masked, as in the customers service; supervisors in full.
+    assert!(by_ticket.calls.iter().any(|c| c.caller_number == "139****9000"), "{:?}", by_ticket.calls);
+    let full = app
+        .tickets_as(Role::Supervisor)
+        .list_calls(pb::ListCallsRequest { ticket_id: t.number.clone(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(full.calls.iter().any(|c| c.caller_number == "13900139000"));
     let page1 =
         agent.list_calls(pb::ListCallsRequest { page_size: 1, ..Default::default() }).await.unwrap().into_inner();
     assert_eq!(page1.calls.len(), 1);
@@ -534,6 +556,11 @@ async fn agents_log_phone_contacts_link_calls_to_tickets_and_list_them(app: Test
         .await
         .unwrap_err();
     assert_eq!(violations(&unknown), vec!["ticket_id".to_string()]);
+    let not_a_number = agent
+        .log_phone_contact(pb::LogPhoneContactRequest { caller_number: "abc".into(), ..Default::default() })
+        .await
+        .unwrap_err();
+    assert_eq!(violations(&not_a_number), vec!["caller_number".to_string()]);
     // An agent logs their own calls, not a colleague's.
     let as_other = agent
         .log_phone_contact(pb::LogPhoneContactRequest {
@@ -787,6 +814,19 @@ async fn categories_carry_chinese_labels_and_are_checked_against_the_stored_list
     let mut sup = app.tickets_as(Role::Supervisor);
     let mut list: Vec<pb::Category> = listed.categories.iter().filter(|c| c.code != "bookkeeping").cloned().collect();
     list.push(pb::Category { code: "payroll".into(), label: "工资代发".into(), active: true });
+    let mut twice = list.clone();
+    twice.push(pb::Category { code: "tax_filing".into(), label: "申报".into(), active: true });
+    twice.push(pb::Category { code: "annual".into(), label: "纳税申报".into(), active: true });
+    let err = sup
+        .set_categories(pb::SetCategoriesRequest { categories: twice, etag: listed.etag.clone(), reason: "x".into() })
+        .await
+        .unwrap_err();
+    let mut fields = violations(&err);
+    fields.sort();
+    assert_eq!(
+        fields,
+        vec![format!("categories[{}].code", list.len()), format!("categories[{}].label", list.len() + 1)]
+    );
     let mut unlabeled = list.clone();
     unlabeled.push(pb::Category { code: "audit".into(), label: String::new(), active: true });
     let err = sup

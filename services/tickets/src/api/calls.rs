@@ -168,7 +168,14 @@ pub(super) async fn log_contact(
     let direction =
         v.check(parse::enumeration::<pb::CallDirection>("direction", r.direction, Some(pb::CallDirection::Inbound)));
     let at = v.check(parse::opt_timestamp("time", r.time.as_ref())).flatten();
-    let caller_number = v.check(parse::required_line("caller_number", &r.caller_number, NUMBER_MAX));
+    let caller_number = v.check(parse::required_line("caller_number", &r.caller_number, NUMBER_MAX).and_then(|n| {
+        let digits = n.chars().filter(char::is_ascii_digit).count();
+        if digits >= 3 && n.chars().all(|c| c.is_ascii_digit() || "+-() ".contains(c)) {
+            Ok(n)
+        } else {
+            Err(Error::invalid("caller_number", "is not a phone number (digits, +, -, spaces and parentheses)"))
+        }
+    }));
     let queue = v.check(parse::line("queue", &r.queue, NAME_MAX));
     let agent = v.check(parse::line("agent", &r.agent, NAME_MAX));
     let note = v.check(parse::text("note", &r.note, NOTE_MAX));
@@ -278,7 +285,28 @@ pub(super) async fn link(api: &TicketsApi, p: &Principal, r: pb::LinkCallRequest
     Ok(contact_pb(call, state))
 }
 
-pub(super) async fn list(api: &TicketsApi, r: pb::ListCallsRequest) -> Result<pb::ListCallsResponse, Error> {
+/// A caller's number as people without a need for it see it: `138****8000`.
+fn masked(number: &str) -> String {
+    let chars: Vec<char> = number.chars().collect();
+    if chars.len() < 7 || number == crate::domain::ERASED {
+        return number.to_owned();
+    }
+    let (head, tail) = (&chars[..3], &chars[chars.len() - 4..]);
+    format!("{}****{}", head.iter().collect::<String>(), tail.iter().collect::<String>())
+}
+
+/// Whether the caller sees numbers in full (who calls customers back on
+/// the firm's behalf and the systems that route calls); agents see them
+/// masked, as in the customers service.
+fn sees_numbers(p: &Principal) -> bool {
+    p.has_any(&[Role::Supervisor, Role::Admin, Role::Service])
+}
+
+pub(super) async fn list(
+    api: &TicketsApi,
+    p: &Principal,
+    r: pb::ListCallsRequest,
+) -> Result<pb::ListCallsResponse, Error> {
     let mut v = Violations::new();
     let size = v.check(parse::page_size("page_size", r.page_size, 50, 200)).unwrap_or(50);
     let cursor = v.check(page::keys(CALLS_LIST, 2, &r.page_token)).flatten();
@@ -322,7 +350,11 @@ pub(super) async fn list(api: &TicketsApi, r: pb::ListCallsRequest) -> Result<pb
         } else {
             pb::SlaState::Unspecified
         };
-        calls.push(contact_pb(c, state));
+        let mut contact = contact_pb(c, state);
+        if !sees_numbers(p) {
+            contact.caller_number = masked(&contact.caller_number);
+        }
+        calls.push(contact);
     }
     Ok(pb::ListCallsResponse { calls, next_page_token })
 }

@@ -348,7 +348,15 @@ fn calendar_diff(before: Option<&CalendarSpec>, after: &CalendarSpec) -> String 
     };
     let mut parts = Vec::new();
     if b.weekly != after.weekly {
-        parts.push("working hours".to_owned());
+        let days: Vec<String> = DAY_NAMES
+            .iter()
+            .filter(|d| b.weekly.get(**d) != after.weekly.get(**d))
+            .map(|d| {
+                let show = |w: &CalendarSpec| w.weekly.get(*d).map(|v| v.join(",")).unwrap_or_default();
+                format!("{d} [{}] → [{}]", show(b), show(after))
+            })
+            .collect();
+        parts.push(format!("working hours {}", days.join("; ")));
     }
     if b.time_zone != after.time_zone {
         parts.push(format!("time zone {} → {}", b.time_zone, after.time_zone));
@@ -368,10 +376,12 @@ fn calendar_diff(before: Option<&CalendarSpec>, after: &CalendarSpec) -> String 
     }
     let added: Vec<String> =
         after.filing_deadlines.iter().filter(|d| !b.filing_deadlines.contains(d)).map(|d| d.to_string()).collect();
-    let removed = b.filing_deadlines.iter().filter(|d| !after.filing_deadlines.contains(d)).count();
-    if !added.is_empty() || removed > 0 {
+    let removed: Vec<String> =
+        b.filing_deadlines.iter().filter(|d| !after.filing_deadlines.contains(d)).map(|d| d.to_string()).collect();
+    if !added.is_empty() || !removed.is_empty() {
         let shown: Vec<&str> = added.iter().take(12).map(String::as_str).collect();
-        parts.push(format!("filing deadlines +[{}] −{removed}", shown.join(", ")));
+        let gone: Vec<&str> = removed.iter().take(12).map(String::as_str).collect();
+        parts.push(format!("filing deadlines +[{}] −[{}]", shown.join(", "), gone.join(", ")));
     }
     if b.filing_lead_minutes != after.filing_lead_minutes {
         parts.push(format!("filing lead {:?} → {:?} minutes", b.filing_lead_minutes, after.filing_lead_minutes));
@@ -513,6 +523,28 @@ pub(super) async fn extend_calendar(
         filing_deadlines,
         filing_lead_minutes: None,
     };
+    // Errors name the request's own items, not their place in the merged calendar.
+    let mut v = Violations::new();
+    let dates_only = CalendarSpec { filing_deadlines: Vec::new(), ..extra.clone() };
+    match cur.extended(&dates_only) {
+        Ok(merged) => {
+            for (i, d) in extra.filing_deadlines.iter().enumerate() {
+                if !merged.is_working_day(*d) {
+                    v.add(format!("filing_deadlines[{i}].date"), format!("{d} is not a working day in this calendar"));
+                }
+            }
+        }
+        Err(_) => {
+            for (i, m) in extra.makeup_days.iter().enumerate() {
+                if cur.is_holiday(m.date) || extra.holidays.iter().any(|h| h.from <= m.date && m.date <= h.to) {
+                    v.add(format!("makeup_days[{i}].date"), format!("{} is also a holiday", m.date));
+                } else if cur.is_working_day(m.date) && !cur.spec().makeup_days.iter().any(|x| x.date == m.date) {
+                    v.add(format!("makeup_days[{i}].date"), format!("{} is a working day already", m.date));
+                }
+            }
+        }
+    }
+    v.finish()?;
     let next = cur.extended(&extra).map_err(|e| calendar_error("", e))?;
     let note = ChangeNote { by: p, action: "sla.calendar.extend", reason: &why };
     save_calendar(api, note, tx, before, next.spec().clone(), false).await
@@ -730,36 +762,62 @@ pub(super) async fn preview(api: &TicketsApi, r: pb::PreviewDueDateRequest) -> R
         Vec::new()
     };
     let tz = cal.time_zone();
+    // What a person reads out: the date with its weekday, in the zone's name.
+    let zone = if tz == chrono_tz::Asia::Shanghai { "北京时间".to_owned() } else { tz.name().to_owned() };
     let local = |ms: i64| {
-        tz.timestamp_millis_opt(ms).single().map(|t| t.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_default()
+        tz.timestamp_millis_opt(ms)
+            .single()
+            .map(|t| {
+                let wd = WEEKDAYS_ZH[t.weekday().num_days_from_monday() as usize];
+                format!("{}年{}月{}日（{wd}）{}", t.year(), t.month(), t.day(), t.format("%H:%M"))
+            })
+            .unwrap_or_default()
     };
-    let mut explanation = format!(
-        "自 {} 起计 {}，截止 {}（{}）",
-        local(start),
-        zh_duration(rule.duration_secs, rule.clock, &cal),
-        local(due),
-        tz.name()
-    );
+    let mut explanation = if capped {
+        let policy_due = uncapped.due_at.unwrap_or(due);
+        format!(
+            "自{zone} {} 起计 {}，本应于 {} 办结；",
+            local(start),
+            zh_duration(rule.duration_secs, rule.clock, &cal),
+            local(policy_due)
+        )
+    } else {
+        format!(
+            "自{zone} {} 起计 {}，于 {} 办结",
+            local(start),
+            zh_duration(rule.duration_secs, rule.clock, &cal),
+            local(due)
+        )
+    };
+    if let Some(c) = &cap {
+        let lead = zh_duration(cal.filing_lead().num_minutes() * 60, ClockKind::Business, &cal);
+        let provisional = if c.provisional { "（暂定：官方征期尚未载入）" } else { "" };
+        if capped && due <= start {
+            explanation.push_str(&format!(
+                "申报截止日为 {}{provisional}，须在截止日前 {lead}办结，该时间已过：请立即办理",
+                c.deadline
+            ));
+        } else if capped {
+            explanation.push_str(&format!(
+                "因申报截止日为 {}{provisional}，须在截止日前 {lead}办结，即 {} 前",
+                c.deadline,
+                local(due)
+            ));
+        } else {
+            explanation.push_str(&format!("；申报截止日 {}{provisional}，不影响办结时间", c.deadline));
+        }
+    }
     let crossed_text = zh_crossed(&crossed);
     if !crossed_text.is_empty() {
         explanation.push_str(&format!("；{crossed_text}"));
     }
-    if let Some(c) = &cap {
-        let lead = cal.filing_lead().num_minutes();
-        if capped {
-            explanation.push_str(&format!(
-                "；受征期限制：申报截止日 {}{}，提前 {} 截止",
-                c.deadline,
-                if c.provisional { "（暂定，官方征期尚未载入）" } else { "" },
-                zh_duration(lead * 60, ClockKind::Business, &cal)
-            ));
-        } else {
-            explanation.push_str(&format!(
-                "；申报截止日 {}{}，未受其限制",
-                c.deadline,
-                if c.provisional { "（暂定）" } else { "" }
-            ));
-        }
+    // Years the due date reaches whose statutory holidays are not loaded.
+    let loaded = cal.holiday_years();
+    let (from_year, to_year) =
+        (cal.date_of(kefu_sla::target::to_dt(start)).year(), cal.date_of(kefu_sla::target::to_dt(due)).year());
+    let missing: Vec<String> = (from_year..=to_year).filter(|y| !loaded.contains(y)).map(|y| y.to_string()).collect();
+    if !missing.is_empty() {
+        explanation.push_str(&format!("；注意：{} 年的法定节假日尚未载入，按平常工作日计算", missing.join("、")));
     }
     explanation.push('。');
     Ok(pb::DueDatePreview {
@@ -887,11 +945,16 @@ pub(super) async fn set_categories(
     let mut list: Vec<(String, String)> = Vec::new();
     for (i, c) in r.categories.iter().enumerate() {
         let label = v.check(parse::required_line(&format!("categories[{i}].label"), &c.label, LABEL_MAX));
+        let code = c.code.trim().to_owned();
+        // One entry per code, one code per label: a picker shows no two alike.
+        if let Some(j) = list.iter().position(|(k, _)| *k == code) {
+            v.add(format!("categories[{i}].code"), format!("{code} is listed twice (also categories[{j}])"));
+        }
         if let Some(label) = label {
-            let code = c.code.trim().to_owned();
-            if !list.iter().any(|(k, _)| *k == code) {
-                list.push((code, label));
+            if let Some(j) = list.iter().position(|(_, l)| *l == label) {
+                v.add(format!("categories[{i}].label"), format!("{label} is also the label of categories[{j}]"));
             }
+            list.push((code, label));
         }
     }
     v.finish()?;

@@ -254,7 +254,7 @@ impl TicketService for TicketsApi {
 
     async fn list_calls(&self, req: Request<pb::ListCallsRequest>) -> Res<pb::ListCallsResponse> {
         let c = call(req)?;
-        answer(calls::list(self, c.r).await)
+        answer(calls::list(self, &c.p, c.r).await)
     }
 
     async fn rate_ticket(&self, req: Request<pb::RateTicketRequest>) -> Res<pb::Ticket> {
