@@ -84,6 +84,13 @@ enum ServeCommand {
         #[command(flatten)]
         tickets: kefu_tickets::TicketsArgs,
     },
+    /// The complaints service (§7).
+    Complaints {
+        #[command(flatten)]
+        common: ServeArgs,
+        #[command(flatten)]
+        complaints: kefu_complaints::ComplaintsArgs,
+    },
     /// The gateway: REST, OpenAPI, login, server-sent events.
     Gateway {
         #[command(flatten)]
@@ -100,7 +107,7 @@ enum ServeCommand {
 
 #[derive(Args)]
 struct MigrateArgs {
-    /// Which schemas: service names (customers, tickets, gateway) or `all`.
+    /// Which schemas: service names (customers, tickets, complaints, gateway) or `all`.
     #[arg(required = true, value_parser = parse_schema)]
     targets: Vec<String>,
     /// The database, when one schema is named. Otherwise each schema's
@@ -180,7 +187,7 @@ enum AdminCommand {
         out: PathBuf,
         /// Host names of the services, one certificate each (each also
         /// names localhost and 127.0.0.1).
-        #[arg(long = "name", value_delimiter = ',', default_value = "customers,tickets,gateway")]
+        #[arg(long = "name", value_delimiter = ',', default_value = "customers,tickets,complaints,gateway")]
         names: Vec<String>,
         #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..=825))]
         days: u32,
@@ -286,6 +293,9 @@ async fn serve(cmd: ServeCommand) -> anyhow::Result<()> {
     match cmd {
         ServeCommand::Customers { common, customers } => serve::<kefu_customers::Customers>(common, customers).await,
         ServeCommand::Tickets { common, tickets } => serve::<kefu_tickets::Tickets>(common, tickets).await,
+        ServeCommand::Complaints { common, complaints } => {
+            serve::<kefu_complaints::Complaints>(common, complaints).await
+        }
         ServeCommand::Gateway { gateway, db, telemetry, migrate } => {
             let guard = kefu_kit::telemetry::init("kefu-gateway", &telemetry)?;
             kefu_kit::db::validate_url(&db.database_url)?;

@@ -82,7 +82,7 @@ fn up_then_import_a_csv_with_bad_rows_twice() {
         assert_eq!(mode("keys/data.keys") & 0o077, 0, "key files are private");
         assert_eq!(mode("keys/token-signing.key") & 0o077, 0, "key files are private");
         assert_eq!(mode("") & 0o077, 0, "the data directory is private");
-        for db in ["customers.db", "tickets.db", "gateway.db"] {
+        for db in ["customers.db", "tickets.db", "complaints.db", "gateway.db"] {
             assert_eq!(mode(db) & 0o077, 0, "{db} is readable by its owner only");
         }
     }
@@ -231,11 +231,12 @@ fn bad_settings_stop_kefu_with_a_message_naming_them() {
 fn migrate_names_the_schemas_and_the_database_each_one_lacks() {
     let (code, _, err) = run(&["migrate", "billing"]);
     assert_ne!(code, 0);
-    assert!(err.contains("no schema \"billing\"") && err.contains("customers, tickets, gateway, all"), "{err}");
+    assert!(err.contains("no schema \"billing\"") && err.contains("customers, tickets, complaints, gateway, all"), "{err}");
 
     let out = Command::new(KEFU)
         .args(["migrate", "all", "--url", "customers=sqlite://unused.db"])
         .env_remove("KEFU_TICKETS_DATABASE_URL")
+        .env_remove("KEFU_COMPLAINTS_DATABASE_URL")
         .env_remove("KEFU_GATEWAY_DATABASE_URL")
         .output()
         .unwrap();
@@ -254,16 +255,18 @@ fn migrate_names_the_schemas_and_the_database_each_one_lacks() {
             &format!("customers={}", url("c")),
             "--url",
             &format!("tickets={}", url("t")),
+            "--url",
+            &format!("complaints={}", url("p")),
         ])
         .env("KEFU_GATEWAY_DATABASE_URL", url("g"))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    for name in ["customers", "tickets", "gateway"] {
+    for name in ["customers", "tickets", "complaints", "gateway"] {
         assert!(stdout.contains(&format!("migrated {name}")), "{stdout}");
     }
-    for f in ["c.db", "t.db", "g.db"] {
+    for f in ["c.db", "t.db", "p.db", "g.db"] {
         assert!(dir.path().join(f).exists(), "{f} was not created");
     }
 }

@@ -750,6 +750,67 @@ pub static ROUTES: &[Route] = &[
         None,
         "An agent's statistics for a period"
     ),
+    // ---- complaints
+    r!(
+        "POST",
+        "/api/v1/complaints",
+        "kefu.complaints.v1.ComplaintService/RecordComplaint",
+        Body::All,
+        [],
+        None,
+        Some("request_id"),
+        "Record a complaint (any channel, a referral, or a ticket escalated)"
+    ),
+    r!(
+        "GET",
+        "/api/v1/complaints",
+        "kefu.complaints.v1.ComplaintService/ListComplaints",
+        Body::None,
+        [],
+        None,
+        None,
+        "Complaints, newest first"
+    ),
+    r!(
+        "GET",
+        "/api/v1/complaints/{id}",
+        "kefu.complaints.v1.ComplaintService/GetComplaint",
+        Body::None,
+        [("id", "id")],
+        None,
+        None,
+        "A complaint by id or number (TS-2026-000123)"
+    ),
+    r!(
+        "POST",
+        "/api/v1/complaints/{id}/transitions",
+        "kefu.complaints.v1.ComplaintService/TransitionComplaint",
+        Body::All,
+        [("id", "id")],
+        Some("etag"),
+        None,
+        "One step of the complaint workflow, with its reason"
+    ),
+    r!(
+        "GET",
+        "/api/v1/complaints/{id}/history",
+        "kefu.complaints.v1.ComplaintService/ListComplaintHistory",
+        Body::None,
+        [("id", "id")],
+        None,
+        None,
+        "Who moved the complaint, when and why"
+    ),
+    r!(
+        "GET",
+        "/api/v1/complaint-categories",
+        "kefu.complaints.v1.ComplaintService/ListComplaintCategories",
+        Body::None,
+        [],
+        None,
+        None,
+        "The complaint categories with their labels"
+    ),
 ];
 
 /// RPCs reached another way: client streaming (bulk import) and server

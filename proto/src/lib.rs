@@ -37,6 +37,12 @@ pub mod tickets {
     }
 }
 
+pub mod complaints {
+    pub mod v1 {
+        tonic::include_proto!("kefu.complaints.v1");
+    }
+}
+
 include!(concat!(env!("OUT_DIR"), "/kefu_enums.rs"));
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ pub mod module;
 pub mod observe;
 pub mod page;
 pub mod parse;
+pub mod rpc;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;

@@ -7,7 +7,11 @@ use kefu_kit::module::{AnyModule, Of};
 use sqlx::migrate::Migrator;
 
 /// The gRPC services, each after the services it calls.
-pub static MODULES: &[&dyn AnyModule] = &[&Of::<kefu_customers::Customers>::NEW, &Of::<kefu_tickets::Tickets>::NEW];
+pub static MODULES: &[&dyn AnyModule] = &[
+    &Of::<kefu_customers::Customers>::NEW,
+    &Of::<kefu_tickets::Tickets>::NEW,
+    &Of::<kefu_complaints::Complaints>::NEW,
+];
 
 /// The module named `name`.
 pub fn module(name: &str) -> Option<&'static dyn AnyModule> {

@@ -23,7 +23,10 @@ mod suite;
 use std::{future::Future, time::Duration};
 
 use chrono::TimeZone;
-pub use suite::{CustomersClient, GatewayHandle, GatewayTweak, Live, ServerTweak, Suite, SuiteOptions, TicketsClient};
+pub use suite::{
+    ComplaintsClient, CustomersClient, GatewayHandle, GatewayTweak, Live, ServerTweak, Suite, SuiteOptions,
+    TicketsClient,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

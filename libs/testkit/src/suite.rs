@@ -9,7 +9,8 @@ use kefu_kit::{
     module::Embedded,
 };
 use kefu_proto::{
-    customers::v1 as cpb, customers::v1::customer_service_client::CustomerServiceClient,
+    complaints::v1::complaint_service_client::ComplaintServiceClient, customers::v1 as cpb,
+    customers::v1::customer_service_client::CustomerServiceClient,
     tickets::v1::ticket_service_client::TicketServiceClient,
 };
 use kefu_sla::{LiveStore, ManualClock, MemoryLiveStore, RedisLiveStore, SweeperConfig};
@@ -20,6 +21,7 @@ use tonic::{service::interceptor::InterceptedService, transport::Channel};
 use crate::{Backend, database, env_or_skip};
 
 pub type TicketsClient = TicketServiceClient<InterceptedService<Channel, CallContext>>;
+pub type ComplaintsClient = ComplaintServiceClient<InterceptedService<Channel, CallContext>>;
 pub type CustomersClient = CustomerServiceClient<InterceptedService<Channel, CallContext>>;
 
 /// The live SLA state of a test.
@@ -248,6 +250,15 @@ impl Suite {
     pub fn tickets_with_token(&self, token: Option<&str>) -> TicketsClient {
         let ch = kefu_kit::client::channel(&self.addr).unwrap();
         TicketServiceClient::with_interceptor(ch, CallContext::new(token).unwrap())
+    }
+
+    pub fn complaints_with_token(&self, token: Option<&str>) -> ComplaintsClient {
+        let ch = kefu_kit::client::channel(&self.addr).unwrap();
+        ComplaintServiceClient::with_interceptor(ch, CallContext::new(token).unwrap())
+    }
+
+    pub fn complaints_as(&self, role: Role) -> ComplaintsClient {
+        self.complaints_with_token(Some(&self.token(role)))
     }
 
     pub fn tickets_as(&self, role: Role) -> TicketsClient {

@@ -100,12 +100,13 @@ pub fn channel_name(c: i64) -> &'static str {
         Ok(kefu_proto::common::v1::Channel::Wechat) => "wechat",
         Ok(kefu_proto::common::v1::Channel::InPerson) => "in_person",
         Ok(kefu_proto::common::v1::Channel::Sms) => "sms",
+        Ok(kefu_proto::common::v1::Channel::Letter) => "letter",
         _ => "unspecified",
     }
 }
 
 /// The names SLA policies match channels by.
-pub const CHANNEL_NAMES: &[&str] = &["phone", "wechat", "email", "sms", "online_chat", "in_person"];
+pub const CHANNEL_NAMES: &[&str] = &["phone", "wechat", "email", "sms", "online_chat", "in_person", "letter"];
 /// The names SLA policies match priorities by.
 pub const PRIORITY_NAMES: &[&str] = &["low", "normal", "high", "urgent"];
 /// The record kinds SLA policies match (tickets' kinds, phone calls, complaints).

@@ -20,15 +20,15 @@ pub use access::ACCESS;
 use futures::Stream;
 use kefu_kit::{
     Error,
-    auth::{Principal, principal},
     client::CallContext,
+    rpc::{Res, answer, call},
 };
 use kefu_proto::{
     customers::v1::{self as cpb, customer_service_client::CustomerServiceClient},
     tickets::v1::{self as pb, ticket_service_server::TicketService},
 };
 use sqlx::AnyPool;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Status};
 
 use crate::{
     sla::{Changes, SlaEngine},
@@ -133,32 +133,6 @@ impl TicketsApi {
         self.engine.publish_change(c).await;
     }
 }
-
-/// One RPC's caller, the caller's bearer token (to call other services on
-/// its behalf) and the request.
-struct Call<T> {
-    p: Principal,
-    token: Option<String>,
-    r: T,
-}
-
-fn call<T>(req: Request<T>) -> Result<Call<T>, Status> {
-    let p = principal(&req)?;
-    let token = req
-        .metadata()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::to_owned);
-    Ok(Call { p, token, r: req.into_inner() })
-}
-
-/// The one place a resource function's result becomes a gRPC answer.
-fn answer<T>(r: kefu_kit::Result<T>) -> Result<Response<T>, Status> {
-    r.map(Response::new).map_err(Status::from)
-}
-
-type Res<T> = Result<Response<T>, Status>;
 
 #[tonic::async_trait]
 impl TicketService for TicketsApi {

@@ -1,0 +1,519 @@
+//! The `kefu.complaints.v1.ComplaintService` gRPC API: thin handlers that
+//! parse requests into domain values, run the rule, read and write through
+//! `store` in one transaction, and convert back.
+mod access;
+
+pub use access::ACCESS;
+use chrono::{Datelike, TimeZone};
+use kefu_kit::{
+    Error,
+    auth::{Principal, Role},
+    client::CallContext,
+    db,
+    error::Violations,
+    etag, page,
+    parse::{self, ts, ts_opt},
+    rpc::{Res, answer, call},
+};
+use kefu_proto::{
+    common::v1::Channel,
+    complaints::v1::{self as pb, complaint_service_server::ComplaintService},
+    customers::v1::{self as cpb, customer_service_client::CustomerServiceClient},
+    tickets::v1::{self as tpb, ticket_service_client::TicketServiceClient},
+};
+use sqlx::AnyPool;
+use tonic::Request;
+
+use crate::{
+    domain::{self, ComplaintRef},
+    store::{self, ComplaintRow, HistoryRow},
+};
+
+const TEXT_MAX: usize = 10_000;
+const LINE_MAX: usize = 200;
+const NAME_MAX: usize = 64;
+const LIST: &str = "complaints";
+const IDEMPOTENCY_SCOPE: &str = "complaints.record";
+/// The largest refund or compensation asked for: 100 million yuan, in fen.
+const AMOUNT_MAX_FEN: i64 = 10_000_000_000;
+
+pub struct ComplaintsApi {
+    pool: AnyPool,
+    reads: AnyPool,
+    customers: tonic::transport::Channel,
+    tickets: tonic::transport::Channel,
+    /// The firm's time zone (numbers count per year there).
+    zone: chrono_tz::Tz,
+}
+
+impl ComplaintsApi {
+    pub fn new(pool: AnyPool, customers_addr: &str, tickets_addr: &str) -> anyhow::Result<Self> {
+        Ok(Self {
+            reads: db::readers(&pool),
+            pool,
+            customers: kefu_kit::client::channel(customers_addr)?,
+            tickets: kefu_kit::client::channel(tickets_addr)?,
+            zone: chrono_tz::Asia::Shanghai,
+        })
+    }
+
+    fn now(&self) -> i64 {
+        chrono::Utc::now().timestamp_millis()
+    }
+
+    /// Checks the customer exists and was not erased (through the customers
+    /// service, with the caller's own token).
+    async fn check_customer(&self, token: Option<&str>, id: &str) -> Result<(), Error> {
+        let mut c = CustomerServiceClient::with_interceptor(self.customers.clone(), CallContext::new(token)?);
+        let call = c.get_customer(cpb::GetCustomerRequest { id: id.to_owned(), omit_contacts: true });
+        match kefu_kit::client::within(kefu_kit::client::PEER_DEADLINE, call).await {
+            Ok(cust) if cust.lifecycle_status == cpb::LifecycleStatus::Erased as i32 => {
+                Err(Error::FailedPrecondition("the customer's data was erased; no new complaints".into()))
+            }
+            Ok(_) => Ok(()),
+            Err(s) if matches!(s.code(), tonic::Code::NotFound | tonic::Code::InvalidArgument) => {
+                Err(Error::invalid("complaint.customer_id", format!("no customer {id:?}")))
+            }
+            Err(s) => Err(Error::from_peer("customers", &s)),
+        }
+    }
+
+    /// The ticket escalated from (id or number): its id and customer.
+    async fn ticket(&self, token: Option<&str>, raw: &str) -> Result<(String, String), Error> {
+        let mut c = TicketServiceClient::with_interceptor(self.tickets.clone(), CallContext::new(token)?);
+        let call = c.get_ticket(tpb::GetTicketRequest { id: raw.trim().to_owned() });
+        match kefu_kit::client::within(kefu_kit::client::PEER_DEADLINE, call).await {
+            Ok(t) => Ok((t.id, t.customer_id)),
+            Err(s) if matches!(s.code(), tonic::Code::NotFound | tonic::Code::InvalidArgument) => Err(Error::invalid(
+                "complaint.ticket_id",
+                format!("no ticket {:?}", raw.chars().take(64).collect::<String>()),
+            )),
+            Err(s) => Err(Error::from_peer("tickets", &s)),
+        }
+    }
+}
+
+/// People who see every complaint; agents see the ones they recorded or handle.
+const SEES_ALL: &[Role] = &[Role::Supervisor, Role::Admin, Role::Auditor, Role::Service];
+
+fn visible(p: &Principal, c: &ComplaintRow) -> bool {
+    p.has_any(SEES_ALL) || c.recorded_by == p.subject || c.handler == p.subject
+}
+
+async fn find(conn: &mut sqlx::AnyConnection, p: &Principal, raw: &str) -> Result<ComplaintRow, Error> {
+    let row = match domain::complaint_ref("id", raw)? {
+        ComplaintRef::Id(id) => store::get(conn, &id).await?,
+        ComplaintRef::Number(n) => store::by_number(conn, &n).await?,
+    };
+    match row {
+        Some(c) if visible(p, &c) => Ok(c),
+        // Another agent's complaint is not found, not forbidden: its existence is not told.
+        _ => Err(Error::NotFound(format!("complaint {}", raw.trim().chars().take(64).collect::<String>()))),
+    }
+}
+
+fn state_of(n: i64) -> pb::ComplaintState {
+    pb::ComplaintState::try_from(n as i32).unwrap_or(pb::ComplaintState::Unspecified)
+}
+
+fn complaint_pb(c: &ComplaintRow) -> pb::Complaint {
+    pb::Complaint {
+        id: c.id.clone(),
+        number: c.number.clone(),
+        state: c.state as i32,
+        source: c.source as i32,
+        channel: c.channel as i32,
+        customer_id: c.customer_id.clone(),
+        anonymous: c.anonymous == 1,
+        ticket_id: c.ticket_id.clone(),
+        subject_kind: c.subject_kind as i32,
+        subject: c.subject.clone(),
+        category: c.category.clone(),
+        category_label: domain::category_label(&c.category).to_owned(),
+        severity: c.severity as i32,
+        description: c.description.clone(),
+        demand: Some(pb::Demand {
+            kind: c.demand_kind as i32,
+            amount_fen: c.demand_amount_fen,
+            detail: c.demand_detail.clone(),
+        }),
+        referral: (!c.referred_by.is_empty()).then(|| pb::Referral {
+            referred_by: c.referred_by.clone(),
+            reference: c.referral_reference.clone(),
+            reply_due_time: ts_opt(c.referral_due_at),
+        }),
+        repeat_of: c.repeat_of.clone(),
+        handler: c.handler.clone(),
+        preliminary_opinion: c.preliminary_opinion.clone(),
+        response: c.response.clone(),
+        mediator: c.mediator.clone(),
+        legal_hold: c.legal_hold == 1,
+        reopen_count: c.reopen_count as i32,
+        recorded_by: c.recorded_by.clone(),
+        receive_time: ts(c.received_at),
+        create_time: ts(c.created_at),
+        update_time: ts(c.updated_at),
+        close_time: ts_opt(c.closed_at),
+        etag: etag::of(c.version),
+    }
+}
+
+/// A record request, checked: every bad field is named at once.
+struct NewComplaint {
+    row: ComplaintRow,
+    ticket_ref: String,
+}
+
+fn parse_new(p: &Principal, input: &pb::Complaint, now: i64) -> Result<NewComplaint, Error> {
+    let mut v = Violations::new();
+    let source = v.check(parse::enumeration::<pb::ComplaintSource>("complaint.source", input.source, None));
+    let channel = v.check(parse::enumeration::<Channel>("complaint.channel", input.channel, None));
+    let severity = v.check(parse::enumeration::<pb::Severity>("complaint.severity", input.severity, None));
+    let subject_kind = v.check(parse::enumeration::<pb::SubjectKind>(
+        "complaint.subject_kind",
+        input.subject_kind,
+        Some(pb::SubjectKind::Other),
+    ));
+    let category = v.check(domain::category("complaint.category", &input.category));
+    let description = v.check(parse::required_text("complaint.description", &input.description, TEXT_MAX));
+    let subject = v.check(parse::line("complaint.subject", &input.subject, LINE_MAX));
+    let handler = v.check(parse::line("complaint.handler", &input.handler, NAME_MAX)).unwrap_or_default();
+    let received = v.check(parse::opt_timestamp("complaint.receive_time", input.receive_time.as_ref())).flatten();
+    if received.is_some_and(|r| r > now + 60_000) {
+        v.add("complaint.receive_time", "is in the future");
+    }
+    let customer_id = if input.anonymous {
+        if !input.customer_id.trim().is_empty() {
+            v.add("complaint.customer_id", "an anonymous complaint names no customer");
+        }
+        None
+    } else {
+        v.check(parse::opt_id("complaint.customer_id", &input.customer_id)).flatten()
+    };
+    let demand = input.demand.clone().unwrap_or_default();
+    let demand_kind = v.check(parse::enumeration::<pb::DemandKind>(
+        "complaint.demand.kind",
+        demand.kind,
+        Some(pb::DemandKind::Other),
+    ));
+    if !(0..=AMOUNT_MAX_FEN).contains(&demand.amount_fen) {
+        v.add("complaint.demand.amount_fen", format!("must be 0 to {AMOUNT_MAX_FEN} fen"));
+    }
+    let demand_detail = v.check(parse::text("complaint.demand.detail", &demand.detail, TEXT_MAX)).unwrap_or_default();
+    let referral = input.referral.clone().unwrap_or_default();
+    let referred_by = v.check(parse::line("complaint.referral.referred_by", &referral.referred_by, LINE_MAX));
+    let reference = v.check(parse::line("complaint.referral.reference", &referral.reference, NAME_MAX));
+    let referral_due =
+        v.check(parse::opt_timestamp("complaint.referral.reply_due_time", referral.reply_due_time.as_ref())).flatten();
+    let is_referral =
+        matches!(source, Some(pb::ComplaintSource::RegulatorReferral | pb::ComplaintSource::HotlineReferral));
+    if is_referral {
+        if referred_by.as_deref().is_none_or(str::is_empty) {
+            v.add("complaint.referral.referred_by", "a referral names who referred it");
+        }
+        match referral_due {
+            None => v.add("complaint.referral.reply_due_time", "a referral has its reply deadline"),
+            Some(d) if d <= now => v.add("complaint.referral.reply_due_time", "is in the past"),
+            Some(_) => {}
+        }
+    } else if referred_by.as_deref().is_some_and(|r| !r.is_empty()) || referral_due.is_some() {
+        v.add("complaint.referral", "only referrals (regulator, hotline) carry referral details");
+    }
+    let escalation = source == Some(pb::ComplaintSource::TicketEscalation);
+    if escalation && input.ticket_id.trim().is_empty() {
+        v.add("complaint.ticket_id", "a ticket escalation names its ticket");
+    }
+    if !escalation && !input.anonymous && customer_id.is_none() {
+        v.add("complaint.customer_id", "is required (or mark the complaint anonymous)");
+    }
+    if !input.ticket_id.trim().is_empty() && input.ticket_id.chars().count() > NAME_MAX {
+        v.add("complaint.ticket_id", "is too long");
+    }
+    v.finish()?;
+    let (Some(source), Some(channel), Some(severity), Some(subject_kind), Some(category), Some(description)) =
+        (source, channel, severity, subject_kind, category, description)
+    else {
+        return Err(Error::invalid("complaint", "is not valid"));
+    };
+    let row = ComplaintRow {
+        id: uuid::Uuid::now_v7().to_string(),
+        number: String::new(),
+        state: i64::from(pb::ComplaintState::Received as i32),
+        source: i64::from(source as i32),
+        channel: i64::from(channel as i32),
+        customer_id: customer_id.unwrap_or_default(),
+        anonymous: i64::from(input.anonymous),
+        ticket_id: String::new(),
+        subject_kind: i64::from(subject_kind as i32),
+        subject: subject.unwrap_or_default(),
+        category,
+        severity: i64::from(severity as i32),
+        description,
+        demand_kind: i64::from(demand_kind.unwrap_or(pb::DemandKind::Other) as i32),
+        demand_amount_fen: demand.amount_fen,
+        demand_detail,
+        referred_by: referred_by.unwrap_or_default(),
+        referral_reference: reference.unwrap_or_default(),
+        referral_due_at: referral_due,
+        repeat_of: String::new(),
+        handler: if handler.is_empty() { p.subject.clone() } else { handler },
+        preliminary_opinion: String::new(),
+        response: String::new(),
+        mediator: String::new(),
+        legal_hold: 0,
+        reopen_count: 0,
+        recorded_by: p.subject.clone(),
+        received_at: received.unwrap_or(now),
+        created_at: now,
+        updated_at: now,
+        closed_at: None,
+        version: 1,
+    };
+    Ok(NewComplaint { row, ticket_ref: input.ticket_id.trim().to_owned() })
+}
+
+async fn record(
+    api: &ComplaintsApi,
+    p: &Principal,
+    token: Option<&str>,
+    r: pb::RecordComplaintRequest,
+) -> Result<pb::Complaint, Error> {
+    let input = r.complaint.as_ref().ok_or_else(|| Error::invalid("complaint", "is required"))?;
+    let request_id = parse::line("request_id", &r.request_id, 128)?;
+    let now = api.now();
+    let NewComplaint { mut row, ticket_ref } = parse_new(p, input, now)?;
+    // Peers first, outside the transaction.
+    if !ticket_ref.is_empty() {
+        let (ticket_id, customer) = api.ticket(token, &ticket_ref).await?;
+        row.ticket_id = ticket_id;
+        if row.customer_id.is_empty() && row.anonymous == 0 {
+            row.customer_id = customer;
+        } else if row.customer_id != customer && row.anonymous == 0 {
+            return Err(Error::invalid("complaint.customer_id", "is not the customer of the ticket escalated"));
+        }
+    }
+    if !row.customer_id.is_empty() {
+        api.check_customer(token, &row.customer_id).await?;
+    }
+    let mut tx = api.pool.begin().await?;
+    if !request_id.is_empty() {
+        let fingerprint = db::fingerprint_of(&pb::RecordComplaintRequest { request_id: String::new(), ..r.clone() });
+        if let db::Claim::Existing(id) =
+            db::claim_request_id(&mut tx, IDEMPOTENCY_SCOPE, &request_id, &row.id, &fingerprint).await?
+        {
+            drop(tx);
+            let mut conn = api.pool.acquire().await?;
+            let existing = store::get(&mut conn, &id)
+                .await?
+                .ok_or_else(|| Error::Internal(anyhow::anyhow!("complaint {id} of a claimed request id is missing")))?;
+            return Ok(complaint_pb(&existing));
+        }
+    }
+    let year = api.zone.timestamp_millis_opt(row.received_at).single().map_or(2026, |t| t.year());
+    row.number = domain::number(year, store::next_serial(&mut tx, year).await?);
+    if !row.customer_id.is_empty() {
+        let since = row.received_at - domain::REPEAT_WINDOW_MS;
+        row.repeat_of = store::earlier_of(&mut tx, &row.customer_id, &row.category, since).await?.unwrap_or_default();
+    }
+    store::insert(&mut tx, &row).await?;
+    store::add_history(
+        &mut tx,
+        &HistoryRow {
+            seq: 0,
+            complaint_id: row.id.clone(),
+            from_state: 0,
+            to_state: row.state,
+            action: 0,
+            actor: p.subject.clone(),
+            actor_role: p.primary_role().to_owned(),
+            reason: "recorded".into(),
+            at: now,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(complaint_pb(&row))
+}
+
+async fn get(api: &ComplaintsApi, p: &Principal, r: pb::GetComplaintRequest) -> Result<pb::Complaint, Error> {
+    let mut conn = api.reads.acquire().await?;
+    Ok(complaint_pb(&find(&mut conn, p, &r.id).await?))
+}
+
+async fn list(
+    api: &ComplaintsApi,
+    p: &Principal,
+    r: pb::ListComplaintsRequest,
+) -> Result<pb::ListComplaintsResponse, Error> {
+    let mut v = Violations::new();
+    let size = v.check(parse::page_size("page_size", r.page_size, 50, 200)).unwrap_or(50);
+    let cursor = v.check(page::keys(LIST, 2, &r.page_token)).flatten();
+    let state = if r.state == 0 {
+        None
+    } else {
+        v.check(parse::enumeration::<pb::ComplaintState>("state", r.state, None)).map(|s| i64::from(s as i32))
+    };
+    let severity = if r.severity == 0 {
+        None
+    } else {
+        v.check(parse::enumeration::<pb::Severity>("severity", r.severity, None)).map(|s| i64::from(s as i32))
+    };
+    let customer_id = v.check(parse::opt_id("customer_id", &r.customer_id)).flatten();
+    let category = if r.category.trim().is_empty() { None } else { v.check(domain::category("category", &r.category)) };
+    let handler = v.check(parse::line("handler", &r.handler, NAME_MAX)).unwrap_or_default();
+    v.finish()?;
+    let before = match cursor {
+        Some(k) => Some((
+            k[0].parse::<i64>()
+                .map_err(|_| Error::invalid("page_token", "is not a page token returned by this list"))?,
+            k[1].clone(),
+        )),
+        None => None,
+    };
+    let filter = store::Filter {
+        state,
+        customer_id,
+        category,
+        severity,
+        handler: (!handler.is_empty()).then_some(handler),
+        involving: (!p.has_any(SEES_ALL)).then(|| p.subject.clone()),
+        before,
+    };
+    let mut conn = api.reads.acquire().await?;
+    let rows = store::list(&mut conn, &filter, size + 1).await?;
+    let (rows, more) = page::split(rows, size);
+    let next_page_token = match (more, rows.last()) {
+        (true, Some(last)) => page::token(LIST, &[&last.created_at.to_string(), &last.id]),
+        _ => String::new(),
+    };
+    Ok(pb::ListComplaintsResponse { complaints: rows.iter().map(complaint_pb).collect(), next_page_token })
+}
+
+async fn transition(
+    api: &ComplaintsApi,
+    p: &Principal,
+    r: pb::TransitionComplaintRequest,
+) -> Result<pb::Complaint, Error> {
+    let mut v = Violations::new();
+    let action = v.check(parse::enumeration::<pb::ComplaintAction>("action", r.action, None));
+    let reason = v.check(parse::required_line("reason", &r.reason, 500)).unwrap_or_default();
+    let text = v.check(parse::text("text", &r.text, TEXT_MAX)).unwrap_or_default();
+    let mediator = v.check(parse::line("mediator", &r.mediator, LINE_MAX)).unwrap_or_default();
+    match action {
+        Some(pb::ComplaintAction::GivePreliminaryOpinion | pb::ComplaintAction::ProposeResponse) if text.is_empty() => {
+            v.add("text", "give the opinion or the response");
+        }
+        Some(pb::ComplaintAction::StartMediation) if mediator.is_empty() => {
+            v.add("mediator", "name the mediation: internal, or the external body");
+        }
+        _ => {}
+    }
+    v.finish()?;
+    let Some(action) = action else { return Err(Error::invalid("action", "is required")) };
+    let mut tx = api.pool.begin().await?;
+    let mut c = find(&mut tx, p, &r.id).await?;
+    etag::check("complaint", &r.etag, c.version)?;
+    let from = state_of(c.state);
+    let to = domain::transition(from, action)?;
+    let now = api.now();
+    match action {
+        pb::ComplaintAction::GivePreliminaryOpinion => c.preliminary_opinion = text,
+        pb::ComplaintAction::ProposeResponse => c.response = text,
+        pb::ComplaintAction::StartMediation => c.mediator = mediator,
+        pb::ComplaintAction::ReferToLegal => c.legal_hold = 1,
+        pb::ComplaintAction::Close => c.closed_at = Some(now),
+        pb::ComplaintAction::Reopen => {
+            c.closed_at = None;
+            c.reopen_count += 1;
+        }
+        _ => {}
+    }
+    c.state = i64::from(to as i32);
+    c.updated_at = now;
+    store::save(&mut tx, &mut c).await?;
+    store::add_history(
+        &mut tx,
+        &HistoryRow {
+            seq: 0,
+            complaint_id: c.id.clone(),
+            from_state: i64::from(from as i32),
+            to_state: c.state,
+            action: i64::from(action as i32),
+            actor: p.subject.clone(),
+            actor_role: p.primary_role().to_owned(),
+            reason,
+            at: now,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(complaint_pb(&c))
+}
+
+async fn history(
+    api: &ComplaintsApi,
+    p: &Principal,
+    r: pb::ListComplaintHistoryRequest,
+) -> Result<pb::ListComplaintHistoryResponse, Error> {
+    let mut conn = api.reads.acquire().await?;
+    let c = find(&mut conn, p, &r.id).await?;
+    let entries = store::history(&mut conn, &c.id)
+        .await?
+        .into_iter()
+        .map(|h| pb::HistoryEntry {
+            seq: h.seq,
+            from_state: h.from_state as i32,
+            to_state: h.to_state as i32,
+            action: h.action as i32,
+            actor: h.actor,
+            actor_role: h.actor_role,
+            reason: h.reason,
+            time: ts(h.at),
+        })
+        .collect();
+    Ok(pb::ListComplaintHistoryResponse { entries })
+}
+
+#[tonic::async_trait]
+impl ComplaintService for ComplaintsApi {
+    async fn record_complaint(&self, req: Request<pb::RecordComplaintRequest>) -> Res<pb::Complaint> {
+        let c = call(req)?;
+        answer(record(self, &c.p, c.token.as_deref(), c.r).await)
+    }
+
+    async fn get_complaint(&self, req: Request<pb::GetComplaintRequest>) -> Res<pb::Complaint> {
+        let c = call(req)?;
+        answer(get(self, &c.p, c.r).await)
+    }
+
+    async fn list_complaints(&self, req: Request<pb::ListComplaintsRequest>) -> Res<pb::ListComplaintsResponse> {
+        let c = call(req)?;
+        answer(list(self, &c.p, c.r).await)
+    }
+
+    async fn transition_complaint(&self, req: Request<pb::TransitionComplaintRequest>) -> Res<pb::Complaint> {
+        let c = call(req)?;
+        answer(transition(self, &c.p, c.r).await)
+    }
+
+    async fn list_complaint_history(
+        &self,
+        req: Request<pb::ListComplaintHistoryRequest>,
+    ) -> Res<pb::ListComplaintHistoryResponse> {
+        let c = call(req)?;
+        answer(history(self, &c.p, c.r).await)
+    }
+
+    async fn list_complaint_categories(
+        &self,
+        req: Request<pb::ListComplaintCategoriesRequest>,
+    ) -> Res<pb::ListComplaintCategoriesResponse> {
+        call(req)?;
+        answer(Ok(pb::ListComplaintCategoriesResponse {
+            categories: domain::CATEGORIES
+                .iter()
+                .map(|(code, label)| pb::ComplaintCategory { code: (*code).into(), label: (*label).into() })
+                .collect(),
+        }))
+    }
+}

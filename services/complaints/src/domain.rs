@@ -1,0 +1,187 @@
+//! Complaint rules: the workflow as a state machine, complaint numbers, the
+//! category taxonomy and what makes a complaint a repeat. No I/O.
+use kefu_kit::Error;
+use kefu_proto::complaints::v1::{ComplaintAction as A, ComplaintState as S};
+
+/// How far back an earlier complaint of the same customer and category
+/// makes a new one a repeat (90 days).
+pub const REPEAT_WINDOW_MS: i64 = 90 * 24 * 3600 * 1000;
+
+/// The taxonomy a firm starts with: code, Chinese label.
+pub const CATEGORIES: &[(&str, &str)] = &[
+    ("service_attitude", "服务态度"),
+    ("professional_error", "专业差错"),
+    ("timeliness", "办理时效"),
+    ("fee_dispute", "收费争议"),
+    ("information_security", "信息安全"),
+    ("communication", "沟通不畅"),
+    ("other", "其他"),
+];
+
+/// The label of a category code.
+pub fn category_label(code: &str) -> &'static str {
+    CATEGORIES.iter().find(|(c, _)| *c == code).map_or("其他", |(_, l)| l)
+}
+
+/// A category code from the taxonomy.
+pub fn category(field: &str, raw: &str) -> Result<String, Error> {
+    let c = raw.trim();
+    if CATEGORIES.iter().any(|(code, _)| *code == c) {
+        Ok(c.to_owned())
+    } else {
+        let codes: Vec<&str> = CATEGORIES.iter().map(|(c, _)| *c).collect();
+        Err(Error::invalid(
+            field,
+            format!("{:?} is not one of {}", c.chars().take(40).collect::<String>(), codes.join(", ")),
+        ))
+    }
+}
+
+/// `TS-2026-000123`: the year received and a number counted per year.
+pub fn number(year: i32, n: i64) -> String {
+    format!("TS-{year}-{n:06}")
+}
+
+/// A complaint reference: its id (a UUID) or its number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ComplaintRef {
+    Id(String),
+    Number(String),
+}
+
+pub fn complaint_ref(field: &str, raw: &str) -> Result<ComplaintRef, Error> {
+    let r = raw.trim();
+    let up = r.to_ascii_uppercase();
+    if let Some(rest) = up.strip_prefix("TS-") {
+        let ok = rest.len() == 11
+            && rest.as_bytes()[4] == b'-'
+            && rest[..4].chars().all(|c| c.is_ascii_digit())
+            && rest[5..].chars().all(|c| c.is_ascii_digit());
+        if ok {
+            return Ok(ComplaintRef::Number(up));
+        }
+        return Err(Error::invalid(field, "is not a complaint number like TS-2026-000123"));
+    }
+    kefu_kit::parse::id(field, r).map(ComplaintRef::Id)
+}
+
+/// Where an action leads from a state, if it is allowed there.
+pub fn next_state(from: S, action: A) -> Option<S> {
+    use A::*;
+    Some(match (from, action) {
+        (S::Received, Acknowledge) => S::Acknowledged,
+        (S::Acknowledged, GivePreliminaryOpinion) => S::PreliminaryOpinionGiven,
+        // An opinion may come at once, with the acknowledgement.
+        (S::Received, GivePreliminaryOpinion) => S::PreliminaryOpinionGiven,
+        (S::PreliminaryOpinionGiven, StartInvestigation) => S::Investigating,
+        (S::Investigating, ProposeResponse) => S::ResponseProposed,
+        (S::ResponseProposed, CustomerAccepts) => S::Accepted,
+        (S::ResponseProposed, CustomerRejects) => S::Rejected,
+        (S::Rejected, StartMediation) => S::InMediation,
+        (S::Rejected | S::InMediation, ReferToLegal) => S::LegalReferral,
+        // Mediation settles it; a court or arbitration concludes it.
+        (S::Accepted | S::InMediation | S::LegalReferral, Close) => S::Closed,
+        (S::Closed, Reopen) => S::Investigating,
+        _ => return None,
+    })
+}
+
+/// The actions allowed from a state (for error messages and people).
+pub fn allowed(from: S) -> Vec<A> {
+    ALL_ACTIONS.iter().copied().filter(|a| next_state(from, *a).is_some()).collect()
+}
+
+pub const ALL_ACTIONS: [A; 10] = [
+    A::Acknowledge,
+    A::GivePreliminaryOpinion,
+    A::StartInvestigation,
+    A::ProposeResponse,
+    A::CustomerAccepts,
+    A::CustomerRejects,
+    A::StartMediation,
+    A::ReferToLegal,
+    A::Close,
+    A::Reopen,
+];
+
+/// The next state, or FAILED_PRECONDITION naming what is allowed.
+pub fn transition(from: S, action: A) -> Result<S, Error> {
+    next_state(from, action).ok_or_else(|| {
+        use kefu_proto::ProtoEnum;
+        let allowed: Vec<&str> = allowed(from).into_iter().map(ProtoEnum::name).collect();
+        Error::FailedPrecondition(format!(
+            "{} is not allowed when the complaint is {}; allowed: {}",
+            action.name(),
+            from.name(),
+            if allowed.is_empty() { "none".to_owned() } else { allowed.join(", ") }
+        ))
+    })
+}
+
+/// States in which a complaint is still being handled.
+pub fn is_open(s: S) -> bool {
+    !matches!(s, S::Closed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_happy_path_and_the_long_way_round_reach_closed() {
+        let happy = [
+            A::Acknowledge,
+            A::GivePreliminaryOpinion,
+            A::StartInvestigation,
+            A::ProposeResponse,
+            A::CustomerAccepts,
+            A::Close,
+        ];
+        let mut s = S::Received;
+        for a in happy {
+            s = transition(s, a).unwrap();
+        }
+        assert_eq!(s, S::Closed);
+        let long = [
+            A::Acknowledge,
+            A::GivePreliminaryOpinion,
+            A::StartInvestigation,
+            A::ProposeResponse,
+            A::CustomerRejects,
+            A::StartMediation,
+            A::ReferToLegal,
+            A::Close,
+            A::Reopen,
+        ];
+        let mut s = S::Received;
+        for a in long {
+            s = transition(s, a).unwrap();
+        }
+        assert_eq!(s, S::Investigating);
+    }
+
+    #[test]
+    fn a_wrong_step_names_the_allowed_ones() {
+        let e = transition(S::Received, A::Close).unwrap_err();
+        let m = e.to_string();
+        assert!(
+            m.contains("COMPLAINT_ACTION_ACKNOWLEDGE") && m.contains("COMPLAINT_ACTION_GIVE_PRELIMINARY_OPINION"),
+            "{m}"
+        );
+        assert!(matches!(e, Error::FailedPrecondition(_)));
+        for s in [S::Received, S::Investigating, S::Closed, S::LegalReferral] {
+            assert!(!allowed(s).is_empty(), "{s:?} is not a dead end");
+        }
+    }
+
+    #[test]
+    fn numbers_and_references() {
+        assert_eq!(number(2026, 123), "TS-2026-000123");
+        assert_eq!(complaint_ref("id", " ts-2026-000123 ").unwrap(), ComplaintRef::Number("TS-2026-000123".into()));
+        for bad in ["TS-26-1", "TS-2026-12345a", ""] {
+            assert!(complaint_ref("id", bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(category_label("service_attitude"), "服务态度");
+        assert!(category("category", "rudeness").is_err());
+    }
+}

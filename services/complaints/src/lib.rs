@@ -1,0 +1,56 @@
+//! The kefu complaints service (the firm's rules §7, after ISO 10002):
+//! complaints recorded from any channel, referrals from regulators and
+//! hotlines, tickets escalated into complaints; numbered, acknowledged,
+//! answered and decided through a workflow whose every step has a reason.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod domain;
+pub mod store;
+
+use clap::Args;
+use kefu_kit::module::{Built, Context, Module};
+use kefu_proto::complaints::v1::complaint_service_server::ComplaintServiceServer;
+
+pub use api::{ACCESS, ComplaintsApi};
+
+/// The service's schema migrations (portable SQL).
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Settings of `kefu serve complaints` beyond the common ones.
+#[derive(Debug, Clone, Args)]
+pub struct ComplaintsArgs {
+    /// Address of the customers service.
+    #[arg(long, env = "KEFU_CUSTOMERS_ADDR", default_value = "http://customers:50051")]
+    pub customers_addr: String,
+    /// Address of the tickets service (tickets escalated into complaints).
+    #[arg(long, env = "KEFU_TICKETS_ADDR", default_value = "http://tickets:50051")]
+    pub tickets_addr: String,
+}
+
+/// The complaints service as a kefu [`Module`].
+pub struct Complaints;
+
+impl Module for Complaints {
+    const NAME: &'static str = "complaints";
+    const CALLS: &'static [&'static str] = &["customers", "tickets"];
+    type Args = ComplaintsArgs;
+
+    fn migrator() -> &'static sqlx::migrate::Migrator {
+        &MIGRATOR
+    }
+
+    fn access() -> &'static [&'static kefu_kit::access::Access] {
+        static TABLES: [&kefu_kit::access::Access; 1] = [&ACCESS];
+        &TABLES
+    }
+
+    async fn build(args: ComplaintsArgs, ctx: Context) -> anyhow::Result<Built> {
+        let (customers, tickets) = match &ctx.embedded {
+            Some(e) => (e.self_addr.clone(), e.self_addr.clone()),
+            None => (args.customers_addr.clone(), args.tickets_addr.clone()),
+        };
+        let svc = ComplaintServiceServer::new(ComplaintsApi::new(ctx.pool, &customers, &tickets)?);
+        Ok(Built::services(kefu_kit::server::ServerBuilder::new().add_service(svc, &ACCESS)))
+    }
+}

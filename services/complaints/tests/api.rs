@@ -1,0 +1,362 @@
+//! The complaints API through a real client, on SQLite + memory and
+//! PostgreSQL + Redis: recording from a referral, a ticket escalation and
+//! anonymously; numbers; repeats; the workflow with reasons; who sees what.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use kefu_kit::auth::Role;
+use kefu_proto::{
+    common::v1::Channel,
+    complaints::v1::{self as pb, ComplaintAction as A, ComplaintState as S},
+    customers::v1 as cpb,
+    tickets::v1 as tpb,
+};
+use kefu_testkit::{Backend, Suite, violations};
+use tonic::Code;
+
+async fn spawn(backend: Backend) -> Option<Suite> {
+    Suite::spawn(backend).await
+}
+
+kefu_testkit::on_both_backends!(spawn;
+    a_regulator_referral_is_recorded_numbered_and_walked_to_closure_with_reasons,
+    a_ticket_escalated_into_a_complaint_keeps_the_link_and_the_customer,
+    repeats_anonymous_complaints_and_bad_input,
+    agents_see_their_own_complaints_and_concurrent_retries_record_one,
+);
+
+async fn customer(s: &Suite, name: &str, n: u32) -> String {
+    let uscc = kefu_customers::domain::uscc_with_check(&format!("91310000{n:09}")).unwrap();
+    s.customers_as(Role::Agent)
+        .create_customer(cpb::CreateCustomerRequest {
+            customer: Some(cpb::Customer {
+                company_name: name.into(),
+                uscc,
+                taxpayer_type: cpb::TaxpayerType::General as i32,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .id
+}
+
+fn in_days(days: i64) -> Option<prost_types::Timestamp> {
+    Some(prost_types::Timestamp { seconds: chrono::Utc::now().timestamp() + days * 86_400, nanos: 0 })
+}
+
+fn referral(customer: &str) -> pb::RecordComplaintRequest {
+    pb::RecordComplaintRequest {
+        complaint: Some(pb::Complaint {
+            source: pb::ComplaintSource::RegulatorReferral as i32,
+            channel: Channel::Phone as i32,
+            customer_id: customer.into(),
+            subject_kind: pb::SubjectKind::Staff as i32,
+            subject: "agent-7".into(),
+            category: "service_attitude".into(),
+            severity: pb::Severity::High as i32,
+            description: "客户致电12366反映代账会计态度恶劣，多次催要凭证。".into(),
+            demand: Some(pb::Demand {
+                kind: pb::DemandKind::Apology as i32, amount_fen: 0, detail: "书面道歉".into()
+            }),
+            referral: Some(pb::Referral {
+                referred_by: "国家税务总局12366纳税缴费服务热线".into(),
+                reference: "12366-2026-88123".into(),
+                reply_due_time: in_days(5),
+            }),
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    }
+}
+
+async fn step(s: &Suite, role: Role, id: &str, action: A, text: &str) -> Result<pb::Complaint, tonic::Status> {
+    s.complaints_as(role)
+        .transition_complaint(pb::TransitionComplaintRequest {
+            id: id.into(),
+            action: action as i32,
+            reason: format!("{action:?}"),
+            text: text.into(),
+            mediator: if action == A::StartMediation {
+                "上海市税务师协会调解委员会".into()
+            } else {
+                String::new()
+            },
+            etag: String::new(),
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+async fn a_regulator_referral_is_recorded_numbered_and_walked_to_closure_with_reasons(s: Suite) {
+    let c = customer(&s, "投诉测试有限公司", 501).await;
+    let mut sup = s.complaints_as(Role::Supervisor);
+    let rec = sup.record_complaint(referral(&c)).await.unwrap().into_inner();
+    let year = chrono::Utc::now().format("%Y").to_string();
+    assert_eq!(rec.number, format!("TS-{year}-000001"));
+    assert_eq!(rec.state, S::Received as i32);
+    assert_eq!(rec.category_label, "服务态度");
+    assert_eq!(rec.referral.as_ref().unwrap().reference, "12366-2026-88123");
+    assert_eq!(rec.handler, "supervisor-1", "the recorder handles it unless someone is named");
+
+    // A step out of order names the allowed ones and changes nothing.
+    let wrong = step(&s, Role::Supervisor, &rec.id, A::Close, "").await.unwrap_err();
+    assert_eq!(wrong.code(), Code::FailedPrecondition);
+    assert!(wrong.message().contains("COMPLAINT_ACTION_ACKNOWLEDGE"), "{}", wrong.message());
+    // An opinion needs its text.
+    let err = step(&s, Role::Supervisor, &rec.id, A::GivePreliminaryOpinion, "").await.unwrap_err();
+    assert_eq!(violations(&err), vec!["text".to_string()]);
+
+    let mut now = rec.clone();
+    for (action, text) in [
+        (A::Acknowledge, ""),
+        (A::GivePreliminaryOpinion, "初步意见：已暂停该会计对接，由主管跟进。"),
+        (A::StartInvestigation, ""),
+        (A::ProposeResponse, "经核实属实，向客户书面道歉并更换对接会计。"),
+        (A::CustomerRejects, ""),
+        (A::StartMediation, ""),
+        (A::Close, ""),
+    ] {
+        now = step(&s, Role::Supervisor, &rec.id, action, text).await.unwrap();
+    }
+    assert_eq!(now.state, S::Closed as i32);
+    assert_eq!(now.preliminary_opinion, "初步意见：已暂停该会计对接，由主管跟进。");
+    assert_eq!(now.mediator, "上海市税务师协会调解委员会");
+    assert!(now.close_time.is_some());
+    let reopened = step(&s, Role::Supervisor, &now.number, A::Reopen, "").await.unwrap();
+    assert_eq!((reopened.state, reopened.reopen_count), (S::Investigating as i32, 1));
+    assert!(reopened.close_time.is_none());
+
+    let history = sup
+        .list_complaint_history(pb::ListComplaintHistoryRequest { id: rec.number.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    assert_eq!(history.len(), 9, "recorded + 8 steps");
+    assert_eq!((history[1].from_state, history[1].to_state), (S::Received as i32, S::Acknowledged as i32));
+    assert!(history.iter().skip(1).all(|h| !h.reason.is_empty() && h.actor == "supervisor-1"));
+    // A stale etag is refused.
+    let stale = sup
+        .transition_complaint(pb::TransitionComplaintRequest {
+            id: rec.id.clone(),
+            action: A::ProposeResponse as i32,
+            reason: "x".into(),
+            text: "y".into(),
+            etag: rec.etag.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(stale.code(), Code::Aborted);
+    let cats =
+        s.complaints_as(Role::Hr).list_complaint_categories(pb::ListComplaintCategoriesRequest {}).await.unwrap();
+    assert!(cats.into_inner().categories.iter().any(|c| c.code == "fee_dispute" && c.label == "收费争议"));
+}
+
+async fn a_ticket_escalated_into_a_complaint_keeps_the_link_and_the_customer(s: Suite) {
+    let c = customer(&s, "升级投诉", 502).await;
+    let t = s
+        .tickets_as(Role::Agent)
+        .create_ticket(tpb::CreateTicketRequest {
+            ticket: Some(tpb::Ticket {
+                kind: tpb::TicketKind::Consultation as i32,
+                channel: Channel::Email as i32,
+                subject: "发票开错了".into(),
+                category: "invoice_application".into(),
+                customer_id: c.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let rec = s
+        .complaints_as(Role::Agent)
+        .record_complaint(pb::RecordComplaintRequest {
+            complaint: Some(pb::Complaint {
+                source: pb::ComplaintSource::TicketEscalation as i32,
+                channel: Channel::Email as i32,
+                ticket_id: t.number.clone(),
+                category: "professional_error".into(),
+                severity: pb::Severity::Medium as i32,
+                description: "发票抬头两次开错，客户要求赔偿损失。".into(),
+                demand: Some(pb::Demand {
+                    kind: pb::DemandKind::Compensation as i32,
+                    amount_fen: 50_000,
+                    detail: String::new(),
+                }),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(rec.ticket_id, t.id, "the link is kept (by id)");
+    assert_eq!(rec.customer_id, c, "the ticket's customer");
+    assert_eq!(rec.demand.unwrap().amount_fen, 50_000);
+    let err = s
+        .complaints_as(Role::Agent)
+        .record_complaint(pb::RecordComplaintRequest {
+            complaint: Some(pb::Complaint {
+                source: pb::ComplaintSource::TicketEscalation as i32,
+                channel: Channel::Email as i32,
+                ticket_id: "KF-999999".into(),
+                category: "other".into(),
+                severity: pb::Severity::Low as i32,
+                description: "x".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violations(&err), vec!["complaint.ticket_id".to_string()]);
+}
+
+async fn repeats_anonymous_complaints_and_bad_input(s: Suite) {
+    let c = customer(&s, "重复投诉", 503).await;
+    let mut agent = s.complaints_as(Role::Agent);
+    let direct = |category: &str| pb::RecordComplaintRequest {
+        complaint: Some(pb::Complaint {
+            source: pb::ComplaintSource::Customer as i32,
+            channel: Channel::Wechat as i32,
+            customer_id: c.clone(),
+            category: category.into(),
+            severity: pb::Severity::Low as i32,
+            description: "收费比合同多了".into(),
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    };
+    let first = agent.record_complaint(direct("fee_dispute")).await.unwrap().into_inner();
+    assert!(first.repeat_of.is_empty());
+    let second = agent.record_complaint(direct("fee_dispute")).await.unwrap().into_inner();
+    assert_eq!(second.repeat_of, first.number, "same customer, same matter within 90 days");
+    let other = agent.record_complaint(direct("timeliness")).await.unwrap().into_inner();
+    assert!(other.repeat_of.is_empty());
+    let anon = agent
+        .record_complaint(pb::RecordComplaintRequest {
+            complaint: Some(pb::Complaint {
+                source: pb::ComplaintSource::Customer as i32,
+                channel: Channel::Letter as i32,
+                anonymous: true,
+                category: "information_security".into(),
+                severity: pb::Severity::Critical as i32,
+                description: "匿名来信：贵所员工在群里泄露客户报表。".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(anon.anonymous && anon.customer_id.is_empty());
+
+    // Every bad field at once, and nothing recorded.
+    let bad = agent
+        .record_complaint(pb::RecordComplaintRequest {
+            complaint: Some(pb::Complaint {
+                source: pb::ComplaintSource::HotlineReferral as i32,
+                channel: 99,
+                customer_id: "not-an-id".into(),
+                category: "rudeness".into(),
+                severity: 0,
+                description: String::new(),
+                demand: Some(pb::Demand { kind: 1, amount_fen: -5, detail: String::new() }),
+                referral: Some(pb::Referral {
+                    referred_by: "12345".into(),
+                    reference: String::new(),
+                    reply_due_time: in_days(-1),
+                }),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    let mut fields = violations(&bad);
+    fields.sort();
+    for f in [
+        "complaint.category",
+        "complaint.channel",
+        "complaint.customer_id",
+        "complaint.demand.amount_fen",
+        "complaint.description",
+        "complaint.referral.reply_due_time",
+        "complaint.severity",
+    ] {
+        assert!(fields.contains(&f.to_string()), "{f} in {fields:?}");
+    }
+    let unknown = agent
+        .record_complaint(pb::RecordComplaintRequest {
+            complaint: Some(pb::Complaint {
+                customer_id: uuid::Uuid::now_v7().to_string(),
+                ..direct("other").complaint.unwrap()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violations(&unknown), vec!["complaint.customer_id".to_string()]);
+    let all = s.complaints_as(Role::Auditor).list_complaints(pb::ListComplaintsRequest::default()).await.unwrap();
+    assert_eq!(all.into_inner().complaints.len(), 4, "refused requests recorded nothing");
+}
+
+async fn agents_see_their_own_complaints_and_concurrent_retries_record_one(s: Suite) {
+    let c = customer(&s, "可见性", 504).await;
+    let mine = s.complaints_with_token(Some(&s.token_for("agent-a", Role::Agent)));
+    let theirs = s.complaints_with_token(Some(&s.token_for("agent-b", Role::Agent)));
+    let mut req = referral(&c);
+    req.request_id = "once-1".into();
+    let calls = (0..6).map(|_| {
+        let mut client = mine.clone();
+        let req = req.clone();
+        async move { client.record_complaint(req).await.map(|r| r.into_inner().id) }
+    });
+    let ids: Vec<String> = futures::future::join_all(calls).await.into_iter().map(Result::unwrap).collect();
+    assert!(ids.windows(2).all(|w| w[0] == w[1]), "one complaint for one request id: {ids:?}");
+    let id = ids[0].clone();
+    assert_eq!(
+        theirs.clone().get_complaint(pb::GetComplaintRequest { id: id.clone() }).await.unwrap_err().code(),
+        Code::NotFound,
+        "another agent's complaint is not shown"
+    );
+    assert!(
+        theirs
+            .clone()
+            .list_complaints(pb::ListComplaintsRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .complaints
+            .is_empty()
+    );
+    assert_eq!(
+        mine.clone().list_complaints(pb::ListComplaintsRequest::default()).await.unwrap().into_inner().complaints.len(),
+        1
+    );
+    assert_eq!(
+        theirs
+            .clone()
+            .transition_complaint(pb::TransitionComplaintRequest {
+                id: id.clone(),
+                action: A::Acknowledge as i32,
+                reason: "x".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
+    // HR reads statistics, not complaints; auditors read everything.
+    assert_eq!(
+        s.complaints_as(Role::Hr).get_complaint(pb::GetComplaintRequest { id: id.clone() }).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
+    s.complaints_as(Role::Auditor).get_complaint(pb::GetComplaintRequest { id }).await.unwrap();
+}
