@@ -231,7 +231,10 @@ fn bad_settings_stop_kefu_with_a_message_naming_them() {
 fn migrate_names_the_schemas_and_the_database_each_one_lacks() {
     let (code, _, err) = run(&["migrate", "billing"]);
     assert_ne!(code, 0);
-    assert!(err.contains("no schema \"billing\"") && err.contains("customers, tickets, complaints, gateway, all"), "{err}");
+    assert!(
+        err.contains("no schema \"billing\"") && err.contains("customers, tickets, complaints, gateway, all"),
+        "{err}"
+    );
 
     let out = Command::new(KEFU)
         .args(["migrate", "all", "--url", "customers=sqlite://unused.db"])
