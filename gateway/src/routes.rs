@@ -811,6 +811,96 @@ pub static ROUTES: &[Route] = &[
         None,
         "The complaint categories with their labels"
     ),
+    r!(
+        "PUT",
+        "/api/v1/complaints/{id}/finding",
+        "kefu.complaints.v1.ComplaintService/RecordFinding",
+        Body::All,
+        [("id", "id")],
+        Some("etag"),
+        None,
+        "The investigation's finding: root cause, who was responsible, upheld"
+    ),
+    r!(
+        "POST",
+        "/api/v1/complaints/{id}/actions",
+        "kefu.complaints.v1.ComplaintService/AddCorrectiveAction",
+        Body::All,
+        [("id", "complaint_id")],
+        None,
+        Some("request_id"),
+        "Add a corrective or preventive action"
+    ),
+    r!(
+        "GET",
+        "/api/v1/corrective-actions",
+        "kefu.complaints.v1.ComplaintService/ListCorrectiveActions",
+        Body::None,
+        [],
+        None,
+        None,
+        "A complaint's actions (complaintId), or every open one, overdue first"
+    ),
+    r!(
+        "POST",
+        "/api/v1/corrective-actions/{id}/complete",
+        "kefu.complaints.v1.ComplaintService/CompleteCorrectiveAction",
+        Body::All,
+        [("id", "id")],
+        Some("etag"),
+        None,
+        "Complete an action with its evidence"
+    ),
+    r!(
+        "POST",
+        "/api/v1/corrective-actions/{id}/verify",
+        "kefu.complaints.v1.ComplaintService/VerifyCorrectiveAction",
+        Body::All,
+        [("id", "id")],
+        Some("etag"),
+        None,
+        "Verify an action's effect (not by its owner)"
+    ),
+    r!(
+        "POST",
+        "/api/v1/complaints/{id}/decision",
+        "kefu.complaints.v1.ComplaintService/RecordDecisionSent",
+        Body::All,
+        [("id", "id")],
+        Some("etag"),
+        None,
+        "The decision as communicated to the customer"
+    ),
+    r!(
+        "POST",
+        "/api/v1/complaints/{id}/rating",
+        "kefu.complaints.v1.ComplaintService/RateComplaintHandling",
+        Body::All,
+        [("id", "id")],
+        None,
+        None,
+        "The customer's satisfaction with the handling"
+    ),
+    r!(
+        "GET",
+        "/api/v1/complaints-stats",
+        "kefu.complaints.v1.ComplaintService/GetComplaintStats",
+        Body::None,
+        [],
+        None,
+        None,
+        "Complaint monitoring for a period"
+    ),
+    r!(
+        "GET",
+        "/api/v1/staff/{staff}/complaint-stats",
+        "kefu.complaints.v1.ComplaintService/GetStaffComplaintStats",
+        Body::None,
+        [("staff", "staff")],
+        None,
+        None,
+        "One staff member's complaints in a period"
+    ),
 ];
 
 /// RPCs reached another way: client streaming (bulk import) and server

@@ -192,6 +192,7 @@ impl Suite {
                 "test-host",
             )),
         };
+        embedded.overrides.insert(kefu_complaints::Overrides { clock: Some(Arc::new(clock.clone())) });
         embedded.overrides.insert(kefu_tickets::Overrides {
             clock: Some(Arc::new(clock.clone())),
             live: Some(live.store()),

@@ -37,6 +37,21 @@ CREATE TABLE complaints (
     created_at           BIGINT NOT NULL,
     updated_at           BIGINT NOT NULL,
     closed_at            BIGINT,
+    -- The investigation's finding (upheld NULL until there is one).
+    findings             TEXT NOT NULL,
+    root_cause           BIGINT NOT NULL,
+    responsible_staff    TEXT NOT NULL,
+    responsible_department TEXT NOT NULL,
+    upheld               BIGINT,
+    finding_by           TEXT NOT NULL,
+    finding_at           BIGINT,
+    -- The decision as communicated, and the customer's rating of the handling.
+    decision_channel     BIGINT NOT NULL,
+    decision_at          BIGINT,
+    decision_summary     TEXT NOT NULL,
+    compensation_paid_fen BIGINT NOT NULL,
+    satisfaction         BIGINT NOT NULL,
+    satisfaction_comment TEXT NOT NULL,
     version              BIGINT NOT NULL
 );
 CREATE UNIQUE INDEX complaints_number ON complaints (number);
@@ -45,6 +60,30 @@ CREATE INDEX complaints_customer ON complaints (customer_id, category, received_
 CREATE INDEX complaints_state ON complaints (state, created_at);
 CREATE INDEX complaints_handler ON complaints (handler, created_at);
 CREATE INDEX complaints_recorded_by ON complaints (recorded_by, created_at);
+CREATE INDEX complaints_received ON complaints (received_at);
+CREATE INDEX complaints_responsible ON complaints (responsible_staff, received_at);
+
+-- Corrective and preventive actions (CAPA).
+CREATE TABLE corrective_actions (
+    id                 TEXT PRIMARY KEY,
+    complaint_id       TEXT NOT NULL,
+    kind               BIGINT NOT NULL,
+    description        TEXT NOT NULL,
+    owner              TEXT NOT NULL,
+    due_date           TEXT NOT NULL,
+    status             BIGINT NOT NULL,
+    evidence           TEXT NOT NULL,
+    completed_at       BIGINT,
+    verify_after_days  BIGINT NOT NULL,
+    verified_by        TEXT NOT NULL,
+    verified_at        BIGINT,
+    verification_note  TEXT NOT NULL,
+    created_by         TEXT NOT NULL,
+    created_at         BIGINT NOT NULL,
+    version            BIGINT NOT NULL
+);
+CREATE INDEX corrective_actions_complaint ON corrective_actions (complaint_id, created_at);
+CREATE INDEX corrective_actions_open ON corrective_actions (status, due_date);
 
 CREATE TABLE complaint_history (
     seq           BIGINT NOT NULL,

@@ -8,6 +8,8 @@ pub mod api;
 pub mod domain;
 pub mod store;
 
+use std::sync::Arc;
+
 use clap::Args;
 use kefu_kit::module::{Built, Context, Module};
 use kefu_proto::complaints::v1::complaint_service_server::ComplaintServiceServer;
@@ -26,6 +28,14 @@ pub struct ComplaintsArgs {
     /// Address of the tickets service (tickets escalated into complaints).
     #[arg(long, env = "KEFU_TICKETS_ADDR", default_value = "http://tickets:50051")]
     pub tickets_addr: String,
+}
+
+/// What an embedding host (a test) may give the complaints service instead
+/// of its own parts, through [`kefu_kit::module::Embedded::overrides`].
+#[derive(Clone, Default)]
+pub struct Overrides {
+    /// The clock deadlines and dates are read from.
+    pub clock: Option<Arc<dyn kefu_sla::Clock>>,
 }
 
 /// The complaints service as a kefu [`Module`].
@@ -50,7 +60,13 @@ impl Module for Complaints {
             Some(e) => (e.self_addr.clone(), e.self_addr.clone()),
             None => (args.customers_addr.clone(), args.tickets_addr.clone()),
         };
-        let svc = ComplaintServiceServer::new(ComplaintsApi::new(ctx.pool, &customers, &tickets)?);
+        let clock = ctx
+            .embedded
+            .as_ref()
+            .and_then(|e| e.get::<Overrides>())
+            .and_then(|o| o.clock)
+            .unwrap_or_else(|| Arc::new(kefu_sla::SystemClock));
+        let svc = ComplaintServiceServer::new(ComplaintsApi::new(ctx.pool, &customers, &tickets, clock)?);
         Ok(Built::services(kefu_kit::server::ServerBuilder::new().add_service(svc, &ACCESS)))
     }
 }

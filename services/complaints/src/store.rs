@@ -40,13 +40,28 @@ pub struct ComplaintRow {
     pub created_at: i64,
     pub updated_at: i64,
     pub closed_at: Option<i64>,
+    pub findings: String,
+    pub root_cause: i64,
+    pub responsible_staff: String,
+    pub responsible_department: String,
+    pub upheld: Option<i64>,
+    pub finding_by: String,
+    pub finding_at: Option<i64>,
+    pub decision_channel: i64,
+    pub decision_at: Option<i64>,
+    pub decision_summary: String,
+    pub compensation_paid_fen: i64,
+    pub satisfaction: i64,
+    pub satisfaction_comment: String,
     pub version: i64,
 }
 
 const COLUMNS: &str = "id, number, state, source, channel, customer_id, anonymous, ticket_id, subject_kind, subject, \
     category, severity, description, demand_kind, demand_amount_fen, demand_detail, referred_by, referral_reference, \
     referral_due_at, repeat_of, handler, preliminary_opinion, response, mediator, legal_hold, reopen_count, recorded_by, \
-    received_at, created_at, updated_at, closed_at, version";
+    received_at, created_at, updated_at, closed_at, findings, root_cause, responsible_staff, responsible_department, \
+    upheld, finding_by, finding_at, decision_channel, decision_at, decision_summary, compensation_paid_fen, \
+    satisfaction, satisfaction_comment, version";
 
 /// What changes over a complaint's life.
 fn mutable(c: &ComplaintRow) -> Columns {
@@ -60,6 +75,19 @@ fn mutable(c: &ComplaintRow) -> Columns {
         .with("reopen_count", c.reopen_count)
         .with("updated_at", c.updated_at)
         .with("closed_at", c.closed_at)
+        .with("findings", c.findings.as_str())
+        .with("root_cause", c.root_cause)
+        .with("responsible_staff", c.responsible_staff.as_str())
+        .with("responsible_department", c.responsible_department.as_str())
+        .with("upheld", c.upheld)
+        .with("finding_by", c.finding_by.as_str())
+        .with("finding_at", c.finding_at)
+        .with("decision_channel", c.decision_channel)
+        .with("decision_at", c.decision_at)
+        .with("decision_summary", c.decision_summary.as_str())
+        .with("compensation_paid_fen", c.compensation_paid_fen)
+        .with("satisfaction", c.satisfaction)
+        .with("satisfaction_comment", c.satisfaction_comment.as_str())
 }
 
 pub async fn insert(conn: &mut AnyConnection, c: &ComplaintRow) -> Result<(), Error> {
@@ -229,4 +257,152 @@ pub async fn history(conn: &mut AnyConnection, complaint_id: &str) -> Result<Vec
     .bind(complaint_id)
     .fetch_all(conn)
     .await?)
+}
+
+/// Complaints received in `[from, to)` (monitoring).
+pub async fn received_between(conn: &mut AnyConnection, from: i64, to: i64) -> Result<Vec<ComplaintRow>, Error> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM complaints WHERE received_at >= $1 AND received_at < $2 ORDER BY received_at"
+    ))
+    .bind(from)
+    .bind(to)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// The first time each of `ids` entered `state` (from the history).
+pub async fn first_entered(
+    conn: &mut AnyConnection,
+    state: i64,
+    from: i64,
+    to: i64,
+) -> Result<std::collections::HashMap<String, i64>, Error> {
+    let rows = sqlx::query(
+        "SELECT h.complaint_id, MIN(h.at) FROM complaint_history h JOIN complaints c ON c.id = h.complaint_id \
+         WHERE h.to_state = $1 AND c.received_at >= $2 AND c.received_at < $3 GROUP BY h.complaint_id",
+    )
+    .bind(state)
+    .bind(from)
+    .bind(to)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+}
+
+/// Complaints against a staff member in `[from, to)`: (received, upheld
+/// with them responsible, about their attitude).
+pub async fn staff_counts(conn: &mut AnyConnection, staff: &str, from: i64, to: i64) -> Result<(i64, i64, i64), Error> {
+    let row = sqlx::query(
+        "SELECT \
+           COALESCE(SUM(CASE WHEN subject_kind = $4 AND subject = $1 THEN 1 ELSE 0 END), 0), \
+           COALESCE(SUM(CASE WHEN upheld = 1 AND responsible_staff = $1 THEN 1 ELSE 0 END), 0), \
+           COALESCE(SUM(CASE WHEN category = 'service_attitude' AND ((subject_kind = $4 AND subject = $1) OR responsible_staff = $1) THEN 1 ELSE 0 END), 0) \
+         FROM complaints WHERE received_at >= $2 AND received_at < $3 AND (subject = $1 OR responsible_staff = $1)",
+    )
+    .bind(staff)
+    .bind(from)
+    .bind(to)
+    .bind(i64::from(kefu_proto::complaints::v1::SubjectKind::Staff as i32))
+    .fetch_one(conn)
+    .await?;
+    Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
+}
+
+/// A corrective or preventive action as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ActionRow {
+    pub id: String,
+    pub complaint_id: String,
+    pub kind: i64,
+    pub description: String,
+    pub owner: String,
+    pub due_date: String,
+    pub status: i64,
+    pub evidence: String,
+    pub completed_at: Option<i64>,
+    pub verify_after_days: i64,
+    pub verified_by: String,
+    pub verified_at: Option<i64>,
+    pub verification_note: String,
+    pub created_by: String,
+    pub created_at: i64,
+    pub version: i64,
+}
+
+const ACTION_COLUMNS: &str = "id, complaint_id, kind, description, owner, due_date, status, evidence, completed_at, \
+    verify_after_days, verified_by, verified_at, verification_note, created_by, created_at, version";
+
+fn action_mutable(a: &ActionRow) -> Columns {
+    Columns::new()
+        .with("status", a.status)
+        .with("evidence", a.evidence.as_str())
+        .with("completed_at", a.completed_at)
+        .with("verified_by", a.verified_by.as_str())
+        .with("verified_at", a.verified_at)
+        .with("verification_note", a.verification_note.as_str())
+}
+
+pub async fn insert_action(conn: &mut AnyConnection, a: &ActionRow) -> Result<(), Error> {
+    Columns::new()
+        .with("id", a.id.as_str())
+        .with("complaint_id", a.complaint_id.as_str())
+        .with("kind", a.kind)
+        .with("description", a.description.as_str())
+        .with("owner", a.owner.as_str())
+        .with("due_date", a.due_date.as_str())
+        .with("verify_after_days", a.verify_after_days)
+        .with("created_by", a.created_by.as_str())
+        .with("created_at", a.created_at)
+        .with("version", a.version)
+        .and(action_mutable(a))
+        .insert(conn, "corrective_actions")
+        .await?;
+    Ok(())
+}
+
+pub async fn save_action(conn: &mut AnyConnection, a: &mut ActionRow) -> Result<(), Error> {
+    if !action_mutable(a).update_versioned(conn, "corrective_actions", &a.id, a.version).await? {
+        return Err(Error::Aborted("the action was changed by someone else; reload it and retry".into()));
+    }
+    a.version += 1;
+    Ok(())
+}
+
+pub async fn get_action(conn: &mut AnyConnection, id: &str) -> Result<Option<ActionRow>, Error> {
+    Ok(sqlx::query_as(&format!("SELECT {ACTION_COLUMNS} FROM corrective_actions WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?)
+}
+
+/// A complaint's actions in order, or (None) every open action by due date.
+pub async fn actions(conn: &mut AnyConnection, complaint_id: Option<&str>) -> Result<Vec<ActionRow>, Error> {
+    Ok(match complaint_id {
+        Some(c) => {
+            sqlx::query_as(&format!(
+                "SELECT {ACTION_COLUMNS} FROM corrective_actions WHERE complaint_id = $1 ORDER BY created_at, id"
+            ))
+            .bind(c)
+            .fetch_all(conn)
+            .await?
+        }
+        None => {
+            sqlx::query_as(&format!(
+                "SELECT {ACTION_COLUMNS} FROM corrective_actions WHERE status = $1 ORDER BY due_date, id LIMIT 1000"
+            ))
+            .bind(i64::from(kefu_proto::complaints::v1::ActionStatus::Open as i32))
+            .fetch_all(conn)
+            .await?
+        }
+    })
+}
+
+/// Open actions due before `today` (YYYY-MM-DD).
+pub async fn overdue_actions(conn: &mut AnyConnection, today: &str) -> Result<i64, Error> {
+    let row = sqlx::query("SELECT COUNT(*) FROM corrective_actions WHERE status = $1 AND due_date < $2")
+        .bind(i64::from(kefu_proto::complaints::v1::ActionStatus::Open as i32))
+        .bind(today)
+        .fetch_one(conn)
+        .await?;
+    Ok(row.try_get(0)?)
 }

@@ -22,6 +22,7 @@ kefu_testkit::on_both_backends!(spawn;
     a_ticket_escalated_into_a_complaint_keeps_the_link_and_the_customer,
     repeats_anonymous_complaints_and_bad_input,
     agents_see_their_own_complaints_and_concurrent_retries_record_one,
+    investigation_capa_decision_rating_and_the_figures_they_make,
 );
 
 async fn customer(s: &Suite, name: &str, n: u32) -> String {
@@ -42,11 +43,13 @@ async fn customer(s: &Suite, name: &str, n: u32) -> String {
         .id
 }
 
-fn in_days(days: i64) -> Option<prost_types::Timestamp> {
-    Some(prost_types::Timestamp { seconds: chrono::Utc::now().timestamp() + days * 86_400, nanos: 0 })
+/// An instant `days` from the suite's (manual) clock.
+fn in_days(s: &Suite, days: i64) -> Option<prost_types::Timestamp> {
+    use kefu_sla::Clock;
+    Some(prost_types::Timestamp { seconds: s.clock.now_ms() / 1000 + days * 86_400, nanos: 0 })
 }
 
-fn referral(customer: &str) -> pb::RecordComplaintRequest {
+fn referral(s: &Suite, customer: &str) -> pb::RecordComplaintRequest {
     pb::RecordComplaintRequest {
         complaint: Some(pb::Complaint {
             source: pb::ComplaintSource::RegulatorReferral as i32,
@@ -63,7 +66,7 @@ fn referral(customer: &str) -> pb::RecordComplaintRequest {
             referral: Some(pb::Referral {
                 referred_by: "国家税务总局12366纳税缴费服务热线".into(),
                 reference: "12366-2026-88123".into(),
-                reply_due_time: in_days(5),
+                reply_due_time: in_days(s, 5),
             }),
             ..Default::default()
         }),
@@ -92,7 +95,7 @@ async fn step(s: &Suite, role: Role, id: &str, action: A, text: &str) -> Result<
 async fn a_regulator_referral_is_recorded_numbered_and_walked_to_closure_with_reasons(s: Suite) {
     let c = customer(&s, "投诉测试有限公司", 501).await;
     let mut sup = s.complaints_as(Role::Supervisor);
-    let rec = sup.record_complaint(referral(&c)).await.unwrap().into_inner();
+    let rec = sup.record_complaint(referral(&s, &c)).await.unwrap().into_inner();
     let year = chrono::Utc::now().format("%Y").to_string();
     assert_eq!(rec.number, format!("TS-{year}-000001"));
     assert_eq!(rec.state, S::Received as i32);
@@ -270,7 +273,7 @@ async fn repeats_anonymous_complaints_and_bad_input(s: Suite) {
                 referral: Some(pb::Referral {
                     referred_by: "12345".into(),
                     reference: String::new(),
-                    reply_due_time: in_days(-1),
+                    reply_due_time: in_days(&s, -1),
                 }),
                 ..Default::default()
             }),
@@ -310,7 +313,7 @@ async fn agents_see_their_own_complaints_and_concurrent_retries_record_one(s: Su
     let c = customer(&s, "可见性", 504).await;
     let mine = s.complaints_with_token(Some(&s.token_for("agent-a", Role::Agent)));
     let theirs = s.complaints_with_token(Some(&s.token_for("agent-b", Role::Agent)));
-    let mut req = referral(&c);
+    let mut req = referral(&s, &c);
     req.request_id = "once-1".into();
     let calls = (0..6).map(|_| {
         let mut client = mine.clone();
@@ -359,4 +362,251 @@ async fn agents_see_their_own_complaints_and_concurrent_retries_record_one(s: Su
         Code::PermissionDenied
     );
     s.complaints_as(Role::Auditor).get_complaint(pb::GetComplaintRequest { id }).await.unwrap();
+}
+
+async fn investigation_capa_decision_rating_and_the_figures_they_make(s: Suite) {
+    let c = customer(&s, "调查测试", 505).await;
+    let rec = s.complaints_as(Role::Supervisor).record_complaint(referral(&s, &c)).await.unwrap().into_inner();
+    for (a, t) in [(A::Acknowledge, ""), (A::GivePreliminaryOpinion, "先行致歉"), (A::StartInvestigation, "")] {
+        step(&s, Role::Supervisor, &rec.id, a, t).await.unwrap();
+    }
+    let mut sup = s.complaints_as(Role::Supervisor);
+    // A cause in a person names the person.
+    let err = sup
+        .record_finding(pb::RecordFindingRequest {
+            id: rec.id.clone(),
+            finding: Some(pb::Finding {
+                findings: "录音证实态度恶劣".into(),
+                root_cause: pb::RootCause::Person as i32,
+                ..Default::default()
+            }),
+            etag: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violations(&err), vec!["finding.responsible_staff".to_string()]);
+    let found = sup
+        .record_finding(pb::RecordFindingRequest {
+            id: rec.id.clone(),
+            finding: Some(pb::Finding {
+                findings: "录音证实态度恶劣".into(),
+                root_cause: pb::RootCause::Person as i32,
+                responsible_staff: "agent-7".into(),
+                responsible_department: "代账一部".into(),
+                upheld: true,
+                ..Default::default()
+            }),
+            etag: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let f = found.finding.unwrap();
+    assert!(f.upheld && f.recorded_by == "supervisor-1");
+    // The staff member held responsible reads it, but does not change the complaint.
+    let responsible = s.complaints_with_token(Some(&s.token_for("agent-7", Role::Agent)));
+    let seen = responsible.clone().get_complaint(pb::GetComplaintRequest { id: rec.id.clone() }).await.unwrap();
+    assert_eq!(seen.into_inner().finding.unwrap().responsible_staff, "agent-7");
+    let denied = responsible
+        .clone()
+        .transition_complaint(pb::TransitionComplaintRequest {
+            id: rec.id.clone(),
+            action: A::ProposeResponse as i32,
+            reason: "x".into(),
+            text: "y".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+
+    // CAPA: owned by agent-9, completed by its owner, verified by someone else once due.
+    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(7)).format("%Y-%m-%d").to_string();
+    let action = |days: i32| pb::AddCorrectiveActionRequest {
+        complaint_id: rec.number.clone(),
+        action: Some(pb::CorrectiveAction {
+            kind: pb::ActionKind::Corrective as i32,
+            description: "服务礼仪复训并考核".into(),
+            owner: "agent-9".into(),
+            due_date: tomorrow.clone(),
+            verify_after_days: days,
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    };
+    let past = sup
+        .add_corrective_action(pb::AddCorrectiveActionRequest {
+            action: Some(pb::CorrectiveAction { due_date: "2020-01-01".into(), ..action(0).action.unwrap() }),
+            ..action(0)
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violations(&past), vec!["action.due_date".to_string()]);
+    let now_due = sup.add_corrective_action(action(1)).await.unwrap().into_inner();
+    let later = sup.add_corrective_action(action(1)).await.unwrap().into_inner();
+    let monthly = sup
+        .add_corrective_action(pb::AddCorrectiveActionRequest {
+            action: Some(pb::CorrectiveAction { verify_after_days: 0, ..action(0).action.unwrap() }),
+            ..action(0)
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(monthly.verify_after_days, 30, "a month by default");
+    let owner = s.complaints_with_token(Some(&s.token_for("agent-9", Role::Agent)));
+    let other = s.complaints_with_token(Some(&s.token_for("agent-8", Role::Agent)));
+    let complete = |id: &str| pb::CompleteCorrectiveActionRequest {
+        id: id.into(),
+        evidence: "培训签到表及考核成绩".into(),
+        etag: String::new(),
+    };
+    assert_eq!(
+        other.clone().complete_corrective_action(complete(&now_due.id)).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
+    let done = owner.clone().complete_corrective_action(complete(&now_due.id)).await.unwrap().into_inner();
+    assert_eq!(done.status, pb::ActionStatus::Done as i32);
+    owner.clone().complete_corrective_action(complete(&monthly.id)).await.unwrap();
+    let verify = |id: &str| pb::VerifyCorrectiveActionRequest {
+        id: id.into(),
+        effective: true,
+        note: "复查录音，态度改善".into(),
+        etag: String::new(),
+    };
+    // Its owner cannot verify it (a supervisor who owns one cannot either).
+    let sup_owned = sup
+        .add_corrective_action(pb::AddCorrectiveActionRequest {
+            action: Some(pb::CorrectiveAction { owner: "supervisor-1".into(), ..action(1).action.unwrap() }),
+            ..action(1)
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    sup.complete_corrective_action(complete(&sup_owned.id)).await.unwrap();
+    assert_eq!(sup.verify_corrective_action(verify(&sup_owned.id)).await.unwrap_err().code(), Code::PermissionDenied);
+    let early = sup.verify_corrective_action(verify(&now_due.id)).await.unwrap_err();
+    assert_eq!(early.code(), Code::FailedPrecondition, "verified a day after completion");
+    s.clock.advance(chrono::Duration::days(2));
+    let monthly_early = sup.verify_corrective_action(verify(&monthly.id)).await.unwrap_err();
+    assert!(monthly_early.message().contains("30 days"), "{}", monthly_early.message());
+    assert_eq!(sup.verify_corrective_action(verify(&later.id)).await.unwrap_err().code(), Code::FailedPrecondition);
+    let verified = sup.verify_corrective_action(verify(&now_due.id)).await.unwrap().into_inner();
+    assert_eq!((verified.status, verified.verified_by.as_str()), (pb::ActionStatus::Effective as i32, "supervisor-1"));
+    let listed = sup
+        .list_corrective_actions(pb::ListCorrectiveActionsRequest { complaint_id: rec.id.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .actions;
+    assert_eq!(listed.len(), 4);
+
+    // The response, the decision as sent (not before a response), the rating.
+    let too_early = sup
+        .record_decision_sent(pb::RecordDecisionSentRequest {
+            id: rec.id.clone(),
+            channel: Channel::Email as i32,
+            summary: "x".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(too_early.code(), Code::FailedPrecondition);
+    step(&s, Role::Supervisor, &rec.id, A::ProposeResponse, "书面道歉，更换会计，减免当月服务费").await.unwrap();
+    let sent = sup
+        .record_decision_sent(pb::RecordDecisionSentRequest {
+            id: rec.id.clone(),
+            channel: Channel::Email as i32,
+            summary: "已书面道歉并减免当月服务费".into(),
+            compensation_paid_fen: 30_000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(sent.decision_time.is_some());
+    assert_eq!(
+        sup.rate_complaint_handling(pb::RateComplaintHandlingRequest {
+            id: rec.id.clone(),
+            rating: 4,
+            comment: String::new()
+        })
+        .await
+        .unwrap_err()
+        .code(),
+        Code::PermissionDenied,
+        "ratings come from the customer channels"
+    );
+    let mut channel = s.complaints_as(Role::Service);
+    assert_eq!(
+        violations(
+            &channel
+                .rate_complaint_handling(pb::RateComplaintHandlingRequest {
+                    id: rec.id.clone(),
+                    rating: 9,
+                    comment: String::new()
+                })
+                .await
+                .unwrap_err()
+        ),
+        vec!["rating".to_string()]
+    );
+    channel
+        .rate_complaint_handling(pb::RateComplaintHandlingRequest {
+            id: rec.id.clone(),
+            rating: 4,
+            comment: "满意".into(),
+        })
+        .await
+        .unwrap();
+    for a in [A::CustomerAccepts, A::Close] {
+        step(&s, Role::Supervisor, &rec.id, a, "").await.unwrap();
+    }
+
+    // The figures.
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let first_of_year = chrono::Utc::now().format("%Y-01-01").to_string();
+    let stats = s
+        .complaints_as(Role::Hr)
+        .get_complaint_stats(pb::GetComplaintStatsRequest { from_date: first_of_year.clone(), to_date: today.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(stats.received, 1);
+    assert_eq!(stats.by_category[0].label, "服务态度");
+    assert_eq!(stats.by_root_cause[0].label, "人员");
+    assert_eq!(stats.by_department[0].key, "代账一部");
+    assert_eq!(stats.by_staff[0].key, "agent-7");
+    assert_eq!(stats.by_channel[0].label, "电话");
+    assert_eq!(stats.by_severity[0].label, "高");
+    assert!((stats.upheld_rate - 1.0).abs() < 1e-9);
+    assert_eq!(stats.compensation_paid_fen, 30_000);
+    assert_eq!(stats.to_acknowledgement.unwrap().count, 1);
+    assert_eq!(stats.to_closure.unwrap().count, 1);
+    assert_eq!((stats.open, stats.ratings), (0, 1));
+    assert!((stats.average_satisfaction - 4.0).abs() < 1e-9);
+    let staff = s
+        .complaints_as(Role::Hr)
+        .get_staff_complaint_stats(pb::GetStaffComplaintStatsRequest {
+            staff: "agent-7".into(),
+            from_date: first_of_year.clone(),
+            to_date: today.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((staff.received, staff.upheld, staff.about_attitude), (1, 1, 1));
+    let bad = s
+        .complaints_as(Role::Hr)
+        .get_complaint_stats(pb::GetComplaintStatsRequest { from_date: today.clone(), to_date: "2000-01-01".into() })
+        .await
+        .unwrap_err();
+    assert_eq!(violations(&bad), vec!["to_date".to_string()]);
+    assert_eq!(
+        s.complaints_as(Role::Agent)
+            .get_complaint_stats(pb::GetComplaintStatsRequest { from_date: first_of_year, to_date: today })
+            .await
+            .unwrap_err()
+            .code(),
+        Code::PermissionDenied
+    );
 }

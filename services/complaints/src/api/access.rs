@@ -1,7 +1,19 @@
 //! Who may call each RPC. The auth layer enforces this table before any
 //! handler runs; finer rules (agents see the complaints they recorded or
 //! handle) are in the handlers.
-use kefu_kit::access::{ANYONE, Access, READERS, WRITERS};
+use kefu_kit::{
+    access::{ANYONE, Access, MANAGERS, READERS, WRITERS},
+    auth::Role,
+};
+
+/// People who act on a complaint's actions (owners are often agents).
+const ACTORS: &[Role] = &[Role::Agent, Role::Supervisor, Role::Admin];
+/// The customer channels (survey, chat, mail integrations) under the service role.
+const CUSTOMER_CHANNELS: &[Role] = &[Role::Service];
+/// Monitoring: supervisors, HR, admins, auditors and reporting systems.
+const MONITORING: &[Role] = &[Role::Supervisor, Role::Hr, Role::Admin, Role::Auditor, Role::Service];
+/// Per-person figures feed performance reviews.
+const STAFF_FIGURES: &[Role] = &[Role::Supervisor, Role::Hr, Role::Admin, Role::Service];
 
 pub static ACCESS: Access = Access {
     service: "kefu.complaints.v1.ComplaintService",
@@ -12,5 +24,14 @@ pub static ACCESS: Access = Access {
         ("TransitionComplaint", WRITERS),
         ("ListComplaintHistory", READERS),
         ("ListComplaintCategories", ANYONE),
+        ("RecordFinding", MANAGERS),
+        ("AddCorrectiveAction", MANAGERS),
+        ("CompleteCorrectiveAction", ACTORS),
+        ("VerifyCorrectiveAction", MANAGERS),
+        ("ListCorrectiveActions", READERS),
+        ("RecordDecisionSent", WRITERS),
+        ("RateComplaintHandling", CUSTOMER_CHANNELS),
+        ("GetComplaintStats", MONITORING),
+        ("GetStaffComplaintStats", STAFF_FIGURES),
     ],
 };

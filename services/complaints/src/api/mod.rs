@@ -2,6 +2,8 @@
 //! parse requests into domain values, run the rule, read and write through
 //! `store` in one transaction, and convert back.
 mod access;
+mod investigation;
+mod stats;
 
 pub use access::ACCESS;
 use chrono::{Datelike, TimeZone};
@@ -38,27 +40,34 @@ const IDEMPOTENCY_SCOPE: &str = "complaints.record";
 const AMOUNT_MAX_FEN: i64 = 10_000_000_000;
 
 pub struct ComplaintsApi {
-    pool: AnyPool,
-    reads: AnyPool,
+    pub(crate) pool: AnyPool,
+    pub(crate) reads: AnyPool,
     customers: tonic::transport::Channel,
     tickets: tonic::transport::Channel,
     /// The firm's time zone (numbers count per year there).
-    zone: chrono_tz::Tz,
+    pub(crate) zone: chrono_tz::Tz,
+    clock: std::sync::Arc<dyn kefu_sla::Clock>,
 }
 
 impl ComplaintsApi {
-    pub fn new(pool: AnyPool, customers_addr: &str, tickets_addr: &str) -> anyhow::Result<Self> {
+    pub fn new(
+        pool: AnyPool,
+        customers_addr: &str,
+        tickets_addr: &str,
+        clock: std::sync::Arc<dyn kefu_sla::Clock>,
+    ) -> anyhow::Result<Self> {
         Ok(Self {
             reads: db::readers(&pool),
             pool,
             customers: kefu_kit::client::channel(customers_addr)?,
             tickets: kefu_kit::client::channel(tickets_addr)?,
             zone: chrono_tz::Asia::Shanghai,
+            clock,
         })
     }
 
-    fn now(&self) -> i64 {
-        chrono::Utc::now().timestamp_millis()
+    pub(crate) fn now(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     /// Checks the customer exists and was not erased (through the customers
@@ -96,16 +105,32 @@ impl ComplaintsApi {
 /// People who see every complaint; agents see the ones they recorded or handle.
 const SEES_ALL: &[Role] = &[Role::Supervisor, Role::Admin, Role::Auditor, Role::Service];
 
-fn visible(p: &Principal, c: &ComplaintRow) -> bool {
-    p.has_any(SEES_ALL) || c.recorded_by == p.subject || c.handler == p.subject
+/// Who handles it: agents change the complaints they recorded or handle.
+fn handles(p: &Principal, c: &ComplaintRow) -> bool {
+    p.has_any(&[Role::Supervisor, Role::Admin, Role::Service]) || c.recorded_by == p.subject || c.handler == p.subject
 }
 
-async fn find(conn: &mut sqlx::AnyConnection, p: &Principal, raw: &str) -> Result<ComplaintRow, Error> {
+/// Who reads it: those who handle it, auditors, and the staff member the
+/// finding holds responsible (who reads it but does not change it).
+fn visible(p: &Principal, c: &ComplaintRow) -> bool {
+    p.has_any(SEES_ALL) || handles(p, c) || (!c.responsible_staff.is_empty() && c.responsible_staff == p.subject)
+}
+
+/// A complaint the caller may read (`write`: change).
+pub(crate) async fn find(
+    conn: &mut sqlx::AnyConnection,
+    p: &Principal,
+    raw: &str,
+    write: bool,
+) -> Result<ComplaintRow, Error> {
     let row = match domain::complaint_ref("id", raw)? {
         ComplaintRef::Id(id) => store::get(conn, &id).await?,
         ComplaintRef::Number(n) => store::by_number(conn, &n).await?,
     };
     match row {
+        Some(c) if write && visible(p, &c) && !handles(p, &c) => {
+            Err(Error::PermissionDenied(format!("complaint {} is read-only for you", c.number)))
+        }
         Some(c) if visible(p, &c) => Ok(c),
         // Another agent's complaint is not found, not forbidden: its existence is not told.
         _ => Err(Error::NotFound(format!("complaint {}", raw.trim().chars().take(64).collect::<String>()))),
@@ -116,7 +141,7 @@ fn state_of(n: i64) -> pb::ComplaintState {
     pb::ComplaintState::try_from(n as i32).unwrap_or(pb::ComplaintState::Unspecified)
 }
 
-fn complaint_pb(c: &ComplaintRow) -> pb::Complaint {
+pub(crate) fn complaint_pb(c: &ComplaintRow) -> pb::Complaint {
     pb::Complaint {
         id: c.id.clone(),
         number: c.number.clone(),
@@ -155,6 +180,21 @@ fn complaint_pb(c: &ComplaintRow) -> pb::Complaint {
         update_time: ts(c.updated_at),
         close_time: ts_opt(c.closed_at),
         etag: etag::of(c.version),
+        finding: c.upheld.map(|upheld| pb::Finding {
+            findings: c.findings.clone(),
+            root_cause: c.root_cause as i32,
+            responsible_staff: c.responsible_staff.clone(),
+            responsible_department: c.responsible_department.clone(),
+            upheld: upheld == 1,
+            recorded_by: c.finding_by.clone(),
+            record_time: ts_opt(c.finding_at),
+        }),
+        decision_channel: c.decision_channel as i32,
+        decision_time: ts_opt(c.decision_at),
+        decision_summary: c.decision_summary.clone(),
+        compensation_paid_fen: c.compensation_paid_fen,
+        satisfaction: c.satisfaction as i32,
+        satisfaction_comment: c.satisfaction_comment.clone(),
     }
 }
 
@@ -223,7 +263,7 @@ fn parse_new(p: &Principal, input: &pb::Complaint, now: i64) -> Result<NewCompla
     if escalation && input.ticket_id.trim().is_empty() {
         v.add("complaint.ticket_id", "a ticket escalation names its ticket");
     }
-    if !escalation && !input.anonymous && customer_id.is_none() {
+    if !escalation && !input.anonymous && input.customer_id.trim().is_empty() {
         v.add("complaint.customer_id", "is required (or mark the complaint anonymous)");
     }
     if !input.ticket_id.trim().is_empty() && input.ticket_id.chars().count() > NAME_MAX {
@@ -267,6 +307,19 @@ fn parse_new(p: &Principal, input: &pb::Complaint, now: i64) -> Result<NewCompla
         created_at: now,
         updated_at: now,
         closed_at: None,
+        findings: String::new(),
+        root_cause: 0,
+        responsible_staff: String::new(),
+        responsible_department: String::new(),
+        upheld: None,
+        finding_by: String::new(),
+        finding_at: None,
+        decision_channel: 0,
+        decision_at: None,
+        decision_summary: String::new(),
+        compensation_paid_fen: 0,
+        satisfaction: 0,
+        satisfaction_comment: String::new(),
         version: 1,
     };
     Ok(NewComplaint { row, ticket_ref: input.ticket_id.trim().to_owned() })
@@ -337,7 +390,7 @@ async fn record(
 
 async fn get(api: &ComplaintsApi, p: &Principal, r: pb::GetComplaintRequest) -> Result<pb::Complaint, Error> {
     let mut conn = api.reads.acquire().await?;
-    Ok(complaint_pb(&find(&mut conn, p, &r.id).await?))
+    Ok(complaint_pb(&find(&mut conn, p, &r.id, false).await?))
 }
 
 async fn list(
@@ -411,7 +464,7 @@ async fn transition(
     v.finish()?;
     let Some(action) = action else { return Err(Error::invalid("action", "is required")) };
     let mut tx = api.pool.begin().await?;
-    let mut c = find(&mut tx, p, &r.id).await?;
+    let mut c = find(&mut tx, p, &r.id, true).await?;
     etag::check("complaint", &r.etag, c.version)?;
     let from = state_of(c.state);
     let to = domain::transition(from, action)?;
@@ -456,7 +509,7 @@ async fn history(
     r: pb::ListComplaintHistoryRequest,
 ) -> Result<pb::ListComplaintHistoryResponse, Error> {
     let mut conn = api.reads.acquire().await?;
-    let c = find(&mut conn, p, &r.id).await?;
+    let c = find(&mut conn, p, &r.id, false).await?;
     let entries = store::history(&mut conn, &c.id)
         .await?
         .into_iter()
@@ -502,6 +555,63 @@ impl ComplaintService for ComplaintsApi {
     ) -> Res<pb::ListComplaintHistoryResponse> {
         let c = call(req)?;
         answer(history(self, &c.p, c.r).await)
+    }
+
+    async fn record_finding(&self, req: Request<pb::RecordFindingRequest>) -> Res<pb::Complaint> {
+        let c = call(req)?;
+        answer(investigation::record_finding(self, &c.p, c.r).await)
+    }
+
+    async fn add_corrective_action(&self, req: Request<pb::AddCorrectiveActionRequest>) -> Res<pb::CorrectiveAction> {
+        let c = call(req)?;
+        answer(investigation::add_action(self, &c.p, c.r).await)
+    }
+
+    async fn complete_corrective_action(
+        &self,
+        req: Request<pb::CompleteCorrectiveActionRequest>,
+    ) -> Res<pb::CorrectiveAction> {
+        let c = call(req)?;
+        answer(investigation::complete_action(self, &c.p, c.r).await)
+    }
+
+    async fn verify_corrective_action(
+        &self,
+        req: Request<pb::VerifyCorrectiveActionRequest>,
+    ) -> Res<pb::CorrectiveAction> {
+        let c = call(req)?;
+        answer(investigation::verify_action(self, &c.p, c.r).await)
+    }
+
+    async fn list_corrective_actions(
+        &self,
+        req: Request<pb::ListCorrectiveActionsRequest>,
+    ) -> Res<pb::ListCorrectiveActionsResponse> {
+        let c = call(req)?;
+        answer(investigation::list_actions(self, &c.p, c.r).await)
+    }
+
+    async fn record_decision_sent(&self, req: Request<pb::RecordDecisionSentRequest>) -> Res<pb::Complaint> {
+        let c = call(req)?;
+        answer(investigation::decision_sent(self, &c.p, c.r).await)
+    }
+
+    async fn rate_complaint_handling(&self, req: Request<pb::RateComplaintHandlingRequest>) -> Res<pb::Complaint> {
+        let c = call(req)?;
+        answer(investigation::rate(self, &c.p, c.r).await)
+    }
+
+    async fn get_complaint_stats(&self, req: Request<pb::GetComplaintStatsRequest>) -> Res<pb::ComplaintStats> {
+        let c = call(req)?;
+        answer(stats::complaint_stats(self, c.r).await)
+    }
+
+    async fn get_staff_complaint_stats(
+        &self,
+        req: Request<pb::GetStaffComplaintStatsRequest>,
+    ) -> Res<pb::StaffComplaintStats> {
+        let c = call(req)?;
+        answer(stats::staff_stats(self, c.r).await)
     }
 
     async fn list_complaint_categories(
