@@ -104,6 +104,16 @@ def main():
     s, second, _ = call(base, "POST", "/api/v1/emails", agent, {"raw": base64.b64encode(reply).decode()})
     check(s == 200 and second["threaded"] and second["ticket"]["id"] == first["ticket"]["id"], "the reply threads onto its ticket")
 
+    # A complaint escalated from the ticket: gateway → complaints → tickets and customers, over mutual TLS.
+    s, cp, _ = call(base, "POST", "/api/v1/complaints", agent, {"complaint": {
+        "source": "COMPLAINT_SOURCE_TICKET_ESCALATION", "channel": "CHANNEL_WECHAT", "ticketId": tk["number"],
+        "category": "timeliness", "severity": "SEVERITY_MEDIUM", "description": "申报进度太慢"}})
+    check(s == 200 and cp["number"].startswith("TS-") and cp["customerId"] == cid and cp["ticketId"] == tk["id"],
+          "an agent escalates the ticket into a complaint (gateway → complaints → tickets, customers)")
+    s, moved, _ = call(base, "POST", f"/api/v1/complaints/{cp['number']}/transitions", agent,
+                       {"action": "COMPLAINT_ACTION_ACKNOWLEDGE", "reason": "已电话告知客户受理"})
+    check(s == 200 and moved["state"] == "COMPLAINT_STATE_ACKNOWLEDGED", "the complaint is acknowledged with its reason")
+
     s, p, h = call(base, "POST", "/api/v1/audit-entries/verify", agent)
     check(s == 403 and h.get("content-type", h.get("Content-Type")) == "application/problem+json", "the agent is refused what the role forbids, as problem+json")
     s, v, _ = call(base, "POST", "/api/v1/audit-entries/verify", admin)

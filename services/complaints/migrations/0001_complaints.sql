@@ -74,6 +74,7 @@ CREATE TABLE corrective_actions (
     status             BIGINT NOT NULL,
     evidence           TEXT NOT NULL,
     completed_at       BIGINT,
+    completed_by       TEXT NOT NULL,
     verify_after_days  BIGINT NOT NULL,
     verified_by        TEXT NOT NULL,
     verified_at        BIGINT,

@@ -161,14 +161,16 @@ pub async fn earlier_of(
     customer_id: &str,
     category: &str,
     since: i64,
+    until: i64,
 ) -> Result<Option<String>, Error> {
     let row = sqlx::query(
         "SELECT number FROM complaints WHERE customer_id = $1 AND category = $2 AND received_at >= $3 \
-         ORDER BY received_at DESC LIMIT 1",
+         AND received_at <= $4 ORDER BY received_at DESC LIMIT 1",
     )
     .bind(customer_id)
     .bind(category)
     .bind(since)
+    .bind(until)
     .fetch_optional(conn)
     .await?;
     Ok(row.map(|r| r.try_get(0)).transpose()?)
@@ -270,20 +272,22 @@ pub async fn received_between(conn: &mut AnyConnection, from: i64, to: i64) -> R
     .await?)
 }
 
-/// The first time each of `ids` entered `state` (from the history).
+/// The first time each complaint received in `[from, to)` entered either
+/// of two states (from the history).
 pub async fn first_entered(
     conn: &mut AnyConnection,
-    state: i64,
+    states: (i64, i64),
     from: i64,
     to: i64,
 ) -> Result<std::collections::HashMap<String, i64>, Error> {
     let rows = sqlx::query(
         "SELECT h.complaint_id, MIN(h.at) FROM complaint_history h JOIN complaints c ON c.id = h.complaint_id \
-         WHERE h.to_state = $1 AND c.received_at >= $2 AND c.received_at < $3 GROUP BY h.complaint_id",
+         WHERE h.to_state IN ($1, $4) AND c.received_at >= $2 AND c.received_at < $3 GROUP BY h.complaint_id",
     )
-    .bind(state)
+    .bind(states.0)
     .bind(from)
     .bind(to)
+    .bind(states.1)
     .fetch_all(conn)
     .await?;
     rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
@@ -294,7 +298,8 @@ pub async fn first_entered(
 pub async fn staff_counts(conn: &mut AnyConnection, staff: &str, from: i64, to: i64) -> Result<(i64, i64, i64), Error> {
     let row = sqlx::query(
         "SELECT \
-           COALESCE(SUM(CASE WHEN subject_kind = $4 AND subject = $1 THEN 1 ELSE 0 END), 0), \
+           COALESCE(SUM(CASE WHEN subject_kind = $4 AND subject <> '' THEN (CASE WHEN subject = $1 THEN 1 ELSE 0 END) \
+                        ELSE (CASE WHEN responsible_staff = $1 THEN 1 ELSE 0 END) END), 0), \
            COALESCE(SUM(CASE WHEN upheld = 1 AND responsible_staff = $1 THEN 1 ELSE 0 END), 0), \
            COALESCE(SUM(CASE WHEN category = 'service_attitude' AND ((subject_kind = $4 AND subject = $1) OR responsible_staff = $1) THEN 1 ELSE 0 END), 0) \
          FROM complaints WHERE received_at >= $2 AND received_at < $3 AND (subject = $1 OR responsible_staff = $1)",
@@ -320,6 +325,7 @@ pub struct ActionRow {
     pub status: i64,
     pub evidence: String,
     pub completed_at: Option<i64>,
+    pub completed_by: String,
     pub verify_after_days: i64,
     pub verified_by: String,
     pub verified_at: Option<i64>,
@@ -330,13 +336,14 @@ pub struct ActionRow {
 }
 
 const ACTION_COLUMNS: &str = "id, complaint_id, kind, description, owner, due_date, status, evidence, completed_at, \
-    verify_after_days, verified_by, verified_at, verification_note, created_by, created_at, version";
+    completed_by, verify_after_days, verified_by, verified_at, verification_note, created_by, created_at, version";
 
 fn action_mutable(a: &ActionRow) -> Columns {
     Columns::new()
         .with("status", a.status)
         .with("evidence", a.evidence.as_str())
         .with("completed_at", a.completed_at)
+        .with("completed_by", a.completed_by.as_str())
         .with("verified_by", a.verified_by.as_str())
         .with("verified_at", a.verified_at)
         .with("verification_note", a.verification_note.as_str())
@@ -377,12 +384,27 @@ pub async fn get_action(conn: &mut AnyConnection, id: &str) -> Result<Option<Act
 
 /// A complaint's actions in order, or (None) every open action by due date.
 pub async fn actions(conn: &mut AnyConnection, complaint_id: Option<&str>) -> Result<Vec<ActionRow>, Error> {
-    Ok(match complaint_id {
-        Some(c) => {
+    match complaint_id {
+        Some(c) => Ok(sqlx::query_as(&format!(
+            "SELECT {ACTION_COLUMNS} FROM corrective_actions WHERE complaint_id = $1 ORDER BY created_at, id"
+        ))
+        .bind(c)
+        .fetch_all(conn)
+        .await?),
+        None => open_actions(conn, None).await,
+    }
+}
+
+/// Open actions by due date (of one owner, when given).
+pub async fn open_actions(conn: &mut AnyConnection, owner: Option<&str>) -> Result<Vec<ActionRow>, Error> {
+    let open = i64::from(kefu_proto::complaints::v1::ActionStatus::Open as i32);
+    Ok(match owner {
+        Some(o) => {
             sqlx::query_as(&format!(
-                "SELECT {ACTION_COLUMNS} FROM corrective_actions WHERE complaint_id = $1 ORDER BY created_at, id"
+                "SELECT {ACTION_COLUMNS} FROM corrective_actions WHERE status = $1 AND owner = $2 ORDER BY due_date, id LIMIT 1000"
             ))
-            .bind(c)
+            .bind(open)
+            .bind(o)
             .fetch_all(conn)
             .await?
         }
@@ -390,7 +412,7 @@ pub async fn actions(conn: &mut AnyConnection, complaint_id: Option<&str>) -> Re
             sqlx::query_as(&format!(
                 "SELECT {ACTION_COLUMNS} FROM corrective_actions WHERE status = $1 ORDER BY due_date, id LIMIT 1000"
             ))
-            .bind(i64::from(kefu_proto::complaints::v1::ActionStatus::Open as i32))
+            .bind(open)
             .fetch_all(conn)
             .await?
         }

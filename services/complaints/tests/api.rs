@@ -43,6 +43,13 @@ async fn customer(s: &Suite, name: &str, n: u32) -> String {
         .id
 }
 
+/// The suite clock's date in the firm's zone, formatted.
+fn suite_date(s: &Suite, format: &str) -> String {
+    use chrono::TimeZone;
+    use kefu_sla::Clock;
+    chrono_tz::Asia::Shanghai.timestamp_millis_opt(s.clock.now_ms()).unwrap().format(format).to_string()
+}
+
 /// An instant `days` from the suite's (manual) clock.
 fn in_days(s: &Suite, days: i64) -> Option<prost_types::Timestamp> {
     use kefu_sla::Clock;
@@ -96,7 +103,7 @@ async fn a_regulator_referral_is_recorded_numbered_and_walked_to_closure_with_re
     let c = customer(&s, "投诉测试有限公司", 501).await;
     let mut sup = s.complaints_as(Role::Supervisor);
     let rec = sup.record_complaint(referral(&s, &c)).await.unwrap().into_inner();
-    let year = chrono::Utc::now().format("%Y").to_string();
+    let year = suite_date(&s, "%Y");
     assert_eq!(rec.number, format!("TS-{year}-000001"));
     assert_eq!(rec.state, S::Received as i32);
     assert_eq!(rec.category_label, "服务态度");
@@ -107,6 +114,9 @@ async fn a_regulator_referral_is_recorded_numbered_and_walked_to_closure_with_re
     let wrong = step(&s, Role::Supervisor, &rec.id, A::Close, "").await.unwrap_err();
     assert_eq!(wrong.code(), Code::FailedPrecondition);
     assert!(wrong.message().contains("COMPLAINT_ACTION_ACKNOWLEDGE"), "{}", wrong.message());
+    // Text only where a step takes it.
+    let stray = step(&s, Role::Supervisor, &rec.id, A::Acknowledge, "多余").await.unwrap_err();
+    assert_eq!(violations(&stray), vec!["text".to_string()]);
     // An opinion needs its text.
     let err = step(&s, Role::Supervisor, &rec.id, A::GivePreliminaryOpinion, "").await.unwrap_err();
     assert_eq!(violations(&err), vec!["text".to_string()]);
@@ -371,6 +381,13 @@ async fn investigation_capa_decision_rating_and_the_figures_they_make(s: Suite) 
         step(&s, Role::Supervisor, &rec.id, a, t).await.unwrap();
     }
     let mut sup = s.complaints_as(Role::Supervisor);
+    // The staff member complained about cannot handle it, nor be made its handler.
+    let about_self = s
+        .complaints_with_token(Some(&s.token_for("agent-7", Role::Agent)))
+        .record_complaint(referral(&s, &c))
+        .await
+        .unwrap_err();
+    assert_eq!(violations(&about_self), vec!["complaint.handler".to_string()]);
     // A cause in a person names the person.
     let err = sup
         .record_finding(pb::RecordFindingRequest {
@@ -421,7 +438,15 @@ async fn investigation_capa_decision_rating_and_the_figures_they_make(s: Suite) 
     assert_eq!(denied.code(), Code::PermissionDenied);
 
     // CAPA: owned by agent-9, completed by its owner, verified by someone else once due.
-    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(7)).format("%Y-%m-%d").to_string();
+    let tomorrow = {
+        use chrono::TimeZone;
+        use kefu_sla::Clock;
+        chrono_tz::Asia::Shanghai
+            .timestamp_millis_opt(s.clock.now_ms() + 7 * 86_400_000)
+            .unwrap()
+            .format("%Y-%m-%d")
+            .to_string()
+    };
     let action = |days: i32| pb::AddCorrectiveActionRequest {
         complaint_id: rec.number.clone(),
         action: Some(pb::CorrectiveAction {
@@ -484,6 +509,13 @@ async fn investigation_capa_decision_rating_and_the_figures_they_make(s: Suite) 
         .into_inner();
     sup.complete_corrective_action(complete(&sup_owned.id)).await.unwrap();
     assert_eq!(sup.verify_corrective_action(verify(&sup_owned.id)).await.unwrap_err().code(), Code::PermissionDenied);
+    // Nor can whoever completed it (a supervisor completing an agent's action).
+    let completed_by_sup = sup.add_corrective_action(action(1)).await.unwrap().into_inner();
+    sup.complete_corrective_action(complete(&completed_by_sup.id)).await.unwrap();
+    assert_eq!(
+        sup.verify_corrective_action(verify(&completed_by_sup.id)).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
     let early = sup.verify_corrective_action(verify(&now_due.id)).await.unwrap_err();
     assert_eq!(early.code(), Code::FailedPrecondition, "verified a day after completion");
     s.clock.advance(chrono::Duration::days(2));
@@ -498,7 +530,7 @@ async fn investigation_capa_decision_rating_and_the_figures_they_make(s: Suite) 
         .unwrap()
         .into_inner()
         .actions;
-    assert_eq!(listed.len(), 4);
+    assert_eq!(listed.len(), 5);
 
     // The response, the decision as sent (not before a response), the rating.
     let too_early = sup
@@ -563,8 +595,8 @@ async fn investigation_capa_decision_rating_and_the_figures_they_make(s: Suite) 
     }
 
     // The figures.
-    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
-    let first_of_year = chrono::Utc::now().format("%Y-01-01").to_string();
+    let today = suite_date(&s, "%Y-%m-%d");
+    let first_of_year = suite_date(&s, "%Y-01-01");
     let stats = s
         .complaints_as(Role::Hr)
         .get_complaint_stats(pb::GetComplaintStatsRequest { from_date: first_of_year.clone(), to_date: today.clone() })

@@ -14,7 +14,32 @@ use kefu_kit::{
 use kefu_proto::{common::v1::Channel, complaints::v1 as pb};
 
 use super::{ComplaintsApi, complaint_pb, find};
-use crate::store::{self, ActionRow};
+use crate::store::{self, ActionRow, ComplaintRow, HistoryRow};
+
+/// A note in the complaint's history (the state does not change).
+async fn note(
+    conn: &mut sqlx::AnyConnection,
+    p: &Principal,
+    c: &ComplaintRow,
+    what: String,
+    at: i64,
+) -> Result<(), Error> {
+    store::add_history(
+        conn,
+        &HistoryRow {
+            seq: 0,
+            complaint_id: c.id.clone(),
+            from_state: c.state,
+            to_state: c.state,
+            action: 0,
+            actor: p.subject.clone(),
+            actor_role: p.primary_role().to_owned(),
+            reason: what,
+            at,
+        },
+    )
+    .await
+}
 
 const TEXT_MAX: usize = 10_000;
 const NAME_MAX: usize = 64;
@@ -66,7 +91,7 @@ pub(super) async fn record_finding(
     v.finish()?;
     let (Some(findings), Some(root)) = (findings, root) else { return Err(Error::invalid("finding", "is not valid")) };
     let mut tx = api.pool.begin().await?;
-    let mut c = find(&mut tx, p, &r.id, true).await?;
+    let mut c = find(&mut tx, p, "id", &r.id, true).await?;
     etag::check("complaint", &r.etag, c.version)?;
     let state = pb::ComplaintState::try_from(c.state as i32).unwrap_or(pb::ComplaintState::Unspecified);
     if state != pb::ComplaintState::Investigating {
@@ -82,10 +107,23 @@ pub(super) async fn record_finding(
     c.responsible_staff = staff;
     c.responsible_department = dept;
     c.upheld = Some(i64::from(f.upheld));
+    let replaced = c.finding_at.is_some();
     c.finding_by.clone_from(&p.subject);
     c.finding_at = Some(now);
     c.updated_at = now;
     store::save(&mut tx, &mut c).await?;
+    let what = format!(
+        "finding {}: root cause {}, upheld {}, responsible {} / {}",
+        if replaced { "replaced" } else { "recorded" },
+        {
+            use kefu_proto::ProtoEnum;
+            root.name()
+        },
+        if f.upheld { "yes" } else { "no" },
+        if c.responsible_staff.is_empty() { "-" } else { &c.responsible_staff },
+        if c.responsible_department.is_empty() { "-" } else { &c.responsible_department },
+    );
+    note(&mut tx, p, &c, what, now).await?;
     tx.commit().await?;
     Ok(complaint_pb(&c))
 }
@@ -117,7 +155,7 @@ pub(super) async fn add_action(
         return Err(Error::invalid("action", "is not valid"));
     };
     let mut tx = api.pool.begin().await?;
-    let c = find(&mut tx, p, &r.complaint_id, true).await?;
+    let c = find(&mut tx, p, "complaint_id", &r.complaint_id, true).await?;
     let row = ActionRow {
         id: uuid::Uuid::now_v7().to_string(),
         complaint_id: c.id.clone(),
@@ -129,6 +167,7 @@ pub(super) async fn add_action(
         evidence: String::new(),
         completed_at: None,
         verify_after_days: i64::from(verify_after),
+        completed_by: String::new(),
         verified_by: String::new(),
         verified_at: None,
         verification_note: String::new(),
@@ -176,6 +215,7 @@ pub(super) async fn complete_action(
         return Err(Error::FailedPrecondition("the action is not open".into()));
     }
     a.status = i64::from(pb::ActionStatus::Done as i32);
+    a.completed_by.clone_from(&p.subject);
     a.evidence = evidence;
     a.completed_at = Some(api.now());
     store::save_action(&mut tx, &mut a).await?;
@@ -192,8 +232,10 @@ pub(super) async fn verify_action(
     let mut tx = api.pool.begin().await?;
     let mut a = require_action(&mut tx, &r.id).await?;
     etag::check("action", &r.etag, a.version)?;
-    if a.owner == p.subject {
-        return Err(Error::PermissionDenied("an action is verified by someone other than its owner".into()));
+    if a.owner == p.subject || a.completed_by == p.subject {
+        return Err(Error::PermissionDenied(
+            "an action is verified by someone other than its owner and whoever completed it".into(),
+        ));
     }
     let Some(done) = a.completed_at.filter(|_| a.status == i64::from(pb::ActionStatus::Done as i32)) else {
         return Err(Error::FailedPrecondition("only a completed action is verified".into()));
@@ -228,14 +270,12 @@ pub(super) async fn list_actions(
 ) -> Result<pb::ListCorrectiveActionsResponse, Error> {
     let mut conn = api.reads.acquire().await?;
     let rows = if r.complaint_id.trim().is_empty() {
-        if !p.has_any(&[Role::Supervisor, Role::Admin, Role::Auditor, Role::Service]) {
-            // Agents list their own actions.
-            store::actions(&mut conn, None).await?.into_iter().filter(|a| a.owner == p.subject).collect()
-        } else {
-            store::actions(&mut conn, None).await?
-        }
+        // Agents list their own open actions; the others every open one.
+        let owner =
+            (!p.has_any(&[Role::Supervisor, Role::Admin, Role::Auditor, Role::Service])).then_some(p.subject.as_str());
+        store::open_actions(&mut conn, owner).await?
     } else {
-        let c = find(&mut conn, p, &r.complaint_id, false).await?;
+        let c = find(&mut conn, p, "complaint_id", &r.complaint_id, false).await?;
         store::actions(&mut conn, Some(&c.id)).await?
     };
     let today = today(api);
@@ -266,12 +306,16 @@ pub(super) async fn decision_sent(
         return Err(Error::invalid("channel", "is required"));
     };
     let mut tx = api.pool.begin().await?;
-    let mut c = find(&mut tx, p, &r.id, true).await?;
+    let mut c = find(&mut tx, p, "id", &r.id, true).await?;
     etag::check("complaint", &r.etag, c.version)?;
     let state = pb::ComplaintState::try_from(c.state as i32).unwrap_or(pb::ComplaintState::Unspecified);
     if matches!(
         state,
-        pb::ComplaintState::Received | pb::ComplaintState::Acknowledged | pb::ComplaintState::Investigating
+        pb::ComplaintState::Received
+            | pb::ComplaintState::Acknowledged
+            | pb::ComplaintState::PreliminaryOpinionGiven
+            | pb::ComplaintState::Investigating
+            | pb::ComplaintState::Unspecified
     ) {
         return Err(Error::FailedPrecondition("a decision is communicated once a response is proposed".into()));
     }
@@ -281,6 +325,11 @@ pub(super) async fn decision_sent(
     c.compensation_paid_fen = r.compensation_paid_fen;
     c.updated_at = now;
     store::save(&mut tx, &mut c).await?;
+    let what = {
+        use kefu_proto::ProtoEnum;
+        format!("decision sent by {}, compensation {} fen", channel.name(), r.compensation_paid_fen)
+    };
+    note(&mut tx, p, &c, what, now).await?;
     tx.commit().await?;
     Ok(complaint_pb(&c))
 }
@@ -297,14 +346,16 @@ pub(super) async fn rate(
     let comment = v.check(parse::text("comment", &r.comment, 2000)).unwrap_or_default();
     v.finish()?;
     let mut tx = api.pool.begin().await?;
-    let mut c = find(&mut tx, p, &r.id, true).await?;
+    let mut c = find(&mut tx, p, "id", &r.id, true).await?;
     if c.decision_at.is_none() {
         return Err(Error::FailedPrecondition("the handling is rated after the decision reached the customer".into()));
     }
     c.satisfaction = i64::from(r.rating);
     c.satisfaction_comment = comment;
-    c.updated_at = api.now();
+    let now = api.now();
+    c.updated_at = now;
     store::save(&mut tx, &mut c).await?;
+    note(&mut tx, p, &c, format!("handling rated {} of 5", r.rating), now).await?;
     tx.commit().await?;
     Ok(complaint_pb(&c))
 }

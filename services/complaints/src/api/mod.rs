@@ -107,23 +107,35 @@ const SEES_ALL: &[Role] = &[Role::Supervisor, Role::Admin, Role::Auditor, Role::
 
 /// Who handles it: agents change the complaints they recorded or handle.
 fn handles(p: &Principal, c: &ComplaintRow) -> bool {
+    // Nobody handles a complaint about themselves, whatever their role.
+    if is_about(p, c) {
+        return false;
+    }
     p.has_any(&[Role::Supervisor, Role::Admin, Role::Service]) || c.recorded_by == p.subject || c.handler == p.subject
+}
+
+/// Whether the complaint is about the caller: the staff member complained
+/// about, or the one the finding holds responsible.
+fn is_about(p: &Principal, c: &ComplaintRow) -> bool {
+    let staff_subject = c.subject_kind == i64::from(pb::SubjectKind::Staff as i32) && c.subject == p.subject;
+    staff_subject || (!c.responsible_staff.is_empty() && c.responsible_staff == p.subject)
 }
 
 /// Who reads it: those who handle it, auditors, and the staff member the
 /// finding holds responsible (who reads it but does not change it).
 fn visible(p: &Principal, c: &ComplaintRow) -> bool {
-    p.has_any(SEES_ALL) || handles(p, c) || (!c.responsible_staff.is_empty() && c.responsible_staff == p.subject)
+    p.has_any(SEES_ALL) || handles(p, c) || is_about(p, c)
 }
 
 /// A complaint the caller may read (`write`: change).
 pub(crate) async fn find(
     conn: &mut sqlx::AnyConnection,
     p: &Principal,
+    field: &str,
     raw: &str,
     write: bool,
 ) -> Result<ComplaintRow, Error> {
-    let row = match domain::complaint_ref("id", raw)? {
+    let row = match domain::complaint_ref(field, raw)? {
         ComplaintRef::Id(id) => store::get(conn, &id).await?,
         ComplaintRef::Number(n) => store::by_number(conn, &n).await?,
     };
@@ -256,7 +268,10 @@ fn parse_new(p: &Principal, input: &pb::Complaint, now: i64) -> Result<NewCompla
             Some(d) if d <= now => v.add("complaint.referral.reply_due_time", "is in the past"),
             Some(_) => {}
         }
-    } else if referred_by.as_deref().is_some_and(|r| !r.is_empty()) || referral_due.is_some() {
+    } else if referred_by.as_deref().is_some_and(|r| !r.is_empty())
+        || reference.as_deref().is_some_and(|r| !r.is_empty())
+        || referral_due.is_some()
+    {
         v.add("complaint.referral", "only referrals (regulator, hotline) carry referral details");
     }
     let escalation = source == Some(pb::ComplaintSource::TicketEscalation);
@@ -265,6 +280,17 @@ fn parse_new(p: &Principal, input: &pb::Complaint, now: i64) -> Result<NewCompla
     }
     if !escalation && !input.anonymous && input.customer_id.trim().is_empty() {
         v.add("complaint.customer_id", "is required (or mark the complaint anonymous)");
+    }
+    let staff_subject =
+        subject_kind == Some(pb::SubjectKind::Staff) && subject.as_deref().is_some_and(|s| !s.is_empty());
+    if staff_subject {
+        let about = subject.as_deref().unwrap_or_default();
+        if (about == p.subject && handler.is_empty()) || handler == about {
+            v.add(
+                "complaint.handler",
+                "the staff member complained about does not handle the complaint; name another handler",
+            );
+        }
     }
     if !input.ticket_id.trim().is_empty() && input.ticket_id.chars().count() > NAME_MAX {
         v.add("complaint.ticket_id", "is too long");
@@ -342,7 +368,10 @@ async fn record(
         if row.customer_id.is_empty() && row.anonymous == 0 {
             row.customer_id = customer;
         } else if row.customer_id != customer && row.anonymous == 0 {
-            return Err(Error::invalid("complaint.customer_id", "is not the customer of the ticket escalated"));
+            return Err(Error::invalid(
+                "complaint.ticket_id",
+                "belongs to another customer than complaint.customer_id",
+            ));
         }
     }
     if !row.customer_id.is_empty() {
@@ -351,8 +380,14 @@ async fn record(
     let mut tx = api.pool.begin().await?;
     if !request_id.is_empty() {
         let fingerprint = db::fingerprint_of(&pb::RecordComplaintRequest { request_id: String::new(), ..r.clone() });
-        if let db::Claim::Existing(id) =
-            db::claim_request_id(&mut tx, IDEMPOTENCY_SCOPE, &request_id, &row.id, &fingerprint).await?
+        if let db::Claim::Existing(id) = db::claim_request_id(
+            &mut tx,
+            &format!("{IDEMPOTENCY_SCOPE}:{}", p.subject),
+            &request_id,
+            &row.id,
+            &fingerprint,
+        )
+        .await?
         {
             drop(tx);
             let mut conn = api.pool.acquire().await?;
@@ -366,7 +401,9 @@ async fn record(
     row.number = domain::number(year, store::next_serial(&mut tx, year).await?);
     if !row.customer_id.is_empty() {
         let since = row.received_at - domain::REPEAT_WINDOW_MS;
-        row.repeat_of = store::earlier_of(&mut tx, &row.customer_id, &row.category, since).await?.unwrap_or_default();
+        row.repeat_of = store::earlier_of(&mut tx, &row.customer_id, &row.category, since, row.received_at)
+            .await?
+            .unwrap_or_default();
     }
     store::insert(&mut tx, &row).await?;
     store::add_history(
@@ -390,7 +427,7 @@ async fn record(
 
 async fn get(api: &ComplaintsApi, p: &Principal, r: pb::GetComplaintRequest) -> Result<pb::Complaint, Error> {
     let mut conn = api.reads.acquire().await?;
-    Ok(complaint_pb(&find(&mut conn, p, &r.id, false).await?))
+    Ok(complaint_pb(&find(&mut conn, p, "id", &r.id, false).await?))
 }
 
 async fn list(
@@ -461,10 +498,18 @@ async fn transition(
         }
         _ => {}
     }
+    let takes_text =
+        matches!(action, Some(pb::ComplaintAction::GivePreliminaryOpinion | pb::ComplaintAction::ProposeResponse));
+    if !takes_text && !text.is_empty() {
+        v.add("text", "only a preliminary opinion or a response carries text");
+    }
+    if action != Some(pb::ComplaintAction::StartMediation) && !mediator.is_empty() {
+        v.add("mediator", "only START_MEDIATION names a mediator");
+    }
     v.finish()?;
     let Some(action) = action else { return Err(Error::invalid("action", "is required")) };
     let mut tx = api.pool.begin().await?;
-    let mut c = find(&mut tx, p, &r.id, true).await?;
+    let mut c = find(&mut tx, p, "id", &r.id, true).await?;
     etag::check("complaint", &r.etag, c.version)?;
     let from = state_of(c.state);
     let to = domain::transition(from, action)?;
@@ -474,7 +519,11 @@ async fn transition(
         pb::ComplaintAction::ProposeResponse => c.response = text,
         pb::ComplaintAction::StartMediation => c.mediator = mediator,
         pb::ComplaintAction::ReferToLegal => c.legal_hold = 1,
-        pb::ComplaintAction::Close => c.closed_at = Some(now),
+        pb::ComplaintAction::Close => {
+            c.closed_at = Some(now);
+            // Legal proceedings concluded: the hold ends with the complaint.
+            c.legal_hold = 0;
+        }
         pb::ComplaintAction::Reopen => {
             c.closed_at = None;
             c.reopen_count += 1;
@@ -509,7 +558,7 @@ async fn history(
     r: pb::ListComplaintHistoryRequest,
 ) -> Result<pb::ListComplaintHistoryResponse, Error> {
     let mut conn = api.reads.acquire().await?;
-    let c = find(&mut conn, p, &r.id, false).await?;
+    let c = find(&mut conn, p, "id", &r.id, false).await?;
     let entries = store::history(&mut conn, &c.id)
         .await?
         .into_iter()

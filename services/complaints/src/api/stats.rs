@@ -148,11 +148,11 @@ pub(super) async fn complaint_stats(
     let time_to = |entered: std::collections::HashMap<String, i64>| {
         durations(entered.iter().filter_map(|(id, at)| received_at.get(id.as_str()).map(|r| (at - r).max(0))).collect())
     };
-    out.to_acknowledgement = Some(time_to(store::first_entered(&mut conn, S::Acknowledged as i64, from, to).await?));
-    // An opinion given with the acknowledgement counts for both.
-    out.to_preliminary_opinion =
-        Some(time_to(store::first_entered(&mut conn, S::PreliminaryOpinionGiven as i64, from, to).await?));
-    out.to_closure = Some(time_to(store::first_entered(&mut conn, S::Closed as i64, from, to).await?));
+    // An opinion given at once acknowledges the complaint too.
+    let (ack, opinion, closed) = (S::Acknowledged as i64, S::PreliminaryOpinionGiven as i64, S::Closed as i64);
+    out.to_acknowledgement = Some(time_to(store::first_entered(&mut conn, (ack, opinion), from, to).await?));
+    out.to_preliminary_opinion = Some(time_to(store::first_entered(&mut conn, (opinion, opinion), from, to).await?));
+    out.to_closure = Some(time_to(store::first_entered(&mut conn, (closed, closed), from, to).await?));
     out.by_category = counts(by_cat);
     out.by_root_cause = counts(by_root);
     out.by_department = counts(by_dept);
