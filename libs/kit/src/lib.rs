@@ -10,6 +10,7 @@ pub mod auth;
 pub mod client;
 pub mod config;
 pub mod db;
+pub mod erasure;
 pub mod error;
 pub mod etag;
 pub mod keys;

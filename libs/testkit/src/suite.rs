@@ -126,6 +126,8 @@ pub struct Suite {
     pub signer: TokenSigner,
     pub clock: ManualClock,
     pub tickets: kefu_tickets::Tickets,
+    /// The complaints module's handle (its erasure follower).
+    pub complaints: kefu_complaints::ComplaintsHandle,
     /// The tickets service's own pool.
     pub tickets_pool: AnyPool,
     /// Separate pools on each service's database, for what a DBA could do.
@@ -209,6 +211,8 @@ impl Suite {
         let shutdown = CancellationToken::new();
         let mut assembly = kefu_kit::module::build_all(modules, "test", &shutdown, &embedded).await.unwrap();
         let tickets: kefu_tickets::Tickets = assembly.take_handle("tickets").expect("the tickets module's handle");
+        let complaints: kefu_complaints::ComplaintsHandle =
+            assembly.take_handle("complaints").expect("the complaints module's handle");
         // Background tasks are not started: tests drive the sweeper
         // themselves (`sweep`, `advance_to`) on the manual clock.
         drop(assembly.tasks);
@@ -231,6 +235,7 @@ impl Suite {
             signer,
             clock,
             tickets,
+            complaints,
             tickets_pool: pools.remove("tickets").unwrap(),
             tickets_raw,
             customers_raw,

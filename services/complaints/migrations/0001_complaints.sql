@@ -86,6 +86,13 @@ CREATE TABLE corrective_actions (
 CREATE INDEX corrective_actions_complaint ON corrective_actions (complaint_id, created_at);
 CREATE INDEX corrective_actions_open ON corrective_actions (status, due_date);
 
+-- Customers erased (their complaints are redacted when the erasure
+-- arrives and again now and then); the feed position is a counter row.
+CREATE TABLE erased_customers (
+    customer_id TEXT PRIMARY KEY,
+    erased_at   BIGINT NOT NULL
+);
+
 CREATE TABLE complaint_history (
     seq           BIGINT NOT NULL,
     complaint_id  TEXT NOT NULL,

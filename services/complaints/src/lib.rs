@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod domain;
+pub mod erasure;
 pub mod store;
 
 use std::sync::Arc;
@@ -28,6 +29,14 @@ pub struct ComplaintsArgs {
     /// Address of the tickets service (tickets escalated into complaints).
     #[arg(long, env = "KEFU_TICKETS_ADDR", default_value = "http://tickets:50051")]
     pub tickets_addr: String,
+    /// Following the customers' erasures (`KEFU_SERVICE_TOKEN_FILE`, `KEFU_ERASURE_POLL`).
+    #[command(flatten)]
+    pub erasure: kefu_kit::erasure::ErasureArgs,
+}
+
+/// What the complaints module hands its host (tests drive the follower).
+pub struct ComplaintsHandle {
+    pub erasures: Arc<erasure::ErasureFollower>,
 }
 
 /// What an embedding host (a test) may give the complaints service instead
@@ -55,6 +64,13 @@ impl Module for Complaints {
         &TABLES
     }
 
+    fn check(args: &ComplaintsArgs, embedded: bool) -> anyhow::Result<()> {
+        if !embedded {
+            args.erasure.token_source("complaints")?;
+        }
+        Ok(())
+    }
+
     async fn build(args: ComplaintsArgs, ctx: Context) -> anyhow::Result<Built> {
         let (customers, tickets) = match &ctx.embedded {
             Some(e) => (e.self_addr.clone(), e.self_addr.clone()),
@@ -66,7 +82,20 @@ impl Module for Complaints {
             .and_then(|e| e.get::<Overrides>())
             .and_then(|o| o.clock)
             .unwrap_or_else(|| Arc::new(kefu_sla::SystemClock));
+        let token = match ctx.embedded.as_ref().and_then(|e| e.service_token.clone()) {
+            Some(t) => t,
+            None => args.erasure.token_source("complaints")?,
+        };
+        let erasures = Arc::new(erasure::ErasureFollower::new(
+            ctx.pool.clone(),
+            kefu_kit::client::channel(&customers)?,
+            token,
+            erasure::ComplaintsErasure,
+        ));
         let svc = ComplaintServiceServer::new(ComplaintsApi::new(ctx.pool, &customers, &tickets, clock)?);
-        Ok(Built::services(kefu_kit::server::ServerBuilder::new().add_service(svc, &ACCESS)))
+        let mut built = Built::services(kefu_kit::server::ServerBuilder::new().add_service(svc, &ACCESS));
+        built.tasks.push(Box::pin(erasures.clone().run(args.erasure.erasure_poll, ctx.shutdown.clone())));
+        built.handle = Box::new(ComplaintsHandle { erasures });
+        Ok(built)
     }
 }

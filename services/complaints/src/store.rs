@@ -428,3 +428,82 @@ pub async fn overdue_actions(conn: &mut AnyConnection, today: &str) -> Result<i6
         .await?;
     Ok(row.try_get(0)?)
 }
+
+/// What complaints show where an erased customer's words were.
+pub const ERASED: &str = "[已删除]";
+
+/// Removes what complaints hold about an erased customer — their words
+/// (description, demand, the texts written to them, their comment) and
+/// the history's reasons — keeping the complaints as business records
+/// (numbers, categories, states, times, amounts). Complaints under a legal
+/// hold are left until it ends. Rows changed.
+pub async fn redact_customer(conn: &mut AnyConnection, customer_id: &str) -> Result<usize, Error> {
+    let texts = "description = $2, demand_detail = CASE WHEN demand_detail = '' THEN '' ELSE $2 END, \
+        preliminary_opinion = CASE WHEN preliminary_opinion = '' THEN '' ELSE $2 END, \
+        response = CASE WHEN response = '' THEN '' ELSE $2 END, \
+        decision_summary = CASE WHEN decision_summary = '' THEN '' ELSE $2 END, \
+        satisfaction_comment = CASE WHEN satisfaction_comment = '' THEN '' ELSE $2 END, \
+        findings = CASE WHEN findings = '' THEN '' ELSE $2 END";
+    let changed = sqlx::query(&format!(
+        "UPDATE complaints SET {texts} WHERE customer_id = $1 AND legal_hold = 0 AND (description <> $2 \
+         OR demand_detail NOT IN ('', $2) OR preliminary_opinion NOT IN ('', $2) OR response NOT IN ('', $2) \
+         OR decision_summary NOT IN ('', $2) OR satisfaction_comment NOT IN ('', $2) OR findings NOT IN ('', $2))"
+    ))
+    .bind(customer_id)
+    .bind(ERASED)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    let history = sqlx::query(
+        "UPDATE complaint_history SET reason = $2 WHERE reason <> $2 AND reason <> 'recorded' AND complaint_id IN \
+         (SELECT id FROM complaints WHERE customer_id = $1 AND legal_hold = 0)",
+    )
+    .bind(customer_id)
+    .bind(ERASED)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(usize::try_from(changed + history).unwrap_or(usize::MAX))
+}
+
+pub async fn mark_erased(conn: &mut AnyConnection, customer_id: &str, at: i64) -> Result<(), Error> {
+    sqlx::query(
+        "INSERT INTO erased_customers (customer_id, erased_at) VALUES ($1, $2) ON CONFLICT (customer_id) DO NOTHING",
+    )
+    .bind(customer_id)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn erased_customers(conn: &mut AnyConnection) -> Result<Vec<String>, Error> {
+    let rows: Vec<(String,)> =
+        sqlx::query_as("SELECT customer_id FROM erased_customers ORDER BY customer_id").fetch_all(conn).await?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}
+
+pub async fn is_erased(conn: &mut AnyConnection, customer_id: &str) -> Result<bool, Error> {
+    Ok(sqlx::query("SELECT 1 FROM erased_customers WHERE customer_id = $1")
+        .bind(customer_id)
+        .fetch_optional(conn)
+        .await?
+        .is_some())
+}
+
+/// A named counter's value (0 when never set).
+pub async fn counter(conn: &mut AnyConnection, name: &str) -> Result<i64, Error> {
+    let row = sqlx::query("SELECT value FROM counters WHERE name = $1").bind(name).fetch_optional(conn).await?;
+    Ok(row.map(|r| r.try_get::<i64, _>(0)).transpose()?.unwrap_or(0))
+}
+
+pub async fn set_counter(conn: &mut AnyConnection, name: &str, value: i64) -> Result<(), Error> {
+    sqlx::query(
+        "INSERT INTO counters (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+    )
+    .bind(name)
+    .bind(value)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

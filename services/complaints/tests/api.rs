@@ -23,6 +23,7 @@ kefu_testkit::on_both_backends!(spawn;
     repeats_anonymous_complaints_and_bad_input,
     agents_see_their_own_complaints_and_concurrent_retries_record_one,
     investigation_capa_decision_rating_and_the_figures_they_make,
+    erasure_reaches_complaints_except_under_legal_hold,
 );
 
 async fn customer(s: &Suite, name: &str, n: u32) -> String {
@@ -641,4 +642,43 @@ async fn investigation_capa_decision_rating_and_the_figures_they_make(s: Suite) 
             .code(),
         Code::PermissionDenied
     );
+}
+
+async fn erasure_reaches_complaints_except_under_legal_hold(s: Suite) {
+    let c = customer(&s, "删除测试", 506).await;
+    let mut sup = s.complaints_as(Role::Supervisor);
+    let open = sup.record_complaint(referral(&s, &c)).await.unwrap().into_inner();
+    let held = sup.record_complaint(referral(&s, &c)).await.unwrap().into_inner();
+    for (a, t) in [
+        (A::Acknowledge, ""),
+        (A::GivePreliminaryOpinion, "先行致歉"),
+        (A::StartInvestigation, ""),
+        (A::ProposeResponse, "书面道歉"),
+        (A::CustomerRejects, ""),
+        (A::ReferToLegal, ""),
+    ] {
+        step(&s, Role::Supervisor, &held.id, a, t).await.unwrap();
+    }
+    s.erase_customer(&c, "PIPL 删除请求 2026-200").await;
+    let follower = s.complaints.erasures.clone();
+    assert_eq!(follower.follow_once().await.unwrap(), 1, "one erasure handled");
+    assert_eq!(follower.follow_once().await.unwrap(), 0, "and not again");
+    let gone = sup.get_complaint(pb::GetComplaintRequest { id: open.id.clone() }).await.unwrap().into_inner();
+    assert_eq!(gone.description, "[已删除]");
+    assert_eq!(gone.demand.unwrap().detail, "[已删除]");
+    assert_eq!(gone.number, open.number, "the complaint stays as a business record");
+    let history = sup
+        .list_complaint_history(pb::ListComplaintHistoryRequest { id: open.id.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    assert!(history.iter().all(|h| h.reason == "recorded" || h.reason == "[已删除]"));
+    // Under a legal hold the words stay until the hold ends.
+    let kept = sup.get_complaint(pb::GetComplaintRequest { id: held.id.clone() }).await.unwrap().into_inner();
+    assert!(kept.legal_hold && kept.description != "[已删除]");
+    step(&s, Role::Supervisor, &held.id, A::Close, "").await.unwrap();
+    assert!(follower.resweep().await.unwrap() >= 1, "redacted once the hold ended");
+    let after = sup.get_complaint(pb::GetComplaintRequest { id: held.id.clone() }).await.unwrap().into_inner();
+    assert!(!after.legal_hold && after.description == "[已删除]" && after.response == "[已删除]");
 }

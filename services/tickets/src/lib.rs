@@ -38,36 +38,13 @@ pub struct TicketsArgs {
     /// How often the sweeper looks for due targets.
     #[arg(long, env = "KEFU_SLA_SWEEP_INTERVAL", default_value = "500ms", value_parser = kefu_kit::config::parse_duration)]
     pub sla_sweep_interval: Duration,
-    /// File holding a service-role token (`kefu admin token --role service`)
-    /// that tickets calls the customers service with on its own behalf, to
-    /// follow erasures; read at each use, so a rotated Secret takes effect.
-    /// Required by `kefu serve tickets`.
-    #[arg(long, env = "KEFU_SERVICE_TOKEN_FILE")]
-    pub service_token_file: Option<std::path::PathBuf>,
-    /// How often tickets checks for customers erased since it last looked.
-    #[arg(long, env = "KEFU_ERASURE_POLL", default_value = "10s", value_parser = kefu_kit::config::parse_duration)]
-    pub erasure_poll: Duration,
+    /// Following the customers' erasures (`KEFU_SERVICE_TOKEN_FILE`, `KEFU_ERASURE_POLL`).
+    #[command(flatten)]
+    pub erasure: kefu_kit::erasure::ErasureArgs,
     /// The audit trail of SLA configuration changes (calendars, policies,
     /// escalation rules, categories).
     #[command(flatten)]
     pub audit: kefu_kit::audit::AuditArgs,
-}
-
-impl TicketsArgs {
-    fn token_source(&self) -> anyhow::Result<erasure::TokenSource> {
-        let path = self.service_token_file.clone().ok_or_else(|| {
-            anyhow::anyhow!(
-                "set KEFU_SERVICE_TOKEN_FILE (--service-token-file) to a file with a service token, so that erasures reach tickets"
-            )
-        })?;
-        let read = move || -> anyhow::Result<String> {
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| anyhow::anyhow!("cannot read KEFU_SERVICE_TOKEN_FILE {}: {e}", path.display()))?;
-            Ok(text.trim().to_owned())
-        };
-        read()?;
-        Ok(Arc::new(read))
-    }
 }
 
 /// How often each replica looks for configuration changed through another.
@@ -105,7 +82,7 @@ impl Module for Tickets {
             _ => {}
         }
         if !embedded {
-            args.token_source()?;
+            args.erasure.token_source("tickets")?;
         }
         args.audit.check(embedded)
     }
@@ -133,12 +110,13 @@ impl Module for Tickets {
         });
         let token = match ctx.embedded.as_ref().and_then(|e| e.service_token.clone()) {
             Some(t) => t,
-            None => args.token_source()?,
+            None => args.erasure.token_source("tickets")?,
         };
         let erasures = Arc::new(erasure::ErasureFollower::new(
             ctx.pool.clone(),
             kefu_kit::client::channel(&customers_addr)?,
             token,
+            erasure::TicketsErasure,
         ));
         let audit_keys = args.audit.keys(ctx.embedded.as_ref())?;
         kefu_kit::audit::sign_unsigned(&ctx.pool, &audit_keys).await?;
@@ -184,7 +162,7 @@ impl Module for Tickets {
             tasks: vec![
                 Box::pin(sweeper.run(shutdown.clone())),
                 Box::pin(config),
-                Box::pin(erasures.run(args.erasure_poll, shutdown)),
+                Box::pin(erasures.run(args.erasure.erasure_poll, shutdown)),
                 Box::pin(checkpoints),
             ],
             finally: vec![Box::pin(async move {

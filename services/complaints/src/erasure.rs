@@ -1,0 +1,44 @@
+//! Erasure reaches complaints (through the kit's follower of the customers'
+//! erasure feed): an erased customer's words leave their complaints, which
+//! stay as business records; a complaint under a legal hold waits for the
+//! hold to end (the follower redacts erased customers' complaints again
+//! now and then).
+use kefu_kit::{Error, erasure::ErasureTarget};
+use sqlx::AnyConnection;
+
+use crate::store;
+
+const CURSOR: &str = "erasure_cursor";
+
+/// What complaints does on an erasure.
+pub struct ComplaintsErasure;
+
+/// The follower complaints runs.
+pub type ErasureFollower = kefu_kit::erasure::ErasureFollower<ComplaintsErasure>;
+
+#[async_trait::async_trait]
+impl ErasureTarget for ComplaintsErasure {
+    fn service(&self) -> &'static str {
+        "complaints"
+    }
+
+    async fn redact(&self, conn: &mut AnyConnection, customer_id: &str) -> Result<usize, Error> {
+        store::redact_customer(conn, customer_id).await
+    }
+
+    async fn mark_erased(&self, conn: &mut AnyConnection, customer_id: &str) -> Result<(), Error> {
+        store::mark_erased(conn, customer_id, chrono::Utc::now().timestamp_millis()).await
+    }
+
+    async fn erased(&self, conn: &mut AnyConnection) -> Result<Vec<String>, Error> {
+        store::erased_customers(conn).await
+    }
+
+    async fn cursor(&self, conn: &mut AnyConnection) -> Result<i64, Error> {
+        store::counter(conn, CURSOR).await
+    }
+
+    async fn set_cursor(&self, conn: &mut AnyConnection, seq: i64) -> Result<(), Error> {
+        store::set_counter(conn, CURSOR, seq).await
+    }
+}
