@@ -8,6 +8,7 @@ pub mod clock;
 pub mod live;
 pub mod policy;
 pub mod redis_live;
+pub mod store;
 pub mod sweeper;
 pub mod target;
 pub mod writer;

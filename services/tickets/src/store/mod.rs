@@ -9,6 +9,7 @@ mod tickets;
 
 pub use config::*;
 pub use contacts::*;
+pub use kefu_sla::store::*;
 pub use settings::*;
 pub use stats::*;
 pub use targets::*;

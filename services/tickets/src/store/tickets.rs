@@ -7,8 +7,8 @@ use kefu_kit::{
 use kefu_proto::{common::v1::Channel, tickets::v1 as pb};
 use sqlx::{AnyConnection, Row};
 
-use super::targets::OPEN;
 use crate::domain::TicketRef;
+use kefu_sla::store::OPEN;
 
 /// Wall-clock time, for `updated_at` (an audit stamp, not a business time:
 /// business times come from the service clock).
