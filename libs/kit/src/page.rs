@@ -41,6 +41,29 @@ pub fn after(list: &str, raw: &str) -> Result<Option<String>, Error> {
     Ok(keys(list, 1, raw)?.and_then(|mut k| k.pop()))
 }
 
+/// The cursor of a list ordered newest first by (time, id): the last row's
+/// time (Unix ms) and id; `None` for the first page.
+pub fn time_and_id(list: &str, raw: &str) -> Result<Option<(i64, String)>, Error> {
+    let Some(mut k) = keys(list, 2, raw)? else { return Ok(None) };
+    let id = k.pop().unwrap_or_default();
+    let at = k
+        .pop()
+        .and_then(|t| t.parse::<i64>().ok())
+        .ok_or_else(|| Error::invalid("page_token", "is not a page token returned by this list"))?;
+    Ok(Some((at, id)))
+}
+
+/// The next page's token of a (time, id) list.
+pub fn next_time_and_id<T>(list: &str, rows: &[T], more: bool, key: impl Fn(&T) -> (i64, &str)) -> String {
+    match rows.last() {
+        Some(last) if more => {
+            let (at, id) = key(last);
+            token(list, &[&at.to_string(), id])
+        }
+        _ => String::new(),
+    }
+}
+
 /// Cuts a page fetched with `size + 1` rows: the page, and whether more follow.
 pub fn split<T>(mut rows: Vec<T>, size: i64) -> (Vec<T>, bool) {
     let size = usize::try_from(size).unwrap_or(0);

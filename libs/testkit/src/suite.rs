@@ -258,6 +258,33 @@ impl Suite {
         TicketServiceClient::with_interceptor(ch, CallContext::new(token).unwrap())
     }
 
+    /// A customer of `tier` named `name`, its USCC made from `n` (unique
+    /// per test), with one contact; its id.
+    pub async fn customer(&self, name: &str, n: u32, tier: cpb::ServiceTier) -> String {
+        let uscc = kefu_customers::domain::uscc_with_check(&format!("91310000{n:09}")).unwrap();
+        self.customers_as(Role::Agent)
+            .create_customer(cpb::CreateCustomerRequest {
+                customer: Some(cpb::Customer {
+                    company_name: name.into(),
+                    uscc,
+                    taxpayer_type: cpb::TaxpayerType::General as i32,
+                    service_tier: tier as i32,
+                    ..Default::default()
+                }),
+                contacts: vec![cpb::Contact {
+                    name: "王芳".into(),
+                    email: format!("cfo{n}@example.cn"),
+                    mobile: "13800138000".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .id
+    }
+
     pub fn complaints_with_token(&self, token: Option<&str>) -> ComplaintsClient {
         let ch = kefu_kit::client::channel(&self.addr).unwrap();
         ComplaintServiceClient::with_interceptor(ch, CallContext::new(token).unwrap())

@@ -27,21 +27,7 @@ kefu_testkit::on_both_backends!(spawn;
 );
 
 async fn customer(s: &Suite, name: &str, n: u32) -> String {
-    let uscc = kefu_customers::domain::uscc_with_check(&format!("91310000{n:09}")).unwrap();
-    s.customers_as(Role::Agent)
-        .create_customer(cpb::CreateCustomerRequest {
-            customer: Some(cpb::Customer {
-                company_name: name.into(),
-                uscc,
-                taxpayer_type: cpb::TaxpayerType::General as i32,
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .id
+    s.customer(name, n, cpb::ServiceTier::Standard).await
 }
 
 /// The suite clock's date in the firm's zone, formatted.

@@ -437,7 +437,7 @@ async fn list(
 ) -> Result<pb::ListComplaintsResponse, Error> {
     let mut v = Violations::new();
     let size = v.check(parse::page_size("page_size", r.page_size, 50, 200)).unwrap_or(50);
-    let cursor = v.check(page::keys(LIST, 2, &r.page_token)).flatten();
+    let before = v.check(page::time_and_id(LIST, &r.page_token)).flatten();
     let state = if r.state == 0 {
         None
     } else {
@@ -452,14 +452,6 @@ async fn list(
     let category = if r.category.trim().is_empty() { None } else { v.check(domain::category("category", &r.category)) };
     let handler = v.check(parse::line("handler", &r.handler, NAME_MAX)).unwrap_or_default();
     v.finish()?;
-    let before = match cursor {
-        Some(k) => Some((
-            k[0].parse::<i64>()
-                .map_err(|_| Error::invalid("page_token", "is not a page token returned by this list"))?,
-            k[1].clone(),
-        )),
-        None => None,
-    };
     let filter = store::Filter {
         state,
         customer_id,
@@ -472,10 +464,7 @@ async fn list(
     let mut conn = api.reads.acquire().await?;
     let rows = store::list(&mut conn, &filter, size + 1).await?;
     let (rows, more) = page::split(rows, size);
-    let next_page_token = match (more, rows.last()) {
-        (true, Some(last)) => page::token(LIST, &[&last.created_at.to_string(), &last.id]),
-        _ => String::new(),
-    };
+    let next_page_token = page::next_time_and_id(LIST, &rows, more, |c| (c.created_at, c.id.as_str()));
     Ok(pb::ListComplaintsResponse { complaints: rows.iter().map(complaint_pb).collect(), next_page_token })
 }
 

@@ -309,20 +309,12 @@ pub(super) async fn list(
 ) -> Result<pb::ListCallsResponse, Error> {
     let mut v = Violations::new();
     let size = v.check(parse::page_size("page_size", r.page_size, 50, 200)).unwrap_or(50);
-    let cursor = v.check(page::keys(CALLS_LIST, 2, &r.page_token)).flatten();
+    let before = v.check(page::time_and_id(CALLS_LIST, &r.page_token)).flatten();
     let agent = v.check(parse::line("agent", &r.agent, NAME_MAX)).unwrap_or_default();
     let queue = v.check(parse::line("queue", &r.queue, NAME_MAX)).unwrap_or_default();
     let from = v.check(parse::opt_timestamp("from_time", r.from_time.as_ref())).flatten();
     let to = v.check(parse::opt_timestamp("to_time", r.to_time.as_ref())).flatten();
     v.finish()?;
-    let before = match cursor {
-        Some(k) => Some((
-            k[0].parse::<i64>()
-                .map_err(|_| Error::invalid("page_token", "is not a page token returned by this list"))?,
-            k[1].clone(),
-        )),
-        None => None,
-    };
     let mut conn = api.reads.acquire().await?;
     let ticket_id = if r.ticket_id.trim().is_empty() {
         None
@@ -339,10 +331,7 @@ pub(super) async fn list(
     };
     let rows = store::list_calls(&mut conn, &filter, size + 1).await?;
     let (rows, more) = page::split(rows, size);
-    let next_page_token = match (more, rows.last()) {
-        (true, Some(last)) => page::token(CALLS_LIST, &[&last.offered_at.to_string(), &last.call_id]),
-        _ => String::new(),
-    };
+    let next_page_token = page::next_time_and_id(CALLS_LIST, &rows, more, |c| (c.offered_at, c.call_id.as_str()));
     let mut calls = Vec::with_capacity(rows.len());
     for c in rows {
         let state = if c.source == "telephony" {

@@ -5,7 +5,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 use kefu_kit::auth::Role;
-use kefu_proto::{customers::v1 as cpb, tickets::v1 as pb};
+use kefu_proto::tickets::v1 as pb;
 #[allow(unused_imports)]
 pub use kefu_testkit::{Backend, Live, Suite, cst, ms_of, violations};
 use kefu_testkit::{CustomersClient as Customers, SuiteOptions, TicketsClient as Tickets};
@@ -55,31 +55,6 @@ impl TestApp {
 
     pub fn customers(&self) -> Customers {
         self.suite.customers_as(Role::Agent)
-    }
-
-    pub async fn customer(&self, name: &str, n: u32, tier: cpb::ServiceTier) -> String {
-        let uscc = kefu_customers::domain::uscc_with_check(&format!("91310000{n:09}")).unwrap();
-        self.customers()
-            .create_customer(cpb::CreateCustomerRequest {
-                customer: Some(cpb::Customer {
-                    company_name: name.into(),
-                    uscc,
-                    taxpayer_type: cpb::TaxpayerType::General as i32,
-                    service_tier: tier as i32,
-                    ..Default::default()
-                }),
-                contacts: vec![cpb::Contact {
-                    name: "王芳".into(),
-                    email: format!("cfo{n}@example.cn"),
-                    mobile: "13800138000".into(),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .id
     }
 
     pub async fn ticket(
