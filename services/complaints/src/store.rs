@@ -176,6 +176,16 @@ pub async fn earlier_of(
     Ok(row.map(|r| r.try_get(0)).transpose()?)
 }
 
+/// The open complaint a ticket was escalated into, if any (its number).
+pub async fn open_for_ticket(conn: &mut AnyConnection, ticket_id: &str) -> Result<Option<String>, Error> {
+    let row = sqlx::query("SELECT number FROM complaints WHERE ticket_id = $1 AND state <> $2 LIMIT 1")
+        .bind(ticket_id)
+        .bind(i64::from(kefu_proto::complaints::v1::ComplaintState::Closed as i32))
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.map(|r| r.try_get(0)).transpose()?)
+}
+
 /// Which complaints a list shows.
 #[derive(Debug, Default)]
 pub struct Filter {

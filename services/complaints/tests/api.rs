@@ -198,6 +198,25 @@ async fn a_ticket_escalated_into_a_complaint_keeps_the_link_and_the_customer(s: 
     assert_eq!(rec.ticket_id, t.id, "the link is kept (by id)");
     assert_eq!(rec.customer_id, c, "the ticket's customer");
     assert_eq!(rec.demand.unwrap().amount_fen, 50_000);
+    // Escalated once while its complaint is open.
+    let again = s
+        .complaints_as(Role::Agent)
+        .record_complaint(pb::RecordComplaintRequest {
+            complaint: Some(pb::Complaint {
+                source: pb::ComplaintSource::TicketEscalation as i32,
+                channel: Channel::Email as i32,
+                ticket_id: t.id.clone(),
+                category: "professional_error".into(),
+                severity: pb::Severity::Medium as i32,
+                description: "又一次".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Code::AlreadyExists);
+    assert!(again.message().contains(&rec.number), "{}", again.message());
     let err = s
         .complaints_as(Role::Agent)
         .record_complaint(pb::RecordComplaintRequest {
@@ -507,7 +526,7 @@ async fn investigation_capa_decision_rating_and_the_figures_they_make(s: Suite) 
     assert_eq!(early.code(), Code::FailedPrecondition, "verified a day after completion");
     s.clock.advance(chrono::Duration::days(2));
     let monthly_early = sup.verify_corrective_action(verify(&monthly.id)).await.unwrap_err();
-    assert!(monthly_early.message().contains("30 days"), "{}", monthly_early.message());
+    assert!(monthly_early.message().contains("30 day(s) after completion"), "{}", monthly_early.message());
     assert_eq!(sup.verify_corrective_action(verify(&later.id)).await.unwrap_err().code(), Code::FailedPrecondition);
     let verified = sup.verify_corrective_action(verify(&now_due.id)).await.unwrap().into_inner();
     assert_eq!((verified.status, verified.verified_by.as_str()), (pb::ActionStatus::Effective as i32, "supervisor-1"));
@@ -543,6 +562,19 @@ async fn investigation_capa_decision_rating_and_the_figures_they_make(s: Suite) 
         .unwrap()
         .into_inner();
     assert!(sent.decision_time.is_some());
+    // A second payment (after mediation, say) adds to the first.
+    let more = sup
+        .record_decision_sent(pb::RecordDecisionSentRequest {
+            id: rec.id.clone(),
+            channel: Channel::Phone as i32,
+            summary: "补偿差额".into(),
+            compensation_paid_fen: 20_000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(more.compensation_paid_fen, 50_000);
     assert_eq!(
         sup.rate_complaint_handling(pb::RateComplaintHandlingRequest {
             id: rec.id.clone(),
@@ -598,7 +630,7 @@ async fn investigation_capa_decision_rating_and_the_figures_they_make(s: Suite) 
     assert_eq!(stats.by_channel[0].label, "电话");
     assert_eq!(stats.by_severity[0].label, "高");
     assert!((stats.upheld_rate - 1.0).abs() < 1e-9);
-    assert_eq!(stats.compensation_paid_fen, 30_000);
+    assert_eq!(stats.compensation_paid_fen, 50_000);
     assert_eq!(stats.to_acknowledgement.unwrap().count, 1);
     assert_eq!(stats.to_closure.unwrap().count, 1);
     assert_eq!((stats.open, stats.ratings), (0, 1));

@@ -249,7 +249,7 @@ pub(super) async fn verify_action(
             .single()
             .map(|t| format!("{}-{:02}-{:02}", t.year(), t.month(), t.day()));
         return Err(Error::FailedPrecondition(format!(
-            "its effect is verified from {} ({} days after completion)",
+            "its effect is verified from {} ({} day(s) after completion)",
             on.unwrap_or_default(),
             a.verify_after_days
         )));
@@ -322,12 +322,13 @@ pub(super) async fn decision_sent(
     c.decision_channel = i64::from(channel as i32);
     c.decision_at = Some(at.unwrap_or(now));
     c.decision_summary = summary;
-    c.compensation_paid_fen = r.compensation_paid_fen;
+    // Payments add up (a first offer, then what mediation settled).
+    c.compensation_paid_fen = c.compensation_paid_fen.saturating_add(r.compensation_paid_fen);
     c.updated_at = now;
     store::save(&mut tx, &mut c).await?;
     let what = {
         use kefu_proto::ProtoEnum;
-        format!("decision sent by {}, compensation {} fen", channel.name(), r.compensation_paid_fen)
+        format!("decision sent by {}, compensation paid {} fen", channel.name(), r.compensation_paid_fen)
     };
     note(&mut tx, p, &c, what, now).await?;
     tx.commit().await?;

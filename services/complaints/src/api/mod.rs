@@ -397,6 +397,12 @@ async fn record(
             return Ok(complaint_pb(&existing));
         }
     }
+    // A ticket is escalated once while its complaint is open.
+    if !row.ticket_id.is_empty()
+        && let Some(number) = store::open_for_ticket(&mut tx, &row.ticket_id).await?
+    {
+        return Err(Error::AlreadyExists(format!("the ticket was already escalated into complaint {number}")));
+    }
     let year = api.zone.timestamp_millis_opt(row.received_at).single().map_or(2026, |t| t.year());
     row.number = domain::number(year, store::next_serial(&mut tx, year).await?);
     if !row.customer_id.is_empty() {
