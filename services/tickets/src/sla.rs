@@ -2,10 +2,7 @@
 //! call gets, what starts, pauses, resumes and stops them, and what happens
 //! when they warn, breach or escalate. The database is the record; the live
 //! store is told after each commit.
-use std::{
-    collections::BTreeMap,
-    sync::{Arc, RwLock, atomic::AtomicBool},
-};
+use std::sync::{Arc, RwLock, atomic::AtomicBool};
 
 use async_trait::async_trait;
 use kefu_kit::Error;
@@ -17,7 +14,6 @@ use opentelemetry::{
     KeyValue,
     metrics::{Counter, Gauge, Histogram},
 };
-use serde::{Deserialize, Serialize};
 use sqlx::{AnyConnection, AnyPool};
 
 use crate::{
@@ -25,123 +21,11 @@ use crate::{
     store::{self, TargetRow, TicketRow},
 };
 
-/// Who may be told of a warning, a breach or a breach left open.
-pub const NOTIFY_ROLES: &[&str] = &["assignee", "supervisor", "manager"];
+mod config;
+mod recompute;
 
-/// Escalation rules (data; defaults follow SLA.md).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EscalationRules {
-    /// Who is notified on a warning.
-    pub warning_notify: String,
-    /// Who is notified on a breach.
-    pub breach_notify: String,
-    /// Raise the priority one level on a breach.
-    pub breach_raises_priority: bool,
-    /// Second level: this long (business time) after a breach…
-    pub second_level_after_secs: i64,
-    /// …notify them.
-    pub second_level_notify: String,
-}
-
-impl Default for EscalationRules {
-    fn default() -> Self {
-        Self {
-            warning_notify: "assignee".into(),
-            breach_notify: "supervisor".into(),
-            breach_raises_priority: true,
-            second_level_after_secs: 2 * 3600,
-            second_level_notify: "manager".into(),
-        }
-    }
-}
-
-impl EscalationRules {
-    /// Checks rules a firm wrote: (field, message) of the first problem.
-    pub fn validate(&self) -> Vec<(String, String)> {
-        let mut out = Vec::new();
-        for (field, v) in [
-            ("warning_notify", &self.warning_notify),
-            ("breach_notify", &self.breach_notify),
-            ("second_level_notify", &self.second_level_notify),
-        ] {
-            if !NOTIFY_ROLES.contains(&v.as_str()) {
-                out.push((field.to_owned(), format!("{v:?} is not one of {}", NOTIFY_ROLES.join(", "))));
-            }
-        }
-        if !(60..=30 * 24 * 3600).contains(&self.second_level_after_secs) {
-            out.push(("second_level_after_seconds".to_owned(), "must be 60 seconds to 30 days".to_owned()));
-        }
-        out
-    }
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct SlaSettings {
-    /// Escalation rules stored on first start.
-    pub escalation: EscalationRules,
-    /// Signs the audit trail of configuration changes; `None`: a key of
-    /// this process only (tests and benchmarks).
-    pub audit_keys: Option<kefu_kit::audit::AuditKeys>,
-}
-
-/// The configuration every target is computed under, loaded as one piece
-/// and replaced as one piece when any of it changes.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// Version of what due times are computed from (calendars, policies).
-    pub version: i64,
-    /// Version of the escalation rules.
-    pub rules_version: i64,
-    pub calendars: BTreeMap<String, Arc<Calendar>>,
-    pub default_calendar: String,
-    pub policies: Vec<Policy>,
-    pub escalation: EscalationRules,
-}
-
-impl Config {
-    /// A calendar by id; empty or unknown: the default one.
-    pub fn calendar(&self, id: &str) -> Arc<Calendar> {
-        self.calendars
-            .get(id)
-            .or_else(|| self.calendars.get(&self.default_calendar))
-            .or_else(|| self.calendars.values().next())
-            .cloned()
-            .unwrap_or_else(|| Arc::new(Calendar::always_open()))
-    }
-
-    /// The id of the calendar a policy counts in.
-    pub fn calendar_id_of(&self, p: &Policy) -> String {
-        if !p.calendar_id.is_empty() && self.calendars.contains_key(&p.calendar_id) {
-            p.calendar_id.clone()
-        } else {
-            self.default_calendar.clone()
-        }
-    }
-
-    pub fn policy(&self, id: &str) -> Option<&Policy> {
-        self.policies.iter().find(|p| p.id == id)
-    }
-
-    /// The cap a filing period puts on a request's resolution counted in
-    /// calendar `calendar_id`: the deadline from that calendar's table, else
-    /// the default calendar's (the firm's official 征期 table), else a
-    /// provisional one by the default calendar's statutory rest days; the
-    /// close of business of that day (or of the last working day before it)
-    /// in `calendar_id`, moved back by its filing lead.
-    pub fn filing_cap(&self, calendar_id: &str, period: &str) -> Result<Option<FilingCap>, Error> {
-        filing_cap_in(&self.calendar(calendar_id), &self.calendar(""), period)
-    }
-}
-
-/// The due-time cap of a tax-filing request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FilingCap {
-    pub cap_ms: i64,
-    /// YYYY-MM-DD of the filing deadline.
-    pub deadline: String,
-    /// The deadline is computed, the official one not loaded.
-    pub provisional: bool,
-}
+pub use config::{Config, DEFAULT_CATEGORY_LABELS, EscalationRules, FilingCap, NOTIFY_ROLES, SlaSettings};
+use config::{config_versions, read_config, seed};
 
 struct SlaMetrics {
     events: Counter<u64>,
@@ -210,127 +94,6 @@ fn cal_err(e: kefu_sla::CalendarError) -> Error {
         }
         other => Error::Internal(anyhow::anyhow!("calendar: {other}")),
     }
-}
-
-/// Default Chinese labels of the categories a firm starts with.
-pub const DEFAULT_CATEGORY_LABELS: &[(&str, &str)] = &[
-    ("tax_filing", "纳税申报"),
-    ("bookkeeping", "代理记账"),
-    ("tax_policy", "税务政策咨询"),
-    ("tax_registration", "税务登记"),
-    ("invoice_application", "发票申领"),
-    ("other", "其他"),
-];
-
-/// Reads the whole configuration in one connection.
-async fn read_config(conn: &mut AnyConnection) -> Result<Config, Error> {
-    let (version, rules_version) = config_versions(conn).await?;
-    let mut calendars = BTreeMap::new();
-    let mut default_calendar = String::new();
-    for row in store::calendars(conn).await? {
-        let cal = Calendar::from_json(&row.body).map_err(|e| anyhow::anyhow!("stored calendar {}: {e}", row.id))?;
-        if row.is_default == 1 && default_calendar.is_empty() {
-            default_calendar.clone_from(&row.id);
-        }
-        calendars.insert(row.id, Arc::new(cal));
-    }
-    if default_calendar.is_empty()
-        && let Some(first) = calendars.keys().next()
-    {
-        default_calendar.clone_from(first);
-    }
-    let policies: Vec<Policy> = store::policies(conn)
-        .await?
-        .iter()
-        .map(|b| serde_json::from_str(b))
-        .collect::<Result<_, _>>()
-        .map_err(|e| anyhow::anyhow!("stored policy: {e}"))?;
-    let escalation = match store::get_setting(conn, "escalation").await? {
-        Some(json) => serde_json::from_str(&json).map_err(|e| anyhow::anyhow!("stored escalation rules: {e}"))?,
-        None => EscalationRules::default(),
-    };
-    Ok(Config { version, rules_version, calendars, default_calendar, policies, escalation })
-}
-
-/// The versions of the configuration and of the escalation rules.
-async fn config_versions(conn: &mut AnyConnection) -> Result<(i64, i64), Error> {
-    Ok((store::config_version(conn).await?, store::counter(conn, "escalation").await?))
-}
-
-/// First start (or first start after an upgrade): stores the defaults, and
-/// moves configuration kept in the older settings rows into its tables.
-async fn seed(
-    conn: &mut AnyConnection,
-    settings: &SlaSettings,
-    keys: &kefu_kit::audit::AuditKeys,
-) -> anyhow::Result<()> {
-    if store::get_setting(conn, "escalation").await?.is_none() {
-        store::put_setting(conn, "escalation", &serde_json::to_string(&settings.escalation)?).await?;
-    }
-    if store::calendars(conn).await?.is_empty() {
-        let cal = match store::get_setting(conn, "calendar").await? {
-            Some(json) => Calendar::from_json(&json).map_err(|e| anyhow::anyhow!("stored calendar: {e}"))?,
-            None => Calendar::china_default()?,
-        };
-        let row = store::CalendarRow {
-            id: cal.id.clone(),
-            body: serde_json::to_string(cal.spec())?,
-            is_default: 1,
-            version: 1,
-            updated_at: store::now_wall_ms(),
-            updated_by: "kefu".into(),
-        };
-        store::insert_calendar(conn, &row).await?;
-    }
-    if store::categories(conn, true).await?.is_empty() {
-        let codes: Vec<String> = match store::get_setting(conn, "categories").await? {
-            Some(json) => serde_json::from_str(&json)?,
-            None => DEFAULT_CATEGORY_LABELS.iter().map(|(c, _)| (*c).to_owned()).collect(),
-        };
-        let list: Vec<(String, String)> = codes
-            .into_iter()
-            .map(|code| {
-                let label = DEFAULT_CATEGORY_LABELS
-                    .iter()
-                    .find(|(c, _)| *c == code)
-                    .map_or_else(|| code.clone(), |(_, l)| (*l).to_owned());
-                (code, label)
-            })
-            .collect();
-        store::replace_categories(conn, &list).await?;
-    }
-    let mut bodies = store::policies(conn).await?;
-    if bodies.is_empty() {
-        for p in policy::default_policies(&Calendar::china_default()?) {
-            store::put_policy(conn, &p.id, i64::from(p.position), &serde_json::to_string(&p)?).await?;
-        }
-        bodies = store::policies(conn).await?;
-    }
-    // The phone policy of earlier releases counted 15 seconds; §3 counts
-    // three rings (of five seconds: the same 15 seconds, and a fourth ring
-    // now misses it). The upgrade is recorded in the audit trail.
-    for body in bodies {
-        let mut p: Policy = serde_json::from_str(&body)?;
-        if p.id == "default-phone"
-            && let Some(r) = p.metrics.iter_mut().find(|r| r.metric == Metric::Answer && r.rings.is_none())
-            && r.duration_secs == 15
-        {
-            *r = kefu_sla::MetricRule::in_rings(Metric::Answer, 3, policy::DEFAULT_SECONDS_PER_RING);
-            let body = serde_json::to_string(&p)?;
-            store::put_policy(conn, &p.id, i64::from(p.position), &body).await?;
-            let ev = kefu_kit::audit::Event {
-                actor: "kefu",
-                actor_role: "service",
-                action: "sla.policy.upgrade",
-                subject: &p.id,
-                detail: format!("answer target counted in rings: {body}"),
-                purpose: "policy §3: answer within three rings",
-            };
-            kefu_kit::audit::append(conn, keys, ev).await?;
-            store::bump_config_version(conn).await?;
-        }
-    }
-    Ok(())
 }
 
 impl SlaEngine {
@@ -690,145 +453,6 @@ impl SlaEngine {
         Ok(changes)
     }
 
-    /// Recomputes, page by page, the open targets computed under an older
-    /// configuration than this replica's (after a calendar, policy or filing
-    /// deadline change): new due and warning instants in the database and
-    /// the live view. No event is emitted here; one already recorded stays,
-    /// and a due time moved into the past is breached by the sweeper, once.
-    pub async fn recompute_stale(&self) -> Result<usize, Error> {
-        // One pass at a time in this process; a follower tick during a
-        // long pass does not wait for it.
-        let Ok(_one) = self.recomputing.try_lock() else { return Ok(0) };
-        let cfg = self.config();
-        let mut after = (String::new(), String::new(), 0_i64);
-        let mut total = 0;
-        loop {
-            let keys = {
-                let mut conn = self.pool.acquire().await?;
-                store::stale_targets(&mut conn, cfg.version, &after, RECOMPUTE_PAGE).await?
-            };
-            let Some(last) = keys.last() else { break };
-            after = (last.record_id.clone(), last.metric.as_str().to_owned(), last.cycle);
-            let mut entries = Vec::new();
-            // Each target in a transaction of its own: one that cannot be
-            // recomputed does not hold back the others.
-            for key in &keys {
-                let mut tx = self.pool.begin().await?;
-                match self.recompute_one(&mut tx, &cfg, key).await {
-                    Ok(entry) => {
-                        tx.commit().await?;
-                        if let Some(e) = entry {
-                            entries.push(e);
-                            total += 1;
-                        }
-                    }
-                    Err(e) => {
-                        drop(tx);
-                        tracing::warn!(
-                            record = %key.record_id,
-                            metric = key.metric.as_str(),
-                            error = %e,
-                            "an SLA target could not be recomputed under the changed configuration; it keeps its due time"
-                        );
-                        // Not retried each pass unless a concurrent change caused it.
-                        if !matches!(e, Error::Aborted(_)) {
-                            let mut conn = self.pool.acquire().await?;
-                            store::mark_config_version(&mut conn, key, cfg.version).await?;
-                        }
-                    }
-                }
-            }
-            self.metrics.recomputed.add(entries.len() as u64, &[]);
-            self.writer.send(entries, Vec::new(), None).await;
-            if keys.len() < RECOMPUTE_PAGE as usize {
-                break;
-            }
-        }
-        if total > 0 {
-            tracing::info!(targets = total, "running SLA targets recomputed under the changed configuration");
-        }
-        Ok(total)
-    }
-
-    async fn recompute_one(
-        &self,
-        conn: &mut AnyConnection,
-        cfg: &Config,
-        key: &TargetKey,
-    ) -> Result<Option<LiveEntry>, Error> {
-        let Some(before) = store::get_target(conn, key).await? else { return Ok(None) };
-        if !before.open || before.config_version >= cfg.version {
-            return Ok(None);
-        }
-        let mut row = before.clone();
-        row.config_version = cfg.version;
-        if row.target.breached_at.is_some() {
-            // A breach is history: its due time stays what it was.
-            store::recompute_target(conn, &row, &before).await?;
-            return Ok(None);
-        }
-        let now = self.now();
-        // Time already used is measured in the calendar it ran in.
-        let ran_in = self.config_at(before.config_version).unwrap_or_else(|| Arc::new(cfg.clone()));
-        let old_cal = ran_in.calendar(&before.calendar_id);
-        let mut ticket = None;
-        let (policy, queue, assignee) = if is_call(&key.record_id) {
-            let call_id = key.record_id.trim_start_matches("call:");
-            let queue = store::get_call(conn, call_id).await?.map(|c| c.queue).unwrap_or_default();
-            (cfg.policy(&row.policy_id).cloned(), queue, String::new())
-        } else {
-            let Some(t) = store::get_ticket(conn, &key.record_id).await? else { return Ok(None) };
-            let (q, a) = (t.queue.clone(), t.assignee.clone());
-            let p = self.policy_for(cfg, &t);
-            ticket = Some(t);
-            (p, q, a)
-        };
-        let calendar_id = policy.as_ref().map_or_else(|| cfg.default_calendar.clone(), |p| cfg.calendar_id_of(p));
-        let cal = cfg.calendar(&calendar_id);
-        let mut deadline = None;
-        if let Some(t) = &ticket
-            && key.metric == Metric::Resolution
-            && !t.filing_period.is_empty()
-        {
-            // A cap that cannot be computed keeps the one there (and says why).
-            match cfg.filing_cap(&calendar_id, &t.filing_period) {
-                Ok(cap) => {
-                    row.target.cap_at = cap.as_ref().map(|c| c.cap_ms);
-                    row.cap_provisional = cap.as_ref().is_some_and(|c| c.provisional);
-                    deadline = cap.map(|c| c.deadline);
-                }
-                Err(e) => {
-                    tracing::warn!(record = %key.record_id, error = %e, "filing deadline not recomputed; the cap stays");
-                }
-            }
-        }
-        row.target.settle(now, &old_cal).map_err(cal_err)?;
-        match policy.as_ref().and_then(|p| p.rule(key.metric)) {
-            Some(rule) => {
-                row.target.rematch(rule, now, &cal).map_err(cal_err)?;
-                if let Some(p) = &policy {
-                    row.policy_id.clone_from(&p.id);
-                }
-            }
-            None => row.target.recompute(&cal).map_err(cal_err)?,
-        }
-        row.calendar_id = calendar_id;
-        // Written only if nobody changed the target since it was read; a
-        // writer that did stamps its own version, and the next pass looks again.
-        if !store::recompute_target(conn, &row, &before).await? {
-            return Ok(None);
-        }
-        if let (Some(mut t), Some(deadline)) = (ticket, deadline)
-            && deadline != t.filing_deadline
-        {
-            let body = format!("filing deadline now {deadline} (was {})", t.filing_deadline);
-            store::add_timeline(conn, &t.id, "notification", "sla", &body, now).await?;
-            t.filing_deadline = deadline;
-            store::save_ticket(conn, &mut t).await?;
-        }
-        Ok(Some(entry_of(&row.target, &queue, &assignee)))
-    }
-
     /// Queue or assignee changed: the live view regroups.
     pub async fn on_routing(&self, conn: &mut AnyConnection, t: &TicketRow) -> Result<Changes, Error> {
         let mut c = Changes::default();
@@ -995,9 +619,6 @@ impl SlaEngine {
         Ok(c)
     }
 }
-
-/// Targets recomputed per page of a pass.
-const RECOMPUTE_PAGE: i64 = 200;
 
 /// The cap a filing period puts on a request's resolution counted in
 /// `cal`, with `statutory` (the default calendar) for the official table

@@ -9,6 +9,7 @@ mod calls;
 mod config;
 mod email;
 mod feedback;
+mod preview;
 mod sla;
 mod stats;
 mod tickets;
@@ -300,7 +301,7 @@ impl TicketService for TicketsApi {
 
     async fn preview_due_date(&self, req: Request<pb::PreviewDueDateRequest>) -> Res<pb::DueDatePreview> {
         let c = call(req)?;
-        answer(config::preview(self, c.r).await)
+        answer(preview::preview(self, c.r).await)
     }
 
     async fn get_escalation_rules(&self, req: Request<pb::GetEscalationRulesRequest>) -> Res<pb::EscalationRules> {
