@@ -609,9 +609,13 @@ async fn investigation_capa_decision_rating_and_the_figures_they_make(s: Suite) 
         })
         .await
         .unwrap();
-    for a in [A::CustomerAccepts, A::Close] {
-        step(&s, Role::Supervisor, &rec.id, a, "").await.unwrap();
-    }
+    step(&s, Role::Supervisor, &rec.id, A::CustomerAccepts, "").await.unwrap();
+    // Not closed while an action is still open.
+    let open = step(&s, Role::Supervisor, &rec.id, A::Close, "").await.unwrap_err();
+    assert_eq!(open.code(), Code::FailedPrecondition);
+    assert!(open.message().contains("1 corrective action"), "{}", open.message());
+    owner.clone().complete_corrective_action(complete(&later.id)).await.unwrap();
+    step(&s, Role::Supervisor, &rec.id, A::Close, "").await.unwrap();
 
     // The figures.
     let today = suite_date(&s, "%Y-%m-%d");

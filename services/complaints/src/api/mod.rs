@@ -508,6 +508,19 @@ async fn transition(
     etag::check("complaint", &r.etag, c.version)?;
     let from = state_of(c.state);
     let to = domain::transition(from, action)?;
+    if action == pb::ComplaintAction::Close {
+        // Closed once its corrective actions are done (their verification may come later).
+        let open = store::actions(&mut tx, Some(&c.id))
+            .await?
+            .iter()
+            .filter(|a| a.status == i64::from(pb::ActionStatus::Open as i32))
+            .count();
+        if open > 0 {
+            return Err(Error::FailedPrecondition(format!(
+                "{open} corrective action(s) are still open; complete them before closing the complaint"
+            )));
+        }
+    }
     let now = api.now();
     match action {
         pb::ComplaintAction::GivePreliminaryOpinion => c.preliminary_opinion = text,
