@@ -592,6 +592,16 @@ pub static ROUTES: &[Route] = &[
     ),
     r!(
         "GET",
+        "/api/v1/sla/config",
+        "kefu.tickets.v1.TicketService/GetSlaConfig",
+        Body::None,
+        [],
+        None,
+        None,
+        "The SLA configuration in one document (for services and audits)"
+    ),
+    r!(
+        "GET",
         "/api/v1/sla/policies",
         "kefu.tickets.v1.TicketService/ListSlaPolicies",
         Body::None,

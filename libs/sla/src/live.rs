@@ -101,6 +101,21 @@ pub struct Dashboard {
     pub by_assignee: BTreeMap<String, GroupCounts>,
 }
 
+/// The widest at-risk window a dashboard or list may ask for, in minutes (a
+/// week): the count reads each target due in it.
+pub const MAX_AT_RISK_MINUTES: i32 = 7 * 24 * 60;
+
+/// An at-risk window in milliseconds from the minutes a caller gave (0: an
+/// hour), or what is wrong with them.
+pub fn at_risk_window(minutes: i32) -> Result<i64, String> {
+    match minutes {
+        0 => Ok(60 * 60_000),
+        n if n < 0 => Err("must not be negative".into()),
+        n if n > MAX_AT_RISK_MINUTES => Err(format!("{n} is more than a week; use at most {MAX_AT_RISK_MINUTES}")),
+        n => Ok(i64::from(n) * 60_000),
+    }
+}
+
 /// Stable shard of a record (FNV-1a), the same in every replica.
 pub fn shard_of(record_id: &str, shards: u32) -> u32 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;

@@ -15,10 +15,12 @@ pub enum Metric {
     Answer,
     Acknowledgement,
     PreliminaryOpinion,
+    /// A complaint's corrective or preventive action, due on its date.
+    CorrectiveAction,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 7] = [
+    pub const ALL: [Metric; 8] = [
         Metric::FirstResponse,
         Metric::NextResponse,
         Metric::Resolution,
@@ -26,6 +28,7 @@ impl Metric {
         Metric::Answer,
         Metric::Acknowledgement,
         Metric::PreliminaryOpinion,
+        Metric::CorrectiveAction,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -37,6 +40,7 @@ impl Metric {
             Metric::Answer => "answer",
             Metric::Acknowledgement => "acknowledgement",
             Metric::PreliminaryOpinion => "preliminary_opinion",
+            Metric::CorrectiveAction => "corrective_action",
         }
     }
 
@@ -118,6 +122,10 @@ pub struct Conditions {
     pub priorities: Vec<String>,
     #[serde(default)]
     pub tiers: Vec<String>,
+    /// Where a complaint came from: customer, regulator_referral,
+    /// hotline_referral, ticket_escalation (tickets have none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -142,6 +150,8 @@ pub struct Facts<'a> {
     pub category: &'a str,
     pub priority: &'a str,
     pub tier: &'a str,
+    /// A complaint's source; empty for tickets and calls.
+    pub source: &'a str,
 }
 
 fn matches(list: &[String], value: &str) -> bool {
@@ -156,6 +166,7 @@ impl Policy {
             && matches(&c.categories, f.category)
             && matches(&c.priorities, f.priority)
             && matches(&c.tiers, f.tier)
+            && matches(&c.sources, f.source)
     }
 
     pub fn rule(&self, metric: Metric) -> Option<&MetricRule> {
@@ -196,6 +207,70 @@ impl Policy {
         }
         Ok(())
     }
+}
+
+/// Who may be told of a warning, a breach or a breach left open.
+pub const NOTIFY_ROLES: &[&str] = &["assignee", "supervisor", "manager"];
+
+/// Escalation rules (data; defaults follow SLA.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EscalationRules {
+    /// Who is notified on a warning.
+    pub warning_notify: String,
+    /// Who is notified on a breach.
+    pub breach_notify: String,
+    /// Raise the priority one level on a breach.
+    pub breach_raises_priority: bool,
+    /// Second level: this long (business time) after a breach…
+    pub second_level_after_secs: i64,
+    /// …notify them.
+    pub second_level_notify: String,
+}
+
+impl Default for EscalationRules {
+    fn default() -> Self {
+        Self {
+            warning_notify: "assignee".into(),
+            breach_notify: "supervisor".into(),
+            breach_raises_priority: true,
+            second_level_after_secs: 2 * 3600,
+            second_level_notify: "manager".into(),
+        }
+    }
+}
+
+impl EscalationRules {
+    /// Checks rules a firm wrote: (field, message) of the first problem.
+    pub fn validate(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (field, v) in [
+            ("warning_notify", &self.warning_notify),
+            ("breach_notify", &self.breach_notify),
+            ("second_level_notify", &self.second_level_notify),
+        ] {
+            if !NOTIFY_ROLES.contains(&v.as_str()) {
+                out.push((field.to_owned(), format!("{v:?} is not one of {}", NOTIFY_ROLES.join(", "))));
+            }
+        }
+        if !(60..=30 * 24 * 3600).contains(&self.second_level_after_secs) {
+            out.push(("second_level_after_seconds".to_owned(), "must be 60 seconds to 30 days".to_owned()));
+        }
+        out
+    }
+}
+
+/// What a service that computes deadlines in the firm's calendars needs of
+/// the SLA configuration, in one piece (the tickets service owns it and
+/// hands it out as this document).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ConfigDocument {
+    /// Version of what due times are computed from (calendars, policies).
+    pub version: i64,
+    pub default_calendar: String,
+    pub calendars: Vec<crate::CalendarSpec>,
+    pub policies: Vec<Policy>,
+    #[serde(default)]
+    pub escalation: EscalationRules,
 }
 
 /// The first matching policy in position order.

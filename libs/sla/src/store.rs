@@ -5,7 +5,7 @@
 //! each warning, breach and escalation happens once.
 use kefu_kit::Error;
 
-use crate::{ClockKind, Metric, SlaEvent, Target, TargetKey};
+use crate::{Claimed, ClockKind, DueKind, Metric, SlaEvent, Target, TargetKey};
 use sqlx::{AnyConnection, Row, any::AnyRow};
 
 /// `sla_targets.open` of a target that can still warn, breach or be fulfilled.
@@ -364,6 +364,61 @@ pub async fn events_after(conn: &mut AnyConnection, since_id: &str, limit: i64) 
             queue: r.try_get(7)?,
             assignee: r.try_get(8)?,
         });
+    }
+    Ok(out)
+}
+
+/// Fires a claimed warning or breach on `row` (read in the same
+/// transaction) once: the event when this call recorded it, `None` when it
+/// was already recorded or no longer applies. A breach schedules the
+/// second-level escalation at `second_level(due)`.
+pub async fn fire_due(
+    conn: &mut AnyConnection,
+    row: &mut TargetRow,
+    kind: DueKind,
+    now: i64,
+    second_level: impl FnOnce(i64) -> Option<i64>,
+) -> Result<Option<SlaEvent>, Error> {
+    let key = row.target.key.clone();
+    Ok(match kind {
+        DueKind::Warning => match row.target.clone().mark_warned(now) {
+            Some(ev) if claim_warning(conn, &key, now).await? => {
+                row.target.mark_warned(now);
+                Some(ev)
+            }
+            _ => None,
+        },
+        DueKind::Breach => match (row.target.clone().mark_breached(now), row.target.due_at) {
+            (Some(ev), Some(due)) => {
+                let second = second_level(due);
+                if claim_breach(conn, &key, due, second).await? {
+                    row.target.mark_breached(now);
+                    row.escalation_due_at = second;
+                    Some(ev)
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        },
+    })
+}
+
+/// The safety net's query for a sweeper: warnings first (a target overdue
+/// for both warns, then breaches), each in its shard of `shards`.
+pub async fn overdue_claims(
+    conn: &mut AnyConnection,
+    before: i64,
+    limit: usize,
+    shards: u32,
+) -> Result<Vec<Claimed>, Error> {
+    let limit = i64::try_from(limit).unwrap_or(500);
+    let mut out = Vec::new();
+    for (breaches, kind) in [(false, DueKind::Warning), (true, DueKind::Breach)] {
+        for key in overdue_targets(conn, before, limit, breaches).await? {
+            let shard = crate::live::shard_of(&key.record_id, shards);
+            out.push(Claimed { shard, key, kind });
+        }
     }
     Ok(out)
 }

@@ -39,6 +39,20 @@ struct Job {
     done: oneshot::Sender<()>,
 }
 
+/// What a change did, to tell the live store and watchers after commit.
+#[derive(Default)]
+pub struct Changes {
+    pub entries: Vec<LiveEntry>,
+    pub events: Vec<SlaEvent>,
+}
+
+impl Changes {
+    pub fn merge(&mut self, other: Changes) {
+        self.entries.extend(other.entries);
+        self.events.extend(other.events);
+    }
+}
+
 /// Queues committed changes for the live store.
 pub struct LiveWriter {
     tx: mpsc::Sender<Job>,

@@ -136,6 +136,8 @@ pub struct Suite {
     pub tickets_url: String,
     pub customers_url: String,
     pub live: Live,
+    /// The live store of complaint deadlines.
+    pub complaints_live: Live,
     pub gateway: Option<GatewayHandle>,
     pub shutdown: CancellationToken,
     _dir: tempfile::TempDir,
@@ -194,19 +196,27 @@ impl Suite {
                 "test-host",
             )),
         };
-        embedded.overrides.insert(kefu_complaints::Overrides { clock: Some(Arc::new(clock.clone())) });
+        let sweep = SweeperConfig {
+            owner: "test".into(),
+            lease_ttl: Duration::from_secs(5),
+            claim_ttl: Duration::from_secs(60),
+            batch: 100,
+            concurrency: 8,
+            interval: Duration::from_millis(50),
+            safety_net_grace: Duration::from_secs(2),
+        };
+        // Complaint deadlines live apart from tickets' targets (their own
+        // Redis prefix, or their own memory store), as in production.
+        let complaints_live = Live::new(backend).await?;
+        embedded.overrides.insert(kefu_complaints::Overrides {
+            clock: Some(Arc::new(clock.clone())),
+            live: Some(complaints_live.store()),
+            sweep: Some(sweep.clone()),
+        });
         embedded.overrides.insert(kefu_tickets::Overrides {
             clock: Some(Arc::new(clock.clone())),
             live: Some(live.store()),
-            sweep: Some(SweeperConfig {
-                owner: "test".into(),
-                lease_ttl: Duration::from_secs(5),
-                claim_ttl: Duration::from_secs(60),
-                batch: 100,
-                concurrency: 8,
-                interval: Duration::from_millis(50),
-                safety_net_grace: Duration::from_secs(2),
-            }),
+            sweep: Some(sweep),
         });
         let shutdown = CancellationToken::new();
         let mut assembly = kefu_kit::module::build_all(modules, "test", &shutdown, &embedded).await.unwrap();
@@ -242,6 +252,7 @@ impl Suite {
             tickets_url,
             customers_url,
             live,
+            complaints_live,
             gateway,
             shutdown,
             _dir: dir,
@@ -350,10 +361,18 @@ impl Suite {
         self.tickets.sweeper.tick().await
     }
 
-    /// Moves the clock and sweeps.
+    /// Moves the clock and sweeps (tickets' report; complaints' sweeper
+    /// runs too).
     pub async fn advance_to(&self, ms: i64) -> kefu_sla::sweeper::TickReport {
         self.clock.set(ms);
-        self.sweep().await
+        let report = self.sweep().await;
+        self.sweep_complaints().await;
+        report
+    }
+
+    /// One sweep of complaint deadlines.
+    pub async fn sweep_complaints(&self) -> kefu_sla::sweeper::TickReport {
+        self.complaints.sweeper.tick().await.unwrap()
     }
 }
 

@@ -7,9 +7,10 @@
 pub mod api;
 pub mod domain;
 pub mod erasure;
+pub mod sla;
 pub mod store;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use clap::Args;
 use kefu_kit::module::{Built, Context, Module};
@@ -29,14 +30,26 @@ pub struct ComplaintsArgs {
     /// Address of the tickets service (tickets escalated into complaints).
     #[arg(long, env = "KEFU_TICKETS_ADDR", default_value = "http://tickets:50051")]
     pub tickets_addr: String,
+    /// The live deadline store (`KEFU_REDIS_URL`, under its own prefix)
+    /// and the sweeper's pace.
+    #[command(flatten)]
+    pub live: kefu_sla::args::LiveArgs,
     /// Following the customers' erasures (`KEFU_SERVICE_TOKEN_FILE`, `KEFU_ERASURE_POLL`).
     #[command(flatten)]
     pub erasure: kefu_kit::erasure::ErasureArgs,
 }
 
+/// The live store's key prefix: the complaints sweeper claims only
+/// complaint deadlines.
+pub const LIVE_PREFIX: &str = "kefu-complaints";
+/// How often the SLA configuration is read from tickets.
+const CONFIG_POLL: Duration = Duration::from_secs(5);
+
 /// What the complaints module hands its host (tests drive the follower).
 pub struct ComplaintsHandle {
     pub erasures: Arc<erasure::ErasureFollower>,
+    pub deadlines: Arc<sla::Deadlines>,
+    pub sweeper: Arc<kefu_sla::Sweeper>,
 }
 
 /// What an embedding host (a test) may give the complaints service instead
@@ -45,6 +58,8 @@ pub struct ComplaintsHandle {
 pub struct Overrides {
     /// The clock deadlines and dates are read from.
     pub clock: Option<Arc<dyn kefu_sla::Clock>>,
+    pub live: Option<Arc<dyn kefu_sla::LiveStore>>,
+    pub sweep: Option<kefu_sla::SweeperConfig>,
 }
 
 /// The complaints service as a kefu [`Module`].
@@ -65,6 +80,7 @@ impl Module for Complaints {
     }
 
     fn check(args: &ComplaintsArgs, embedded: bool) -> anyhow::Result<()> {
+        args.live.check(embedded)?;
         if !embedded {
             args.erasure.token_source("complaints")?;
         }
@@ -76,12 +92,17 @@ impl Module for Complaints {
             Some(e) => (e.self_addr.clone(), e.self_addr.clone()),
             None => (args.customers_addr.clone(), args.tickets_addr.clone()),
         };
-        let clock = ctx
-            .embedded
-            .as_ref()
-            .and_then(|e| e.get::<Overrides>())
-            .and_then(|o| o.clock)
-            .unwrap_or_else(|| Arc::new(kefu_sla::SystemClock));
+        let overrides = ctx.embedded.as_ref().and_then(|e| e.get::<Overrides>()).unwrap_or_default();
+        let clock = overrides.clock.unwrap_or_else(|| Arc::new(kefu_sla::SystemClock));
+        let live = match overrides.live {
+            Some(live) => live,
+            None => args.live.store(ctx.embedded.is_some(), LIVE_PREFIX).await?,
+        };
+        let sweep = overrides.sweep.unwrap_or_else(|| kefu_sla::SweeperConfig {
+            owner: ctx.instance.clone(),
+            interval: args.live.sla_sweep_interval,
+            ..Default::default()
+        });
         let token = match ctx.embedded.as_ref().and_then(|e| e.service_token.clone()) {
             Some(t) => t,
             None => args.erasure.token_source("complaints")?,
@@ -89,13 +110,53 @@ impl Module for Complaints {
         let erasures = Arc::new(erasure::ErasureFollower::new(
             ctx.pool.clone(),
             kefu_kit::client::channel(&customers)?,
-            token,
+            token.clone(),
             erasure::ComplaintsErasure,
         ));
-        let svc = ComplaintServiceServer::new(ComplaintsApi::new(ctx.pool, &customers, &tickets, clock)?);
-        let mut built = Built::services(kefu_kit::server::ServerBuilder::new().add_service(svc, &ACCESS));
+        let deadlines = Arc::new(
+            sla::Deadlines::load(
+                ctx.pool.clone(),
+                live.clone(),
+                clock.clone(),
+                kefu_kit::client::channel(&tickets)?,
+                token,
+            )
+            .await?,
+        );
+        let sweeper = Arc::new(
+            kefu_sla::Sweeper::new(live, deadlines.clone(), clock, sweep)
+                .with_rebuild_flag(deadlines.rebuild_flag.clone()),
+        );
+        if ctx.embedded.is_some() {
+            // In memory the view starts empty: build it before serving.
+            sweeper.ensure_live_view().await?;
+        }
+        let api = ComplaintsApi::new(ctx.pool, &customers, &tickets, deadlines.clone(), ctx.shutdown.clone())?;
+        let probe_deadlines = deadlines.clone();
+        // Redis is a cache of live state: its loss degrades, never fails, readiness.
+        let live_check = kefu_kit::server::Check {
+            name: "live deadline store".into(),
+            required: false,
+            probe: Arc::new(move || {
+                let healthy = probe_deadlines.live_healthy();
+                Box::pin(async move {
+                    if healthy { Ok(()) } else { Err("writes fail; deadlines fire from the database".into()) }
+                })
+            }),
+        };
+        let svc = ComplaintServiceServer::new(api);
+        let mut built =
+            Built::services(kefu_kit::server::ServerBuilder::new().add_service(svc, &ACCESS).check(live_check));
         built.tasks.push(Box::pin(erasures.clone().run(args.erasure.erasure_poll, ctx.shutdown.clone())));
-        built.handle = Box::new(ComplaintsHandle { erasures });
+        built.tasks.push(Box::pin(sweeper.clone().run(ctx.shutdown.clone())));
+        built.tasks.push(Box::pin(deadlines.clone().follow(CONFIG_POLL, ctx.shutdown.clone())));
+        let flush = deadlines.clone();
+        built.finally.push(Box::pin(async move {
+            if !flush.flush_live(Duration::from_secs(2)).await {
+                tracing::warn!("live deadline changes still queued at exit; the next process rebuilds them");
+            }
+        }));
+        built.handle = Box::new(ComplaintsHandle { erasures, deadlines, sweeper });
         Ok(built)
     }
 }

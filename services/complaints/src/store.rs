@@ -53,6 +53,8 @@ pub struct ComplaintRow {
     pub compensation_paid_fen: i64,
     pub satisfaction: i64,
     pub satisfaction_comment: String,
+    /// How many times a missed deadline escalated it.
+    pub escalation_level: i64,
     pub version: i64,
 }
 
@@ -61,7 +63,7 @@ const COLUMNS: &str = "id, number, state, source, channel, customer_id, anonymou
     referral_due_at, repeat_of, handler, preliminary_opinion, response, mediator, legal_hold, reopen_count, recorded_by, \
     received_at, created_at, updated_at, closed_at, findings, root_cause, responsible_staff, responsible_department, \
     upheld, finding_by, finding_at, decision_channel, decision_at, decision_summary, compensation_paid_fen, \
-    satisfaction, satisfaction_comment, version";
+    satisfaction, satisfaction_comment, escalation_level, version";
 
 /// What changes over a complaint's life.
 fn mutable(c: &ComplaintRow) -> Columns {
@@ -88,6 +90,7 @@ fn mutable(c: &ComplaintRow) -> Columns {
         .with("compensation_paid_fen", c.compensation_paid_fen)
         .with("satisfaction", c.satisfaction)
         .with("satisfaction_comment", c.satisfaction_comment.as_str())
+        .with("escalation_level", c.escalation_level)
 }
 
 pub async fn insert(conn: &mut AnyConnection, c: &ComplaintRow) -> Result<(), Error> {
@@ -510,6 +513,44 @@ pub async fn counter(conn: &mut AnyConnection, name: &str) -> Result<i64, Error>
 pub async fn set_counter(conn: &mut AnyConnection, name: &str, value: i64) -> Result<(), Error> {
     sqlx::query(
         "INSERT INTO counters (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+    )
+    .bind(name)
+    .bind(value)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+// ------------------------------------------------------------ deadlines
+
+/// Open targets after a cursor with who they are routed to (the handler of
+/// the complaint, or the owner of the corrective action), for rebuilding
+/// the live view page by page.
+pub async fn open_targets_page(
+    conn: &mut AnyConnection,
+    after: &(String, String, i64),
+    limit: i64,
+) -> Result<Vec<(kefu_sla::store::TargetRow, String)>, Error> {
+    use kefu_sla::store::{OPEN, TARGET_COLUMNS, target_from_row};
+    let cols: String = TARGET_COLUMNS.split(", ").map(|c| format!("s.{c}")).collect::<Vec<_>>().join(", ");
+    let sql = format!(
+        "SELECT {cols}, COALESCE(a.owner, c.handler, '') AS routed_to FROM sla_targets s \
+         LEFT JOIN complaints c ON c.id = s.record_id \
+         LEFT JOIN corrective_actions a ON a.complaint_id || '/' || a.id = s.record_id \
+         WHERE (s.record_id, s.metric, s.cycle) > ($1, $2, $3) AND s.open = {OPEN} \
+         ORDER BY s.record_id, s.metric, s.cycle LIMIT {limit}"
+    );
+    let rows = sqlx::query(&sql).bind(&after.0).bind(&after.1).bind(after.2).fetch_all(conn).await?;
+    rows.iter().map(|r| Ok((target_from_row(r)?, r.try_get("routed_to")?))).collect()
+}
+
+pub async fn get_setting(conn: &mut AnyConnection, name: &str) -> Result<Option<String>, Error> {
+    Ok(sqlx::query_scalar("SELECT value FROM settings WHERE name = $1").bind(name).fetch_optional(conn).await?)
+}
+
+pub async fn put_setting(conn: &mut AnyConnection, name: &str, value: &str) -> Result<(), Error> {
+    sqlx::query(
+        "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
     )
     .bind(name)
     .bind(value)

@@ -92,23 +92,13 @@ pub fn kind_name(k: i64) -> &'static str {
     }
 }
 
-pub fn channel_name(c: i64) -> &'static str {
-    match kefu_proto::common::v1::Channel::try_from(c as i32) {
-        Ok(kefu_proto::common::v1::Channel::Phone) => "phone",
-        Ok(kefu_proto::common::v1::Channel::OnlineChat) => "online_chat",
-        Ok(kefu_proto::common::v1::Channel::Email) => "email",
-        Ok(kefu_proto::common::v1::Channel::Wechat) => "wechat",
-        Ok(kefu_proto::common::v1::Channel::InPerson) => "in_person",
-        Ok(kefu_proto::common::v1::Channel::Sms) => "sms",
-        Ok(kefu_proto::common::v1::Channel::Letter) => "letter",
-        _ => "unspecified",
-    }
-}
+pub use kefu_kit::channel::{CHANNEL_NAMES, channel_name};
 
-/// The names SLA policies match channels by.
-pub const CHANNEL_NAMES: &[&str] = &["phone", "wechat", "email", "sms", "online_chat", "in_person", "letter"];
-/// The names SLA policies match priorities by.
-pub const PRIORITY_NAMES: &[&str] = &["low", "normal", "high", "urgent"];
+/// The names SLA policies match priorities by: tickets' priorities, and
+/// complaints' severities (low, medium, high, critical).
+pub const PRIORITY_NAMES: &[&str] = &["low", "normal", "high", "urgent", "medium", "critical"];
+/// Where complaints come from (SLA policies may match them).
+pub const COMPLAINT_SOURCES: &[&str] = &["customer", "regulator_referral", "hotline_referral", "ticket_escalation"];
 /// The record kinds SLA policies match (tickets' kinds, phone calls, complaints).
 pub const RECORD_KINDS: &[&str] = &["consultation", "business_request", "feedback", "phone_contact", "complaint"];
 
@@ -421,7 +411,3 @@ fn phone_like_numbers_are_found_with_their_separators_dropped() {
     );
     assert!(crate::domain::phone_numbers_in("邮件 a@b.cn，金额 123456").is_empty());
 }
-
-/// The widest at-risk window a dashboard or list may ask for, in minutes (a
-/// week): the count reads each target due in it.
-pub const MAX_AT_RISK_MINUTES: i32 = 7 * 24 * 60;

@@ -14,7 +14,7 @@ use std::{sync::Arc, time::Duration};
 use clap::Args;
 use kefu_kit::module::{Built, Context, Module};
 use kefu_proto::tickets::v1::ticket_service_server::TicketServiceServer;
-use kefu_sla::{Clock, LiveStore, MemoryLiveStore, RedisLiveStore, Sweeper, SweeperConfig, SystemClock};
+use kefu_sla::{Clock, LiveStore, Sweeper, SweeperConfig, SystemClock};
 use sqlx::AnyPool;
 
 pub use api::{ACCESS, TicketsApi};
@@ -25,19 +25,12 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// Settings of `kefu serve tickets` beyond the common ones.
 #[derive(Debug, Clone, Args)]
 pub struct TicketsArgs {
-    /// Redis for the live SLA state (`redis://host:6379`); required by `kefu
-    /// serve tickets`, while `kefu up` keeps live state in memory.
-    #[arg(long, env = "KEFU_REDIS_URL", hide_env_values = true)]
-    pub redis_url: Option<String>,
-    /// Shards of the live SLA state (sweeper parallelism across replicas).
-    #[arg(long, env = "KEFU_SLA_SHARDS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
-    pub sla_shards: u32,
+    /// The live SLA store and the sweeper's pace.
+    #[command(flatten)]
+    pub live: kefu_sla::args::LiveArgs,
     /// Address of the customers service.
     #[arg(long, env = "KEFU_CUSTOMERS_ADDR", default_value = "http://customers:50051")]
     pub customers_addr: String,
-    /// How often the sweeper looks for due targets.
-    #[arg(long, env = "KEFU_SLA_SWEEP_INTERVAL", default_value = "500ms", value_parser = kefu_kit::config::parse_duration)]
-    pub sla_sweep_interval: Duration,
     /// Following the customers' erasures (`KEFU_SERVICE_TOKEN_FILE`, `KEFU_ERASURE_POLL`).
     #[command(flatten)]
     pub erasure: kefu_kit::erasure::ErasureArgs,
@@ -74,13 +67,7 @@ impl Module for Tickets {
     }
 
     fn check(args: &TicketsArgs, embedded: bool) -> anyhow::Result<()> {
-        match &args.redis_url {
-            None if !embedded => anyhow::bail!("set KEFU_REDIS_URL (--redis-url) for the live SLA state"),
-            Some(url) if !url.starts_with("redis://") && !url.starts_with("rediss://") => {
-                anyhow::bail!("KEFU_REDIS_URL must start with redis:// or rediss://")
-            }
-            _ => {}
-        }
+        args.live.check(embedded)?;
         if !embedded {
             args.erasure.token_source("tickets")?;
         }
@@ -89,23 +76,18 @@ impl Module for Tickets {
 
     async fn build(args: TicketsArgs, ctx: Context) -> anyhow::Result<Built> {
         let overrides = ctx.embedded.as_ref().and_then(|e| e.get::<Overrides>()).unwrap_or_default();
-        let (live, customers_addr): (Arc<dyn LiveStore>, String) = match &ctx.embedded {
-            Some(embedded) => (
-                overrides.live.unwrap_or_else(|| Arc::new(MemoryLiveStore::new(args.sla_shards))),
-                embedded.self_addr.clone(),
-            ),
-            None => {
-                let url = args
-                    .redis_url
-                    .as_deref()
-                    .ok_or_else(|| anyhow::anyhow!("set KEFU_REDIS_URL (--redis-url) for the live SLA state"))?;
-                (Arc::new(RedisLiveStore::connect(url, args.sla_shards, "kefu").await?), args.customers_addr.clone())
-            }
+        let live = match overrides.live {
+            Some(live) => live,
+            None => args.live.store(ctx.embedded.is_some(), "kefu").await?,
+        };
+        let customers_addr = match &ctx.embedded {
+            Some(embedded) => embedded.self_addr.clone(),
+            None => args.customers_addr.clone(),
         };
         let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let sweep = overrides.sweep.unwrap_or_else(|| SweeperConfig {
             owner: ctx.instance.clone(),
-            interval: args.sla_sweep_interval,
+            interval: args.live.sla_sweep_interval,
             ..Default::default()
         });
         let token = match ctx.embedded.as_ref().and_then(|e| e.service_token.clone()) {

@@ -36,19 +36,7 @@ struct SlaMetrics {
     recomputed: Counter<u64>,
 }
 
-/// What a change did, to tell the live store and watchers after commit.
-#[derive(Default)]
-pub struct Changes {
-    pub entries: Vec<LiveEntry>,
-    pub events: Vec<SlaEvent>,
-}
-
-impl Changes {
-    pub fn merge(&mut self, other: Changes) {
-        self.entries.extend(other.entries);
-        self.events.extend(other.events);
-    }
-}
+pub use kefu_sla::Changes;
 
 pub struct SlaEngine {
     pool: AnyPool,
@@ -248,6 +236,7 @@ impl SlaEngine {
             category: &t.category,
             priority: domain::priority_name(t.priority),
             tier: &t.customer_tier,
+            source: "",
         };
         policy::first_match(&cfg.policies, &facts).cloned()
     }
@@ -691,40 +680,11 @@ impl DueHandler for SlaEngine {
         let cfg = self.config();
         let cal = cfg.calendar(&row.calendar_id);
         let mut changes = Changes::default();
-        let event = match claimed.kind {
-            DueKind::Warning => {
-                let ev = row.target.clone().mark_warned(now);
-                match ev {
-                    Some(ev) if store::claim_warning(&mut tx, &claimed.key, now).await? => {
-                        row.target.mark_warned(now);
-                        Some(ev)
-                    }
-                    _ => None,
-                }
-            }
-            DueKind::Breach => {
-                let ev = row.target.clone().mark_breached(now);
-                match (ev, row.target.due_at) {
-                    (Some(ev), Some(due)) => {
-                        let second = cal
-                            .add(
-                                kefu_sla::target::to_dt(due),
-                                chrono::Duration::seconds(cfg.escalation.second_level_after_secs),
-                            )
-                            .map(|d| d.timestamp_millis())
-                            .ok();
-                        if store::claim_breach(&mut tx, &claimed.key, due, second).await? {
-                            row.target.mark_breached(now);
-                            row.escalation_due_at = second;
-                            Some(ev)
-                        } else {
-                            None
-                        }
-                    }
-                    _ => None,
-                }
-            }
-        };
+        let second_after = chrono::Duration::seconds(cfg.escalation.second_level_after_secs);
+        let event = kefu_sla::store::fire_due(&mut tx, &mut row, claimed.kind, now, |due| {
+            cal.add(kefu_sla::target::to_dt(due), second_after).map(|d| d.timestamp_millis()).ok()
+        })
+        .await?;
         if let Some(ev) = event {
             let due_ref = match claimed.kind {
                 DueKind::Warning => row.target.warned_at,
@@ -781,17 +741,8 @@ impl DueHandler for SlaEngine {
     }
 
     async fn overdue(&self, before: i64, limit: usize) -> anyhow::Result<Vec<Claimed>> {
-        let limit = i64::try_from(limit).unwrap_or(500);
         let mut conn = self.pool.acquire().await?;
-        let mut out = Vec::new();
-        // Warnings first: a target overdue for both warns, then breaches.
-        for (breaches, kind) in [(false, DueKind::Warning), (true, DueKind::Breach)] {
-            for key in store::overdue_targets(&mut conn, before, limit, breaches).await? {
-                let shard = kefu_sla::live::shard_of(&key.record_id, self.live.shards());
-                out.push(Claimed { shard, key, kind });
-            }
-        }
-        Ok(out)
+        Ok(store::overdue_claims(&mut conn, before, limit, self.live.shards()).await?)
     }
 
     async fn periodic(&self, now: i64) -> anyhow::Result<usize> {

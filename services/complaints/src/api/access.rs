@@ -12,6 +12,8 @@ const ACTORS: &[Role] = &[Role::Agent, Role::Supervisor, Role::Admin];
 const CUSTOMER_CHANNELS: &[Role] = &[Role::Service];
 /// Monitoring: supervisors, HR, admins, auditors and reporting systems.
 const MONITORING: &[Role] = &[Role::Supervisor, Role::Hr, Role::Admin, Role::Auditor, Role::Service];
+/// The live deadline board.
+const DASHBOARD: &[Role] = &[Role::Agent, Role::Supervisor, Role::Admin];
 /// Per-person figures feed performance reviews.
 const STAFF_FIGURES: &[Role] = &[Role::Supervisor, Role::Hr, Role::Admin, Role::Service];
 
@@ -33,5 +35,8 @@ pub static ACCESS: Access = Access {
         ("RateComplaintHandling", CUSTOMER_CHANNELS),
         ("GetComplaintStats", MONITORING),
         ("GetStaffComplaintStats", STAFF_FIGURES),
+        ("GetComplaintDeadlines", READERS),
+        ("GetComplaintSlaDashboard", DASHBOARD),
+        ("WatchComplaintDeadlines", WRITERS),
     ],
 };

@@ -190,7 +190,9 @@ pub(super) async fn add_action(
         }
     }
     store::insert_action(&mut tx, &row).await?;
+    let changes = api.deadlines.on_action_added(&mut tx, &c, &row).await?;
     tx.commit().await?;
+    api.deadlines.publish(changes).await;
     Ok(action_pb(&row, &today))
 }
 
@@ -219,7 +221,9 @@ pub(super) async fn complete_action(
     a.evidence = evidence;
     a.completed_at = Some(api.now());
     store::save_action(&mut tx, &mut a).await?;
+    let changes = api.deadlines.on_action_completed(&mut tx, &a).await?;
     tx.commit().await?;
+    api.deadlines.publish(changes).await;
     Ok(action_pb(&a, &today(api)))
 }
 

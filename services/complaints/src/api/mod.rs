@@ -2,6 +2,7 @@
 //! parse requests into domain values, run the rule, read and write through
 //! `store` in one transaction, and convert back.
 mod access;
+mod deadlines;
 mod investigation;
 mod stats;
 
@@ -47,6 +48,8 @@ pub struct ComplaintsApi {
     /// The firm's time zone (numbers count per year there).
     pub(crate) zone: chrono_tz::Tz,
     clock: std::sync::Arc<dyn kefu_sla::Clock>,
+    pub(crate) deadlines: std::sync::Arc<crate::sla::Deadlines>,
+    pub(crate) shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl ComplaintsApi {
@@ -54,7 +57,8 @@ impl ComplaintsApi {
         pool: AnyPool,
         customers_addr: &str,
         tickets_addr: &str,
-        clock: std::sync::Arc<dyn kefu_sla::Clock>,
+        deadlines: std::sync::Arc<crate::sla::Deadlines>,
+        shutdown: tokio_util::sync::CancellationToken,
     ) -> anyhow::Result<Self> {
         Ok(Self {
             reads: db::readers(&pool),
@@ -62,7 +66,9 @@ impl ComplaintsApi {
             customers: kefu_kit::client::channel(customers_addr)?,
             tickets: kefu_kit::client::channel(tickets_addr)?,
             zone: chrono_tz::Asia::Shanghai,
-            clock,
+            clock: deadlines.clock.clone(),
+            deadlines,
+            shutdown,
         })
     }
 
@@ -207,6 +213,7 @@ pub(crate) fn complaint_pb(c: &ComplaintRow) -> pb::Complaint {
         compensation_paid_fen: c.compensation_paid_fen,
         satisfaction: c.satisfaction as i32,
         satisfaction_comment: c.satisfaction_comment.clone(),
+        escalation_level: c.escalation_level as i32,
     }
 }
 
@@ -346,6 +353,7 @@ fn parse_new(p: &Principal, input: &pb::Complaint, now: i64) -> Result<NewCompla
         compensation_paid_fen: 0,
         satisfaction: 0,
         satisfaction_comment: String::new(),
+        escalation_level: 0,
         version: 1,
     };
     Ok(NewComplaint { row, ticket_ref: input.ticket_id.trim().to_owned() })
@@ -427,7 +435,9 @@ async fn record(
         },
     )
     .await?;
+    let changes = api.deadlines.on_recorded(&mut tx, &row).await?;
     tx.commit().await?;
+    api.deadlines.publish(changes).await;
     Ok(complaint_pb(&row))
 }
 
@@ -556,7 +566,9 @@ async fn transition(
         },
     )
     .await?;
+    let changes = api.deadlines.on_transition(&mut tx, &c, from, action).await?;
     tx.commit().await?;
+    api.deadlines.publish(changes).await;
     Ok(complaint_pb(&c))
 }
 
@@ -669,6 +681,32 @@ impl ComplaintService for ComplaintsApi {
     ) -> Res<pb::StaffComplaintStats> {
         let c = call(req)?;
         answer(stats::staff_stats(self, c.r).await)
+    }
+
+    async fn get_complaint_deadlines(
+        &self,
+        req: Request<pb::GetComplaintDeadlinesRequest>,
+    ) -> Res<pb::ComplaintDeadlines> {
+        let c = call(req)?;
+        answer(deadlines::of_complaint(self, &c.p, c.r).await)
+    }
+
+    async fn get_complaint_sla_dashboard(
+        &self,
+        req: Request<pb::GetComplaintSlaDashboardRequest>,
+    ) -> Res<pb::ComplaintSlaDashboard> {
+        let c = call(req)?;
+        answer(deadlines::dashboard(self, c.r).await)
+    }
+
+    type WatchComplaintDeadlinesStream = deadlines::EventStream;
+
+    async fn watch_complaint_deadlines(
+        &self,
+        req: Request<pb::WatchComplaintDeadlinesRequest>,
+    ) -> Res<Self::WatchComplaintDeadlinesStream> {
+        let c = call(req)?;
+        answer(deadlines::watch(self, &c.p, c.r).await)
     }
 
     async fn list_complaint_categories(

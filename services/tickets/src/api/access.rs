@@ -17,6 +17,8 @@ const CUSTOMER_CHANNELS: &[Role] = &[Role::Service];
 const STATS: &[Role] = &[Role::Supervisor, Role::Hr, Role::Admin, Role::Service];
 /// Who reads the trail of configuration changes.
 const CONFIG_AUDIT: &[Role] = &[Role::Supervisor, Role::Admin, Role::Auditor];
+/// Services that time their records by the firm's SLA configuration.
+const CONFIG_READERS: &[Role] = &[Role::Service, Role::Admin, Role::Auditor];
 
 pub static ACCESS: Access = Access {
     service: "kefu.tickets.v1.TicketService",
@@ -47,6 +49,7 @@ pub static ACCESS: Access = Access {
         ("ListSlaPolicies", ANYONE),
         ("UpsertSlaPolicy", MANAGERS),
         ("DeleteSlaPolicy", MANAGERS),
+        ("GetSlaConfig", CONFIG_READERS),
         ("ListCalendars", ANYONE),
         ("GetCalendar", ANYONE),
         ("CreateCalendar", ADMINS),

@@ -269,6 +269,11 @@ impl TicketService for TicketsApi {
         answer(sla::delete_policy(self, &c.p, c.r).await)
     }
 
+    async fn get_sla_config(&self, req: Request<pb::GetSlaConfigRequest>) -> Res<pb::SlaConfigDocument> {
+        call(req)?;
+        answer(sla::config_document(self))
+    }
+
     async fn list_calendars(&self, req: Request<pb::ListCalendarsRequest>) -> Res<pb::ListCalendarsResponse> {
         call(req)?;
         answer(config::list_calendars(self).await)

@@ -165,6 +165,7 @@ pub(super) async fn preview(api: &TicketsApi, r: pb::PreviewDueDateRequest) -> R
             category: &category,
             priority: domain::priority_name(i64::from(priority as i32)),
             tier: &tier,
+            source: "",
         };
         let policy = policy::first_match(&cfg.policies, &facts)
             .ok_or_else(|| Error::FailedPrecondition("no SLA policy matches; add a catch-all policy".into()))?;

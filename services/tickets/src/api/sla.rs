@@ -10,7 +10,6 @@ use kefu_kit::{
 };
 use kefu_proto::tickets::v1 as pb;
 use kefu_sla::{ClockKind, Metric, MetricRule, Policy};
-use tonic::Status;
 
 use super::{TicketsApi, view::state_pb};
 use crate::{domain, store};
@@ -73,18 +72,8 @@ pub(super) async fn ticket_targets(
 }
 
 pub(super) async fn dashboard(api: &TicketsApi, r: pb::GetSlaDashboardRequest) -> Result<pb::SlaDashboard, Error> {
-    let within = match r.within_minutes {
-        0 => 60,
-        n if n < 0 => return Err(Error::invalid("within_minutes", "must not be negative")),
-        n if n > crate::domain::MAX_AT_RISK_MINUTES => {
-            return Err(Error::invalid(
-                "within_minutes",
-                format!("{n} is more than a week; use at most {}", crate::domain::MAX_AT_RISK_MINUTES),
-            ));
-        }
-        n => i64::from(n),
-    };
-    let d = api.engine.live.dashboard(api.engine.now(), within * 60_000).await?;
+    let within = kefu_sla::live::at_risk_window(r.within_minutes).map_err(|m| Error::invalid("within_minutes", m))?;
+    let d = api.engine.live.dashboard(api.engine.now(), within).await?;
     let c = |g: &kefu_sla::GroupCounts| pb::SlaCounts { open: g.open, at_risk: g.at_risk, breached: g.breached };
     Ok(pb::SlaDashboard {
         total: Some(c(&d.total)),
@@ -114,93 +103,39 @@ pub(super) async fn watch(
         return Err(Error::Unavailable("the server is shutting down; reconnect".into()));
     }
     // Subscribe before replaying so nothing falls between the two.
-    let rx = api.engine.live.subscribe();
-    let interruptions = api.engine.live.interruptions();
-    let mut dropped = api.engine.dropped_events();
+    let sub = kefu_sla::watch::Subscription::new(api.engine.live.as_ref(), api.engine.dropped_events());
     let replay = if since.is_empty() {
         Vec::new()
     } else {
         let mut conn = api.pool.acquire().await?;
         store::events_after(&mut conn, &since, REPLAY_MAX).await?
     };
-    let seen: std::collections::HashSet<String> = replay.iter().map(|e| e.id.clone()).collect();
-    let to_msg = |ev: kefu_sla::SlaEvent| pb::SlaEventMessage {
-        id: ev.id,
-        ticket_id: ev.key.record_id,
-        metric: ev.key.metric.as_str().to_owned(),
-        cycle: ev.key.cycle,
-        kind: ev.kind.as_str().to_owned(),
-        time: ts(ev.at_ms),
-        due_time: ts_opt(ev.due_at_ms),
-        queue: ev.queue,
-        assignee: ev.assignee,
-    };
-    let visible = {
-        let (queue, assignee) = (queue.clone(), assignee.clone());
-        move |ev: &kefu_sla::SlaEvent| {
-            (queue.is_empty() || ev.queue == queue) && (assignee.is_empty() || ev.assignee == assignee)
-        }
-    };
-    let replayed: Vec<Result<pb::SlaEventMessage, Status>> =
-        replay.into_iter().filter(|e| visible(e)).map(|e| Ok(to_msg(e))).collect();
-    let live = tokio_stream::wrappers::BroadcastStream::new(rx).filter_map(move |item| {
-        let out = match item {
-            Ok(ev) if visible(&ev) && !seen.contains(&ev.id) => Some(Ok(to_msg(ev))),
-            Ok(_) => None,
-            Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(n)) => {
-                Some(Err(Status::data_loss(format!("the watcher fell {n} events behind; reconnect and reload"))))
-            }
-        };
-        futures::future::ready(out)
+    let stream = sub.stream(replay, kefu_sla::watch::Filter { queue, assignee }, api.shutdown.clone()).map(|item| {
+        item.map(|w| match w {
+            kefu_sla::watch::Watched::Event(ev) => pb::SlaEventMessage {
+                id: ev.id,
+                ticket_id: ev.key.record_id,
+                metric: ev.key.metric.as_str().to_owned(),
+                cycle: ev.key.cycle,
+                kind: ev.kind.as_str().to_owned(),
+                time: ts(ev.at_ms),
+                due_time: ts_opt(ev.due_at_ms),
+                queue: ev.queue,
+                assignee: ev.assignee,
+            },
+            kefu_sla::watch::Watched::Change(c) => pb::SlaEventMessage {
+                id: c.id,
+                ticket_id: c.record_id,
+                metric: String::new(),
+                cycle: 0,
+                kind: c.kind,
+                time: ts(c.at_ms),
+                due_time: None,
+                queue: c.queue,
+                assignee: c.assignee,
+            },
+        })
     });
-    let changes_rx = api.engine.live.subscribe_changes();
-    let changes = tokio_stream::wrappers::BroadcastStream::new(changes_rx).filter_map(move |item| {
-        let out = match item {
-            Ok(c) if (queue.is_empty() || c.queue == queue) && (assignee.is_empty() || c.assignee == assignee) => {
-                Some(Ok(pb::SlaEventMessage {
-                    id: c.id,
-                    ticket_id: c.record_id,
-                    metric: String::new(),
-                    cycle: 0,
-                    kind: c.kind,
-                    time: ts(c.at_ms),
-                    due_time: None,
-                    queue: c.queue,
-                    assignee: c.assignee,
-                }))
-            }
-            _ => None,
-        };
-        futures::future::ready(out)
-    });
-    // The stream ends with UNAVAILABLE when the process shuts down or the
-    // live feed was interrupted (events may have been missed): clients
-    // reconnect with `since_event_id` and get them replayed from the database.
-    let shutdown = api.shutdown.clone();
-    let end = async move {
-        let interrupted = async move {
-            match interruptions {
-                Some(mut rx) => {
-                    if rx.changed().await.is_err() {
-                        std::future::pending::<()>().await;
-                    }
-                }
-                None => std::future::pending::<()>().await,
-            }
-        };
-        let status = tokio::select! {
-            () = shutdown.cancelled() => Status::unavailable("the server is shutting down; reconnect with since_event_id"),
-            () = interrupted => Status::unavailable(
-                "the live event feed was interrupted; reconnect with since_event_id to replay what was missed",
-            ),
-            Ok(()) = dropped.changed() => Status::unavailable(
-                "events could not be published live; reconnect with since_event_id to replay them",
-            ),
-        };
-        Err(status)
-    };
-    let events = futures::stream::iter(replayed).chain(futures::stream::select(live, changes));
-    let stream = futures::stream::select(events, futures::stream::once(end));
     Ok(Box::pin(stream))
 }
 
@@ -287,7 +222,22 @@ fn policy_pb(p: &Policy) -> pb::SlaPolicy {
             })
             .collect(),
         calendar_id: p.calendar_id.clone(),
+        sources: p.conditions.sources.clone(),
     }
+}
+
+/// The configuration as one document (see `GetSlaConfig`).
+pub(super) fn config_document(api: &TicketsApi) -> Result<pb::SlaConfigDocument, Error> {
+    let cfg = api.engine.config();
+    let doc = kefu_sla::ConfigDocument {
+        version: cfg.version,
+        default_calendar: cfg.default_calendar.clone(),
+        calendars: cfg.calendars.values().map(|c| c.spec().clone()).collect(),
+        policies: cfg.policies.clone(),
+        escalation: cfg.escalation.clone(),
+    };
+    let document = serde_json::to_string(&doc).map_err(|e| Error::Internal(e.into()))?;
+    Ok(pb::SlaConfigDocument { version: cfg.version, document })
 }
 
 /// A policy condition list: names from `known` (policies match by name).
@@ -363,6 +313,7 @@ fn policy_from_pb(p: &pb::SlaPolicy) -> Result<Policy, Error> {
         categories: v.check(parse::tags("policy.categories", &p.categories, 50, 64)).unwrap_or_default(),
         priorities: names(&mut v, "policy.priorities", &p.priorities, domain::PRIORITY_NAMES),
         tiers: v.check(parse::tags("policy.tiers", &p.tiers, 10, 32)).unwrap_or_default(),
+        sources: names(&mut v, "policy.sources", &p.sources, domain::COMPLAINT_SOURCES),
     };
     let calendar_id = p.calendar_id.trim().to_owned();
     if calendar_id.len() > 64 {

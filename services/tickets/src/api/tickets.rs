@@ -370,20 +370,12 @@ pub(super) async fn list(api: &TicketsApi, r: pb::ListTicketsRequest) -> Result<
     let sla = match r.sla.trim() {
         "" => None,
         "breached" => Some(SlaFilter::Breached),
-        "at_risk" => match r.at_risk_minutes {
-            n if n < 0 => {
-                v.add("at_risk_minutes", "must not be negative");
+        "at_risk" => match kefu_sla::live::at_risk_window(r.at_risk_minutes) {
+            Ok(ms) => Some(SlaFilter::DueBy(api.engine.now() + ms)),
+            Err(m) => {
+                v.add("at_risk_minutes", m);
                 None
             }
-            n if n > crate::domain::MAX_AT_RISK_MINUTES => {
-                v.add(
-                    "at_risk_minutes",
-                    format!("{n} is more than a week; use at most {}", crate::domain::MAX_AT_RISK_MINUTES),
-                );
-                None
-            }
-            0 => Some(SlaFilter::DueBy(api.engine.now() + 60 * 60_000)),
-            n => Some(SlaFilter::DueBy(api.engine.now() + i64::from(n) * 60_000)),
         },
         other => {
             v.add("sla", format!("{:?} is not at_risk or breached", other.chars().take(32).collect::<String>()));

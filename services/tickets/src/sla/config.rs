@@ -3,62 +3,12 @@
 use std::{collections::BTreeMap, sync::Arc};
 
 use kefu_kit::Error;
+pub use kefu_sla::policy::{EscalationRules, NOTIFY_ROLES};
 use kefu_sla::{Calendar, Metric, Policy, policy};
-use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
 
 use super::filing_cap_in;
 use crate::store;
-
-/// Who may be told of a warning, a breach or a breach left open.
-pub const NOTIFY_ROLES: &[&str] = &["assignee", "supervisor", "manager"];
-
-/// Escalation rules (data; defaults follow SLA.md).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EscalationRules {
-    /// Who is notified on a warning.
-    pub warning_notify: String,
-    /// Who is notified on a breach.
-    pub breach_notify: String,
-    /// Raise the priority one level on a breach.
-    pub breach_raises_priority: bool,
-    /// Second level: this long (business time) after a breach…
-    pub second_level_after_secs: i64,
-    /// …notify them.
-    pub second_level_notify: String,
-}
-
-impl Default for EscalationRules {
-    fn default() -> Self {
-        Self {
-            warning_notify: "assignee".into(),
-            breach_notify: "supervisor".into(),
-            breach_raises_priority: true,
-            second_level_after_secs: 2 * 3600,
-            second_level_notify: "manager".into(),
-        }
-    }
-}
-
-impl EscalationRules {
-    /// Checks rules a firm wrote: (field, message) of the first problem.
-    pub fn validate(&self) -> Vec<(String, String)> {
-        let mut out = Vec::new();
-        for (field, v) in [
-            ("warning_notify", &self.warning_notify),
-            ("breach_notify", &self.breach_notify),
-            ("second_level_notify", &self.second_level_notify),
-        ] {
-            if !NOTIFY_ROLES.contains(&v.as_str()) {
-                out.push((field.to_owned(), format!("{v:?} is not one of {}", NOTIFY_ROLES.join(", "))));
-            }
-        }
-        if !(60..=30 * 24 * 3600).contains(&self.second_level_after_secs) {
-            out.push(("second_level_after_seconds".to_owned(), "must be 60 seconds to 30 days".to_owned()));
-        }
-        out
-    }
-}
 
 #[derive(Debug, Clone, Default)]
 pub struct SlaSettings {
