@@ -214,6 +214,16 @@ fn bad_settings_stop_kefu_with_a_message_naming_them() {
     let out = Command::new(KEFU)
         .args(["serve", "complaints"])
         .env("KEFU_TOKEN_PUBLIC_KEYS", &public)
+        .env_remove("KEFU_REDIS_URL")
+        .env("KEFU_DATABASE_URL", "sqlite://x.db")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("set KEFU_REDIS_URL"), "complaint deadlines live in Redis: {err}");
+    let out = Command::new(KEFU)
+        .args(["serve", "complaints"])
+        .env("KEFU_TOKEN_PUBLIC_KEYS", &public)
+        .env("KEFU_REDIS_URL", "redis://127.0.0.1:9")
         .env_remove("KEFU_SERVICE_TOKEN_FILE")
         .env("KEFU_DATABASE_URL", "sqlite://x.db")
         .output()

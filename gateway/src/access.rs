@@ -47,7 +47,18 @@ pub static ENDPOINTS: &[Endpoint] = &[
         ANYONE,
         "Customer 360° view (roles of GetCustomer and ListTickets apply)"
     ),
-    e!("GET", "/api/v1/events", ANYONE, "Live SLA events (roles of WatchSlaEvents apply)"),
+    e!(
+        "GET",
+        "/api/v1/sla/overview",
+        ANYONE,
+        "Tickets' and complaints' SLA counts on one board (roles of GetSlaDashboard apply; complaints for roles of GetComplaintSlaDashboard)"
+    ),
+    e!(
+        "GET",
+        "/api/v1/events",
+        ANYONE,
+        "Live SLA events of tickets and complaint deadlines (roles of WatchSlaEvents apply; complaints for roles of WatchComplaintDeadlines)"
+    ),
     e!("GET", "/api/v1/openapi.json", PUBLIC, "OpenAPI document"),
     e!("GET", "/api/v1/docs", PUBLIC, "API reference"),
 ];

@@ -16,23 +16,22 @@ pub mod problem;
 pub mod routes;
 pub mod rpc;
 pub mod sessions;
+mod views;
 
 use std::{collections::HashMap, net::SocketAddr, num::NonZeroU32, sync::Arc, time::Duration};
 
 use axum::{
     Json, Router,
     body::Bytes,
-    extract::{ConnectInfo, Path, Query, RawQuery, State},
+    extract::{ConnectInfo, Path, RawQuery, State},
     http::{HeaderMap, HeaderValue, Method, StatusCode, header},
     middleware::{self, Next},
-    response::{Html, IntoResponse, Response, sse},
+    response::{Html, IntoResponse, Response},
     routing::{MethodRouter, get, post},
 };
 use clap::Args;
-use futures::StreamExt;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use kefu_kit::auth::{Principal, Role, TokenSigner, TokenVerifier};
-use kefu_proto::tickets::v1 as tpb;
 use prost_reflect::DescriptorPool;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -265,12 +264,25 @@ impl Gateway {
     /// The caller, limited to its rate, if it may make every call in `rpcs`
     /// (an API key's scopes).
     async fn caller(&self, headers: &HeaderMap, rpcs: &[&str]) -> Result<(Principal, String), Problem> {
+        let (p, token, _) = self.caller_maybe(headers, rpcs, &[]).await?;
+        Ok((p, token))
+    }
+
+    /// The caller, who must be allowed `rpcs`; and whether they may call
+    /// each of `optional` (a composite view leaves out what they may not).
+    async fn caller_maybe(
+        &self,
+        headers: &HeaderMap,
+        rpcs: &[&str],
+        optional: &[&str],
+    ) -> Result<(Principal, String, Vec<bool>), Problem> {
         let c = self.auth.caller(headers).await?;
         limited(&self.per_key, format!("key:{}", c.principal.subject))?;
         for rpc in rpcs {
             c.may_call(rpc)?;
         }
-        Ok((c.principal, c.token))
+        let may = optional.iter().map(|rpc| c.may_call(rpc).is_ok()).collect();
+        Ok((c.principal, c.token, may))
     }
 
     /// A person (not an API key), limited to their rate.
@@ -532,90 +544,6 @@ async fn import_customers(State(gw): State<AppState>, headers: HeaderMap, body: 
     Ok(Json(rpc::to_json(&out)?).into_response())
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct EventsQuery {
-    #[serde(default)]
-    queue: String,
-    #[serde(default)]
-    assignee: String,
-}
-
-/// Live SLA events as server-sent events; `Last-Event-ID` resumes after
-/// the last event the browser saw.
-async fn events(
-    State(gw): State<AppState>,
-    headers: HeaderMap,
-    Query(q): Query<EventsQuery>,
-) -> Result<Response, Problem> {
-    let (_, token) = gw.caller(&headers, &["kefu.tickets.v1.TicketService/WatchSlaEvents"]).await?;
-    let since = headers.get("last-event-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-    let mut client = tpb::ticket_service_client::TicketServiceClient::with_interceptor(
-        gw.upstream("tickets")?,
-        kefu_kit::client::CallContext::new(Some(&token)).map_err(Problem::internal)?,
-    );
-    let stream = client
-        .watch_sla_events(tpb::WatchSlaEventsRequest { queue: q.queue, assignee: q.assignee, since_event_id: since })
-        .await
-        .map_err(|s| Problem::from_status(&s))?
-        .into_inner();
-    let events = stream.map(|item| -> Result<sse::Event, std::convert::Infallible> {
-        Ok(match item {
-            Ok(ev) => {
-                let data = json!({
-                    "id": ev.id, "ticketId": ev.ticket_id, "metric": ev.metric, "cycle": ev.cycle, "kind": ev.kind,
-                    "time": ev.time.map(|t| t.seconds * 1000 + i64::from(t.nanos / 1_000_000)),
-                    "dueTime": ev.due_time.map(|t| t.seconds * 1000 + i64::from(t.nanos / 1_000_000)),
-                    "queue": ev.queue, "assignee": ev.assignee,
-                });
-                // Only SLA events carry an id: they are what a reconnect
-                // replays (Last-Event-ID), ticket changes are not stored.
-                let event = sse::Event::default().event(ev.kind).data(data.to_string());
-                if ev.metric.is_empty() { event } else { event.id(ev.id) }
-            }
-            Err(s) => sse::Event::default().event("error").data(s.message()),
-        })
-    });
-    // A draining gateway ends its streams; browsers reconnect (to another
-    // replica) with Last-Event-ID and miss nothing.
-    let events = events.take_until(gw.draining.clone().cancelled_owned());
-    Ok(sse::Sse::new(events).keep_alive(sse::KeepAlive::default()).into_response())
-}
-
-/// A customer's 360° view in one round trip: profile and contacts, open
-/// tickets with their SLA state, recent satisfaction.
-async fn customer_overview(
-    State(gw): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Response, Problem> {
-    let (_, token) = gw
-        .caller(
-            &headers,
-            &["kefu.customers.v1.CustomerService/GetCustomer", "kefu.tickets.v1.TicketService/ListTickets"],
-        )
-        .await?;
-    let customer = gw.call_json("kefu.customers.v1.CustomerService/GetCustomer", &token, json!({"id": id})).await?;
-    let tickets = gw
-        .call_json("kefu.tickets.v1.TicketService/ListTickets", &token, json!({"customerId": id, "pageSize": 200}))
-        .await?;
-    let all = tickets.get("tickets").and_then(Value::as_array).cloned().unwrap_or_default();
-    let open: Vec<&Value> = all
-        .iter()
-        .filter(|t| !matches!(t.get("status").and_then(Value::as_str), Some("STATUS_SOLVED" | "STATUS_CLOSED")))
-        .collect();
-    let ratings: Vec<i64> =
-        all.iter().filter_map(|t| t.get("satisfaction").and_then(Value::as_i64)).filter(|r| *r > 0).collect();
-    let avg =
-        if ratings.is_empty() { Value::Null } else { json!(ratings.iter().sum::<i64>() as f64 / ratings.len() as f64) };
-    Ok(Json(json!({
-        "customer": customer,
-        "openTickets": open,
-        "satisfaction": {"ratings": ratings.len(), "average": avg},
-    }))
-    .into_response())
-}
-
 async fn openapi_json() -> Result<Response, Problem> {
     Ok(Json(openapi::document().map_err(Problem::internal)?).into_response())
 }
@@ -702,7 +630,7 @@ async fn trace_request(req: axum::extract::Request, next: Next) -> Response {
 
 pub fn router(gw: AppState, args: &GatewayArgs) -> Router {
     let mut app: Router<AppState> = Router::new();
-    for r in ROUTES {
+    for r in ROUTES.iter() {
         app = if r.params.is_empty() {
             app.route(r.path, route_handler_no_params(r))
         } else {
@@ -711,8 +639,9 @@ pub fn router(gw: AppState, args: &GatewayArgs) -> Router {
     }
     let app = app
         .route("/api/v1/customers/import", post(import_customers))
-        .route("/api/v1/customers/{id}/overview", get(customer_overview))
-        .route("/api/v1/events", get(events))
+        .route("/api/v1/customers/{id}/overview", get(views::customer_overview))
+        .route("/api/v1/sla/overview", get(views::sla_overview))
+        .route("/api/v1/events", get(views::events))
         .route("/api/v1/auth/login", post(login))
         .route("/api/v1/auth/refresh", post(refresh))
         .route("/api/v1/auth/logout", post(logout))

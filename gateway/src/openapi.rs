@@ -137,7 +137,7 @@ pub fn document() -> anyhow::Result<Value> {
     let pool: DescriptorPool = rpc::pool()?;
     let mut paths: BTreeMap<String, serde_json::Map<String, Value>> = BTreeMap::new();
     let mut refs: Vec<MessageDescriptor> = Vec::new();
-    for r in ROUTES {
+    for r in ROUTES.iter() {
         let m =
             rpc::method(&pool, r.rpc).ok_or_else(|| anyhow::anyhow!("route {} names unknown rpc {}", r.path, r.rpc))?;
         let input = m.input();

@@ -404,7 +404,7 @@ async fn every_route_answers_and_roles_are_enforced(app: App) {
     let admin = app.token(Role::Admin);
     let id = uuid::Uuid::now_v7().to_string();
     // Every row of the table is routed (no 404 "no such route", no 5xx).
-    for r in kefu_gateway::routes::ROUTES {
+    for r in kefu_gateway::routes::ROUTES.iter() {
         let path = r
             .path
             .replace("{id}", &id)
@@ -454,7 +454,7 @@ async fn every_route_answers_and_roles_are_enforced(app: App) {
     // Reference and document served by the gateway itself.
     let doc: Value = app.http.get(app.url("/api/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
-    for r in kefu_gateway::routes::ROUTES {
+    for r in kefu_gateway::routes::ROUTES.iter() {
         assert!(
             doc["paths"][r.path][r.method.to_lowercase()].is_object(),
             "{} {} missing from OpenAPI",
