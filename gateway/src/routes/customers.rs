@@ -332,4 +332,34 @@ pub(super) static ROUTES: &[Route] = &[
         None,
         "Customers erased, in order (the feed services follow)"
     ),
+    r!(
+        "POST",
+        "/api/v1/customers/{id}/legal-holds",
+        "kefu.customers.v1.CustomerService/PlaceLegalHold",
+        Body::All,
+        [("id", "customer_id")],
+        None,
+        None,
+        "Place a legal hold: no erasure while it lasts"
+    ),
+    r!(
+        "POST",
+        "/api/v1/customers/{id}/legal-holds/{reference}/release",
+        "kefu.customers.v1.CustomerService/ReleaseLegalHold",
+        Body::All,
+        [("id", "customer_id"), ("reference", "reference")],
+        None,
+        None,
+        "Release a legal hold"
+    ),
+    r!(
+        "GET",
+        "/api/v1/customers/{id}/legal-holds",
+        "kefu.customers.v1.CustomerService/ListLegalHolds",
+        Body::None,
+        [("id", "customer_id")],
+        None,
+        None,
+        "A customer's legal holds"
+    ),
 ];

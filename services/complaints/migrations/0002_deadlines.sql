@@ -58,3 +58,13 @@ CREATE TABLE settings (
 
 -- How many times a missed deadline escalated the complaint.
 ALTER TABLE complaints ADD COLUMN escalation_level BIGINT NOT NULL DEFAULT 0;
+
+-- Legal holds to release in the customers service once a complaint that
+-- went to legal channels is closed (delivered after commit, retried until
+-- the customers service has it).
+CREATE TABLE legal_hold_releases (
+    complaint_id TEXT PRIMARY KEY,
+    customer_id  TEXT NOT NULL,
+    reference    TEXT NOT NULL,
+    queued_at    BIGINT NOT NULL
+);

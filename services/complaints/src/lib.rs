@@ -7,6 +7,7 @@
 pub mod api;
 pub mod domain;
 pub mod erasure;
+pub mod holds;
 pub mod sla;
 pub mod store;
 
@@ -44,6 +45,8 @@ pub struct ComplaintsArgs {
 pub const LIVE_PREFIX: &str = "kefu-complaints";
 /// How often the SLA configuration is read from tickets.
 const CONFIG_POLL: Duration = Duration::from_secs(5);
+/// How often legal-hold releases the customers service has not taken are retried.
+const HOLD_RETRY: Duration = Duration::from_secs(10);
 
 /// What the complaints module hands its host (tests drive the follower).
 pub struct ComplaintsHandle {
@@ -107,6 +110,7 @@ impl Module for Complaints {
             Some(t) => t,
             None => args.erasure.token_source("complaints")?,
         };
+        let token_for_holds = token.clone();
         let erasures = Arc::new(erasure::ErasureFollower::new(
             ctx.pool.clone(),
             kefu_kit::client::channel(&customers)?,
@@ -131,7 +135,10 @@ impl Module for Complaints {
             // In memory the view starts empty: build it before serving.
             sweeper.ensure_live_view().await?;
         }
-        let api = ComplaintsApi::new(ctx.pool, &customers, &tickets, deadlines.clone(), ctx.shutdown.clone())?;
+        let holds =
+            Arc::new(holds::LegalHolds::new(ctx.pool.clone(), kefu_kit::client::channel(&customers)?, token_for_holds));
+        let api =
+            ComplaintsApi::new(ctx.pool, &customers, &tickets, deadlines.clone(), holds.clone(), ctx.shutdown.clone())?;
         let probe_deadlines = deadlines.clone();
         // Redis is a cache of live state: its loss degrades, never fails, readiness.
         let live_check = kefu_kit::server::Check {
@@ -150,6 +157,7 @@ impl Module for Complaints {
         built.tasks.push(Box::pin(erasures.clone().run(args.erasure.erasure_poll, ctx.shutdown.clone())));
         built.tasks.push(Box::pin(sweeper.clone().run(ctx.shutdown.clone())));
         built.tasks.push(Box::pin(deadlines.clone().follow(CONFIG_POLL, ctx.shutdown.clone())));
+        built.tasks.push(Box::pin(holds.run(HOLD_RETRY, ctx.shutdown.clone())));
         let flush = deadlines.clone();
         built.finally.push(Box::pin(async move {
             if !flush.flush_live(Duration::from_secs(2)).await {

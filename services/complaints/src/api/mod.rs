@@ -49,6 +49,7 @@ pub struct ComplaintsApi {
     pub(crate) zone: chrono_tz::Tz,
     clock: std::sync::Arc<dyn kefu_sla::Clock>,
     pub(crate) deadlines: std::sync::Arc<crate::sla::Deadlines>,
+    holds: std::sync::Arc<crate::holds::LegalHolds>,
     pub(crate) shutdown: tokio_util::sync::CancellationToken,
 }
 
@@ -58,6 +59,7 @@ impl ComplaintsApi {
         customers_addr: &str,
         tickets_addr: &str,
         deadlines: std::sync::Arc<crate::sla::Deadlines>,
+        holds: std::sync::Arc<crate::holds::LegalHolds>,
         shutdown: tokio_util::sync::CancellationToken,
     ) -> anyhow::Result<Self> {
         Ok(Self {
@@ -68,6 +70,7 @@ impl ComplaintsApi {
             zone: chrono_tz::Asia::Shanghai,
             clock: deadlines.clock.clone(),
             deadlines,
+            holds,
             shutdown,
         })
     }
@@ -532,6 +535,18 @@ async fn transition(
         }
     }
     let now = api.now();
+    let held_customer = (!c.customer_id.is_empty()).then(|| c.customer_id.clone());
+    let mut release_queued = false;
+    if let Some(customer) = &held_customer {
+        if action == pb::ComplaintAction::ReferToLegal {
+            // Held before the step commits: never in legal referral without it.
+            api.holds.place(customer, &c.number).await?;
+            crate::holds::LegalHolds::unqueue_release(&mut tx, &c.id).await?;
+        } else if action == pb::ComplaintAction::Close && c.legal_hold == 1 {
+            crate::holds::LegalHolds::queue_release(&mut tx, &c.id, customer, &c.number, now).await?;
+            release_queued = true;
+        }
+    }
     match action {
         pb::ComplaintAction::GivePreliminaryOpinion => c.preliminary_opinion = text,
         pb::ComplaintAction::ProposeResponse => c.response = text,
@@ -569,6 +584,9 @@ async fn transition(
     let changes = api.deadlines.on_transition(&mut tx, &c, from, action).await?;
     tx.commit().await?;
     api.deadlines.publish(changes).await;
+    if release_queued && let Err(e) = api.holds.deliver(Some(&c.id)).await {
+        tracing::warn!(error = %e, "the closed complaint's legal hold is released when the customers service answers");
+    }
     Ok(complaint_pb(&c))
 }
 

@@ -11,6 +11,9 @@ const EXPORTERS: &[Role] = &[Role::Supervisor, Role::Admin, Role::Service];
 const AUDITORS: &[Role] = &[Role::Auditor, Role::Admin];
 /// Services that erase what they hold when a customer is erased.
 const ERASURE_FOLLOWERS: &[Role] = &[Role::Service, Role::Auditor, Role::Admin];
+/// Legal holds are placed by the complaints service or an admin.
+const HOLDERS: &[Role] = &[Role::Service, Role::Admin];
+const HOLD_READERS: &[Role] = &[Role::Supervisor, Role::Admin, Role::Auditor, Role::Service];
 
 /// Roles that may read a tax profile unmasked (with a stated purpose).
 pub(super) const SENSITIVE_READERS: &[Role] = &[Role::Supervisor, Role::Admin, Role::Service];
@@ -36,6 +39,9 @@ pub static ACCESS: Access = Access {
         ("ExportCustomerData", EXPORTERS),
         ("EraseCustomer", MANAGERS),
         ("ListErasures", ERASURE_FOLLOWERS),
+        ("PlaceLegalHold", HOLDERS),
+        ("ReleaseLegalHold", HOLDERS),
+        ("ListLegalHolds", HOLD_READERS),
         ("ProposeChange", WRITERS),
         ("GetApproval", READERS),
         ("ListApprovals", READERS),

@@ -211,6 +211,7 @@ pub(super) async fn propose(api: &CustomersApi, p: &Principal, r: pb::ProposeCha
             if customer.lifecycle_status == LifecycleStatus::Erased {
                 return Err(Error::FailedPrecondition("the customer's personal data was already erased".into()));
             }
+            super::holds::ensure_not_held(&mut tx, &id).await?;
             let summary =
                 "删除该客户的个人信息：联系人、标签、偏好、回访备注清除，数据密钥与税务资料销毁；法定记录保留"
                     .to_owned();

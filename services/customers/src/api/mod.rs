@@ -12,6 +12,7 @@ mod consents;
 mod contacts;
 mod follow_ups;
 mod greetings;
+mod holds;
 mod profile;
 mod rights;
 mod tax_profile;
@@ -240,6 +241,24 @@ impl CustomerService for CustomersApi {
     async fn list_erasures(&self, req: Request<pb::ListErasuresRequest>) -> Res<pb::ListErasuresResponse> {
         let (_, r) = take(req)?;
         reply(rights::erasures(self, r).await)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn place_legal_hold(&self, req: Request<pb::PlaceLegalHoldRequest>) -> Res<pb::LegalHold> {
+        let (p, r) = take(req)?;
+        reply(holds::place(self, &p, r).await)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn release_legal_hold(&self, req: Request<pb::ReleaseLegalHoldRequest>) -> Res<pb::LegalHold> {
+        let (p, r) = take(req)?;
+        reply(holds::release(self, &p, r).await)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_legal_holds(&self, req: Request<pb::ListLegalHoldsRequest>) -> Res<pb::ListLegalHoldsResponse> {
+        let (_, r) = take(req)?;
+        reply(holds::list(self, r).await)
     }
 
     #[tracing::instrument(skip_all)]

@@ -146,6 +146,8 @@ pub(super) async fn erase_in(
     if customer.lifecycle_status == LifecycleStatus::Erased {
         return Err(Error::FailedPrecondition("the customer's personal data was already erased".into()));
     }
+    // A hold placed after the erasure was proposed stops its approval.
+    super::holds::ensure_not_held(tx, id).await?;
     store::erase_personal_data(tx, id).await?;
     store::shred_customer_key(tx, id).await?;
     approvals::close_for_erasure(tx, id).await?;

@@ -8,6 +8,7 @@ mod consents;
 mod customers;
 mod follow_ups;
 mod greetings;
+mod holds;
 mod tax_profile;
 
 use chrono::NaiveDate;
@@ -27,6 +28,7 @@ pub use self::{
     },
     follow_ups::{deactivate_plan, due_plans, get_plan, insert_visit, put_plan, visits},
     greetings::{greeting_candidates, greetings_of, mark_greeting},
+    holds::{HoldRow, active_holds, get_hold, holds, put_hold, release_hold},
     tax_profile::{
         TaxProfileRow, customer_key, customers_to_rewrap, get_tax_profile, insert_customer_key, put_tax_profile,
         shred_customer_key, update_customer_key,
