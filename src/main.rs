@@ -210,6 +210,8 @@ enum KeyKind {
     Data,
     /// HMAC key that signs audit entries; prints KEFU_AUDIT_KEYS.
     Audit,
+    /// AES-256 key sealing kept files (complaint evidence); prints KEFU_BLOB_KEYS.
+    Blob,
 }
 
 #[derive(Args, Clone)]
@@ -483,6 +485,7 @@ async fn admin(cmd: AdminCommand) -> anyhow::Result<()> {
             }
             KeyKind::Data => println!("KEFU_DATA_KEYS={}", KeyEntry::generate(&kid).encode()),
             KeyKind::Audit => println!("KEFU_AUDIT_KEYS={}", KeyEntry::generate(&kid).encode()),
+            KeyKind::Blob => println!("KEFU_BLOB_KEYS={}", KeyEntry::generate(&kid).encode()),
         },
     }
     Ok(())

@@ -77,8 +77,9 @@ pub struct GatewayArgs {
     /// Requests per second allowed per client address.
     #[arg(long, env = "KEFU_RATE_LIMIT_PER_ADDR", default_value_t = 100)]
     pub rate_limit_per_addr: u32,
-    /// Largest request body, in bytes.
-    #[arg(long, env = "KEFU_BODY_LIMIT", default_value_t = 2 * 1024 * 1024)]
+    /// Largest request body, in bytes (an attachment of 2 MiB is 2.7 MiB of
+    /// base64 JSON).
+    #[arg(long, env = "KEFU_BODY_LIMIT", default_value_t = 4 * 1024 * 1024)]
     pub body_limit: usize,
     /// Longest time one request may take (server-sent events excepted).
     #[arg(long, env = "KEFU_HTTP_TIMEOUT", default_value = "30s", value_parser = kefu_kit::config::parse_duration)]
@@ -120,7 +121,7 @@ impl GatewayArgs {
             cors_origins: String::new(),
             rate_limit_per_key: 50,
             rate_limit_per_addr: 100,
-            body_limit: 2 * 1024 * 1024,
+            body_limit: 4 * 1024 * 1024,
             http_timeout: Duration::from_secs(30),
             admin_listen,
             shutdown_delay: Duration::ZERO,

@@ -113,6 +113,19 @@ def main():
     s, moved, _ = call(base, "POST", f"/api/v1/complaints/{cp['number']}/transitions", agent,
                        {"action": "COMPLAINT_ACTION_ACKNOWLEDGE", "reason": "已电话告知客户受理"})
     check(s == 200 and moved["state"] == "COMPLAINT_STATE_ACKNOWLEDGED", "the complaint is acknowledged with its reason")
+    s, dl, _ = call(base, "GET", f"/api/v1/complaints/{cp['id']}/deadlines", agent)
+    ack = [d for d in dl.get("deadlines", []) if d["metric"] == "acknowledgement"]
+    check(s == 200 and len(dl["deadlines"]) == 3 and ack and ack[0]["state"] == "DEADLINE_STATE_FULFILLED",
+          "the complaint's deadlines run, the acknowledgement met (complaints' own sweeper and Redis prefix)")
+    evidence = "2026-03-02 客户微信截图说明：申报材料已于当日提交。".encode()
+    s, att, _ = call(base, "POST", f"/api/v1/complaints/{cp['id']}/attachments", agent,
+                     {"fileName": "说明.txt", "content": base64.b64encode(evidence).decode()})
+    check(s == 200 and att["contentType"] == "text/plain", "evidence is attached (sealed into the S3-compatible store)")
+    s, got, _ = call(base, "GET", f"/api/v1/complaint-attachments/{att['id']}?purpose=%E6%A0%B8%E5%AF%B9", agent)
+    check(s == 200 and base64.b64decode(got["content"]) == evidence, "and read back for a stated purpose")
+    s, board, _ = call(base, "GET", "/api/v1/sla/overview", admin)
+    check(s == 200 and board["byQueue"].get("complaints", {}).get("open", 0) >= 2,
+          "the SLA overview joins complaint deadlines to tickets' queues")
 
     s, p, h = call(base, "POST", "/api/v1/audit-entries/verify", agent)
     check(s == 403 and h.get("content-type", h.get("Content-Type")) == "application/problem+json", "the agent is refused what the role forbids, as problem+json")

@@ -172,4 +172,34 @@ pub(super) static ROUTES: &[Route] = &[
         None,
         "Complaint deadlines open, at risk and breached, by queue and handler"
     ),
+    r!(
+        "POST",
+        "/api/v1/complaints/{id}/attachments",
+        "kefu.complaints.v1.ComplaintService/AddComplaintAttachment",
+        Body::All,
+        [("id", "complaint_id")],
+        None,
+        Some("request_id"),
+        "Attach evidence (content base64 in JSON; at most 2 MiB)"
+    ),
+    r!(
+        "GET",
+        "/api/v1/complaints/{id}/attachments",
+        "kefu.complaints.v1.ComplaintService/ListComplaintAttachments",
+        Body::None,
+        [("id", "complaint_id")],
+        None,
+        None,
+        "A complaint's attachments (no contents)"
+    ),
+    r!(
+        "GET",
+        "/api/v1/complaint-attachments/{id}",
+        "kefu.complaints.v1.ComplaintService/GetComplaintAttachment",
+        Body::None,
+        [("id", "id")],
+        None,
+        None,
+        "One attachment with its contents, for a stated purpose (recorded)"
+    ),
 ];

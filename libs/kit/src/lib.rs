@@ -7,6 +7,7 @@ pub mod access;
 pub mod approval;
 pub mod audit;
 pub mod auth;
+pub mod blob;
 pub mod channel;
 pub mod client;
 pub mod config;

@@ -138,6 +138,9 @@ pub struct Suite {
     pub live: Live,
     /// The live store of complaint deadlines.
     pub complaints_live: Live,
+    /// The complaints' file store as it is (sealed files), for what an
+    /// attacker with the bucket or the directory would see.
+    pub complaint_files: Arc<dyn kefu_kit::blob::BlobStore>,
     pub gateway: Option<GatewayHandle>,
     pub shutdown: CancellationToken,
     _dir: tempfile::TempDir,
@@ -208,10 +211,27 @@ impl Suite {
         // Complaint deadlines live apart from tickets' targets (their own
         // Redis prefix, or their own memory store), as in production.
         let complaints_live = Live::new(backend).await?;
+        // Attachments: a directory under the data directory embedded, an
+        // S3-compatible store (its own prefix) in production.
+        let (blobs, complaint_files): (_, Arc<dyn kefu_kit::blob::BlobStore>) = match backend {
+            Backend::Embedded => {
+                (None, Arc::new(kefu_kit::blob::FileBlobs::new(dir.path().join("blobs").join("complaints"))))
+            }
+            Backend::Production => {
+                let endpoint = env_or_skip("KEFU_TEST_S3_URL")?;
+                let prefix = format!("t-{}", uuid::Uuid::now_v7().simple());
+                let s3 = kefu_kit::blob::S3Blobs::new(&endpoint, "kefu-test", &prefix, "us-east-1", "test", "test")
+                    .expect("S3 settings");
+                s3.create_bucket().await.expect("the test bucket");
+                let s3: Arc<dyn kefu_kit::blob::BlobStore> = Arc::new(s3);
+                (Some(kefu_kit::blob::Blobs::new(s3.clone(), &[KeyEntry::generate("blob")]).unwrap()), s3)
+            }
+        };
         embedded.overrides.insert(kefu_complaints::Overrides {
             clock: Some(Arc::new(clock.clone())),
             live: Some(complaints_live.store()),
             sweep: Some(sweep.clone()),
+            blobs,
         });
         embedded.overrides.insert(kefu_tickets::Overrides {
             clock: Some(Arc::new(clock.clone())),
@@ -253,6 +273,7 @@ impl Suite {
             customers_url,
             live,
             complaints_live,
+            complaint_files,
             gateway,
             shutdown,
             _dir: dir,

@@ -185,3 +185,58 @@ mod tests {
         assert!(category("category", "rudeness").is_err());
     }
 }
+
+/// The largest attachment kept: 2 MiB.
+pub const ATTACHMENT_MAX_BYTES: usize = 2 * 1024 * 1024;
+
+/// What a file is, read from its contents (the declared type and the file
+/// name's extension are not trusted alone); `None`: not a kind kept.
+pub fn sniff(bytes: &[u8], file_name: &str) -> Option<&'static str> {
+    let ext = file_name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
+    if bytes.starts_with(b"%PDF-") {
+        return Some("application/pdf");
+    }
+    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        return Some("image/png");
+    }
+    if bytes.starts_with(b"\xFF\xD8\xFF") {
+        return Some("image/jpeg");
+    }
+    if bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a") {
+        return Some("image/gif");
+    }
+    if bytes.len() > 12 && bytes.starts_with(b"RIFF") && &bytes[8..12] == b"WEBP" {
+        return Some("image/webp");
+    }
+    if bytes.starts_with(b"PK\x03\x04") {
+        // An Office Open XML package names its parts' types in one part.
+        let ooxml = bytes.windows(19).any(|w| w == b"[Content_Types].xml");
+        return match (ooxml, ext.as_str()) {
+            (true, "docx") => Some("application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
+            (true, "xlsx") => Some("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+            (true, "pptx") => Some("application/vnd.openxmlformats-officedocument.presentationml.presentation"),
+            _ => None,
+        };
+    }
+    let text = std::str::from_utf8(bytes).ok()?;
+    text.chars().all(|c| !c.is_control() || matches!(c, '\n' | '\r' | '\t')).then_some("text/plain")
+}
+
+#[cfg(test)]
+mod sniff_tests {
+    use super::sniff;
+
+    #[test]
+    fn files_are_known_by_their_contents_not_their_names() {
+        assert_eq!(sniff(b"%PDF-1.7\n...", "a.pdf"), Some("application/pdf"));
+        assert_eq!(sniff(b"%PDF-1.7\n...", "a.txt"), Some("application/pdf"), "the name does not decide");
+        assert_eq!(sniff(b"\x89PNG\r\n\x1a\n\0\0", "x.png"), Some("image/png"));
+        assert_eq!(sniff(b"\xFF\xD8\xFF\xE0", "x.jpg"), Some("image/jpeg"));
+        assert_eq!(sniff("客户来电记录：\n十点致电。".as_bytes(), "note.txt"), Some("text/plain"));
+        assert_eq!(sniff(b"MZ\x90\0\x03\0\0\0", "invoice.pdf"), None, "a Windows program is refused");
+        assert_eq!(sniff(b"\x7fELF\x02\x01", "a.txt"), None);
+        assert_eq!(sniff(b"PK\x03\x04 plain zip", "x.docx"), None, "a zip that is no Office document");
+        assert_eq!(sniff(b"PK\x03\x04...[Content_Types].xml...", "x.docx").map(|t| t.contains("word")), Some(true));
+        assert_eq!(sniff(b"PK\x03\x04...[Content_Types].xml...", "x.zip"), None);
+    }
+}

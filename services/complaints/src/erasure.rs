@@ -10,8 +10,11 @@ use crate::store;
 
 const CURSOR: &str = "erasure_cursor";
 
-/// What complaints does on an erasure.
-pub struct ComplaintsErasure;
+/// What complaints does on an erasure (attachments' contents leave the
+/// file store too).
+pub struct ComplaintsErasure {
+    pub blobs: kefu_kit::blob::Blobs,
+}
 
 /// The follower complaints runs.
 pub type ErasureFollower = kefu_kit::erasure::ErasureFollower<ComplaintsErasure>;
@@ -23,7 +26,15 @@ impl ErasureTarget for ComplaintsErasure {
     }
 
     async fn redact(&self, conn: &mut AnyConnection, customer_id: &str) -> Result<usize, Error> {
-        store::redact_customer(conn, customer_id).await
+        let n = store::redact_customer(conn, customer_id).await?;
+        let now = chrono::Utc::now().timestamp_millis();
+        // Deleting a file twice is no error: a resweep deletes again what
+        // a rolled-back pass may have left.
+        let keys = store::erase_attachments(conn, customer_id, now).await?;
+        for key in &keys {
+            self.blobs.delete(key).await.map_err(|e| Error::Unavailable(format!("the file store: {e}")))?;
+        }
+        Ok(n + keys.len())
     }
 
     async fn mark_erased(&self, conn: &mut AnyConnection, customer_id: &str) -> Result<(), Error> {

@@ -35,6 +35,10 @@ pub struct ComplaintsArgs {
     /// and the sweeper's pace.
     #[command(flatten)]
     pub live: kefu_sla::args::LiveArgs,
+    /// Where evidence attachments are kept, sealed (`KEFU_BLOB_URL`,
+    /// `KEFU_S3_*`, `KEFU_BLOB_KEYS`).
+    #[command(flatten)]
+    pub blobs: kefu_kit::blob::BlobArgs,
     /// Following the customers' erasures (`KEFU_SERVICE_TOKEN_FILE`, `KEFU_ERASURE_POLL`).
     #[command(flatten)]
     pub erasure: kefu_kit::erasure::ErasureArgs,
@@ -63,6 +67,8 @@ pub struct Overrides {
     pub clock: Option<Arc<dyn kefu_sla::Clock>>,
     pub live: Option<Arc<dyn kefu_sla::LiveStore>>,
     pub sweep: Option<kefu_sla::SweeperConfig>,
+    /// The file store of attachments.
+    pub blobs: Option<kefu_kit::blob::Blobs>,
 }
 
 /// The complaints service as a kefu [`Module`].
@@ -84,6 +90,7 @@ impl Module for Complaints {
 
     fn check(args: &ComplaintsArgs, embedded: bool) -> anyhow::Result<()> {
         args.live.check(embedded)?;
+        args.blobs.check(embedded)?;
         if !embedded {
             args.erasure.token_source("complaints")?;
         }
@@ -110,12 +117,16 @@ impl Module for Complaints {
             Some(t) => t,
             None => args.erasure.token_source("complaints")?,
         };
+        let blobs = match overrides.blobs {
+            Some(b) => b,
+            None => args.blobs.blobs(ctx.embedded.as_ref(), "complaints")?,
+        };
         let token_for_holds = token.clone();
         let erasures = Arc::new(erasure::ErasureFollower::new(
             ctx.pool.clone(),
             kefu_kit::client::channel(&customers)?,
             token.clone(),
-            erasure::ComplaintsErasure,
+            erasure::ComplaintsErasure { blobs: blobs.clone() },
         ));
         let deadlines = Arc::new(
             sla::Deadlines::load(
@@ -137,8 +148,15 @@ impl Module for Complaints {
         }
         let holds =
             Arc::new(holds::LegalHolds::new(ctx.pool.clone(), kefu_kit::client::channel(&customers)?, token_for_holds));
-        let api =
-            ComplaintsApi::new(ctx.pool, &customers, &tickets, deadlines.clone(), holds.clone(), ctx.shutdown.clone())?;
+        let api = ComplaintsApi::new(
+            ctx.pool,
+            &customers,
+            &tickets,
+            deadlines.clone(),
+            holds.clone(),
+            blobs,
+            ctx.shutdown.clone(),
+        )?;
         let probe_deadlines = deadlines.clone();
         // Redis is a cache of live state: its loss degrades, never fails, readiness.
         let live_check = kefu_kit::server::Check {

@@ -558,3 +558,106 @@ pub async fn put_setting(conn: &mut AnyConnection, name: &str, value: &str) -> R
     .await?;
     Ok(())
 }
+
+// ------------------------------------------------------------ attachments
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AttachmentRow {
+    pub id: String,
+    pub complaint_id: String,
+    pub file_name: String,
+    pub content_type: String,
+    pub size_bytes: i64,
+    pub sha256: String,
+    pub note: String,
+    pub uploaded_by: String,
+    pub uploaded_at: i64,
+    pub blob_key: String,
+    pub erased_at: Option<i64>,
+}
+
+const ATTACHMENT_COLUMNS: &str = "id, complaint_id, file_name, content_type, size_bytes, sha256, note, uploaded_by, uploaded_at, blob_key, erased_at";
+
+pub async fn insert_attachment(conn: &mut AnyConnection, a: &AttachmentRow) -> Result<(), Error> {
+    Columns::new()
+        .with("id", a.id.as_str())
+        .with("complaint_id", a.complaint_id.as_str())
+        .with("file_name", a.file_name.as_str())
+        .with("content_type", a.content_type.as_str())
+        .with("size_bytes", a.size_bytes)
+        .with("sha256", a.sha256.as_str())
+        .with("note", a.note.as_str())
+        .with("uploaded_by", a.uploaded_by.as_str())
+        .with("uploaded_at", a.uploaded_at)
+        .with("blob_key", a.blob_key.as_str())
+        .with("erased_at", a.erased_at)
+        .insert(conn, "complaint_attachments")
+        .await?;
+    Ok(())
+}
+
+pub async fn get_attachment(conn: &mut AnyConnection, id: &str) -> Result<Option<AttachmentRow>, Error> {
+    Ok(sqlx::query_as(&format!("SELECT {ATTACHMENT_COLUMNS} FROM complaint_attachments WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?)
+}
+
+pub async fn attachments(conn: &mut AnyConnection, complaint_id: &str) -> Result<Vec<AttachmentRow>, Error> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {ATTACHMENT_COLUMNS} FROM complaint_attachments WHERE complaint_id = $1 ORDER BY uploaded_at, id"
+    ))
+    .bind(complaint_id)
+    .fetch_all(conn)
+    .await?)
+}
+
+pub async fn record_read(
+    conn: &mut AnyConnection,
+    attachment_id: &str,
+    reader: &str,
+    role: &str,
+    purpose: &str,
+    at: i64,
+) -> Result<(), Error> {
+    sqlx::query("INSERT INTO attachment_reads (attachment_id, reader, role, purpose, at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(attachment_id)
+        .bind(reader)
+        .bind(role)
+        .bind(purpose)
+        .bind(at)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Reads of an attachment: (reader, role, purpose, at), oldest first.
+pub async fn reads(conn: &mut AnyConnection, attachment_id: &str) -> Result<Vec<(String, String, String, i64)>, Error> {
+    let rows =
+        sqlx::query("SELECT reader, role, purpose, at FROM attachment_reads WHERE attachment_id = $1 ORDER BY at")
+            .bind(attachment_id)
+            .fetch_all(conn)
+            .await?;
+    rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?))).collect()
+}
+
+/// Marks the erased customer's attachments (outside a legal hold) erased;
+/// the file-store keys of every erased attachment of theirs, to delete.
+pub async fn erase_attachments(conn: &mut AnyConnection, customer_id: &str, at: i64) -> Result<Vec<String>, Error> {
+    sqlx::query(
+        "UPDATE complaint_attachments SET erased_at = $2, file_name = $3, note = CASE WHEN note = '' THEN '' ELSE $3 END \
+         WHERE erased_at IS NULL AND complaint_id IN (SELECT id FROM complaints WHERE customer_id = $1 AND legal_hold = 0)",
+    )
+    .bind(customer_id)
+    .bind(at)
+    .bind(ERASED)
+    .execute(&mut *conn)
+    .await?;
+    Ok(sqlx::query_scalar(
+        "SELECT blob_key FROM complaint_attachments WHERE erased_at IS NOT NULL AND complaint_id IN \
+         (SELECT id FROM complaints WHERE customer_id = $1)",
+    )
+    .bind(customer_id)
+    .fetch_all(conn)
+    .await?)
+}

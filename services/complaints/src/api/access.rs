@@ -12,6 +12,8 @@ const ACTORS: &[Role] = &[Role::Agent, Role::Supervisor, Role::Admin];
 const CUSTOMER_CHANNELS: &[Role] = &[Role::Service];
 /// Monitoring: supervisors, HR, admins, auditors and reporting systems.
 const MONITORING: &[Role] = &[Role::Supervisor, Role::Hr, Role::Admin, Role::Auditor, Role::Service];
+/// Evidence is read by those who handle complaints and by auditors.
+const EVIDENCE_READERS: &[Role] = &[Role::Agent, Role::Supervisor, Role::Admin, Role::Auditor];
 /// The live deadline board.
 const DASHBOARD: &[Role] = &[Role::Agent, Role::Supervisor, Role::Admin];
 /// Per-person figures feed performance reviews.
@@ -38,5 +40,8 @@ pub static ACCESS: Access = Access {
         ("GetComplaintDeadlines", READERS),
         ("GetComplaintSlaDashboard", DASHBOARD),
         ("WatchComplaintDeadlines", WRITERS),
+        ("AddComplaintAttachment", ACTORS),
+        ("ListComplaintAttachments", EVIDENCE_READERS),
+        ("GetComplaintAttachment", EVIDENCE_READERS),
     ],
 };

@@ -2,6 +2,7 @@
 //! parse requests into domain values, run the rule, read and write through
 //! `store` in one transaction, and convert back.
 mod access;
+mod attachments;
 mod deadlines;
 mod investigation;
 mod stats;
@@ -50,6 +51,7 @@ pub struct ComplaintsApi {
     clock: std::sync::Arc<dyn kefu_sla::Clock>,
     pub(crate) deadlines: std::sync::Arc<crate::sla::Deadlines>,
     holds: std::sync::Arc<crate::holds::LegalHolds>,
+    blobs: kefu_kit::blob::Blobs,
     pub(crate) shutdown: tokio_util::sync::CancellationToken,
 }
 
@@ -60,6 +62,7 @@ impl ComplaintsApi {
         tickets_addr: &str,
         deadlines: std::sync::Arc<crate::sla::Deadlines>,
         holds: std::sync::Arc<crate::holds::LegalHolds>,
+        blobs: kefu_kit::blob::Blobs,
         shutdown: tokio_util::sync::CancellationToken,
     ) -> anyhow::Result<Self> {
         Ok(Self {
@@ -71,6 +74,7 @@ impl ComplaintsApi {
             clock: deadlines.clock.clone(),
             deadlines,
             holds,
+            blobs,
             shutdown,
         })
     }
@@ -725,6 +729,27 @@ impl ComplaintService for ComplaintsApi {
     ) -> Res<Self::WatchComplaintDeadlinesStream> {
         let c = call(req)?;
         answer(deadlines::watch(self, &c.p, c.r).await)
+    }
+
+    async fn add_complaint_attachment(&self, req: Request<pb::AddComplaintAttachmentRequest>) -> Res<pb::Attachment> {
+        let c = call(req)?;
+        answer(attachments::add(self, &c.p, c.r).await)
+    }
+
+    async fn list_complaint_attachments(
+        &self,
+        req: Request<pb::ListComplaintAttachmentsRequest>,
+    ) -> Res<pb::ListComplaintAttachmentsResponse> {
+        let c = call(req)?;
+        answer(attachments::list(self, &c.p, c.r).await)
+    }
+
+    async fn get_complaint_attachment(
+        &self,
+        req: Request<pb::GetComplaintAttachmentRequest>,
+    ) -> Res<pb::AttachmentContent> {
+        let c = call(req)?;
+        answer(attachments::get(self, &c.p, c.r).await)
     }
 
     async fn list_complaint_categories(
