@@ -113,6 +113,9 @@ pub struct S3Blobs {
     http: reqwest::Client,
 }
 
+/// The largest file a store hands back (kept files are far smaller).
+pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
+
 const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 fn hmac(key: &[u8], data: &str) -> Vec<u8> {
@@ -177,6 +180,8 @@ impl S3Blobs {
             "KEFU_S3_ENDPOINT must be an http:// or https:// address"
         );
         anyhow::ensure!(!bucket.is_empty() && valid_key(bucket), "not an S3 bucket name: {bucket:?}");
+        let trimmed = prefix.trim_matches('/');
+        anyhow::ensure!(trimmed.is_empty() || valid_key(trimmed), "not an S3 key prefix: {prefix:?}");
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(60))
@@ -279,7 +284,13 @@ impl BlobStore for S3Blobs {
             return Ok(None);
         }
         anyhow::ensure!(r.status().is_success(), "object storage refused the read: HTTP {}", r.status().as_u16());
-        Ok(Some(r.bytes().await?.to_vec()))
+        // A file larger than any kept one is not read into memory.
+        if r.content_length().is_some_and(|n| n > MAX_FILE_BYTES) {
+            anyhow::bail!("object storage answered with a file larger than {MAX_FILE_BYTES} bytes");
+        }
+        let body = r.bytes().await?;
+        anyhow::ensure!(body.len() as u64 <= MAX_FILE_BYTES, "object storage answered with an oversized file");
+        Ok(Some(body.to_vec()))
     }
 
     async fn delete(&self, key: &str) -> anyhow::Result<()> {

@@ -645,11 +645,22 @@ pub async fn reads(conn: &mut AnyConnection, attachment_id: &str) -> Result<Vec<
 /// the file-store keys of every erased attachment of theirs, to delete.
 pub async fn erase_attachments(conn: &mut AnyConnection, customer_id: &str, at: i64) -> Result<Vec<String>, Error> {
     sqlx::query(
-        "UPDATE complaint_attachments SET erased_at = $2, file_name = $3, note = CASE WHEN note = '' THEN '' ELSE $3 END \
+        "UPDATE complaint_attachments SET erased_at = $2, file_name = $3, sha256 = '', \
+         note = CASE WHEN note = '' THEN '' ELSE $3 END \
          WHERE erased_at IS NULL AND complaint_id IN (SELECT id FROM complaints WHERE customer_id = $1 AND legal_hold = 0)",
     )
     .bind(customer_id)
     .bind(at)
+    .bind(ERASED)
+    .execute(&mut *conn)
+    .await?;
+    // Why someone read the evidence may name the customer too.
+    sqlx::query(
+        "UPDATE attachment_reads SET purpose = $2 WHERE purpose <> $2 AND attachment_id IN \
+         (SELECT id FROM complaint_attachments WHERE erased_at IS NOT NULL AND complaint_id IN \
+         (SELECT id FROM complaints WHERE customer_id = $1))",
+    )
+    .bind(customer_id)
     .bind(ERASED)
     .execute(&mut *conn)
     .await?;

@@ -199,7 +199,10 @@ async fn evidence_leaves_with_the_customers_erased_data(s: Suite) {
         .into_inner()
         .attachments;
     assert!(listed[0].erased && listed[0].file_name == "[已删除]", "{listed:?}");
-    assert_eq!(listed[0].sha256, a.sha256, "the record of what was held stays");
+    assert!(listed[0].sha256.is_empty() && !a.sha256.is_empty(), "not even the file's hash stays");
+    assert_eq!(listed[0].size_bytes, a.size_bytes, "the record that a file was held stays");
+    let upload_after = agent.add_complaint_attachment(upload(&rec.id, "新证据.pdf", pdf())).await.unwrap_err();
+    assert_eq!(upload_after.code(), Code::FailedPrecondition, "no new evidence of an erased customer");
     let gone = agent
         .get_complaint_attachment(pb::GetComplaintAttachmentRequest { id: a.id.clone(), purpose: "复核".into() })
         .await

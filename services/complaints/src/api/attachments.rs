@@ -10,7 +10,7 @@ use kefu_kit::{
 use kefu_proto::complaints::v1 as pb;
 use sha2::{Digest, Sha256};
 
-use super::{ComplaintsApi, SEES_ALL, find, handles};
+use super::{ComplaintsApi, SEES_ALL, find, handles, is_about};
 use crate::{
     domain,
     store::{self, AttachmentRow},
@@ -116,31 +116,55 @@ pub(super) async fn add(
         tracing::error!(error = %e, "the file store did not take an attachment");
         Error::Unavailable("the file store is unavailable; try again".into())
     })?;
-    let mut tx = api.pool.begin().await?;
-    if !request_id.is_empty()
-        && let db::Claim::Existing(existing) =
-            db::claim_request_id(&mut tx, &format!("{SCOPE}:{}", p.subject), &request_id, &row.id, &fingerprint).await?
-    {
-        drop(tx);
-        // A retry: the first upload stands, this copy goes.
-        if let Err(e) = api.blobs.delete(&row.blob_key).await {
-            tracing::warn!(error = %e, "a retried upload's copy stays in the file store");
+    // Any failure from here on takes the file back out of the store.
+    let written: Result<Option<String>, Error> = async {
+        let mut tx = api.pool.begin().await?;
+        if !complaint.customer_id.is_empty() && store::is_erased(&mut tx, &complaint.customer_id).await? {
+            return Err(Error::FailedPrecondition("the customer's data was erased; no new evidence is kept".into()));
         }
-        let mut conn = api.pool.acquire().await?;
-        let first = store::get_attachment(&mut conn, &existing).await?.ok_or_else(|| {
-            Error::Internal(anyhow::anyhow!("attachment {existing} of a claimed request id is missing"))
-        })?;
-        return attachment_pb(&mut conn, p, first).await;
+        if !request_id.is_empty()
+            && let db::Claim::Existing(existing) =
+                db::claim_request_id(&mut tx, &format!("{SCOPE}:{}", p.subject), &request_id, &row.id, &fingerprint)
+                    .await?
+        {
+            return Ok(Some(existing));
+        }
+        store::insert_attachment(&mut tx, &row).await?;
+        tx.commit().await?;
+        Ok(None)
     }
-    store::insert_attachment(&mut tx, &row).await?;
-    if let Err(e) = tx.commit().await {
-        if let Err(d) = api.blobs.delete(&row.blob_key).await {
-            tracing::warn!(error = %d, "an attachment whose row was not written stays in the file store");
+    .await;
+    let first = match written {
+        Ok(None) => {
+            let mut conn = api.pool.acquire().await?;
+            return attachment_pb(&mut conn, p, row).await;
         }
-        return Err(e.into());
+        Ok(Some(first)) => first,
+        Err(e) => {
+            if let Err(d) = api.blobs.delete(&row.blob_key).await {
+                tracing::warn!(error = %d, "an attachment whose row was not written stays in the file store");
+            }
+            return Err(e);
+        }
+    };
+    // A retry: the first upload stands, this copy goes.
+    if let Err(e) = api.blobs.delete(&row.blob_key).await {
+        tracing::warn!(error = %e, "a retried upload's copy stays in the file store");
     }
     let mut conn = api.pool.acquire().await?;
-    attachment_pb(&mut conn, p, row).await
+    let first = store::get_attachment(&mut conn, &first)
+        .await?
+        .ok_or_else(|| Error::Internal(anyhow::anyhow!("attachment {first} of a claimed request id is missing")))?;
+    attachment_pb(&mut conn, p, first).await
+}
+
+/// Evidence is for those who handle the complaint and those who see every
+/// complaint — never for the person it is about, whatever their role.
+fn may_read_evidence(p: &Principal, c: &crate::store::ComplaintRow) -> Result<(), Error> {
+    if is_about(p, c) || !(p.has_any(SEES_ALL) || handles(p, c)) {
+        return Err(Error::PermissionDenied("the evidence is read by those who handle the complaint".into()));
+    }
+    Ok(())
 }
 
 pub(super) async fn list(
@@ -150,6 +174,7 @@ pub(super) async fn list(
 ) -> Result<pb::ListComplaintAttachmentsResponse, Error> {
     let mut conn = api.reads.acquire().await?;
     let c = find(&mut conn, p, "complaint_id", &r.complaint_id, false).await?;
+    may_read_evidence(p, &c)?;
     let mut out = Vec::new();
     for a in store::attachments(&mut conn, &c.id).await? {
         out.push(attachment_pb(&mut conn, p, a).await?);
@@ -170,9 +195,7 @@ pub(super) async fn get(
     let a = store::get_attachment(&mut tx, &id).await?.ok_or_else(|| Error::NotFound(format!("attachment {id}")))?;
     let c = find(&mut tx, p, "id", &a.complaint_id, false).await?;
     // The staff member a complaint is about reads its finding, not its evidence.
-    if !(p.has_any(SEES_ALL) || handles(p, &c)) {
-        return Err(Error::PermissionDenied("the evidence is read by those who handle the complaint".into()));
-    }
+    may_read_evidence(p, &c)?;
     if a.erased_at.is_some() {
         return Err(Error::FailedPrecondition("the attachment was destroyed with the customer's data".into()));
     }

@@ -79,15 +79,23 @@ pub(super) async fn of_complaint(
 
 pub(super) async fn dashboard(
     api: &ComplaintsApi,
+    p: &Principal,
     r: pb::GetComplaintSlaDashboardRequest,
 ) -> Result<pb::ComplaintSlaDashboard, Error> {
+    // Per-person figures are for supervisors: an agent sees their own row.
+    let own_only = !p.has_any(&[Role::Supervisor, Role::Admin]);
     let within = kefu_sla::live::at_risk_window(r.within_minutes).map_err(|m| Error::invalid("within_minutes", m))?;
     let d = api.deadlines.live.dashboard(api.now(), within).await?;
     let c = |g: &kefu_sla::GroupCounts| pb::DeadlineCounts { open: g.open, at_risk: g.at_risk, breached: g.breached };
     Ok(pb::ComplaintSlaDashboard {
         total: Some(c(&d.total)),
         by_queue: d.by_queue.iter().map(|(k, v)| (k.clone(), c(v))).collect(),
-        by_handler: d.by_assignee.iter().filter(|(k, _)| !k.is_empty()).map(|(k, v)| (k.clone(), c(v))).collect(),
+        by_handler: d
+            .by_assignee
+            .iter()
+            .filter(|(k, _)| !k.is_empty() && (!own_only || **k == p.subject))
+            .map(|(k, v)| (k.clone(), c(v)))
+            .collect(),
     })
 }
 

@@ -541,10 +541,9 @@ async fn transition(
     let now = api.now();
     let held_customer = (!c.customer_id.is_empty()).then(|| c.customer_id.clone());
     let mut release_queued = false;
+    let placing = held_customer.is_some() && action == pb::ComplaintAction::ReferToLegal;
     if let Some(customer) = &held_customer {
-        if action == pb::ComplaintAction::ReferToLegal {
-            // Held before the step commits: never in legal referral without it.
-            api.holds.place(customer, &c.number).await?;
+        if placing {
             crate::holds::LegalHolds::unqueue_release(&mut tx, &c.id).await?;
         } else if action == pb::ComplaintAction::Close && c.legal_hold == 1 {
             crate::holds::LegalHolds::queue_release(&mut tx, &c.id, customer, &c.number, now).await?;
@@ -586,7 +585,22 @@ async fn transition(
     )
     .await?;
     let changes = api.deadlines.on_transition(&mut tx, &c, from, action).await?;
-    tx.commit().await?;
+    if placing && let Some(customer) = &held_customer {
+        // Held as the last thing before the step commits: never in legal
+        // referral without it; a commit that then fails gives it back.
+        api.holds.place(customer, &c.number).await?;
+        if let Err(e) = tx.commit().await {
+            let mut conn = api.pool.acquire().await?;
+            crate::holds::LegalHolds::queue_release(&mut conn, &c.id, customer, &c.number, now).await?;
+            drop(conn);
+            if let Err(d) = api.holds.deliver(Some(&c.id)).await {
+                tracing::warn!(error = %d, "a hold of a referral that did not commit is released when customers answers");
+            }
+            return Err(e.into());
+        }
+    } else {
+        tx.commit().await?;
+    }
     api.deadlines.publish(changes).await;
     if release_queued && let Err(e) = api.holds.deliver(Some(&c.id)).await {
         tracing::warn!(error = %e, "the closed complaint's legal hold is released when the customers service answers");
@@ -718,7 +732,7 @@ impl ComplaintService for ComplaintsApi {
         req: Request<pb::GetComplaintSlaDashboardRequest>,
     ) -> Res<pb::ComplaintSlaDashboard> {
         let c = call(req)?;
-        answer(deadlines::dashboard(self, c.r).await)
+        answer(deadlines::dashboard(self, &c.p, c.r).await)
     }
 
     type WatchComplaintDeadlinesStream = deadlines::EventStream;
