@@ -325,6 +325,9 @@ async fn a_12366_referral_walks_from_a_breached_opinion_through_evidence_capa_re
     assert!((stats["toAcknowledgement"]["medianHours"].as_f64().unwrap() - 20.0 / 60.0).abs() < 1e-6, "{stats}");
     assert_eq!(stats["averageSatisfaction"], 4.0, "{stats}");
     assert_eq!(stats["byRootCause"][0]["key"], "ROOT_CAUSE_PROCESS", "{stats}");
+    assert_eq!(stats["bySource"][0]["label"], "监管部门转办", "{stats}");
+    assert_eq!(stats["referralsAnsweredInTime"], "1", "the decision went out before Friday 18:00: {stats}");
+    assert!(stats.get("referralsOverdue").is_none_or(|v| v == "0"), "{stats}");
     let staff = app
         .suite
         .complaints_as(Role::Hr)

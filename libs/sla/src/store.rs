@@ -342,14 +342,20 @@ pub async fn insert_event(conn: &mut AnyConnection, e: &SlaEvent) -> Result<bool
 }
 
 /// Events recorded after `since_id` (by time, then id), for watchers that
-/// reconnect. An unknown id replays nothing.
-pub async fn events_after(conn: &mut AnyConnection, since_id: &str, limit: i64) -> Result<Vec<SlaEvent>, Error> {
+/// reconnect; with `routed_to`, only the events of that person (the limit
+/// counts theirs). An unknown id replays nothing.
+pub async fn events_after(
+    conn: &mut AnyConnection,
+    since_id: &str,
+    limit: i64,
+    routed_to: Option<&str>,
+) -> Result<Vec<SlaEvent>, Error> {
     let sql = format!(
         "SELECT e.id, e.record_id, e.metric, e.cycle, e.kind, e.at, e.due_at, e.queue, e.assignee FROM sla_events e, \
-         (SELECT at, id FROM sla_events WHERE id = $1) s WHERE e.at > s.at OR (e.at = s.at AND e.id > s.id) \
-         ORDER BY e.at, e.id LIMIT {limit}"
+         (SELECT at, id FROM sla_events WHERE id = $1) s WHERE (e.at > s.at OR (e.at = s.at AND e.id > s.id)) \
+         AND ($2 = '' OR e.assignee = $2) ORDER BY e.at, e.id LIMIT {limit}"
     );
-    let rows = sqlx::query(&sql).bind(since_id).fetch_all(conn).await?;
+    let rows = sqlx::query(&sql).bind(since_id).bind(routed_to.unwrap_or("")).fetch_all(conn).await?;
     let mut out = Vec::new();
     for r in rows {
         let metric: String = r.try_get(2)?;

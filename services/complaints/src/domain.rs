@@ -79,8 +79,10 @@ pub fn next_state(from: S, action: A) -> Option<S> {
         (S::ResponseProposed, CustomerRejects) => S::Rejected,
         (S::Rejected, StartMediation) => S::InMediation,
         (S::Rejected | S::InMediation, ReferToLegal) => S::LegalReferral,
-        // Mediation settles it; a court or arbitration concludes it.
-        (S::Accepted | S::InMediation | S::LegalReferral, Close) => S::Closed,
+        // Mediation settles it; a court or arbitration concludes it; or the
+        // customer, having rejected the response, declines mediation and
+        // legal channels (the reason records it).
+        (S::Accepted | S::Rejected | S::InMediation | S::LegalReferral, Close) => S::Closed,
         (S::Closed, Reopen) => S::Investigating,
         _ => return None,
     })
@@ -238,5 +240,16 @@ mod sniff_tests {
         assert_eq!(sniff(b"PK\x03\x04 plain zip", "x.docx"), None, "a zip that is no Office document");
         assert_eq!(sniff(b"PK\x03\x04...[Content_Types].xml...", "x.docx").map(|t| t.contains("word")), Some(true));
         assert_eq!(sniff(b"PK\x03\x04...[Content_Types].xml...", "x.zip"), None);
+    }
+}
+
+#[cfg(test)]
+mod closing_tests {
+    use super::*;
+
+    #[test]
+    fn a_rejected_response_may_close_when_mediation_is_declined() {
+        assert_eq!(transition(S::Rejected, A::Close).unwrap(), S::Closed);
+        assert!(allowed(S::Rejected).contains(&A::StartMediation), "mediation stays on offer");
     }
 }

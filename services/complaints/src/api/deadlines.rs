@@ -118,7 +118,7 @@ pub(super) async fn watch(
         Vec::new()
     } else {
         let mut conn = api.pool.acquire().await?;
-        kefu_sla::store::events_after(&mut conn, &since, REPLAY_MAX).await?
+        kefu_sla::store::events_after(&mut conn, &since, REPLAY_MAX, Some(handler.as_str())).await?
     };
     let filter = kefu_sla::watch::Filter { queue: String::new(), assignee: handler };
     let stream = sub.stream(replay, filter, api.shutdown.clone()).filter_map(|item| {

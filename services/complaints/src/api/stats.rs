@@ -88,6 +88,16 @@ fn severity_label(s: pb::Severity) -> &'static str {
     }
 }
 
+fn source_label(s: pb::ComplaintSource) -> &'static str {
+    match s {
+        pb::ComplaintSource::Customer => "客户直接投诉",
+        pb::ComplaintSource::RegulatorReferral => "监管部门转办",
+        pb::ComplaintSource::HotlineReferral => "热线转办",
+        pb::ComplaintSource::TicketEscalation => "工单升级",
+        pb::ComplaintSource::Unspecified => "未指定",
+    }
+}
+
 /// Median and 90th percentile (nearest rank) of durations in ms, in hours.
 fn durations(mut ms: Vec<i64>) -> pb::Durations {
     if ms.is_empty() {
@@ -111,6 +121,8 @@ pub(super) async fn complaint_stats(
     let mut out = pb::ComplaintStats { received: rows.len() as i64, ..Default::default() };
     let (mut by_cat, mut by_root, mut by_dept, mut by_staff, mut by_channel, mut by_sev) =
         (BTreeMap::new(), BTreeMap::new(), BTreeMap::new(), BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
+    let mut by_source = BTreeMap::new();
+    let now = api.now();
     let (mut with_finding, mut upheld, mut repeats, mut rated, mut rating_sum) = (0i64, 0i64, 0i64, 0i64, 0i64);
     for c in &rows {
         bump(&mut by_cat, &c.category, domain::category_label(&c.category));
@@ -130,6 +142,15 @@ pub(super) async fn complaint_stats(
         bump(&mut by_channel, channel.name(), channel_label(channel));
         let sev = pb::Severity::try_from(c.severity as i32).unwrap_or(pb::Severity::Unspecified);
         bump(&mut by_sev, sev.name(), severity_label(sev));
+        let source = pb::ComplaintSource::try_from(c.source as i32).unwrap_or(pb::ComplaintSource::Unspecified);
+        bump(&mut by_source, source.name(), source_label(source));
+        if let Some(due) = c.referral_due_at {
+            match c.decision_at {
+                Some(d) if d <= due => out.referrals_answered_in_time += 1,
+                _ if now > due => out.referrals_overdue += 1,
+                _ => {}
+            }
+        }
         if let Some(u) = c.upheld {
             with_finding += 1;
             upheld += u;
@@ -159,6 +180,7 @@ pub(super) async fn complaint_stats(
     out.by_staff = counts(by_staff);
     out.by_channel = counts(by_channel);
     out.by_severity = counts(by_sev);
+    out.by_source = counts(by_source);
     out.upheld_rate = if with_finding > 0 { upheld as f64 / with_finding as f64 } else { 0.0 };
     out.repeat_rate = if out.received > 0 { repeats as f64 / out.received as f64 } else { 0.0 };
     out.ratings = rated;

@@ -108,7 +108,7 @@ pub(super) async fn watch(
         Vec::new()
     } else {
         let mut conn = api.pool.acquire().await?;
-        store::events_after(&mut conn, &since, REPLAY_MAX).await?
+        store::events_after(&mut conn, &since, REPLAY_MAX, Some(assignee.as_str())).await?
     };
     let stream = sub.stream(replay, kefu_sla::watch::Filter { queue, assignee }, api.shutdown.clone()).map(|item| {
         item.map(|w| match w {
