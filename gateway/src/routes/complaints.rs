@@ -202,4 +202,14 @@ pub(super) static ROUTES: &[Route] = &[
         None,
         "One attachment with its contents, for a stated purpose (recorded)"
     ),
+    r!(
+        "PUT",
+        "/api/v1/complaint-categories",
+        "kefu.complaints.v1.ComplaintService/SetComplaintCategories",
+        Body::All,
+        [],
+        Some("etag"),
+        None,
+        "Replace the complaint category taxonomy"
+    ),
 ];

@@ -23,6 +23,7 @@ pub mod parse;
 pub mod rpc;
 pub mod server;
 pub mod shutdown;
+pub mod taxonomy;
 pub mod telemetry;
 pub mod tls;
 

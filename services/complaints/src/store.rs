@@ -20,6 +20,8 @@ pub struct ComplaintRow {
     pub subject_kind: i64,
     pub subject: String,
     pub category: String,
+    /// The category's label (kept in step when the label changes).
+    pub category_label: String,
     pub severity: i64,
     pub description: String,
     pub demand_kind: i64,
@@ -59,7 +61,7 @@ pub struct ComplaintRow {
 }
 
 const COLUMNS: &str = "id, number, state, source, channel, customer_id, anonymous, ticket_id, subject_kind, subject, \
-    category, severity, description, demand_kind, demand_amount_fen, demand_detail, referred_by, referral_reference, \
+    category, category_label, severity, description, demand_kind, demand_amount_fen, demand_detail, referred_by, referral_reference, \
     referral_due_at, repeat_of, handler, preliminary_opinion, response, mediator, legal_hold, reopen_count, recorded_by, \
     received_at, created_at, updated_at, closed_at, findings, root_cause, responsible_staff, responsible_department, \
     upheld, finding_by, finding_at, decision_channel, decision_at, decision_summary, compensation_paid_fen, \
@@ -105,6 +107,7 @@ pub async fn insert(conn: &mut AnyConnection, c: &ComplaintRow) -> Result<(), Er
         .with("subject_kind", c.subject_kind)
         .with("subject", c.subject.as_str())
         .with("category", c.category.as_str())
+        .with("category_label", c.category_label.as_str())
         .with("severity", c.severity)
         .with("description", c.description.as_str())
         .with("demand_kind", c.demand_kind)
@@ -671,4 +674,21 @@ pub async fn erase_attachments(conn: &mut AnyConnection, customer_id: &str, at: 
     .bind(customer_id)
     .fetch_all(conn)
     .await?)
+}
+
+// ------------------------------------------------------------ categories
+
+/// The firm's complaint categories.
+pub const CATEGORIES: kefu_kit::taxonomy::Taxonomy = kefu_kit::taxonomy::Taxonomy { table: "complaint_categories" };
+
+/// Keeps complaints' labels in step with their categories'.
+pub async fn relabel(conn: &mut AnyConnection, list: &[(String, String)]) -> Result<(), Error> {
+    for (code, label) in list {
+        sqlx::query("UPDATE complaints SET category_label = $2 WHERE category = $1 AND category_label <> $2")
+            .bind(code)
+            .bind(label)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }

@@ -150,9 +150,53 @@ async fn a_regulator_referral_is_recorded_numbered_and_walked_to_closure_with_re
         .await
         .unwrap_err();
     assert_eq!(stale.code(), Code::Aborted);
-    let cats =
-        s.complaints_as(Role::Hr).list_complaint_categories(pb::ListComplaintCategoriesRequest {}).await.unwrap();
-    assert!(cats.into_inner().categories.iter().any(|c| c.code == "fee_dispute" && c.label == "收费争议"));
+    let cats = s
+        .complaints_as(Role::Hr)
+        .list_complaint_categories(pb::ListComplaintCategoriesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(cats.categories.iter().any(|c| c.code == "fee_dispute" && c.label == "收费争议"));
+
+    // The firm edits its taxonomy: a label renamed reaches the complaints
+    // filed under it; a retired code is refused for new complaints but kept.
+    let mut list: Vec<pb::ComplaintCategory> =
+        cats.categories.iter().filter(|c| c.code != "communication").cloned().collect();
+    for c in &mut list {
+        if c.code == "service_attitude" {
+            c.label = "服务态度与礼仪".into();
+        }
+    }
+    list.push(pb::ComplaintCategory { code: "data_privacy".into(), label: "个人信息保护".into(), active: true });
+    let set = |list: Vec<pb::ComplaintCategory>, etag: &str, role: Role| {
+        let mut client = s.complaints_as(role);
+        let req =
+            pb::SetComplaintCategoriesRequest { categories: list, etag: etag.into(), reason: "年度修订".into() };
+        async move { client.set_complaint_categories(req).await }
+    };
+    assert_eq!(set(list.clone(), &cats.etag, Role::Agent).await.unwrap_err().code(), Code::PermissionDenied);
+    let mut twice = list.clone();
+    twice.push(pb::ComplaintCategory { code: "timeliness".into(), label: "又一个".into(), active: true });
+    let err = set(twice, &cats.etag, Role::Supervisor).await.unwrap_err();
+    assert_eq!(violations(&err), vec![format!("categories[{}].code", list.len())]);
+    let after = set(list.clone(), &cats.etag, Role::Supervisor).await.unwrap().into_inner();
+    assert!(after.categories.iter().any(|c| c.code == "data_privacy"));
+    assert!(!after.categories.iter().any(|c| c.code == "communication"));
+    let stale = set(list, &cats.etag, Role::Supervisor).await.unwrap_err();
+    assert_eq!(stale.code(), Code::Aborted, "an old etag changes nothing");
+    let renamed = sup.get_complaint(pb::GetComplaintRequest { id: rec.id.clone() }).await.unwrap().into_inner();
+    assert_eq!(renamed.category_label, "服务态度与礼仪", "the label follows the taxonomy");
+    let mut retired = referral(&s, &c);
+    retired.complaint.as_mut().unwrap().category = "communication".into();
+    let err = sup.record_complaint(retired).await.unwrap_err();
+    assert_eq!(violations(&err), vec!["complaint.category".to_string()]);
+    let all = s
+        .complaints_as(Role::Hr)
+        .list_complaint_categories(pb::ListComplaintCategoriesRequest { include_retired: true })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(all.categories.iter().any(|c| c.code == "communication" && !c.active && c.label == "沟通不畅"));
 }
 
 async fn a_ticket_escalated_into_a_complaint_keeps_the_link_and_the_customer(s: Suite) {
@@ -282,7 +326,7 @@ async fn repeats_anonymous_complaints_and_bad_input(s: Suite) {
                 source: pb::ComplaintSource::HotlineReferral as i32,
                 channel: 99,
                 customer_id: "not-an-id".into(),
-                category: "rudeness".into(),
+                category: "Rude!".into(),
                 severity: 0,
                 description: String::new(),
                 demand: Some(pb::Demand { kind: 1, amount_fen: -5, detail: String::new() }),

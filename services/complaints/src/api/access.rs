@@ -28,6 +28,7 @@ pub static ACCESS: Access = Access {
         ("TransitionComplaint", WRITERS),
         ("ListComplaintHistory", READERS),
         ("ListComplaintCategories", ANYONE),
+        ("SetComplaintCategories", MANAGERS),
         ("RecordFinding", MANAGERS),
         ("AddCorrectiveAction", MANAGERS),
         ("CompleteCorrectiveAction", ACTORS),

@@ -3,6 +3,7 @@
 //! `store` in one transaction, and convert back.
 mod access;
 mod attachments;
+mod categories;
 mod deadlines;
 mod investigation;
 mod stats;
@@ -179,7 +180,7 @@ pub(crate) fn complaint_pb(c: &ComplaintRow) -> pb::Complaint {
         subject_kind: c.subject_kind as i32,
         subject: c.subject.clone(),
         category: c.category.clone(),
-        category_label: domain::category_label(&c.category).to_owned(),
+        category_label: c.category_label.clone(),
         severity: c.severity as i32,
         description: c.description.clone(),
         demand: Some(pb::Demand {
@@ -327,6 +328,7 @@ fn parse_new(p: &Principal, input: &pb::Complaint, now: i64) -> Result<NewCompla
         subject_kind: i64::from(subject_kind as i32),
         subject: subject.unwrap_or_default(),
         category,
+        category_label: String::new(),
         severity: i64::from(severity as i32),
         description,
         demand_kind: i64::from(demand_kind.unwrap_or(pb::DemandKind::Other) as i32),
@@ -410,6 +412,18 @@ async fn record(
                 .await?
                 .ok_or_else(|| Error::Internal(anyhow::anyhow!("complaint {id} of a claimed request id is missing")))?;
             return Ok(complaint_pb(&existing));
+        }
+    }
+    // The category is one the firm offers now.
+    let offered = store::CATEGORIES.entries(&mut tx, false).await?;
+    match offered.iter().find(|k| k.code == row.category) {
+        Some(k) => row.category_label.clone_from(&k.label),
+        None => {
+            let codes: Vec<&str> = offered.iter().map(|k| k.code.as_str()).collect();
+            return Err(Error::invalid(
+                "complaint.category",
+                format!("{:?} is not one of {}", row.category, codes.join(", ")),
+            ));
         }
     }
     // A ticket is escalated once while its complaint is open.
@@ -770,12 +784,15 @@ impl ComplaintService for ComplaintsApi {
         &self,
         req: Request<pb::ListComplaintCategoriesRequest>,
     ) -> Res<pb::ListComplaintCategoriesResponse> {
-        call(req)?;
-        answer(Ok(pb::ListComplaintCategoriesResponse {
-            categories: domain::CATEGORIES
-                .iter()
-                .map(|(code, label)| pb::ComplaintCategory { code: (*code).into(), label: (*label).into() })
-                .collect(),
-        }))
+        let c = call(req)?;
+        answer(categories::list(self, c.r).await)
+    }
+
+    async fn set_complaint_categories(
+        &self,
+        req: Request<pb::SetComplaintCategoriesRequest>,
+    ) -> Res<pb::ListComplaintCategoriesResponse> {
+        let c = call(req)?;
+        answer(categories::set(self, &c.p, c.r).await)
     }
 }

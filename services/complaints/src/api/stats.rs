@@ -125,7 +125,7 @@ pub(super) async fn complaint_stats(
     let now = api.now();
     let (mut with_finding, mut upheld, mut repeats, mut rated, mut rating_sum) = (0i64, 0i64, 0i64, 0i64, 0i64);
     for c in &rows {
-        bump(&mut by_cat, &c.category, domain::category_label(&c.category));
+        bump(&mut by_cat, &c.category, &c.category_label);
         let root = pb::RootCause::try_from(c.root_cause as i32).unwrap_or(pb::RootCause::Unspecified);
         if root != pb::RootCause::Unspecified {
             bump(&mut by_root, root.name(), root_cause_label(root));

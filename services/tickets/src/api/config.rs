@@ -673,28 +673,11 @@ pub(super) async fn set_categories(
     let why = reason(&mut v, &r.reason);
     require_etag(&mut v, &r.etag);
     let codes: Vec<String> = r.categories.iter().map(|c| c.code.clone()).collect();
-    let codes = v.check(domain::category_list(&codes));
-    let mut list: Vec<(String, String)> = Vec::new();
-    for (i, c) in r.categories.iter().enumerate() {
-        let label = v.check(parse::required_line(&format!("categories[{i}].label"), &c.label, LABEL_MAX));
-        let code = c.code.trim().to_owned();
-        // One entry per code, one code per label: a picker shows no two alike.
-        if let Some(j) = list.iter().position(|(k, _)| *k == code) {
-            v.add(format!("categories[{i}].code"), format!("{code} is listed twice (also categories[{j}])"));
-        }
-        if let Some(label) = label {
-            if let Some(j) = list.iter().position(|(_, l)| *l == label) {
-                v.add(format!("categories[{i}].label"), format!("{label} is also the label of categories[{j}]"));
-            }
-            list.push((code, label));
-        }
-    }
-    v.finish()?;
-    let codes = codes.unwrap_or_default();
+    v.check(domain::category_list(&codes));
+    let given: Vec<(String, String)> = r.categories.iter().map(|c| (c.code.clone(), c.label.clone())).collect();
     // `other` is always kept (with its label, or 其他).
-    if codes.iter().any(|c| c == "other") && !list.iter().any(|(c, _)| c == "other") {
-        list.push(("other".into(), "其他".into()));
-    }
+    let list = kefu_kit::taxonomy::checked_list(&mut v, &given, LABEL_MAX, ("other", "其他"));
+    v.finish()?;
     let mut tx = api.pool.begin().await?;
     let version = store::counter(&mut tx, "categories").await?;
     etag::check("categories", &r.etag, version)?;

@@ -105,54 +105,27 @@ pub async fn delete_calendar(conn: &mut AnyConnection, id: &str, version: i64) -
 }
 
 /// A ticket category: its code, its label, whether it is still offered.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct CategoryRow {
-    pub code: String,
-    pub label: String,
-    pub position: i64,
-    pub active: i64,
-}
+pub type CategoryRow = kefu_kit::taxonomy::Entry;
+
+const CATEGORIES: kefu_kit::taxonomy::Taxonomy = kefu_kit::taxonomy::Taxonomy { table: "ticket_categories" };
 
 pub async fn categories(conn: &mut AnyConnection, include_retired: bool) -> Result<Vec<CategoryRow>, Error> {
-    let filter = if include_retired { "" } else { "WHERE active = 1" };
-    Ok(sqlx::query_as(&format!(
-        "SELECT code, label, position, active FROM ticket_categories {filter} ORDER BY active DESC, position, code"
-    ))
-    .fetch_all(conn)
-    .await?)
+    CATEGORIES.entries(conn, include_retired).await
 }
 
-/// The active category codes, read at the moment of use (every replica
-/// sees a change at once).
+/// The active category codes, read at the moment of use.
 pub async fn active_category_codes(conn: &mut AnyConnection) -> Result<Vec<String>, Error> {
-    let rows = sqlx::query("SELECT code FROM ticket_categories WHERE active = 1 ORDER BY position, code")
-        .fetch_all(conn)
-        .await?;
-    rows.iter().map(|r| r.try_get::<String, _>(0).map_err(Error::from)).collect()
+    CATEGORIES.active_codes(conn).await
 }
 
 /// Code → label of every category, retired ones included.
 pub async fn category_labels(conn: &mut AnyConnection) -> Result<std::collections::HashMap<String, String>, Error> {
-    let rows = sqlx::query("SELECT code, label FROM ticket_categories").fetch_all(conn).await?;
-    rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+    CATEGORIES.labels(conn).await
 }
 
-/// Makes `list` the active categories in its order; codes left out are
-/// retired, their labels kept.
+/// Makes `list` the active categories in its order; codes left out are retired.
 pub async fn replace_categories(conn: &mut AnyConnection, list: &[(String, String)]) -> Result<(), Error> {
-    sqlx::query("UPDATE ticket_categories SET active = 0").execute(&mut *conn).await?;
-    for (i, (code, label)) in list.iter().enumerate() {
-        sqlx::query(
-            "INSERT INTO ticket_categories (code, label, position, active) VALUES ($1, $2, $3, 1) \
-             ON CONFLICT (code) DO UPDATE SET label = excluded.label, position = excluded.position, active = 1",
-        )
-        .bind(code)
-        .bind(label)
-        .bind(i as i64)
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(())
+    CATEGORIES.replace(conn, list).await
 }
 
 /// A named counter's value (0 when never bumped): the version behind an
