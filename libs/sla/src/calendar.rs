@@ -25,6 +25,17 @@ pub enum CalendarError {
     OutOfRange,
 }
 
+/// A calendar failure as a service answers it: a calendar without working
+/// time is the firm's to fix (FAILED_PRECONDITION); anything else is internal.
+pub fn to_error(e: CalendarError) -> kefu_kit::Error {
+    match e {
+        CalendarError::NoWorkingTime => kefu_kit::Error::FailedPrecondition(
+            "the calendar has no working time; a due time cannot be computed".into(),
+        ),
+        other => kefu_kit::Error::Internal(anyhow::anyhow!("calendar: {other}")),
+    }
+}
+
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> CalendarError {
     CalendarError::Invalid { field: field.into(), message: message.into() }
 }

@@ -26,6 +26,18 @@ pub struct LiveEntry {
 }
 
 impl LiveEntry {
+    /// A target as the live view keeps it, routed to `queue` and `assignee`.
+    pub fn of(t: &crate::target::Target, queue: &str, assignee: &str) -> Self {
+        Self {
+            key: t.key.clone(),
+            state: t.state(),
+            due_at: t.due_at,
+            warn_at: t.warn_at,
+            queue: queue.to_owned(),
+            assignee: assignee.to_owned(),
+        }
+    }
+
     fn finished(&self) -> bool {
         matches!(self.state, TargetState::Fulfilled | TargetState::FulfilledLate)
     }

@@ -119,6 +119,16 @@ pub struct SlaEvent {
     pub assignee: String,
 }
 
+impl SlaEvent {
+    /// The event routed to `queue` and `assignee` (who is told).
+    #[must_use]
+    pub fn routed(mut self, queue: &str, assignee: &str) -> Self {
+        self.queue = queue.to_owned();
+        self.assignee = assignee.to_owned();
+        self
+    }
+}
+
 /// The durable state of a target.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Target {

@@ -59,29 +59,15 @@ pub struct SlaEngine {
 }
 
 pub fn entry_of(t: &Target, queue: &str, assignee: &str) -> LiveEntry {
-    LiveEntry {
-        key: t.key.clone(),
-        state: t.state(),
-        due_at: t.due_at,
-        warn_at: t.warn_at,
-        queue: queue.to_owned(),
-        assignee: assignee.to_owned(),
-    }
+    LiveEntry::of(t, queue, assignee)
 }
 
-fn routed(mut e: SlaEvent, queue: &str, assignee: &str) -> SlaEvent {
-    e.queue = queue.to_owned();
-    e.assignee = assignee.to_owned();
-    e
+fn routed(e: SlaEvent, queue: &str, assignee: &str) -> SlaEvent {
+    e.routed(queue, assignee)
 }
 
 fn cal_err(e: kefu_sla::CalendarError) -> Error {
-    match e {
-        kefu_sla::CalendarError::NoWorkingTime => {
-            Error::FailedPrecondition("the calendar has no working time; a due time cannot be computed".into())
-        }
-        other => Error::Internal(anyhow::anyhow!("calendar: {other}")),
-    }
+    kefu_sla::calendar::to_error(e)
 }
 
 impl SlaEngine {
