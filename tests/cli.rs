@@ -247,6 +247,19 @@ fn bad_settings_stop_kefu_with_a_message_naming_them() {
         .env("KEFU_REDIS_URL", "redis://127.0.0.1:9")
         .env("KEFU_BLOB_URL", "file:///var/lib/kefu/files")
         .env("KEFU_BLOB_KEYS", "b:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+        .env_remove("KEFU_AUDIT_KEYS")
+        .env("KEFU_DATABASE_URL", "sqlite://x.db")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("set KEFU_AUDIT_KEYS"), "clear reads are audited: {err}");
+    let out = Command::new(KEFU)
+        .args(["serve", "complaints"])
+        .env("KEFU_TOKEN_PUBLIC_KEYS", &public)
+        .env("KEFU_REDIS_URL", "redis://127.0.0.1:9")
+        .env("KEFU_BLOB_URL", "file:///var/lib/kefu/files")
+        .env("KEFU_BLOB_KEYS", "b:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+        .env("KEFU_AUDIT_KEYS", &audit_keys)
         .env_remove("KEFU_SERVICE_TOKEN_FILE")
         .env("KEFU_DATABASE_URL", "sqlite://x.db")
         .output()

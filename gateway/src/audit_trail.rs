@@ -63,24 +63,25 @@ pub(crate) async fn verify(
 ) -> Result<Response, Problem> {
     let p = gw.person(&headers).await?;
     require(&p, access::roles("GET", "/api/v1/gateway-audit/verify"))?;
-    let checkpoint = match (q.checkpoint_seq, q.checkpoint_hash) {
-        (None, None) => None,
-        (Some(seq), Some(hash)) if seq > 0 && hash.len() == 64 && hash.chars().all(|c| c.is_ascii_hexdigit()) => {
-            Some(kefu_kit::audit::Checkpoint { seq, hash: hash.to_ascii_lowercase() })
-        }
-        (Some(seq), _) if seq <= 0 => {
-            return Err(Problem::bad_request("checkpointSeq", "must be a positive entry number"));
-        }
-        (None, _) => return Err(Problem::bad_request("checkpointSeq", "is required with checkpointHash")),
-        _ => {
-            return Err(Problem::bad_request("checkpointHash", "must be the 64 hex digits logged with the checkpoint"));
-        }
-    };
-    let mut conn = gw.auth.pool.acquire().await.map_err(Problem::internal)?;
-    let v = kefu_kit::audit::verify(&mut conn, &gw.auth.audit_keys, checkpoint.as_ref()).await?;
-    if let Some((seq, problem)) = &v.problem {
-        tracing::error!(seq, %problem, "gateway audit chain verification failed");
+    if q.checkpoint_seq.is_none() && q.checkpoint_hash.is_some() {
+        return Err(Problem::bad_request("checkpointSeq", "is required with checkpointHash"));
     }
+    // Refusals name the query's parameters.
+    let checkpoint =
+        kefu_kit::audit::parse_checkpoint(q.checkpoint_seq.unwrap_or(0), q.checkpoint_hash.as_deref().unwrap_or(""))
+            .map_err(|e| match e {
+                kefu_kit::Error::InvalidArgument(v) => kefu_kit::Error::InvalidArgument(
+                    v.into_iter()
+                        .map(|f| {
+                            let field = if f.field == "checkpoint_seq" { "checkpointSeq" } else { "checkpointHash" };
+                            kefu_kit::FieldViolation::new(field, f.description)
+                        })
+                        .collect(),
+                ),
+                other => other,
+            })?;
+    let mut conn = gw.auth.pool.acquire().await.map_err(Problem::internal)?;
+    let v = kefu_kit::audit::verify_logged(&mut conn, &gw.auth.audit_keys, checkpoint.as_ref()).await?;
     Ok(Json(json!({
         "intact": v.problem.is_none(),
         "entriesChecked": v.entries_checked,

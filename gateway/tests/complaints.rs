@@ -315,6 +315,30 @@ async fn a_12366_referral_walks_from_a_breached_opinion_through_evidence_capa_re
     // The evidence's read is on record for the auditor.
     let atts = get(format!("/api/v1/complaints/{id}/attachments"), app.token(Role::Auditor)).await;
     assert_eq!(atts["attachments"][0]["reads"][0]["reader"], "supervisor-1", "{atts}");
+    // The complainant's words: masked to read, clear for a purpose, and both
+    // clear reads (the words, the evidence) in the complaints audit trail.
+    let masked = get(format!("/api/v1/complaints/{id}"), sup.clone()).await;
+    assert_eq!(masked["personalData"], "PERSONAL_DATA_MASKED", "{masked}");
+    let (s, refused, _) = app.call(Method::GET, &format!("/api/v1/complaints/{id}?unmasked=true"), &sup, None).await;
+    assert_eq!(s, 400, "{refused}");
+    let clear =
+        get(format!("/api/v1/complaints/{id}?unmasked=true&purpose=%E5%9B%9E%E5%A4%8D12366"), sup.clone()).await;
+    assert_eq!(clear["personalData"], "PERSONAL_DATA_CLEAR", "{clear}");
+    assert_eq!(clear["description"], "增值税申报表填错导致滞纳金，客户向12366反映。");
+    let number = rec["number"].as_str().unwrap();
+    let trail = get(format!("/api/v1/complaint-audit-entries?subject={number}"), app.token(Role::Auditor)).await;
+    let actions: Vec<(&str, &str)> = trail["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["action"].as_str().unwrap_or(""), e["purpose"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(actions, vec![("complaint.attachment.read", "核实滞纳金"), ("complaint.read", "回复12366")], "{trail}");
+    let (s, verdict, _) =
+        app.call(Method::POST, "/api/v1/complaint-audit-entries/verify", &app.token(Role::Auditor), None).await;
+    assert_eq!((s, &verdict["intact"]), (200, &Value::Bool(true)), "{verdict}");
+    let (s, _, _) = app.call(Method::GET, "/api/v1/complaint-audit-entries", &sup, None).await;
+    assert_eq!(s, 403, "supervisors do not read the trail");
 
     // The month's figures (gRPC and REST read the same).
     let stats = get("/api/v1/complaints-stats?fromDate=2026-03-01&toDate=2026-03-31".into(), sup.clone()).await;

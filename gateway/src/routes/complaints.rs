@@ -212,4 +212,24 @@ pub(super) static ROUTES: &[Route] = &[
         None,
         "Replace the complaint category taxonomy"
     ),
+    r!(
+        "GET",
+        "/api/v1/complaint-audit-entries",
+        "kefu.complaints.v1.ComplaintService/ListComplaintAuditEntries",
+        Body::None,
+        [],
+        None,
+        None,
+        "Read the complaints audit trail (reads in the clear, category changes, erasures)"
+    ),
+    r!(
+        "POST",
+        "/api/v1/complaint-audit-entries/verify",
+        "kefu.complaints.v1.ComplaintService/VerifyComplaintAuditChain",
+        Body::None,
+        [],
+        None,
+        None,
+        "Verify the complaints audit chain (optionally against a kept checkpoint)"
+    ),
 ];

@@ -245,6 +245,57 @@ pub async fn list(
     Ok(fetch_all_as(conn, &sql, binds).await?)
 }
 
+/// One page of the trail (about one subject, or all) for a list RPC named
+/// `list`: the entries and the next page's token (empty at the end).
+pub async fn page(
+    conn: &mut AnyConnection,
+    list: &str,
+    subject: Option<&str>,
+    page_size: i32,
+    page_token: &str,
+) -> Result<(Vec<Entry>, String), Error> {
+    let mut v = crate::error::Violations::new();
+    let size = v.check(crate::parse::page_size("page_size", page_size, 100, 1000)).unwrap_or(100);
+    let after = v.check(crate::page::after(list, page_token)).flatten();
+    v.finish()?;
+    let after_seq = match after {
+        Some(s) => {
+            s.parse::<i64>().map_err(|_| Error::invalid("page_token", "is not a page token returned by this list"))?
+        }
+        None => 0,
+    };
+    let rows = self::list(conn, subject, after_seq, size + 1).await?;
+    let (rows, more) = crate::page::split(rows, size);
+    let next = crate::page::next(list, &rows, more, |e| e.seq.to_string());
+    Ok((rows, next))
+}
+
+/// The checkpoint a verify request names (`seq` 0 and no hash: none).
+pub fn parse_checkpoint(seq: i64, hash: &str) -> Result<Option<Checkpoint>, Error> {
+    match (seq, hash.trim()) {
+        (0, "") => Ok(None),
+        (seq, hash) if seq > 0 && hash.len() == 64 && hash.chars().all(|c| c.is_ascii_hexdigit()) => {
+            Ok(Some(Checkpoint { seq, hash: hash.to_ascii_lowercase() }))
+        }
+        (seq, _) if seq <= 0 => Err(Error::invalid("checkpoint_seq", "must be a positive entry number")),
+        _ => Err(Error::invalid("checkpoint_hash", "must be the 64 hex digits logged with the checkpoint")),
+    }
+}
+
+/// Verifies the chain (against a kept checkpoint, if given) and logs a
+/// failure: what a verify RPC answers.
+pub async fn verify_logged(
+    conn: &mut AnyConnection,
+    keys: &AuditKeys,
+    checkpoint: Option<&Checkpoint>,
+) -> Result<Verdict, Error> {
+    let v = verify(conn, keys, checkpoint).await?;
+    if let Some((seq, problem)) = &v.problem {
+        tracing::error!(seq, %problem, "audit chain verification failed");
+    }
+    Ok(v)
+}
+
 /// The head: the last entry's sequence number and MAC.
 pub async fn head(conn: &mut AnyConnection) -> Result<Checkpoint, Error> {
     let r = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(conn).await?;

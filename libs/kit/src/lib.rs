@@ -16,6 +16,7 @@ pub mod erasure;
 pub mod error;
 pub mod etag;
 pub mod keys;
+pub mod mask;
 pub mod module;
 pub mod observe;
 pub mod page;

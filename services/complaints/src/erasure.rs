@@ -14,6 +14,8 @@ const CURSOR: &str = "erasure_cursor";
 /// file store too).
 pub struct ComplaintsErasure {
     pub blobs: kefu_kit::blob::Blobs,
+    /// Each applied erasure goes into the audit trail.
+    pub audit_keys: kefu_kit::audit::AuditKeys,
 }
 
 /// The follower complaints runs.
@@ -38,7 +40,16 @@ impl ErasureTarget for ComplaintsErasure {
     }
 
     async fn mark_erased(&self, conn: &mut AnyConnection, customer_id: &str) -> Result<(), Error> {
-        store::mark_erased(conn, customer_id, chrono::Utc::now().timestamp_millis()).await
+        store::mark_erased(conn, customer_id, chrono::Utc::now().timestamp_millis()).await?;
+        let ev = kefu_kit::audit::Event {
+            actor: "complaints",
+            actor_role: "service",
+            action: "complaints.erasure.apply",
+            subject: customer_id,
+            detail: "complainant's words and evidence removed (complaints under legal hold wait for its end)".into(),
+            purpose: "customer erasure",
+        };
+        kefu_kit::audit::append(conn, &self.audit_keys, ev).await.map(drop)
     }
 
     async fn erased(&self, conn: &mut AnyConnection) -> Result<Vec<String>, Error> {

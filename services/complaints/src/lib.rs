@@ -42,6 +42,10 @@ pub struct ComplaintsArgs {
     /// Following the customers' erasures (`KEFU_SERVICE_TOKEN_FILE`, `KEFU_ERASURE_POLL`).
     #[command(flatten)]
     pub erasure: kefu_kit::erasure::ErasureArgs,
+    /// The audit trail of reads of complaints' personal data and evidence,
+    /// category changes and erasures (`KEFU_AUDIT_KEYS`).
+    #[command(flatten)]
+    pub audit: kefu_kit::audit::AuditArgs,
 }
 
 /// The live store's key prefix: the complaints sweeper claims only
@@ -91,6 +95,7 @@ impl Module for Complaints {
     fn check(args: &ComplaintsArgs, embedded: bool) -> anyhow::Result<()> {
         args.live.check(embedded)?;
         args.blobs.check(embedded)?;
+        args.audit.check(embedded)?;
         if !embedded {
             args.erasure.token_source("complaints")?;
         }
@@ -122,11 +127,19 @@ impl Module for Complaints {
             None => args.blobs.blobs(ctx.embedded.as_ref(), "complaints")?,
         };
         let token_for_holds = token.clone();
+        let audit_keys = args.audit.keys(ctx.embedded.as_ref())?;
+        kefu_kit::audit::sign_unsigned(&ctx.pool, &audit_keys).await?;
+        let checkpoints = kefu_kit::audit::checkpoints(
+            "complaints",
+            ctx.pool.clone(),
+            args.audit.audit_checkpoint_every,
+            ctx.shutdown.clone(),
+        );
         let erasures = Arc::new(erasure::ErasureFollower::new(
             ctx.pool.clone(),
             kefu_kit::client::channel(&customers)?,
             token.clone(),
-            erasure::ComplaintsErasure { blobs: blobs.clone() },
+            erasure::ComplaintsErasure { blobs: blobs.clone(), audit_keys: audit_keys.clone() },
         ));
         let deadlines = Arc::new(
             sla::Deadlines::load(
@@ -150,11 +163,11 @@ impl Module for Complaints {
             Arc::new(holds::LegalHolds::new(ctx.pool.clone(), kefu_kit::client::channel(&customers)?, token_for_holds));
         let api = ComplaintsApi::new(
             ctx.pool,
-            &customers,
-            &tickets,
+            api::Peers { customers: &customers, tickets: &tickets },
             deadlines.clone(),
             holds.clone(),
             blobs,
+            audit_keys,
             ctx.shutdown.clone(),
         )?;
         let probe_deadlines = deadlines.clone();
@@ -176,6 +189,7 @@ impl Module for Complaints {
         built.tasks.push(Box::pin(sweeper.clone().run(ctx.shutdown.clone())));
         built.tasks.push(Box::pin(deadlines.clone().follow(CONFIG_POLL, ctx.shutdown.clone())));
         built.tasks.push(Box::pin(holds.run(HOLD_RETRY, ctx.shutdown.clone())));
+        built.tasks.push(Box::pin(checkpoints));
         let flush = deadlines.clone();
         built.finally.push(Box::pin(async move {
             if !flush.flush_live(Duration::from_secs(2)).await {

@@ -36,6 +36,8 @@ pub struct ComplaintRow {
     pub response: String,
     pub mediator: String,
     pub legal_hold: i64,
+    /// The placing of the customer's legal hold this complaint holds.
+    pub hold_generation: i64,
     pub reopen_count: i64,
     pub recorded_by: String,
     pub received_at: i64,
@@ -62,7 +64,7 @@ pub struct ComplaintRow {
 
 const COLUMNS: &str = "id, number, state, source, channel, customer_id, anonymous, ticket_id, subject_kind, subject, \
     category, category_label, severity, description, demand_kind, demand_amount_fen, demand_detail, referred_by, referral_reference, \
-    referral_due_at, repeat_of, handler, preliminary_opinion, response, mediator, legal_hold, reopen_count, recorded_by, \
+    referral_due_at, repeat_of, handler, preliminary_opinion, response, mediator, legal_hold, hold_generation, reopen_count, recorded_by, \
     received_at, created_at, updated_at, closed_at, findings, root_cause, responsible_staff, responsible_department, \
     upheld, finding_by, finding_at, decision_channel, decision_at, decision_summary, compensation_paid_fen, \
     satisfaction, satisfaction_comment, escalation_level, version";
@@ -76,6 +78,7 @@ fn mutable(c: &ComplaintRow) -> Columns {
         .with("response", c.response.as_str())
         .with("mediator", c.mediator.as_str())
         .with("legal_hold", c.legal_hold)
+        .with("hold_generation", c.hold_generation)
         .with("reopen_count", c.reopen_count)
         .with("updated_at", c.updated_at)
         .with("closed_at", c.closed_at)
@@ -133,6 +136,17 @@ pub async fn save(conn: &mut AnyConnection, c: &mut ComplaintRow) -> Result<(), 
         return Err(Error::Aborted("the complaint was changed by someone else; reload it and retry".into()));
     }
     c.version += 1;
+    Ok(())
+}
+
+/// Records the legal hold's placing the complaint holds (in the step's
+/// transaction, once the customers service answered).
+pub async fn set_hold_generation(conn: &mut AnyConnection, id: &str, generation: i64) -> Result<(), Error> {
+    sqlx::query("UPDATE complaints SET hold_generation = $1 WHERE id = $2")
+        .bind(generation)
+        .bind(id)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 

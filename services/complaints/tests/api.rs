@@ -184,7 +184,11 @@ async fn a_regulator_referral_is_recorded_numbered_and_walked_to_closure_with_re
     assert!(!after.categories.iter().any(|c| c.code == "communication"));
     let stale = set(list, &cats.etag, Role::Supervisor).await.unwrap_err();
     assert_eq!(stale.code(), Code::Aborted, "an old etag changes nothing");
-    let renamed = sup.get_complaint(pb::GetComplaintRequest { id: rec.id.clone() }).await.unwrap().into_inner();
+    let renamed = sup
+        .get_complaint(pb::GetComplaintRequest { id: rec.id.clone(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(renamed.category_label, "服务态度与礼仪", "the label follows the taxonomy");
     let mut retired = referral(&s, &c);
     retired.complaint.as_mut().unwrap().category = "communication".into();
@@ -384,7 +388,12 @@ async fn agents_see_their_own_complaints_and_concurrent_retries_record_one(s: Su
     assert!(ids.windows(2).all(|w| w[0] == w[1]), "one complaint for one request id: {ids:?}");
     let id = ids[0].clone();
     assert_eq!(
-        theirs.clone().get_complaint(pb::GetComplaintRequest { id: id.clone() }).await.unwrap_err().code(),
+        theirs
+            .clone()
+            .get_complaint(pb::GetComplaintRequest { id: id.clone(), ..Default::default() })
+            .await
+            .unwrap_err()
+            .code(),
         Code::NotFound,
         "another agent's complaint is not shown"
     );
@@ -418,10 +427,14 @@ async fn agents_see_their_own_complaints_and_concurrent_retries_record_one(s: Su
     );
     // HR reads statistics, not complaints; auditors read everything.
     assert_eq!(
-        s.complaints_as(Role::Hr).get_complaint(pb::GetComplaintRequest { id: id.clone() }).await.unwrap_err().code(),
+        s.complaints_as(Role::Hr)
+            .get_complaint(pb::GetComplaintRequest { id: id.clone(), ..Default::default() })
+            .await
+            .unwrap_err()
+            .code(),
         Code::PermissionDenied
     );
-    s.complaints_as(Role::Auditor).get_complaint(pb::GetComplaintRequest { id }).await.unwrap();
+    s.complaints_as(Role::Auditor).get_complaint(pb::GetComplaintRequest { id, ..Default::default() }).await.unwrap();
 }
 
 async fn investigation_capa_decision_rating_and_the_figures_they_make(s: Suite) {
@@ -472,7 +485,11 @@ async fn investigation_capa_decision_rating_and_the_figures_they_make(s: Suite) 
     assert!(f.upheld && f.recorded_by == "supervisor-1");
     // The staff member held responsible reads it, but does not change the complaint.
     let responsible = s.complaints_with_token(Some(&s.token_for("agent-7", Role::Agent)));
-    let seen = responsible.clone().get_complaint(pb::GetComplaintRequest { id: rec.id.clone() }).await.unwrap();
+    let seen = responsible
+        .clone()
+        .get_complaint(pb::GetComplaintRequest { id: rec.id.clone(), ..Default::default() })
+        .await
+        .unwrap();
     assert_eq!(seen.into_inner().finding.unwrap().responsible_staff, "agent-7");
     let denied = responsible
         .clone()
@@ -752,6 +769,7 @@ async fn a_legal_referral_holds_the_customer_from_erasure_until_closure_then_era
             customer_id: c.clone(),
             reference: held.number.clone(),
             reason: "x".into(),
+            generation: 0,
         })
         .await
         .unwrap_err();
@@ -782,6 +800,7 @@ async fn a_legal_referral_holds_the_customer_from_erasure_until_closure_then_era
             customer_id: c.clone(),
             reference: "（2026）沪0101民初123号".into(),
             reason: "诉讼终结".into(),
+            generation: 0,
         })
         .await
         .unwrap();
@@ -793,7 +812,11 @@ async fn a_legal_referral_holds_the_customer_from_erasure_until_closure_then_era
     let follower = s.complaints.erasures.clone();
     assert_eq!(follower.follow_once().await.unwrap(), 1, "one erasure handled");
     assert_eq!(follower.follow_once().await.unwrap(), 0, "and not again");
-    let gone = sup.get_complaint(pb::GetComplaintRequest { id: open.id.clone() }).await.unwrap().into_inner();
+    let gone = sup
+        .get_complaint(pb::GetComplaintRequest { id: open.id.clone(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(gone.description, "[已删除]");
     assert_eq!(gone.demand.unwrap().detail, "[已删除]");
     assert_eq!(gone.number, open.number, "the complaint stays as a business record");
@@ -804,6 +827,10 @@ async fn a_legal_referral_holds_the_customer_from_erasure_until_closure_then_era
         .into_inner()
         .entries;
     assert!(history.iter().all(|h| h.reason == "recorded" || h.reason == "[已删除]" || h.actor_role == "sla"));
-    let after = sup.get_complaint(pb::GetComplaintRequest { id: held.id.clone() }).await.unwrap().into_inner();
+    let after = sup
+        .get_complaint(pb::GetComplaintRequest { id: held.id.clone(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
     assert!(!after.legal_hold && after.description == "[已删除]" && after.response == "[已删除]");
 }

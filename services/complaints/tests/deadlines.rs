@@ -145,7 +145,10 @@ async fn deadlines_run_in_business_time_and_warn_breach_and_escalate_once(s: Sui
     let ev = next_event(&mut watch).await;
     assert_eq!((ev.kind.as_str(), ev.metric.as_str()), ("breached", "preliminary_opinion"));
     assert_eq!(ms(ev.due_time.as_ref()), cst(2026, 3, 2, 18, 0));
-    let got = s.complaints_as(Role::Supervisor).get_complaint(pb::GetComplaintRequest { id: rec.id.clone() }).await;
+    let got = s
+        .complaints_as(Role::Supervisor)
+        .get_complaint(pb::GetComplaintRequest { id: rec.id.clone(), ..Default::default() })
+        .await;
     assert_eq!(got.unwrap().into_inner().escalation_level, 1, "a breach escalates the complaint");
     let board = s
         .complaints_as(Role::Supervisor)
@@ -175,7 +178,10 @@ async fn deadlines_run_in_business_time_and_warn_breach_and_escalate_once(s: Sui
     let n = notes(&s, &rec.id).await;
     assert_eq!(n.iter().filter(|x| x.starts_with("二级升级")).count(), 1, "{n:?}");
     assert!(n.iter().any(|x| x.contains("客服经理")), "{n:?}");
-    let got = s.complaints_as(Role::Supervisor).get_complaint(pb::GetComplaintRequest { id: rec.id.clone() }).await;
+    let got = s
+        .complaints_as(Role::Supervisor)
+        .get_complaint(pb::GetComplaintRequest { id: rec.id.clone(), ..Default::default() })
+        .await;
     assert_eq!(got.unwrap().into_inner().escalation_level, 2);
 
     // The opinion comes late; the response waits on the customer (the

@@ -344,47 +344,7 @@ pub struct SentGreeting {
 
 // ---------------------------------------------------------------- masking
 
-/// Keeps the last `keep` characters, masking the rest with `*`.
-pub fn mask_tail(s: &str, keep: usize) -> String {
-    let chars: Vec<char> = s.chars().filter(|c| !c.is_whitespace()).collect();
-    if chars.is_empty() {
-        return String::new();
-    }
-    let keep = keep.min(chars.len() / 2);
-    let masked = chars.len() - keep;
-    let mut out = "*".repeat(masked.min(8));
-    out.extend(&chars[masked..]);
-    out
-}
-
-/// Keeps `head` leading and `tail` trailing characters.
-pub fn mask_middle(s: &str, head: usize, tail: usize) -> String {
-    let chars: Vec<char> = s.chars().collect();
-    if chars.len() <= head + tail {
-        return "*".repeat(chars.len());
-    }
-    let mut out: String = chars[..head].iter().collect();
-    out.push_str("****");
-    out.extend(&chars[chars.len() - tail..]);
-    out
-}
-
-/// An email address with its local part masked but for its first character
-/// (`z***@example.cn`).
-pub fn mask_email(s: &str) -> String {
-    match s.split_once('@') {
-        Some((local, domain)) => {
-            let first: String = local.chars().take(1).collect();
-            format!("{first}***@{domain}")
-        }
-        None => mask_all(s),
-    }
-}
-
-/// Free text is masked whole.
-pub fn mask_all(s: &str) -> String {
-    if s.is_empty() { String::new() } else { "******".into() }
-}
+pub use kefu_kit::mask::{mask_all, mask_email, mask_middle, mask_tail};
 
 // ---------------------------------------------------------------- festivals
 
@@ -555,17 +515,6 @@ mod tests {
         assert!(Email::parse("email", "cfo@example.cn").is_ok());
         assert!(Email::parse("email", "no-at-sign").is_err());
         assert!(Email::parse("email", "a@b").is_err());
-    }
-
-    #[test]
-    fn masking_keeps_only_what_identifies() {
-        assert_eq!(mask_tail("6222 0212 3456 7890", 4), "********7890");
-        assert_eq!(mask_middle("91110000600037341L", 2, 4), "91****341L");
-        assert_eq!(mask_all("secret notes"), "******");
-        assert_eq!(mask_all(""), "");
-        assert_eq!(mask_tail("12", 4), "*2");
-        assert_eq!(mask_email("zhao.li@example.cn"), "z***@example.cn");
-        assert_eq!(mask_middle("13912345678", 3, 4), "139****5678");
     }
 
     #[test]

@@ -16,6 +16,8 @@ const MONITORING: &[Role] = &[Role::Supervisor, Role::Hr, Role::Admin, Role::Aud
 const EVIDENCE_READERS: &[Role] = &[Role::Agent, Role::Supervisor, Role::Admin, Role::Auditor];
 /// The live deadline board.
 const DASHBOARD: &[Role] = &[Role::Agent, Role::Supervisor, Role::Admin];
+/// The audit trail.
+const AUDITORS: &[Role] = &[Role::Auditor, Role::Admin];
 /// Per-person figures feed performance reviews.
 const STAFF_FIGURES: &[Role] = &[Role::Supervisor, Role::Hr, Role::Admin, Role::Service];
 
@@ -44,5 +46,7 @@ pub static ACCESS: Access = Access {
         ("AddComplaintAttachment", ACTORS),
         ("ListComplaintAttachments", EVIDENCE_READERS),
         ("GetComplaintAttachment", EVIDENCE_READERS),
+        ("ListComplaintAuditEntries", AUDITORS),
+        ("VerifyComplaintAuditChain", AUDITORS),
     ],
 };

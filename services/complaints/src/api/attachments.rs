@@ -209,6 +209,16 @@ pub(super) async fn get(
         })?
         .ok_or_else(|| Error::Internal(anyhow::anyhow!("attachment {} has no contents in the file store", a.id)))?;
     store::record_read(&mut tx, &a.id, &p.subject, p.primary_role(), &purpose, api.now()).await?;
+    super::audit::record(
+        api,
+        &mut tx,
+        p,
+        "complaint.attachment.read",
+        &c.id,
+        format!("{}: attachment {} ({}, {} bytes)", c.number, a.id, a.content_type, a.size_bytes),
+        &purpose,
+    )
+    .await?;
     tx.commit().await?;
     let mut conn = api.pool.acquire().await?;
     let attachment = attachment_pb(&mut conn, p, a).await?;

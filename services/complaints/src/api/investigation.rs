@@ -13,7 +13,7 @@ use kefu_kit::{
 };
 use kefu_proto::{common::v1::Channel, complaints::v1 as pb};
 
-use super::{ComplaintsApi, complaint_pb, find};
+use super::{ComplaintsApi, find, shown};
 use crate::store::{self, ActionRow, ComplaintRow, HistoryRow};
 
 /// A note in the complaint's history (the state does not change).
@@ -125,7 +125,7 @@ pub(super) async fn record_finding(
     );
     note(&mut tx, p, &c, what, now).await?;
     tx.commit().await?;
-    Ok(complaint_pb(&c))
+    Ok(shown(p, &c))
 }
 
 pub(super) async fn add_action(
@@ -336,7 +336,7 @@ pub(super) async fn decision_sent(
     };
     note(&mut tx, p, &c, what, now).await?;
     tx.commit().await?;
-    Ok(complaint_pb(&c))
+    Ok(shown(p, &c))
 }
 
 pub(super) async fn rate(
@@ -362,5 +362,5 @@ pub(super) async fn rate(
     store::save(&mut tx, &mut c).await?;
     note(&mut tx, p, &c, format!("handling rated {} of 5", r.rating), now).await?;
     tx.commit().await?;
-    Ok(complaint_pb(&c))
+    Ok(shown(p, &c))
 }

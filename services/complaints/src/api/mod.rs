@@ -3,6 +3,7 @@
 //! `store` in one transaction, and convert back.
 mod access;
 mod attachments;
+mod audit;
 mod categories;
 mod deadlines;
 mod investigation;
@@ -53,29 +54,38 @@ pub struct ComplaintsApi {
     pub(crate) deadlines: std::sync::Arc<crate::sla::Deadlines>,
     holds: std::sync::Arc<crate::holds::LegalHolds>,
     blobs: kefu_kit::blob::Blobs,
+    /// The audit trail's keys (reads in the clear, category changes).
+    audit_keys: kefu_kit::audit::AuditKeys,
     pub(crate) shutdown: tokio_util::sync::CancellationToken,
+}
+
+/// Where the services complaints calls are.
+pub struct Peers<'a> {
+    pub customers: &'a str,
+    pub tickets: &'a str,
 }
 
 impl ComplaintsApi {
     pub fn new(
         pool: AnyPool,
-        customers_addr: &str,
-        tickets_addr: &str,
+        peers: Peers<'_>,
         deadlines: std::sync::Arc<crate::sla::Deadlines>,
         holds: std::sync::Arc<crate::holds::LegalHolds>,
         blobs: kefu_kit::blob::Blobs,
+        audit_keys: kefu_kit::audit::AuditKeys,
         shutdown: tokio_util::sync::CancellationToken,
     ) -> anyhow::Result<Self> {
         Ok(Self {
             reads: db::readers(&pool),
             pool,
-            customers: kefu_kit::client::channel(customers_addr)?,
-            tickets: kefu_kit::client::channel(tickets_addr)?,
+            customers: kefu_kit::client::channel(peers.customers)?,
+            tickets: kefu_kit::client::channel(peers.tickets)?,
             zone: chrono_tz::Asia::Shanghai,
             clock: deadlines.clock.clone(),
             deadlines,
             holds,
             blobs,
+            audit_keys,
             shutdown,
         })
     }
@@ -167,8 +177,49 @@ fn state_of(n: i64) -> pb::ComplaintState {
     pb::ComplaintState::try_from(n as i32).unwrap_or(pb::ComplaintState::Unspecified)
 }
 
-pub(crate) fn complaint_pb(c: &ComplaintRow) -> pb::Complaint {
+/// Who reads the complainant's words in every answer: systems. People read
+/// them masked, or one complaint at a time in the clear with a purpose
+/// (GetComplaint `unmasked`), which the audit trail records.
+const CLEAR_WORDS: &[Role] = &[Role::Service];
+
+/// May the caller read the complainant's words in the clear (with a
+/// purpose)? Those who may read the evidence: never the person it is about.
+fn may_unmask(p: &Principal, c: &ComplaintRow) -> bool {
+    !is_about(p, c) && (p.has_any(SEES_ALL) || handles(p, c))
+}
+
+/// The complaint as the caller may see it: the complainant's words masked
+/// (clear for systems), withheld with their identity from the staff member
+/// it is about.
+pub(crate) fn shown(p: &Principal, c: &ComplaintRow) -> pb::Complaint {
+    let mut out = complaint_pb(c);
+    if is_about(p, c) {
+        out.customer_id.clear();
+        out.ticket_id.clear();
+        out.description.clear();
+        out.satisfaction_comment.clear();
+        out.decision_summary.clear();
+        if let Some(d) = out.demand.as_mut() {
+            d.detail.clear();
+        }
+        out.personal_data = pb::PersonalData::Withheld as i32;
+    } else if !p.has_any(CLEAR_WORDS) {
+        let mask = kefu_kit::mask::redact;
+        out.description = mask(&out.description);
+        out.satisfaction_comment = mask(&out.satisfaction_comment);
+        out.decision_summary = mask(&out.decision_summary);
+        if let Some(d) = out.demand.as_mut() {
+            d.detail = mask(&d.detail);
+        }
+        out.personal_data = pb::PersonalData::Masked as i32;
+    }
+    out
+}
+
+/// The complaint as stored, the complainant's words in the clear.
+fn complaint_pb(c: &ComplaintRow) -> pb::Complaint {
     pb::Complaint {
+        personal_data: pb::PersonalData::Clear as i32,
         id: c.id.clone(),
         number: c.number.clone(),
         state: c.state as i32,
@@ -343,6 +394,7 @@ fn parse_new(p: &Principal, input: &pb::Complaint, now: i64) -> Result<NewCompla
         response: String::new(),
         mediator: String::new(),
         legal_hold: 0,
+        hold_generation: 0,
         reopen_count: 0,
         recorded_by: p.subject.clone(),
         received_at: received.unwrap_or(now),
@@ -411,7 +463,7 @@ async fn record(
             let existing = store::get(&mut conn, &id)
                 .await?
                 .ok_or_else(|| Error::Internal(anyhow::anyhow!("complaint {id} of a claimed request id is missing")))?;
-            return Ok(complaint_pb(&existing));
+            return Ok(shown(p, &existing));
         }
     }
     // The category is one the firm offers now.
@@ -459,12 +511,40 @@ async fn record(
     let changes = api.deadlines.on_recorded(&mut tx, &row).await?;
     tx.commit().await?;
     api.deadlines.publish(changes).await;
-    Ok(complaint_pb(&row))
+    Ok(shown(p, &row))
 }
 
 async fn get(api: &ComplaintsApi, p: &Principal, r: pb::GetComplaintRequest) -> Result<pb::Complaint, Error> {
-    let mut conn = api.reads.acquire().await?;
-    Ok(complaint_pb(&find(&mut conn, p, "id", &r.id, false).await?))
+    let purpose = parse::line("purpose", &r.purpose, LINE_MAX)?;
+    if !r.unmasked {
+        if !purpose.is_empty() {
+            return Err(Error::invalid("purpose", "only an unmasked read states a purpose"));
+        }
+        let mut conn = api.reads.acquire().await?;
+        return Ok(shown(p, &find(&mut conn, p, "id", &r.id, false).await?));
+    }
+    if purpose.is_empty() {
+        return Err(Error::invalid("purpose", "say why the complainant's words are read in the clear"));
+    }
+    let mut tx = api.pool.begin().await?;
+    let c = find(&mut tx, p, "id", &r.id, false).await?;
+    if !may_unmask(p, &c) {
+        return Err(Error::PermissionDenied(
+            "the complainant's words are read in the clear by those who handle the complaint".into(),
+        ));
+    }
+    audit::record(
+        api,
+        &mut tx,
+        p,
+        "complaint.read",
+        &c.id,
+        format!("{}: description, demand, satisfaction comment, decision summary", c.number),
+        &purpose,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(complaint_pb(&c))
 }
 
 async fn list(
@@ -502,7 +582,7 @@ async fn list(
     let rows = store::list(&mut conn, &filter, size + 1).await?;
     let (rows, more) = page::split(rows, size);
     let next_page_token = page::next_time_and_id(LIST, &rows, more, |c| (c.created_at, c.id.as_str()));
-    Ok(pb::ListComplaintsResponse { complaints: rows.iter().map(complaint_pb).collect(), next_page_token })
+    Ok(pb::ListComplaintsResponse { complaints: rows.iter().map(|c| shown(p, c)).collect(), next_page_token })
 }
 
 async fn transition(
@@ -560,7 +640,9 @@ async fn transition(
         if placing {
             crate::holds::LegalHolds::unqueue_release(&mut tx, &c.id).await?;
         } else if action == pb::ComplaintAction::Close && c.legal_hold == 1 {
-            crate::holds::LegalHolds::queue_release(&mut tx, &c.id, customer, &c.number, now).await?;
+            let release =
+                crate::holds::Release { customer_id: customer, reference: &c.number, generation: c.hold_generation };
+            crate::holds::LegalHolds::queue_release(&mut tx, &c.id, &release, now).await?;
             release_queued = true;
         }
     }
@@ -602,10 +684,13 @@ async fn transition(
     if placing && let Some(customer) = &held_customer {
         // Held as the last thing before the step commits: never in legal
         // referral without it; a commit that then fails gives it back.
-        api.holds.place(customer, &c.number).await?;
+        let generation = api.holds.place(customer, &c.number).await?;
+        store::set_hold_generation(&mut tx, &c.id, generation).await?;
+        c.hold_generation = generation;
         if let Err(e) = tx.commit().await {
             let mut conn = api.pool.acquire().await?;
-            crate::holds::LegalHolds::queue_release(&mut conn, &c.id, customer, &c.number, now).await?;
+            let release = crate::holds::Release { customer_id: customer, reference: &c.number, generation };
+            crate::holds::LegalHolds::queue_release(&mut conn, &c.id, &release, now).await?;
             drop(conn);
             if let Err(d) = api.holds.deliver(Some(&c.id)).await {
                 tracing::warn!(error = %d, "a hold of a referral that did not commit is released when customers answers");
@@ -619,7 +704,7 @@ async fn transition(
     if release_queued && let Err(e) = api.holds.deliver(Some(&c.id)).await {
         tracing::warn!(error = %e, "the closed complaint's legal hold is released when the customers service answers");
     }
-    Ok(complaint_pb(&c))
+    Ok(shown(p, &c))
 }
 
 async fn history(
@@ -778,6 +863,22 @@ impl ComplaintService for ComplaintsApi {
     ) -> Res<pb::AttachmentContent> {
         let c = call(req)?;
         answer(attachments::get(self, &c.p, c.r).await)
+    }
+
+    async fn list_complaint_audit_entries(
+        &self,
+        req: Request<pb::ListComplaintAuditEntriesRequest>,
+    ) -> Res<pb::ListComplaintAuditEntriesResponse> {
+        let c = call(req)?;
+        answer(audit::list(self, c.r).await)
+    }
+
+    async fn verify_complaint_audit_chain(
+        &self,
+        req: Request<pb::VerifyComplaintAuditChainRequest>,
+    ) -> Res<pb::VerifyComplaintAuditChainResponse> {
+        let c = call(req)?;
+        answer(audit::verify(self, c.r).await)
     }
 
     async fn list_complaint_categories(

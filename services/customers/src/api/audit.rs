@@ -1,6 +1,6 @@
 //! The audit trail: recording entries for the other resources, listing
 //! them, and verifying the chain (`kefu_kit::audit`).
-use kefu_kit::{Error, Result, audit, auth::Principal, page, parse};
+use kefu_kit::{Result, audit, auth::Principal, parse};
 use kefu_proto::customers::v1 as pb;
 use sqlx::AnyConnection;
 
@@ -25,17 +25,8 @@ pub(super) async fn record(
 
 pub(super) async fn list(api: &CustomersApi, r: pb::ListAuditEntriesRequest) -> Result<pb::ListAuditEntriesResponse> {
     let customer = parse::opt_id("customer_id", &r.customer_id)?;
-    let size = parse::page_size("page_size", r.page_size, 100, 1000)?;
-    let after = match page::after(LIST, &r.page_token)? {
-        Some(seq) => {
-            seq.parse::<i64>().map_err(|_| Error::invalid("page_token", "is not a page token returned by this list"))?
-        }
-        None => 0,
-    };
     let mut conn = api.pool.acquire().await?;
-    let rows = audit::list(&mut conn, customer.as_deref(), after, size + 1).await?;
-    let (rows, more) = page::split(rows, size);
-    let next_page_token = page::next(LIST, &rows, more, |e| e.seq.to_string());
+    let (rows, next_page_token) = audit::page(&mut conn, LIST, customer.as_deref(), r.page_size, &r.page_token).await?;
     let entries = rows
         .into_iter()
         .map(|e| pb::AuditEntry {
@@ -56,20 +47,10 @@ pub(super) async fn list(api: &CustomersApi, r: pb::ListAuditEntriesRequest) -> 
 }
 
 pub(super) async fn verify(api: &CustomersApi, r: pb::VerifyAuditChainRequest) -> Result<pb::VerifyAuditChainResponse> {
-    let checkpoint = match (r.checkpoint_seq, r.checkpoint_hash.trim()) {
-        (0, "") => None,
-        (seq, hash) if seq > 0 && hash.len() == 64 && hash.chars().all(|c| c.is_ascii_hexdigit()) => {
-            Some(audit::Checkpoint { seq, hash: hash.to_ascii_lowercase() })
-        }
-        (seq, _) if seq <= 0 => return Err(Error::invalid("checkpoint_seq", "must be a positive entry number")),
-        _ => return Err(Error::invalid("checkpoint_hash", "must be the 64 hex digits logged with the checkpoint")),
-    };
+    let checkpoint = audit::parse_checkpoint(r.checkpoint_seq, &r.checkpoint_hash)?;
     let mut conn = api.pool.acquire().await?;
-    let v = audit::verify(&mut conn, &api.audit_keys, checkpoint.as_ref()).await?;
+    let v = audit::verify_logged(&mut conn, &api.audit_keys, checkpoint.as_ref()).await?;
     let (first_bad_seq, problem) = v.problem.unwrap_or((0, String::new()));
-    if first_bad_seq != 0 {
-        tracing::error!(seq = first_bad_seq, %problem, "audit chain verification failed");
-    }
     Ok(pb::VerifyAuditChainResponse {
         intact: first_bad_seq == 0,
         entries_checked: v.entries_checked,

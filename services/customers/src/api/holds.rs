@@ -17,6 +17,7 @@ fn hold_pb(h: HoldRow) -> pb::LegalHold {
         place_time: parse::ts(h.placed_at),
         released_by: h.released_by,
         release_time: parse::ts_opt(h.released_at),
+        generation: h.generation,
     }
 }
 
@@ -37,10 +38,26 @@ pub(super) async fn place(api: &CustomersApi, p: &Principal, r: pb::PlaceLegalHo
     if let Some(h) = store::get_hold(&mut tx, &id, &reference).await?
         && h.released_at.is_none()
     {
-        // Placed already: a retry changes nothing.
+        // Placed again while it lasts: renewed, so that a release asked for
+        // an earlier placing no longer ends it.
+        store::renew_hold(&mut tx, &id, &reference).await?;
+        audit::record(
+            api,
+            &mut tx,
+            p,
+            "customer.legal_hold.renew",
+            &id,
+            format!("reference={reference} generation={}", h.generation + 1),
+            &reason,
+        )
+        .await?;
+        let h = store::get_hold(&mut tx, &id, &reference)
+            .await?
+            .ok_or_else(|| Error::Internal(anyhow::anyhow!("the renewed hold is missing")))?;
+        tx.commit().await?;
         return Ok(hold_pb(h));
     }
-    let hold = HoldRow {
+    let mut hold = HoldRow {
         customer_id: id.clone(),
         reference: reference.clone(),
         reason: reason.clone(),
@@ -48,8 +65,10 @@ pub(super) async fn place(api: &CustomersApi, p: &Principal, r: pb::PlaceLegalHo
         placed_at: now_ms(),
         released_by: String::new(),
         released_at: None,
+        generation: 0,
     };
     store::put_hold(&mut tx, &hold).await?;
+    hold.generation = store::get_hold(&mut tx, &id, &reference).await?.map_or(1, |h| h.generation);
     audit::record(api, &mut tx, p, "customer.legal_hold.place", &id, format!("reference={reference}"), &reason).await?;
     tx.commit().await?;
     Ok(hold_pb(hold))
@@ -61,6 +80,9 @@ pub(super) async fn release(
     r: pb::ReleaseLegalHoldRequest,
 ) -> Result<pb::LegalHold> {
     let (id, reference, reason) = parts(&r.customer_id, &r.reference, &r.reason)?;
+    if r.generation < 0 {
+        return Err(Error::invalid("generation", "must be a placing's generation (or 0 for the current one)"));
+    }
     let mut tx = api.pool.begin().await?;
     store::lock_customer(&mut tx, &id).await?;
     let Some(h) = store::get_hold(&mut tx, &id, &reference).await? else {
@@ -69,6 +91,13 @@ pub(super) async fn release(
     if h.released_at.is_some() {
         // Released already: a retry changes nothing.
         return Ok(hold_pb(h));
+    }
+    if r.generation != 0 && r.generation != h.generation {
+        return Err(Error::FailedPrecondition(format!(
+            "legal hold {reference:?} was placed again (generation {}) after generation {} that this release names; \
+             it stays",
+            h.generation, r.generation
+        )));
     }
     store::release_hold(&mut tx, &id, &reference, &p.subject, now_ms()).await?;
     audit::record(api, &mut tx, p, "customer.legal_hold.release", &id, format!("reference={reference}"), &reason)

@@ -11,9 +11,11 @@ pub struct HoldRow {
     pub placed_at: i64,
     pub released_by: String,
     pub released_at: Option<i64>,
+    /// How many times it was placed (renewals included).
+    pub generation: i64,
 }
 
-const COLUMNS: &str = "customer_id, reference, reason, placed_by, placed_at, released_by, released_at";
+const COLUMNS: &str = "customer_id, reference, reason, placed_by, placed_at, released_by, released_at, generation";
 
 fn row(r: &sqlx::any::AnyRow) -> Result<HoldRow, Error> {
     Ok(HoldRow {
@@ -24,6 +26,7 @@ fn row(r: &sqlx::any::AnyRow) -> Result<HoldRow, Error> {
         placed_at: r.try_get("placed_at")?,
         released_by: r.try_get("released_by")?,
         released_at: r.try_get("released_at")?,
+        generation: r.try_get("generation")?,
     })
 }
 
@@ -37,19 +40,32 @@ pub async fn get_hold(conn: &mut AnyConnection, customer_id: &str, reference: &s
     sqlx::query(&sql).bind(customer_id).bind(reference).fetch_optional(conn).await?.as_ref().map(row).transpose()
 }
 
-/// Inserts the hold, or starts a released one again.
+/// Inserts the hold, or starts a released one again (its generation goes up).
 pub async fn put_hold(conn: &mut AnyConnection, h: &HoldRow) -> Result<(), Error> {
     sqlx::query(
-        "INSERT INTO legal_holds (customer_id, reference, reason, placed_by, placed_at, released_by, released_at) \
-         VALUES ($1, $2, $3, $4, $5, '', NULL) ON CONFLICT (customer_id, reference) DO UPDATE SET \
+        "INSERT INTO legal_holds (customer_id, reference, reason, placed_by, placed_at, released_by, released_at, \
+         generation) VALUES ($1, $2, $3, $4, $5, '', NULL, 1) ON CONFLICT (customer_id, reference) DO UPDATE SET \
          reason = excluded.reason, placed_by = excluded.placed_by, placed_at = excluded.placed_at, \
-         released_by = '', released_at = NULL",
+         released_by = '', released_at = NULL, generation = legal_holds.generation + 1",
     )
     .bind(&h.customer_id)
     .bind(&h.reference)
     .bind(&h.reason)
     .bind(&h.placed_by)
     .bind(h.placed_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Renews a hold that lasts: its generation goes up.
+pub async fn renew_hold(conn: &mut AnyConnection, customer_id: &str, reference: &str) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE legal_holds SET generation = generation + 1 \
+         WHERE customer_id = $1 AND reference = $2 AND released_at IS NULL",
+    )
+    .bind(customer_id)
+    .bind(reference)
     .execute(conn)
     .await?;
     Ok(())

@@ -28,7 +28,7 @@ pub use self::{
     },
     follow_ups::{deactivate_plan, due_plans, get_plan, insert_visit, put_plan, visits},
     greetings::{greeting_candidates, greetings_of, mark_greeting},
-    holds::{HoldRow, active_holds, get_hold, holds, put_hold, release_hold},
+    holds::{HoldRow, active_holds, get_hold, holds, put_hold, release_hold, renew_hold},
     tax_profile::{
         TaxProfileRow, customer_key, customers_to_rewrap, get_tax_profile, insert_customer_key, put_tax_profile,
         shred_customer_key, update_customer_key,
