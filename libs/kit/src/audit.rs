@@ -12,8 +12,9 @@
 //! regular interval for an outside system to keep, and the verifier takes a
 //! checkpoint and checks the chain still holds it.
 //!
-//! Tables (each service's migration creates them):
-//! `audit_head (id, seq, hash)` with the single row `id = 1`, and
+//! Tables ([`SCHEMA`], applied by `kit::db::migrate` after a service's own
+//! migrations; services that kept the trail before created them in their
+//! own): `audit_head (id, seq, hash)` with the single row `id = 1`, and
 //! `audit_log (seq, at, actor, actor_role, action, subject, detail, purpose,
 //! prev_hash, hash, key_id)`. Entries written before the chain was keyed
 //! (empty `key_id`, plain SHA-256) are signed once at start-up by
@@ -31,6 +32,25 @@ use crate::{
     db::{Bind, Where, fetch_all_as},
     keys::{KeyEntry, parse_key_list},
 };
+
+/// The trail's tables, for every service (existing ones are left as they are).
+pub(crate) const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS audit_head (id BIGINT PRIMARY KEY, seq BIGINT NOT NULL, hash TEXT NOT NULL)",
+    "INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '') ON CONFLICT (id) DO NOTHING",
+    "CREATE TABLE IF NOT EXISTS audit_log (\
+    seq         BIGINT PRIMARY KEY,\
+    at          BIGINT NOT NULL,\
+    actor       TEXT NOT NULL,\
+    actor_role  TEXT NOT NULL,\
+    action      TEXT NOT NULL,\
+    subject     TEXT NOT NULL,\
+    detail      TEXT NOT NULL,\
+    purpose     TEXT NOT NULL,\
+    prev_hash   TEXT NOT NULL,\
+    hash        TEXT NOT NULL,\
+    key_id      TEXT NOT NULL DEFAULT '')",
+    "CREATE INDEX IF NOT EXISTS audit_log_subject ON audit_log (subject, seq)",
+];
 
 /// Settings of the audit trail, flattened into a service's arguments.
 #[derive(Debug, Clone, clap::Args)]

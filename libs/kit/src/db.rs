@@ -569,12 +569,18 @@ const KIT_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS kit_idempotency (\
     created_at  BIGINT NOT NULL,\
     PRIMARY KEY (scope, request_id))";
 
-/// Applies the kit's own tables, then a service's migrations.
+/// Applies the kit's own tables, then a service's migrations, then the
+/// audit trail's tables (after: services that kept a trail before the kit
+/// did created them in their own migrations).
 pub async fn migrate(pool: &AnyPool, migrator: &Migrator) -> anyhow::Result<()> {
     for statement in std::iter::once(KIT_SCHEMA).chain(crate::approval::SCHEMA.iter().copied()) {
         pool.execute(statement).await.map_err(|e| anyhow::anyhow!("migration failed (kit tables): {e}"))?;
     }
-    migrator.run(pool).await.map_err(|e| anyhow::anyhow!("migration failed: {e}"))
+    migrator.run(pool).await.map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
+    for statement in crate::audit::SCHEMA {
+        pool.execute(*statement).await.map_err(|e| anyhow::anyhow!("migration failed (audit tables): {e}"))?;
+    }
+    Ok(())
 }
 
 /// What claiming an idempotency key found.

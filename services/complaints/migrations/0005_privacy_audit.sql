@@ -1,28 +1,7 @@
--- The kit's audit trail (kefu_kit::audit): reads of complaints' personal
--- data and evidence in the clear, with their purposes; category changes;
--- erasures.
-CREATE TABLE audit_head (
-    id   BIGINT PRIMARY KEY,
-    seq  BIGINT NOT NULL,
-    hash TEXT NOT NULL
-);
-INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '');
-
-CREATE TABLE audit_log (
-    seq         BIGINT PRIMARY KEY,
-    at          BIGINT NOT NULL,
-    actor       TEXT NOT NULL,
-    actor_role  TEXT NOT NULL,
-    action      TEXT NOT NULL,
-    subject     TEXT NOT NULL,
-    detail      TEXT NOT NULL,
-    purpose     TEXT NOT NULL,
-    prev_hash   TEXT NOT NULL,
-    hash        TEXT NOT NULL,
-    key_id      TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX audit_log_subject ON audit_log (subject, seq);
-
+-- The audit trail's tables (reads of complaints' personal data and
+-- evidence in the clear, category changes, erasures) come from the kit
+-- (kefu_kit::audit::SCHEMA).
+--
 -- The legal hold's placing (customers' LegalHold.generation) a complaint
 -- holds, and the one a queued release ends: a release queued before the
 -- complaint went to legal channels again does not end the renewed hold.
