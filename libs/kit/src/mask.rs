@@ -61,49 +61,70 @@ fn is_email_domain(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '.' | '-')
 }
 
+/// Full-width letters, digits, `@` and `.` (as Chinese input methods type
+/// them) read as their ASCII forms.
+fn normal(c: char) -> char {
+    match c {
+        '\u{FF10}'..='\u{FF19}' | '\u{FF21}'..='\u{FF3A}' | '\u{FF41}'..='\u{FF5A}' | '\u{FF20}' | '\u{FF0E}' => {
+            char::from_u32(c as u32 - 0xFEE0).unwrap_or(c)
+        }
+        _ => c,
+    }
+}
+
+/// What may stand between the digit groups of one number: spaces (also
+/// the no-break and ideographic ones), hyphens and dashes, dots, slashes.
+fn is_joiner(c: char) -> bool {
+    matches!(c, ' ' | '-' | '.' | '/' | '\u{00A0}' | '\u{3000}' | '\u{2010}'..='\u{2015}' | '\u{2212}' | '\u{FF0D}')
+}
+
 /// Free text with the identifiers in it masked: email addresses keep their
 /// first character and domain; runs of letters and digits with at least
-/// eight digits (groups of three or more digits joined by a space or a
-/// hyphen count as one run, as in `6222 0212 3456 7890` or `139-1234-5678`)
-/// keep their last four characters. Everything else is kept as written.
+/// eight digits (groups of three or more digits joined by a space, dash,
+/// dot or slash count as one run, as in `6222 0212 3456 7890` or
+/// `139-1234-5678`; full-width characters count as their ASCII forms) keep
+/// their last four characters. Everything else is kept as written. Linear
+/// in the text's length.
+///
+/// What it cannot know stays: names, addresses, numbers under eight digits
+/// (a QQ number), or digit groups shorter than three.
 pub fn redact(text: &str) -> String {
-    let chars: Vec<char> = text.chars().collect();
+    let original: Vec<char> = text.chars().collect();
+    let chars: Vec<char> = original.iter().copied().map(normal).collect();
     let mut out = String::with_capacity(text.len());
     let mut i = 0;
+    // Below this index no email address starts (a scanned run had no '@').
+    let mut no_email_before = 0;
     while i < chars.len() {
         let c = chars[i];
-        if !c.is_ascii_alphanumeric() && !is_email_local(c) {
-            out.push(c);
-            i += 1;
-            continue;
-        }
-        // An email address starting here?
-        let mut j = i;
-        while j < chars.len() && is_email_local(chars[j]) {
-            j += 1;
-        }
-        if j < chars.len() && chars[j] == '@' && j > i {
-            let mut k = j + 1;
-            while k < chars.len() && is_email_domain(chars[k]) {
-                k += 1;
+        if i >= no_email_before && is_email_local(c) {
+            let mut j = i;
+            while j < chars.len() && is_email_local(chars[j]) {
+                j += 1;
             }
-            let domain: String = chars[j + 1..k].iter().collect();
-            let domain = domain.trim_end_matches(['.', '-']);
-            if domain.contains('.') {
-                let end = j + 1 + domain.chars().count();
-                let address: String = chars[i..end].iter().collect();
-                out.push_str(&mask_email(&address));
-                i = end;
-                continue;
+            if j < chars.len() && chars[j] == '@' {
+                let mut k = j + 1;
+                while k < chars.len() && is_email_domain(chars[k]) {
+                    k += 1;
+                }
+                let domain: String = chars[j + 1..k].iter().collect();
+                let domain = domain.trim_end_matches(['.', '-']);
+                if domain.contains('.') {
+                    let end = j + 1 + domain.chars().count();
+                    let address: String = chars[i..end].iter().collect();
+                    out.push_str(&mask_email(&address));
+                    i = end;
+                    continue;
+                }
             }
+            no_email_before = j;
         }
         if !c.is_ascii_alphanumeric() {
-            out.push(c);
+            out.push(original[i]);
             i += 1;
             continue;
         }
-        // A run of letters and digits, with digit groups joined by one
-        // space or hyphen.
+        // A run of letters and digits, with digit groups joined by one joiner.
         let mut end = i;
         let mut token = String::new();
         loop {
@@ -112,12 +133,13 @@ pub fn redact(text: &str) -> String {
                 token.push(chars[end]);
                 end += 1;
             }
-            let group_digits = chars[group_start..end].iter().all(char::is_ascii_digit) && end - group_start >= 3;
-            let joins = end + 1 < chars.len()
-                && matches!(chars[end], ' ' | '-')
-                && group_digits
-                && chars[end + 1..].iter().take_while(|c| c.is_ascii_digit()).count() >= 3
-                && chars[end + 1..].iter().take_while(|c| c.is_ascii_alphanumeric()).all(char::is_ascii_digit);
+            let group_digits = end - group_start >= 3 && chars[group_start..end].iter().all(char::is_ascii_digit);
+            let next_group = || chars[end + 1..].iter().take_while(|c| c.is_ascii_alphanumeric());
+            let joins = group_digits
+                && end + 1 < chars.len()
+                && is_joiner(chars[end])
+                && next_group().count() >= 3
+                && next_group().all(char::is_ascii_digit);
             if joins {
                 end += 1;
             } else {
@@ -128,7 +150,7 @@ pub fn redact(text: &str) -> String {
         if digits >= IDENTIFIER_DIGITS {
             out.push_str(&mask_tail(&token, 4));
         } else {
-            out.extend(&chars[i..end]);
+            out.extend(&original[i..end]);
         }
         i = end;
     }
@@ -159,6 +181,19 @@ mod tests {
         assert_eq!(redact("电话139-1234-5678"), "电话*******5678");
         assert_eq!(redact("座机010-62345678"), "座机*******5678");
         assert_eq!(redact("邮件 zhao.li@example.cn。"), "邮件 z***@example.cn。");
+        assert_eq!(redact("手机１３９１２３４５６７８"), "手机*******5678");
+        assert_eq!(redact("手机 139　1234　5678 或 139.1234.5678"), "手机 *******5678 或 *******5678");
+        assert_eq!(redact("+86 13912345678"), "+86 *******5678");
+        assert_eq!(redact("身份证11010119900307123X"), "身份证********123X");
+    }
+
+    #[test]
+    fn redact_keeps_long_runs_of_email_characters_without_an_at_sign() {
+        let long = "a.".repeat(5_000);
+        assert_eq!(redact(&long), long);
+        let dashes = "-".repeat(10_000);
+        assert_eq!(redact(&dashes), dashes);
+        assert_eq!(redact(&format!("{long}x@example.cn")), "a***@example.cn");
     }
 
     #[test]

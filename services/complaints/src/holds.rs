@@ -5,23 +5,17 @@
 //! retried until the customers service has it). The complaints service acts
 //! with its own service token.
 //!
-//! A complaint keeps the hold's generation (how many times customers saw it
-//! placed) and a release names it: a release queued at closing and still in
-//! flight when the complaint is reopened and referred again reaches a
-//! renewed hold, which customers then keeps.
+//! A release is delivered while holding the complaint's row (a conditional
+//! update that only matches a complaint not in legal referral), so a step
+//! that refers it to legal channels again waits for the release to finish
+//! and then places the hold anew; a release queued for a step whose commit
+//! was reported failed but happened finds the complaint in legal referral
+//! and is dropped.
 use std::time::Duration;
 
 use kefu_kit::{Error, client::CallContext, module::ServiceTokens};
 use kefu_proto::customers::v1::{self as cpb, customer_service_client::CustomerServiceClient};
 use sqlx::{AnyConnection, AnyPool, Row};
-
-/// A release to deliver: the hold of complaint `reference` on the customer,
-/// placed as `generation`.
-pub struct Release<'a> {
-    pub customer_id: &'a str,
-    pub reference: &'a str,
-    pub generation: i64,
-}
 
 pub struct LegalHolds {
     pool: AnyPool,
@@ -44,9 +38,8 @@ impl LegalHolds {
         Ok(CustomerServiceClient::with_interceptor(self.customers.clone(), CallContext::new(Some(&token))?))
     }
 
-    /// Places (or renews) the hold of complaint `reference` on the customer:
-    /// its generation.
-    pub async fn place(&self, customer_id: &str, reference: &str) -> Result<i64, Error> {
+    /// Places (or renews) the hold of complaint `reference` on the customer.
+    pub async fn place(&self, customer_id: &str, reference: &str) -> Result<(), Error> {
         let mut c = self.client()?;
         let call = c.place_legal_hold(cpb::PlaceLegalHoldRequest {
             customer_id: customer_id.to_owned(),
@@ -55,7 +48,7 @@ impl LegalHolds {
         });
         kefu_kit::client::within(kefu_kit::client::PEER_DEADLINE, call)
             .await
-            .map(|h| h.generation)
+            .map(drop)
             .map_err(|s| Error::from_peer("customers", &s))
     }
 
@@ -63,19 +56,19 @@ impl LegalHolds {
     pub async fn queue_release(
         conn: &mut AnyConnection,
         complaint_id: &str,
-        release: &Release<'_>,
+        customer_id: &str,
+        reference: &str,
         at: i64,
     ) -> Result<(), Error> {
         sqlx::query(
-            "INSERT INTO legal_hold_releases (complaint_id, customer_id, reference, queued_at, generation) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (complaint_id) DO UPDATE SET customer_id = excluded.customer_id, \
-             reference = excluded.reference, queued_at = excluded.queued_at, generation = excluded.generation",
+            "INSERT INTO legal_hold_releases (complaint_id, customer_id, reference, queued_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (complaint_id) DO UPDATE SET customer_id = excluded.customer_id, reference = excluded.reference, \
+             queued_at = excluded.queued_at",
         )
         .bind(complaint_id)
-        .bind(release.customer_id)
-        .bind(release.reference)
+        .bind(customer_id)
+        .bind(reference)
         .bind(at)
-        .bind(release.generation)
         .execute(conn)
         .await?;
         Ok(())
@@ -91,55 +84,56 @@ impl LegalHolds {
     /// Delivers queued releases (of one complaint, or all); how many went.
     pub async fn deliver(&self, only: Option<&str>) -> Result<usize, Error> {
         let mut conn = self.pool.acquire().await?;
-        let rows = match only {
-            Some(id) => {
-                sqlx::query(
-                    "SELECT complaint_id, customer_id, reference, generation FROM legal_hold_releases \
-                         WHERE complaint_id = $1",
-                )
-                .bind(id)
-                .fetch_all(&mut *conn)
-                .await?
-            }
-            None => {
-                sqlx::query(
-                    "SELECT complaint_id, customer_id, reference, generation FROM legal_hold_releases \
-                     ORDER BY queued_at LIMIT 100",
+        let rows =
+            match only {
+                Some(id) => {
+                    sqlx::query(
+                        "SELECT complaint_id, customer_id, reference FROM legal_hold_releases WHERE complaint_id = $1",
+                    )
+                    .bind(id)
+                    .fetch_all(&mut *conn)
+                    .await?
+                }
+                None => sqlx::query(
+                    "SELECT complaint_id, customer_id, reference FROM legal_hold_releases ORDER BY queued_at LIMIT 100",
                 )
                 .fetch_all(&mut *conn)
-                .await?
-            }
-        };
+                .await?,
+            };
         drop(conn);
         let mut n = 0;
         for r in rows {
-            let (complaint, customer, reference, generation): (String, String, String, i64) =
-                (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?);
-            let mut c = self.client()?;
-            let call = c.release_legal_hold(cpb::ReleaseLegalHoldRequest {
-                customer_id: customer,
-                reference: reference.clone(),
-                reason: format!("投诉 {reference} 已结案"),
-                generation,
-            });
-            match kefu_kit::client::within(kefu_kit::client::PEER_DEADLINE, call).await {
-                // Released, or never there (nothing to keep).
-                Ok(_) => {}
-                Err(s) if s.code() == tonic::Code::NotFound => {}
-                // Placed again since (the complaint went back to legal
-                // channels): the renewed hold stays.
-                Err(s) if s.code() == tonic::Code::FailedPrecondition => {}
-                Err(s) => return Err(Error::from_peer("customers", &s)),
+            let (complaint, customer, reference): (String, String, String) =
+                (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+            let mut tx = self.pool.begin().await?;
+            // Holds the complaint's row while the release is in flight; no
+            // match: the complaint is in legal referral (again), its hold stays.
+            let free = sqlx::query("UPDATE complaints SET legal_hold = legal_hold WHERE id = $1 AND legal_hold = 0")
+                .bind(&complaint)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if free == 1 {
+                let mut c = self.client()?;
+                let call = c.release_legal_hold(cpb::ReleaseLegalHoldRequest {
+                    customer_id: customer,
+                    reference: reference.clone(),
+                    reason: format!("投诉 {reference} 已结案"),
+                    generation: 0,
+                });
+                match kefu_kit::client::within(kefu_kit::client::PEER_DEADLINE, call).await {
+                    // Released, or never there (nothing to keep).
+                    Ok(_) => {}
+                    Err(s) if s.code() == tonic::Code::NotFound => {}
+                    Err(s) => return Err(Error::from_peer("customers", &s)),
+                }
             }
-            let mut conn = self.pool.acquire().await?;
-            sqlx::query(
-                "DELETE FROM legal_hold_releases WHERE complaint_id = $1 AND reference = $2 AND generation = $3",
-            )
-            .bind(&complaint)
-            .bind(&reference)
-            .bind(generation)
-            .execute(&mut *conn)
-            .await?;
+            sqlx::query("DELETE FROM legal_hold_releases WHERE complaint_id = $1 AND reference = $2")
+                .bind(&complaint)
+                .bind(&reference)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
             n += 1;
         }
         Ok(n)

@@ -36,8 +36,6 @@ pub struct ComplaintRow {
     pub response: String,
     pub mediator: String,
     pub legal_hold: i64,
-    /// The placing of the customer's legal hold this complaint holds.
-    pub hold_generation: i64,
     pub reopen_count: i64,
     pub recorded_by: String,
     pub received_at: i64,
@@ -64,7 +62,7 @@ pub struct ComplaintRow {
 
 const COLUMNS: &str = "id, number, state, source, channel, customer_id, anonymous, ticket_id, subject_kind, subject, \
     category, category_label, severity, description, demand_kind, demand_amount_fen, demand_detail, referred_by, referral_reference, \
-    referral_due_at, repeat_of, handler, preliminary_opinion, response, mediator, legal_hold, hold_generation, reopen_count, recorded_by, \
+    referral_due_at, repeat_of, handler, preliminary_opinion, response, mediator, legal_hold, reopen_count, recorded_by, \
     received_at, created_at, updated_at, closed_at, findings, root_cause, responsible_staff, responsible_department, \
     upheld, finding_by, finding_at, decision_channel, decision_at, decision_summary, compensation_paid_fen, \
     satisfaction, satisfaction_comment, escalation_level, version";
@@ -78,7 +76,6 @@ fn mutable(c: &ComplaintRow) -> Columns {
         .with("response", c.response.as_str())
         .with("mediator", c.mediator.as_str())
         .with("legal_hold", c.legal_hold)
-        .with("hold_generation", c.hold_generation)
         .with("reopen_count", c.reopen_count)
         .with("updated_at", c.updated_at)
         .with("closed_at", c.closed_at)
@@ -136,17 +133,6 @@ pub async fn save(conn: &mut AnyConnection, c: &mut ComplaintRow) -> Result<(), 
         return Err(Error::Aborted("the complaint was changed by someone else; reload it and retry".into()));
     }
     c.version += 1;
-    Ok(())
-}
-
-/// Records the legal hold's placing the complaint holds (in the step's
-/// transaction, once the customers service answered).
-pub async fn set_hold_generation(conn: &mut AnyConnection, id: &str, generation: i64) -> Result<(), Error> {
-    sqlx::query("UPDATE complaints SET hold_generation = $1 WHERE id = $2")
-        .bind(generation)
-        .bind(id)
-        .execute(conn)
-        .await?;
     Ok(())
 }
 
@@ -216,9 +202,15 @@ pub struct Filter {
     pub handler: Option<String>,
     /// Only complaints this person recorded or handles (agents).
     pub involving: Option<String>,
+    /// Leaves out complaints about this person (a customer's complaints
+    /// listed by someone who must not learn who complained about them).
+    pub not_about: Option<String>,
     /// Newest first: complaints before this (created_at, id).
     pub before: Option<(i64, String)>,
 }
+
+/// `subject_kind` of a complaint about a staff member.
+const STAFF_SUBJECT: i64 = kefu_proto::complaints::v1::SubjectKind::Staff as i64;
 
 pub async fn list(conn: &mut AnyConnection, f: &Filter, limit: i64) -> Result<Vec<ComplaintRow>, Error> {
     let mut w = Where::new();
@@ -239,6 +231,12 @@ pub async fn list(conn: &mut AnyConnection, f: &Filter, limit: i64) -> Result<Ve
     }
     if let Some(p) = &f.involving {
         w.and_many("(recorded_by = $? OR handler = $?)", [p.as_str().into(), p.as_str().into()]);
+    }
+    if let Some(p) = &f.not_about {
+        w.and_many(
+            "NOT ((subject_kind = $? AND subject = $?) OR responsible_staff = $?)",
+            [STAFF_SUBJECT.into(), p.as_str().into(), p.as_str().into()],
+        );
     }
     if let Some((at, id)) = &f.before {
         w.and_many("(created_at, id) < ($?, $?)", [(*at).into(), id.as_str().into()]);

@@ -35,11 +35,11 @@ async fn attachment_pb(
     Ok(pb::Attachment {
         id: a.id,
         complaint_id: a.complaint_id,
-        file_name: a.file_name,
+        file_name: super::masked_text(p, &a.file_name),
         content_type: a.content_type,
         size_bytes: a.size_bytes,
         sha256: a.sha256,
-        note: a.note,
+        note: super::masked_text(p, &a.note),
         uploaded_by: a.uploaded_by,
         upload_time: ts(a.uploaded_at),
         erased: a.erased_at.is_some(),
@@ -208,6 +208,8 @@ pub(super) async fn get(
             Error::Unavailable("the file store is unavailable; try again".into())
         })?
         .ok_or_else(|| Error::Internal(anyhow::anyhow!("attachment {} has no contents in the file store", a.id)))?;
+    // A purpose is kept for good: identifiers in it are masked first.
+    let purpose = kefu_kit::mask::redact(&purpose);
     store::record_read(&mut tx, &a.id, &p.subject, p.primary_role(), &purpose, api.now()).await?;
     super::audit::record(
         api,
@@ -219,8 +221,8 @@ pub(super) async fn get(
         &purpose,
     )
     .await?;
+    // The answer is built before the read is committed as done.
+    let attachment = attachment_pb(&mut tx, p, a).await?;
     tx.commit().await?;
-    let mut conn = api.pool.acquire().await?;
-    let attachment = attachment_pb(&mut conn, p, a).await?;
     Ok(pb::AttachmentContent { attachment: Some(attachment), content })
 }

@@ -10,7 +10,8 @@ use crate::{domain, store};
 
 const LIST: &str = "complaint-audit";
 
-/// Appends an entry by caller `p` inside the caller's transaction.
+/// Appends an entry by caller `p` inside the caller's transaction. The
+/// trail is kept for good, so identifiers in the purpose are masked.
 pub(super) async fn record(
     api: &ComplaintsApi,
     conn: &mut AnyConnection,
@@ -20,7 +21,8 @@ pub(super) async fn record(
     detail: impl Into<String>,
     purpose: &str,
 ) -> Result<(), Error> {
-    let ev = audit::Event { detail: detail.into(), purpose, ..audit::Event::by(p, action, subject) };
+    let purpose = kefu_kit::mask::redact(purpose);
+    let ev = audit::Event { detail: detail.into(), purpose: &purpose, ..audit::Event::by(p, action, subject) };
     audit::append(conn, &api.audit_keys, ev).await.map(drop)
 }
 

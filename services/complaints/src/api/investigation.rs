@@ -13,7 +13,7 @@ use kefu_kit::{
 };
 use kefu_proto::{common::v1::Channel, complaints::v1 as pb};
 
-use super::{ComplaintsApi, find, shown};
+use super::{ComplaintsApi, find, masked_text, shown};
 use crate::store::{self, ActionRow, ComplaintRow, HistoryRow};
 
 /// A note in the complaint's history (the state does not change).
@@ -52,17 +52,17 @@ fn today(api: &ComplaintsApi) -> String {
     api.zone.timestamp_millis_opt(api.now()).single().map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_default()
 }
 
-fn action_pb(a: &ActionRow, today: &str) -> pb::CorrectiveAction {
+fn action_pb(p: &Principal, a: &ActionRow, today: &str) -> pb::CorrectiveAction {
     let open = a.status == i64::from(pb::ActionStatus::Open as i32);
     pb::CorrectiveAction {
         id: a.id.clone(),
         complaint_id: a.complaint_id.clone(),
         kind: a.kind as i32,
-        description: a.description.clone(),
+        description: masked_text(p, &a.description),
         owner: a.owner.clone(),
         due_date: a.due_date.clone(),
         status: a.status as i32,
-        evidence: a.evidence.clone(),
+        evidence: masked_text(p, &a.evidence),
         complete_time: ts_opt(a.completed_at),
         verify_after_days: i32::try_from(a.verify_after_days).unwrap_or(0),
         verified_by: a.verified_by.clone(),
@@ -186,14 +186,14 @@ pub(super) async fn add_action(
             let existing = store::get_action(&mut conn, &id)
                 .await?
                 .ok_or_else(|| Error::Internal(anyhow::anyhow!("action {id} of a claimed request id is missing")))?;
-            return Ok(action_pb(&existing, &today));
+            return Ok(action_pb(p, &existing, &today));
         }
     }
     store::insert_action(&mut tx, &row).await?;
     let changes = api.deadlines.on_action_added(&mut tx, &c, &row).await?;
     tx.commit().await?;
     api.deadlines.publish(changes).await;
-    Ok(action_pb(&row, &today))
+    Ok(action_pb(p, &row, &today))
 }
 
 async fn require_action(conn: &mut sqlx::AnyConnection, raw: &str) -> Result<ActionRow, Error> {
@@ -224,7 +224,7 @@ pub(super) async fn complete_action(
     let changes = api.deadlines.on_action_completed(&mut tx, &a).await?;
     tx.commit().await?;
     api.deadlines.publish(changes).await;
-    Ok(action_pb(&a, &today(api)))
+    Ok(action_pb(p, &a, &today(api)))
 }
 
 pub(super) async fn verify_action(
@@ -264,7 +264,7 @@ pub(super) async fn verify_action(
     a.verification_note = note;
     store::save_action(&mut tx, &mut a).await?;
     tx.commit().await?;
-    Ok(action_pb(&a, &today(api)))
+    Ok(action_pb(p, &a, &today(api)))
 }
 
 pub(super) async fn list_actions(
@@ -283,7 +283,7 @@ pub(super) async fn list_actions(
         store::actions(&mut conn, Some(&c.id)).await?
     };
     let today = today(api);
-    let mut actions: Vec<pb::CorrectiveAction> = rows.iter().map(|a| action_pb(a, &today)).collect();
+    let mut actions: Vec<pb::CorrectiveAction> = rows.iter().map(|a| action_pb(p, a, &today)).collect();
     // Overdue first.
     actions.sort_by_key(|a| !a.overdue);
     Ok(pb::ListCorrectiveActionsResponse { actions })

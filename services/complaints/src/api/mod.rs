@@ -177,10 +177,19 @@ fn state_of(n: i64) -> pb::ComplaintState {
     pb::ComplaintState::try_from(n as i32).unwrap_or(pb::ComplaintState::Unspecified)
 }
 
-/// Who reads the complainant's words in every answer: systems. People read
-/// them masked, or one complaint at a time in the clear with a purpose
-/// (GetComplaint `unmasked`), which the audit trail records.
-const CLEAR_WORDS: &[Role] = &[Role::Service];
+/// Who reads the complainant's words in every answer: systems (not an
+/// integration's API key, which acts for people). People read them masked,
+/// or one complaint at a time in the clear with a purpose (GetComplaint
+/// `unmasked`), which the audit trail records.
+fn reads_clear(p: &Principal) -> bool {
+    p.has_any(&[Role::Service]) && !p.is_api_key()
+}
+
+/// Free text of a complaint as a person reads it: identifiers masked
+/// (systems read it as written).
+pub(crate) fn masked_text(p: &Principal, text: &str) -> String {
+    if reads_clear(p) { text.to_owned() } else { kefu_kit::mask::redact(text) }
+}
 
 /// May the caller read the complainant's words in the clear (with a
 /// purpose)? Those who may read the evidence: never the person it is about.
@@ -188,31 +197,44 @@ fn may_unmask(p: &Principal, c: &ComplaintRow) -> bool {
     !is_about(p, c) && (p.has_any(SEES_ALL) || handles(p, c))
 }
 
-/// The complaint as the caller may see it: the complainant's words masked
-/// (clear for systems), withheld with their identity from the staff member
-/// it is about.
+/// The complaint as the caller may see it: every free text masked (clear
+/// for systems); for the staff member it is about, the complainant, their
+/// words, the firm's answers to them and what links to them withheld (the
+/// finding about them stays, masked).
 pub(crate) fn shown(p: &Principal, c: &ComplaintRow) -> pb::Complaint {
     let mut out = complaint_pb(c);
+    if reads_clear(p) {
+        return out;
+    }
+    let mask = kefu_kit::mask::redact;
+    if let Some(f) = out.finding.as_mut() {
+        f.findings = mask(&f.findings);
+    }
     if is_about(p, c) {
         out.customer_id.clear();
         out.ticket_id.clear();
+        out.repeat_of.clear();
+        out.referral = None;
         out.description.clear();
+        out.preliminary_opinion.clear();
+        out.response.clear();
         out.satisfaction_comment.clear();
         out.decision_summary.clear();
         if let Some(d) = out.demand.as_mut() {
             d.detail.clear();
         }
         out.personal_data = pb::PersonalData::Withheld as i32;
-    } else if !p.has_any(CLEAR_WORDS) {
-        let mask = kefu_kit::mask::redact;
-        out.description = mask(&out.description);
-        out.satisfaction_comment = mask(&out.satisfaction_comment);
-        out.decision_summary = mask(&out.decision_summary);
-        if let Some(d) = out.demand.as_mut() {
-            d.detail = mask(&d.detail);
-        }
-        out.personal_data = pb::PersonalData::Masked as i32;
+        return out;
     }
+    out.description = mask(&out.description);
+    out.preliminary_opinion = mask(&out.preliminary_opinion);
+    out.response = mask(&out.response);
+    out.satisfaction_comment = mask(&out.satisfaction_comment);
+    out.decision_summary = mask(&out.decision_summary);
+    if let Some(d) = out.demand.as_mut() {
+        d.detail = mask(&d.detail);
+    }
+    out.personal_data = pb::PersonalData::Masked as i32;
     out
 }
 
@@ -394,7 +416,6 @@ fn parse_new(p: &Principal, input: &pb::Complaint, now: i64) -> Result<NewCompla
         response: String::new(),
         mediator: String::new(),
         legal_hold: 0,
-        hold_generation: 0,
         reopen_count: 0,
         recorded_by: p.subject.clone(),
         received_at: received.unwrap_or(now),
@@ -539,7 +560,10 @@ async fn get(api: &ComplaintsApi, p: &Principal, r: pb::GetComplaintRequest) -> 
         p,
         "complaint.read",
         &c.id,
-        format!("{}: description, demand, satisfaction comment, decision summary", c.number),
+        format!(
+            "{}: description, demand, preliminary opinion, response, finding, satisfaction comment, decision summary",
+            c.number
+        ),
         &purpose,
     )
     .await?;
@@ -569,6 +593,7 @@ async fn list(
     let category = if r.category.trim().is_empty() { None } else { v.check(domain::category("category", &r.category)) };
     let handler = v.check(parse::line("handler", &r.handler, NAME_MAX)).unwrap_or_default();
     v.finish()?;
+    let filter_customer = customer_id.is_some();
     let filter = store::Filter {
         state,
         customer_id,
@@ -576,6 +601,9 @@ async fn list(
         severity,
         handler: (!handler.is_empty()).then_some(handler),
         involving: (!p.has_any(SEES_ALL)).then(|| p.subject.clone()),
+        // A customer's complaints, listed by a person, leave out those about
+        // that person: the list would name who complained about them.
+        not_about: (filter_customer && !reads_clear(p)).then(|| p.subject.clone()),
         before,
     };
     let mut conn = api.reads.acquire().await?;
@@ -640,9 +668,7 @@ async fn transition(
         if placing {
             crate::holds::LegalHolds::unqueue_release(&mut tx, &c.id).await?;
         } else if action == pb::ComplaintAction::Close && c.legal_hold == 1 {
-            let release =
-                crate::holds::Release { customer_id: customer, reference: &c.number, generation: c.hold_generation };
-            crate::holds::LegalHolds::queue_release(&mut tx, &c.id, &release, now).await?;
+            crate::holds::LegalHolds::queue_release(&mut tx, &c.id, customer, &c.number, now).await?;
             release_queued = true;
         }
     }
@@ -684,13 +710,12 @@ async fn transition(
     if placing && let Some(customer) = &held_customer {
         // Held as the last thing before the step commits: never in legal
         // referral without it; a commit that then fails gives it back.
-        let generation = api.holds.place(customer, &c.number).await?;
-        store::set_hold_generation(&mut tx, &c.id, generation).await?;
-        c.hold_generation = generation;
+        api.holds.place(customer, &c.number).await?;
         if let Err(e) = tx.commit().await {
+            // Queued, then delivered only if the complaint is indeed not in
+            // legal referral (a commit reported failed may have happened).
             let mut conn = api.pool.acquire().await?;
-            let release = crate::holds::Release { customer_id: customer, reference: &c.number, generation };
-            crate::holds::LegalHolds::queue_release(&mut conn, &c.id, &release, now).await?;
+            crate::holds::LegalHolds::queue_release(&mut conn, &c.id, customer, &c.number, now).await?;
             drop(conn);
             if let Err(d) = api.holds.deliver(Some(&c.id)).await {
                 tracing::warn!(error = %d, "a hold of a referral that did not commit is released when customers answers");
@@ -724,7 +749,7 @@ async fn history(
             action: h.action as i32,
             actor: h.actor,
             actor_role: h.actor_role,
-            reason: h.reason,
+            reason: masked_text(p, &h.reason),
             time: ts(h.at),
         })
         .collect();
