@@ -118,6 +118,41 @@ pub struct Dashboard {
 pub const MAX_AT_RISK_MINUTES: i32 = 7 * 24 * 60;
 
 /// An at-risk window in milliseconds from the minutes a caller gave (0: an
+/// Where a paged rebuild stands: the last target written (record, metric,
+/// cycle), empty before the first page.
+pub type RebuildCursor = (String, String, i64);
+
+/// Rebuilds a live view from a service's database: `page(after)` reads the
+/// next page of open targets (in key order, after the cursor) as live
+/// entries; pages are read in order and written up to eight at a time. The
+/// number of entries written.
+pub async fn rebuild_in_pages<F, Fut>(live: &dyn LiveStore, mut page: F) -> anyhow::Result<usize>
+where
+    F: FnMut(RebuildCursor) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Vec<LiveEntry>>>,
+{
+    use futures::stream::{FuturesUnordered, StreamExt};
+    let mut after: RebuildCursor = (String::new(), String::new(), 0);
+    let mut n = 0;
+    let mut writes = FuturesUnordered::new();
+    loop {
+        let entries = page(after.clone()).await?;
+        let Some(last) = entries.last() else { break };
+        after = (last.key.record_id.clone(), last.key.metric.as_str().to_owned(), last.key.cycle);
+        n += entries.len();
+        writes.push(async move { live.put_many(&entries).await });
+        if writes.len() >= 8
+            && let Some(r) = writes.next().await
+        {
+            r?;
+        }
+    }
+    while let Some(r) = writes.next().await {
+        r?;
+    }
+    Ok(n)
+}
+
 /// hour), or what is wrong with them.
 pub fn at_risk_window(minutes: i32) -> Result<i64, String> {
     match minutes {

@@ -581,20 +581,12 @@ impl DueHandler for Deadlines {
     }
 
     async fn rebuild(&self, live: &dyn LiveStore) -> anyhow::Result<usize> {
-        let mut conn = self.pool.acquire().await?;
-        let mut after = (String::new(), String::new(), 0);
-        let mut n = 0;
-        loop {
+        kefu_sla::live::rebuild_in_pages(live, |after| async move {
+            let mut conn = self.pool.acquire().await?;
             let page = store::open_targets_page(&mut conn, &after, 1000).await?;
-            let Some((last, _)) = page.last() else { break };
-            after =
-                (last.target.key.record_id.clone(), last.target.key.metric.as_str().to_owned(), last.target.key.cycle);
-            let entries: Vec<LiveEntry> =
-                page.iter().map(|(row, to)| entry_of(&row.target, queue_of(&row.target.key), to)).collect();
-            n += entries.len();
-            live.put_many(&entries).await?;
-        }
-        Ok(n)
+            Ok(page.iter().map(|(row, to)| entry_of(&row.target, queue_of(&row.target.key), to)).collect())
+        })
+        .await
     }
 
     async fn overdue(&self, before: i64, limit: usize) -> anyhow::Result<Vec<Claimed>> {

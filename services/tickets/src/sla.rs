@@ -700,30 +700,12 @@ impl DueHandler for SlaEngine {
     }
 
     async fn rebuild(&self, live: &dyn LiveStore) -> anyhow::Result<usize> {
-        use futures::stream::{FuturesUnordered, StreamExt};
-        let mut conn = self.pool.acquire().await?;
-        let mut after = (String::new(), String::new(), 0);
-        let mut n = 0;
-        // Pages are read in order and written up to eight at a time.
-        let mut writes = FuturesUnordered::new();
-        loop {
+        kefu_sla::live::rebuild_in_pages(live, |after| async move {
+            let mut conn = self.pool.acquire().await?;
             let page = store::open_targets_page(&mut conn, &after, 1000).await?;
-            let Some((last, _, _)) = page.last() else { break };
-            after =
-                (last.target.key.record_id.clone(), last.target.key.metric.as_str().to_owned(), last.target.key.cycle);
-            let entries: Vec<LiveEntry> = page.iter().map(|(row, q, a)| entry_of(&row.target, q, a)).collect();
-            n += entries.len();
-            writes.push(async move { live.put_many(&entries).await });
-            if writes.len() >= 8
-                && let Some(r) = writes.next().await
-            {
-                r?;
-            }
-        }
-        while let Some(r) = writes.next().await {
-            r?;
-        }
-        Ok(n)
+            Ok(page.iter().map(|(row, q, a)| entry_of(&row.target, q, a)).collect())
+        })
+        .await
     }
 
     async fn overdue(&self, before: i64, limit: usize) -> anyhow::Result<Vec<Claimed>> {
