@@ -290,7 +290,7 @@ fn migrate_names_the_schemas_and_the_database_each_one_lacks() {
     let (code, _, err) = run(&["migrate", "billing"]);
     assert_ne!(code, 0);
     assert!(
-        err.contains("no schema \"billing\"") && err.contains("customers, tickets, complaints, gateway, all"),
+        err.contains("no schema \"billing\"") && err.contains("customers, tickets, complaints, training, gateway, all"),
         "{err}"
     );
 
@@ -318,16 +318,18 @@ fn migrate_names_the_schemas_and_the_database_each_one_lacks() {
             &format!("tickets={}", url("t")),
             "--url",
             &format!("complaints={}", url("p")),
+            "--url",
+            &format!("training={}", url("l")),
         ])
         .env("KEFU_GATEWAY_DATABASE_URL", url("g"))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    for name in ["customers", "tickets", "complaints", "gateway"] {
+    for name in ["customers", "tickets", "complaints", "training", "gateway"] {
         assert!(stdout.contains(&format!("migrated {name}")), "{stdout}");
     }
-    for f in ["c.db", "t.db", "p.db", "g.db"] {
+    for f in ["c.db", "t.db", "p.db", "l.db", "g.db"] {
         assert!(dir.path().join(f).exists(), "{f} was not created");
     }
 }

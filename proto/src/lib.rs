@@ -43,6 +43,12 @@ pub mod complaints {
     }
 }
 
+pub mod training {
+    pub mod v1 {
+        tonic::include_proto!("kefu.training.v1");
+    }
+}
+
 include!(concat!(env!("OUT_DIR"), "/kefu_enums.rs"));
 
 #[cfg(test)]

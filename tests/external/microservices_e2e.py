@@ -1,7 +1,7 @@
 """End-to-end flow through the gateway in microservices mode (each kefu
 service its own process on PostgreSQL and Redis), with only the standard
 library: login, accounts, customers, tickets and their SLAs, email threading,
-live events, refusals.
+live events, complaints, the training catalogue, refusals.
 
 Usage: microservices_e2e.py BASE_URL ADMIN_USER ADMIN_PASSWORD SECOND_ADMIN_USER (same password)
 """
@@ -126,6 +126,14 @@ def main():
     s, board, _ = call(base, "GET", "/api/v1/sla/overview", admin)
     check(s == 200 and board["byQueue"].get("complaints", {}).get("open", 0) >= 2,
           "the SLA overview joins complaint deadlines to tickets' queues")
+
+    # The training catalogue: gateway → training, over mutual TLS (hr and admin add courses).
+    s, course, _ = call(base, "POST", "/api/v1/training/courses", admin, {"course": {
+        "code": "CI-TRAIN-01", "title": "系统操作入门", "topic": "TOPIC_SYSTEMS", "method": "METHOD_ONLINE", "hours": 1.5}})
+    check(s == 200 and course["code"] == "CI-TRAIN-01", "an admin adds a course to the catalogue (gateway → training)")
+    s, courses, _ = call(base, "GET", "/api/v1/training/courses", admin)
+    check(s == 200 and any(c["code"] == "CI-TRAIN-01" for c in courses.get("courses", [])),
+          "the course is listed in the catalogue")
 
     s, p, h = call(base, "POST", "/api/v1/audit-entries/verify", agent)
     check(s == 403 and h.get("content-type", h.get("Content-Type")) == "application/problem+json", "the agent is refused what the role forbids, as problem+json")

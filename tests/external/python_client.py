@@ -38,6 +38,7 @@ def generate(proto_dir):
         "kefu/common/v1/common.proto",
         "kefu/customers/v1/customers.proto",
         "kefu/complaints/v1/complaints.proto",
+        "kefu/training/v1/training.proto",
     ])
     check(rc == 0, "stubs generated from proto/ with grpcio-tools")
     sys.path.insert(0, out)
@@ -119,6 +120,23 @@ def main():
         check(False, "a step out of order is refused")
     except grpc.RpcError as e:
         check(e.code() == grpc.StatusCode.FAILED_PRECONDITION and "ACKNOWLEDGE" in e.details(), "a step out of order names the allowed ones")
+    # The training service: the catalogue is read by everyone, kept by HR.
+    tpb = importlib.import_module("kefu.training.v1.training_pb2")
+    trpc = importlib.import_module("kefu.training.v1.training_pb2_grpc")
+    check("kefu.training.v1.TrainingService" in services, "reflection lists the training service")
+    training = trpc.TrainingServiceStub(channel)
+    listed = training.ListCourses(tpb.ListCoursesRequest(), metadata=meta)
+    check(len(listed.courses) == 0, "ListCourses answers (an empty catalogue)")
+    try:
+        training.CreateCourse(tpb.CreateCourseRequest(course=tpb.Course(code="PY-01", title="x", topic=1, method=1, hours=1.0)), metadata=meta)
+        check(False, "a supervisor does not keep the catalogue")
+    except grpc.RpcError as e:
+        check(e.code() == grpc.StatusCode.PERMISSION_DENIED, "CreateCourse is HR's")
+    try:
+        training.ScheduleSession(tpb.ScheduleSessionRequest(session=tpb.Session(capacity=0)), metadata=meta)
+        check(False, "an empty session is refused")
+    except grpc.RpcError as e:
+        check(e.code() == grpc.StatusCode.INVALID_ARGUMENT and "session.course_id" in e.details(), "ScheduleSession names the bad fields")
     print("external python client: all checks passed")
 
 

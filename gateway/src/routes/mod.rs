@@ -41,10 +41,11 @@ macro_rules! r {
 mod complaints;
 mod customers;
 mod tickets;
+mod training;
 
-/// Every route: the customers', tickets' and complaints' tables.
+/// Every route: the customers', tickets', complaints' and training's tables.
 pub static ROUTES: std::sync::LazyLock<Vec<Route>> =
-    std::sync::LazyLock::new(|| [customers::ROUTES, tickets::ROUTES, complaints::ROUTES].concat());
+    std::sync::LazyLock::new(|| [customers::ROUTES, tickets::ROUTES, complaints::ROUTES, training::ROUTES].concat());
 
 /// RPCs reached another way: client streaming (bulk import) and server
 /// streaming (server-sent events).

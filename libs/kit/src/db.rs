@@ -254,6 +254,19 @@ impl Columns {
         execute(conn, &sql, self.cols.into_iter().map(|(_, b)| b).collect()).await.map(drop)
     }
 
+    /// `INSERT … ON CONFLICT (conflict) DO NOTHING`: whether the row went in
+    /// (false: a row with the same unique key is there — under concurrency,
+    /// once the other writer committed).
+    pub async fn insert_unless_exists(
+        self,
+        conn: &mut sqlx::AnyConnection,
+        table: &str,
+        conflict: &str,
+    ) -> Result<bool, sqlx::Error> {
+        let sql = format!("{} ON CONFLICT ({conflict}) DO NOTHING", self.insert_sql(table));
+        Ok(execute(conn, &sql, self.cols.into_iter().map(|(_, b)| b).collect()).await? == 1)
+    }
+
     /// Writes the columns and bumps `version` on the row `id` if its version
     /// is still `version`; false when it is not (someone else changed it).
     pub async fn update_versioned(

@@ -11,6 +11,7 @@ pub static MODULES: &[&dyn AnyModule] = &[
     &Of::<kefu_customers::Customers>::NEW,
     &Of::<kefu_tickets::Tickets>::NEW,
     &Of::<kefu_complaints::Complaints>::NEW,
+    &Of::<kefu_training::Training>::NEW,
 ];
 
 /// The module named `name`.

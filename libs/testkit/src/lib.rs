@@ -25,7 +25,7 @@ use std::{future::Future, time::Duration};
 use chrono::TimeZone;
 pub use suite::{
     ComplaintsClient, CustomersClient, GatewayHandle, GatewayTweak, Live, ServerTweak, Suite, SuiteOptions,
-    TicketsClient,
+    TicketsClient, TrainingClient,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

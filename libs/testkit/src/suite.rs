@@ -12,6 +12,7 @@ use kefu_proto::{
     complaints::v1::complaint_service_client::ComplaintServiceClient, customers::v1 as cpb,
     customers::v1::customer_service_client::CustomerServiceClient,
     tickets::v1::ticket_service_client::TicketServiceClient,
+    training::v1::training_service_client::TrainingServiceClient,
 };
 use kefu_sla::{LiveStore, ManualClock, MemoryLiveStore, RedisLiveStore, SweeperConfig};
 use sqlx::AnyPool;
@@ -23,6 +24,7 @@ use crate::{Backend, database, env_or_skip};
 pub type TicketsClient = TicketServiceClient<InterceptedService<Channel, CallContext>>;
 pub type ComplaintsClient = ComplaintServiceClient<InterceptedService<Channel, CallContext>>;
 pub type CustomersClient = CustomerServiceClient<InterceptedService<Channel, CallContext>>;
+pub type TrainingClient = TrainingServiceClient<InterceptedService<Channel, CallContext>>;
 
 /// The live SLA state of a test.
 pub enum Live {
@@ -233,6 +235,7 @@ impl Suite {
             sweep: Some(sweep.clone()),
             blobs,
         });
+        embedded.overrides.insert(kefu_training::Overrides { clock: Some(Arc::new(clock.clone())) });
         embedded.overrides.insert(kefu_tickets::Overrides {
             clock: Some(Arc::new(clock.clone())),
             live: Some(live.store()),
@@ -324,6 +327,15 @@ impl Suite {
 
     pub fn complaints_as(&self, role: Role) -> ComplaintsClient {
         self.complaints_with_token(Some(&self.token(role)))
+    }
+
+    pub fn training_with_token(&self, token: Option<&str>) -> TrainingClient {
+        let ch = kefu_kit::client::channel(&self.addr).unwrap();
+        TrainingServiceClient::with_interceptor(ch, CallContext::new(token).unwrap())
+    }
+
+    pub fn training_as(&self, role: Role) -> TrainingClient {
+        self.training_with_token(Some(&self.token(role)))
     }
 
     pub fn tickets_as(&self, role: Role) -> TicketsClient {

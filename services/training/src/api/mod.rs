@@ -1,0 +1,211 @@
+//! The `kefu.training.v1.TrainingService` gRPC API: thin handlers, one
+//! module per resource, that parse requests into domain values, run the
+//! rule, read and write through `store` in one transaction, and convert back.
+mod access;
+mod certificates;
+mod courses;
+mod enrolments;
+mod plans;
+mod sessions;
+
+use std::sync::Arc;
+
+pub use access::ACCESS;
+use chrono::{NaiveDate, TimeZone};
+use kefu_kit::{
+    Error,
+    auth::{Principal, Role},
+    db,
+    rpc::{Res, answer, call},
+};
+use kefu_proto::training::v1::{self as pb, training_service_server::TrainingService};
+use sqlx::AnyPool;
+use tonic::Request;
+
+/// People who manage training: supervisors (their teams), HR (everyone), admins.
+const MANAGES: &[Role] = &[Role::Supervisor, Role::Hr, Role::Admin];
+/// Who reads everyone's training records.
+const READS_ALL: &[Role] = &[Role::Supervisor, Role::Hr, Role::Admin, Role::Auditor, Role::Service];
+
+pub struct TrainingApi {
+    pub(crate) pool: AnyPool,
+    pub(crate) reads: AnyPool,
+    /// The firm's time zone (dates, quarters and years count there).
+    zone: chrono_tz::Tz,
+    clock: Arc<dyn kefu_sla::Clock>,
+}
+
+impl TrainingApi {
+    pub fn new(pool: AnyPool, clock: Arc<dyn kefu_sla::Clock>) -> Self {
+        Self { reads: db::readers(&pool), pool, zone: chrono_tz::Asia::Shanghai, clock }
+    }
+
+    pub(crate) fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// The date of an instant in the firm's zone.
+    pub(crate) fn date_of(&self, ms: i64) -> NaiveDate {
+        self.zone.timestamp_millis_opt(ms).single().map_or_else(|| chrono::Utc::now().date_naive(), |t| t.date_naive())
+    }
+
+    pub(crate) fn today(&self) -> NaiveDate {
+        self.date_of(self.now())
+    }
+
+    /// Midnight starting `d` in the firm's zone.
+    pub(crate) fn start_of(&self, d: NaiveDate) -> i64 {
+        let midnight = d.and_hms_opt(0, 0, 0).unwrap_or_default();
+        self.zone.from_local_datetime(&midnight).earliest().map_or(0, |t| t.timestamp_millis())
+    }
+}
+
+/// The staff member a request is about: the caller when empty; another
+/// person only for those who read everyone's records.
+fn staff_for(p: &Principal, field: &str, raw: &str, others: &[Role]) -> Result<String, Error> {
+    let s = kefu_kit::parse::line(field, raw, 64)?;
+    if s.is_empty() || s == p.subject {
+        return Ok(p.subject.clone());
+    }
+    if !p.has_any(others) {
+        return Err(Error::PermissionDenied(format!("{field}: you see only your own training records")));
+    }
+    Ok(s)
+}
+
+/// Yuan, for people (¥1,234.50).
+fn yuan(fen: i64) -> String {
+    let sign = if fen < 0 { "-" } else { "" };
+    let f = fen.unsigned_abs();
+    let whole = (f / 100).to_string();
+    let mut grouped = String::new();
+    for (i, ch) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(ch);
+    }
+    format!("{sign}¥{grouped}.{:02}", f % 100)
+}
+
+#[tonic::async_trait]
+impl TrainingService for TrainingApi {
+    async fn create_course(&self, req: Request<pb::CreateCourseRequest>) -> Res<pb::Course> {
+        let c = call(req)?;
+        answer(courses::create(self, &c.p, c.r).await)
+    }
+
+    async fn get_course(&self, req: Request<pb::GetCourseRequest>) -> Res<pb::Course> {
+        let c = call(req)?;
+        answer(courses::get(self, c.r).await)
+    }
+
+    async fn list_courses(&self, req: Request<pb::ListCoursesRequest>) -> Res<pb::ListCoursesResponse> {
+        let c = call(req)?;
+        answer(courses::list(self, c.r).await)
+    }
+
+    async fn schedule_session(&self, req: Request<pb::ScheduleSessionRequest>) -> Res<pb::Session> {
+        let c = call(req)?;
+        answer(sessions::schedule(self, &c.p, c.r).await)
+    }
+
+    async fn get_session(&self, req: Request<pb::GetSessionRequest>) -> Res<pb::Session> {
+        let c = call(req)?;
+        answer(sessions::get(self, c.r).await)
+    }
+
+    async fn list_sessions(&self, req: Request<pb::ListSessionsRequest>) -> Res<pb::ListSessionsResponse> {
+        let c = call(req)?;
+        answer(sessions::list(self, c.r).await)
+    }
+
+    async fn cancel_session(&self, req: Request<pb::CancelSessionRequest>) -> Res<pb::Session> {
+        let c = call(req)?;
+        answer(sessions::cancel(self, c.r).await)
+    }
+
+    async fn complete_session(&self, req: Request<pb::CompleteSessionRequest>) -> Res<pb::Session> {
+        let c = call(req)?;
+        answer(sessions::complete(self, &c.p, c.r).await)
+    }
+
+    async fn enrol(&self, req: Request<pb::EnrolRequest>) -> Res<pb::Enrolment> {
+        let c = call(req)?;
+        answer(enrolments::enrol(self, &c.p, c.r).await)
+    }
+
+    async fn approve_enrolment(&self, req: Request<pb::ApproveEnrolmentRequest>) -> Res<pb::Enrolment> {
+        let c = call(req)?;
+        answer(enrolments::approve(self, &c.p, c.r).await)
+    }
+
+    async fn withdraw_enrolment(&self, req: Request<pb::WithdrawEnrolmentRequest>) -> Res<pb::Enrolment> {
+        let c = call(req)?;
+        answer(enrolments::withdraw(self, &c.p, c.r).await)
+    }
+
+    async fn check_in(&self, req: Request<pb::CheckInRequest>) -> Res<pb::Enrolment> {
+        let c = call(req)?;
+        answer(enrolments::check_in(self, &c.p, c.r).await)
+    }
+
+    async fn list_enrolments(&self, req: Request<pb::ListEnrolmentsRequest>) -> Res<pb::ListEnrolmentsResponse> {
+        let c = call(req)?;
+        answer(enrolments::list(self, &c.p, c.r).await)
+    }
+
+    async fn create_plan(&self, req: Request<pb::CreatePlanRequest>) -> Res<pb::Plan> {
+        let c = call(req)?;
+        answer(plans::create(self, &c.p, c.r).await)
+    }
+
+    async fn approve_plan(&self, req: Request<pb::ApprovePlanRequest>) -> Res<pb::Plan> {
+        let c = call(req)?;
+        answer(plans::approve(self, &c.p, c.r).await)
+    }
+
+    async fn get_plan(&self, req: Request<pb::GetPlanRequest>) -> Res<pb::Plan> {
+        let c = call(req)?;
+        answer(plans::get(self, c.r).await)
+    }
+
+    async fn list_plans(&self, req: Request<pb::ListPlansRequest>) -> Res<pb::ListPlansResponse> {
+        let c = call(req)?;
+        answer(plans::list(self, c.r).await)
+    }
+
+    async fn record_certificate(&self, req: Request<pb::RecordCertificateRequest>) -> Res<pb::Certificate> {
+        let c = call(req)?;
+        answer(certificates::record(self, &c.p, c.r).await)
+    }
+
+    async fn list_certificates(&self, req: Request<pb::ListCertificatesRequest>) -> Res<pb::ListCertificatesResponse> {
+        let c = call(req)?;
+        answer(certificates::list(self, &c.p, c.r).await)
+    }
+
+    async fn list_due_reminders(&self, req: Request<pb::ListDueRemindersRequest>) -> Res<pb::ListDueRemindersResponse> {
+        let c = call(req)?;
+        answer(certificates::due(self, &c.p, c.r).await)
+    }
+
+    async fn get_staff_training_stats(
+        &self,
+        req: Request<pb::GetStaffTrainingStatsRequest>,
+    ) -> Res<pb::StaffTrainingStats> {
+        let c = call(req)?;
+        answer(certificates::staff_stats(self, c.r).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn yuan_groups_thousands_and_keeps_fen() {
+        assert_eq!(super::yuan(0), "¥0.00");
+        assert_eq!(super::yuan(123_450), "¥1,234.50");
+        assert_eq!(super::yuan(100_000_000), "¥1,000,000.00");
+        assert_eq!(super::yuan(-5), "-¥0.05");
+    }
+}

@@ -1,0 +1,544 @@
+//! All SQL of the training service (portable: SQLite and PostgreSQL). Rows
+//! come back as the row types below; JSON columns (materials, goals,
+//! planned courses) are read into their types here.
+use kefu_kit::{
+    Error,
+    db::{Columns, Where, fetch_all_as},
+};
+use serde::{Deserialize, Serialize};
+use sqlx::{AnyConnection, Row};
+
+// ------------------------------------------------------------------ courses
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Material {
+    pub title: String,
+    pub url: String,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CourseRow {
+    pub id: String,
+    pub code: String,
+    pub title: String,
+    pub topic: i64,
+    pub method: i64,
+    pub hours_x2: i64,
+    pub description: String,
+    pub materials: String,
+    pub requires_approval: i64,
+    pub created_by: String,
+    pub created_at: i64,
+}
+
+impl CourseRow {
+    pub fn materials(&self) -> Result<Vec<Material>, Error> {
+        serde_json::from_str(&self.materials)
+            .map_err(|e| Error::Internal(anyhow::anyhow!("courses.materials of {} is not valid: {e}", self.id)))
+    }
+}
+
+const COURSE_COLUMNS: &str =
+    "id, code, title, topic, method, hours_x2, description, materials, requires_approval, created_by, created_at";
+
+/// Inserts the course unless its code is taken: whether it went in.
+pub async fn insert_course(conn: &mut AnyConnection, c: &CourseRow) -> Result<bool, Error> {
+    Ok(Columns::new()
+        .with("id", c.id.as_str())
+        .with("code", c.code.as_str())
+        .with("title", c.title.as_str())
+        .with("topic", c.topic)
+        .with("method", c.method)
+        .with("hours_x2", c.hours_x2)
+        .with("description", c.description.as_str())
+        .with("materials", c.materials.as_str())
+        .with("requires_approval", c.requires_approval)
+        .with("created_by", c.created_by.as_str())
+        .with("created_at", c.created_at)
+        .insert_unless_exists(conn, "courses", "code")
+        .await?)
+}
+
+pub async fn course(conn: &mut AnyConnection, id_or_code: &str) -> Result<Option<CourseRow>, Error> {
+    Ok(sqlx::query_as(&format!("SELECT {COURSE_COLUMNS} FROM courses WHERE id = $1 OR code = $2"))
+        .bind(id_or_code)
+        .bind(id_or_code.to_ascii_uppercase())
+        .fetch_optional(conn)
+        .await?)
+}
+
+pub async fn courses(
+    conn: &mut AnyConnection,
+    topic: Option<i64>,
+    after_code: Option<&str>,
+    limit: i64,
+) -> Result<Vec<CourseRow>, Error> {
+    let mut w = Where::new();
+    if let Some(t) = topic {
+        w.and("topic = $?", t);
+    }
+    if let Some(a) = after_code {
+        w.and("code > $?", a);
+    }
+    let (clause, binds) = w.build();
+    let sql = format!("SELECT {COURSE_COLUMNS} FROM courses WHERE {clause} ORDER BY code LIMIT {limit}");
+    Ok(fetch_all_as(conn, &sql, binds).await?)
+}
+
+// ----------------------------------------------------------------- sessions
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SessionRow {
+    pub id: String,
+    pub course_id: String,
+    pub start_at: i64,
+    pub end_at: i64,
+    pub location: String,
+    pub trainer: String,
+    pub capacity: i64,
+    pub waitlist_capacity: i64,
+    pub cost_fen: i64,
+    pub plan_id: String,
+    pub state: i64,
+    pub cancel_reason: String,
+    pub scheduled_by: String,
+    pub created_at: i64,
+    pub version: i64,
+}
+
+const SESSION_COLUMNS: &str = "id, course_id, start_at, end_at, location, trainer, capacity, waitlist_capacity, \
+    cost_fen, plan_id, \
+    state, cancel_reason, scheduled_by, created_at, version";
+
+pub async fn insert_session(conn: &mut AnyConnection, s: &SessionRow) -> Result<(), Error> {
+    Columns::new()
+        .with("id", s.id.as_str())
+        .with("course_id", s.course_id.as_str())
+        .with("start_at", s.start_at)
+        .with("end_at", s.end_at)
+        .with("location", s.location.as_str())
+        .with("trainer", s.trainer.as_str())
+        .with("capacity", s.capacity)
+        .with("waitlist_capacity", s.waitlist_capacity)
+        .with("cost_fen", s.cost_fen)
+        .with("plan_id", s.plan_id.as_str())
+        .with("state", s.state)
+        .with("cancel_reason", s.cancel_reason.as_str())
+        .with("scheduled_by", s.scheduled_by.as_str())
+        .with("created_at", s.created_at)
+        .with("version", s.version)
+        .insert(conn, "sessions")
+        .await?;
+    Ok(())
+}
+
+pub async fn session(conn: &mut AnyConnection, id: &str) -> Result<Option<SessionRow>, Error> {
+    Ok(sqlx::query_as(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?)
+}
+
+/// Takes the session's row for an enrolment change: changes to one
+/// session's enrolments queue here (seats and the waitlist stay exact).
+pub async fn lock_session(conn: &mut AnyConnection, id: &str) -> Result<Option<SessionRow>, Error> {
+    sqlx::query("UPDATE sessions SET version = version + 1 WHERE id = $1").bind(id).execute(&mut *conn).await?;
+    session(conn, id).await
+}
+
+pub async fn set_session_state(conn: &mut AnyConnection, id: &str, state: i64, reason: &str) -> Result<(), Error> {
+    sqlx::query("UPDATE sessions SET state = $1, cancel_reason = $2 WHERE id = $3")
+        .bind(state)
+        .bind(reason)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub struct SessionFilter {
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    pub course_id: Option<String>,
+    pub after: Option<(i64, String)>,
+}
+
+pub async fn sessions(conn: &mut AnyConnection, f: &SessionFilter, limit: i64) -> Result<Vec<SessionRow>, Error> {
+    let mut w = Where::new();
+    if let Some(t) = f.from {
+        w.and("start_at >= $?", t);
+    }
+    if let Some(t) = f.to {
+        w.and("start_at < $?", t);
+    }
+    if let Some(c) = &f.course_id {
+        w.and("course_id = $?", c.as_str());
+    }
+    if let Some((at, id)) = &f.after {
+        w.and_many("(start_at, id) > ($?, $?)", [(*at).into(), id.as_str().into()]);
+    }
+    let (clause, binds) = w.build();
+    let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE {clause} ORDER BY start_at, id LIMIT {limit}");
+    Ok(fetch_all_as(conn, &sql, binds).await?)
+}
+
+/// Seats taken and people waiting in a session.
+pub async fn seat_counts(
+    conn: &mut AnyConnection,
+    session_id: &str,
+    seated: &[i64],
+    waiting: i64,
+) -> Result<(i64, i64), Error> {
+    let list = seated.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
+    let r = sqlx::query(&format!(
+        "SELECT CAST(COALESCE(SUM(CASE WHEN state IN ({list}) THEN 1 ELSE 0 END), 0) AS BIGINT), \
+         CAST(COALESCE(SUM(CASE WHEN state = $2 THEN 1 ELSE 0 END), 0) AS BIGINT) FROM enrolments WHERE session_id = $1"
+    ))
+    .bind(session_id)
+    .bind(waiting)
+    .fetch_one(conn)
+    .await?;
+    Ok((r.try_get(0)?, r.try_get(1)?))
+}
+
+// --------------------------------------------------------------- enrolments
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EnrolmentRow {
+    pub id: String,
+    pub session_id: String,
+    pub staff_id: String,
+    pub state: i64,
+    pub assigned_by: String,
+    pub approved_by: String,
+    pub enrolled_at: i64,
+    pub check_in_at: Option<i64>,
+    pub complete_at: Option<i64>,
+    pub hours_x2: i64,
+}
+
+const ENROLMENT_COLUMNS: &str =
+    "id, session_id, staff_id, state, assigned_by, approved_by, enrolled_at, check_in_at, complete_at, hours_x2";
+
+pub async fn insert_enrolment(conn: &mut AnyConnection, e: &EnrolmentRow) -> Result<(), Error> {
+    Columns::new()
+        .with("id", e.id.as_str())
+        .with("session_id", e.session_id.as_str())
+        .with("staff_id", e.staff_id.as_str())
+        .with("state", e.state)
+        .with("assigned_by", e.assigned_by.as_str())
+        .with("approved_by", e.approved_by.as_str())
+        .with("enrolled_at", e.enrolled_at)
+        .with("check_in_at", e.check_in_at)
+        .with("complete_at", e.complete_at)
+        .with("hours_x2", e.hours_x2)
+        .insert(conn, "enrolments")
+        .await?;
+    Ok(())
+}
+
+/// Writes an enrolment's changing columns.
+pub async fn save_enrolment(conn: &mut AnyConnection, e: &EnrolmentRow) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE enrolments SET state = $1, assigned_by = $2, approved_by = $3, enrolled_at = $4, check_in_at = $5, \
+         complete_at = $6, hours_x2 = $7 WHERE id = $8",
+    )
+    .bind(e.state)
+    .bind(&e.assigned_by)
+    .bind(&e.approved_by)
+    .bind(e.enrolled_at)
+    .bind(e.check_in_at)
+    .bind(e.complete_at)
+    .bind(e.hours_x2)
+    .bind(&e.id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn enrolment(conn: &mut AnyConnection, id: &str) -> Result<Option<EnrolmentRow>, Error> {
+    Ok(sqlx::query_as(&format!("SELECT {ENROLMENT_COLUMNS} FROM enrolments WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?)
+}
+
+pub async fn enrolment_of(
+    conn: &mut AnyConnection,
+    session_id: &str,
+    staff_id: &str,
+) -> Result<Option<EnrolmentRow>, Error> {
+    Ok(sqlx::query_as(&format!("SELECT {ENROLMENT_COLUMNS} FROM enrolments WHERE session_id = $1 AND staff_id = $2"))
+        .bind(session_id)
+        .bind(staff_id)
+        .fetch_optional(conn)
+        .await?)
+}
+
+/// A session's enrolments in enrolment order (the waitlist's order).
+pub async fn enrolments_of_session(conn: &mut AnyConnection, session_id: &str) -> Result<Vec<EnrolmentRow>, Error> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {ENROLMENT_COLUMNS} FROM enrolments WHERE session_id = $1 ORDER BY enrolled_at, id"
+    ))
+    .bind(session_id)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// A person's enrolments, newest first.
+pub async fn enrolments_of_staff(conn: &mut AnyConnection, staff_id: &str) -> Result<Vec<EnrolmentRow>, Error> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {ENROLMENT_COLUMNS} FROM enrolments WHERE staff_id = $1 ORDER BY enrolled_at DESC, id DESC LIMIT 1000"
+    ))
+    .bind(staff_id)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Completed training of people in a window: (staff, course, hours, when).
+pub async fn completions(
+    conn: &mut AnyConnection,
+    staff_id: Option<&str>,
+    from: i64,
+    to: i64,
+    completed: i64,
+) -> Result<Vec<(String, String, i64, i64)>, Error> {
+    let mut w = Where::new();
+    w.and("e.state = $?", completed);
+    w.and("e.complete_at >= $?", from);
+    w.and("e.complete_at < $?", to);
+    if let Some(s) = staff_id {
+        w.and("e.staff_id = $?", s);
+    }
+    let (clause, binds) = w.build();
+    let sql = format!(
+        "SELECT e.staff_id, s.course_id, e.hours_x2, e.complete_at FROM enrolments e \
+         JOIN sessions s ON s.id = e.session_id WHERE {clause} ORDER BY e.complete_at"
+    );
+    let rows = kefu_kit::db::fetch_rows(conn, &sql, binds).await?;
+    rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?))).collect()
+}
+
+/// Sessions a person was absent from in a window (by the session's end).
+pub async fn absences(conn: &mut AnyConnection, staff_id: &str, from: i64, to: i64, absent: i64) -> Result<i64, Error> {
+    let r = sqlx::query(
+        "SELECT COUNT(*) FROM enrolments e JOIN sessions s ON s.id = e.session_id \
+         WHERE e.staff_id = $1 AND e.state = $2 AND s.end_at >= $3 AND s.end_at < $4",
+    )
+    .bind(staff_id)
+    .bind(absent)
+    .bind(from)
+    .bind(to)
+    .fetch_one(conn)
+    .await?;
+    Ok(r.try_get(0)?)
+}
+
+// -------------------------------------------------------------------- plans
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedCourse {
+    pub course_id: String,
+    pub quarter: i32,
+    pub sessions: i32,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PlanRow {
+    pub id: String,
+    pub year: i64,
+    pub team: String,
+    pub title: String,
+    pub goals: String,
+    pub budget_fen: i64,
+    pub target_x2: i64,
+    pub headcount: i64,
+    pub courses: String,
+    pub state: i64,
+    pub created_by: String,
+    pub approved_by: String,
+    pub approved_at: Option<i64>,
+    pub created_at: i64,
+    pub version: i64,
+}
+
+impl PlanRow {
+    pub fn goals(&self) -> Result<Vec<String>, Error> {
+        serde_json::from_str(&self.goals)
+            .map_err(|e| Error::Internal(anyhow::anyhow!("plans.goals of {} is not valid: {e}", self.id)))
+    }
+
+    pub fn courses(&self) -> Result<Vec<PlannedCourse>, Error> {
+        serde_json::from_str(&self.courses)
+            .map_err(|e| Error::Internal(anyhow::anyhow!("plans.courses of {} is not valid: {e}", self.id)))
+    }
+}
+
+const PLAN_COLUMNS: &str = "id, year, team, title, goals, budget_fen, target_x2, headcount, courses, state, \
+    created_by, approved_by, approved_at, created_at, version";
+
+/// Inserts the plan unless its team has one for the year: whether it went in.
+pub async fn insert_plan(conn: &mut AnyConnection, p: &PlanRow) -> Result<bool, Error> {
+    Ok(Columns::new()
+        .with("id", p.id.as_str())
+        .with("year", p.year)
+        .with("team", p.team.as_str())
+        .with("title", p.title.as_str())
+        .with("goals", p.goals.as_str())
+        .with("budget_fen", p.budget_fen)
+        .with("target_x2", p.target_x2)
+        .with("headcount", p.headcount)
+        .with("courses", p.courses.as_str())
+        .with("state", p.state)
+        .with("created_by", p.created_by.as_str())
+        .with("approved_by", p.approved_by.as_str())
+        .with("approved_at", p.approved_at)
+        .with("created_at", p.created_at)
+        .with("version", p.version)
+        .insert_unless_exists(conn, "plans", "year, team")
+        .await?)
+}
+
+pub async fn plan(conn: &mut AnyConnection, id: &str) -> Result<Option<PlanRow>, Error> {
+    Ok(sqlx::query_as(&format!("SELECT {PLAN_COLUMNS} FROM plans WHERE id = $1")).bind(id).fetch_optional(conn).await?)
+}
+
+pub async fn plan_of(conn: &mut AnyConnection, year: i64, team: &str) -> Result<Option<PlanRow>, Error> {
+    Ok(sqlx::query_as(&format!("SELECT {PLAN_COLUMNS} FROM plans WHERE year = $1 AND team = $2"))
+        .bind(year)
+        .bind(team)
+        .fetch_optional(conn)
+        .await?)
+}
+
+/// Takes the plan's row for a charge: charges to one plan queue here.
+pub async fn lock_plan(conn: &mut AnyConnection, id: &str) -> Result<Option<PlanRow>, Error> {
+    sqlx::query("UPDATE plans SET version = version + 1 WHERE id = $1").bind(id).execute(&mut *conn).await?;
+    plan(conn, id).await
+}
+
+pub async fn approve_plan(conn: &mut AnyConnection, id: &str, state: i64, by: &str, at: i64) -> Result<bool, Error> {
+    let n =
+        sqlx::query("UPDATE plans SET state = $1, approved_by = $2, approved_at = $3 WHERE id = $4 AND state <> $1")
+            .bind(state)
+            .bind(by)
+            .bind(at)
+            .bind(id)
+            .execute(conn)
+            .await?
+            .rows_affected();
+    Ok(n == 1)
+}
+
+pub async fn plans(conn: &mut AnyConnection, year: Option<i64>) -> Result<Vec<PlanRow>, Error> {
+    let mut w = Where::new();
+    if let Some(y) = year {
+        w.and("year = $?", y);
+    }
+    let (clause, binds) = w.build();
+    let sql = format!("SELECT {PLAN_COLUMNS} FROM plans WHERE {clause} ORDER BY year DESC, team LIMIT 500");
+    Ok(fetch_all_as(conn, &sql, binds).await?)
+}
+
+/// What a plan paid: the cost of its sessions not cancelled.
+pub async fn plan_spent(conn: &mut AnyConnection, plan_id: &str, cancelled: i64) -> Result<i64, Error> {
+    let r = sqlx::query(
+        "SELECT CAST(COALESCE(SUM(cost_fen), 0) AS BIGINT) FROM sessions WHERE plan_id = $1 AND state <> $2",
+    )
+    .bind(plan_id)
+    .bind(cancelled)
+    .fetch_one(conn)
+    .await?;
+    Ok(r.try_get(0)?)
+}
+
+/// What a plan delivered: hours credited and people who completed one of
+/// its sessions.
+pub async fn plan_delivered(conn: &mut AnyConnection, plan_id: &str, completed: i64) -> Result<(i64, i64), Error> {
+    let r = sqlx::query(
+        "SELECT CAST(COALESCE(SUM(e.hours_x2), 0) AS BIGINT), COUNT(DISTINCT e.staff_id) FROM enrolments e \
+         JOIN sessions s ON s.id = e.session_id WHERE s.plan_id = $1 AND e.state = $2",
+    )
+    .bind(plan_id)
+    .bind(completed)
+    .fetch_one(conn)
+    .await?;
+    Ok((r.try_get(0)?, r.try_get(1)?))
+}
+
+/// A plan's sessions not cancelled: (course, start).
+pub async fn plan_sessions(
+    conn: &mut AnyConnection,
+    plan_id: &str,
+    cancelled: i64,
+) -> Result<Vec<(String, i64)>, Error> {
+    let rows = sqlx::query("SELECT course_id, start_at FROM sessions WHERE plan_id = $1 AND state <> $2")
+        .bind(plan_id)
+        .bind(cancelled)
+        .fetch_all(conn)
+        .await?;
+    rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+}
+
+// ------------------------------------------------------------- certificates
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CertificateRow {
+    pub id: String,
+    pub staff_id: String,
+    pub name: String,
+    pub kind: i64,
+    pub number: String,
+    pub issuer: String,
+    pub issue_date: String,
+    pub expiry_date: Option<String>,
+    pub ce_x2: i64,
+    pub recorded_by: String,
+    pub recorded_at: i64,
+}
+
+const CERTIFICATE_COLUMNS: &str =
+    "id, staff_id, name, kind, number, issuer, issue_date, expiry_date, ce_x2, recorded_by, recorded_at";
+
+/// Inserts the certificate unless its name and number are recorded: whether
+/// it went in.
+pub async fn insert_certificate(conn: &mut AnyConnection, c: &CertificateRow) -> Result<bool, Error> {
+    Ok(Columns::new()
+        .with("id", c.id.as_str())
+        .with("staff_id", c.staff_id.as_str())
+        .with("name", c.name.as_str())
+        .with("kind", c.kind)
+        .with("number", c.number.as_str())
+        .with("issuer", c.issuer.as_str())
+        .with("issue_date", c.issue_date.as_str())
+        .with("expiry_date", c.expiry_date.as_deref())
+        .with("ce_x2", c.ce_x2)
+        .with("recorded_by", c.recorded_by.as_str())
+        .with("recorded_at", c.recorded_at)
+        .insert_unless_exists(conn, "certificates", "name, number")
+        .await?)
+}
+
+pub async fn certificate_by_number(
+    conn: &mut AnyConnection,
+    name: &str,
+    number: &str,
+) -> Result<Option<CertificateRow>, Error> {
+    Ok(sqlx::query_as(&format!("SELECT {CERTIFICATE_COLUMNS} FROM certificates WHERE name = $1 AND number = $2"))
+        .bind(name)
+        .bind(number)
+        .fetch_optional(conn)
+        .await?)
+}
+
+pub async fn certificates(conn: &mut AnyConnection, staff_id: Option<&str>) -> Result<Vec<CertificateRow>, Error> {
+    let mut w = Where::new();
+    if let Some(s) = staff_id {
+        w.and("staff_id = $?", s);
+    }
+    let (clause, binds) = w.build();
+    let sql = format!(
+        "SELECT {CERTIFICATE_COLUMNS} FROM certificates WHERE {clause} ORDER BY staff_id, issue_date, id LIMIT 5000"
+    );
+    Ok(fetch_all_as(conn, &sql, binds).await?)
+}
