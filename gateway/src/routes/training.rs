@@ -212,4 +212,94 @@ pub(super) static ROUTES: &[Route] = &[
         None,
         "One person's training in a period (for performance reviews)"
     ),
+    r!(
+        "POST",
+        "/api/v1/training/questions",
+        "kefu.training.v1.TrainingService/AddQuestion",
+        Body::All,
+        [],
+        None,
+        None,
+        "Add a question to the bank"
+    ),
+    r!(
+        "GET",
+        "/api/v1/training/questions",
+        "kefu.training.v1.TrainingService/ListQuestions",
+        Body::None,
+        [],
+        None,
+        None,
+        "The question bank with its answers"
+    ),
+    r!(
+        "POST",
+        "/api/v1/training/exams",
+        "kefu.training.v1.TrainingService/CreateExam",
+        Body::All,
+        [],
+        None,
+        None,
+        "Create an exam of a course (pools, time limit, attempts, pass mark)"
+    ),
+    r!(
+        "GET",
+        "/api/v1/training/exams",
+        "kefu.training.v1.TrainingService/ListExams",
+        Body::None,
+        [],
+        None,
+        None,
+        "Exams of a course, or all"
+    ),
+    r!(
+        "POST",
+        "/api/v1/training/exams/{id}/attempts",
+        "kefu.training.v1.TrainingService/StartAttempt",
+        Body::None,
+        [("id", "exam_id")],
+        None,
+        None,
+        "Start an attempt: a paper drawn at random"
+    ),
+    r!(
+        "GET",
+        "/api/v1/training/attempts/{id}",
+        "kefu.training.v1.TrainingService/GetAttempt",
+        Body::None,
+        [("id", "id")],
+        None,
+        None,
+        "An attempt (answers once submitted)"
+    ),
+    r!(
+        "POST",
+        "/api/v1/training/attempts/{id}/submit",
+        "kefu.training.v1.TrainingService/SubmitAttempt",
+        Body::All,
+        [("id", "id")],
+        None,
+        None,
+        "Submit the answers, once, before the deadline"
+    ),
+    r!(
+        "POST",
+        "/api/v1/training/attempts/{id}/marks",
+        "kefu.training.v1.TrainingService/MarkAnswer",
+        Body::All,
+        [("id", "id")],
+        None,
+        None,
+        "Mark a short answer"
+    ),
+    r!(
+        "GET",
+        "/api/v1/training/exams/{id}/item-analysis",
+        "kefu.training.v1.TrainingService/GetItemAnalysis",
+        Body::None,
+        [("id", "exam_id")],
+        None,
+        None,
+        "Each question's difficulty and discrimination"
+    ),
 ];

@@ -3,7 +3,7 @@
 //! certificates' validity and the continuing-education pace. No I/O.
 use chrono::{Datelike, NaiveDate};
 use kefu_kit::Error;
-use kefu_proto::training::v1::EnrolmentState as E;
+use kefu_proto::training::v1::{EnrolmentState as E, QuestionKind as Q};
 
 /// Hours kept exactly, as a count of half hours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
@@ -128,13 +128,15 @@ pub fn expired(expiry: Option<NaiveDate>, day: NaiveDate) -> bool {
 }
 
 /// Continuing-education pace: the hours expected by `today` of a yearly
-/// requirement (pro rata by day of the year), and whether `earned` falls
-/// behind it. Exact: compared in half hours × days.
-pub fn ce_pace(required: HalfHours, earned: HalfHours, today: NaiveDate) -> (f64, bool) {
+/// requirement, pro rata by day from the later of 1 January and `since`
+/// (a certificate issued this year owes only its share), and whether
+/// `earned` falls behind it. Exact: compared in half hours × days.
+pub fn ce_pace(required: HalfHours, earned: HalfHours, since: NaiveDate, today: NaiveDate) -> (f64, bool) {
     let days_in_year = if NaiveDate::from_ymd_opt(today.year(), 2, 29).is_some() { 366 } else { 365 };
-    let day = i64::from(today.ordinal());
-    let expected = required.0 as f64 / 2.0 * day as f64 / days_in_year as f64;
-    (expected, earned.0 * days_in_year < required.0 * day)
+    let first = if since.year() == today.year() { i64::from(since.ordinal()) } else { 1 };
+    let days = (i64::from(today.ordinal()) - first + 1).max(0);
+    let expected = required.0 as f64 / 2.0 * days as f64 / days_in_year as f64;
+    (expected, earned.0 * days_in_year < required.0 * days)
 }
 
 /// Days from `today` to `day` (negative: past).
@@ -146,6 +148,115 @@ pub fn days_between(today: NaiveDate, day: NaiveDate) -> i32 {
 pub fn hours_share(delivered: HalfHours, target_per_person: HalfHours, headcount: i64) -> f64 {
     let target = target_per_person.0 * headcount;
     if target <= 0 { 0.0 } else { delivered.0 as f64 / target as f64 }
+}
+
+// -------------------------------------------------------------------- exams
+
+/// The options of a true/false question.
+pub const TRUE_FALSE: [&str; 2] = ["正确", "错误"];
+
+/// A question's options and correct indexes, checked for its kind: the
+/// problems by field (`options`, `correct`).
+pub fn question_shape(kind: Q, options: &[String], correct: &[i32]) -> Vec<(&'static str, String)> {
+    let mut bad = Vec::new();
+    let n = options.len();
+    match kind {
+        Q::SingleChoice | Q::MultipleChoice if !(2..=8).contains(&n) => {
+            bad.push(("options", "a choice question has 2 to 8 options".to_owned()));
+        }
+        Q::TrueFalse if !options.is_empty() && options != TRUE_FALSE.map(str::to_owned).as_slice() => {
+            bad.push(("options", "a true/false question's options are 正确 and 错误 (or leave them out)".to_owned()));
+        }
+        Q::ShortAnswer if n > 0 => bad.push(("options", "a short answer has no options".to_owned())),
+        _ => {}
+    }
+    let options_n = if kind == Q::TrueFalse { 2 } else { n };
+    let mut sorted: Vec<i32> = correct.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let in_range = correct.iter().all(|&i| i >= 0 && (i as usize) < options_n);
+    match kind {
+        Q::ShortAnswer if !correct.is_empty() => {
+            bad.push(("correct", "a short answer is marked by a person; give an answer guide".to_owned()));
+        }
+        Q::SingleChoice | Q::TrueFalse if correct.len() != 1 || !in_range => {
+            bad.push(("correct", format!("give the one correct option (0 to {})", options_n.saturating_sub(1))));
+        }
+        Q::MultipleChoice if correct.is_empty() || !in_range || sorted.len() != correct.len() => {
+            bad.push(("correct", format!("give the correct options once each (0 to {})", options_n.saturating_sub(1))));
+        }
+        _ => {}
+    }
+    bad
+}
+
+/// An answer's chosen options, checked against the question (none chosen:
+/// unanswered, which is allowed); why they cannot be an answer to it.
+pub fn chosen_ok(kind: Q, options_n: usize, chosen: &[i32]) -> Result<(), String> {
+    if chosen.iter().any(|&i| i < 0 || i as usize >= options_n) {
+        return Err(format!("options are 0 to {}", options_n.saturating_sub(1)));
+    }
+    let mut sorted = chosen.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    if sorted.len() != chosen.len() {
+        return Err("an option is chosen once".into());
+    }
+    match kind {
+        Q::SingleChoice | Q::TrueFalse if chosen.len() > 1 => Err("choose one option".into()),
+        Q::ShortAnswer if !chosen.is_empty() => Err("a short answer is written, not chosen".into()),
+        _ => Ok(()),
+    }
+}
+
+/// Points a choice answer wins: all of them for exactly the correct
+/// options, none otherwise (no partial credit).
+pub fn score_choice(correct: &[i32], chosen: &[i32], points: i64) -> i64 {
+    let mut a = correct.to_vec();
+    let mut b = chosen.to_vec();
+    a.sort_unstable();
+    b.sort_unstable();
+    if !b.is_empty() && a == b { points } else { 0 }
+}
+
+/// Whether `awarded` of `total` points reaches a pass mark in percent (exact).
+pub fn passed(awarded: i64, total: i64, pass_mark: i64) -> bool {
+    total > 0 && awarded * 100 >= pass_mark * total
+}
+
+/// A score in percent.
+pub fn percent(awarded: i64, total: i64) -> f64 {
+    if total <= 0 { 0.0 } else { awarded as f64 * 100.0 / total as f64 }
+}
+
+/// One question's share of points in one attempt, for item analysis.
+#[derive(Debug, Clone, Copy)]
+pub struct ItemResult {
+    pub awarded: i64,
+    pub points: i64,
+}
+
+/// Difficulty (share of points won) and discrimination (difficulty among
+/// the top 27 % of attempts minus the bottom 27 %) of one question, from
+/// `(attempt score, this question's result)` of the attempts that were
+/// asked it, and the scores of every attempt (which rank the groups).
+pub fn item_stats(all_scores: &[f64], results: &[(f64, ItemResult)]) -> (f64, f64) {
+    let share = |rs: &mut dyn Iterator<Item = &ItemResult>| {
+        let (won, of) = rs.fold((0i64, 0i64), |(w, o), r| (w + r.awarded, o + r.points));
+        if of == 0 { 0.0 } else { won as f64 / of as f64 }
+    };
+    let difficulty = share(&mut results.iter().map(|(_, r)| r));
+    let mut sorted = all_scores.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    if n < 2 {
+        return (difficulty, 0.0);
+    }
+    let k = ((n as f64 * 0.27).round() as usize).clamp(1, n / 2);
+    let (low_cut, high_cut) = (sorted[k - 1], sorted[n - k]);
+    let upper = share(&mut results.iter().filter(|(s, _)| *s >= high_cut).map(|(_, r)| r));
+    let lower = share(&mut results.iter().filter(|(s, _)| *s <= low_cut).map(|(_, r)| r));
+    (difficulty, upper - lower)
 }
 
 #[cfg(test)]
@@ -209,15 +320,65 @@ mod tests {
     #[test]
     fn ce_pace_is_pro_rata_and_exact() {
         // 90 hours a year; on 1 July (day 182 of 365) 44.88 are expected.
-        let (expected, behind) = ce_pace(HalfHours(180), HalfHours(89), d(2027, 7, 1));
+        let (expected, behind) = ce_pace(HalfHours(180), HalfHours(89), d(2020, 1, 1), d(2027, 7, 1));
         assert!((expected - 90.0 * 182.0 / 365.0).abs() < 1e-9);
         assert!(behind);
-        let (_, behind) = ce_pace(HalfHours(180), HalfHours(90), d(2027, 7, 1));
+        let (_, behind) = ce_pace(HalfHours(180), HalfHours(90), d(2020, 1, 1), d(2027, 7, 1));
         assert!(!behind, "45 hours by 1 July keep pace");
-        assert!(!ce_pace(HalfHours(0), HalfHours(0), d(2027, 12, 31)).1);
+        assert!(!ce_pace(HalfHours(0), HalfHours(0), d(2020, 1, 1), d(2027, 12, 31)).1);
+        // Issued on 1 July: owes nothing for the half year before.
+        let (expected, behind) = ce_pace(HalfHours(180), HalfHours(0), d(2027, 7, 1), d(2027, 7, 1));
+        assert!((expected - 90.0 / 365.0).abs() < 1e-9);
+        assert!(behind);
+        assert!(!ce_pace(HalfHours(180), HalfHours(1), d(2027, 7, 1), d(2027, 7, 1)).1);
         assert_eq!(quarter(d(2027, 4, 1)), 2);
         assert_eq!(days_between(d(2027, 1, 1), d(2026, 12, 31)), -1);
         assert!((hours_share(HalfHours(30), HalfHours(10), 3) - 1.0).abs() < 1e-12);
         assert_eq!(hours_share(HalfHours(5), HalfHours(0), 3), 0.0);
+    }
+
+    #[test]
+    fn question_shapes_are_checked_per_kind() {
+        let opts = |n: usize| (0..n).map(|i| format!("选项{i}")).collect::<Vec<_>>();
+        assert!(question_shape(Q::SingleChoice, &opts(4), &[2]).is_empty());
+        assert!(question_shape(Q::MultipleChoice, &opts(4), &[0, 3]).is_empty());
+        assert!(question_shape(Q::TrueFalse, &[], &[1]).is_empty());
+        assert!(question_shape(Q::ShortAnswer, &[], &[]).is_empty());
+        let fields = |b: Vec<(&'static str, String)>| b.into_iter().map(|(f, _)| f).collect::<Vec<_>>();
+        assert_eq!(fields(question_shape(Q::SingleChoice, &opts(1), &[0, 1])), vec!["options", "correct"]);
+        assert_eq!(fields(question_shape(Q::MultipleChoice, &opts(3), &[1, 1])), vec!["correct"]);
+        assert_eq!(fields(question_shape(Q::TrueFalse, &opts(2), &[2])), vec!["options", "correct"]);
+        assert_eq!(fields(question_shape(Q::ShortAnswer, &opts(2), &[0])), vec!["options", "correct"]);
+    }
+
+    #[test]
+    fn answers_are_all_or_nothing_and_pass_marks_exact() {
+        assert!(chosen_ok(Q::SingleChoice, 4, &[1, 2]).is_err());
+        assert!(chosen_ok(Q::MultipleChoice, 4, &[1, 1]).is_err());
+        assert!(chosen_ok(Q::MultipleChoice, 4, &[4]).is_err());
+        assert!(chosen_ok(Q::TrueFalse, 2, &[]).is_ok(), "unanswered");
+        assert_eq!(score_choice(&[0, 3], &[3, 0], 5), 5);
+        assert_eq!(score_choice(&[0, 3], &[0], 5), 0, "no partial credit");
+        assert_eq!(score_choice(&[1], &[], 5), 0);
+        assert!(passed(60, 100, 60));
+        assert!(!passed(59, 100, 60));
+        assert!(passed(2, 3, 66) && !passed(2, 3, 67), "2/3 is 66.67 %");
+        assert!(!passed(0, 0, 0));
+        assert!((percent(2, 3) - 66.666_666_666_666_67).abs() < 1e-9);
+    }
+
+    #[test]
+    fn item_analysis_ranks_upper_and_lower_groups() {
+        // Ten attempts scoring 10..100; the question is won by the top half only.
+        let scores: Vec<f64> = (1..=10).map(|i| f64::from(i) * 10.0).collect();
+        let results: Vec<(f64, ItemResult)> =
+            scores.iter().map(|&s| (s, ItemResult { awarded: if s > 50.0 { 2 } else { 0 }, points: 2 })).collect();
+        let (difficulty, discrimination) = item_stats(&scores, &results);
+        assert!((difficulty - 0.5).abs() < 1e-12);
+        assert!((discrimination - 1.0).abs() < 1e-12, "{discrimination}");
+        // Everyone wins it: easy, and it does not tell the groups apart.
+        let all: Vec<(f64, ItemResult)> = scores.iter().map(|&s| (s, ItemResult { awarded: 1, points: 1 })).collect();
+        assert_eq!(item_stats(&scores, &all), (1.0, 0.0));
+        assert_eq!(item_stats(&[50.0], &[(50.0, ItemResult { awarded: 1, points: 2 })]), (0.5, 0.0));
     }
 }

@@ -21,6 +21,8 @@ kefu_testkit::on_both_backends!(spawn;
     certificates_expire_after_issue_and_the_due_list_names_expiry_and_hours_behind,
     bad_input_and_wrong_callers_are_refused_and_change_nothing,
     concurrent_retries_of_a_create_return_the_same_resource,
+    exams_draw_papers_keep_time_score_exactly_are_marked_and_analysed,
+    enrolments_hold_under_concurrency_and_stop_changing_when_the_session_starts,
 );
 
 /// Beijing wall time as Unix milliseconds.
@@ -159,10 +161,7 @@ async fn a_planned_session_fills_waitlists_checks_in_once_and_credits_hours_to_t
     assert_eq!(assign.code(), Code::PermissionDenied);
 
     // agent-2 withdraws: agent-3 moves up from the waitlist.
-    agent("agent-2")
-        .withdraw_enrolment(pb::WithdrawEnrolmentRequest { id: enrolled[1].id.clone(), reason: "出差".into() })
-        .await
-        .unwrap();
+    agent("agent-2").withdraw_enrolment(pb::WithdrawEnrolmentRequest { id: enrolled[1].id.clone() }).await.unwrap();
     let roster = hr
         .list_enrolments(pb::ListEnrolmentsRequest { session_id: ses.id.clone(), ..Default::default() })
         .await
@@ -294,11 +293,15 @@ async fn certificates_expire_after_issue_and_the_due_list_names_expiry_and_hours
     assert!(kinds.contains(&(pb::ReminderKind::CertificateExpired as i32, "agent-3")), "{due:?}");
     let soon = due.iter().find(|r| r.kind == pb::ReminderKind::CertificateExpiring as i32).unwrap();
     assert_eq!((soon.staff_id.as_str(), soon.days_left, soon.due_date.as_str()), ("agent-1", 44, "2026-04-15"));
-    assert_eq!(soon.summary, "税务师（SW-2021-0001）将于 2026-04-15 到期，剩 44 天");
+    assert_eq!(soon.summary, "税务师证书将于 2026-04-15 到期，剩 44 天");
     // agent-2 needs 90 hours a year and has none by 2 March (day 61: 15.0 expected).
     let behind = due.iter().find(|r| r.kind == pb::ReminderKind::CeHoursBehind as i32).unwrap();
     assert_eq!((behind.staff_id.as_str(), behind.hours_required, behind.hours_earned), ("agent-2", 90.0, 0.0));
     assert!((behind.hours_expected - 90.0 * 61.0 / 365.0).abs() < 1e-9, "{behind:?}");
+    // Renewed: the expired certificate is no longer due.
+    hr.record_certificate(cert("agent-3", "内部讲师", "NB-2026-1", "2026-02-15", "", 0.0)).await.unwrap();
+    let due = hr.list_due_reminders(pb::ListDueRemindersRequest::default()).await.unwrap().into_inner().reminders;
+    assert!(!due.iter().any(|r| r.staff_id == "agent-3"), "{due:?}");
     // A narrower window leaves the April expiry out.
     let narrow = hr
         .list_due_reminders(pb::ListDueRemindersRequest { within_days: 30, ..Default::default() })
@@ -331,7 +334,11 @@ async fn certificates_expire_after_issue_and_the_due_list_names_expiry_and_hours
         .await
         .unwrap()
         .into_inner();
-    assert_eq!((stats.certificates_held, stats.certificates_expired, stats.hours), (0, 1, 0.0));
+    assert_eq!(
+        (stats.certificates_held, stats.certificates_expired, stats.hours),
+        (1, 1, 0.0),
+        "renewed, and the old one"
+    );
     let agents_cannot = s
         .training_as(Role::Agent)
         .get_staff_training_stats(pb::GetStaffTrainingStatsRequest {
@@ -495,4 +502,306 @@ async fn concurrent_retries_of_a_create_return_the_same_resource(s: Suite) {
     assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
     let listed = s.training_as(Role::Hr).list_plans(pb::ListPlansRequest { year: 2027 }).await.unwrap().into_inner();
     assert_eq!(listed.plans.len(), 1);
+}
+
+async fn question(
+    s: &Suite,
+    kind: pb::QuestionKind,
+    tag: &str,
+    stem: &str,
+    options: &[&str],
+    correct: &[i32],
+    points: i32,
+) -> pb::Question {
+    s.training_as(Role::Hr)
+        .add_question(pb::AddQuestionRequest {
+            question: Some(pb::Question {
+                kind: kind as i32,
+                stem: stem.into(),
+                options: options.iter().map(|o| (*o).to_owned()).collect(),
+                correct: correct.to_vec(),
+                answer_guide: if kind == pb::QuestionKind::ShortAnswer {
+                    "提到专项附加扣除与汇算时间".into()
+                } else {
+                    String::new()
+                },
+                points,
+                tags: vec![tag.into()],
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+async fn exams_draw_papers_keep_time_score_exactly_are_marked_and_analysed(s: Suite) {
+    use pb::{AttemptState as A, QuestionKind as Q};
+    let c = course(&s, "IIT-EXAM", false).await;
+    let mut bank = Vec::new();
+    for i in 0..3 {
+        bank.push(
+            question(&s, Q::SingleChoice, "个税", &format!("综合所得税率第{i}题"), &["3%", "10%", "20%"], &[i % 3], 2)
+                .await,
+        );
+    }
+    for i in 0..2 {
+        bank.push(question(&s, Q::TrueFalse, "礼仪", &format!("接听电话礼仪第{i}题"), &[], &[0], 1).await);
+    }
+    bank.push(question(&s, Q::ShortAnswer, "简答", "简述个税汇算清缴的要点", &[], &[], 5).await);
+    assert_eq!(bank[3].options, vec!["正确".to_string(), "错误".to_string()]);
+    // Bad questions are refused by field.
+    let mut hr = s.training_as(Role::Hr);
+    let bad = hr
+        .add_question(pb::AddQuestionRequest {
+            question: Some(pb::Question {
+                kind: Q::SingleChoice as i32,
+                stem: "x".into(),
+                options: vec!["a".into(), "b".into()],
+                correct: vec![0, 1],
+                points: 0,
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        violations(&bad),
+        vec!["question.points".to_string(), "question.tags".to_string(), "question.correct".to_string()]
+    );
+    // The bank's answers are for managers and auditors only.
+    let peek = s.training_as(Role::Agent).list_questions(pb::ListQuestionsRequest::default()).await.unwrap_err();
+    assert_eq!(peek.code(), Code::PermissionDenied);
+
+    let exam = |pools: Vec<(&str, i32)>| pb::CreateExamRequest {
+        exam: Some(pb::Exam {
+            course_id: c.id.clone(),
+            title: "个税汇算结业考试".into(),
+            pools: pools.into_iter().map(|(t, n)| pb::Pool { tag: t.into(), count: n }).collect(),
+            time_limit_minutes: 30,
+            max_attempts: 2,
+            pass_mark: 60,
+            ..Default::default()
+        }),
+    };
+    let short = hr.create_exam(exam(vec![("个税", 4)])).await.unwrap_err();
+    assert_eq!(violations(&short), vec!["exam.pools[0].count".to_string()]);
+    let ex = hr.create_exam(exam(vec![("个税", 2), ("礼仪", 1), ("简答", 1)])).await.unwrap().into_inner();
+
+    // agent-1's paper: four questions drawn, ten points, no answers shown.
+    let taker = |n: &str| s.training_with_token(Some(&s.token_for(n, Role::Agent)));
+    let a1 =
+        taker("agent-1").start_attempt(pb::StartAttemptRequest { exam_id: ex.id.clone() }).await.unwrap().into_inner();
+    assert_eq!((a1.items.len(), a1.points_total, a1.number, a1.state), (4, 10, 1, A::InProgress as i32));
+    assert!(a1.items.iter().all(|i| i.correct.is_empty()), "no answers on an open paper");
+    assert_eq!(a1.deadline.as_ref().unwrap().seconds - a1.start_time.as_ref().unwrap().seconds, 30 * 60);
+    let again = taker("agent-1").start_attempt(pb::StartAttemptRequest { exam_id: ex.id.clone() }).await.unwrap();
+    assert_eq!(again.into_inner().id, a1.id, "one open attempt at a time");
+    let key = |qid: &str| bank.iter().find(|q| q.id == qid).unwrap().correct.clone();
+    let right: Vec<pb::Answer> = a1
+        .items
+        .iter()
+        .map(|i| {
+            if i.kind == Q::ShortAnswer as i32 {
+                pb::Answer {
+                    question_id: i.question_id.clone(),
+                    text: "专项附加扣除；次年3月至6月办理".into(),
+                    ..Default::default()
+                }
+            } else {
+                pb::Answer { question_id: i.question_id.clone(), chosen: key(&i.question_id), ..Default::default() }
+            }
+        })
+        .collect();
+    // An answer to a question not on the paper: refused, nothing kept.
+    let not_on_paper = bank.iter().find(|q| !a1.items.iter().any(|i| i.question_id == q.id)).unwrap();
+    let mut stray = right.clone();
+    stray.push(pb::Answer { question_id: not_on_paper.id.clone(), chosen: vec![0], ..Default::default() });
+    let err = taker("agent-1")
+        .submit_attempt(pb::SubmitAttemptRequest { id: a1.id.clone(), answers: stray })
+        .await
+        .unwrap_err();
+    assert_eq!(violations(&err), vec![format!("answers[{}].question_id", right.len())]);
+    let still = taker("agent-1").get_attempt(pb::GetAttemptRequest { id: a1.id.clone() }).await.unwrap().into_inner();
+    assert_eq!(still.state, A::InProgress as i32);
+    let sub = taker("agent-1")
+        .submit_attempt(pb::SubmitAttemptRequest { id: a1.id.clone(), answers: right.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(sub.state, A::AwaitingMarking as i32, "the short answer waits for a marker");
+    let twice = taker("agent-1")
+        .submit_attempt(pb::SubmitAttemptRequest { id: a1.id.clone(), answers: right })
+        .await
+        .unwrap_err();
+    assert_eq!(twice.code(), Code::FailedPrecondition);
+    // Marking: not by the taker, not by an agent who does not train the course; 4 of 5.
+    let short_q = a1.items.iter().find(|i| i.kind == Q::ShortAnswer as i32).unwrap().question_id.clone();
+    let mark = |points: i32| pb::MarkAnswerRequest { id: a1.id.clone(), question_id: short_q.clone(), points };
+    assert_eq!(taker("agent-1").mark_answer(mark(5)).await.unwrap_err().code(), Code::PermissionDenied);
+    assert_eq!(taker("agent-5").mark_answer(mark(5)).await.unwrap_err().code(), Code::NotFound);
+    let over = s.training_as(Role::Supervisor).mark_answer(mark(6)).await.unwrap_err();
+    assert_eq!(violations(&over), vec!["points".to_string()]);
+    // The course's trainer marks it.
+    let now = {
+        use kefu_sla::Clock;
+        s.clock.now_ms()
+    };
+    hr.schedule_session(session(&c.id, now + 86_400_000, 10, 0, 0, "")).await.unwrap();
+    let scored = taker("agent-trainer").mark_answer(mark(4)).await.unwrap().into_inner();
+    assert_eq!(scored.items.iter().find(|i| i.question_id == short_q).unwrap().marked_by, "agent-trainer");
+    assert_eq!((scored.state, scored.points_awarded, scored.passed), (A::Scored as i32, 9, true));
+    assert!((scored.score - 90.0).abs() < 1e-9);
+    assert!(scored.items.iter().all(|i| !i.correct.is_empty() || i.kind == Q::ShortAnswer as i32));
+
+    // agent-2 runs out of time, then retakes and fails; no third attempt.
+    let a2 =
+        taker("agent-2").start_attempt(pb::StartAttemptRequest { exam_id: ex.id.clone() }).await.unwrap().into_inner();
+    s.clock.advance(chrono::Duration::minutes(31));
+    let late = taker("agent-2").submit_attempt(pb::SubmitAttemptRequest { id: a2.id.clone(), answers: vec![] }).await;
+    let late = late.unwrap_err();
+    assert_eq!(late.code(), Code::FailedPrecondition);
+    assert!(late.message().contains("time allowed ran out"), "{}", late.message());
+    let expired = taker("agent-2").get_attempt(pb::GetAttemptRequest { id: a2.id.clone() }).await.unwrap().into_inner();
+    assert_eq!((expired.state, expired.points_awarded), (A::Expired as i32, 0));
+    let retake =
+        taker("agent-2").start_attempt(pb::StartAttemptRequest { exam_id: ex.id.clone() }).await.unwrap().into_inner();
+    assert_eq!(retake.number, 2);
+    let wrong: Vec<pb::Answer> = retake
+        .items
+        .iter()
+        .filter(|i| i.kind != Q::ShortAnswer as i32)
+        .map(|i| {
+            let k = key(&i.question_id)[0];
+            pb::Answer { question_id: i.question_id.clone(), chosen: vec![(k + 1) % 2], ..Default::default() }
+        })
+        .collect();
+    let failed = taker("agent-2")
+        .submit_attempt(pb::SubmitAttemptRequest { id: retake.id.clone(), answers: wrong })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((failed.state, failed.passed), (A::Scored as i32, false), "a blank short answer needs no marker");
+    assert!(failed.points_awarded < 6, "{failed:?}");
+    let third = taker("agent-2").start_attempt(pb::StartAttemptRequest { exam_id: ex.id.clone() }).await.unwrap_err();
+    assert_eq!(third.code(), Code::FailedPrecondition);
+    // Others' attempts are not found for agents.
+    let peek = taker("agent-2").get_attempt(pb::GetAttemptRequest { id: a1.id.clone() }).await.unwrap_err();
+    assert_eq!(peek.code(), Code::NotFound);
+
+    // Item analysis of the two scored attempts; agent-1's figures.
+    let ia = s
+        .training_as(Role::Auditor)
+        .get_item_analysis(pb::GetItemAnalysisRequest { exam_id: ex.id.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ia.attempts_scored, 2);
+    assert!((ia.pass_rate - 0.5).abs() < 1e-12);
+    let expected_avg = (90.0 + domain_percent(failed.points_awarded, failed.points_total)) / 2.0;
+    assert!((ia.average_score - expected_avg).abs() < 1e-9, "{ia:?}");
+    assert!(ia.items.iter().all(|i| (0.0..=1.0).contains(&i.difficulty) && (-1.0..=1.0).contains(&i.discrimination)));
+    let st = s
+        .training_as(Role::Service)
+        .get_staff_training_stats(pb::GetStaffTrainingStatsRequest {
+            staff_id: "agent-1".into(),
+            from_date: "2026-01-01".into(),
+            to_date: "2026-12-31".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(st.exams_taken, 1);
+    assert!((st.average_exam_score - 90.0).abs() < 1e-9);
+}
+
+fn domain_percent(awarded: i32, total: i32) -> f64 {
+    f64::from(awarded) * 100.0 / f64::from(total)
+}
+
+async fn enrolments_hold_under_concurrency_and_stop_changing_when_the_session_starts(s: Suite) {
+    let c = course(&s, "ETQ-RACE", true).await;
+    let now = {
+        use kefu_sla::Clock;
+        s.clock.now_ms()
+    };
+    let start = now + 2 * 86_400_000;
+    let mut hr = s.training_as(Role::Hr);
+    let ses = hr.schedule_session(session(&c.id, start, 1, 1, 0, "")).await.unwrap().into_inner();
+    // Four assignments at once for one seat and one waitlist place.
+    let tries = (1..=4).map(|i| {
+        let mut hr = s.training_as(Role::Hr);
+        let sid = ses.id.clone();
+        async move { hr.enrol(pb::EnrolRequest { session_id: sid, staff_id: format!("agent-{i}") }).await }
+    });
+    let results = futures::future::join_all(tries).await;
+    let states: Vec<i32> = results.iter().filter_map(|r| r.as_ref().ok().map(|e| e.get_ref().state)).collect();
+    let refused = results.iter().filter(|r| r.as_ref().is_err_and(|e| e.code() == Code::FailedPrecondition)).count();
+    assert_eq!(states.iter().filter(|s| **s == E::Enrolled as i32).count(), 1, "{results:?}");
+    assert_eq!(states.iter().filter(|s| **s == E::Waitlisted as i32).count(), 1, "{results:?}");
+    assert_eq!(refused, 2, "{results:?}");
+    let got = hr.get_session(pb::GetSessionRequest { id: ses.id.clone() }).await.unwrap().into_inner();
+    assert_eq!((got.enrolled, got.waitlisted), (1, 1));
+
+    // The trainer does not enrol in their own session; another agent's
+    // enrolment is not found for withdrawal.
+    let trainer = s.training_with_token(Some(&s.token_for("agent-trainer", Role::Agent)));
+    let own = trainer.clone().enrol(pb::EnrolRequest { session_id: ses.id.clone(), ..Default::default() }).await;
+    assert_eq!(violations(&own.unwrap_err()), vec!["staff_id".to_string()]);
+    let seated =
+        results.iter().find_map(|r| r.as_ref().ok().filter(|e| e.get_ref().state == E::Enrolled as i32)).unwrap();
+    let other = s
+        .training_with_token(Some(&s.token_for("agent-9", Role::Agent)))
+        .withdraw_enrolment(pb::WithdrawEnrolmentRequest { id: seated.get_ref().id.clone() })
+        .await
+        .unwrap_err();
+    assert_eq!(other.code(), Code::NotFound);
+
+    // A self-enrolment approved later waits behind those already waiting.
+    let ses2 = hr.schedule_session(session(&c.id, start, 1, 5, 0, "")).await.unwrap().into_inner();
+    let asker = s.training_with_token(Some(&s.token_for("agent-7", Role::Agent)));
+    let pending = asker.clone().enrol(pb::EnrolRequest { session_id: ses2.id.clone(), ..Default::default() }).await;
+    let pending = pending.unwrap().into_inner();
+    for who in ["agent-5", "agent-6"] {
+        hr.enrol(pb::EnrolRequest { session_id: ses2.id.clone(), staff_id: who.into() }).await.unwrap();
+    }
+    s.clock.advance(chrono::Duration::minutes(5));
+    let approved =
+        hr.approve_enrolment(pb::ApproveEnrolmentRequest { id: pending.id.clone() }).await.unwrap().into_inner();
+    assert_eq!((approved.state, approved.waitlist_position), (E::Waitlisted as i32, 2));
+
+    // Once the session starts: no enrolling, withdrawing or cancelling; it
+    // is completed only once it has ended.
+    s.clock.set(start + 60_000);
+    let late = hr.enrol(pb::EnrolRequest { session_id: ses.id.clone(), staff_id: "agent-8".into() }).await.unwrap_err();
+    assert!(late.message().contains("has started"), "{}", late.message());
+    let wd = s
+        .training_as(Role::Hr)
+        .withdraw_enrolment(pb::WithdrawEnrolmentRequest { id: seated.get_ref().id.clone() })
+        .await
+        .unwrap_err();
+    assert_eq!(wd.code(), Code::FailedPrecondition);
+    let cancel = hr.cancel_session(pb::CancelSessionRequest { id: ses.id.clone(), reason: "太晚了".into() }).await;
+    assert_eq!(cancel.unwrap_err().code(), Code::FailedPrecondition);
+    let early = trainer.clone().complete_session(pb::CompleteSessionRequest { id: ses.id.clone() }).await.unwrap_err();
+    assert!(early.message().contains("not ended"), "{}", early.message());
+    // Another agent does not complete a session they do not train.
+    s.clock.set(start + 4 * 3_600_000);
+    let stranger = s
+        .training_with_token(Some(&s.token_for("agent-9", Role::Agent)))
+        .complete_session(pb::CompleteSessionRequest { id: ses.id.clone() })
+        .await
+        .unwrap_err();
+    assert_eq!(stranger.code(), Code::PermissionDenied);
+    let done = trainer.clone().complete_session(pb::CompleteSessionRequest { id: ses.id.clone() }).await.unwrap();
+    assert_eq!(done.into_inner().state, pb::SessionState::Completed as i32);
+    let roster = hr
+        .list_enrolments(pb::ListEnrolmentsRequest { session_id: ses.id.clone(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .enrolments;
+    let absent = roster.iter().filter(|e| e.state == E::Absent as i32).count();
+    let cancelled = roster.iter().filter(|e| e.state == E::Cancelled as i32).count();
+    assert_eq!((absent, cancelled), (1, 1), "the seated one did not check in; the waiting one never got a seat");
 }

@@ -13,7 +13,7 @@ const MANAGERS: &[Role] = &[Role::Supervisor, Role::Hr, Role::Admin];
 const PARTICIPANTS: &[Role] = &[Role::Agent, Role::Supervisor, Role::Hr, Role::Admin];
 /// Records of people: their own for agents; auditors read all.
 const RECORD_READERS: &[Role] = &[Role::Agent, Role::Supervisor, Role::Hr, Role::Admin, Role::Auditor];
-/// Plans: managers and auditors.
+/// Plans, the question bank with its answers, item analysis: managers and auditors.
 const PLAN_READERS: &[Role] = &[Role::Supervisor, Role::Hr, Role::Admin, Role::Auditor];
 /// Per-person figures feed performance reviews.
 const STAFF_FIGURES: &[Role] = &[Role::Supervisor, Role::Hr, Role::Admin, Role::Service];
@@ -40,7 +40,16 @@ pub static ACCESS: Access = Access {
         ("ListPlans", PLAN_READERS),
         ("RecordCertificate", HR),
         ("ListCertificates", RECORD_READERS),
-        ("ListDueReminders", PARTICIPANTS),
+        ("ListDueReminders", RECORD_READERS),
         ("GetStaffTrainingStats", STAFF_FIGURES),
+        ("AddQuestion", MANAGERS),
+        ("ListQuestions", PLAN_READERS),
+        ("CreateExam", MANAGERS),
+        ("ListExams", RECORD_READERS),
+        ("StartAttempt", PARTICIPANTS),
+        ("GetAttempt", RECORD_READERS),
+        ("SubmitAttempt", PARTICIPANTS),
+        ("MarkAnswer", PARTICIPANTS),
+        ("GetItemAnalysis", PLAN_READERS),
     ],
 };

@@ -151,11 +151,20 @@ pub(super) async fn due(
     let mut out = Vec::new();
     // The largest yearly requirement among each person's valid certificates.
     let mut required: BTreeMap<String, &CertificateRow> = BTreeMap::new();
+    // A certificate renewed (the same name held by the person until a later
+    // date, or for good) is not due.
+    let renewed = |c: &CertificateRow, e: NaiveDate| {
+        certs
+            .iter()
+            .any(|o| o.id != c.id && o.staff_id == c.staff_id && o.name == c.name && dates(o).1.is_none_or(|oe| oe > e))
+    };
     for c in &certs {
         let (_, expiry) = dates(c);
-        if let Some(e) = expiry {
+        if let Some(e) = expiry
+            && !renewed(c, e)
+        {
             let days = domain::days_between(today, e);
-            if days < 0 || days <= within {
+            if days <= within {
                 let expired = days < 0;
                 out.push(pb::DueReminder {
                     kind: if expired { ReminderKind::CertificateExpired } else { ReminderKind::CertificateExpiring }
@@ -166,9 +175,9 @@ pub(super) async fn due(
                     due_date: parse::format_date(e),
                     days_left: days,
                     summary: if expired {
-                        format!("{}（{}）已于 {} 过期 {} 天", c.name, c.number, e, -days)
+                        format!("{}证书已于 {} 过期 {} 天", c.name, e, -days)
                     } else {
-                        format!("{}（{}）将于 {} 到期，剩 {} 天", c.name, c.number, e, days)
+                        format!("{}证书将于 {} 到期，剩 {} 天", c.name, e, days)
                     },
                     ..Default::default()
                 });
@@ -189,7 +198,8 @@ pub(super) async fn due(
                 .await?;
         for (who, c) in required {
             let have = earned.get(&who).copied().unwrap_or_default();
-            let (expected, behind) = domain::ce_pace(HalfHours(c.ce_x2), have, today);
+            let since = dates(c).0.unwrap_or(year_start);
+            let (expected, behind) = domain::ce_pace(HalfHours(c.ce_x2), have, since, today);
             if behind {
                 out.push(pb::DueReminder {
                     kind: ReminderKind::CeHoursBehind as i32,
@@ -256,7 +266,16 @@ pub(super) async fn staff_stats(
             held += 1;
         }
     }
+    let finished = [i64::from(pb::AttemptState::Scored as i32), i64::from(pb::AttemptState::Expired as i32)];
+    let exams = store::finished_attempts(&mut conn, &staff, start, end, &finished).await?;
+    let average_exam_score = if exams.is_empty() {
+        0.0
+    } else {
+        exams.iter().map(|a| domain::percent(a.points_awarded, a.points_total)).sum::<f64>() / exams.len() as f64
+    };
     Ok(pb::StaffTrainingStats {
+        exams_taken: i32::try_from(exams.len()).unwrap_or(i32::MAX),
+        average_exam_score,
         staff_id: staff,
         from_date: parse::format_date(from),
         to_date: parse::format_date(to),

@@ -26,14 +26,21 @@ fn code(s: E) -> i64 {
 
 /// The enrolment as answered, with its place on the waitlist.
 async fn enrolment_pb(conn: &mut sqlx::AnyConnection, e: &EnrolmentRow) -> Result<pb::Enrolment, Error> {
+    let roster =
+        if state(e) == E::Waitlisted { store::enrolments_of_session(conn, &e.session_id).await? } else { Vec::new() };
+    Ok(enrolment_in(e, &roster))
+}
+
+/// The enrolment as answered, its waitlist place read from its session's
+/// roster (in enrolment order).
+fn enrolment_in(e: &EnrolmentRow, roster: &[EnrolmentRow]) -> pb::Enrolment {
     let waitlist_position = if state(e) == E::Waitlisted {
-        let all = store::enrolments_of_session(conn, &e.session_id).await?;
-        let waiting = all.iter().filter(|x| state(x) == E::Waitlisted);
+        let waiting = roster.iter().filter(|x| state(x) == E::Waitlisted);
         waiting.take_while(|x| x.id != e.id).count() + 1
     } else {
         0
     };
-    Ok(pb::Enrolment {
+    pb::Enrolment {
         id: e.id.clone(),
         session_id: e.session_id.clone(),
         staff_id: e.staff_id.clone(),
@@ -45,7 +52,7 @@ async fn enrolment_pb(conn: &mut sqlx::AnyConnection, e: &EnrolmentRow) -> Resul
         check_in_time: ts_opt(e.check_in_at),
         complete_time: ts_opt(e.complete_at),
         hours_credited: HalfHours(e.hours_x2).hours(),
-    })
+    }
 }
 
 /// Seats taken in a session now.
@@ -69,10 +76,22 @@ async fn place(tx: &mut sqlx::AnyConnection, s: &SessionRow) -> Result<E, Error>
     Ok(next)
 }
 
-/// The session, taken for a change, that still takes enrolments.
-async fn open_session(tx: &mut sqlx::AnyConnection, id: &str, now: i64) -> Result<SessionRow, Error> {
+/// What a change needs of its session's time.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Until {
+    /// Enrolment, approval, withdrawal: before the session starts.
+    Start,
+    /// Attendance: until it ends.
+    End,
+}
+
+/// The session, taken for a change, that still takes it.
+async fn open_session(tx: &mut sqlx::AnyConnection, id: &str, now: i64, until: Until) -> Result<SessionRow, Error> {
     let s = store::lock_session(tx, id).await?.ok_or_else(|| Error::NotFound(format!("session {id}")))?;
     match state_of(&s) {
+        SessionState::Scheduled if until == Until::Start && now >= s.start_at => Err(Error::FailedPrecondition(
+            "the session has started: enrolments no longer change (attendance is checked in)".into(),
+        )),
         SessionState::Scheduled if now <= s.end_at => Ok(s),
         SessionState::Scheduled => Err(Error::FailedPrecondition("the session is over".into())),
         SessionState::Cancelled => Err(Error::FailedPrecondition("the session was cancelled".into())),
@@ -104,11 +123,16 @@ pub(super) async fn enrol(api: &TrainingApi, p: &Principal, r: pb::EnrolRequest)
     let staff = if staff.is_empty() { p.subject.clone() } else { staff };
     let assigned = staff != p.subject;
     if assigned && !p.has_any(MANAGES) {
-        return Err(Error::PermissionDenied("agents enrol themselves; supervisors and HR assign others".into()));
+        return Err(Error::PermissionDenied(
+            "staff_id: agents enrol themselves; supervisors and HR assign others".into(),
+        ));
     }
     let now = api.now();
     let mut tx = api.pool.begin().await?;
-    let s = open_session(&mut tx, &session_id, now).await?;
+    let s = open_session(&mut tx, &session_id, now, Until::Start).await?;
+    if s.trainer == staff {
+        return Err(Error::invalid("staff_id", "the session's trainer does not enrol in it"));
+    }
     let existing = store::enrolment_of(&mut tx, &s.id, &staff).await?;
     if let Some(e) = &existing
         && !matches!(state(e), E::Withdrawn | E::Cancelled)
@@ -146,10 +170,21 @@ pub(super) async fn enrol(api: &TrainingApi, p: &Principal, r: pb::EnrolRequest)
     Ok(out)
 }
 
-/// An enrolment and its session, taken for a change.
-async fn taken(tx: &mut sqlx::AnyConnection, id: &str, now: i64) -> Result<(EnrolmentRow, SessionRow), Error> {
+/// An enrolment and its session, taken for a change by a caller `may`
+/// make it (others: not found, whatever the session's state).
+async fn taken(
+    tx: &mut sqlx::AnyConnection,
+    id: &str,
+    now: i64,
+    until: Until,
+    may: impl Fn(&EnrolmentRow, &SessionRow) -> bool,
+) -> Result<(EnrolmentRow, SessionRow), Error> {
     let e = store::enrolment(tx, id).await?.ok_or_else(|| Error::NotFound(format!("enrolment {id}")))?;
-    let s = open_session(tx, &e.session_id, now).await?;
+    let seen = store::session(tx, &e.session_id).await?.ok_or_else(|| Error::NotFound(format!("enrolment {id}")))?;
+    if !may(&e, &seen) {
+        return Err(Error::NotFound(format!("enrolment {id}")));
+    }
+    let s = open_session(tx, &e.session_id, now, until).await?;
     // Read again under the session's row: the state it had may have moved.
     let e = store::enrolment(tx, id).await?.ok_or_else(|| Error::NotFound(format!("enrolment {id}")))?;
     Ok((e, s))
@@ -161,14 +196,17 @@ pub(super) async fn approve(
     r: pb::ApproveEnrolmentRequest,
 ) -> Result<pb::Enrolment, Error> {
     let id = parse::id("id", &r.id)?;
+    let now = api.now();
     let mut tx = api.pool.begin().await?;
-    let (mut e, s) = taken(&mut tx, &id, api.now()).await?;
+    let (mut e, s) = taken(&mut tx, &id, now, Until::Start, |_, _| true).await?;
     if e.staff_id == p.subject {
         return Err(Error::PermissionDenied("nobody approves their own enrolment".into()));
     }
     domain::require_state(state(&e), &[E::PendingApproval], "approval")?;
     e.state = code(place(&mut tx, &s).await?);
     e.approved_by = p.subject.clone();
+    // Approved now: a place on the waitlist is behind those already waiting.
+    e.enrolled_at = now;
     store::save_enrolment(&mut tx, &e).await?;
     let out = enrolment_pb(&mut tx, &e).await?;
     tx.commit().await?;
@@ -180,15 +218,10 @@ pub(super) async fn withdraw(
     p: &Principal,
     r: pb::WithdrawEnrolmentRequest,
 ) -> Result<pb::Enrolment, Error> {
-    let mut v = Violations::new();
-    let id = v.check(parse::id("id", &r.id)).unwrap_or_default();
-    v.check(parse::line("reason", &r.reason, 500));
-    v.finish()?;
+    let id = parse::id("id", &r.id)?;
     let mut tx = api.pool.begin().await?;
-    let (mut e, s) = taken(&mut tx, &id, api.now()).await?;
-    if e.staff_id != p.subject && !p.has_any(MANAGES) {
-        return Err(Error::NotFound(format!("enrolment {id}")));
-    }
+    let (mut e, s) =
+        taken(&mut tx, &id, api.now(), Until::Start, |e, _| e.staff_id == p.subject || p.has_any(MANAGES)).await?;
     domain::require_state(state(&e), &domain::WITHDRAWABLE, "withdrawal")?;
     e.state = code(E::Withdrawn);
     store::save_enrolment(&mut tx, &e).await?;
@@ -203,10 +236,10 @@ pub(super) async fn check_in(api: &TrainingApi, p: &Principal, r: pb::CheckInReq
     let id = parse::id("id", &r.id)?;
     let now = api.now();
     let mut tx = api.pool.begin().await?;
-    let (mut e, s) = taken(&mut tx, &id, now).await?;
-    if !(e.staff_id == p.subject || s.trainer == p.subject || p.has_any(MANAGES)) {
-        return Err(Error::NotFound(format!("enrolment {id}")));
-    }
+    let (mut e, s) = taken(&mut tx, &id, now, Until::End, |e, s| {
+        e.staff_id == p.subject || s.trainer == p.subject || p.has_any(MANAGES)
+    })
+    .await?;
     if let Some(at) = e.check_in_at {
         let when = chrono_tz::Asia::Shanghai
             .timestamp_millis_opt(at)
@@ -237,29 +270,27 @@ pub(super) async fn list(
     let mut v = Violations::new();
     let session_id = v.check(parse::opt_id("session_id", &r.session_id)).flatten();
     let staff = v.check(parse::line("staff_id", &r.staff_id, 64)).unwrap_or_default();
-    if session_id.is_some() != staff.is_empty() {
-        v.add("session_id", "give a session or a staff member (one of them)");
+    if session_id.is_some() && !staff.is_empty() {
+        v.add("session_id", "give a session or a staff member, not both");
     }
     v.finish()?;
     let mut conn = api.reads.acquire().await?;
-    let rows = match session_id {
+    let enrolments = match session_id {
         Some(id) => {
             let s = store::session(&mut conn, &id).await?.ok_or_else(|| Error::NotFound(format!("session {id}")))?;
             let all = store::enrolments_of_session(&mut conn, &s.id).await?;
-            if p.has_any(READS_ALL) || s.trainer == p.subject {
-                all
-            } else {
-                all.into_iter().filter(|e| e.staff_id == p.subject).collect()
-            }
+            let sees_all = p.has_any(READS_ALL) || s.trainer == p.subject;
+            all.iter().filter(|e| sees_all || e.staff_id == p.subject).map(|e| enrolment_in(e, &all)).collect()
         }
         None => {
             let staff = super::staff_for(p, "staff_id", &staff, READS_ALL)?;
-            store::enrolments_of_staff(&mut conn, &staff).await?
+            let rows = store::enrolments_of_staff(&mut conn, &staff).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for e in &rows {
+                out.push(enrolment_pb(&mut conn, e).await?);
+            }
+            out
         }
     };
-    let mut enrolments = Vec::with_capacity(rows.len());
-    for e in &rows {
-        enrolments.push(enrolment_pb(&mut conn, e).await?);
-    }
     Ok(pb::ListEnrolmentsResponse { enrolments })
 }

@@ -5,6 +5,7 @@ mod access;
 mod certificates;
 mod courses;
 mod enrolments;
+mod exams;
 mod plans;
 mod sessions;
 
@@ -196,6 +197,51 @@ impl TrainingService for TrainingApi {
     ) -> Res<pb::StaffTrainingStats> {
         let c = call(req)?;
         answer(certificates::staff_stats(self, c.r).await)
+    }
+
+    async fn add_question(&self, req: Request<pb::AddQuestionRequest>) -> Res<pb::Question> {
+        let c = call(req)?;
+        answer(exams::add_question(self, &c.p, c.r).await)
+    }
+
+    async fn list_questions(&self, req: Request<pb::ListQuestionsRequest>) -> Res<pb::ListQuestionsResponse> {
+        let c = call(req)?;
+        answer(exams::list_questions(self, c.r).await)
+    }
+
+    async fn create_exam(&self, req: Request<pb::CreateExamRequest>) -> Res<pb::Exam> {
+        let c = call(req)?;
+        answer(exams::create_exam(self, &c.p, c.r).await)
+    }
+
+    async fn list_exams(&self, req: Request<pb::ListExamsRequest>) -> Res<pb::ListExamsResponse> {
+        let c = call(req)?;
+        answer(exams::list_exams(self, c.r).await)
+    }
+
+    async fn start_attempt(&self, req: Request<pb::StartAttemptRequest>) -> Res<pb::Attempt> {
+        let c = call(req)?;
+        answer(exams::start(self, &c.p, c.r).await)
+    }
+
+    async fn get_attempt(&self, req: Request<pb::GetAttemptRequest>) -> Res<pb::Attempt> {
+        let c = call(req)?;
+        answer(exams::get(self, &c.p, c.r).await)
+    }
+
+    async fn submit_attempt(&self, req: Request<pb::SubmitAttemptRequest>) -> Res<pb::Attempt> {
+        let c = call(req)?;
+        answer(exams::submit(self, &c.p, c.r).await)
+    }
+
+    async fn mark_answer(&self, req: Request<pb::MarkAnswerRequest>) -> Res<pb::Attempt> {
+        let c = call(req)?;
+        answer(exams::mark(self, &c.p, c.r).await)
+    }
+
+    async fn get_item_analysis(&self, req: Request<pb::GetItemAnalysisRequest>) -> Res<pb::ItemAnalysis> {
+        let c = call(req)?;
+        answer(exams::item_analysis(self, c.r).await)
     }
 }
 

@@ -104,9 +104,6 @@ pub(super) async fn create(api: &TrainingApi, p: &Principal, r: pb::CreatePlanRe
             v.add(f("sessions"), "must be 1 to 50");
         }
         if let Some(id) = id {
-            if courses.iter().any(|x| x.course_id == id && x.quarter == c.quarter) {
-                v.add(f("course_id"), "is planned twice in the same quarter");
-            }
             courses.push(PlannedCourse { course_id: id, quarter: c.quarter, sessions: c.sessions });
         }
     }
@@ -121,6 +118,12 @@ pub(super) async fn create(api: &TrainingApi, p: &Principal, r: pb::CreatePlanRe
         match store::course(&mut tx, &c.course_id).await? {
             Some(course) => c.course_id = course.id,
             None => v.add(format!("plan.courses[{i}].course_id"), format!("no course {:?}", c.course_id)),
+        }
+    }
+    // Compared once resolved: a code and an id of one course are one course.
+    for (i, c) in courses.iter().enumerate() {
+        if courses[..i].iter().any(|x| x.course_id == c.course_id && x.quarter == c.quarter) {
+            v.add(format!("plan.courses[{i}].course_id"), "is planned twice in the same quarter");
         }
     }
     v.finish()?;

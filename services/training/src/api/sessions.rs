@@ -203,6 +203,11 @@ pub(super) async fn cancel(api: &TrainingApi, r: pb::CancelSessionRequest) -> Re
     if state_of(&s) != SessionState::Scheduled {
         return Err(Error::FailedPrecondition("only a scheduled session can be cancelled".into()));
     }
+    if api.now() >= s.start_at {
+        return Err(Error::FailedPrecondition(
+            "the session has started; one that took place is completed, not cancelled".into(),
+        ));
+    }
     store::set_session_state(&mut tx, &s.id, i64::from(SessionState::Cancelled as i32), &reason).await?;
     for mut e in store::enrolments_of_session(&mut tx, &s.id).await? {
         let state = E::try_from(e.state as i32).unwrap_or(E::Unspecified);
@@ -232,8 +237,10 @@ pub(super) async fn complete(
     if state_of(&s) != SessionState::Scheduled {
         return Err(Error::FailedPrecondition("only a scheduled session can be completed".into()));
     }
-    if now < s.start_at {
-        return Err(Error::FailedPrecondition("the session has not started yet".into()));
+    if now < s.end_at {
+        return Err(Error::FailedPrecondition(
+            "the session has not ended yet (attendance is checked in until its end)".into(),
+        ));
     }
     let course = store::course(&mut tx, &s.course_id)
         .await?
