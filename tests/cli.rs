@@ -269,6 +269,18 @@ fn bad_settings_stop_kefu_with_a_message_naming_them() {
         !out.status.success() && err.contains("set KEFU_SERVICE_TOKEN_FILE") && err.contains("complaints"),
         "erasures reach complaints too: {err}"
     );
+    let out = Command::new(KEFU)
+        .args(["serve", "training"])
+        .env("KEFU_TOKEN_PUBLIC_KEYS", &public)
+        .env_remove("KEFU_SERVICE_TOKEN_FILE")
+        .env("KEFU_DATABASE_URL", "sqlite://x.db")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("set KEFU_SERVICE_TOKEN_FILE") && err.contains("trainees' figures"),
+        "training reads figures with its own token: {err}"
+    );
     let token_file = std::env::temp_dir().join(format!("kefu-cli-{}.token", std::process::id()));
     std::fs::write(&token_file, "x").unwrap();
     let out = Command::new(KEFU)

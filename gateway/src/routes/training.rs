@@ -302,4 +302,34 @@ pub(super) static ROUTES: &[Route] = &[
         None,
         "Each question's difficulty and discrimination"
     ),
+    r!(
+        "POST",
+        "/api/v1/training/reactions",
+        "kefu.training.v1.TrainingService/SubmitReaction",
+        Body::All,
+        [],
+        None,
+        None,
+        "Give one's reaction to a completed session"
+    ),
+    r!(
+        "POST",
+        "/api/v1/training/observations",
+        "kefu.training.v1.TrainingService/RecordObservation",
+        Body::All,
+        [],
+        None,
+        None,
+        "Record a supervisor's observation 30–90 days after a completion"
+    ),
+    r!(
+        "GET",
+        "/api/v1/training/courses/{id}/report",
+        "kefu.training.v1.TrainingService/GetCourseReport",
+        Body::None,
+        [("id", "course_id")],
+        None,
+        None,
+        "A course's effect on the four Kirkpatrick levels"
+    ),
 ];

@@ -8,7 +8,7 @@
 //! repeats an erasure. The follower calls with the service's own token;
 //! every hundredth round it redacts erased customers' records again (what
 //! was written since: a note, a reply).
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use kefu_proto::customers::v1::{self as cpb, customer_service_client::CustomerServiceClient};
 use sqlx::{AnyConnection, AnyPool};
@@ -19,12 +19,9 @@ use crate::{Error, client::CallContext, module::ServiceTokens};
 /// Settings of a service that follows erasures (flattened into its args).
 #[derive(Debug, Clone, clap::Args)]
 pub struct ErasureArgs {
-    /// File holding a service-role token (`kefu admin token --role service`)
-    /// the service calls the customers service with on its own behalf, to
-    /// follow erasures; read at each use, so a rotated Secret takes effect.
-    /// Required by `kefu serve`.
-    #[arg(long, env = "KEFU_SERVICE_TOKEN_FILE")]
-    pub service_token_file: Option<PathBuf>,
+    /// The service's own token, to follow erasures on its own behalf.
+    #[command(flatten)]
+    pub token: crate::module::ServiceTokenArgs,
     /// How often the service checks for customers erased since it last looked.
     #[arg(long, env = "KEFU_ERASURE_POLL", default_value = "10s", value_parser = crate::config::parse_duration)]
     pub erasure_poll: Duration,
@@ -34,18 +31,7 @@ impl ErasureArgs {
     /// The token source from `KEFU_SERVICE_TOKEN_FILE` (read once now, to
     /// fail at start when it cannot be).
     pub fn token_source(&self, service: &str) -> anyhow::Result<ServiceTokens> {
-        let path = self.service_token_file.clone().ok_or_else(|| {
-            anyhow::anyhow!(
-                "set KEFU_SERVICE_TOKEN_FILE (--service-token-file) to a file with a service token, so that erasures reach {service}"
-            )
-        })?;
-        let read = move || -> anyhow::Result<String> {
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| anyhow::anyhow!("cannot read KEFU_SERVICE_TOKEN_FILE {}: {e}", path.display()))?;
-            Ok(text.trim().to_owned())
-        };
-        read()?;
-        Ok(Arc::new(read))
+        self.token.source(&format!("erasures reach {service}"))
     }
 }
 

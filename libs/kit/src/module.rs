@@ -76,6 +76,36 @@ pub struct Embedded {
 /// Mints a service-role token on each call.
 pub type ServiceTokens = std::sync::Arc<dyn Fn() -> anyhow::Result<String> + Send + Sync>;
 
+/// The file of a service's own service-role token, for calls it makes on
+/// its own behalf (following erasures, reading other services' figures).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServiceTokenArgs {
+    /// File holding a service-role token (`kefu admin token --role
+    /// service`); read at each use, so a rotated Secret takes effect.
+    /// Required by `kefu serve` for services that call others on their own.
+    #[arg(long, env = "KEFU_SERVICE_TOKEN_FILE")]
+    pub service_token_file: Option<std::path::PathBuf>,
+}
+
+impl ServiceTokenArgs {
+    /// The token source (read once now, to fail at start when it cannot
+    /// be); `so_that` says what it is for in the error.
+    pub fn source(&self, so_that: &str) -> anyhow::Result<ServiceTokens> {
+        let path = self.service_token_file.clone().ok_or_else(|| {
+            anyhow::anyhow!(
+                "set KEFU_SERVICE_TOKEN_FILE (--service-token-file) to a file with a service token, so that {so_that}"
+            )
+        })?;
+        let read = move || -> anyhow::Result<String> {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| anyhow::anyhow!("cannot read KEFU_SERVICE_TOKEN_FILE {}: {e}", path.display()))?;
+            Ok(text.trim().to_owned())
+        };
+        read()?;
+        Ok(std::sync::Arc::new(read))
+    }
+}
+
 /// Short-lived service-role tokens for `subject` from a host's signing key.
 pub fn service_tokens(signer: std::sync::Arc<crate::auth::TokenSigner>, subject: &str) -> ServiceTokens {
     let subject = subject.to_owned();

@@ -1,6 +1,8 @@
 //! The kefu training service (the firm's rules §4): annual plans per team,
 //! the course catalogue and its sessions, enrolment with a waitlist,
-//! attendance and completion, staff certificates and what is due.
+//! attendance and completion, exams, the training's effect on the four
+//! Kirkpatrick levels (with trainees' figures from tickets and complaints),
+//! staff certificates and what is due.
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -18,9 +20,23 @@ pub use api::{ACCESS, TrainingApi};
 /// The service's schema migrations (portable SQL).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// Settings of `kefu serve training` beyond the common ones (none yet).
-#[derive(Debug, Clone, Default, Args)]
-pub struct TrainingArgs {}
+/// Settings of `kefu serve training` beyond the common ones.
+#[derive(Debug, Clone, Args)]
+pub struct TrainingArgs {
+    /// Address of the tickets service (trainees' ticket figures).
+    #[arg(long, env = "KEFU_TICKETS_ADDR", default_value = "http://tickets:50051")]
+    pub tickets_addr: String,
+    /// Address of the complaints service (complaints about trainees).
+    #[arg(long, env = "KEFU_COMPLAINTS_ADDR", default_value = "http://complaints:50051")]
+    pub complaints_addr: String,
+    /// The training service's own token, to read those figures
+    /// (`KEFU_SERVICE_TOKEN_FILE`).
+    #[command(flatten)]
+    pub token: kefu_kit::module::ServiceTokenArgs,
+}
+
+/// What the token is for, in the error when it is missing.
+const TOKEN_FOR: &str = "training reads trainees' figures from tickets and complaints";
 
 /// What an embedding host (a test) may give the training service instead
 /// of its own parts, through [`kefu_kit::module::Embedded::overrides`].
@@ -35,7 +51,7 @@ pub struct Training;
 
 impl Module for Training {
     const NAME: &'static str = "training";
-    const CALLS: &'static [&'static str] = &[];
+    const CALLS: &'static [&'static str] = &["tickets", "complaints"];
     type Args = TrainingArgs;
 
     fn migrator() -> &'static sqlx::migrate::Migrator {
@@ -47,14 +63,30 @@ impl Module for Training {
         &TABLES
     }
 
-    fn check(_args: &TrainingArgs, _embedded: bool) -> anyhow::Result<()> {
+    fn check(args: &TrainingArgs, embedded: bool) -> anyhow::Result<()> {
+        if !embedded {
+            args.token.source(TOKEN_FOR)?;
+        }
         Ok(())
     }
 
-    async fn build(_args: TrainingArgs, ctx: Context) -> anyhow::Result<Built> {
+    async fn build(args: TrainingArgs, ctx: Context) -> anyhow::Result<Built> {
         let overrides = ctx.embedded.as_ref().and_then(|e| e.get::<Overrides>()).unwrap_or_default();
         let clock = overrides.clock.unwrap_or_else(|| Arc::new(kefu_sla::SystemClock));
-        let api = TrainingApi::new(ctx.pool, clock);
+        let (tickets, complaints) = match &ctx.embedded {
+            Some(e) => (e.self_addr.clone(), e.self_addr.clone()),
+            None => (args.tickets_addr.clone(), args.complaints_addr.clone()),
+        };
+        let token = match ctx.embedded.as_ref().and_then(|e| e.service_token.clone()) {
+            Some(t) => t,
+            None => args.token.source(TOKEN_FOR)?,
+        };
+        let peers = api::Peers {
+            tickets: kefu_kit::client::channel(&tickets)?,
+            complaints: kefu_kit::client::channel(&complaints)?,
+            token,
+        };
+        let api = TrainingApi::new(ctx.pool, clock, peers);
         let svc = TrainingServiceServer::new(api);
         Ok(Built::services(kefu_kit::server::ServerBuilder::new().add_service(svc, &ACCESS)))
     }

@@ -8,7 +8,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use kefu_kit::auth::Role;
-use kefu_proto::training::v1::{self as pb, EnrolmentState as E};
+use kefu_proto::{
+    common::v1::Channel,
+    customers::v1 as cpb,
+    tickets::v1 as tpb,
+    training::v1::{self as pb, EnrolmentState as E},
+};
 use kefu_testkit::{Backend, Suite, violations};
 use tonic::Code;
 
@@ -23,6 +28,7 @@ kefu_testkit::on_both_backends!(spawn;
     concurrent_retries_of_a_create_return_the_same_resource,
     exams_draw_papers_keep_time_score_exactly_are_marked_and_analysed,
     enrolments_hold_under_concurrency_and_stop_changing_when_the_session_starts,
+    the_course_report_shows_all_four_levels_with_the_trainees_ticket_figures,
 );
 
 /// Beijing wall time as Unix milliseconds.
@@ -804,4 +810,165 @@ async fn enrolments_hold_under_concurrency_and_stop_changing_when_the_session_st
     let absent = roster.iter().filter(|e| e.state == E::Absent as i32).count();
     let cancelled = roster.iter().filter(|e| e.state == E::Cancelled as i32).count();
     assert_eq!((absent, cancelled), (1, 1), "the seated one did not check in; the waiting one never got a seat");
+}
+
+/// A ticket agent-1 handles at the suite clock's time: solved and rated.
+async fn handled_ticket(s: &Suite, customer: &str, rating: i32) {
+    let mut agent = s.tickets_with_token(Some(&s.token_for("agent-1", Role::Agent)));
+    let t = agent
+        .create_ticket(tpb::CreateTicketRequest {
+            ticket: Some(tpb::Ticket {
+                kind: tpb::TicketKind::Consultation as i32,
+                channel: Channel::Phone as i32,
+                subject: "个税专项附加扣除咨询".into(),
+                customer_id: customer.into(),
+                assignee: "agent-1".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    agent
+        .add_message(tpb::AddMessageRequest {
+            ticket_id: t.id.clone(),
+            kind: tpb::MessageKind::PublicReply as i32,
+            body: "您好，已为您核对".into(),
+        })
+        .await
+        .unwrap();
+    agent
+        .change_status(tpb::ChangeStatusRequest {
+            ticket_id: t.id.clone(),
+            status: tpb::Status::Solved as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    s.tickets_as(Role::Service)
+        .rate_ticket(tpb::RateTicketRequest { ticket_id: t.id, rating, comment: String::new() })
+        .await
+        .unwrap();
+}
+
+async fn the_course_report_shows_all_four_levels_with_the_trainees_ticket_figures(s: Suite) {
+    use pb::QuestionKind as Q;
+    let c = course(&s, "IIT-KP", false).await;
+    let q = question(&s, Q::TrueFalse, "柯氏", "专项附加扣除可在汇算时补报", &[], &[0], 10).await;
+    let mut hr = s.training_as(Role::Hr);
+    let exam = |pre: bool| pb::CreateExamRequest {
+        exam: Some(pb::Exam {
+            course_id: c.id.clone(),
+            title: if pre { "课前测试".into() } else { "结业考试".into() },
+            pools: vec![pb::Pool { tag: "柯氏".into(), count: 1 }],
+            time_limit_minutes: 10,
+            max_attempts: 3,
+            pass_mark: 60,
+            pre_test: pre,
+            ..Default::default()
+        }),
+    };
+    let pre = hr.create_exam(exam(true)).await.unwrap().into_inner();
+    let fin = hr.create_exam(exam(false)).await.unwrap().into_inner();
+    let start = beijing(2026, 3, 10, 9, 0);
+    let ses = hr.schedule_session(session(&c.id, start, 5, 0, 0, "")).await.unwrap().into_inner();
+    let agent = |n: &str| s.training_with_token(Some(&s.token_for(n, Role::Agent)));
+    let mut enrolments = Vec::new();
+    for n in ["agent-1", "agent-2"] {
+        let e = agent(n).enrol(pb::EnrolRequest { session_id: ses.id.clone(), ..Default::default() }).await.unwrap();
+        enrolments.push(e.into_inner());
+    }
+    let customer = s.customer("柯氏评估客户", 880, cpb::ServiceTier::Standard).await;
+    let take = |exam_id: String, chosen: i32| {
+        let mut a = agent("agent-1");
+        let qid = q.id.clone();
+        async move {
+            let at = a.start_attempt(pb::StartAttemptRequest { exam_id }).await.unwrap().into_inner();
+            a.submit_attempt(pb::SubmitAttemptRequest {
+                id: at.id,
+                answers: vec![pb::Answer { question_id: qid, chosen: vec![chosen], ..Default::default() }],
+            })
+            .await
+            .unwrap()
+            .into_inner()
+        }
+    };
+
+    // Before: agent-1 gets the pre-test wrong and handles a ticket rated 2.
+    s.clock.set(beijing(2026, 3, 4, 10, 0));
+    assert_eq!(take(pre.id.clone(), 1).await.score, 0.0);
+    handled_ticket(&s, &customer, 2).await;
+    // The session: both attend; the trainer completes it.
+    s.clock.set(start - 10 * 60_000);
+    for e in &enrolments {
+        agent("agent-trainer").check_in(pb::CheckInRequest { id: e.id.clone() }).await.unwrap();
+    }
+    s.clock.set(start + 4 * 3_600_000);
+    agent("agent-trainer").complete_session(pb::CompleteSessionRequest { id: ses.id.clone() }).await.unwrap();
+    // Reaction, once; the final exam passed.
+    let reaction = |overall: i32| pb::SubmitReactionRequest {
+        reaction: Some(pb::Reaction {
+            enrolment_id: enrolments[0].id.clone(),
+            relevance: 5,
+            trainer: 4,
+            materials: 3,
+            overall,
+            comment: "案例很实用".into(),
+            ..Default::default()
+        }),
+    };
+    agent("agent-1").submit_reaction(reaction(4)).await.unwrap();
+    let again = agent("agent-1").submit_reaction(reaction(5)).await.unwrap_err();
+    assert_eq!(again.code(), Code::FailedPrecondition);
+    let not_theirs = agent("agent-2").submit_reaction(reaction(1)).await.unwrap_err();
+    assert_eq!(not_theirs.code(), Code::NotFound);
+    assert_eq!(take(fin.id.clone(), 0).await.score, 100.0);
+    // After: a ticket rated 5.
+    s.clock.set(beijing(2026, 3, 12, 10, 0));
+    handled_ticket(&s, &customer, 5).await;
+
+    // Behaviour: observed 36 days after, by a supervisor (not too early, once).
+    s.clock.set(beijing(2026, 4, 15, 10, 0));
+    let observe = |on: &str| pb::RecordObservationRequest {
+        observation: Some(pb::Observation {
+            enrolment_id: enrolments[0].id.clone(),
+            observed_on: on.into(),
+            rating: 4,
+            notes: "来电解答时能主动提示专项附加扣除".into(),
+            ..Default::default()
+        }),
+    };
+    let mut sup = s.training_as(Role::Supervisor);
+    let early = sup.record_observation(observe("2026-03-20")).await.unwrap_err();
+    assert_eq!(violations(&early), vec!["observation.observed_on".to_string()]);
+    let o = sup.record_observation(observe("2026-04-15")).await.unwrap().into_inner();
+    assert_eq!((o.days_after, o.staff_id.as_str(), o.observer.as_str()), (36, "agent-1", "supervisor-1"));
+    assert_eq!(sup.record_observation(observe("2026-04-15")).await.unwrap_err().code(), Code::FailedPrecondition);
+
+    let report = s
+        .training_as(Role::Auditor)
+        .get_course_report(pb::GetCourseReportRequest { course_id: "iit-kp".into(), window_days: 7 })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(report.completions, 2);
+    let r = report.reaction.unwrap();
+    assert_eq!((r.responses, r.average_overall, r.average_materials), (1, 4.0, 3.0));
+    let l = report.learning.unwrap();
+    assert_eq!((l.people_compared, l.pre_test_average, l.final_average, l.gain), (1, 0.0, 100.0, 100.0));
+    assert_eq!(l.pass_rate, 1.0);
+    let b = report.behaviour.unwrap();
+    assert_eq!((b.observations, b.average_rating, b.trainees), (1, 4.0, 2));
+    let res = report.results.unwrap();
+    let (before, after) = (res.before.unwrap(), res.after.unwrap());
+    assert_eq!((before.tickets_handled, before.ratings, before.csat), (1, 1, 0.0), "{before:?}");
+    assert_eq!((after.tickets_handled, after.ratings, after.csat), (1, 1, 100.0), "{after:?}");
+    assert_eq!(after.complaints_per_100_tickets, 0.0);
+    let bad = s
+        .training_as(Role::Hr)
+        .get_course_report(pb::GetCourseReportRequest { course_id: c.id.clone(), window_days: 3 })
+        .await
+        .unwrap_err();
+    assert_eq!(violations(&bad), vec!["window_days".to_string()]);
 }

@@ -51,5 +51,8 @@ pub static ACCESS: Access = Access {
         ("SubmitAttempt", PARTICIPANTS),
         ("MarkAnswer", PARTICIPANTS),
         ("GetItemAnalysis", PLAN_READERS),
+        ("SubmitReaction", PARTICIPANTS),
+        ("RecordObservation", MANAGERS),
+        ("GetCourseReport", PLAN_READERS),
     ],
 };

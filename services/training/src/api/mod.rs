@@ -4,6 +4,7 @@
 mod access;
 mod certificates;
 mod courses;
+mod effect;
 mod enrolments;
 mod exams;
 mod plans;
@@ -28,17 +29,25 @@ const MANAGES: &[Role] = &[Role::Supervisor, Role::Hr, Role::Admin];
 /// Who reads everyone's training records.
 const READS_ALL: &[Role] = &[Role::Supervisor, Role::Hr, Role::Admin, Role::Auditor, Role::Service];
 
+/// The services training reads trainees' figures from, and its own token.
+pub struct Peers {
+    pub tickets: tonic::transport::Channel,
+    pub complaints: tonic::transport::Channel,
+    pub token: kefu_kit::module::ServiceTokens,
+}
+
 pub struct TrainingApi {
     pub(crate) pool: AnyPool,
     pub(crate) reads: AnyPool,
     /// The firm's time zone (dates, quarters and years count there).
     zone: chrono_tz::Tz,
     clock: Arc<dyn kefu_sla::Clock>,
+    peers: Peers,
 }
 
 impl TrainingApi {
-    pub fn new(pool: AnyPool, clock: Arc<dyn kefu_sla::Clock>) -> Self {
-        Self { reads: db::readers(&pool), pool, zone: chrono_tz::Asia::Shanghai, clock }
+    pub fn new(pool: AnyPool, clock: Arc<dyn kefu_sla::Clock>, peers: Peers) -> Self {
+        Self { reads: db::readers(&pool), pool, zone: chrono_tz::Asia::Shanghai, clock, peers }
     }
 
     pub(crate) fn now(&self) -> i64 {
@@ -242,6 +251,21 @@ impl TrainingService for TrainingApi {
     async fn get_item_analysis(&self, req: Request<pb::GetItemAnalysisRequest>) -> Res<pb::ItemAnalysis> {
         let c = call(req)?;
         answer(exams::item_analysis(self, c.r).await)
+    }
+
+    async fn submit_reaction(&self, req: Request<pb::SubmitReactionRequest>) -> Res<pb::Reaction> {
+        let c = call(req)?;
+        answer(effect::submit_reaction(self, &c.p, c.r).await)
+    }
+
+    async fn record_observation(&self, req: Request<pb::RecordObservationRequest>) -> Res<pb::Observation> {
+        let c = call(req)?;
+        answer(effect::record_observation(self, &c.p, c.r).await)
+    }
+
+    async fn get_course_report(&self, req: Request<pb::GetCourseReportRequest>) -> Res<pb::CourseReport> {
+        let c = call(req)?;
+        answer(effect::course_report(self, c.r).await)
     }
 }
 
