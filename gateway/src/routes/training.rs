@@ -332,4 +332,54 @@ pub(super) static ROUTES: &[Route] = &[
         None,
         "A course's effect on the four Kirkpatrick levels"
     ),
+    r!(
+        "POST",
+        "/api/v1/training/levels",
+        "kefu.training.v1.TrainingService/DefineLevel",
+        Body::All,
+        [],
+        None,
+        None,
+        "Define a level of a career path and what promotion to it asks"
+    ),
+    r!(
+        "GET",
+        "/api/v1/training/levels",
+        "kefu.training.v1.TrainingService/ListLevels",
+        Body::None,
+        [],
+        None,
+        None,
+        "A career path's levels in order"
+    ),
+    r!(
+        "PUT",
+        "/api/v1/training/staff/{staff}/level",
+        "kefu.training.v1.TrainingService/SetStaffLevel",
+        Body::All,
+        [("staff", "staff_id")],
+        None,
+        None,
+        "Set a person's level from a date"
+    ),
+    r!(
+        "GET",
+        "/api/v1/training/career",
+        "kefu.training.v1.TrainingService/GetCareerProgress",
+        Body::None,
+        [],
+        None,
+        None,
+        "Where a person stands on their career path (computed)"
+    ),
+    r!(
+        "GET",
+        "/api/v1/training/eligible",
+        "kefu.training.v1.TrainingService/ListEligible",
+        Body::None,
+        [],
+        None,
+        None,
+        "Everyone eligible for promotion now"
+    ),
 ];

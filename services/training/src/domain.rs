@@ -259,6 +259,34 @@ pub fn item_stats(all_scores: &[f64], results: &[(f64, ItemResult)]) -> (f64, f6
     (difficulty, upper - lower)
 }
 
+// ------------------------------------------------------------ career paths
+
+/// Performance grades, best first.
+pub const GRADES: [&str; 4] = ["A", "B", "C", "D"];
+
+/// A grade as written (A–D, upper case), or empty for none.
+pub fn grade(field: &str, raw: &str) -> Result<String, Error> {
+    let g = raw.trim().to_ascii_uppercase();
+    if g.is_empty() || GRADES.contains(&g.as_str()) {
+        Ok(g)
+    } else {
+        Err(Error::invalid(field, "is a performance grade: A, B, C or D (or empty)"))
+    }
+}
+
+/// Full months from `since` to `today` (a month counts on its day of the
+/// month; 31 January to 28 February is not yet one).
+pub fn months_between(since: NaiveDate, today: NaiveDate) -> i64 {
+    if today < since {
+        return 0;
+    }
+    let mut months = i64::from(today.year() - since.year()) * 12 + i64::from(today.month()) - i64::from(since.month());
+    if today.day() < since.day() {
+        months -= 1;
+    }
+    months.max(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -380,5 +408,16 @@ mod tests {
         let all: Vec<(f64, ItemResult)> = scores.iter().map(|&s| (s, ItemResult { awarded: 1, points: 1 })).collect();
         assert_eq!(item_stats(&scores, &all), (1.0, 0.0));
         assert_eq!(item_stats(&[50.0], &[(50.0, ItemResult { awarded: 1, points: 2 })]), (0.5, 0.0));
+    }
+
+    #[test]
+    fn months_in_a_level_count_whole_months() {
+        assert_eq!(months_between(d(2025, 3, 10), d(2026, 3, 10)), 12);
+        assert_eq!(months_between(d(2025, 3, 10), d(2026, 3, 9)), 11);
+        assert_eq!(months_between(d(2026, 1, 31), d(2026, 2, 28)), 0);
+        assert_eq!(months_between(d(2026, 5, 1), d(2026, 4, 1)), 0);
+        assert_eq!(grade("g", " b ").unwrap(), "B");
+        assert!(grade("g", "E").is_err());
+        assert_eq!(grade("g", "").unwrap(), "");
     }
 }

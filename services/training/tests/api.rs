@@ -29,6 +29,7 @@ kefu_testkit::on_both_backends!(spawn;
     exams_draw_papers_keep_time_score_exactly_are_marked_and_analysed,
     enrolments_hold_under_concurrency_and_stop_changing_when_the_session_starts,
     the_course_report_shows_all_four_levels_with_the_trainees_ticket_figures,
+    a_career_path_computes_eligibility_from_training_records,
 );
 
 /// Beijing wall time as Unix milliseconds.
@@ -971,4 +972,120 @@ async fn the_course_report_shows_all_four_levels_with_the_trainees_ticket_figure
         .await
         .unwrap_err();
     assert_eq!(violations(&bad), vec!["window_days".to_string()]);
+}
+
+async fn a_career_path_computes_eligibility_from_training_records(s: Suite) {
+    let c = course(&s, "ETQ-C", false).await;
+    let mut hr = s.training_as(Role::Hr);
+    let level =
+        |code: &str, name: &str, rank: i32, courses: Vec<String>, certs: Vec<&str>, months: i32, grade: &str| {
+            pb::DefineLevelRequest {
+                level: Some(pb::Level {
+                    path: "客服序列".into(),
+                    code: code.into(),
+                    name: name.into(),
+                    rank,
+                    courses,
+                    certificates: certs.into_iter().map(str::to_owned).collect(),
+                    months_in_level: months,
+                    min_performance_grade: grade.into(),
+                    ..Default::default()
+                }),
+            }
+        };
+    // Bad levels: requirements on the entry level, an unknown course.
+    let bad = hr.define_level(level("CS-0", "见习", 1, vec![], vec!["税务师"], 0, "")).await.unwrap_err();
+    assert_eq!(violations(&bad), vec!["level.rank".to_string()]);
+    let unknown = hr.define_level(level("CS-9", "x", 5, vec!["NOPE-1".into()], vec![], 0, "")).await.unwrap_err();
+    assert_eq!(violations(&unknown), vec!["level.courses[0]".to_string()]);
+    hr.define_level(level("CS-1", "客服专员", 1, vec![], vec![], 0, "")).await.unwrap();
+    let cs2 = level("CS-2", "高级客服专员", 2, vec!["etq-c".into()], vec!["初级会计职称"], 12, "");
+    let l2 = hr.define_level(cs2.clone()).await.unwrap().into_inner();
+    assert_eq!(l2.courses, vec![c.id.clone()], "courses are kept by id");
+    assert_eq!(hr.define_level(cs2).await.unwrap().into_inner().id, l2.id, "the same level again is the level");
+    hr.define_level(level("CS-3", "客服主管", 3, vec![], vec![], 12, "B")).await.unwrap();
+    let taken = hr.define_level(level("CS-X", "另一个", 2, vec![], vec![], 0, "")).await.unwrap_err();
+    assert_eq!(taken.code(), Code::AlreadyExists, "rank 2 of the path is taken");
+
+    // agent-1 a specialist for 14 months, agent-2 for 3.
+    let set = |staff: &str, lvl: &str, since: &str| pb::SetStaffLevelRequest {
+        staff_id: staff.into(),
+        level: lvl.into(),
+        since: since.into(),
+    };
+    let p1 = hr.set_staff_level(set("agent-1", "CS-1", "2025-01-01")).await.unwrap().into_inner();
+    assert!(!p1.eligible);
+    let missing: Vec<i32> = p1.requirements.iter().filter(|r| !r.met).map(|r| r.kind).collect();
+    assert_eq!(missing, vec![pb::RequirementKind::Course as i32, pb::RequirementKind::Certificate as i32]);
+    hr.set_staff_level(set("agent-2", "CS-1", "2025-12-01")).await.unwrap();
+    let future = hr.set_staff_level(set("agent-2", "CS-1", "2027-01-01")).await.unwrap_err();
+    assert_eq!(violations(&future), vec!["since".to_string()]);
+
+    // agent-1 completes the course and holds the certificate: newly eligible.
+    let now = {
+        use kefu_sla::Clock;
+        s.clock.now_ms()
+    };
+    let start = now + 86_400_000;
+    let ses = hr.schedule_session(session(&c.id, start, 5, 0, 0, "")).await.unwrap().into_inner();
+    let mut enrolled = Vec::new();
+    for staff in ["agent-1", "agent-2"] {
+        let e = hr.enrol(pb::EnrolRequest { session_id: ses.id.clone(), staff_id: staff.into() }).await.unwrap();
+        enrolled.push(e.into_inner());
+    }
+    s.clock.set(start);
+    for e in &enrolled {
+        hr.check_in(pb::CheckInRequest { id: e.id.clone() }).await.unwrap();
+    }
+    s.clock.set(start + 4 * 3_600_000);
+    hr.complete_session(pb::CompleteSessionRequest { id: ses.id.clone() }).await.unwrap();
+    for staff in ["agent-1", "agent-2"] {
+        hr.record_certificate(pb::RecordCertificateRequest {
+            certificate: Some(pb::Certificate {
+                staff_id: staff.into(),
+                name: "初级会计职称".into(),
+                kind: pb::CertificateKind::Professional as i32,
+                number: format!("CJ-{staff}"),
+                issuer: "财政部".into(),
+                issue_date: "2024-05-20".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    }
+    let mine = s
+        .training_with_token(Some(&s.token_for("agent-1", Role::Agent)))
+        .get_career_progress(pb::GetCareerProgressRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(mine.eligible, "{mine:?}");
+    assert_eq!((mine.level.unwrap().code.as_str(), mine.next.unwrap().code.as_str()), ("CS-1", "CS-2"));
+    assert!(
+        mine.requirements.iter().any(|r| r.detail == "在客服专员岗位已满 14 个月，要求 12 个月"),
+        "{:?}",
+        mine.requirements
+    );
+    let theirs = s
+        .training_with_token(Some(&s.token_for("agent-1", Role::Agent)))
+        .get_career_progress(pb::GetCareerProgressRequest { staff_id: "agent-2".into() })
+        .await
+        .unwrap_err();
+    assert_eq!(theirs.code(), Code::PermissionDenied);
+    // agent-2 has it all but the months: not eligible.
+    let eligible = s.training_as(Role::Supervisor).list_eligible(pb::ListEligibleRequest::default()).await.unwrap();
+    let who: Vec<String> = eligible.into_inner().people.into_iter().map(|p| p.staff_id).collect();
+    assert_eq!(who, vec!["agent-1".to_string()]);
+    // Promoted: the next step asks a grade kefu cannot confirm yet, so not eligible.
+    let today = {
+        use chrono::TimeZone;
+        use kefu_sla::Clock;
+        chrono_tz::Asia::Shanghai.timestamp_millis_opt(s.clock.now_ms()).unwrap().format("%Y-%m-%d").to_string()
+    };
+    let up = hr.set_staff_level(set("agent-1", "CS-2", &today)).await.unwrap().into_inner();
+    assert_eq!(up.next.unwrap().code, "CS-3");
+    assert!(!up.eligible);
+    let grade = up.requirements.iter().find(|r| r.kind == pb::RequirementKind::PerformanceGrade as i32).unwrap();
+    assert!(!grade.met && grade.what == "B", "{grade:?}");
 }

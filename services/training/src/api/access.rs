@@ -54,5 +54,10 @@ pub static ACCESS: Access = Access {
         ("SubmitReaction", PARTICIPANTS),
         ("RecordObservation", MANAGERS),
         ("GetCourseReport", PLAN_READERS),
+        ("DefineLevel", HR),
+        ("ListLevels", RECORD_READERS),
+        ("SetStaffLevel", HR),
+        ("GetCareerProgress", RECORD_READERS),
+        ("ListEligible", PLAN_READERS),
     ],
 };

@@ -2,6 +2,7 @@
 //! module per resource, that parse requests into domain values, run the
 //! rule, read and write through `store` in one transaction, and convert back.
 mod access;
+mod careers;
 mod certificates;
 mod courses;
 mod effect;
@@ -266,6 +267,31 @@ impl TrainingService for TrainingApi {
     async fn get_course_report(&self, req: Request<pb::GetCourseReportRequest>) -> Res<pb::CourseReport> {
         let c = call(req)?;
         answer(effect::course_report(self, c.r).await)
+    }
+
+    async fn define_level(&self, req: Request<pb::DefineLevelRequest>) -> Res<pb::Level> {
+        let c = call(req)?;
+        answer(careers::define(self, &c.p, c.r).await)
+    }
+
+    async fn list_levels(&self, req: Request<pb::ListLevelsRequest>) -> Res<pb::ListLevelsResponse> {
+        let c = call(req)?;
+        answer(careers::list(self, c.r).await)
+    }
+
+    async fn set_staff_level(&self, req: Request<pb::SetStaffLevelRequest>) -> Res<pb::CareerProgress> {
+        let c = call(req)?;
+        answer(careers::set_staff_level(self, &c.p, c.r).await)
+    }
+
+    async fn get_career_progress(&self, req: Request<pb::GetCareerProgressRequest>) -> Res<pb::CareerProgress> {
+        let c = call(req)?;
+        answer(careers::get_progress(self, &c.p, c.r).await)
+    }
+
+    async fn list_eligible(&self, req: Request<pb::ListEligibleRequest>) -> Res<pb::ListEligibleResponse> {
+        let c = call(req)?;
+        answer(careers::eligible(self, c.r).await)
     }
 }
 
