@@ -261,6 +261,36 @@ async fn the_2027_plan_ends_in_a_four_level_report_a_due_certificate_and_a_newly
         )
         .await;
     }
+    // agent-1 handles a ticket the week after (read back from tickets over gRPC).
+    app.clock.set(beijing(2027, 1, 20, 10));
+    {
+        use kefu_proto::{common::v1::Channel, customers::v1 as cpb, tickets::v1 as tpb};
+        let customer = app.suite.customer("培训效果客户", 931, cpb::ServiceTier::Standard).await;
+        let mut tickets = app.suite.tickets_with_token(Some(&agents[0]));
+        let t = tickets
+            .create_ticket(tpb::CreateTicketRequest {
+                ticket: Some(tpb::Ticket {
+                    kind: tpb::TicketKind::Consultation as i32,
+                    channel: Channel::Phone as i32,
+                    subject: "汇算退税进度".into(),
+                    customer_id: customer,
+                    assignee: "agent-1".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        tickets
+            .change_status(tpb::ChangeStatusRequest {
+                ticket_id: t.id,
+                status: tpb::Status::Solved as i32,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
     // The supervisor observes agent-1's work 40 days on.
     app.clock.set(beijing(2027, 2, 21, 10));
     let e1 = enrolments[0]["id"].as_str().unwrap();
@@ -277,7 +307,8 @@ async fn the_2027_plan_ends_in_a_four_level_report_a_due_certificate_and_a_newly
     assert_eq!(report["learning"]["passRate"], 1.0, "{report}");
     assert_eq!(report["behaviour"]["observations"], 1, "{report}");
     assert_eq!(report["behaviour"]["trainees"], 2, "{report}");
-    assert!(report["results"]["before"].is_object() && report["results"]["after"].is_object(), "{report}");
+    assert_eq!(report["results"]["after"]["ticketsHandled"], "1", "{report}");
+    assert!(report["results"]["before"].is_object(), "{report}");
     let plan = get(format!("/api/v1/training/plans/{plan_id}"), &hr).await;
     assert_eq!(plan["progress"]["hoursDelivered"], 6.0, "{plan}");
 

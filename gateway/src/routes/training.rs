@@ -382,4 +382,14 @@ pub(super) static ROUTES: &[Route] = &[
         None,
         "Everyone eligible for promotion now"
     ),
+    r!(
+        "GET",
+        "/api/v1/training/exams/{id}/attempts",
+        "kefu.training.v1.TrainingService/ListAttempts",
+        Body::None,
+        [("id", "exam_id")],
+        None,
+        None,
+        "An exam's attempts (one's own, or everyone's for markers)"
+    ),
 ];

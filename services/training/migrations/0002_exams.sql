@@ -58,6 +58,7 @@ CREATE TABLE attempt_items (
     stem            TEXT NOT NULL,
     options         TEXT NOT NULL,
     correct         TEXT NOT NULL,
+    answer_guide    TEXT NOT NULL,
     points          BIGINT NOT NULL,
     answered        BIGINT NOT NULL,
     chosen          TEXT NOT NULL,

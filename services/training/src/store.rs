@@ -789,6 +789,7 @@ pub struct ItemRow {
     pub stem: String,
     pub options: String,
     pub correct: String,
+    pub answer_guide: String,
     pub points: i64,
     pub answered: i64,
     pub chosen: String,
@@ -798,7 +799,7 @@ pub struct ItemRow {
     pub marked_by: String,
 }
 
-const ITEM_COLUMNS: &str = "attempt_id, position, question_id, kind, stem, options, correct, points, answered, \
+const ITEM_COLUMNS: &str = "attempt_id, position, question_id, kind, stem, options, correct, answer_guide, points, answered, \
     chosen, answer_text, points_awarded, marked, marked_by";
 
 pub async fn insert_item(conn: &mut AnyConnection, i: &ItemRow) -> Result<(), Error> {
@@ -810,6 +811,7 @@ pub async fn insert_item(conn: &mut AnyConnection, i: &ItemRow) -> Result<(), Er
         .with("stem", i.stem.as_str())
         .with("options", i.options.as_str())
         .with("correct", i.correct.as_str())
+        .with("answer_guide", i.answer_guide.as_str())
         .with("points", i.points)
         .with("answered", i.answered)
         .with("chosen", i.chosen.as_str())
@@ -848,14 +850,71 @@ pub async fn save_item(conn: &mut AnyConnection, i: &ItemRow) -> Result<(), Erro
     Ok(())
 }
 
-/// Whether `staff` trains a session of the course (marks its exams).
-pub async fn trains_course(conn: &mut AnyConnection, course_id: &str, staff: &str) -> Result<bool, Error> {
-    let r = sqlx::query("SELECT COUNT(*) FROM sessions WHERE course_id = $1 AND trainer = $2")
-        .bind(course_id)
-        .bind(staff)
-        .fetch_one(conn)
-        .await?;
+/// Whether `trainer` trains a session of the course, not cancelled, that
+/// `taker` was enrolled in (and so marks the taker's answers).
+pub async fn trains_taker(
+    conn: &mut AnyConnection,
+    course_id: &str,
+    trainer: &str,
+    taker: &str,
+    cancelled: i64,
+) -> Result<bool, Error> {
+    let r = sqlx::query(
+        "SELECT COUNT(*) FROM sessions s JOIN enrolments e ON e.session_id = s.id \
+         WHERE s.course_id = $1 AND s.trainer = $2 AND s.state <> $3 AND e.staff_id = $4",
+    )
+    .bind(course_id)
+    .bind(trainer)
+    .bind(cancelled)
+    .bind(taker)
+    .fetch_one(conn)
+    .await?;
     Ok(r.try_get::<i64, _>(0)? > 0)
+}
+
+/// A person's enrolments in a course's sessions: (state, session start,
+/// session state).
+pub async fn course_enrolments_of(
+    conn: &mut AnyConnection,
+    course_id: &str,
+    staff: &str,
+) -> Result<Vec<(i64, i64, i64)>, Error> {
+    let rows = sqlx::query(
+        "SELECT e.state, s.start_at, s.state FROM enrolments e JOIN sessions s ON s.id = e.session_id \
+         WHERE s.course_id = $1 AND e.staff_id = $2",
+    )
+    .bind(course_id)
+    .bind(staff)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))).collect()
+}
+
+/// Takes an attempt's row for a change: submissions and marks of one
+/// attempt queue here.
+pub async fn lock_attempt(conn: &mut AnyConnection, id: &str) -> Result<Option<AttemptRow>, Error> {
+    sqlx::query("UPDATE attempts SET state = state WHERE id = $1").bind(id).execute(&mut *conn).await?;
+    attempt(conn, id).await
+}
+
+/// An exam's attempts (a person's, or all) in a state, oldest first.
+pub async fn attempts_list(
+    conn: &mut AnyConnection,
+    exam_id: &str,
+    staff: Option<&str>,
+    state: Option<i64>,
+) -> Result<Vec<AttemptRow>, Error> {
+    let mut w = Where::new();
+    w.and("exam_id = $?", exam_id);
+    if let Some(s) = staff {
+        w.and("staff_id = $?", s);
+    }
+    if let Some(s) = state {
+        w.and("state = $?", s);
+    }
+    let (clause, binds) = w.build();
+    let sql = format!("SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE {clause} ORDER BY started_at, id LIMIT 1000");
+    Ok(fetch_all_as(conn, &sql, binds).await?)
 }
 
 // ------------------------------------------------------------ effectiveness
@@ -961,7 +1020,8 @@ pub async fn course_completions(
     rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
 }
 
-/// Finished attempts of a course's exams: (staff, pre-test?, awarded, total).
+/// Finished attempts of a course's exams, in the order they were started:
+/// (staff, pre-test?, awarded, total, pass mark).
 pub async fn course_attempts(
     conn: &mut AnyConnection,
     course_id: &str,
@@ -970,7 +1030,8 @@ pub async fn course_attempts(
     let list = finished.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
     let rows = sqlx::query(&format!(
         "SELECT a.staff_id, e.pre_test, a.points_awarded, a.points_total, e.pass_mark FROM attempts a \
-         JOIN exams e ON e.id = a.exam_id WHERE e.course_id = $1 AND a.state IN ({list}) LIMIT 100000"
+         JOIN exams e ON e.id = a.exam_id WHERE e.course_id = $1 AND a.state IN ({list}) \
+         ORDER BY a.started_at, a.id LIMIT 100000"
     ))
     .bind(course_id)
     .fetch_all(conn)

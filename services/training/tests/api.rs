@@ -594,9 +594,32 @@ async fn exams_draw_papers_keep_time_score_exactly_are_marked_and_analysed(s: Su
     let short = hr.create_exam(exam(vec![("个税", 4)])).await.unwrap_err();
     assert_eq!(violations(&short), vec!["exam.pools[0].count".to_string()]);
     let ex = hr.create_exam(exam(vec![("个税", 2), ("礼仪", 1), ("简答", 1)])).await.unwrap().into_inner();
+    let taker = |n: &str| s.training_with_token(Some(&s.token_for(n, Role::Agent)));
+    // The final exam is for those who completed the course.
+    let early = taker("agent-1").start_attempt(pb::StartAttemptRequest { exam_id: ex.id.clone() }).await.unwrap_err();
+    assert_eq!(early.code(), Code::FailedPrecondition);
+    let keeper =
+        s.training_as(Role::Supervisor).start_attempt(pb::StartAttemptRequest { exam_id: ex.id.clone() }).await;
+    assert_eq!(keeper.unwrap_err().code(), Code::PermissionDenied, "who keeps the bank does not sit its exams");
+    let now = {
+        use kefu_sla::Clock;
+        s.clock.now_ms()
+    };
+    let start = now + 86_400_000;
+    let ses = hr.schedule_session(session(&c.id, start, 10, 0, 0, "")).await.unwrap().into_inner();
+    let mut enrolled = Vec::new();
+    for who in ["agent-1", "agent-2"] {
+        let e = hr.enrol(pb::EnrolRequest { session_id: ses.id.clone(), staff_id: who.into() }).await.unwrap();
+        enrolled.push(e.into_inner());
+    }
+    s.clock.set(start);
+    for e in &enrolled {
+        hr.check_in(pb::CheckInRequest { id: e.id.clone() }).await.unwrap();
+    }
+    s.clock.set(start + 4 * 3_600_000);
+    hr.complete_session(pb::CompleteSessionRequest { id: ses.id.clone() }).await.unwrap();
 
     // agent-1's paper: four questions drawn, ten points, no answers shown.
-    let taker = |n: &str| s.training_with_token(Some(&s.token_for(n, Role::Agent)));
     let a1 =
         taker("agent-1").start_attempt(pb::StartAttemptRequest { exam_id: ex.id.clone() }).await.unwrap().into_inner();
     assert_eq!((a1.items.len(), a1.points_total, a1.number, a1.state), (4, 10, 1, A::InProgress as i32));
@@ -649,12 +672,7 @@ async fn exams_draw_papers_keep_time_score_exactly_are_marked_and_analysed(s: Su
     assert_eq!(taker("agent-5").mark_answer(mark(5)).await.unwrap_err().code(), Code::NotFound);
     let over = s.training_as(Role::Supervisor).mark_answer(mark(6)).await.unwrap_err();
     assert_eq!(violations(&over), vec!["points".to_string()]);
-    // The course's trainer marks it.
-    let now = {
-        use kefu_sla::Clock;
-        s.clock.now_ms()
-    };
-    hr.schedule_session(session(&c.id, now + 86_400_000, 10, 0, 0, "")).await.unwrap();
+    // The trainer of the session agent-1 attended marks it.
     let scored = taker("agent-trainer").mark_answer(mark(4)).await.unwrap().into_inner();
     assert_eq!(scored.items.iter().find(|i| i.question_id == short_q).unwrap().marked_by, "agent-trainer");
     assert_eq!((scored.state, scored.points_awarded, scored.passed), (A::Scored as i32, 9, true));
@@ -671,6 +689,7 @@ async fn exams_draw_papers_keep_time_score_exactly_are_marked_and_analysed(s: Su
     assert!(late.message().contains("time allowed ran out"), "{}", late.message());
     let expired = taker("agent-2").get_attempt(pb::GetAttemptRequest { id: a2.id.clone() }).await.unwrap().into_inner();
     assert_eq!((expired.state, expired.points_awarded), (A::Expired as i32, 0));
+    assert!(expired.items.iter().all(|i| i.correct.is_empty()), "no key while a retake remains");
     let retake =
         taker("agent-2").start_attempt(pb::StartAttemptRequest { exam_id: ex.id.clone() }).await.unwrap().into_inner();
     assert_eq!(retake.number, 2);
@@ -689,7 +708,8 @@ async fn exams_draw_papers_keep_time_score_exactly_are_marked_and_analysed(s: Su
         .unwrap()
         .into_inner();
     assert_eq!((failed.state, failed.passed), (A::Scored as i32, false), "a blank short answer needs no marker");
-    assert!(failed.points_awarded < 6, "{failed:?}");
+    assert_eq!(failed.points_awarded, 0, "{failed:?}");
+    assert!(failed.items.iter().any(|i| !i.correct.is_empty()), "the key once no attempt is left");
     let third = taker("agent-2").start_attempt(pb::StartAttemptRequest { exam_id: ex.id.clone() }).await.unwrap_err();
     assert_eq!(third.code(), Code::FailedPrecondition);
     // Others' attempts are not found for agents.
@@ -707,6 +727,7 @@ async fn exams_draw_papers_keep_time_score_exactly_are_marked_and_analysed(s: Su
     assert!((ia.pass_rate - 0.5).abs() < 1e-12);
     let expected_avg = (90.0 + domain_percent(failed.points_awarded, failed.points_total)) / 2.0;
     assert!((ia.average_score - expected_avg).abs() < 1e-9, "{ia:?}");
+    assert!(!ia.items.is_empty());
     assert!(ia.items.iter().all(|i| (0.0..=1.0).contains(&i.difficulty) && (-1.0..=1.0).contains(&i.discrimination)));
     let st = s
         .training_as(Role::Service)
@@ -900,6 +921,8 @@ async fn the_course_report_shows_all_four_levels_with_the_trainees_ticket_figure
     s.clock.set(beijing(2026, 3, 4, 10, 0));
     assert_eq!(take(pre.id.clone(), 1).await.score, 0.0);
     handled_ticket(&s, &customer, 2).await;
+    let not_yet = agent("agent-1").start_attempt(pb::StartAttemptRequest { exam_id: fin.id.clone() }).await;
+    assert_eq!(not_yet.unwrap_err().code(), Code::FailedPrecondition, "the final exam follows the course");
     // The session: both attend; the trainer completes it.
     s.clock.set(start - 10 * 60_000);
     for e in &enrolments {
@@ -947,18 +970,27 @@ async fn the_course_report_shows_all_four_levels_with_the_trainees_ticket_figure
     assert_eq!((o.days_after, o.staff_id.as_str(), o.observer.as_str()), (36, "agent-1", "supervisor-1"));
     assert_eq!(sup.record_observation(observe("2026-04-15")).await.unwrap_err().code(), Code::FailedPrecondition);
 
-    let report = s
+    let withheld = s
         .training_as(Role::Auditor)
         .get_course_report(pb::GetCourseReportRequest { course_id: "iit-kp".into(), window_days: 7 })
         .await
         .unwrap()
         .into_inner();
+    assert!(withheld.figures_unavailable.contains("fewer than 3"), "{withheld:?}");
+    assert!(withheld.results.unwrap().before.is_none());
+    let report = s
+        .training_as(Role::Hr)
+        .get_course_report(pb::GetCourseReportRequest { course_id: "iit-kp".into(), window_days: 7 })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(report.figures_unavailable.is_empty(), "{report:?}");
     assert_eq!(report.completions, 2);
     let r = report.reaction.unwrap();
     assert_eq!((r.responses, r.average_overall, r.average_materials), (1, 4.0, 3.0));
     let l = report.learning.unwrap();
     assert_eq!((l.people_compared, l.pre_test_average, l.final_average, l.gain), (1, 0.0, 100.0, 100.0));
-    assert_eq!(l.pass_rate, 1.0);
+    assert_eq!(l.pass_rate, 0.5, "one of the two who completed the course passed the final");
     let b = report.behaviour.unwrap();
     assert_eq!((b.observations, b.average_rating, b.trainees), (1, 4.0, 2));
     let res = report.results.unwrap();

@@ -11,6 +11,8 @@ const HR: &[Role] = &[Role::Hr, Role::Admin];
 const MANAGERS: &[Role] = &[Role::Supervisor, Role::Hr, Role::Admin];
 /// Staff take part (agents for themselves, or as a session's trainer).
 const PARTICIPANTS: &[Role] = &[Role::Agent, Role::Supervisor, Role::Hr, Role::Admin];
+/// Exams are sat by agents: those who keep the bank do not sit them.
+const TAKERS: &[Role] = &[Role::Agent];
 /// Records of people: their own for agents; auditors read all.
 const RECORD_READERS: &[Role] = &[Role::Agent, Role::Supervisor, Role::Hr, Role::Admin, Role::Auditor];
 /// Plans, the question bank with its answers, item analysis: managers and auditors.
@@ -46,9 +48,10 @@ pub static ACCESS: Access = Access {
         ("ListQuestions", PLAN_READERS),
         ("CreateExam", MANAGERS),
         ("ListExams", RECORD_READERS),
-        ("StartAttempt", PARTICIPANTS),
+        ("StartAttempt", TAKERS),
         ("GetAttempt", RECORD_READERS),
-        ("SubmitAttempt", PARTICIPANTS),
+        ("ListAttempts", RECORD_READERS),
+        ("SubmitAttempt", TAKERS),
         ("MarkAnswer", PARTICIPANTS),
         ("GetItemAnalysis", PLAN_READERS),
         ("SubmitReaction", PARTICIPANTS),

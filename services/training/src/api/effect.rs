@@ -211,7 +211,24 @@ impl TrainingApi {
     }
 }
 
-pub(super) async fn course_report(api: &TrainingApi, r: pb::GetCourseReportRequest) -> Result<pb::CourseReport, Error> {
+/// Trainees whose figures a report reads at most.
+const REPORT_TRAINEES: usize = 500;
+/// Fewest trainees whose figures are shown to someone who does not read
+/// people's ticket figures (an auditor): fewer would show one person's.
+const ANONYMOUS_FROM: usize = 3;
+/// Roles that read a person's ticket figures themselves (tickets' GetAgentStats).
+const READS_FIGURES: &[kefu_kit::auth::Role] = &[
+    kefu_kit::auth::Role::Supervisor,
+    kefu_kit::auth::Role::Hr,
+    kefu_kit::auth::Role::Admin,
+    kefu_kit::auth::Role::Service,
+];
+
+pub(super) async fn course_report(
+    api: &TrainingApi,
+    p: &Principal,
+    r: pb::GetCourseReportRequest,
+) -> Result<pb::CourseReport, Error> {
     let mut v = Violations::new();
     let id = v.check(parse::required_line("course_id", &r.course_id, 64)).unwrap_or_default();
     let window = if r.window_days == 0 { 30 } else { r.window_days };
@@ -242,8 +259,8 @@ pub(super) async fn course_report(api: &TrainingApi, r: pb::GetCourseReportReque
     for (who, is_pre, awarded, total, pass_mark) in store::course_attempts(&mut conn, &course.id, &finished).await? {
         let score = domain::percent(awarded, total);
         if is_pre {
-            let best = pre.entry(who).or_insert(score);
-            *best = best.max(score);
+            // The first pre-test is what they knew before.
+            pre.entry(who).or_insert(score);
         } else {
             let passed = domain::passed(awarded, total, pass_mark);
             let best = fin.entry(who).or_insert((score, passed));
@@ -261,7 +278,7 @@ pub(super) async fn course_report(api: &TrainingApi, r: pb::GetCourseReportReque
         pre_test_average: mean(&mut compared.iter().map(|c| c.0), compared.len()),
         final_average: mean(&mut compared.iter().map(|c| c.1), compared.len()),
         gain: mean(&mut compared.iter().map(|c| c.1 - c.0), compared.len()),
-        pass_rate: if fin.is_empty() { 0.0 } else { fin.values().filter(|f| f.1).count() as f64 / fin.len() as f64 },
+        pass_rate: 0.0,
     };
 
     // Levels 3 and 4: observations, and the trainees' service figures in
@@ -274,15 +291,53 @@ pub(super) async fn course_report(api: &TrainingApi, r: pb::GetCourseReportReque
     for (who, at) in &completions {
         first.entry(who.clone()).or_insert(*at);
     }
-    let (mut before, mut after) = (Sums::default(), Sums::default());
+    let mut learning = learning;
+    learning.pass_rate = if first.is_empty() {
+        0.0
+    } else {
+        first.keys().filter(|w| fin.get(*w).is_some_and(|f| f.1)).count() as f64 / first.len() as f64
+    };
+    // Compared: trainees whose window after completing has passed.
     let days = Duration::days(i64::from(window));
-    for (who, at) in &first {
-        let day = api.date_of(*at);
-        let (t, c) = api.service_figures(who, day - days, day - Duration::days(1)).await?;
-        before.add(&t, c);
-        let (t, c) = api.service_figures(who, day + Duration::days(1), day + days).await?;
-        after.add(&t, c);
+    let today = api.today();
+    let compared: Vec<(String, chrono::NaiveDate)> = first
+        .iter()
+        .map(|(w, at)| (w.clone(), api.date_of(*at)))
+        .filter(|(_, day)| *day + days < today)
+        .take(REPORT_TRAINEES)
+        .collect();
+    let (mut before, mut after) = (Sums::default(), Sums::default());
+    let mut figures_unavailable = String::new();
+    if compared.len() < ANONYMOUS_FROM && !compared.is_empty() && !p.has_any(READS_FIGURES) {
+        figures_unavailable = format!(
+            "fewer than {ANONYMOUS_FROM} trainees compared: their figures would be single people's, \
+             which your role does not read"
+        );
+    } else {
+        use futures::stream::{self, StreamExt, TryStreamExt};
+        let figures = stream::iter(compared.clone())
+            .map(|(who, day)| async move {
+                let b = api.service_figures(&who, day - days, day - Duration::days(1)).await?;
+                let a = api.service_figures(&who, day + Duration::days(1), day + days).await?;
+                Ok::<_, Error>((b, a))
+            })
+            .buffer_unordered(8)
+            .try_collect::<Vec<_>>()
+            .await;
+        match figures {
+            Ok(all) => {
+                for ((bt, bc), (at, ac)) in &all {
+                    before.add(bt, *bc);
+                    after.add(at, *ac);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "a course report's ticket figures could not be read");
+                figures_unavailable = format!("the service figures could not be read: {e}");
+            }
+        }
     }
+    let shown = figures_unavailable.is_empty();
     let behaviour = pb::BehaviourLevel {
         observations: i32::try_from(observations.len()).unwrap_or(i32::MAX),
         average_rating: if observations.is_empty() {
@@ -290,11 +345,12 @@ pub(super) async fn course_report(api: &TrainingApi, r: pb::GetCourseReportReque
         } else {
             observations.iter().map(|o| o.rating).sum::<i64>() as f64 / observations.len() as f64
         },
-        trainees: i32::try_from(first.len()).unwrap_or(i32::MAX),
-        before: Some(before.figures(true)),
-        after: Some(after.figures(true)),
+        trainees: if shown { i32::try_from(compared.len()).unwrap_or(i32::MAX) } else { 0 },
+        before: shown.then(|| before.figures(true)),
+        after: shown.then(|| after.figures(true)),
     };
-    let results = pb::ResultsLevel { before: Some(before.figures(false)), after: Some(after.figures(false)) };
+    let results =
+        pb::ResultsLevel { before: shown.then(|| before.figures(false)), after: shown.then(|| after.figures(false)) };
     Ok(pb::CourseReport {
         course_id: course.id,
         code: course.code,
@@ -305,5 +361,6 @@ pub(super) async fn course_report(api: &TrainingApi, r: pb::GetCourseReportReque
         learning: Some(learning),
         behaviour: Some(behaviour),
         results: Some(results),
+        figures_unavailable,
     })
 }

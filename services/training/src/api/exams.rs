@@ -62,8 +62,18 @@ fn exam_pb(e: &ExamRow) -> Result<pb::Exam, Error> {
     })
 }
 
-/// The attempt as answered: answers once submitted, correct options once scored.
-fn attempt_pb(a: &AttemptRow, items: &[ItemRow], pass_mark: i64) -> Result<pb::Attempt, Error> {
+/// What a caller sees of an attempt beyond the paper and its answers.
+#[derive(Clone, Copy, Default)]
+struct View {
+    /// The correct options (once finished).
+    key: bool,
+    /// Short answers' marking guides.
+    guide: bool,
+}
+
+/// The attempt as answered: answers once submitted, points once scored,
+/// the key and guides as `view` allows.
+fn attempt_pb(a: &AttemptRow, items: &[ItemRow], pass_mark: i64, view: View) -> Result<pb::Attempt, Error> {
     let state = state_of(a);
     let submitted = state != S::InProgress;
     let scored = matches!(state, S::Scored | S::Expired);
@@ -80,7 +90,8 @@ fn attempt_pb(a: &AttemptRow, items: &[ItemRow], pass_mark: i64) -> Result<pb::A
             points_awarded: if scored || i.marked == 1 { i32::try_from(i.points_awarded).unwrap_or(0) } else { 0 },
             marked: i.marked == 1,
             marked_by: i.marked_by.clone(),
-            correct: if scored { json("attempt_items", &i.attempt_id, &i.correct)? } else { Vec::new() },
+            correct: if scored && view.key { json("attempt_items", &i.attempt_id, &i.correct)? } else { Vec::new() },
+            answer_guide: if view.guide { i.answer_guide.clone() } else { String::new() },
         });
     }
     Ok(pb::Attempt {
@@ -98,6 +109,22 @@ fn attempt_pb(a: &AttemptRow, items: &[ItemRow], pass_mark: i64) -> Result<pb::A
         score: if scored { domain::percent(a.points_awarded, a.points_total) } else { 0.0 },
         passed: scored && domain::passed(a.points_awarded, a.points_total, pass_mark),
     })
+}
+
+/// What `p` sees of `a`: markers and managers the key and the guides; the
+/// taker the key once they passed the exam or have no attempt left (a key
+/// shown earlier would answer the next paper).
+async fn view_of(conn: &mut sqlx::AnyConnection, p: &Principal, a: &AttemptRow, exam: &ExamRow) -> Result<View, Error> {
+    if a.staff_id != p.subject {
+        return Ok(View { key: true, guide: true });
+    }
+    let all = store::attempts_of(conn, &exam.id, &a.staff_id).await?;
+    let used_up = i64::try_from(all.len()).unwrap_or(i64::MAX) >= exam.max_attempts
+        && all.iter().all(|x| state_of(x) != S::InProgress);
+    let passed = all
+        .iter()
+        .any(|x| state_of(x) == S::Scored && domain::passed(x.points_awarded, x.points_total, exam.pass_mark));
+    Ok(View { key: used_up || passed, guide: false })
 }
 
 pub(super) async fn add_question(
@@ -259,6 +286,23 @@ pub(super) async fn start(api: &TrainingApi, p: &Principal, r: pb::StartAttemptR
     let now = api.now();
     let mut tx = api.pool.begin().await?;
     let exam = store::exam(&mut tx, &id).await?.ok_or_else(|| Error::NotFound(format!("exam {id}")))?;
+    // A pre-test before one's session of the course starts; a final exam after completing it.
+    let mine = store::course_enrolments_of(&mut tx, &exam.course_id, &p.subject).await?;
+    let scheduled = i64::from(pb::SessionState::Scheduled as i32);
+    let waiting = [pb::EnrolmentState::PendingApproval, pb::EnrolmentState::Enrolled, pb::EnrolmentState::Waitlisted]
+        .map(|e| i64::from(e as i32));
+    let may = if exam.pre_test == 1 {
+        mine.iter().any(|(e, start, st)| waiting.contains(e) && *st == scheduled && *start > now)
+    } else {
+        mine.iter().any(|(e, _, _)| *e == i64::from(pb::EnrolmentState::Completed as i32))
+    };
+    if !may {
+        return Err(Error::FailedPrecondition(if exam.pre_test == 1 {
+            "the pre-test is for people enrolled in a session of the course that has not started".into()
+        } else {
+            "the exam is for people who completed a session of the course".into()
+        }));
+    }
     let mut earlier = store::attempts_of(&mut tx, &exam.id, &p.subject).await?;
     for a in &mut earlier {
         expire_if_late(&mut tx, a, now).await?;
@@ -266,7 +310,7 @@ pub(super) async fn start(api: &TrainingApi, p: &Principal, r: pb::StartAttemptR
     if let Some(open) = earlier.iter().find(|a| state_of(a) == S::InProgress) {
         // One attempt at a time: starting again answers with the open one.
         let items = store::items(&mut tx, &open.id).await?;
-        let out = attempt_pb(open, &items, exam.pass_mark)?;
+        let out = attempt_pb(open, &items, exam.pass_mark, View::default())?;
         tx.commit().await?;
         return Ok(out);
     }
@@ -316,7 +360,7 @@ pub(super) async fn start(api: &TrainingApi, p: &Principal, r: pb::StartAttemptR
             Error::Internal(anyhow::anyhow!("attempt {} of exam {} is missing", attempt.number, exam.id))
         })?;
         let items = store::items(&mut conn, &same.id).await?;
-        return attempt_pb(same, &items, exam.pass_mark);
+        return attempt_pb(same, &items, exam.pass_mark, View::default());
     }
     let mut items = Vec::with_capacity(drawn.len());
     for (i, q) in drawn.iter().enumerate() {
@@ -328,6 +372,7 @@ pub(super) async fn start(api: &TrainingApi, p: &Principal, r: pb::StartAttemptR
             stem: q.stem.clone(),
             options: q.options.clone(),
             correct: q.correct.clone(),
+            answer_guide: q.answer_guide.clone(),
             points: q.points,
             answered: 0,
             chosen: "[]".into(),
@@ -340,13 +385,17 @@ pub(super) async fn start(api: &TrainingApi, p: &Principal, r: pb::StartAttemptR
         items.push(item);
     }
     tx.commit().await?;
-    attempt_pb(&attempt, &items, exam.pass_mark)
+    attempt_pb(&attempt, &items, exam.pass_mark, View::default())
 }
 
-/// Whether the caller marks this exam's answers: a trainer of a session of
-/// its course, or a manager.
-async fn marks(conn: &mut sqlx::AnyConnection, p: &Principal, exam: &ExamRow) -> Result<bool, Error> {
-    Ok(p.has_any(MANAGES) || store::trains_course(conn, &exam.course_id, &p.subject).await?)
+/// Whether the caller marks `taker`'s answers to this exam: the trainer of
+/// a session of its course the taker was enrolled in, or a manager.
+async fn marks(conn: &mut sqlx::AnyConnection, p: &Principal, exam: &ExamRow, taker: &str) -> Result<bool, Error> {
+    if p.has_any(MANAGES) {
+        return Ok(true);
+    }
+    let cancelled = i64::from(pb::SessionState::Cancelled as i32);
+    store::trains_taker(conn, &exam.course_id, &p.subject, taker, cancelled).await
 }
 
 /// The attempt and its exam, for the caller: their own, or one they mark
@@ -360,7 +409,7 @@ async fn visible_attempt(
     let exam = store::exam(conn, &a.exam_id)
         .await?
         .ok_or_else(|| Error::Internal(anyhow::anyhow!("exam {} of attempt {} is missing", a.exam_id, a.id)))?;
-    if a.staff_id != p.subject && !p.has_any(READS_ALL) && !marks(conn, p, &exam).await? {
+    if a.staff_id != p.subject && !p.has_any(READS_ALL) && !marks(conn, p, &exam, &a.staff_id).await? {
         return Err(Error::NotFound(format!("attempt {id}")));
     }
     Ok((a, exam))
@@ -372,8 +421,37 @@ pub(super) async fn get(api: &TrainingApi, p: &Principal, r: pb::GetAttemptReque
     let (mut a, exam) = visible_attempt(&mut tx, p, &id).await?;
     expire_if_late(&mut tx, &mut a, api.now()).await?;
     let items = store::items(&mut tx, &a.id).await?;
+    let view = view_of(&mut tx, p, &a, &exam).await?;
     tx.commit().await?;
-    attempt_pb(&a, &items, exam.pass_mark)
+    attempt_pb(&a, &items, exam.pass_mark, view)
+}
+
+pub(super) async fn list_attempts(
+    api: &TrainingApi,
+    p: &Principal,
+    r: pb::ListAttemptsRequest,
+) -> Result<pb::ListAttemptsResponse, Error> {
+    let mut v = Violations::new();
+    let id = v.check(parse::id("exam_id", &r.exam_id)).unwrap_or_default();
+    let staff = v.check(parse::line("staff_id", &r.staff_id, 64)).unwrap_or_default();
+    let state = if r.state == 0 { None } else { v.check(parse::enumeration::<S>("state", r.state, None)).map(code) };
+    v.finish()?;
+    let mut conn = api.reads.acquire().await?;
+    let exam = store::exam(&mut conn, &id).await?.ok_or_else(|| Error::NotFound(format!("exam {id}")))?;
+    let everyone = p.has_any(READS_ALL) || p.has_any(MANAGES);
+    let who = if staff.is_empty() { (!everyone).then(|| p.subject.clone()) } else { Some(staff) };
+    let rows = store::attempts_list(&mut conn, &exam.id, who.as_deref(), state).await?;
+    let mut attempts = Vec::with_capacity(rows.len());
+    for a in &rows {
+        // Others' attempts: only those the caller reads or marks.
+        if a.staff_id != p.subject && !everyone && !marks(&mut conn, p, &exam, &a.staff_id).await? {
+            continue;
+        }
+        let items = store::items(&mut conn, &a.id).await?;
+        let view = view_of(&mut conn, p, a, &exam).await?;
+        attempts.push(attempt_pb(a, &items, exam.pass_mark, view)?);
+    }
+    Ok(pb::ListAttemptsResponse { attempts })
 }
 
 pub(super) async fn submit(
@@ -384,7 +462,7 @@ pub(super) async fn submit(
     let id = parse::id("id", &r.id)?;
     let now = api.now();
     let mut tx = api.pool.begin().await?;
-    let mut a = store::attempt(&mut tx, &id).await?.ok_or_else(|| Error::NotFound(format!("attempt {id}")))?;
+    let mut a = store::lock_attempt(&mut tx, &id).await?.ok_or_else(|| Error::NotFound(format!("attempt {id}")))?;
     if a.staff_id != p.subject {
         return Err(Error::NotFound(format!("attempt {id}")));
     }
@@ -456,8 +534,9 @@ pub(super) async fn submit(
     if !store::finish_attempt(&mut tx, &a, code(S::InProgress)).await? {
         return Err(Error::FailedPrecondition("the attempt was submitted already".into()));
     }
+    let view = view_of(&mut tx, p, &a, &exam).await?;
     tx.commit().await?;
-    attempt_pb(&a, &items, exam.pass_mark)
+    attempt_pb(&a, &items, exam.pass_mark, view)
 }
 
 fn beijing(ms: i64) -> String {
@@ -475,8 +554,10 @@ pub(super) async fn mark(api: &TrainingApi, p: &Principal, r: pb::MarkAnswerRequ
     let question = v.check(parse::id("question_id", &r.question_id)).unwrap_or_default();
     v.finish()?;
     let mut tx = api.pool.begin().await?;
+    // Marks of one attempt queue on its row: none is lost to another.
+    store::lock_attempt(&mut tx, &id).await?;
     let (mut a, exam) = visible_attempt(&mut tx, p, &id).await?;
-    if !marks(&mut tx, p, &exam).await? {
+    if !marks(&mut tx, p, &exam, &a.staff_id).await? {
         return Err(Error::PermissionDenied("answers are marked by the course's trainers and managers".into()));
     }
     if a.staff_id == p.subject {
@@ -491,6 +572,9 @@ pub(super) async fn mark(api: &TrainingApi, p: &Principal, r: pb::MarkAnswerRequ
     };
     if kind_of(it.kind) != Q::ShortAnswer {
         return Err(Error::invalid("question_id", "is a choice question, scored when submitted"));
+    }
+    if it.answered == 0 {
+        return Err(Error::invalid("question_id", "was left blank: it scores 0 and is not marked"));
     }
     if !(0..=it.points).contains(&i64::from(r.points)) {
         return Err(Error::invalid("points", format!("must be 0 to {}", it.points)));
@@ -509,7 +593,7 @@ pub(super) async fn mark(api: &TrainingApi, p: &Principal, r: pb::MarkAnswerRequ
         return Err(Error::Aborted("the attempt changed meanwhile; mark again".into()));
     }
     tx.commit().await?;
-    attempt_pb(&a, &items, exam.pass_mark)
+    attempt_pb(&a, &items, exam.pass_mark, View { key: true, guide: true })
 }
 
 pub(super) async fn item_analysis(api: &TrainingApi, r: pb::GetItemAnalysisRequest) -> Result<pb::ItemAnalysis, Error> {

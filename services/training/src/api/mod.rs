@@ -239,6 +239,11 @@ impl TrainingService for TrainingApi {
         answer(exams::get(self, &c.p, c.r).await)
     }
 
+    async fn list_attempts(&self, req: Request<pb::ListAttemptsRequest>) -> Res<pb::ListAttemptsResponse> {
+        let c = call(req)?;
+        answer(exams::list_attempts(self, &c.p, c.r).await)
+    }
+
     async fn submit_attempt(&self, req: Request<pb::SubmitAttemptRequest>) -> Res<pb::Attempt> {
         let c = call(req)?;
         answer(exams::submit(self, &c.p, c.r).await)
@@ -266,7 +271,7 @@ impl TrainingService for TrainingApi {
 
     async fn get_course_report(&self, req: Request<pb::GetCourseReportRequest>) -> Res<pb::CourseReport> {
         let c = call(req)?;
-        answer(effect::course_report(self, c.r).await)
+        answer(effect::course_report(self, &c.p, c.r).await)
     }
 
     async fn define_level(&self, req: Request<pb::DefineLevelRequest>) -> Res<pb::Level> {
