@@ -33,8 +33,7 @@ pub struct CourseRow {
 
 impl CourseRow {
     pub fn materials(&self) -> Result<Vec<Material>, Error> {
-        serde_json::from_str(&self.materials)
-            .map_err(|e| Error::Internal(anyhow::anyhow!("courses.materials of {} is not valid: {e}", self.id)))
+        json("courses", &self.id, &self.materials)
     }
 }
 
@@ -364,13 +363,11 @@ pub struct PlanRow {
 
 impl PlanRow {
     pub fn goals(&self) -> Result<Vec<String>, Error> {
-        serde_json::from_str(&self.goals)
-            .map_err(|e| Error::Internal(anyhow::anyhow!("plans.goals of {} is not valid: {e}", self.id)))
+        json("plans", &self.id, &self.goals)
     }
 
     pub fn courses(&self) -> Result<Vec<PlannedCourse>, Error> {
-        serde_json::from_str(&self.courses)
-            .map_err(|e| Error::Internal(anyhow::anyhow!("plans.courses of {} is not valid: {e}", self.id)))
+        json("plans", &self.id, &self.courses)
     }
 }
 

@@ -58,7 +58,7 @@ pub(super) async fn create(api: &TrainingApi, p: &Principal, r: pb::CreateCourse
         method: i64::from(method as i32),
         hours_x2: hours.0,
         description,
-        materials: serde_json::to_string(&materials).map_err(|e| Error::Internal(e.into()))?,
+        materials: store::to_json(&materials)?,
         requires_approval: i64::from(c.requires_approval),
         created_by: p.subject.clone(),
         created_at: api.now(),

@@ -13,7 +13,7 @@ use kefu_proto::training::v1::{self as pb, EnrolmentState as E, PlanState, Sessi
 use super::TrainingApi;
 use crate::{
     domain::{self, HalfHours},
-    store::{self, PlanRow, PlannedCourse},
+    store::{self, PlanRow, PlannedCourse, to_json},
 };
 
 async fn plan_pb(api: &TrainingApi, conn: &mut sqlx::AnyConnection, p: &PlanRow) -> Result<pb::Plan, Error> {
@@ -164,11 +164,6 @@ pub(super) async fn create(api: &TrainingApi, p: &Principal, r: pb::CreatePlanRe
     let out = plan_pb(api, &mut tx, &row).await?;
     tx.commit().await?;
     Ok(out)
-}
-
-/// A JSON column's text.
-fn to_json<T: serde::Serialize>(x: &T) -> Result<String, Error> {
-    serde_json::to_string(x).map_err(|e| Error::Internal(e.into()))
 }
 
 pub(super) async fn approve(api: &TrainingApi, p: &Principal, r: pb::ApprovePlanRequest) -> Result<pb::Plan, Error> {
