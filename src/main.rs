@@ -91,6 +91,13 @@ enum ServeCommand {
         #[command(flatten)]
         complaints: kefu_complaints::ComplaintsArgs,
     },
+    /// The staff directory: people, teams, queues.
+    Staff {
+        #[command(flatten)]
+        common: ServeArgs,
+        #[command(flatten)]
+        staff: kefu_staff::StaffArgs,
+    },
     /// The training service (§4).
     Training {
         #[command(flatten)]
@@ -114,7 +121,7 @@ enum ServeCommand {
 
 #[derive(Args)]
 struct MigrateArgs {
-    /// Which schemas: service names (customers, tickets, complaints, training, gateway) or `all`.
+    /// Which schemas: service names (staff, customers, tickets, complaints, training, gateway) or `all`.
     #[arg(required = true, value_parser = parse_schema)]
     targets: Vec<String>,
     /// The database, when one schema is named. Otherwise each schema's
@@ -194,7 +201,11 @@ enum AdminCommand {
         out: PathBuf,
         /// Host names of the services, one certificate each (each also
         /// names localhost and 127.0.0.1).
-        #[arg(long = "name", value_delimiter = ',', default_value = "customers,tickets,complaints,training,gateway")]
+        #[arg(
+            long = "name",
+            value_delimiter = ',',
+            default_value = "staff,customers,tickets,complaints,training,gateway"
+        )]
         names: Vec<String>,
         #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..=825))]
         days: u32,
@@ -306,6 +317,7 @@ async fn serve(cmd: ServeCommand) -> anyhow::Result<()> {
             serve::<kefu_complaints::Complaints>(common, complaints).await
         }
         ServeCommand::Training { common, training } => serve::<kefu_training::Training>(common, training).await,
+        ServeCommand::Staff { common, staff } => serve::<kefu_staff::Staff>(common, staff).await,
         ServeCommand::Gateway { gateway, db, telemetry, migrate } => {
             let guard = kefu_kit::telemetry::init("kefu-gateway", &telemetry)?;
             kefu_kit::db::validate_url(&db.database_url)?;

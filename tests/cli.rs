@@ -302,19 +302,21 @@ fn migrate_names_the_schemas_and_the_database_each_one_lacks() {
     let (code, _, err) = run(&["migrate", "billing"]);
     assert_ne!(code, 0);
     assert!(
-        err.contains("no schema \"billing\"") && err.contains("customers, tickets, complaints, training, gateway, all"),
+        err.contains("no schema \"billing\"")
+            && err.contains("staff, customers, tickets, complaints, training, gateway, all"),
         "{err}"
     );
 
     let out = Command::new(KEFU)
         .args(["migrate", "all", "--url", "customers=sqlite://unused.db"])
+        .env_remove("KEFU_STAFF_DATABASE_URL")
         .env_remove("KEFU_TICKETS_DATABASE_URL")
         .env_remove("KEFU_COMPLAINTS_DATABASE_URL")
         .env_remove("KEFU_GATEWAY_DATABASE_URL")
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("no database for tickets: set KEFU_TICKETS_DATABASE_URL"), "{err}");
+    assert!(!out.status.success() && err.contains("no database for staff: set KEFU_STAFF_DATABASE_URL"), "{err}");
     assert!(!std::path::Path::new("unused.db").exists(), "a schema was migrated before every URL was known");
 
     // Every schema, each on its own database, from --url and the environment.
@@ -332,16 +334,18 @@ fn migrate_names_the_schemas_and_the_database_each_one_lacks() {
             &format!("complaints={}", url("p")),
             "--url",
             &format!("training={}", url("l")),
+            "--url",
+            &format!("staff={}", url("s")),
         ])
         .env("KEFU_GATEWAY_DATABASE_URL", url("g"))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    for name in ["customers", "tickets", "complaints", "training", "gateway"] {
+    for name in ["staff", "customers", "tickets", "complaints", "training", "gateway"] {
         assert!(stdout.contains(&format!("migrated {name}")), "{stdout}");
     }
-    for f in ["c.db", "t.db", "p.db", "l.db", "g.db"] {
+    for f in ["s.db", "c.db", "t.db", "p.db", "l.db", "g.db"] {
         assert!(dir.path().join(f).exists(), "{f} was not created");
     }
 }

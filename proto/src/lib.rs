@@ -43,6 +43,12 @@ pub mod complaints {
     }
 }
 
+pub mod staff {
+    pub mod v1 {
+        tonic::include_proto!("kefu.staff.v1");
+    }
+}
+
 pub mod training {
     pub mod v1 {
         tonic::include_proto!("kefu.training.v1");

@@ -1,7 +1,8 @@
 """End-to-end flow through the gateway in microservices mode (each kefu
 service its own process on PostgreSQL and Redis), with only the standard
 library: login, accounts, customers, tickets and their SLAs, email threading,
-live events, complaints, the training catalogue, refusals.
+live events, complaints, the training catalogue, the staff directory,
+refusals.
 
 Usage: microservices_e2e.py BASE_URL ADMIN_USER ADMIN_PASSWORD SECOND_ADMIN_USER (same password)
 """
@@ -134,6 +135,13 @@ def main():
     s, courses, _ = call(base, "GET", "/api/v1/training/courses", admin)
     check(s == 200 and any(c["code"] == "CI-TRAIN-01" for c in courses.get("courses", [])),
           "the course is listed in the catalogue")
+
+    # The staff directory: gateway → staff, over mutual TLS (hr and admin add people).
+    s, person, _ = call(base, "POST", "/api/v1/staff/people", admin, {"person": {
+        "staffId": "ci-agent-1", "name": "王芳", "hireDate": "2024-03-01"}})
+    check(s == 200 and person["staffId"] == "ci-agent-1", "an admin adds a person to the staff directory (gateway → staff)")
+    s, person, _ = call(base, "GET", "/api/v1/staff/people/ci-agent-1", admin)
+    check(s == 200 and person["name"] == "王芳", "the person is read back from the directory")
 
     s, p, h = call(base, "POST", "/api/v1/audit-entries/verify", agent)
     check(s == 403 and h.get("content-type", h.get("Content-Type")) == "application/problem+json", "the agent is refused what the role forbids, as problem+json")

@@ -39,6 +39,7 @@ def generate(proto_dir):
         "kefu/customers/v1/customers.proto",
         "kefu/complaints/v1/complaints.proto",
         "kefu/training/v1/training.proto",
+        "kefu/staff/v1/staff.proto",
     ])
     check(rc == 0, "stubs generated from proto/ with grpcio-tools")
     sys.path.insert(0, out)
@@ -137,6 +138,12 @@ def main():
         check(False, "an empty session is refused")
     except grpc.RpcError as e:
         check(e.code() == grpc.StatusCode.INVALID_ARGUMENT and "session.course_id" in e.details(), "ScheduleSession names the bad fields")
+    # The staff directory resolves what a name refers to.
+    spb = importlib.import_module("kefu.staff.v1.staff_pb2")
+    srpc = importlib.import_module("kefu.staff.v1.staff_pb2_grpc")
+    check("kefu.staff.v1.StaffService" in services, "reflection lists the staff directory")
+    resolved = srpc.StaffServiceStub(channel).Resolve(spb.ResolveRequest(refs=["不存在的人"]), metadata=meta)
+    check(resolved.resolved[0].kind == spb.REF_KIND_UNKNOWN, "Resolve says an unknown name is nobody")
     print("external python client: all checks passed")
 
 

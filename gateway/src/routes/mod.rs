@@ -40,12 +40,14 @@ macro_rules! r {
 // The tables (after the macro they are written with).
 mod complaints;
 mod customers;
+mod staff;
 mod tickets;
 mod training;
 
-/// Every route: the customers', tickets', complaints' and training's tables.
-pub static ROUTES: std::sync::LazyLock<Vec<Route>> =
-    std::sync::LazyLock::new(|| [customers::ROUTES, tickets::ROUTES, complaints::ROUTES, training::ROUTES].concat());
+/// Every route: the customers', tickets', complaints', training's and staff's tables.
+pub static ROUTES: std::sync::LazyLock<Vec<Route>> = std::sync::LazyLock::new(|| {
+    [customers::ROUTES, tickets::ROUTES, complaints::ROUTES, training::ROUTES, staff::ROUTES].concat()
+});
 
 /// RPCs reached another way: client streaming (bulk import) and server
 /// streaming (server-sent events).

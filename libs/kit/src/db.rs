@@ -237,11 +237,11 @@ impl Columns {
         format!("INSERT INTO {table} ({}) VALUES ({})", names.join(", "), marks.join(", "))
     }
 
-    fn update_sql(&self, table: &str) -> String {
+    fn update_sql(&self, table: &str, key: &str) -> String {
         let sets: Vec<String> = self.cols.iter().enumerate().map(|(i, (c, _))| format!("{c} = ${}", i + 1)).collect();
         let n = self.cols.len();
         format!(
-            "UPDATE {table} SET {}, version = version + 1 WHERE id = ${} AND version = ${}",
+            "UPDATE {table} SET {}, version = version + 1 WHERE {key} = ${} AND version = ${}",
             sets.join(", "),
             n + 1,
             n + 2
@@ -276,7 +276,19 @@ impl Columns {
         id: &str,
         version: i64,
     ) -> Result<bool, sqlx::Error> {
-        let sql = self.update_sql(table);
+        self.update_versioned_on(conn, table, "id", id, version).await
+    }
+
+    /// [`Columns::update_versioned`] for a table keyed by column `key`.
+    pub async fn update_versioned_on(
+        self,
+        conn: &mut sqlx::AnyConnection,
+        table: &str,
+        key: &str,
+        id: &str,
+        version: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let sql = self.update_sql(table, key);
         let mut binds: Vec<Bind> = self.cols.into_iter().map(|(_, b)| b).collect();
         binds.push(id.into());
         binds.push(version.into());

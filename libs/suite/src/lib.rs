@@ -8,6 +8,7 @@ use sqlx::migrate::Migrator;
 
 /// The gRPC services, each after the services it calls.
 pub static MODULES: &[&dyn AnyModule] = &[
+    &Of::<kefu_staff::Staff>::NEW,
     &Of::<kefu_customers::Customers>::NEW,
     &Of::<kefu_tickets::Tickets>::NEW,
     &Of::<kefu_complaints::Complaints>::NEW,

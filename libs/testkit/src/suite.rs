@@ -10,7 +10,7 @@ use kefu_kit::{
 };
 use kefu_proto::{
     complaints::v1::complaint_service_client::ComplaintServiceClient, customers::v1 as cpb,
-    customers::v1::customer_service_client::CustomerServiceClient,
+    customers::v1::customer_service_client::CustomerServiceClient, staff::v1::staff_service_client::StaffServiceClient,
     tickets::v1::ticket_service_client::TicketServiceClient,
     training::v1::training_service_client::TrainingServiceClient,
 };
@@ -25,6 +25,7 @@ pub type TicketsClient = TicketServiceClient<InterceptedService<Channel, CallCon
 pub type ComplaintsClient = ComplaintServiceClient<InterceptedService<Channel, CallContext>>;
 pub type CustomersClient = CustomerServiceClient<InterceptedService<Channel, CallContext>>;
 pub type TrainingClient = TrainingServiceClient<InterceptedService<Channel, CallContext>>;
+pub type StaffClient = StaffServiceClient<InterceptedService<Channel, CallContext>>;
 
 /// The live SLA state of a test.
 pub enum Live {
@@ -336,6 +337,15 @@ impl Suite {
 
     pub fn training_as(&self, role: Role) -> TrainingClient {
         self.training_with_token(Some(&self.token(role)))
+    }
+
+    pub fn staff_with_token(&self, token: Option<&str>) -> StaffClient {
+        let ch = kefu_kit::client::channel(&self.addr).unwrap();
+        StaffServiceClient::with_interceptor(ch, CallContext::new(token).unwrap())
+    }
+
+    pub fn staff_as(&self, role: Role) -> StaffClient {
+        self.staff_with_token(Some(&self.token(role)))
     }
 
     pub fn tickets_as(&self, role: Role) -> TicketsClient {
