@@ -33,14 +33,14 @@ pub(super) static ROUTES: &[Route] = &[
         "A person with their teams"
     ),
     r!(
-        "PATCH",
+        "PUT",
         "/api/v1/staff/people/{staff}",
         "kefu.staff.v1.StaffService/UpdatePerson",
         Body::All,
         [("staff", "person.staff_id")],
         Some("etag"),
         None,
-        "Change a person's position, level, status, manager, skills"
+        "Replace a person's record (display name, position, level, status, manager, skills, languages); If-Match required"
     ),
     r!(
         "POST",

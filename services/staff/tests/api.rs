@@ -88,6 +88,9 @@ async fn people_teams_and_queues_make_a_directory_others_resolve(s: Suite) {
         .unwrap()
         .into_inner();
     assert_eq!(leave.status, PersonStatus::OnLeave as i32);
+    let blind =
+        hr.update_person(pb::UpdatePersonRequest { person: Some(upd.clone()), etag: String::new() }).await.unwrap_err();
+    assert_eq!(violations(&blind), vec!["etag".to_string()], "no record is replaced blind");
     let stale = hr.update_person(pb::UpdatePersonRequest { person: Some(upd), etag: cur.etag }).await.unwrap_err();
     assert_eq!(stale.code(), Code::Aborted);
     sup.set_membership(pb::SetMembershipRequest {
@@ -144,6 +147,9 @@ async fn bad_input_wrong_callers_and_loops_are_refused_and_change_nothing(s: Sui
             "person.status".to_string()
         ]
     );
+    let mut far = person("agent-9", "赵六", "");
+    far.person.as_mut().unwrap().hire_date = "2099-01-01".into();
+    assert_eq!(violations(&hr.create_person(far).await.unwrap_err()), vec!["person.hire_date".to_string()]);
     let nobody = hr.create_person(person("agent-9", "赵六", "no-such-boss")).await.unwrap_err();
     assert_eq!(violations(&nobody), vec!["person.manager".to_string()]);
     let listed = hr.list_people(pb::ListPeopleRequest::default()).await.unwrap().into_inner().people;

@@ -30,13 +30,22 @@ impl HalfHours {
 
 /// A course code: 2–32 letters, digits and '-', kept in upper case.
 pub fn course_code(field: &str, raw: &str) -> Result<String, Error> {
+    code(field, raw, "course code", "TAX-2027-01")
+}
+
+/// A career level's code, written like a course code (e.g. CS-2).
+pub fn level_code(field: &str, raw: &str) -> Result<String, Error> {
+    code(field, raw, "level code", "CS-2")
+}
+
+fn code(field: &str, raw: &str, what: &str, example: &str) -> Result<String, Error> {
     let c = raw.trim().to_ascii_uppercase();
     let ok = (2..=32).contains(&c.len())
         && c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-')
         && !c.starts_with('-')
         && !c.ends_with('-');
     if !ok {
-        return Err(Error::invalid(field, "is not a course code (2–32 letters, digits and '-', e.g. TAX-2027-01)"));
+        return Err(Error::invalid(field, format!("is not a {what} (2–32 letters, digits and '-', e.g. {example})")));
     }
     Ok(c)
 }
@@ -81,21 +90,21 @@ pub fn require_state(state: E, allowed: &[E], step: &str) -> Result<(), Error> {
     if allowed.contains(&state) {
         return Ok(());
     }
-    Err(Error::FailedPrecondition(format!("the enrolment is {}; {step} is not possible", label(state))))
+    Err(Error::FailedPrecondition(format!("the enrolment is {}; {step} is not possible", name(state))))
 }
 
-/// An enrolment state's Chinese label.
-pub fn label(state: E) -> &'static str {
+/// An enrolment state in the words of error messages.
+pub fn name(state: E) -> &'static str {
     match state {
-        E::Unspecified => "未知",
-        E::PendingApproval => "待审批",
-        E::Enrolled => "已报名",
-        E::Waitlisted => "候补中",
-        E::Attended => "已签到",
-        E::Completed => "已完成",
-        E::Absent => "缺勤",
-        E::Withdrawn => "已退出",
-        E::Cancelled => "已取消",
+        E::Unspecified => "in no known state",
+        E::PendingApproval => "waiting for approval",
+        E::Enrolled => "enrolled",
+        E::Waitlisted => "on the waitlist",
+        E::Attended => "checked in",
+        E::Completed => "completed",
+        E::Absent => "marked absent",
+        E::Withdrawn => "withdrawn",
+        E::Cancelled => "cancelled",
     }
 }
 
@@ -322,7 +331,7 @@ mod tests {
         assert_eq!(seat_or_wait(1, 2), E::Enrolled);
         assert_eq!(seat_or_wait(2, 2), E::Waitlisted);
         let err = require_state(E::Attended, &[E::Enrolled], "check-in").unwrap_err().to_string();
-        assert!(err.contains("已签到") && err.contains("check-in"), "{err}");
+        assert!(err.contains("checked in") && err.contains("check-in"), "{err}");
     }
 
     #[test]

@@ -446,7 +446,7 @@ async fn bad_input_and_wrong_callers_are_refused_and_change_nothing(s: Suite) {
     assert_eq!((ok.state, ok.approved_by.as_str()), (E::Enrolled as i32, "hr-1"));
     let again = hr.approve_enrolment(pb::ApproveEnrolmentRequest { id: waits.id }).await.unwrap_err();
     assert_eq!(again.code(), Code::FailedPrecondition);
-    assert!(again.message().contains("已报名"), "{}", again.message());
+    assert!(again.message().contains("is enrolled"), "{}", again.message());
     // Cancelled with a reason: its enrolments end.
     let no_reason = hr.cancel_session(pb::CancelSessionRequest { id: ses.id.clone(), reason: String::new() }).await;
     assert_eq!(violations(&no_reason.unwrap_err()), vec!["reason".to_string()]);

@@ -103,6 +103,11 @@ async fn create_person(api: &StaffApi, p: &Principal, r: pb::CreatePersonRequest
     let id = v.check(domain::staff_id("person.staff_id", &x.staff_id)).unwrap_or_default();
     let name = v.check(parse::required_line("person.name", &x.name, 64)).unwrap_or_default();
     let hire = v.check(parse::date("person.hire_date", &x.hire_date));
+    // Joining dates are entered ahead, but not years ahead.
+    let latest = chrono::Utc::now().date_naive() + chrono::Duration::days(366);
+    if hire.is_some_and(|d| d > latest) {
+        v.add("person.hire_date", "is more than a year ahead");
+    }
     let mut row = PersonRow {
         staff_id: id,
         name,
@@ -150,6 +155,12 @@ async fn get_person(api: &StaffApi, r: pb::GetPersonRequest) -> Result<pb::Perso
 async fn update_person(api: &StaffApi, p: &Principal, r: pb::UpdatePersonRequest) -> Result<pb::Person, Error> {
     let x = r.person.unwrap_or_default();
     let id = domain::staff_id("person.staff_id", &x.staff_id)?;
+    if r.etag.trim().is_empty() {
+        return Err(Error::invalid(
+            "etag",
+            "send the etag GetPerson gave (the whole record is replaced; none is changed blind)",
+        ));
+    }
     let mut tx = api.pool.begin().await?;
     let mut row = store::person(&mut tx, &id).await?.ok_or_else(|| Error::NotFound(format!("staff member {id}")))?;
     etag::check("person", &r.etag, row.version)?;

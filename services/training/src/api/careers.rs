@@ -28,7 +28,7 @@ pub(super) async fn define(api: &TrainingApi, p: &Principal, r: pb::DefineLevelR
     let l = r.level.unwrap_or_default();
     let mut v = Violations::new();
     let path = v.check(parse::required_line("level.path", &l.path, 64));
-    let code = v.check(domain::course_code("level.code", &l.code));
+    let code = v.check(domain::level_code("level.code", &l.code));
     let name = v.check(parse::required_line("level.name", &l.name, 64));
     if !(1..=20).contains(&l.rank) {
         v.add("level.rank", "must be 1 to 20");
@@ -92,7 +92,7 @@ pub(super) async fn define(api: &TrainingApi, p: &Principal, r: pb::DefineLevelR
                 == (&row.courses, &row.certificates, row.months_in_level, &row.min_grade);
         if !same {
             return Err(Error::AlreadyExists(format!(
-                "level {} ({}) is rank {} of {}",
+                "a level already holds this code or rank: {} ({}), rank {} of {}",
                 taken.code, taken.name, taken.step, taken.path
             )));
         }
@@ -187,7 +187,7 @@ pub(super) async fn set_staff_level(
 ) -> Result<pb::CareerProgress, Error> {
     let mut v = Violations::new();
     let staff = v.check(parse::required_line("staff_id", &r.staff_id, 64));
-    let code = v.check(domain::course_code("level", &r.level));
+    let code = v.check(domain::level_code("level", &r.level));
     let since = v.check(parse::date("since", &r.since));
     if since.is_some_and(|d| d > api.today()) {
         v.add("since", "is in the future");

@@ -69,8 +69,8 @@ async fn place(tx: &mut sqlx::AnyConnection, s: &SessionRow) -> Result<E, Error>
     let next = domain::seat_or_wait(taken, s.capacity);
     if next == E::Waitlisted && waiting >= s.waitlist_capacity {
         return Err(Error::FailedPrecondition(format!(
-            "the session is full: {} seats taken and {} of {} waitlist places",
-            taken, waiting, s.waitlist_capacity
+            "the session is full: all {} seats are taken and {} of {} waitlist places",
+            s.capacity, waiting, s.waitlist_capacity
         )));
     }
     Ok(next)
