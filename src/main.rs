@@ -105,6 +105,13 @@ enum ServeCommand {
         #[command(flatten)]
         training: kefu_training::TrainingArgs,
     },
+    /// The performance service (§5).
+    Performance {
+        #[command(flatten)]
+        common: ServeArgs,
+        #[command(flatten)]
+        performance: kefu_performance::PerformanceArgs,
+    },
     /// The gateway: REST, OpenAPI, login, server-sent events.
     Gateway {
         #[command(flatten)]
@@ -121,7 +128,7 @@ enum ServeCommand {
 
 #[derive(Args)]
 struct MigrateArgs {
-    /// Which schemas: service names (staff, customers, tickets, complaints, training, gateway) or `all`.
+    /// Which schemas: service names (staff, customers, tickets, complaints, training, performance, gateway) or `all`.
     #[arg(required = true, value_parser = parse_schema)]
     targets: Vec<String>,
     /// The database, when one schema is named. Otherwise each schema's
@@ -204,7 +211,7 @@ enum AdminCommand {
         #[arg(
             long = "name",
             value_delimiter = ',',
-            default_value = "staff,customers,tickets,complaints,training,gateway"
+            default_value = "staff,customers,tickets,complaints,training,performance,gateway"
         )]
         names: Vec<String>,
         #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..=825))]
@@ -318,6 +325,9 @@ async fn serve(cmd: ServeCommand) -> anyhow::Result<()> {
         }
         ServeCommand::Training { common, training } => serve::<kefu_training::Training>(common, training).await,
         ServeCommand::Staff { common, staff } => serve::<kefu_staff::Staff>(common, staff).await,
+        ServeCommand::Performance { common, performance } => {
+            serve::<kefu_performance::Performance>(common, performance).await
+        }
         ServeCommand::Gateway { gateway, db, telemetry, migrate } => {
             let guard = kefu_kit::telemetry::init("kefu-gateway", &telemetry)?;
             kefu_kit::db::validate_url(&db.database_url)?;

@@ -303,7 +303,7 @@ fn migrate_names_the_schemas_and_the_database_each_one_lacks() {
     assert_ne!(code, 0);
     assert!(
         err.contains("no schema \"billing\"")
-            && err.contains("staff, customers, tickets, complaints, training, gateway, all"),
+            && err.contains("staff, customers, tickets, complaints, training, performance, gateway, all"),
         "{err}"
     );
 
@@ -336,16 +336,18 @@ fn migrate_names_the_schemas_and_the_database_each_one_lacks() {
             &format!("training={}", url("l")),
             "--url",
             &format!("staff={}", url("s")),
+            "--url",
+            &format!("performance={}", url("e")),
         ])
         .env("KEFU_GATEWAY_DATABASE_URL", url("g"))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    for name in ["staff", "customers", "tickets", "complaints", "training", "gateway"] {
+    for name in ["staff", "customers", "tickets", "complaints", "training", "performance", "gateway"] {
         assert!(stdout.contains(&format!("migrated {name}")), "{stdout}");
     }
-    for f in ["s.db", "c.db", "t.db", "p.db", "l.db", "g.db"] {
+    for f in ["s.db", "c.db", "t.db", "p.db", "l.db", "e.db", "g.db"] {
         assert!(dir.path().join(f).exists(), "{f} was not created");
     }
 }

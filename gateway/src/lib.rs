@@ -746,7 +746,14 @@ mod tests {
     use super::*;
 
     fn names() -> Vec<String> {
-        vec!["complaints".into(), "customers".into(), "staff".into(), "tickets".into(), "training".into()]
+        vec![
+            "complaints".into(),
+            "customers".into(),
+            "performance".into(),
+            "staff".into(),
+            "tickets".into(),
+            "training".into(),
+        ]
     }
 
     #[test]
@@ -771,7 +778,10 @@ mod tests {
         let e = resolve_upstreams(&names(), &["customers".into()], None, |_| None).unwrap_err().to_string();
         assert!(e.contains("expected NAME=URL"), "{e}");
         let e = resolve_upstreams(&names(), &["billing=http://b:1".into()], None, |_| None).unwrap_err().to_string();
-        assert!(e.contains("\"billing\"") && e.contains("complaints, customers, staff, tickets, training"), "{e}");
+        assert!(
+            e.contains("\"billing\"") && e.contains("complaints, customers, performance, staff, tickets, training"),
+            "{e}"
+        );
         let e = resolve_upstreams(&names(), &["tickets=tickets:50051".into()], None, |_| None).unwrap_err().to_string();
         assert!(e.contains("tickets") && e.contains("not an http"), "{e}");
     }

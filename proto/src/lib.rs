@@ -43,6 +43,12 @@ pub mod complaints {
     }
 }
 
+pub mod performance {
+    pub mod v1 {
+        tonic::include_proto!("kefu.performance.v1");
+    }
+}
+
 pub mod staff {
     pub mod v1 {
         tonic::include_proto!("kefu.staff.v1");

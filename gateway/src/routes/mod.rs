@@ -40,13 +40,15 @@ macro_rules! r {
 // The tables (after the macro they are written with).
 mod complaints;
 mod customers;
+mod performance;
 mod staff;
 mod tickets;
 mod training;
 
-/// Every route: the customers', tickets', complaints', training's and staff's tables.
+/// Every route: the customers', tickets', complaints', training's, staff's and performance's tables.
 pub static ROUTES: std::sync::LazyLock<Vec<Route>> = std::sync::LazyLock::new(|| {
-    [customers::ROUTES, tickets::ROUTES, complaints::ROUTES, training::ROUTES, staff::ROUTES].concat()
+    [customers::ROUTES, tickets::ROUTES, complaints::ROUTES, training::ROUTES, staff::ROUTES, performance::ROUTES]
+        .concat()
 });
 
 /// RPCs reached another way: client streaming (bulk import) and server

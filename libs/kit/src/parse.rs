@@ -97,6 +97,18 @@ pub fn no_formula(field: &str, value: String) -> Result<String, Error> {
     }
 }
 
+/// Text for a spreadsheet cell that no spreadsheet runs as a formula: one
+/// that begins with `=`, `+`, `-` or `@` (or a tab or carriage return
+/// before them) is written with a leading `'`, as spreadsheets quote text.
+/// For exports of what people typed freely (comments, reasons), where
+/// refusing it ([`no_formula`]) is not an option.
+pub fn defuse_formula(value: &str) -> String {
+    match value.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{value}"),
+        _ => value.to_owned(),
+    }
+}
+
 /// A single line, refused if a spreadsheet would run it ([`no_formula`]).
 pub fn label(field: &str, raw: &str, max_chars: usize) -> Result<String, Error> {
     no_formula(field, line(field, raw, max_chars)?)
@@ -200,6 +212,17 @@ mod tests {
     use kefu_proto::common::v1::Channel;
 
     use super::*;
+
+    #[test]
+    fn exported_text_that_would_run_as_a_formula_is_quoted() {
+        assert_eq!(defuse_formula("=HYPERLINK(\"http://x\")"), "'=HYPERLINK(\"http://x\")");
+        assert_eq!(defuse_formula("+1"), "'+1");
+        assert_eq!(defuse_formula("-2"), "'-2");
+        assert_eq!(defuse_formula("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(defuse_formula("\t=1"), "'\t=1");
+        assert_eq!(defuse_formula("服务认真"), "服务认真");
+        assert_eq!(defuse_formula(""), "");
+    }
 
     #[test]
     fn timestamps_outside_years_1970_to_9999_are_refused() {

@@ -13,6 +13,7 @@ pub static MODULES: &[&dyn AnyModule] = &[
     &Of::<kefu_tickets::Tickets>::NEW,
     &Of::<kefu_complaints::Complaints>::NEW,
     &Of::<kefu_training::Training>::NEW,
+    &Of::<kefu_performance::Performance>::NEW,
 ];
 
 /// The module named `name`.

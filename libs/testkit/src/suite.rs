@@ -10,8 +10,9 @@ use kefu_kit::{
 };
 use kefu_proto::{
     complaints::v1::complaint_service_client::ComplaintServiceClient, customers::v1 as cpb,
-    customers::v1::customer_service_client::CustomerServiceClient, staff::v1::staff_service_client::StaffServiceClient,
-    tickets::v1::ticket_service_client::TicketServiceClient,
+    customers::v1::customer_service_client::CustomerServiceClient,
+    performance::v1::performance_service_client::PerformanceServiceClient,
+    staff::v1::staff_service_client::StaffServiceClient, tickets::v1::ticket_service_client::TicketServiceClient,
     training::v1::training_service_client::TrainingServiceClient,
 };
 use kefu_sla::{LiveStore, ManualClock, MemoryLiveStore, RedisLiveStore, SweeperConfig};
@@ -26,6 +27,7 @@ pub type ComplaintsClient = ComplaintServiceClient<InterceptedService<Channel, C
 pub type CustomersClient = CustomerServiceClient<InterceptedService<Channel, CallContext>>;
 pub type TrainingClient = TrainingServiceClient<InterceptedService<Channel, CallContext>>;
 pub type StaffClient = StaffServiceClient<InterceptedService<Channel, CallContext>>;
+pub type PerformanceClient = PerformanceServiceClient<InterceptedService<Channel, CallContext>>;
 
 /// The live SLA state of a test.
 pub enum Live {
@@ -237,6 +239,7 @@ impl Suite {
             blobs,
         });
         embedded.overrides.insert(kefu_training::Overrides { clock: Some(Arc::new(clock.clone())) });
+        embedded.overrides.insert(kefu_performance::Overrides { clock: Some(Arc::new(clock.clone())) });
         embedded.overrides.insert(kefu_tickets::Overrides {
             clock: Some(Arc::new(clock.clone())),
             live: Some(live.store()),
@@ -346,6 +349,20 @@ impl Suite {
 
     pub fn staff_as(&self, role: Role) -> StaffClient {
         self.staff_with_token(Some(&self.token(role)))
+    }
+
+    pub fn performance_with_token(&self, token: Option<&str>) -> PerformanceClient {
+        let ch = kefu_kit::client::channel(&self.addr).unwrap();
+        PerformanceServiceClient::with_interceptor(ch, CallContext::new(token).unwrap())
+    }
+
+    pub fn performance_as(&self, role: Role) -> PerformanceClient {
+        self.performance_with_token(Some(&self.token(role)))
+    }
+
+    /// The performance service as the person `subject` in `role`.
+    pub fn performance_for(&self, subject: &str, role: Role) -> PerformanceClient {
+        self.performance_with_token(Some(&self.token_for(subject, role)))
     }
 
     pub fn tickets_as(&self, role: Role) -> TicketsClient {

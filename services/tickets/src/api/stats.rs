@@ -55,5 +55,8 @@ pub(super) async fn agent_stats(api: &TicketsApi, r: pb::GetAgentStatsRequest) -
         calls_offered: offered,
         calls_abandoned: f.calls_abandoned,
         abandonment_rate: ratio(f.calls_abandoned, offered),
+        first_contact_resolution_rate: ratio(f.first_contact_solved, f.solved),
+        calls_answered_in_service_level: f.answered_in_service_level,
+        answer_service_level: ratio(f.answered_in_service_level, offered),
     })
 }

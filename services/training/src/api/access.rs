@@ -15,6 +15,9 @@ const PARTICIPANTS: &[Role] = &[Role::Agent, Role::Supervisor, Role::Hr, Role::A
 const TAKERS: &[Role] = &[Role::Agent];
 /// Records of people: their own for agents; auditors read all.
 const RECORD_READERS: &[Role] = &[Role::Agent, Role::Supervisor, Role::Hr, Role::Admin, Role::Auditor];
+/// A person's standing on their career path: their own for agents; the
+/// performance service reads it for promotion recommendations.
+const CAREER_READERS: &[Role] = &[Role::Agent, Role::Supervisor, Role::Hr, Role::Admin, Role::Auditor, Role::Service];
 /// Plans, the question bank with its answers, item analysis: managers and auditors.
 const PLAN_READERS: &[Role] = &[Role::Supervisor, Role::Hr, Role::Admin, Role::Auditor];
 /// Per-person figures feed performance reviews.
@@ -60,7 +63,7 @@ pub static ACCESS: Access = Access {
         ("DefineLevel", HR),
         ("ListLevels", RECORD_READERS),
         ("SetStaffLevel", HR),
-        ("GetCareerProgress", RECORD_READERS),
+        ("GetCareerProgress", CAREER_READERS),
         ("ListEligible", PLAN_READERS),
     ],
 };

@@ -160,13 +160,15 @@ async fn progress(api: &TrainingApi, conn: &mut sqlx::AnyConnection, staff: &str
             });
         }
         if !n.min_grade.is_empty() {
-            // Grades come from performance reviews, which kefu does not keep yet:
-            // the requirement stays unmet rather than guessed.
+            // Grades come from performance reviews, which call this service
+            // (not the other way round): the performance service decides
+            // this requirement with the grade of the review it finalises;
+            // here it stays unmet rather than guessed.
             requirements.push(pb::Requirement {
                 kind: K::PerformanceGrade as i32,
                 what: n.min_grade.clone(),
                 met: false,
-                detail: format!("要求最近一次绩效等级不低于 {}；绩效结果尚未接入，暂不能确认", n.min_grade),
+                detail: format!("要求最近一次绩效等级不低于 {}；由绩效评定时确认", n.min_grade),
             });
         }
     }
