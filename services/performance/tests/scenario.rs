@@ -164,7 +164,6 @@ async fn training(s: &Suite) {
             hours: 3.5,
             ..Default::default()
         }),
-        ..Default::default()
     })
     .await
     .unwrap();
@@ -232,8 +231,7 @@ fn indicator(
     group: G,
     source: Source,
     curve: Curve,
-    floor: f64,
-    target: f64,
+    (floor, target): (f64, f64),
     weight: i32,
 ) -> pb::Indicator {
     pb::Indicator {
@@ -251,7 +249,7 @@ fn indicator(
 
 fn scheme(capability_weight: i32) -> pb::DefineSchemeRequest {
     let mut hours =
-        indicator("hours", "培训学时", G::Capability, Source::TrainingHours, Curve::Thresholds, 0.0, 0.0, 50);
+        indicator("hours", "培训学时", G::Capability, Source::TrainingHours, Curve::Thresholds, (0.0, 0.0), 50);
     hours.thresholds =
         vec![pb::Threshold { at_least: 2.0, score: 60.0 }, pb::Threshold { at_least: 3.5, score: 100.0 }];
     pb::DefineSchemeRequest {
@@ -265,27 +263,33 @@ fn scheme(capability_weight: i32) -> pb::DefineSchemeRequest {
                 pb::GroupWeight { group: G::Attitude as i32, weight: 30 },
             ],
             indicators: vec![
-                indicator("csat", "客户满意度", G::ServiceQuality, Source::TicketsCsat, Curve::Linear, 60.0, 100.0, 50),
+                indicator(
+                    "csat",
+                    "客户满意度",
+                    G::ServiceQuality,
+                    Source::TicketsCsat,
+                    Curve::Linear,
+                    (60.0, 100.0),
+                    50,
+                ),
                 indicator(
                     "resolution",
                     "解决率",
                     G::ServiceQuality,
                     Source::TicketsResolutionRate,
                     Curve::Linear,
-                    50.0,
-                    100.0,
+                    (50.0, 100.0),
                     50,
                 ),
                 hours,
-                indicator("peer", "同事互评", G::Capability, Source::ManualPeerReview, Curve::Direct, 0.0, 0.0, 50),
+                indicator("peer", "同事互评", G::Capability, Source::ManualPeerReview, Curve::Direct, (0.0, 0.0), 50),
                 indicator(
                     "complaints",
                     "被投诉次数",
                     G::Attitude,
                     Source::ComplaintsReceived,
                     Curve::Inverse,
-                    2.0,
-                    0.0,
+                    (2.0, 0.0),
                     50,
                 ),
                 indicator(
@@ -294,8 +298,7 @@ fn scheme(capability_weight: i32) -> pb::DefineSchemeRequest {
                     G::Attitude,
                     Source::ManualSupervisorRating,
                     Curve::Direct,
-                    0.0,
-                    0.0,
+                    (0.0, 0.0),
                     50,
                 ),
             ],

@@ -62,7 +62,7 @@ fn checked_settings(v: &mut Violations, c: &pb::Cycle) -> Settings {
         }
         honours.push(HonourRule { name, top: h.top, min_grade, min_score: h.min_score });
     }
-    let d = c.step_days.clone().unwrap_or_default();
+    let d = c.step_days.unwrap_or_default();
     let mut step_days = [d.self_assessment, d.review, d.calibration, d.acknowledgement];
     for (name, days) in ["self_assessment", "review", "calibration", "acknowledgement"].iter().zip(&mut step_days) {
         if *days == 0 {
@@ -108,7 +108,7 @@ pub(super) async fn open(api: &PerformanceApi, p: &Principal, r: pb::OpenCycleRe
         return Err(Error::invalid("cycle.team", format!("{team} has nobody to evaluate (only leads, or no members)")));
     }
     let mut v = Violations::new();
-    for (k, _) in &settings.overrides {
+    for k in settings.overrides.keys() {
         if !ids.contains(k) {
             v.add(format!("cycle.bonus_base_overrides[{k}]"), "is not one of the people evaluated");
         }

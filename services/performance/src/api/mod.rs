@@ -68,7 +68,7 @@ impl PerformanceApi {
 /// Whether the caller may see this evaluation: their own, one they review,
 /// or any for HR, admins, auditors and services.
 pub(crate) fn sees(p: &Principal, e: &EvaluationRow) -> bool {
-    p.has_any(SEES_ALL) || e.staff_id == p.subject || reviewers(e).iter().any(|r| *r == p.subject)
+    p.has_any(SEES_ALL) || e.staff_id == p.subject || reviewers(e).contains(&p.subject)
 }
 
 pub(crate) fn reviewers(e: &EvaluationRow) -> Vec<String> {
