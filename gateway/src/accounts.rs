@@ -39,10 +39,13 @@ struct AccountPatch {
 }
 
 pub(crate) async fn create(State(gw): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, Problem> {
-    let p = gw.person(&headers).await?;
+    let (p, token) = gw.person_and_token(&headers).await?;
     let p = require(&p, access::roles("POST", "/api/v1/accounts"))?;
     let b: NewAccount = json_body(&body)?;
     let reason = role_grants::reason_or(b.reason.as_deref(), "新建账号")?;
+    // An account speaks for a person of the staff directory, active.
+    let (_, _, staff_id) = auth::checked_new_account(&b.username, &b.password, &b.roles, &b.staff_id)?;
+    gw.require_person(&token, "staffId", &staff_id).await?;
     let a = gw
         .auth
         .create_account(&b.username, &b.password, &b.roles, &b.staff_id, &p, auth::Grant::FourEyes(&reason))

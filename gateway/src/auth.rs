@@ -237,6 +237,41 @@ async fn audit(
     kefu_kit::audit::append(tx, keys, ev).await.map(drop).map_err(Problem::from)
 }
 
+/// A new account's fields, checked: the username, its roles and the staff
+/// id it speaks for (the username when none is given).
+pub fn checked_new_account(
+    username: &str,
+    password: &str,
+    roles: &[String],
+    staff_id: &str,
+) -> Result<(String, Vec<Role>, String), Problem> {
+    let username = username.trim();
+    if username.is_empty()
+        || username.len() > 64
+        || !username.chars().all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c))
+    {
+        return Err(Problem::bad_request("username", "1–64 characters of letters, digits and . _ - @"));
+    }
+    check_password_strength("password", password)?;
+    let roles = parse_roles("roles", roles)?;
+    if roles.contains(&Role::Service) {
+        return Err(Problem::bad_request(
+            "roles",
+            "the service role is for internal systems (API keys, gRPC), not for people's accounts",
+        ));
+    }
+    let staff_id = if staff_id.trim().is_empty() { username.to_owned() } else { staff_id.trim().to_owned() };
+    // Staff ids name people in every audit entry: plain characters only
+    // (no look-alikes), and never an API key's identity.
+    if staff_id.len() > 64 || !staff_id.chars().all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c)) {
+        return Err(Problem::bad_request("staffId", "1–64 characters of letters, digits and . _ - @"));
+    }
+    if password.to_lowercase().contains(&username.to_lowercase()) {
+        return Err(Problem::bad_request("password", "must not contain the username"));
+    }
+    Ok((username.to_owned(), roles, staff_id))
+}
+
 impl Auth {
     pub async fn create_account(
         &self,
@@ -247,30 +282,8 @@ impl Auth {
         by: &Principal,
         grant: Grant<'_>,
     ) -> Result<Account, Problem> {
-        let username = username.trim();
-        if username.is_empty()
-            || username.len() > 64
-            || !username.chars().all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c))
-        {
-            return Err(Problem::bad_request("username", "1–64 characters of letters, digits and . _ - @"));
-        }
-        check_password_strength("password", password)?;
-        let roles = parse_roles("roles", roles)?;
-        if roles.contains(&Role::Service) {
-            return Err(Problem::bad_request(
-                "roles",
-                "the service role is for internal systems (API keys, gRPC), not for people's accounts",
-            ));
-        }
-        let staff_id = if staff_id.trim().is_empty() { username.to_owned() } else { staff_id.trim().to_owned() };
-        // Staff ids name people in every audit entry: plain characters only
-        // (no look-alikes), and never an API key's identity.
-        if staff_id.len() > 64 || !staff_id.chars().all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c)) {
-            return Err(Problem::bad_request("staffId", "1–64 characters of letters, digits and . _ - @"));
-        }
-        if password.to_lowercase().contains(&username.to_lowercase()) {
-            return Err(Problem::bad_request("password", "must not contain the username"));
-        }
+        let (username, roles, staff_id) = checked_new_account(username, password, roles, staff_id)?;
+        let username = username.as_str();
         // Named clashes first (a unique index still decides a race).
         let clash: Option<(String, String)> = sqlx::query_as(
             "SELECT username, staff_id FROM accounts WHERE lower(username) = lower($1) OR staff_id = $2",

@@ -7,6 +7,7 @@
 pub mod access;
 mod accounts;
 mod audit_trail;
+mod names;
 pub mod role_grants;
 mod serve;
 pub use serve::{admin_router, serve, serve_public};
@@ -293,6 +294,28 @@ impl Gateway {
         c.person().cloned()
     }
 
+    /// A person (not an API key) and their token, limited to their rate.
+    async fn person_and_token(&self, headers: &HeaderMap) -> Result<(Principal, String), Problem> {
+        let c = self.auth.caller(headers).await?;
+        limited(&self.per_key, format!("key:{}", c.principal.subject))?;
+        let p = c.person().cloned()?;
+        Ok((p, c.token))
+    }
+
+    /// The staff directory's record of `staff_id` (a JSON `Person`), which
+    /// must be an active person: `field` names the request's field.
+    async fn require_person(&self, token: &str, field: &str, staff_id: &str) -> Result<Value, Problem> {
+        let r = self.call_json("kefu.staff.v1.StaffService/Resolve", token, json!({"refs": [staff_id]})).await?;
+        let found = &r["resolved"][0];
+        if found["kind"] != "REF_KIND_PERSON" || found["active"] != true {
+            return Err(Problem::bad_request(
+                field,
+                format!("{staff_id} is not an active person of the staff directory (HR adds people there first)"),
+            ));
+        }
+        Ok(found.clone())
+    }
+
     /// An API key scope: a service the gateway forwards to, or one of its
     /// calls.
     fn known_scope(&self, scope: &str) -> bool {
@@ -336,7 +359,8 @@ impl Gateway {
         )?;
         let reply =
             rpc::unary(self.channel_for(route.rpc)?, &m, req, &token).await.map_err(|s| Problem::from_status(&s))?;
-        let json = rpc::to_json(&reply)?;
+        let mut json = rpc::to_json(&reply)?;
+        names::add(self, &token, &mut json).await;
         let etag = json.get("etag").and_then(Value::as_str).filter(|e| !e.is_empty()).map(|e| format!("\"{e}\""));
         let mut resp = Json(json).into_response();
         if let Some(tag) = etag.and_then(|t| HeaderValue::from_str(&t).ok()) {
@@ -512,9 +536,17 @@ async fn revoke_api_key(
 }
 
 async fn me(State(gw): State<AppState>, headers: HeaderMap) -> Result<Response, Problem> {
-    let (p, _) = gw.caller(&headers, &[]).await?;
-    Ok(Json(json!({"staffId": p.subject, "roles": p.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>()}))
-        .into_response())
+    let (p, token) = gw.caller(&headers, &[]).await?;
+    let mut out = json!({"staffId": p.subject, "roles": p.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>()});
+    // The person's directory record (name, position, teams), when the
+    // directory has them and answers.
+    let person = gw.call_json("kefu.staff.v1.StaffService/GetPerson", &token, json!({"staffId": p.subject})).await;
+    if let Ok(person) = person {
+        for (k, from) in [("displayName", "displayName"), ("position", "position"), ("teams", "teams")] {
+            out[k] = person[from].clone();
+        }
+    }
+    Ok(Json(out).into_response())
 }
 
 /// Bulk import: a JSON array of rows, streamed to ImportCustomers.

@@ -251,6 +251,8 @@ async fn accounts_refuse_weak_passwords_shared_staff_ids_and_case_twins(app: App
     }
     let (s, p, _) = post(json!({"username": "robot", "password": "correct horse battery", "roles": ["service"]})).await;
     assert_eq!((s, fields(&p)), (400, vec!["roles".to_owned()]), "a person's account with the service role: {p}");
+    app.person(&admin, "staff-1", "李雷").await;
+    app.person(&admin, "staff-2", "王芳").await;
     let (s, p, _) = post(create("li.lei", "correct horse battery", "staff-1")).await;
     assert_eq!(s, 201, "{p}");
     app.approve_roles(&p).await;

@@ -52,6 +52,11 @@ async fn a_role_grant_waits_for_a_second_admin_who_is_neither_proposer_nor_grant
     }
     let body = json!({"username": "zhou.min", "password": "correct horse battery", "roles": ["supervisor"],
                       "staffId": "s-zhou", "reason": "新任主管"});
+    // An account speaks for a person of the staff directory: none yet.
+    let (s, p, _) = app.call(Method::POST, "/api/v1/accounts", &admin, Some(body.clone())).await;
+    assert_eq!(s, 400, "{p}");
+    assert!(p["detail"].as_str().unwrap().contains("s-zhou is not an active person of the staff directory"), "{p}");
+    app.person(&admin, "s-zhou", "周敏").await;
     let (s, made, _) = app.call(Method::POST, "/api/v1/accounts", &admin, Some(body)).await;
     assert_eq!(s, 201, "{made}");
     assert_eq!(made["roles"], json!([]), "no role before approval: {made}");

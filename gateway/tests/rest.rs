@@ -10,6 +10,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 async fn new_account(app: &App, admin: &str, user: &str, roles: &[&str]) -> String {
+    app.person(admin, user, user).await;
     let (s, body, _) = app
         .call(
             Method::POST,

@@ -112,12 +112,26 @@ impl App {
     /// An agent account made by `admin` with the password `correct horse
     /// battery`; its id.
     pub async fn agent_account(&self, admin: &str, username: &str, staff_id: &str) -> String {
+        self.person(admin, staff_id, username).await;
         let body =
             json!({"username": username, "password": "correct horse battery", "roles": ["agent"], "staffId": staff_id});
         let (s, made, _) = self.call(reqwest::Method::POST, "/api/v1/accounts", admin, Some(body)).await;
         assert_eq!(s, 201, "{made}");
         self.approve_roles(&made).await;
         made["id"].as_str().unwrap().to_owned()
+    }
+
+    /// `staff_id` in the staff directory (an account speaks for a person
+    /// there), named `name` — unless the suite's directory has them already.
+    pub async fn person(&self, admin: &str, staff_id: &str, name: &str) {
+        let (s, _, _) = self.call(reqwest::Method::GET, &format!("/api/v1/staff/people/{staff_id}"), admin, None).await;
+        if s == 200 {
+            return;
+        }
+        let body =
+            json!({"person": {"staffId": staff_id, "name": name, "position": "客服专员", "hireDate": "2024-03-01"}});
+        let (s, made, _) = self.call(reqwest::Method::POST, "/api/v1/staff/people", admin, Some(body)).await;
+        assert_eq!(s, 200, "{made}");
     }
 
     /// Approves the role grant an account creation (or role change)

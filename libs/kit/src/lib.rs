@@ -12,6 +12,7 @@ pub mod channel;
 pub mod client;
 pub mod config;
 pub mod db;
+pub mod directory;
 pub mod erasure;
 pub mod error;
 pub mod etag;

@@ -29,11 +29,24 @@ pub enum Watched {
 pub struct Filter {
     pub queue: String,
     pub assignee: String,
+    /// What the watcher may see at all (none: everything), whatever the
+    /// filter asks for.
+    pub scope: Option<Scope>,
+}
+
+/// The events of these people or these queues: an agent's own and their
+/// teams', a team lead's team.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope {
+    pub people: std::collections::BTreeSet<String>,
+    pub queues: std::collections::BTreeSet<String>,
 }
 
 impl Filter {
-    fn passes(&self, queue: &str, assignee: &str) -> bool {
-        (self.queue.is_empty() || self.queue == queue) && (self.assignee.is_empty() || self.assignee == assignee)
+    pub fn passes(&self, queue: &str, assignee: &str) -> bool {
+        (self.queue.is_empty() || self.queue == queue)
+            && (self.assignee.is_empty() || self.assignee == assignee)
+            && self.scope.as_ref().is_none_or(|s| s.people.contains(assignee) || s.queues.contains(queue))
     }
 }
 

@@ -98,12 +98,37 @@ pub struct SuiteOptions {
     pub gateway: Option<GatewayTweak>,
     /// Changes to the gRPC server's settings (limits, timeouts, drain).
     pub server: Option<ServerTweak>,
+    /// Put the people tests act as ([`STAFF`]) and the expert group
+    /// `tax-expert` in the staff directory (false: an empty directory).
+    pub seed_staff: bool,
 }
+
+/// The people a suite's directory holds from the start: the subjects tests
+/// mint tokens for (`{role}-N`), the trainer, and the REST tests' agent.
+pub const STAFF: &[(&str, &str, &str)] = &[
+    ("agent-1", "赵敏", "客服专员"),
+    ("agent-2", "钱进", "客服专员"),
+    ("agent-3", "孙丽", "客服专员"),
+    ("agent-4", "李强", "客服专员"),
+    ("agent-5", "周洁", "客服专员"),
+    ("agent-6", "吴昊", "客服专员"),
+    ("agent-7", "郑爽", "客服专员"),
+    ("agent-8", "王磊", "客服专员"),
+    ("agent-9", "冯静", "客服专员"),
+    ("agent-trainer", "陈老师", "培训讲师"),
+    ("agent.li", "李娜", "客服专员"),
+    ("supervisor-1", "褚主管", "客服主管"),
+    ("supervisor-2", "卫主管", "客服主管"),
+    ("hr-1", "蒋人事", "人力资源专员"),
+    ("admin-1", "沈管理", "系统管理员"),
+    ("admin-2", "韩管理", "系统管理员"),
+    ("auditor-1", "杨审计", "内审专员"),
+];
 
 impl Default for SuiteOptions {
     fn default() -> Self {
         // 2026-03-02 09:00 in Shanghai, a Monday morning.
-        Self { start_ms: 1_772_413_200_000, live: None, gateway: None, server: None }
+        Self { start_ms: 1_772_413_200_000, live: None, gateway: None, server: None, seed_staff: true }
     }
 }
 
@@ -257,6 +282,9 @@ impl Suite {
         let admin_addr = format!("http://{}", server.admin_addr());
         tokio::spawn(server.run(shutdown.clone()));
 
+        if opts.seed_staff {
+            seed_staff(&addr, &signer).await;
+        }
         let gateway = match opts.gateway {
             None => None,
             Some(tweak) => Some(spawn_gateway(backend, dir.path(), &addr, &signing, tweak, &shutdown).await?),
@@ -434,6 +462,40 @@ impl Suite {
     pub async fn sweep_complaints(&self) -> kefu_sla::sweeper::TickReport {
         self.complaints.sweeper.tick().await.unwrap()
     }
+}
+
+/// The directory's standard people and the expert group tickets escalate to.
+async fn seed_staff(addr: &str, signer: &TokenSigner) {
+    use kefu_proto::staff::v1 as spb;
+    // HR's work, as a system would load it (not held to a person's rate).
+    let token = signer.mint("test-seed", &[Role::Hr, Role::Service], Duration::from_secs(600)).unwrap();
+    let ch = kefu_kit::client::channel(addr).unwrap();
+    let mut staff = StaffServiceClient::with_interceptor(ch, CallContext::new(Some(&token)).unwrap());
+    for (id, name, position) in STAFF {
+        staff
+            .create_person(spb::CreatePersonRequest {
+                person: Some(spb::Person {
+                    staff_id: (*id).into(),
+                    name: (*name).into(),
+                    position: (*position).into(),
+                    hire_date: "2024-01-02".into(),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .expect("a seeded person");
+    }
+    staff
+        .create_team(spb::CreateTeamRequest {
+            team: Some(spb::Team {
+                code: "tax-expert".into(),
+                name: "税务专家组".into(),
+                kind: spb::TeamKind::ExpertGroup as i32,
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("the seeded expert group");
 }
 
 async fn spawn_gateway(

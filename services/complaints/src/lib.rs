@@ -31,6 +31,9 @@ pub struct ComplaintsArgs {
     /// Address of the tickets service (tickets escalated into complaints).
     #[arg(long, env = "KEFU_TICKETS_ADDR", default_value = "http://tickets:50051")]
     pub tickets_addr: String,
+    /// Address of the staff directory (handlers, action owners, staff complained about).
+    #[arg(long, env = "KEFU_STAFF_ADDR", default_value = "http://staff:50051")]
+    pub staff_addr: String,
     /// The live deadline store (`KEFU_REDIS_URL`, under its own prefix)
     /// and the sweeper's pace.
     #[command(flatten)]
@@ -80,7 +83,7 @@ pub struct Complaints;
 
 impl Module for Complaints {
     const NAME: &'static str = "complaints";
-    const CALLS: &'static [&'static str] = &["customers", "tickets"];
+    const CALLS: &'static [&'static str] = &["staff", "customers", "tickets"];
     type Args = ComplaintsArgs;
 
     fn migrator() -> &'static sqlx::migrate::Migrator {
@@ -103,9 +106,9 @@ impl Module for Complaints {
     }
 
     async fn build(args: ComplaintsArgs, ctx: Context) -> anyhow::Result<Built> {
-        let (customers, tickets) = match &ctx.embedded {
-            Some(e) => (e.self_addr.clone(), e.self_addr.clone()),
-            None => (args.customers_addr.clone(), args.tickets_addr.clone()),
+        let (customers, tickets, staff) = match &ctx.embedded {
+            Some(e) => (e.self_addr.clone(), e.self_addr.clone(), e.self_addr.clone()),
+            None => (args.customers_addr.clone(), args.tickets_addr.clone(), args.staff_addr.clone()),
         };
         let overrides = ctx.embedded.as_ref().and_then(|e| e.get::<Overrides>()).unwrap_or_default();
         let clock = overrides.clock.unwrap_or_else(|| Arc::new(kefu_sla::SystemClock));
@@ -163,7 +166,7 @@ impl Module for Complaints {
             Arc::new(holds::LegalHolds::new(ctx.pool.clone(), kefu_kit::client::channel(&customers)?, token_for_holds));
         let api = ComplaintsApi::new(
             ctx.pool,
-            api::Peers { customers: &customers, tickets: &tickets },
+            api::Peers { customers: &customers, tickets: &tickets, staff: &staff },
             deadlines.clone(),
             holds.clone(),
             blobs,

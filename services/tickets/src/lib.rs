@@ -31,6 +31,9 @@ pub struct TicketsArgs {
     /// Address of the customers service.
     #[arg(long, env = "KEFU_CUSTOMERS_ADDR", default_value = "http://customers:50051")]
     pub customers_addr: String,
+    /// Address of the staff directory (assignees, escalation targets, teams).
+    #[arg(long, env = "KEFU_STAFF_ADDR", default_value = "http://staff:50051")]
+    pub staff_addr: String,
     /// Following the customers' erasures (`KEFU_SERVICE_TOKEN_FILE`, `KEFU_ERASURE_POLL`).
     #[command(flatten)]
     pub erasure: kefu_kit::erasure::ErasureArgs,
@@ -54,7 +57,7 @@ pub struct Overrides {
 
 impl Module for Tickets {
     const NAME: &'static str = "tickets";
-    const CALLS: &'static [&'static str] = &["customers"];
+    const CALLS: &'static [&'static str] = &["staff", "customers"];
     type Args = TicketsArgs;
 
     fn migrator() -> &'static sqlx::migrate::Migrator {
@@ -80,9 +83,9 @@ impl Module for Tickets {
             Some(live) => live,
             None => args.live.store(ctx.embedded.is_some(), "kefu").await?,
         };
-        let customers_addr = match &ctx.embedded {
-            Some(embedded) => embedded.self_addr.clone(),
-            None => args.customers_addr.clone(),
+        let (customers_addr, staff_addr) = match &ctx.embedded {
+            Some(embedded) => (embedded.self_addr.clone(), embedded.self_addr.clone()),
+            None => (args.customers_addr.clone(), args.staff_addr.clone()),
         };
         let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let sweep = overrides.sweep.unwrap_or_else(|| SweeperConfig {
@@ -109,7 +112,16 @@ impl Module for Tickets {
             ctx.shutdown.clone(),
         );
         let settings = SlaSettings { audit_keys: Some(audit_keys), ..SlaSettings::default() };
-        let mut tickets = build(ctx.pool, live, clock, settings, customers_addr, sweep, ctx.shutdown.clone()).await?;
+        let mut tickets = build(
+            ctx.pool,
+            live,
+            clock,
+            settings,
+            PeerAddrs { customers: customers_addr, staff: staff_addr },
+            sweep,
+            ctx.shutdown.clone(),
+        )
+        .await?;
         tickets.erasures = Some(erasures.clone());
         let sweeper = tickets.sweeper.clone();
         if ctx.embedded.is_some() {
@@ -185,6 +197,12 @@ const DEFAULT_REQUEST_TYPES: &[(&str, &str, &[&str], &[&str])] = &[
     ),
 ];
 
+/// Where the services tickets calls are.
+pub struct PeerAddrs {
+    pub customers: String,
+    pub staff: String,
+}
+
 /// Everything the tickets service runs: the gRPC service and its sweeper.
 pub struct Tickets {
     pub service: TicketServiceServer<TicketsApi>,
@@ -201,7 +219,7 @@ pub async fn build(
     live: Arc<dyn LiveStore>,
     clock: Arc<dyn Clock>,
     settings: SlaSettings,
-    customers_addr: String,
+    peers: PeerAddrs,
     sweep: SweeperConfig,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<Tickets> {
@@ -224,6 +242,7 @@ pub async fn build(
     let engine = Arc::new(SlaEngine::load(pool.clone(), live.clone(), clock.clone(), settings).await?);
     let sweeper =
         Arc::new(Sweeper::new(live, engine.clone(), clock, sweep).with_rebuild_flag(engine.rebuild_flag.clone()));
-    let service = TicketServiceServer::new(TicketsApi::new(pool, engine.clone(), &customers_addr, shutdown)?);
+    let service =
+        TicketServiceServer::new(TicketsApi::new(pool, engine.clone(), &peers.customers, &peers.staff, shutdown)?);
     Ok(Tickets { service, engine, sweeper, erasures: None, live_view_built: None })
 }

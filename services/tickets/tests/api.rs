@@ -951,7 +951,7 @@ async fn second_replica(app: &TestApp, stop: tokio_util::sync::CancellationToken
         app.live.store(),
         std::sync::Arc::new(app.clock.clone()),
         kefu_tickets::SlaSettings::default(),
-        app.addr.clone(),
+        kefu_tickets::PeerAddrs { customers: app.addr.clone(), staff: app.addr.clone() },
         kefu_sla::SweeperConfig { owner: "replica-2".into(), ..Default::default() },
         stop,
     )

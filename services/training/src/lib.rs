@@ -29,6 +29,9 @@ pub struct TrainingArgs {
     /// Address of the complaints service (complaints about trainees).
     #[arg(long, env = "KEFU_COMPLAINTS_ADDR", default_value = "http://complaints:50051")]
     pub complaints_addr: String,
+    /// Address of the staff directory (trainers, people enrolled by others).
+    #[arg(long, env = "KEFU_STAFF_ADDR", default_value = "http://staff:50051")]
+    pub staff_addr: String,
     /// The training service's own token, to read those figures
     /// (`KEFU_SERVICE_TOKEN_FILE`).
     #[command(flatten)]
@@ -51,7 +54,7 @@ pub struct Training;
 
 impl Module for Training {
     const NAME: &'static str = "training";
-    const CALLS: &'static [&'static str] = &["tickets", "complaints"];
+    const CALLS: &'static [&'static str] = &["staff", "tickets", "complaints"];
     type Args = TrainingArgs;
 
     fn migrator() -> &'static sqlx::migrate::Migrator {
@@ -73,9 +76,9 @@ impl Module for Training {
     async fn build(args: TrainingArgs, ctx: Context) -> anyhow::Result<Built> {
         let overrides = ctx.embedded.as_ref().and_then(|e| e.get::<Overrides>()).unwrap_or_default();
         let clock = overrides.clock.unwrap_or_else(|| Arc::new(kefu_sla::SystemClock));
-        let (tickets, complaints) = match &ctx.embedded {
-            Some(e) => (e.self_addr.clone(), e.self_addr.clone()),
-            None => (args.tickets_addr.clone(), args.complaints_addr.clone()),
+        let (tickets, complaints, staff) = match &ctx.embedded {
+            Some(e) => (e.self_addr.clone(), e.self_addr.clone(), e.self_addr.clone()),
+            None => (args.tickets_addr.clone(), args.complaints_addr.clone(), args.staff_addr.clone()),
         };
         let token = match ctx.embedded.as_ref().and_then(|e| e.service_token.clone()) {
             Some(t) => t,
@@ -84,6 +87,7 @@ impl Module for Training {
         let peers = api::Peers {
             tickets: kefu_kit::client::channel(&tickets)?,
             complaints: kefu_kit::client::channel(&complaints)?,
+            directory: kefu_kit::directory::Directory::new(&staff)?,
             token,
         };
         let api = TrainingApi::new(ctx.pool, clock, peers);

@@ -120,7 +120,7 @@ pub(super) async fn watch(
         let mut conn = api.pool.acquire().await?;
         kefu_sla::store::events_after(&mut conn, &since, REPLAY_MAX, Some(handler.as_str())).await?
     };
-    let filter = kefu_sla::watch::Filter { queue: String::new(), assignee: handler };
+    let filter = kefu_sla::watch::Filter { queue: String::new(), assignee: handler, scope: None };
     let stream = sub.stream(replay, filter, api.shutdown.clone()).filter_map(|item| {
         futures::future::ready(match item {
             Ok(kefu_sla::watch::Watched::Event(ev)) => {

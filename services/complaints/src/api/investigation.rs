@@ -76,6 +76,7 @@ fn action_pb(p: &Principal, a: &ActionRow, today: &str) -> pb::CorrectiveAction 
 pub(super) async fn record_finding(
     api: &ComplaintsApi,
     p: &Principal,
+    token: Option<&str>,
     r: pb::RecordFindingRequest,
 ) -> Result<pb::Complaint, Error> {
     let f = r.finding.ok_or_else(|| Error::invalid("finding", "is required"))?;
@@ -90,6 +91,9 @@ pub(super) async fn record_finding(
     }
     v.finish()?;
     let (Some(findings), Some(root)) = (findings, root) else { return Err(Error::invalid("finding", "is not valid")) };
+    api.directory
+        .check(token, &[("finding.responsible_staff", &staff, kefu_kit::directory::Accept::KnownPerson)])
+        .await?;
     let mut tx = api.pool.begin().await?;
     let mut c = find(&mut tx, p, "id", &r.id, true).await?;
     etag::check("complaint", &r.etag, c.version)?;
@@ -131,6 +135,7 @@ pub(super) async fn record_finding(
 pub(super) async fn add_action(
     api: &ComplaintsApi,
     p: &Principal,
+    token: Option<&str>,
     r: pb::AddCorrectiveActionRequest,
 ) -> Result<pb::CorrectiveAction, Error> {
     let a = r.action.clone().ok_or_else(|| Error::invalid("action", "is required"))?;
@@ -154,6 +159,7 @@ pub(super) async fn add_action(
     let (Some(kind), Some(description), Some(owner), Some(due)) = (kind, description, owner, due) else {
         return Err(Error::invalid("action", "is not valid"));
     };
+    api.directory.check(token, &[("action.owner", &owner, kefu_kit::directory::Accept::Person)]).await?;
     let mut tx = api.pool.begin().await?;
     let c = find(&mut tx, p, "complaint_id", &r.complaint_id, true).await?;
     let row = ActionRow {

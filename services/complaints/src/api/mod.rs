@@ -48,6 +48,8 @@ pub struct ComplaintsApi {
     pub(crate) reads: AnyPool,
     customers: tonic::transport::Channel,
     tickets: tonic::transport::Channel,
+    /// The staff directory: handlers, owners and the staff complained about.
+    pub(crate) directory: kefu_kit::directory::Directory,
     /// The firm's time zone (numbers count per year there).
     pub(crate) zone: chrono_tz::Tz,
     clock: std::sync::Arc<dyn kefu_sla::Clock>,
@@ -63,6 +65,7 @@ pub struct ComplaintsApi {
 pub struct Peers<'a> {
     pub customers: &'a str,
     pub tickets: &'a str,
+    pub staff: &'a str,
 }
 
 impl ComplaintsApi {
@@ -80,6 +83,7 @@ impl ComplaintsApi {
             pool,
             customers: kefu_kit::client::channel(peers.customers)?,
             tickets: kefu_kit::client::channel(peers.tickets)?,
+            directory: kefu_kit::directory::Directory::new(peers.staff)?,
             zone: chrono_tz::Asia::Shanghai,
             clock: deadlines.clock.clone(),
             deadlines,
@@ -467,6 +471,20 @@ async fn record(
     if !row.customer_id.is_empty() {
         api.check_customer(token, &row.customer_id).await?;
     }
+    let about_staff =
+        if row.subject_kind == i64::from(pb::SubjectKind::Staff as i32) { row.subject.as_str() } else { "" };
+    // A handler named by the recorder is checked; the recorder themselves
+    // (the default) is whoever the token says.
+    let named_handler = if row.handler == p.subject { "" } else { row.handler.as_str() };
+    api.directory
+        .check(
+            token,
+            &[
+                ("complaint.handler", named_handler, kefu_kit::directory::Accept::Person),
+                ("complaint.subject", about_staff, kefu_kit::directory::Accept::KnownPerson),
+            ],
+        )
+        .await?;
     let mut tx = api.pool.begin().await?;
     if !request_id.is_empty() {
         let fingerprint = db::fingerprint_of(&pb::RecordComplaintRequest { request_id: String::new(), ..r.clone() });
@@ -788,12 +806,12 @@ impl ComplaintService for ComplaintsApi {
 
     async fn record_finding(&self, req: Request<pb::RecordFindingRequest>) -> Res<pb::Complaint> {
         let c = call(req)?;
-        answer(investigation::record_finding(self, &c.p, c.r).await)
+        answer(investigation::record_finding(self, &c.p, c.token.as_deref(), c.r).await)
     }
 
     async fn add_corrective_action(&self, req: Request<pb::AddCorrectiveActionRequest>) -> Res<pb::CorrectiveAction> {
         let c = call(req)?;
-        answer(investigation::add_action(self, &c.p, c.r).await)
+        answer(investigation::add_action(self, &c.p, c.token.as_deref(), c.r).await)
     }
 
     async fn complete_corrective_action(

@@ -43,6 +43,8 @@ pub struct TicketsApi {
     engine: Arc<SlaEngine>,
     /// One channel to the customers service, shared by every call.
     customers: tonic::transport::Channel,
+    /// The staff directory: assignees and escalation targets are checked there.
+    pub(crate) directory: kefu_kit::directory::Directory,
     /// Cancelled when the process starts shutting down: watch streams end.
     shutdown: tokio_util::sync::CancellationToken,
 }
@@ -55,11 +57,13 @@ impl TicketsApi {
         pool: AnyPool,
         engine: Arc<SlaEngine>,
         customers_addr: &str,
+        staff_addr: &str,
         shutdown: tokio_util::sync::CancellationToken,
     ) -> anyhow::Result<Self> {
         let customers = kefu_kit::client::channel(customers_addr)?;
+        let directory = kefu_kit::directory::Directory::new(staff_addr)?;
         let reads = kefu_kit::db::readers(&pool);
-        Ok(Self { pool, reads, engine, customers, shutdown })
+        Ok(Self { pool, reads, engine, customers, directory, shutdown })
     }
 
     /// The active category codes, read from the database at the moment of
@@ -159,12 +163,12 @@ impl TicketService for TicketsApi {
 
     async fn assign_ticket(&self, req: Request<pb::AssignTicketRequest>) -> Res<pb::Ticket> {
         let c = call(req)?;
-        answer(tickets::assign(self, &c.p, c.r).await)
+        answer(tickets::assign(self, &c.p, c.token.as_deref(), c.r).await)
     }
 
     async fn change_status(&self, req: Request<pb::ChangeStatusRequest>) -> Res<pb::Ticket> {
         let c = call(req)?;
-        answer(tickets::change_status(self, &c.p, c.r).await)
+        answer(tickets::change_status(self, &c.p, c.token.as_deref(), c.r).await)
     }
 
     async fn add_message(&self, req: Request<pb::AddMessageRequest>) -> Res<pb::TimelineEntry> {
@@ -251,7 +255,7 @@ impl TicketService for TicketsApi {
 
     async fn watch_sla_events(&self, req: Request<pb::WatchSlaEventsRequest>) -> Res<Self::WatchSlaEventsStream> {
         let c = call(req)?;
-        answer(sla::watch(self, &c.p, c.r).await)
+        answer(sla::watch(self, &c.p, c.token.as_deref(), c.r).await)
     }
 
     async fn list_sla_policies(&self, req: Request<pb::ListSlaPoliciesRequest>) -> Res<pb::ListSlaPoliciesResponse> {

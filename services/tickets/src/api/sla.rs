@@ -85,6 +85,7 @@ pub(super) async fn dashboard(api: &TicketsApi, r: pb::GetSlaDashboardRequest) -
 pub(super) async fn watch(
     api: &TicketsApi,
     p: &Principal,
+    token: Option<&str>,
     r: pb::WatchSlaEventsRequest,
 ) -> Result<<TicketsApi as pb::ticket_service_server::TicketService>::WatchSlaEventsStream, Error> {
     let mut v = Violations::new();
@@ -92,13 +93,20 @@ pub(super) async fn watch(
     let queue = v.check(parse::line("queue", &r.queue, 64)).unwrap_or_default();
     let since = v.check(parse::line("since_event_id", &r.since_event_id, 256)).unwrap_or_default();
     v.finish()?;
-    // An agent without filters follows their own tickets.
-    let assignee =
-        if assignee.is_empty() && queue.is_empty() && !p.has_any(&[Role::Supervisor, Role::Admin, Role::Service]) {
-            p.subject.clone()
-        } else {
-            assignee
+    // Supervisors follow everything; anyone else their own tickets and
+    // their teams' (the members' and the team queues'), whatever they ask.
+    let scope = if p.has_any(&[Role::Supervisor, Role::Admin, Role::Service]) {
+        None
+    } else {
+        let (people, queues) = match api.directory.scope_of(token, &p.subject).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "the staff directory did not answer: the watcher follows their own tickets");
+                ([p.subject.clone()].into(), Default::default())
+            }
         };
+        Some(kefu_sla::watch::Scope { people, queues })
+    };
     if api.shutdown.is_cancelled() {
         return Err(Error::Unavailable("the server is shutting down; reconnect".into()));
     }
@@ -108,34 +116,36 @@ pub(super) async fn watch(
         Vec::new()
     } else {
         let mut conn = api.pool.acquire().await?;
-        store::events_after(&mut conn, &since, REPLAY_MAX, Some(assignee.as_str())).await?
+        let routed = if assignee.is_empty() { None } else { Some(assignee.as_str()) };
+        store::events_after(&mut conn, &since, REPLAY_MAX, routed).await?
     };
-    let stream = sub.stream(replay, kefu_sla::watch::Filter { queue, assignee }, api.shutdown.clone()).map(|item| {
-        item.map(|w| match w {
-            kefu_sla::watch::Watched::Event(ev) => pb::SlaEventMessage {
-                id: ev.id,
-                ticket_id: ev.key.record_id,
-                metric: ev.key.metric.as_str().to_owned(),
-                cycle: ev.key.cycle,
-                kind: ev.kind.as_str().to_owned(),
-                time: ts(ev.at_ms),
-                due_time: ts_opt(ev.due_at_ms),
-                queue: ev.queue,
-                assignee: ev.assignee,
-            },
-            kefu_sla::watch::Watched::Change(c) => pb::SlaEventMessage {
-                id: c.id,
-                ticket_id: c.record_id,
-                metric: String::new(),
-                cycle: 0,
-                kind: c.kind,
-                time: ts(c.at_ms),
-                due_time: None,
-                queue: c.queue,
-                assignee: c.assignee,
-            },
-        })
-    });
+    let stream =
+        sub.stream(replay, kefu_sla::watch::Filter { queue, assignee, scope }, api.shutdown.clone()).map(|item| {
+            item.map(|w| match w {
+                kefu_sla::watch::Watched::Event(ev) => pb::SlaEventMessage {
+                    id: ev.id,
+                    ticket_id: ev.key.record_id,
+                    metric: ev.key.metric.as_str().to_owned(),
+                    cycle: ev.key.cycle,
+                    kind: ev.kind.as_str().to_owned(),
+                    time: ts(ev.at_ms),
+                    due_time: ts_opt(ev.due_at_ms),
+                    queue: ev.queue,
+                    assignee: ev.assignee,
+                },
+                kefu_sla::watch::Watched::Change(c) => pb::SlaEventMessage {
+                    id: c.id,
+                    ticket_id: c.record_id,
+                    metric: String::new(),
+                    cycle: 0,
+                    kind: c.kind,
+                    time: ts(c.at_ms),
+                    due_time: None,
+                    queue: c.queue,
+                    assignee: c.assignee,
+                },
+            })
+        });
     Ok(Box::pin(stream))
 }
 

@@ -4,6 +4,7 @@ use kefu_kit::{
     Error,
     auth::Principal,
     db::{self, Claim},
+    directory::Accept,
     error::Violations,
     etag, page,
     parse::{self, ProtoEnum},
@@ -153,6 +154,7 @@ pub(super) async fn create(
     let input = r.ticket.as_ref().ok_or_else(|| Error::invalid("ticket", "is required"))?;
     let request_id = parse::line("request_id", &r.request_id, REQUEST_ID_MAX)?;
     let new = parse_new(api, input, &r.description).await?;
+    api.directory.check(token, &[("ticket.assignee", &new.assignee, Accept::Person)]).await?;
     let tier = match &new.customer_id {
         Some(id) => api.customer_tier(token, id).await?,
         None => "standard".to_owned(),
@@ -366,6 +368,7 @@ pub(super) async fn list(api: &TicketsApi, r: pb::ListTicketsRequest) -> Result<
     };
     let assignee = filter_line(&mut v, "assignee", &r.assignee);
     let queue = filter_line(&mut v, "queue", &r.queue);
+    let escalated_to = filter_line(&mut v, "escalated_to", &r.escalated_to);
     let customer_id = v.check(parse::opt_id("customer_id", &r.customer_id)).flatten();
     let sla = match r.sla.trim() {
         "" => None,
@@ -384,7 +387,7 @@ pub(super) async fn list(api: &TicketsApi, r: pb::ListTicketsRequest) -> Result<
     };
     v.finish()?;
     let size = size.unwrap_or(50);
-    let filter = TicketFilter { status, assignee, queue, customer_id, sla, after_id };
+    let filter = TicketFilter { status, assignee, queue, escalated_to, customer_id, sla, after_id };
     let mut conn = api.reads.acquire().await?;
     let rows = store::list_tickets(&mut conn, &filter, size + 1).await?;
     let (rows, more) = page::split(rows, size);
@@ -393,7 +396,12 @@ pub(super) async fn list(api: &TicketsApi, r: pb::ListTicketsRequest) -> Result<
     Ok(pb::ListTicketsResponse { tickets, next_page_token })
 }
 
-pub(super) async fn assign(api: &TicketsApi, p: &Principal, r: pb::AssignTicketRequest) -> Result<pb::Ticket, Error> {
+pub(super) async fn assign(
+    api: &TicketsApi,
+    p: &Principal,
+    token: Option<&str>,
+    r: pb::AssignTicketRequest,
+) -> Result<pb::Ticket, Error> {
     let mut v = Violations::new();
     let which = v.check(domain::ticket_ref("ticket_id", &r.ticket_id));
     let assignee = v.check(parse::line("assignee", &r.assignee, NAME_MAX));
@@ -405,6 +413,7 @@ pub(super) async fn assign(api: &TicketsApi, p: &Principal, r: pb::AssignTicketR
     let (Some(which), Some(assignee), Some(queue)) = (which, assignee, queue) else {
         return Err(Error::invalid("ticket_id", "is not valid"));
     };
+    api.directory.check(token, &[("assignee", &assignee, Accept::Person)]).await?;
     let mut tx = api.pool.begin().await?;
     let mut t = store::require_ticket(&mut tx, &which).await?;
     if t.status() == pb::Status::Closed {
@@ -435,6 +444,7 @@ pub(super) async fn assign(api: &TicketsApi, p: &Principal, r: pb::AssignTicketR
 pub(super) async fn change_status(
     api: &TicketsApi,
     p: &Principal,
+    token: Option<&str>,
     r: pb::ChangeStatusRequest,
 ) -> Result<pb::Ticket, Error> {
     let mut v = Violations::new();
@@ -449,6 +459,9 @@ pub(super) async fn change_status(
     let (Some(which), Some(to), Some(reason), Some(escalated_to)) = (which, to, reason, escalated_to) else {
         return Err(Error::invalid("status", "is not valid"));
     };
+    if to == pb::Status::PendingInternal {
+        api.directory.check(token, &[("escalated_to", &escalated_to, Accept::PersonOrTeam)]).await?;
+    }
     let mut tx = api.pool.begin().await?;
     let mut t = store::require_ticket(&mut tx, &which).await?;
     let from_s = t.status();

@@ -196,6 +196,8 @@ pub struct TicketFilter {
     pub status: Option<pb::Status>,
     pub assignee: Option<String>,
     pub queue: Option<String>,
+    /// Waiting on this person or expert group (pending internal).
+    pub escalated_to: Option<String>,
     pub customer_id: Option<String>,
     pub sla: Option<SlaFilter>,
     /// Keyset paging: only tickets whose id sorts after this one.
@@ -221,6 +223,9 @@ pub async fn list_tickets(conn: &mut AnyConnection, f: &TicketFilter, limit: i64
     }
     if let Some(q) = &f.queue {
         w.and("t.queue = $?", q.as_str());
+    }
+    if let Some(e) = &f.escalated_to {
+        w.and("t.escalated_to = $?", e.as_str());
     }
     if let Some(c) = &f.customer_id {
         w.and("t.customer_id = $?", c.as_str());

@@ -185,6 +185,7 @@ async fn progress(api: &TrainingApi, conn: &mut sqlx::AnyConnection, staff: &str
 pub(super) async fn set_staff_level(
     api: &TrainingApi,
     p: &Principal,
+    token: Option<&str>,
     r: pb::SetStaffLevelRequest,
 ) -> Result<pb::CareerProgress, Error> {
     let mut v = Violations::new();
@@ -198,6 +199,7 @@ pub(super) async fn set_staff_level(
     let (Some(staff), Some(code), Some(since)) = (staff, code, since) else {
         return Err(Error::invalid("staff_id", "is required"));
     };
+    api.peers.directory.check(token, &[("staff_id", &staff, kefu_kit::directory::Accept::Person)]).await?;
     let mut tx = api.pool.begin().await?;
     let level = store::level_by_code(&mut tx, &code)
         .await?

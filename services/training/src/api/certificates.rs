@@ -37,6 +37,7 @@ fn certificate_pb(c: &CertificateRow, today: NaiveDate) -> pb::Certificate {
 pub(super) async fn record(
     api: &TrainingApi,
     p: &Principal,
+    token: Option<&str>,
     r: pb::RecordCertificateRequest,
 ) -> Result<pb::Certificate, Error> {
     let c = r.certificate.unwrap_or_default();
@@ -67,6 +68,10 @@ pub(super) async fn record(
     else {
         return Err(Error::invalid("certificate", "is not valid"));
     };
+    api.peers
+        .directory
+        .check(token, &[("certificate.staff_id", &staff, kefu_kit::directory::Accept::KnownPerson)])
+        .await?;
     let row = CertificateRow {
         id: uuid::Uuid::now_v7().to_string(),
         staff_id: staff,

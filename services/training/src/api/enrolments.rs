@@ -115,7 +115,12 @@ async fn fill_seats(tx: &mut sqlx::AnyConnection, s: &SessionRow) -> Result<(), 
     Ok(())
 }
 
-pub(super) async fn enrol(api: &TrainingApi, p: &Principal, r: pb::EnrolRequest) -> Result<pb::Enrolment, Error> {
+pub(super) async fn enrol(
+    api: &TrainingApi,
+    p: &Principal,
+    token: Option<&str>,
+    r: pb::EnrolRequest,
+) -> Result<pb::Enrolment, Error> {
     let mut v = Violations::new();
     let session_id = v.check(parse::id("session_id", &r.session_id)).unwrap_or_default();
     let staff = v.check(parse::line("staff_id", &r.staff_id, 64)).unwrap_or_default();
@@ -126,6 +131,9 @@ pub(super) async fn enrol(api: &TrainingApi, p: &Principal, r: pb::EnrolRequest)
         return Err(Error::PermissionDenied(
             "staff_id: agents enrol themselves; supervisors and HR assign others".into(),
         ));
+    }
+    if assigned {
+        api.peers.directory.check(token, &[("staff_id", &staff, kefu_kit::directory::Accept::Person)]).await?;
     }
     let now = api.now();
     let mut tx = api.pool.begin().await?;

@@ -34,6 +34,8 @@ const READS_ALL: &[Role] = &[Role::Supervisor, Role::Hr, Role::Admin, Role::Audi
 pub struct Peers {
     pub tickets: tonic::transport::Channel,
     pub complaints: tonic::transport::Channel,
+    /// The staff directory: trainers, people enrolled or certified by others.
+    pub directory: kefu_kit::directory::Directory,
     pub token: kefu_kit::module::ServiceTokens,
 }
 
@@ -43,7 +45,7 @@ pub struct TrainingApi {
     /// The firm's time zone (dates, quarters and years count there).
     zone: chrono_tz::Tz,
     clock: Arc<dyn kefu_sla::Clock>,
-    peers: Peers,
+    pub(crate) peers: Peers,
 }
 
 impl TrainingApi {
@@ -118,7 +120,7 @@ impl TrainingService for TrainingApi {
 
     async fn schedule_session(&self, req: Request<pb::ScheduleSessionRequest>) -> Res<pb::Session> {
         let c = call(req)?;
-        answer(sessions::schedule(self, &c.p, c.r).await)
+        answer(sessions::schedule(self, &c.p, c.token.as_deref(), c.r).await)
     }
 
     async fn get_session(&self, req: Request<pb::GetSessionRequest>) -> Res<pb::Session> {
@@ -143,7 +145,7 @@ impl TrainingService for TrainingApi {
 
     async fn enrol(&self, req: Request<pb::EnrolRequest>) -> Res<pb::Enrolment> {
         let c = call(req)?;
-        answer(enrolments::enrol(self, &c.p, c.r).await)
+        answer(enrolments::enrol(self, &c.p, c.token.as_deref(), c.r).await)
     }
 
     async fn approve_enrolment(&self, req: Request<pb::ApproveEnrolmentRequest>) -> Res<pb::Enrolment> {
@@ -188,7 +190,7 @@ impl TrainingService for TrainingApi {
 
     async fn record_certificate(&self, req: Request<pb::RecordCertificateRequest>) -> Res<pb::Certificate> {
         let c = call(req)?;
-        answer(certificates::record(self, &c.p, c.r).await)
+        answer(certificates::record(self, &c.p, c.token.as_deref(), c.r).await)
     }
 
     async fn list_certificates(&self, req: Request<pb::ListCertificatesRequest>) -> Res<pb::ListCertificatesResponse> {
@@ -286,7 +288,7 @@ impl TrainingService for TrainingApi {
 
     async fn set_staff_level(&self, req: Request<pb::SetStaffLevelRequest>) -> Res<pb::CareerProgress> {
         let c = call(req)?;
-        answer(careers::set_staff_level(self, &c.p, c.r).await)
+        answer(careers::set_staff_level(self, &c.p, c.token.as_deref(), c.r).await)
     }
 
     async fn get_career_progress(&self, req: Request<pb::GetCareerProgressRequest>) -> Res<pb::CareerProgress> {

@@ -53,6 +53,7 @@ pub(super) fn state_of(s: &SessionRow) -> SessionState {
 pub(super) async fn schedule(
     api: &TrainingApi,
     p: &Principal,
+    token: Option<&str>,
     r: pb::ScheduleSessionRequest,
 ) -> Result<pb::Session, Error> {
     let s = r.session.clone().unwrap_or_default();
@@ -90,6 +91,7 @@ pub(super) async fn schedule(
     else {
         return Err(Error::invalid("session", "is not valid"));
     };
+    api.peers.directory.check(token, &[("session.trainer", &trainer, kefu_kit::directory::Accept::Person)]).await?;
     let mut tx = api.pool.begin().await?;
     let course = store::course(&mut tx, &course_id)
         .await?
