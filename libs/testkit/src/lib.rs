@@ -24,8 +24,8 @@ use std::{future::Future, time::Duration};
 
 use chrono::TimeZone;
 pub use suite::{
-    ComplaintsClient, CustomersClient, GatewayHandle, GatewayTweak, Live, PerformanceClient, STAFF, ServerTweak,
-    StaffClient, Suite, SuiteOptions, TicketsClient, TrainingClient,
+    ComplaintsClient, CustomersClient, EmbeddedTweak, GatewayHandle, GatewayTweak, Live, PerformanceClient, STAFF,
+    ServerTweak, StaffClient, Suite, SuiteOptions, TicketsClient, TrainingClient,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

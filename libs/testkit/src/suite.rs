@@ -101,7 +101,13 @@ pub struct SuiteOptions {
     /// Put the people tests act as ([`STAFF`]) and the expert group
     /// `tax-expert` in the staff directory (false: an empty directory).
     pub seed_staff: bool,
+    /// Changes to what the modules are given in place of their own parts
+    /// (after the suite's own overrides).
+    pub embedded: Option<EmbeddedTweak>,
 }
+
+/// Changes to the modules' overrides before they are built.
+pub type EmbeddedTweak = Box<dyn FnOnce(&mut Embedded) + Send>;
 
 /// The people a suite's directory holds from the start: the subjects tests
 /// mint tokens for (`{role}-N`), the trainer, and the REST tests' agent.
@@ -128,7 +134,7 @@ pub const STAFF: &[(&str, &str, &str)] = &[
 impl Default for SuiteOptions {
     fn default() -> Self {
         // 2026-03-02 09:00 in Shanghai, a Monday morning.
-        Self { start_ms: 1_772_413_200_000, live: None, gateway: None, server: None, seed_staff: true }
+        Self { start_ms: 1_772_413_200_000, live: None, gateway: None, server: None, seed_staff: true, embedded: None }
     }
 }
 
@@ -264,12 +270,17 @@ impl Suite {
             blobs,
         });
         embedded.overrides.insert(kefu_training::Overrides { clock: Some(Arc::new(clock.clone())) });
-        embedded.overrides.insert(kefu_performance::Overrides { clock: Some(Arc::new(clock.clone())) });
+        embedded
+            .overrides
+            .insert(kefu_performance::Overrides { clock: Some(Arc::new(clock.clone())), tickets_addr: None });
         embedded.overrides.insert(kefu_tickets::Overrides {
             clock: Some(Arc::new(clock.clone())),
             live: Some(live.store()),
             sweep: Some(sweep),
         });
+        if let Some(tweak) = opts.embedded {
+            tweak(&mut embedded);
+        }
         let shutdown = CancellationToken::new();
         let mut assembly = kefu_kit::module::build_all(modules, "test", &shutdown, &embedded).await.unwrap();
         let tickets: kefu_tickets::Tickets = assembly.take_handle("tickets").expect("the tickets module's handle");

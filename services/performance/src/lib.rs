@@ -51,6 +51,9 @@ const TOKEN_FOR: &str = "performance reads the directory and people's figures fr
 pub struct Overrides {
     /// The clock periods, deadlines and closes are read from.
     pub clock: Option<Arc<dyn kefu_sla::Clock>>,
+    /// Where the tickets service is, instead of the host's own address
+    /// (a test puts a connection it can cut in between).
+    pub tickets_addr: Option<String>,
 }
 
 /// The performance service as a kefu [`Module`].
@@ -79,9 +82,14 @@ impl Module for Performance {
 
     async fn build(args: PerformanceArgs, ctx: Context) -> anyhow::Result<Built> {
         let overrides = ctx.embedded.as_ref().and_then(|e| e.get::<Overrides>()).unwrap_or_default();
-        let clock = overrides.clock.unwrap_or_else(|| Arc::new(kefu_sla::SystemClock));
+        let clock = overrides.clock.clone().unwrap_or_else(|| Arc::new(kefu_sla::SystemClock));
         let addrs = match &ctx.embedded {
-            Some(e) => [e.self_addr.clone(), e.self_addr.clone(), e.self_addr.clone(), e.self_addr.clone()],
+            Some(e) => [
+                e.self_addr.clone(),
+                overrides.tickets_addr.clone().unwrap_or_else(|| e.self_addr.clone()),
+                e.self_addr.clone(),
+                e.self_addr.clone(),
+            ],
             None => [
                 args.staff_addr.clone(),
                 args.tickets_addr.clone(),
