@@ -66,6 +66,14 @@ fn message_schema(m: &MessageDescriptor, refs: &mut Vec<MessageDescriptor>) -> V
     let mut props = serde_json::Map::new();
     for f in m.fields() {
         props.insert(f.json_name().to_owned(), field_schema(&f, refs));
+        // The gateway names the person or team behind a staff id.
+        if crate::names::STAFF_FIELDS.contains(&f.json_name()) && matches!(f.kind(), Kind::String) && !f.is_list() {
+            props.insert(
+                format!("{}Name", f.json_name()),
+                json!({"type": "string", "readOnly": true,
+                       "description": format!("The staff directory's name for `{}` (added by the gateway when the directory knows it).", f.json_name())}),
+            );
+        }
     }
     json!({"type": "object", "properties": props})
 }

@@ -521,7 +521,61 @@ async fn spawn_limited(backend: Backend) -> Option<App> {
     common::spawn_with(backend, |a| a.rate_limit_per_key = 3).await
 }
 
-kefu_testkit::on_both_backends!(spawn; a_new_user_logs_in_creates_an_agent_who_works_and_watches_sla_events, bad_input_etags_and_idempotency, sla_administration_over_rest, tokens_refresh_rotation_lockout_and_api_keys, every_route_answers_and_roles_are_enforced);
+/// Where a REST view shows a staff id (an assignee, an author, an
+/// escalation target), the directory's name for it stands beside it; `/me`
+/// tells a person who the directory says they are.
+async fn views_name_the_people_behind_staff_ids(app: App) {
+    let agent = app.minted("agent-7", Role::Agent);
+    let (s, c, _) =
+        app.call(Method::POST, "/api/v1/customers", &agent, Some(customer_body("名称测试有限公司", 4242))).await;
+    assert_eq!(s, 200, "{c}");
+    let body = json!({"ticket": {"kind": "TICKET_KIND_CONSULTATION", "channel": "CHANNEL_PHONE", "subject": "发票冲红",
+                                 "customerId": c["id"], "assignee": "agent-7"}});
+    let (s, t, _) = app.call(Method::POST, "/api/v1/tickets", &agent, Some(body)).await;
+    assert_eq!(s, 200, "{t}");
+    assert_eq!((t["assignee"].as_str(), t["assigneeName"].as_str()), (Some("agent-7"), Some("郑爽")), "{t}");
+    let id = t["id"].as_str().unwrap().to_owned();
+    let (s, _, _) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/tickets/{id}/messages"),
+            &agent,
+            Some(json!({"kind": "MESSAGE_KIND_INTERNAL_NOTE", "body": "请专家组确认红字发票流程"})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, w, _) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/tickets/{id}/status"),
+            &agent,
+            Some(json!({"status": "STATUS_PENDING_INTERNAL", "reason": "等待专家组", "escalatedTo": "tax-expert"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{w}");
+    assert_eq!(w["escalatedToName"], "税务专家组", "{w}");
+    let (_, list, _) = app.call(Method::GET, "/api/v1/tickets?escalatedTo=tax-expert", &agent, None).await;
+    assert_eq!(list["tickets"].as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list["tickets"][0]["assigneeName"], "郑爽", "names in lists too");
+    let (_, tl, _) = app.call(Method::GET, &format!("/api/v1/tickets/{id}/timeline"), &agent, None).await;
+    let entries = tl["entries"].as_array().unwrap();
+    assert!(entries.iter().any(|e| e["author"] == "agent-7" && e["authorName"] == "郑爽"), "{tl}");
+    let (s, me, _) = app.call(Method::GET, "/api/v1/me", &agent, None).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        (me["staffId"].as_str(), me["displayName"].as_str(), me["position"].as_str()),
+        (Some("agent-7"), Some("郑爽"), Some("客服专员")),
+        "{me}"
+    );
+    // Nobody by that name: refused over REST as over gRPC.
+    let (s, p, _) = app
+        .call(Method::POST, &format!("/api/v1/tickets/{id}/assign"), &agent, Some(json!({"assignee": "不存在的人"})))
+        .await;
+    assert_eq!(s, 400, "{p}");
+    assert!(p["detail"].as_str().unwrap().contains("不存在的人 is not a person of the staff directory"), "{p}");
+}
+
+kefu_testkit::on_both_backends!(spawn; a_new_user_logs_in_creates_an_agent_who_works_and_watches_sla_events, views_name_the_people_behind_staff_ids, bad_input_etags_and_idempotency, sla_administration_over_rest, tokens_refresh_rotation_lockout_and_api_keys, every_route_answers_and_roles_are_enforced);
 
 mod limited {
     use super::*;

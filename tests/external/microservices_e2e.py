@@ -46,6 +46,10 @@ def main():
     s, tok, _ = call(base, "POST", "/api/v1/auth/login", body={"username": user, "password": password})
     check(s == 200, "admin logs in")
     admin = tok["accessToken"]
+    # A login account speaks for an active person of the staff directory.
+    s, person, _ = call(base, "POST", "/api/v1/staff/people", admin, {"person": {
+        "staffId": "agent.e2e", "name": "端到端坐席", "position": "客服专员", "hireDate": "2024-03-01"}})
+    check(s == 200 and person["staffId"] == "agent.e2e", "an admin adds the agent to the staff directory (gateway → staff)")
     s, made, _ = call(base, "POST", "/api/v1/accounts", admin, {"username": "agent.e2e", "password": "a long passphrase", "roles": ["agent"], "staffId": "agent.e2e"})
     check(s == 201 and made["roles"] == [], "admin creates an agent account, its role waiting for approval")
     grant = made["pendingRoleGrant"]["id"]
@@ -90,6 +94,7 @@ def main():
         "assignee": "agent.e2e"}})
     check(s == 200 and tk["number"].startswith("KF-"), "agent opens a tax-filing request through gateway → tickets → customers")
     check(tk["filingDeadline"] == "2026-10-26", "the filing deadline comes from the calendar data")
+    check(tk.get("assigneeName") == "端到端坐席", "the ticket view names the assignee (gateway → staff)")
     s, sla, _ = call(base, "GET", f"/api/v1/tickets/{tk['id']}/sla", agent)
     metrics = {x["metric"] for x in sla["targets"]}
     check({"first_response", "resolution"} <= metrics, f"SLA targets started ({sorted(metrics)})")

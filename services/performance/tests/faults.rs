@@ -1,8 +1,9 @@
-//! A source service down at cycle close, on SQLite + memory and PostgreSQL
-//! + Redis: the connection to tickets is cut, the close fails UNAVAILABLE
-//! naming tickets with nothing written (the cycle open, no snapshot, no
-//! history), and the same close succeeds once tickets answers again. Bad
-//! schemes, cycles and steps out of order are refused and change nothing.
+//! A source service down at cycle close, on SQLite with memory and on
+//! PostgreSQL with Redis: the connection to tickets is cut, the close fails
+//! UNAVAILABLE naming tickets with nothing written (the cycle open, no
+//! snapshot, no history), and the same close succeeds once tickets answers
+//! again. Bad schemes, cycles and steps out of order are refused and change
+//! nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::{

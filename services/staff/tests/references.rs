@@ -91,8 +91,7 @@ async fn tickets_take_only_active_people_and_teams_and_list_by_escalation_target
         .await
         .unwrap_err();
     assert_eq!(e.code(), tonic::Code::InvalidArgument);
-    let still =
-        agent.get_ticket(tpb::GetTicketRequest { id: t.id.clone(), ..Default::default() }).await.unwrap().into_inner();
+    let still = agent.get_ticket(tpb::GetTicketRequest { id: t.id.clone() }).await.unwrap().into_inner();
     assert_eq!(still.assignee, "agent-2", "a refused assignment changes nothing");
     agent
         .assign_ticket(tpb::AssignTicketRequest {
@@ -185,12 +184,9 @@ async fn complaints_and_training_check_their_people_in_the_directory(s: Suite) {
     let e = hr.schedule_session(session("外部讲师")).await.unwrap_err();
     assert_eq!(violations(&e), vec!["session.trainer".to_string()]);
     let ses = hr.schedule_session(session("agent-trainer")).await.unwrap().into_inner();
-    let e = hr
-        .enrol(lpb::EnrolRequest { session_id: ses.id.clone(), staff_id: "agent-5".into(), ..Default::default() })
-        .await
-        .unwrap_err();
+    let e = hr.enrol(lpb::EnrolRequest { session_id: ses.id.clone(), staff_id: "agent-5".into() }).await.unwrap_err();
     assert!(e.message().contains("not an active member of staff"), "{}", e.message());
-    hr.enrol(lpb::EnrolRequest { session_id: ses.id, staff_id: "agent-4".into(), ..Default::default() }).await.unwrap();
+    hr.enrol(lpb::EnrolRequest { session_id: ses.id, staff_id: "agent-4".into() }).await.unwrap();
 }
 
 /// The tickets created that a watcher was told of, until it goes quiet.
