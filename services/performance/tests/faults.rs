@@ -6,51 +6,38 @@
 //! nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicBool, Ordering},
-};
-
 use kefu_kit::auth::Role;
 use kefu_proto::performance::v1::{self as pb, Curve, EvaluationState as S, IndicatorGroup as G, Source};
 use kefu_testkit::{Backend, Suite, SuiteOptions, free_port, violations};
 use tonic::Code;
 
-/// A TCP relay to the suite that a test switches on and off.
+/// Where the performance service finds tickets: nothing listens there
+/// (connections are refused, as to a service that is down) until the test
+/// starts a relay to the suite.
 struct Relay {
-    up: Arc<AtomicBool>,
     port: u16,
+    target: String,
 }
 
-async fn relay(port: u16) -> (Relay, tokio::sync::oneshot::Sender<String>) {
-    let up = Arc::new(AtomicBool::new(false));
-    let (tx, rx) = tokio::sync::oneshot::channel::<String>();
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
-    let on = up.clone();
-    tokio::spawn(async move {
-        let target = rx.await.unwrap();
-        let target = target.trim_start_matches("http://").to_owned();
-        loop {
-            let Ok((mut inbound, _)) = listener.accept().await else { return };
-            if !on.load(Ordering::SeqCst) {
-                // Down: the connection is dropped at once.
-                drop(inbound);
-                continue;
+impl Relay {
+    async fn up(&self) {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await.unwrap();
+        let target = self.target.trim_start_matches("http://").to_owned();
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let target = target.clone();
+                tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
             }
-            let target = target.clone();
-            tokio::spawn(async move {
-                if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
-                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                }
-            });
-        }
-    });
-    (Relay { up, port }, tx)
+        });
+    }
 }
 
-async fn spawn_with_relay(backend: Backend) -> Option<(Suite, Relay)> {
+async fn spawn(backend: Backend) -> Option<(Suite, Relay)> {
     let port = free_port();
-    let (relay, target) = relay(port).await;
     let opts = SuiteOptions {
         embedded: Some(Box::new(move |e| {
             let mut o = e.get::<kefu_performance::Overrides>().unwrap_or_default();
@@ -60,13 +47,8 @@ async fn spawn_with_relay(backend: Backend) -> Option<(Suite, Relay)> {
         ..Default::default()
     };
     let s = Suite::spawn_with(backend, opts).await?;
-    target.send(s.addr.clone()).unwrap();
-    assert_eq!(relay.port, port);
-    Some((s, relay))
-}
-
-async fn spawn(backend: Backend) -> Option<(Suite, Relay)> {
-    spawn_with_relay(backend).await
+    let target = s.addr.clone();
+    Some((s, Relay { port, target }))
 }
 
 macro_rules! both {
@@ -182,7 +164,7 @@ async fn a_close_with_tickets_down_writes_nothing_and_succeeds_when_retried(s: S
         .evaluations;
     assert!(evals.iter().all(|e| e.state == S::Pending as i32 && e.history.len() == 1), "{evals:?}");
 
-    relay.up.store(true, Ordering::SeqCst);
+    relay.up().await;
     let mut closed = None;
     for _ in 0..50 {
         match hr.close_cycle(pb::CloseCycleRequest { id: c.id.clone() }).await {
@@ -207,7 +189,7 @@ async fn a_close_with_tickets_down_writes_nothing_and_succeeds_when_retried(s: S
 }
 
 async fn bad_schemes_cycles_and_steps_are_refused_by_name_and_change_nothing(s: Suite, relay: Relay) {
-    relay.up.store(true, Ordering::SeqCst);
+    relay.up().await;
     team(&s).await;
     let mut hr = s.performance_as(Role::Hr);
     // Weights: groups must sum to 100; each field named.
