@@ -260,7 +260,9 @@ pub fn checked_new_account(
             "the service role is for internal systems (API keys, gRPC), not for people's accounts",
         ));
     }
-    let staff_id = if staff_id.trim().is_empty() { username.to_owned() } else { staff_id.trim().to_owned() };
+    // In the directory's case (lower), so one person has one account.
+    let staff_id =
+        if staff_id.trim().is_empty() { username.to_owned() } else { staff_id.trim().to_owned() }.to_ascii_lowercase();
     // Staff ids name people in every audit entry: plain characters only
     // (no look-alikes), and never an API key's identity.
     if staff_id.len() > 64 || !staff_id.chars().all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c)) {

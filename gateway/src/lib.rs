@@ -334,7 +334,7 @@ impl Gateway {
         query: Vec<(String, String)>,
         body: Bytes,
     ) -> Result<Response, Problem> {
-        let (_, token) = self.caller(headers, &[route.rpc]).await?;
+        let (_, token, may) = self.caller_maybe(headers, &[route.rpc], &[names::RESOLVE]).await?;
         let m = rpc::method(&self.pool, route.rpc)
             .ok_or_else(|| Problem::internal(format!("unknown rpc {}", route.rpc)))?;
         let body = if body.is_empty() {
@@ -360,7 +360,9 @@ impl Gateway {
         let reply =
             rpc::unary(self.channel_for(route.rpc)?, &m, req, &token).await.map_err(|s| Problem::from_status(&s))?;
         let mut json = rpc::to_json(&reply)?;
-        names::add(self, &token, &mut json).await;
+        if may.first().copied().unwrap_or(false) {
+            names::add(self, &token, &mut json).await;
+        }
         let etag = json.get("etag").and_then(Value::as_str).filter(|e| !e.is_empty()).map(|e| format!("\"{e}\""));
         let mut resp = Json(json).into_response();
         if let Some(tag) = etag.and_then(|t| HeaderValue::from_str(&t).ok()) {

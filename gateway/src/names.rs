@@ -108,7 +108,7 @@ pub(crate) async fn add(gw: &crate::Gateway, token: &str, answer: &mut Value) {
     apply(answer, &names);
 }
 
-const RESOLVE: &str = "kefu.staff.v1.StaffService/Resolve";
+pub(crate) const RESOLVE: &str = "kefu.staff.v1.StaffService/Resolve";
 
 #[cfg(test)]
 mod tests {

@@ -61,6 +61,13 @@ impl Directory {
             return Ok(());
         }
         let resolved = self.resolve(token, wanted.iter().map(|(_, v, _)| v.trim().to_owned()).collect()).await?;
+        if resolved.len() != wanted.len() {
+            return Err(Error::Internal(anyhow::anyhow!(
+                "the staff directory answered {} of {} references",
+                resolved.len(),
+                wanted.len()
+            )));
+        }
         let mut v = Violations::new();
         for ((field, value, accept), r) in wanted.iter().zip(&resolved) {
             let kind = RefKind::try_from(r.kind).unwrap_or(RefKind::Unspecified);

@@ -244,6 +244,42 @@ pub async fn evaluation(conn: &mut AnyConnection, id: &str) -> Result<Option<Eva
         .await?)
 }
 
+/// How many evaluations a cycle has.
+pub async fn count_evaluations(conn: &mut AnyConnection, cycle: &str) -> Result<i64, Error> {
+    use sqlx::Row;
+    Ok(sqlx::query("SELECT COUNT(*) FROM evaluations WHERE cycle_id = $1")
+        .bind(cycle)
+        .fetch_one(conn)
+        .await?
+        .try_get(0)?)
+}
+
+/// Which of `staff` are evaluated in a cycle whose days overlap
+/// `from..=to`: (staff id, period, team).
+pub async fn overlapping(
+    conn: &mut AnyConnection,
+    staff: &[String],
+    from: &str,
+    to: &str,
+) -> Result<Vec<(String, String, String)>, Error> {
+    use sqlx::Row;
+    let mut w = kefu_kit::db::Where::new();
+    w.any_of("e.staff_id", staff.iter().map(String::as_str));
+    w.and("c.from_date <= $?", to);
+    w.and("c.to_date >= $?", from);
+    let (cond, binds) = w.build();
+    let rows = kefu_kit::db::fetch_rows(
+        conn,
+        &format!(
+            "SELECT e.staff_id, c.period, c.team FROM evaluations e JOIN cycles c ON c.id = e.cycle_id WHERE {cond} \
+             ORDER BY e.staff_id LIMIT 100"
+        ),
+        binds,
+    )
+    .await?;
+    rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))).collect()
+}
+
 /// A cycle's evaluations by staff id.
 pub async fn evaluations(conn: &mut AnyConnection, cycle: &str) -> Result<Vec<EvaluationRow>, Error> {
     Ok(sqlx::query_as(&format!(

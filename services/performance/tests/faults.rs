@@ -224,7 +224,15 @@ async fn bad_schemes_cycles_and_steps_are_refused_by_name_and_change_nothing(s: 
     hr.define_scheme(scheme((60, 40))).await.unwrap();
     assert!(hr.list_cycles(pb::ListCyclesRequest::default()).await.unwrap().into_inner().cycles.is_empty());
 
+    let mine = s.performance_for("agent-1", Role::Hr).open_cycle(cycle("2026-02")).await.unwrap_err();
+    assert_eq!(mine.code(), Code::PermissionDenied, "HR does not open a cycle that evaluates themselves");
     let c = hr.open_cycle(cycle("2026-02")).await.unwrap().into_inner();
+    // Nobody is evaluated twice for the same days: a quarter over February.
+    let mut quarter = cycle("2026-Q1");
+    quarter.cycle.as_mut().unwrap().kind = pb::PeriodKind::Quarter as i32;
+    let twice = hr.open_cycle(quarter).await.unwrap_err();
+    assert_eq!(twice.code(), Code::FailedPrecondition);
+    assert!(twice.message().contains("agent-1（north 2026-02）"), "{}", twice.message());
     let evals = hr
         .list_evaluations(pb::ListEvaluationsRequest { cycle_id: c.id.clone() })
         .await

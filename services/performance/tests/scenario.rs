@@ -426,6 +426,15 @@ async fn a_quarter_is_evaluated_calibrated_appealed_paid_honoured_and_exported(s
     assert_eq!(opened.state, pb::CycleState::Open as i32);
     let retry = hr.open_cycle(cycle("2026-Q4", vec![])).await.unwrap().into_inner();
     assert_eq!(retry.id, opened.id, "an identical retry is the same cycle");
+    // Pay is HR's: an agent reads the cycle without anyone's bonus base.
+    assert_eq!(opened.bonus_base_overrides.get("agent-c"), Some(&666_667));
+    let seen = s
+        .performance_for("agent-a", Role::Agent)
+        .get_cycle(pb::GetCycleRequest { id: opened.id.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(seen.bonus_base_overrides.is_empty() && seen.bonus_base_fen == 0, "{seen:?}");
     let cycles = hr.list_cycles(pb::ListCyclesRequest::default()).await.unwrap().into_inner().cycles;
     assert_eq!(cycles.len(), 1, "the refused Q3 cycle left nothing");
 
@@ -568,6 +577,16 @@ async fn a_quarter_is_evaluated_calibrated_appealed_paid_honoured_and_exported(s
         .await
         .unwrap_err();
     assert_eq!(not_hr.code(), Code::PermissionDenied);
+    let own = s
+        .performance_for("agent-c", Role::Hr)
+        .calibrate(pb::CalibrateRequest {
+            evaluation_id: find(&all, "agent-c").id.clone(),
+            grade: "A".into(),
+            reason: "x".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(own.code(), Code::PermissionDenied, "nobody calibrates their own result");
     let bad_grade = hr
         .calibrate(pb::CalibrateRequest {
             evaluation_id: find(&all, "agent-c").id.clone(),

@@ -63,7 +63,19 @@ async fn people_teams_and_queues_make_a_directory_others_resolve(s: Suite) {
     };
     sup.set_membership(member("daizhang-1", "agent-1", false)).await.unwrap();
     sup.set_membership(member("daizhang-1", "agent-2", false)).await.unwrap();
-    let t = sup.set_membership(member("daizhang-1", "sup-1", true)).await.unwrap().into_inner();
+    let naming = sup.set_membership(member("daizhang-1", "sup-1", true)).await.unwrap_err();
+    assert_eq!(naming.code(), Code::PermissionDenied, "a supervisor does not name a team's lead");
+    let t = hr.set_membership(member("daizhang-1", "sup-1", true)).await.unwrap().into_inner();
+    let unnaming = sup
+        .set_membership(pb::SetMembershipRequest {
+            team: "daizhang-1".into(),
+            staff_id: "sup-1".into(),
+            member: false,
+            lead: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unnaming.code(), Code::PermissionDenied, "nor takes a lead out");
     let order: Vec<(&str, bool)> = t.members.iter().map(|m| (m.staff_id.as_str(), m.lead)).collect();
     assert_eq!(order, vec![("sup-1", true), ("agent-1", false), ("agent-2", false)], "leads first");
     sup.set_membership(member("tax-experts", "agent-2", false)).await.unwrap();

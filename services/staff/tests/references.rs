@@ -101,6 +101,8 @@ async fn tickets_take_only_active_people_and_teams_and_list_by_escalation_target
         })
         .await
         .unwrap();
+    let moved = agent.get_ticket(tpb::GetTicketRequest { id: t.id.clone() }).await.unwrap().into_inner();
+    assert_eq!(moved.assignee, "agent-3", "kept as the directory writes it (figures count by it)");
 
     // Escalation: to nobody refused; to the expert group kept and listed.
     let pending = |to: &str| tpb::ChangeStatusRequest {

@@ -107,6 +107,12 @@ pub(super) async fn open(api: &PerformanceApi, p: &Principal, r: pb::OpenCycleRe
     if ids.is_empty() {
         return Err(Error::invalid("cycle.team", format!("{team} has nobody to evaluate (only leads, or no members)")));
     }
+    if ids.contains(&p.subject) {
+        return Err(Error::PermissionDenied(format!(
+            "{} is among the people evaluated: another member of HR opens this cycle",
+            p.subject
+        )));
+    }
     let mut v = Violations::new();
     for k in settings.overrides.keys() {
         if !ids.contains(k) {
@@ -157,6 +163,19 @@ pub(super) async fn open(api: &PerformanceApi, p: &Principal, r: pb::OpenCycleRe
         people.push((person, scheme, reviewers));
     }
     v.finish()?;
+    let ids_found: Vec<String> = people.iter().map(|(x, _, _)| x.staff_id.clone()).collect();
+    let taken = store::overlapping(&mut conn, &ids_found, &parse::format_date(from), &parse::format_date(to)).await?;
+    let taken: Vec<String> = taken
+        .into_iter()
+        .filter(|(_, p_, t_)| !(p_ == &period && t_ == &team))
+        .map(|(who, p_, t_)| format!("{who}（{t_} {p_}）"))
+        .collect();
+    if !taken.is_empty() {
+        return Err(Error::FailedPrecondition(format!(
+            "already evaluated for days of {period} in another cycle: {}",
+            taken.join("、")
+        )));
+    }
     drop(conn);
 
     let now = api.now();
@@ -240,14 +259,18 @@ pub(super) async fn open(api: &PerformanceApi, p: &Principal, r: pb::OpenCycleRe
     cycle_pb(&row, i32::try_from(people.len()).unwrap_or(0))
 }
 
-pub(super) async fn get(api: &PerformanceApi, r: pb::GetCycleRequest) -> Result<pb::Cycle, Error> {
+pub(super) async fn get(api: &PerformanceApi, p: &Principal, r: pb::GetCycleRequest) -> Result<pb::Cycle, Error> {
     let mut conn = api.reads.acquire().await?;
     let c = cycle_named(&mut conn, &r.id).await?;
-    let n = store::evaluations(&mut conn, &c.id).await?.len();
-    cycle_pb(&c, i32::try_from(n).unwrap_or(0))
+    let n = store::count_evaluations(&mut conn, &c.id).await?;
+    super::cycle_for(p, &c, i32::try_from(n).unwrap_or(0))
 }
 
-pub(super) async fn list(api: &PerformanceApi, r: pb::ListCyclesRequest) -> Result<pb::ListCyclesResponse, Error> {
+pub(super) async fn list(
+    api: &PerformanceApi,
+    p: &Principal,
+    r: pb::ListCyclesRequest,
+) -> Result<pb::ListCyclesResponse, Error> {
     let mut v = Violations::new();
     let team = v.check(parse::line("team", &r.team, 64)).unwrap_or_default().to_ascii_lowercase();
     let period = v.check(parse::line("period", &r.period, 16)).unwrap_or_default().to_ascii_uppercase();
@@ -261,15 +284,19 @@ pub(super) async fn list(api: &PerformanceApi, r: pb::ListCyclesRequest) -> Resu
     .await?;
     let mut cycles = Vec::with_capacity(rows.len());
     for c in &rows {
-        let n = store::evaluations(&mut conn, &c.id).await?.len();
-        cycles.push(cycle_pb(c, i32::try_from(n).unwrap_or(0))?);
+        let n = store::count_evaluations(&mut conn, &c.id).await?;
+        cycles.push(super::cycle_for(p, c, i32::try_from(n).unwrap_or(0))?);
     }
     Ok(pb::ListCyclesResponse { cycles })
 }
 
-/// The cycle as it now is (after a concurrent writer, or a retry).
+/// The cycle as it now is (after a concurrent writer, or a retry), as HR
+/// sees it (those who change cycles read pay).
 async fn current(api: &PerformanceApi, id: &str) -> Result<pb::Cycle, Error> {
-    get(api, pb::GetCycleRequest { id: id.to_owned() }).await
+    let mut conn = api.reads.acquire().await?;
+    let c = cycle_named(&mut conn, id).await?;
+    let n = store::count_evaluations(&mut conn, &c.id).await?;
+    cycle_pb(&c, i32::try_from(n).unwrap_or(0))
 }
 
 pub(super) async fn close(api: &PerformanceApi, p: &Principal, r: pb::CloseCycleRequest) -> Result<pb::Cycle, Error> {

@@ -231,6 +231,9 @@ pub(super) async fn calibrate(
     if !domain::allowed("calibrate", eval_state(&e)) || c.state != i64::from(CycleState::Review as i32) {
         return Err(domain::out_of_order("calibration", eval_state(&e)));
     }
+    if e.staff_id == p.subject {
+        return Err(Error::PermissionDenied("nobody calibrates their own result".into()));
+    }
     let mut v = Violations::new();
     let grade = v.check(grade_of(&c, "grade", &r.grade));
     let reason = v.check(parse::required_text("reason", &r.reason, 1000)).unwrap_or_default();
@@ -361,6 +364,9 @@ pub(super) async fn correct(
             "cycle {} is not finalised: change the result through its workflow, not a correction",
             c.period
         )));
+    }
+    if e.staff_id == p.subject {
+        return Err(Error::PermissionDenied("nobody corrects their own result".into()));
     }
     let mut v = Violations::new();
     let grade = v.check(grade_of(&c, "grade", &r.grade));

@@ -94,6 +94,20 @@ pub(crate) fn eval_state(e: &EvaluationRow) -> EvaluationState {
     EvaluationState::try_from(i32::try_from(e.state).unwrap_or(0)).unwrap_or(EvaluationState::Unspecified)
 }
 
+/// Who reads pay (bonus bases): HR, admins and auditors.
+const READS_PAY: &[Role] = &[Role::Hr, Role::Admin, Role::Auditor];
+
+/// A cycle as `p` may see it: bonus bases (people's pay) only for those
+/// who read pay.
+pub(crate) fn cycle_for(p: &Principal, c: &CycleRow, evaluations: i32) -> Result<pb::Cycle, Error> {
+    let mut out = cycle_pb(c, evaluations)?;
+    if !p.has_any(READS_PAY) {
+        out.bonus_base_fen = 0;
+        out.bonus_base_overrides.clear();
+    }
+    Ok(out)
+}
+
 pub(crate) fn cycle_pb(c: &CycleRow, evaluations: i32) -> Result<pb::Cycle, Error> {
     let s = settings(c)?;
     Ok(pb::Cycle {
@@ -257,12 +271,12 @@ impl PerformanceService for PerformanceApi {
 
     async fn get_cycle(&self, req: Request<pb::GetCycleRequest>) -> Res<pb::Cycle> {
         let c = call(req)?;
-        answer(cycles::get(self, c.r).await)
+        answer(cycles::get(self, &c.p, c.r).await)
     }
 
     async fn list_cycles(&self, req: Request<pb::ListCyclesRequest>) -> Res<pb::ListCyclesResponse> {
         let c = call(req)?;
-        answer(cycles::list(self, c.r).await)
+        answer(cycles::list(self, &c.p, c.r).await)
     }
 
     async fn close_cycle(&self, req: Request<pb::CloseCycleRequest>) -> Res<pb::Cycle> {

@@ -10,7 +10,7 @@ use kefu_kit::{
 use kefu_proto::performance::v1::{self as pb, EvaluationState as S};
 use rust_xlsxwriter::{Format, Workbook, Worksheet, XlsxError};
 
-use super::{PerformanceApi, cycle_named, cycle_pb, eval_state, scheme_body, sees, settings, totals};
+use super::{PerformanceApi, cycle_named, eval_state, scheme_body, sees, settings, totals};
 use crate::{
     domain,
     store::{self, EvaluationRow},
@@ -102,7 +102,7 @@ pub(super) async fn cycle_report(
         });
     }
     Ok(pb::CycleReport {
-        cycle: Some(cycle_pb(&c, i32::try_from(all.len()).unwrap_or(0))?),
+        cycle: Some(super::cycle_for(p, &c, i32::try_from(all.len()).unwrap_or(0))?),
         teams,
         indicators,
         results,

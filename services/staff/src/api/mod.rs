@@ -7,7 +7,7 @@ use std::collections::HashMap;
 pub use access::ACCESS;
 use kefu_kit::{
     Error,
-    auth::Principal,
+    auth::{Principal, Role},
     db,
     error::Violations,
     etag, page, parse,
@@ -263,7 +263,7 @@ async fn list_teams(api: &StaffApi, r: pb::ListTeamsRequest) -> Result<pb::ListT
     Ok(pb::ListTeamsResponse { teams })
 }
 
-async fn set_membership(api: &StaffApi, r: pb::SetMembershipRequest) -> Result<pb::Team, Error> {
+async fn set_membership(api: &StaffApi, p: &Principal, r: pb::SetMembershipRequest) -> Result<pb::Team, Error> {
     let mut v = Violations::new();
     let code = v.check(domain::team_code("team", &r.team)).unwrap_or_default();
     let staff = v.check(domain::staff_id("staff_id", &r.staff_id)).unwrap_or_default();
@@ -273,6 +273,13 @@ async fn set_membership(api: &StaffApi, r: pb::SetMembershipRequest) -> Result<p
     v.finish()?;
     let mut tx = api.pool.begin().await?;
     let t = store::team(&mut tx, &code).await?.ok_or_else(|| Error::NotFound(format!("team {code}")))?;
+    // Leads review their teams' performance: only HR names or unnames them.
+    let was_lead = store::members(&mut tx, &t.code).await?.iter().any(|(id, _, lead)| *id == staff && *lead);
+    if (r.lead || was_lead) && !p.has_any(&[Role::Hr, Role::Admin]) {
+        return Err(Error::PermissionDenied(
+            "a team's leads review its people: HR names them (supervisors add and remove members)".into(),
+        ));
+    }
     if r.member {
         let p = store::person(&mut tx, &staff)
             .await?
@@ -368,7 +375,7 @@ impl StaffService for StaffApi {
 
     async fn set_membership(&self, req: Request<pb::SetMembershipRequest>) -> Res<pb::Team> {
         let c = call(req)?;
-        answer(set_membership(self, c.r).await)
+        answer(set_membership(self, &c.p, c.r).await)
     }
 
     async fn resolve(&self, req: Request<pb::ResolveRequest>) -> Res<pb::ResolveResponse> {

@@ -155,6 +155,9 @@ pub(super) async fn create(
     let request_id = parse::line("request_id", &r.request_id, REQUEST_ID_MAX)?;
     let new = parse_new(api, input, &r.description).await?;
     api.directory.check(token, &[("ticket.assignee", &new.assignee, Accept::Person)]).await?;
+    // The directory's ids are lower case; figures count by them exactly.
+    let mut new = new;
+    new.assignee = new.assignee.to_ascii_lowercase();
     let tier = match &new.customer_id {
         Some(id) => api.customer_tier(token, id).await?,
         None => "standard".to_owned(),
@@ -414,6 +417,7 @@ pub(super) async fn assign(
         return Err(Error::invalid("ticket_id", "is not valid"));
     };
     api.directory.check(token, &[("assignee", &assignee, Accept::Person)]).await?;
+    let assignee = assignee.to_ascii_lowercase();
     let mut tx = api.pool.begin().await?;
     let mut t = store::require_ticket(&mut tx, &which).await?;
     if t.status() == pb::Status::Closed {
@@ -462,6 +466,7 @@ pub(super) async fn change_status(
     if to == pb::Status::PendingInternal {
         api.directory.check(token, &[("escalated_to", &escalated_to, Accept::PersonOrTeam)]).await?;
     }
+    let escalated_to = escalated_to.to_ascii_lowercase();
     let mut tx = api.pool.begin().await?;
     let mut t = store::require_ticket(&mut tx, &which).await?;
     let from_s = t.status();
