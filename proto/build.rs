@@ -26,6 +26,43 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     fs::write(out.join("kefu_enums.rs"), enums)?;
 
+    // The one label table: every enum value people may read has a Chinese
+    // and an English label, or the build stops naming what is missing.
+    let table = fs::read_to_string(root.join("labels.tsv"))?;
+    let mut labels = std::collections::BTreeMap::new();
+    for (i, line) in table.lines().enumerate() {
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let f: Vec<&str> = line.split('\t').collect();
+        if f.len() != 3 || f.iter().any(|x| x.trim().is_empty()) {
+            return Err(format!("labels.tsv line {}: expected NAME<TAB>中文<TAB>English", i + 1).into());
+        }
+        if labels.insert(f[0].to_owned(), (f[1].to_owned(), f[2].to_owned())).is_some() {
+            return Err(format!("labels.tsv line {}: {} is labelled twice", i + 1, f[0]).into());
+        }
+    }
+    let mut values = std::collections::BTreeSet::new();
+    for file in fds.file.iter().filter(|f| f.package().starts_with("kefu.")) {
+        for e in &file.enum_type {
+            values.extend(e.value.iter().map(|v| v.name().to_owned()).filter(|n| !n.ends_with("_UNSPECIFIED")));
+        }
+    }
+    let missing: Vec<&String> = values.iter().filter(|v| !labels.contains_key(*v)).collect();
+    let stale: Vec<&String> = labels.keys().filter(|k| !values.contains(*k)).collect();
+    if !missing.is_empty() || !stale.is_empty() {
+        return Err(format!("labels.tsv: no label for {missing:?}; labels for no enum value {stale:?}").into());
+    }
+    let rows: Vec<String> = labels.iter().map(|(k, (zh, en))| format!("    ({k:?}, {zh:?}, {en:?}),")).collect();
+    fs::write(
+        out.join("kefu_labels.rs"),
+        format!(
+            "/// (value name, 中文, English), by value name.\npub static LABELS: &[(&str, &str, &str)] = &[\n{}\n];\n",
+            rows.join("\n")
+        ),
+    )?;
+    println!("cargo:rerun-if-changed=labels.tsv");
+
     tonic_prost_build::configure().build_server(true).build_client(true).compile_fds(fds)?;
     println!("cargo:rerun-if-changed=kefu");
     Ok(())

@@ -83,18 +83,31 @@ fn apply(v: &mut Value, names: &std::collections::HashMap<String, String>) {
 pub(crate) async fn add(gw: &crate::Gateway, token: &str, answer: &mut Value) {
     let mut refs = BTreeSet::new();
     collect(answer, &mut refs);
-    if refs.is_empty() || !gw.upstreams.contains_key("staff") {
-        return;
+    let names = lookup(gw, token, refs).await;
+    if !names.is_empty() {
+        apply(answer, &names);
     }
-    let request = json!({ "refs": refs.iter().collect::<Vec<_>>() });
+}
+
+/// The directory's names for `refs` (those it knows; none when it does not
+/// answer).
+pub(crate) async fn lookup(
+    gw: &crate::Gateway,
+    token: &str,
+    refs: BTreeSet<String>,
+) -> std::collections::HashMap<String, String> {
+    if refs.is_empty() || !gw.upstreams.contains_key("staff") {
+        return Default::default();
+    }
+    let request = json!({ "refs": refs.iter().take(MAX_REFS).collect::<Vec<_>>() });
     let resolved = match gw.call_json(RESOLVE, token, request).await {
         Ok(r) => r,
         Err(e) => {
             tracing::debug!(status = e.status, "display names left out: the staff directory did not answer");
-            return;
+            return Default::default();
         }
     };
-    let names: std::collections::HashMap<String, String> = resolved["resolved"]
+    resolved["resolved"]
         .as_array()
         .map(|items| {
             items
@@ -104,8 +117,28 @@ pub(crate) async fn add(gw: &crate::Gateway, token: &str, answer: &mut Value) {
                 .filter(|(_, n)| !n.is_empty())
                 .collect()
         })
-        .unwrap_or_default();
-    apply(answer, &names);
+        .unwrap_or_default()
+}
+
+/// One name at a time for a live stream, remembered for the stream's life.
+#[derive(Default)]
+pub(crate) struct Cache(tokio::sync::Mutex<std::collections::HashMap<String, Option<String>>>);
+
+impl Cache {
+    pub(crate) async fn name(&self, gw: &crate::Gateway, token: &str, id: &str) -> Option<String> {
+        if id.is_empty() {
+            return None;
+        }
+        let mut known = self.0.lock().await;
+        if let Some(n) = known.get(id) {
+            return n.clone();
+        }
+        let n = lookup(gw, token, BTreeSet::from([id.to_owned()])).await.remove(id);
+        if known.len() < 10_000 {
+            known.insert(id.to_owned(), n.clone());
+        }
+        n
+    }
 }
 
 pub(crate) const RESOLVE: &str = "kefu.staff.v1.StaffService/Resolve";

@@ -32,7 +32,14 @@ fn scalar(field: &FieldDescriptor, refs: &mut Vec<MessageDescriptor>) -> Value {
         Kind::Float | Kind::Double => json!({"type": "number"}),
         Kind::Enum(e) => {
             let names: Vec<String> = e.values().map(|v| v.name().to_owned()).collect();
-            json!({"type": "string", "enum": names})
+            // What people read for each value, from the one label table.
+            let labelled: Vec<(String, kefu_proto::Label)> =
+                names.iter().filter_map(|n| kefu_proto::label(n).map(|l| (n.clone(), l))).collect();
+            let description =
+                labelled.iter().map(|(n, l)| format!("{n}：{}（{}）", l.zh, l.en)).collect::<Vec<_>>().join("；");
+            let labels: serde_json::Map<String, Value> =
+                labelled.iter().map(|(n, l)| (n.clone(), json!({"zh": l.zh, "en": l.en}))).collect();
+            json!({"type": "string", "enum": names, "description": description, "x-enum-labels": labels})
         }
         Kind::Message(m) => match m.full_name() {
             "google.protobuf.Timestamp" => json!({"type": "string", "format": "date-time"}),

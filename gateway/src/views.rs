@@ -1,7 +1,7 @@
 //! Views that join more than one call: the live event stream of tickets and
 //! complaints together, the SLA overview, the customer 360° view. Each
 //! leaves out what the caller's roles do not reach; none adds a rule.
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use axum::{
     Json,
@@ -63,7 +63,9 @@ pub(crate) async fn events(
     headers: HeaderMap,
     Query(q): Query<EventsQuery>,
 ) -> Result<Response, Problem> {
-    let (_, token, may) = gw.caller_maybe(&headers, &[WATCH_TICKETS], &[WATCH_COMPLAINTS]).await?;
+    let (_, token, may) =
+        gw.caller_maybe(&headers, &[WATCH_TICKETS], &[WATCH_COMPLAINTS, crate::names::RESOLVE]).await?;
+    let named = may.get(1).copied().unwrap_or(false);
     let last = headers.get("last-event-id").and_then(|v| v.to_str().ok()).unwrap_or("");
     let (since_ticket, since_complaint) = resume_from(last);
     let ctx = kefu_kit::client::CallContext::new(Some(&token)).map_err(Problem::internal)?;
@@ -108,15 +110,30 @@ pub(crate) async fn events(
         }
     }
     let mut cursor = (since_ticket, since_complaint);
-    let events =
-        futures::stream::select_all(streams).map(move |item| -> Result<sse::Event, std::convert::Infallible> {
+    // The assignee's name beside their id, looked up once per person.
+    let cache = Arc::new(crate::names::Cache::default());
+    let (names_gw, names_token) = (gw.clone(), token.clone());
+    let events = futures::stream::select_all(streams)
+        .then(move |item| {
+            let (gw, token, cache) = (names_gw.clone(), names_token.clone(), cache.clone());
+            async move {
+                let who = match &item {
+                    Item::Ticket(ev) => ev.assignee.as_str(),
+                    Item::Complaint(ev) => ev.handler.as_str(),
+                    Item::Failed(_) => "",
+                };
+                let name = if named { cache.name(&gw, &token, who).await } else { None };
+                (item, name)
+            }
+        })
+        .map(move |(item, name)| -> Result<sse::Event, std::convert::Infallible> {
             Ok(match item {
                 Item::Ticket(ev) => {
                     let data = json!({
                         "record": "ticket",
                         "id": ev.id, "ticketId": ev.ticket_id, "metric": ev.metric, "cycle": ev.cycle, "kind": ev.kind,
                         "time": millis(ev.time), "dueTime": millis(ev.due_time),
-                        "queue": ev.queue, "assignee": ev.assignee,
+                        "queue": ev.queue, "assignee": ev.assignee, "assigneeName": name,
                     });
                     let event = sse::Event::default().event(ev.kind).data(data.to_string());
                     // Only SLA events carry an id: they are what a reconnect
@@ -133,7 +150,7 @@ pub(crate) async fn events(
                         "record": "complaint",
                         "id": ev.id, "complaintId": ev.complaint_id, "actionId": ev.action_id, "metric": ev.metric,
                         "cycle": ev.cycle, "kind": ev.kind, "time": millis(ev.time), "dueTime": millis(ev.due_time),
-                        "queue": ev.queue, "assignee": ev.handler,
+                        "queue": ev.queue, "assignee": ev.handler, "assigneeName": name,
                     });
                     cursor.1 = ev.id;
                     sse::Event::default().event(ev.kind).data(data.to_string()).id(format!("{}|{}", cursor.0, cursor.1))
@@ -181,7 +198,7 @@ pub(crate) async fn sla_overview(
 ) -> Result<Response, Problem> {
     const TICKETS: &str = "kefu.tickets.v1.TicketService/GetSlaDashboard";
     const COMPLAINTS: &str = "kefu.complaints.v1.ComplaintService/GetComplaintSlaDashboard";
-    let (_, token, may) = gw.caller_maybe(&headers, &[TICKETS], &[COMPLAINTS]).await?;
+    let (_, token, may) = gw.caller_maybe(&headers, &[TICKETS], &[COMPLAINTS, crate::names::RESOLVE]).await?;
     let req = json!({"withinMinutes": q.within_minutes});
     let tickets = gw.call_json(TICKETS, &token, req.clone()).await?;
     let complaints =
@@ -198,10 +215,18 @@ pub(crate) async fn sla_overview(
         add_counts(&mut by_person, c.get("byHandler"));
     }
     let total = total.get("all").copied().unwrap_or_default();
+    // The people and queues on the board by the directory's names.
+    let ids = by_person.keys().chain(by_queue.keys()).cloned().collect();
+    let names = if may.get(1).copied().unwrap_or(false) {
+        crate::names::lookup(&gw, &token, ids).await
+    } else {
+        Default::default()
+    };
     Ok(Json(json!({
         "total": {"open": total[0], "atRisk": total[1], "breached": total[2]},
         "byQueue": counts_json(&by_queue),
         "byPerson": counts_json(&by_person),
+        "names": names,
         "tickets": tickets,
         "complaints": complaints,
     }))
@@ -221,7 +246,7 @@ pub(crate) async fn customer_overview(
         .caller_maybe(
             &headers,
             &["kefu.customers.v1.CustomerService/GetCustomer", "kefu.tickets.v1.TicketService/ListTickets"],
-            &[COMPLAINTS],
+            &[COMPLAINTS, crate::names::RESOLVE],
         )
         .await?;
     let customer = gw.call_json("kefu.customers.v1.CustomerService/GetCustomer", &token, json!({"id": id})).await?;
@@ -243,11 +268,14 @@ pub(crate) async fn customer_overview(
     } else {
         Value::Null
     };
-    Ok(Json(json!({
+    let mut view = json!({
         "customer": customer,
         "openTickets": open,
         "satisfaction": {"ratings": ratings.len(), "average": avg},
         "complaints": complaints,
-    }))
-    .into_response())
+    });
+    if may.get(1).copied().unwrap_or(false) {
+        crate::names::add(&gw, &token, &mut view).await;
+    }
+    Ok(Json(view).into_response())
 }

@@ -66,6 +66,7 @@ async fn a_new_user_logs_in_creates_an_agent_who_works_and_watches_sla_events(ap
     }
     assert!(seen.contains("event: breached") && seen.contains(&tid), "{seen}");
     assert!(seen.contains("event: ticket_created"), "ticket changes stream too: {seen}");
+    assert!(seen.contains(r#""assigneeName":"李娜""#), "events name the assignee: {seen}");
     let last_id = seen.lines().filter_map(|l| l.strip_prefix("id: ")).next_back().unwrap().to_owned();
 
     // Reconnecting with Last-Event-ID replays what came after it, and nothing before.
@@ -455,6 +456,12 @@ async fn every_route_answers_and_roles_are_enforced(app: App) {
     // Reference and document served by the gateway itself.
     let doc: Value = app.http.get(app.url("/api/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
+    // Enum values carry what people read (the one label table).
+    let status = &doc["components"]["schemas"]["kefu_staff_v1_Person"]["properties"]["status"];
+    assert_eq!(status["x-enum-labels"]["PERSON_STATUS_LEFT"]["zh"], "离职", "{status}");
+    assert!(status["description"].as_str().unwrap().contains("PERSON_STATUS_ON_LEAVE：休假（On leave）"), "{status}");
+    let assignee = &doc["components"]["schemas"]["kefu_tickets_v1_Ticket"]["properties"]["assigneeName"];
+    assert_eq!(assignee["readOnly"], true, "names beside staff ids are documented: {assignee}");
     for r in kefu_gateway::routes::ROUTES.iter() {
         assert!(
             doc["paths"][r.path][r.method.to_lowercase()].is_object(),
@@ -560,6 +567,9 @@ async fn views_name_the_people_behind_staff_ids(app: App) {
     let (_, tl, _) = app.call(Method::GET, &format!("/api/v1/tickets/{id}/timeline"), &agent, None).await;
     let entries = tl["entries"].as_array().unwrap();
     assert!(entries.iter().any(|e| e["author"] == "agent-7" && e["authorName"] == "郑爽"), "{tl}");
+    let (s, board, _) = app.call(Method::GET, "/api/v1/sla/overview", &app.token(Role::Supervisor), None).await;
+    assert_eq!(s, 200, "{board}");
+    assert_eq!(board["names"]["agent-7"], "郑爽", "the board names its people: {board}");
     let (s, me, _) = app.call(Method::GET, "/api/v1/me", &agent, None).await;
     assert_eq!(s, 200);
     assert_eq!(

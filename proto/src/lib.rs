@@ -17,6 +17,38 @@ pub trait ProtoEnum: TryFrom<i32> + Copy + Into<i32> {
         let n: i32 = self.into();
         Self::VALUES.iter().find(|(v, _)| *v == n).map_or("", |(_, s)| s)
     }
+
+    /// What people read for the value, in Simplified Chinese (微信); the
+    /// value's name when it has no label (`*_UNSPECIFIED`).
+    fn label_zh(self) -> &'static str {
+        label(self.name()).map_or(self.name(), |l| l.zh)
+    }
+
+    /// What people read for the value, in English (WeChat).
+    fn label_en(self) -> &'static str {
+        label(self.name()).map_or(self.name(), |l| l.en)
+    }
+}
+
+/// An enum value's labels, from the one label table (`proto/labels.tsv`),
+/// which the console, the OpenAPI descriptions and exports all read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Label {
+    pub zh: &'static str,
+    pub en: &'static str,
+}
+
+mod labels {
+    include!(concat!(env!("OUT_DIR"), "/kefu_labels.rs"));
+}
+
+/// The labels of the enum value named `value` (`CHANNEL_WECHAT`), if it has
+/// any (every value but `*_UNSPECIFIED` has: the build checks).
+pub fn label(value: &str) -> Option<Label> {
+    labels::LABELS.binary_search_by(|(k, _, _)| (*k).cmp(value)).ok().map(|i| {
+        let (_, zh, en) = labels::LABELS[i];
+        Label { zh, en }
+    })
 }
 
 pub mod common {
@@ -72,5 +104,19 @@ mod tests {
         assert_eq!(common::v1::Channel::Wechat.name(), "CHANNEL_WECHAT");
         assert_eq!(<common::v1::Channel as ProtoEnum>::NAME, "Channel");
         assert!(<tickets::v1::Status as ProtoEnum>::VALUES.contains(&(0, "STATUS_UNSPECIFIED")));
+    }
+
+    #[test]
+    fn enum_values_read_as_chinese_and_english_labels() {
+        assert_eq!(common::v1::Channel::Wechat.label_zh(), "微信");
+        assert_eq!(common::v1::Channel::Wechat.label_en(), "WeChat");
+        assert_eq!(staff::v1::PersonStatus::Left.label_zh(), "离职");
+        assert_eq!(performance::v1::EvaluationState::Appealed.label_zh(), "申诉中");
+        assert_eq!(label("STATUS_PENDING_CUSTOMER").map(|l| l.zh), Some("待客户回复"));
+        assert_eq!(label("NO_SUCH_VALUE"), None);
+        assert_eq!(tickets::v1::Status::Unspecified.label_zh(), "STATUS_UNSPECIFIED", "no label: the name");
+        // Sorted, so lookups by name find every row.
+        assert!(labels::LABELS.windows(2).all(|w| w[0].0 < w[1].0));
+        assert!(labels::LABELS.iter().all(|(_, zh, _)| !zh.starts_with(['=', '+', '-', '@'])));
     }
 }

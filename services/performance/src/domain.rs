@@ -498,19 +498,6 @@ pub fn out_of_order(action: &str, s: S) -> Error {
     Error::FailedPrecondition(format!("{action} is not a step of this evaluation now: {at}"))
 }
 
-pub fn state_label(s: S) -> &'static str {
-    match s {
-        S::Pending => "周期进行中",
-        S::SelfAssessment => "待自评",
-        S::Review => "待主管评价",
-        S::Calibration => "待人力资源校准",
-        S::Acknowledgement => "待员工确认",
-        S::Appealed => "申诉中",
-        S::Final => "已确认",
-        S::Unspecified => "未知",
-    }
-}
-
 /// Business day `n` after `start` (0: the same day, or the next working
 /// day if `start` is not one).
 pub fn nth_working_day(cal: &kefu_sla::Calendar, start: NaiveDate, n: i32) -> NaiveDate {

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use kefu_kit::{Error, auth::Principal, error::Violations, parse};
+use kefu_proto::ProtoEnum as _;
 use kefu_proto::{
     performance::v1::{self as pb, CycleState, EvaluationState as S, PeriodKind},
     staff::v1::PersonStatus,
@@ -361,7 +362,7 @@ fn not_in(evals: &[EvaluationRow], state: S) -> Vec<String> {
     evals
         .iter()
         .filter(|e| eval_state(e) != state)
-        .map(|e| format!("{}（{}，{}）", e.display_name, e.staff_id, domain::state_label(eval_state(e))))
+        .map(|e| format!("{}（{}，{}）", e.display_name, e.staff_id, eval_state(e).label_zh()))
         .collect()
 }
 
@@ -488,7 +489,7 @@ pub(super) async fn finalize(
             S::Acknowledgement => e.due_at.is_none_or(|d| d >= now),
             _ => true,
         })
-        .map(|e| format!("{}（{}，{}）", e.display_name, e.staff_id, domain::state_label(eval_state(e))))
+        .map(|e| format!("{}（{}，{}）", e.display_name, e.staff_id, eval_state(e).label_zh()))
         .collect();
     if !blocking.is_empty() {
         return Err(Error::FailedPrecondition(format!(

@@ -7,6 +7,7 @@ use kefu_kit::{
     auth::{Principal, Role},
     parse,
 };
+use kefu_proto::ProtoEnum as _;
 use kefu_proto::performance::v1::{self as pb, EvaluationState as S};
 use rust_xlsxwriter::{Format, Workbook, Worksheet, XlsxError};
 
@@ -173,7 +174,7 @@ pub(super) async fn export(api: &PerformanceApi, r: pb::ExportCycleRequest) -> R
         }
     }
     drop(conn);
-    let state_label = |e: &EvaluationRow| domain::state_label(eval_state(e));
+    let state_label = |e: &EvaluationRow| eval_state(e).label_zh();
     let build = || -> Result<Vec<u8>, XlsxError> {
         let mut wb = Workbook::new();
         let bold = Format::new().set_bold();
