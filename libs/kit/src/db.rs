@@ -206,6 +206,18 @@ impl From<bool> for Bind {
     }
 }
 
+/// A JSON column read into `T`; a column that does not hold it is this
+/// service's fault (INTERNAL, naming the table and row).
+pub fn from_json<T: serde::de::DeserializeOwned>(table: &str, id: &str, text: &str) -> Result<T, crate::Error> {
+    serde_json::from_str(text)
+        .map_err(|e| crate::Error::Internal(anyhow::anyhow!("{table} {id} holds invalid JSON: {e}")))
+}
+
+/// A value as the text of its JSON column.
+pub fn to_json<T: serde::Serialize>(x: &T) -> Result<String, crate::Error> {
+    serde_json::to_string(x).map_err(|e| crate::Error::Internal(e.into()))
+}
+
 /// A row's columns and values, written once and used for both its INSERT
 /// and its versioned UPDATE, so the two cannot drift apart.
 #[derive(Debug, Default)]

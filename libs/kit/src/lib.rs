@@ -19,6 +19,7 @@ pub mod etag;
 pub mod keys;
 pub mod mask;
 pub mod module;
+pub mod money;
 pub mod observe;
 pub mod page;
 pub mod parse;

@@ -420,17 +420,10 @@ impl Festival {
         self.rule().0
     }
 
+    /// The festival's name people read (the one label table: 春节, 中秋节).
     pub fn name_zh(self) -> &'static str {
-        match self {
-            Festival::NewYear => "元旦",
-            Festival::SpringFestival => "春節",
-            Festival::Lantern => "元宵節",
-            Festival::LabourDay => "勞動節",
-            Festival::DragonBoat => "端午節",
-            Festival::MidAutumn => "中秋節",
-            Festival::NationalDay => "國慶節",
-            Festival::DoubleNinth => "重陽節",
-        }
+        use kefu_proto::ProtoEnum as _;
+        self.to_pb().label_zh()
     }
 
     /// The Gregorian date of the festival in `year`.
@@ -572,6 +565,13 @@ mod tests {
             assert_eq!(Festival::from_pb(f.to_pb()), Some(f));
         }
         assert_eq!(Festival::from_pb(pb::Festival::Unspecified), None);
+    }
+
+    #[test]
+    fn festival_names_are_simplified_chinese_from_the_label_table() {
+        assert_eq!(Festival::SpringFestival.name_zh(), "春节");
+        assert_eq!(Festival::NationalDay.name_zh(), "国庆节");
+        assert!(Festival::ALL.iter().all(|f| !f.name_zh().starts_with("FESTIVAL_")), "every festival has a label");
     }
 
     #[test]

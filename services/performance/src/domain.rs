@@ -389,20 +389,7 @@ pub fn bonus(base_fen: i64, coefficient: i32) -> i64 {
 
 pub const ROUNDING: &str = "奖金 = 奖金基数 × 绩效系数，四舍五入到分";
 
-/// Yuan, for people: ¥1,234.50.
-pub fn yuan(fen: i64) -> String {
-    let sign = if fen < 0 { "-" } else { "" };
-    let f = fen.unsigned_abs();
-    let whole = (f / 100).to_string();
-    let mut grouped = String::new();
-    for (i, ch) in whole.chars().enumerate() {
-        if i > 0 && (whole.len() - i).is_multiple_of(3) {
-            grouped.push(',');
-        }
-        grouped.push(ch);
-    }
-    format!("{sign}¥{grouped}.{:02}", f % 100)
-}
+pub use kefu_kit::money::yuan;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HonourRule {

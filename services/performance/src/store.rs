@@ -1,18 +1,10 @@
 //! All SQL of the performance service (portable: SQLite and PostgreSQL).
 //! Rows become domain values here; JSON columns are read and written once.
 use kefu_kit::{Error, db::Columns};
-use serde::{Serialize, de::DeserializeOwned};
 use sqlx::AnyConnection;
 
-/// A JSON column read.
-pub fn json<T: DeserializeOwned>(table: &str, id: &str, text: &str) -> Result<T, Error> {
-    serde_json::from_str(text).map_err(|e| Error::Internal(anyhow::anyhow!("{table} {id} holds invalid JSON: {e}")))
-}
-
-/// A value as its JSON column text.
-pub fn to_json<T: Serialize>(x: &T) -> Result<String, Error> {
-    serde_json::to_string(x).map_err(|e| Error::Internal(e.into()))
-}
+/// JSON columns, read and written once (the kit's).
+pub use kefu_kit::db::{from_json as json, to_json};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SchemeRow {

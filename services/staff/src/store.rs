@@ -25,15 +25,12 @@ pub struct PersonRow {
 const PERSON_COLUMNS: &str = "staff_id, name, display_name, position, level, hire_date, status, manager, skills, \
     languages, updated_by, updated_at, version";
 
-/// A JSON list column read.
+/// A JSON list column read (the kit's JSON columns).
 pub fn list(table: &str, id: &str, text: &str) -> Result<Vec<String>, Error> {
-    serde_json::from_str(text).map_err(|e| Error::Internal(anyhow::anyhow!("{table} {id} holds invalid JSON: {e}")))
+    kefu_kit::db::from_json(table, id, text)
 }
 
-/// A list as its JSON column text.
-pub fn to_json(x: &[String]) -> Result<String, Error> {
-    serde_json::to_string(x).map_err(|e| Error::Internal(e.into()))
-}
+pub use kefu_kit::db::to_json;
 
 fn changing(p: &PersonRow) -> Columns {
     Columns::new()

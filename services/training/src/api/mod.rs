@@ -86,20 +86,7 @@ fn staff_for(p: &Principal, field: &str, raw: &str, others: &[Role]) -> Result<S
     Ok(s)
 }
 
-/// Yuan, for people (¥1,234.50).
-fn yuan(fen: i64) -> String {
-    let sign = if fen < 0 { "-" } else { "" };
-    let f = fen.unsigned_abs();
-    let whole = (f / 100).to_string();
-    let mut grouped = String::new();
-    for (i, ch) in whole.chars().enumerate() {
-        if i > 0 && (whole.len() - i).is_multiple_of(3) {
-            grouped.push(',');
-        }
-        grouped.push(ch);
-    }
-    format!("{sign}¥{grouped}.{:02}", f % 100)
-}
+use kefu_kit::money::yuan;
 
 #[tonic::async_trait]
 impl TrainingService for TrainingApi {
@@ -299,16 +286,5 @@ impl TrainingService for TrainingApi {
     async fn list_eligible(&self, req: Request<pb::ListEligibleRequest>) -> Res<pb::ListEligibleResponse> {
         let c = call(req)?;
         answer(careers::eligible(self, c.r).await)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn yuan_groups_thousands_and_keeps_fen() {
-        assert_eq!(super::yuan(0), "¥0.00");
-        assert_eq!(super::yuan(123_450), "¥1,234.50");
-        assert_eq!(super::yuan(100_000_000), "¥1,000,000.00");
-        assert_eq!(super::yuan(-5), "-¥0.05");
     }
 }

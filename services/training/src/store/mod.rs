@@ -20,13 +20,5 @@ pub use exams::*;
 pub use plans::*;
 pub use sessions::*;
 
-/// A JSON column read into its type.
-pub fn json<T: serde::de::DeserializeOwned>(table: &str, id: &str, text: &str) -> Result<T, kefu_kit::Error> {
-    serde_json::from_str(text)
-        .map_err(|e| kefu_kit::Error::Internal(anyhow::anyhow!("{table} {id} holds invalid JSON: {e}")))
-}
-
-/// A value as its JSON column text.
-pub fn to_json<T: serde::Serialize>(x: &T) -> Result<String, kefu_kit::Error> {
-    serde_json::to_string(x).map_err(|e| kefu_kit::Error::Internal(e.into()))
-}
+/// JSON columns, read and written once (the kit's).
+pub use kefu_kit::db::{from_json as json, to_json};
