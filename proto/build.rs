@@ -10,7 +10,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut files = Vec::new();
     collect(&root.join("kefu"), &mut files)?;
     files.sort();
-    let fds = protox::compile(&files, [&root])?;
+    // With the comments, which the OpenAPI document and the API reference
+    // show as descriptions.
+    let mut compiler = protox::Compiler::new([&root])?;
+    compiler.include_imports(true).include_source_info(true);
+    compiler.open_files(&files)?;
+    let fds = compiler.file_descriptor_set();
     let out = PathBuf::from(env::var("OUT_DIR")?);
     fs::write(out.join("kefu_descriptor.bin"), prost::Message::encode_to_vec(&fds))?;
 

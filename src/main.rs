@@ -335,6 +335,7 @@ async fn serve(cmd: ServeCommand) -> anyhow::Result<()> {
             if migrate {
                 kefu_kit::db::migrate(&pool, &kefu_gateway::MIGRATOR).await?;
             }
+            kefu_gateway::openapi::set_rpc_roles(kefu_suite::MODULES.iter().flat_map(|m| m.access().iter().copied()));
             let gw = std::sync::Arc::new(kefu_gateway::Gateway::new(&gateway, pool.clone())?);
             let checkpoints = tokio::spawn(kefu_kit::audit::checkpoints(
                 "gateway",

@@ -108,6 +108,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     gateway_args.rate_limit_per_key = args.rate_limit_per_key;
     gateway_args.rate_limit_per_addr = args.rate_limit_per_addr;
     gateway_args.audit.audit_keys = Some(embedded.key_file("audit.keys")?);
+    kefu_gateway::openapi::set_rpc_roles(kefu_suite::MODULES.iter().flat_map(|m| m.access().iter().copied()));
     let gateway = Arc::new(kefu_gateway::Gateway::new(&gateway_args, gateway_pool.clone())?);
     tokio::spawn(kefu_kit::audit::checkpoints(
         "gateway",

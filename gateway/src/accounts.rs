@@ -24,6 +24,10 @@ struct NewAccount {
     /// Why the roles are needed; shown to the approving admin.
     #[serde(default)]
     reason: Option<String>,
+    /// The password is a temporary one: its holder must set their own
+    /// before the account opens a session.
+    #[serde(default)]
+    must_change_password: bool,
 }
 
 #[derive(Deserialize)]
@@ -50,6 +54,9 @@ pub(crate) async fn create(State(gw): State<AppState>, headers: HeaderMap, body:
         .auth
         .create_account(&b.username, &b.password, &b.roles, &b.staff_id, &p, auth::Grant::FourEyes(&reason))
         .await?;
+    if b.must_change_password {
+        gw.auth.require_password_change(&a.id).await?;
+    }
     Ok((StatusCode::CREATED, Json(a)).into_response())
 }
 

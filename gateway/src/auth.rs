@@ -73,7 +73,7 @@ impl Caller {
     }
 }
 
-fn random_token(bytes: usize) -> String {
+pub(crate) fn random_token(bytes: usize) -> String {
     let mut b = vec![0u8; bytes];
     rand::rngs::OsRng.fill_bytes(&mut b);
     URL_SAFE_NO_PAD.encode(b)
@@ -99,6 +99,19 @@ fn locked(remaining_ms: i64) -> Problem {
         "the account is locked after repeated failed logins; try again later",
     );
     p.retry_after = Some(u64::try_from(remaining_ms / 1000 + 1).unwrap_or(1));
+    p
+}
+
+/// The type of the problem answered to a login whose password someone else
+/// chose: the console then asks for a new one.
+pub const PASSWORD_CHANGE_REQUIRED: &str = "urn:kefu:password-change-required";
+
+fn password_change_required() -> Problem {
+    let mut p = Problem::forbidden(
+        "this password was given to you and must be changed before first use: \
+         POST /api/v1/auth/password with username, currentPassword and newPassword, then log in",
+    );
+    p.kind = PASSWORD_CHANGE_REQUIRED.into();
     p
 }
 
@@ -426,7 +439,7 @@ impl Auth {
     /// Username + password → tokens. Locks the account after repeated failures.
     pub async fn login(&self, username: &str, password: &str) -> Result<TokenPair, Problem> {
         let denied = || Problem::unauthorized("wrong username or password");
-        let row = sqlx::query("SELECT id, password_hash, roles, staff_id, disabled, failed_logins, locked_until FROM accounts WHERE lower(username) = lower($1)")
+        let row = sqlx::query("SELECT id, password_hash, roles, staff_id, disabled, failed_logins, locked_until, must_change_password FROM accounts WHERE lower(username) = lower($1)")
             .bind(username.trim())
             .fetch_optional(&self.pool)
             .await
@@ -460,6 +473,7 @@ impl Auth {
         if disabled == 1 {
             return Err(Problem::forbidden("the account is disabled"));
         }
+        let must_change: i64 = r.try_get(7).map_err(Problem::internal)?;
         if roles_of(&roles).is_empty() {
             return Err(Problem::forbidden(
                 "the account has no roles yet: its role grant waits for a second admin's approval",
@@ -470,6 +484,9 @@ impl Auth {
             .execute(&self.pool)
             .await
             .map_err(Problem::internal)?;
+        if must_change == 1 {
+            return Err(password_change_required());
+        }
         let family = uuid::Uuid::now_v7().to_string();
         let access = self.access_token(&staff_id, &roles_of(&roles), &family)?;
         let refresh = self.issue_refresh(&id, &family).await?;
@@ -634,6 +651,79 @@ impl Auth {
         if let Some(f) = family {
             self.revoke_family(&f).await?;
         }
+        Ok(())
+    }
+
+    /// Marks an account's password as chosen by someone else: no session
+    /// opens until its holder sets their own ([`Self::change_first_password`]).
+    pub async fn require_password_change(&self, account_id: &str) -> Result<(), Problem> {
+        sqlx::query("UPDATE accounts SET must_change_password = 1 WHERE id = $1")
+            .bind(account_id)
+            .execute(&self.pool)
+            .await
+            .map_err(Problem::internal)?;
+        Ok(())
+    }
+
+    /// The password of an account that must change it, changed without a
+    /// session: the username and the current password prove who it is
+    /// (counted against the lock-out like a login). Then log in with the new one.
+    pub async fn change_first_password(&self, username: &str, current: &str, new: &str) -> Result<(), Problem> {
+        let denied = || Problem::unauthorized("wrong username or password");
+        let row = sqlx::query(
+            "SELECT id, password_hash, staff_id, disabled, must_change_password FROM accounts WHERE lower(username) = lower($1)",
+        )
+        .bind(username.trim())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(Problem::internal)?;
+        let Some(r) = row else {
+            self.reserve_unknown(&username.trim().to_lowercase()).await?;
+            return Err(denied());
+        };
+        let id: String = r.try_get(0).map_err(Problem::internal)?;
+        let hash: String = r.try_get(1).map_err(Problem::internal)?;
+        let staff_id: String = r.try_get(2).map_err(Problem::internal)?;
+        let disabled: i64 = r.try_get(3).map_err(Problem::internal)?;
+        let must_change: i64 = r.try_get(4).map_err(Problem::internal)?;
+        self.reserve_attempt("accounts", "id", &id, now_ms()).await?;
+        if !verify_password(current, &hash) {
+            return Err(denied());
+        }
+        if disabled == 1 {
+            return Err(Problem::forbidden("the account is disabled"));
+        }
+        if must_change == 0 {
+            return Err(Problem::forbidden(
+                "this account's password is its holder's own: log in and change it with your session",
+            ));
+        }
+        check_password_strength("newPassword", new)?;
+        if new == current {
+            return Err(Problem::bad_request("newPassword", "must differ from the password given to you"));
+        }
+        if new.to_lowercase().contains(&username.trim().to_lowercase()) {
+            return Err(Problem::bad_request("newPassword", "must not contain the username"));
+        }
+        let new_hash = hash_password(new)?;
+        let mut tx = self.pool.begin().await.map_err(Problem::internal)?;
+        sqlx::query(
+            "UPDATE accounts SET password_hash = $1, updated_at = $2, tokens_after = $4, must_change_password = 0, \
+             failed_logins = 0, locked_until = NULL WHERE id = $3",
+        )
+        .bind(&new_hash)
+        .bind(now_ms())
+        .bind(&id)
+        .bind(tokens_after_now())
+        .execute(&mut *tx)
+        .await
+        .map_err(Problem::internal)?;
+        let by = Principal { subject: staff_id, roles: Vec::new() };
+        audit(&mut tx, &self.audit_keys, &by, "account.password", &id, "first password set by its holder".into())
+            .await?;
+        crate::sessions::announce(&mut tx).await.map_err(Problem::internal)?;
+        tx.commit().await.map_err(Problem::internal)?;
+        self.sessions.forget_all();
         Ok(())
     }
 

@@ -7,6 +7,7 @@
 pub mod access;
 mod accounts;
 mod audit_trail;
+pub mod console;
 mod names;
 pub mod role_grants;
 mod serve;
@@ -27,7 +28,7 @@ use axum::{
     extract::{ConnectInfo, Path, RawQuery, State},
     http::{HeaderMap, HeaderValue, Method, StatusCode, header},
     middleware::{self, Next},
-    response::{Html, IntoResponse, Response},
+    response::{IntoResponse, Response},
     routing::{MethodRouter, get, post},
 };
 use clap::Args;
@@ -461,7 +462,7 @@ fn route_handler_no_params(route: &'static routes::Route) -> MethodRouter<AppSta
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct LoginBody {
+pub(crate) struct LoginBody {
     username: String,
     password: String,
 }
@@ -475,6 +476,10 @@ struct RefreshBody {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct PasswordBody {
+    /// Given without a session: the first change of a password someone
+    /// else chose (the login answered `urn:kefu:password-change-required`).
+    #[serde(default)]
+    username: Option<String>,
     current_password: String,
     new_password: String,
 }
@@ -506,8 +511,13 @@ async fn logout(State(gw): State<AppState>, body: Bytes) -> Result<Response, Pro
 }
 
 async fn change_password(State(gw): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, Problem> {
-    let p = gw.person(&headers).await?;
     let b: PasswordBody = json_body(&body)?;
+    if let Some(username) = &b.username {
+        limited(&gw.per_key, format!("login:{}", username.trim()))?;
+        gw.auth.change_first_password(username, &b.current_password, &b.new_password).await?;
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    let p = gw.person(&headers).await?;
     gw.auth.change_password(&p, &b.current_password, &b.new_password).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -581,10 +591,6 @@ async fn import_customers(State(gw): State<AppState>, headers: HeaderMap, body: 
 
 async fn openapi_json() -> Result<Response, Problem> {
     Ok(Json(openapi::document().map_err(Problem::internal)?).into_response())
-}
-
-async fn docs_page() -> Html<&'static str> {
-    Html(include_str!("docs.html"))
 }
 
 async fn guard_address(
@@ -693,7 +699,8 @@ pub fn router(gw: AppState, args: &GatewayArgs) -> Router {
         .route("/api/v1/gateway-audit", get(audit_trail::list))
         .route("/api/v1/gateway-audit/verify", get(audit_trail::verify))
         .route("/api/v1/openapi.json", get(openapi_json))
-        .route("/api/v1/docs", get(docs_page))
+        .route("/api/v1/docs", get(console::docs_page))
+        .merge(console::routes())
         .route("/healthz", get(|| async { "ok" }))
         .route_layer(middleware::from_fn(measure))
         .fallback(|| async {
@@ -723,7 +730,8 @@ pub fn router(gw: AppState, args: &GatewayArgs) -> Router {
         ])
         .expose_headers([header::ETAG, header::RETRY_AFTER]);
     let timeout = args.http_timeout;
-    app.layer(middleware::from_fn_with_state(gw.clone(), guard_address))
+    app.layer(middleware::from_fn(console::cookie_login))
+        .layer(middleware::from_fn_with_state(gw.clone(), guard_address))
         .layer(middleware::from_fn(move |req: axum::extract::Request, next: Next| async move {
             // Server-sent events stay open; everything else has a deadline.
             if req.uri().path() == "/api/v1/events" {
@@ -742,17 +750,24 @@ pub fn router(gw: AppState, args: &GatewayArgs) -> Router {
         .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static("default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; frame-ancestors 'none'"),
+            HeaderValue::from_static(
+                "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
+                 object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+            ),
         ))
-        .layer(SetResponseHeaderLayer::overriding(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000")))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        ))
         .layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())
         .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(tower_http::request_id::MakeRequestUuid))
         // A client's request id is kept only if it is short and printable;
         // otherwise it is replaced (it is echoed and logged).
         .layer(middleware::map_request(|mut req: axum::extract::Request| async move {
-            let bad = req.headers().get("x-request-id").is_some_and(|v| {
-                v.len() > 128 || !v.as_bytes().iter().all(|b| b.is_ascii_graphic())
-            });
+            let bad = req
+                .headers()
+                .get("x-request-id")
+                .is_some_and(|v| v.len() > 128 || !v.as_bytes().iter().all(|b| b.is_ascii_graphic()));
             if bad {
                 req.headers_mut().remove("x-request-id");
             }
@@ -771,7 +786,10 @@ pub async fn bootstrap_admin(auth: &Auth) -> Result<Option<String>, Problem> {
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
     let password = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, b);
     let operator = auth::operator();
-    auth.create_account("admin", &password, &["admin".to_owned()], "admin", &operator, auth::Grant::Direct).await?;
+    let a =
+        auth.create_account("admin", &password, &["admin".to_owned()], "admin", &operator, auth::Grant::Direct).await?;
+    // Shown once on a terminal: its holder sets their own at first login.
+    auth.require_password_change(&a.id).await?;
     Ok(Some(password))
 }
 

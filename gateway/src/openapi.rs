@@ -1,15 +1,46 @@
 //! The OpenAPI 3.1 document, generated from the route table and the
 //! services' descriptors (the same ones that parse requests), so it cannot
 //! drift from what the gateway does.
-use std::collections::BTreeMap;
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::OnceLock,
+};
 
 use prost_reflect::{DescriptorPool, FieldDescriptor, Kind, MessageDescriptor};
+use prost_types::FileDescriptorProto;
 use serde_json::{Value, json};
 
 use crate::{
     routes::{Body, ROUTES},
     rpc,
 };
+
+/// The roles of each RPC (`kefu.tickets.v1.TicketService/GetTicket`), from
+/// the services' access tables; set once at start by whoever runs the
+/// gateway beside them (the `kefu` binary knows every service).
+static RPC_ROLES: OnceLock<HashMap<String, Vec<&'static str>>> = OnceLock::new();
+
+/// Records the services' access tables, for `x-roles` in the document.
+pub fn set_rpc_roles<'a>(tables: impl IntoIterator<Item = &'a kefu_kit::access::Access>) {
+    let mut m = HashMap::new();
+    for t in tables {
+        for (method, roles) in t.rules {
+            m.insert(format!("{}/{method}", t.service), roles.iter().map(|r| r.as_str()).collect());
+        }
+    }
+    let _ = RPC_ROLES.set(m);
+}
+
+/// The comment written above the element at `path` of a `.proto` file.
+fn comment(file: &FileDescriptorProto, path: &[i32]) -> Option<String> {
+    let loc = file.source_code_info.as_ref()?.location.iter().find(|l| l.path == path)?;
+    let text = loc.leading_comments.as_deref()?.trim();
+    (!text.is_empty()).then(|| text.split('\n').map(str::trim).collect::<Vec<_>>().join(" "))
+}
+
+fn field_comment(f: &FieldDescriptor) -> Option<String> {
+    comment(f.parent_message().parent_file_descriptor_proto(), f.path())
+}
 
 fn schema_name(m: &MessageDescriptor) -> String {
     m.full_name().replace('.', "_")
@@ -72,7 +103,16 @@ fn field_schema(field: &FieldDescriptor, refs: &mut Vec<MessageDescriptor>) -> V
 fn message_schema(m: &MessageDescriptor, refs: &mut Vec<MessageDescriptor>) -> Value {
     let mut props = serde_json::Map::new();
     for f in m.fields() {
-        props.insert(f.json_name().to_owned(), field_schema(&f, refs));
+        let mut schema = field_schema(&f, refs);
+        if let (Some(c), Some(o)) = (field_comment(&f), schema.as_object_mut()) {
+            // An enum's own description (its labels) follows the field's.
+            let d = match o.get("description").and_then(Value::as_str) {
+                Some(labels) => format!("{c} {labels}"),
+                None => c,
+            };
+            o.insert("description".into(), json!(d));
+        }
+        props.insert(f.json_name().to_owned(), schema);
         // The gateway names the person or team behind a staff id.
         if crate::names::STAFF_FIELDS.contains(&f.json_name()) && matches!(f.kind(), Kind::String) && !f.is_list() {
             props.insert(
@@ -118,33 +158,151 @@ fn errors() -> Value {
     Value::Object(m)
 }
 
-fn auth_paths() -> Value {
-    let tokens = json!({"type": "object", "properties": {
-        "accessToken": {"type": "string"}, "tokenType": {"type": "string"}, "expiresIn": {"type": "integer"}, "refreshToken": {"type": "string"}}});
-    let body = |props: Value, required: Value| json!({"required": true, "content": {"application/json": {"schema": {"type": "object", "properties": props, "required": required}}}});
-    let ok = |schema: Value| json!({"description": "OK", "content": {"application/json": {"schema": schema}}});
-    let mut e = errors();
-    if let Some(o) = e.as_object_mut() {
-        o.insert("200".into(), ok(tokens.clone()));
+/// A JSON object schema with these properties (`required` among them).
+fn object(props: Value, required: &[&str]) -> Value {
+    json!({"type": "object", "properties": props, "required": required})
+}
+
+/// The gateway's own endpoints (not forwarded RPCs): request and answer.
+fn own_endpoint(method: &str, path: &str) -> (Option<Value>, Value) {
+    let s = json!({"type": "string"});
+    let tokens =
+        object(json!({"accessToken": s, "tokenType": s, "expiresIn": {"type": "integer"}, "refreshToken": s}), &[]);
+    let account = object(
+        json!({"id": s, "username": s, "roles": {"type": "array", "items": s}, "staffId": s, "disabled": {"type": "boolean"},
+               "pendingRoleGrant": {"type": "object"}}),
+        &[],
+    );
+    let any = json!({"type": "object"});
+    match (method, path) {
+        ("POST", "/api/v1/auth/login") => {
+            (Some(object(json!({"username": s, "password": s}), &["username", "password"])), tokens)
+        }
+        ("POST", "/api/v1/auth/refresh") | ("POST", "/api/v1/auth/logout") => (
+            Some(object(json!({"refreshToken": s}), &["refreshToken"])),
+            if path.ends_with("refresh") { tokens } else { any },
+        ),
+        ("POST", "/api/v1/auth/password") => (
+            Some(object(
+                json!({"currentPassword": s, "newPassword": {"type": "string", "description": "12 characters or more, not a common password"},
+                       "username": {"type": "string", "description": "Only for the first change of a password someone else chose (a login answered `urn:kefu:password-change-required`), without a session."}}),
+                &["currentPassword", "newPassword"],
+            )),
+            any,
+        ),
+        ("GET", "/api/v1/me") => (
+            None,
+            object(
+                json!({"staffId": s, "roles": {"type": "array", "items": s}, "displayName": s, "position": s, "teams": {"type": "array"}}),
+                &[],
+            ),
+        ),
+        ("POST", "/api/v1/accounts") => (
+            Some(object(
+                json!({"username": s, "password": s, "roles": {"type": "array", "items": s},
+                       "staffId": {"type": "string", "description": "An active person of the staff directory; default the username"},
+                       "reason": {"type": "string", "description": "Why the roles are needed; shown to the approving admin"},
+                       "mustChangePassword": {"type": "boolean", "description": "The password is temporary: its holder sets their own before the first session"}}),
+                &["username", "password", "roles"],
+            )),
+            account,
+        ),
+        ("GET", "/api/v1/accounts") => (None, object(json!({"accounts": {"type": "array", "items": account}}), &[])),
+        ("PATCH", "/api/v1/accounts/{id}") => (
+            Some(object(
+                json!({"disabled": {"type": "boolean"}, "roles": {"type": "array", "items": s}, "reason": s}),
+                &[],
+            )),
+            any,
+        ),
+        ("POST", "/api/v1/api-keys") => (
+            Some(object(
+                json!({"name": s, "roles": {"type": "array", "items": s},
+                       "scopes": {"type": "array", "items": s, "description": "Services (`customers`) or calls (`kefu.customers.v1.CustomerService/GetCustomer`) the key may make"},
+                       "expiresInDays": {"type": "integer", "description": "Default 90, at most 366"}}),
+                &["name", "roles"],
+            )),
+            object(
+                json!({"id": s, "name": s, "key": {"type": "string", "description": "Shown once"}, "expiresAt": {"type": "integer"}, "note": s}),
+                &[],
+            ),
+        ),
+        ("POST", "/api/v1/role-grants/{id}/reject") => (Some(object(json!({"note": s}), &[])), any),
+        ("POST", "/api/v1/customers/import") => (
+            Some(
+                json!({"type": "array", "description": "Rows of ImportCustomers: each a CreateCustomerRequest", "items": {"type": "object"}}),
+            ),
+            any,
+        ),
+        ("GET", "/api/v1/customers/{id}/overview") => (
+            None,
+            object(
+                json!({"customer": {"type": "object"}, "openTickets": {"type": "array"}, "satisfaction": {"type": "object"}, "complaints": {}}),
+                &[],
+            ),
+        ),
+        _ => (None, any),
     }
-    let mut e204 = errors();
-    if let Some(o) = e204.as_object_mut() {
-        o.insert("204".into(), json!({"description": "Done"}));
+}
+
+/// The gateway's own endpoints, with the roles of its endpoint table.
+fn own_paths(paths: &mut BTreeMap<String, serde_json::Map<String, Value>>) {
+    for e in crate::access::ENDPOINTS {
+        let (body, answer) = own_endpoint(e.method, e.path);
+        let mut responses = errors();
+        let ok = match e.path {
+            "/api/v1/events" => {
+                json!({"description": "Server-sent events: one per SLA event, `event:` its kind, `data:` JSON", "content": {"text/event-stream": {"schema": {"type": "string"}}}})
+            }
+            "/api/v1/docs" => json!({"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}),
+            _ if e.method == "DELETE"
+                || e.path.starts_with("/api/v1/auth/")
+                    && e.path != "/api/v1/auth/login"
+                    && e.path != "/api/v1/auth/refresh" =>
+            {
+                json!({"description": "Done (204) or the answer", "content": {"application/json": {"schema": answer}}})
+            }
+            _ => json!({"description": "OK", "content": {"application/json": {"schema": answer}}}),
+        };
+        if let Some(o) = responses.as_object_mut() {
+            o.insert(
+                if e.method == "POST" && matches!(e.path, "/api/v1/accounts" | "/api/v1/api-keys") {
+                    "201"
+                } else {
+                    "200"
+                }
+                .into(),
+                ok,
+            );
+            if e.method == "DELETE" || matches!(e.path, "/api/v1/auth/logout" | "/api/v1/auth/password") {
+                o.insert("204".into(), json!({"description": "Done"}));
+            }
+        }
+        let mut op = serde_json::Map::new();
+        op.insert("summary".into(), json!(e.summary));
+        op.insert(
+            "tags".into(),
+            json!([if e.path.starts_with("/api/v1/auth/") || e.path == "/api/v1/me" { "auth" } else { "gateway" }]),
+        );
+        op.insert("x-roles".into(), json!(e.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>()));
+        if e.roles.is_empty() {
+            op.insert("security".into(), json!([]));
+        }
+        let params: Vec<Value> = e
+            .path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .collect();
+        if !params.is_empty() {
+            op.insert("parameters".into(), Value::Array(params));
+        }
+        if let Some(b) = body {
+            op.insert("requestBody".into(), json!({"required": true, "content": {"application/json": {"schema": b}}}));
+        }
+        op.insert("responses".into(), responses);
+        paths.entry(e.path.to_owned()).or_default().insert(e.method.to_lowercase(), Value::Object(op));
     }
-    json!({
-        "/api/v1/auth/login": {"post": {"summary": "Log in with username and password", "tags": ["auth"], "security": [],
-            "requestBody": body(json!({"username": {"type": "string"}, "password": {"type": "string"}}), json!(["username", "password"])),
-            "responses": e.clone()}},
-        "/api/v1/auth/refresh": {"post": {"summary": "Rotate a refresh token", "tags": ["auth"], "security": [],
-            "requestBody": body(json!({"refreshToken": {"type": "string"}}), json!(["refreshToken"])),
-            "responses": e}},
-        "/api/v1/auth/logout": {"post": {"summary": "End a login (revokes its refresh tokens)", "tags": ["auth"], "security": [],
-            "requestBody": body(json!({"refreshToken": {"type": "string"}}), json!(["refreshToken"])),
-            "responses": e204.clone()}},
-        "/api/v1/auth/password": {"post": {"summary": "Change one's password", "tags": ["auth"],
-            "requestBody": body(json!({"currentPassword": {"type": "string"}, "newPassword": {"type": "string"}}), json!(["currentPassword", "newPassword"])),
-            "responses": e204}},
-    })
 }
 
 /// The whole document.
@@ -159,7 +317,11 @@ pub fn document() -> anyhow::Result<Value> {
         let mut params = Vec::new();
         for (p, field) in r.params {
             let f = rpc::field_at(&input, field).ok_or_else(|| anyhow::anyhow!("{}: no field {field}", r.rpc))?;
-            params.push(json!({"name": p, "in": "path", "required": true, "schema": scalar(&f, &mut refs)}));
+            let mut param = json!({"name": p, "in": "path", "required": true, "schema": scalar(&f, &mut refs)});
+            if let Some(c) = field_comment(&f) {
+                param["description"] = json!(c);
+            }
+            params.push(param);
         }
         let bound: Vec<&str> = r.params.iter().map(|(_, f)| f.split('.').next().unwrap_or("")).collect();
         if r.body == Body::None {
@@ -171,7 +333,11 @@ pub fn document() -> anyhow::Result<Value> {
                 if matches!(f.kind(), Kind::Message(_)) && !wkt {
                     continue;
                 }
-                params.push(json!({"name": f.json_name(), "in": "query", "required": false, "schema": field_schema(&f, &mut refs)}));
+                let mut param = json!({"name": f.json_name(), "in": "query", "required": false, "schema": field_schema(&f, &mut refs)});
+                if let Some(c) = field_comment(&f) {
+                    param["description"] = json!(c);
+                }
+                params.push(param);
             }
         } else if let Some(upd) = input.get_field_by_name("update_mask") {
             params
@@ -187,6 +353,17 @@ pub fn document() -> anyhow::Result<Value> {
         op.insert("summary".into(), json!(r.summary));
         op.insert("operationId".into(), json!(r.rpc.rsplit('/').next().unwrap_or(r.rpc)));
         op.insert("tags".into(), json!([m.parent_service().name()]));
+        let svc = m.parent_service();
+        let file = svc.parent_file();
+        let fdp = file.file_descriptor_proto();
+        // The service's place in its file (its `index()` counts the whole pool).
+        let at = fdp.service.iter().position(|s| s.name() == svc.name()).unwrap_or_default();
+        if let Some(c) = comment(fdp, &[6, at as i32, 2, m.index() as i32]) {
+            op.insert("description".into(), json!(c));
+        }
+        if let Some(roles) = RPC_ROLES.get().and_then(|t| t.get(r.rpc)) {
+            op.insert("x-roles".into(), json!(roles));
+        }
         op.insert("parameters".into(), Value::Array(params));
         let body_schema = match r.body {
             Body::None => None,
@@ -226,17 +403,15 @@ pub fn document() -> anyhow::Result<Value> {
         schemas.insert(name, s);
         refs.extend(more);
     }
+    own_paths(&mut paths);
     let mut all_paths = serde_json::Map::new();
     for (p, ops) in paths {
         all_paths.insert(p, Value::Object(ops));
     }
-    if let Value::Object(a) = auth_paths() {
-        all_paths.extend(a);
-    }
     Ok(json!({
         "openapi": "3.1.0",
         "info": {"title": "kefu API", "version": env!("CARGO_PKG_VERSION"),
-                 "description": "kefu (客服) REST API: customers, tickets and SLAs. JSON follows the protobuf JSON mapping of the gRPC contracts; errors are RFC 9457 problem+json."},
+                 "description": "kefu (客服) REST API: staff, customers, tickets and SLAs, complaints, training and performance. Each operation names the roles that may call it (`x-roles`). JSON follows the protobuf JSON mapping of the gRPC contracts; errors are RFC 9457 problem+json."},
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}, {"apiKey": []}],
         "paths": all_paths,

@@ -42,6 +42,11 @@ mod labels {
     include!(concat!(env!("OUT_DIR"), "/kefu_labels.rs"));
 }
 
+/// Every enum value with its labels, in name order.
+pub fn all_labels() -> impl Iterator<Item = (&'static str, Label)> {
+    labels::LABELS.iter().map(|&(name, zh, en)| (name, Label { zh, en }))
+}
+
 /// The labels of the enum value named `value` (`CHANNEL_WECHAT`), if it has
 /// any (every value but `*_UNSPECIFIED` has: the build checks).
 pub fn label(value: &str) -> Option<Label> {

@@ -142,7 +142,8 @@ impl Default for SuiteOptions {
 pub struct GatewayHandle {
     /// `http://127.0.0.1:PORT`.
     pub base: String,
-    /// The password `bootstrap_admin` printed for `admin`.
+    /// The password of `admin`, set by them after the one `bootstrap_admin`
+    /// printed.
     pub admin_password: String,
     /// The key the gateway signs tokens with.
     pub signing: KeyEntry,
@@ -530,8 +531,13 @@ async fn spawn_gateway(
     args.body_limit = 256 * 1024;
     args.audit.audit_keys = Some(KeyEntry::generate("audit").encode());
     tweak(&mut args);
+    kefu_gateway::openapi::set_rpc_roles(kefu_suite::MODULES.iter().flat_map(|m| m.access().iter().copied()));
     let gw = Arc::new(kefu_gateway::Gateway::new(&args, pool.clone()).unwrap());
-    let admin_password = kefu_gateway::bootstrap_admin(&gw.auth).await.unwrap().unwrap();
+    let first_password = kefu_gateway::bootstrap_admin(&gw.auth).await.unwrap().unwrap();
+    // The printed password opens no session: the first admin sets their own
+    // (refused if the first start did not ask for it).
+    let admin_password = format!("{first_password}.own");
+    gw.auth.change_first_password("admin", &first_password, &admin_password).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let app = kefu_gateway::router(gw.clone(), &args);
