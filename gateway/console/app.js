@@ -147,12 +147,18 @@ export async function route() {
     root.replaceChildren(h('p', { class: 'empty' }, t('nothing')));
     return;
   }
-  root.replaceChildren(h('p', { class: 'loading' }, t('loading')));
+  // Each visit renders into its own element: a page still loading when
+  // the person moves on writes into a view no longer shown.
+  const view = h('div', { class: 'view' }, h('p', { class: 'loading' }, t('loading')));
+  root.replaceChildren(view);
   try {
-    const stop = await page.render(root, { id: rest.join('/'), query: new URLSearchParams(query || ''), me: session.me });
-    if (typeof stop === 'function') stopPage = stop;
+    const stop = await page.render(view, { id: rest.join('/'), query: new URLSearchParams(query || ''), me: session.me });
+    if (typeof stop === 'function') {
+      if (view.isConnected) stopPage = stop;
+      else stop();
+    }
   } catch (e) {
-    root.replaceChildren(h('h1', {}, t(page.nav)), h('p', { class: 'form-error', role: 'alert' }, e.message));
+    view.replaceChildren(h('h1', {}, t(page.nav)), h('p', { class: 'form-error', role: 'alert' }, e.message));
   }
   document.title = `${t(page.nav)} · ${t('app')}`;
 }

@@ -152,7 +152,7 @@ export async function loadLabels() {
 }
 /** An enum value's label (Chinese or English); the value itself when it has none. */
 export function label(value) {
-  if (!value) return '—';
+  if (!value || String(value).endsWith('_UNSPECIFIED')) return '—';
   const l = labels[value];
   return l ? l[lang] : value;
 }
