@@ -208,3 +208,15 @@ export function metricName(m) {
   const x = METRICS[m];
   return x ? x[lang === 'en' ? 1 : 0] : m || '—';
 }
+
+const TIMELINE = {
+  created: ['创建', 'Created'], customer_message: ['客户消息', 'Customer message'], public_reply: ['公开回复', 'Public reply'],
+  internal_note: ['内部备注', 'Internal note'], status: ['状态变更', 'Status'], assignment: ['分配', 'Assignment'],
+  notification: ['SLA 提醒', 'SLA notice'], phone_contact: ['来电', 'Phone contact'], progress: ['办理进度', 'Progress'],
+  feedback: ['反馈流转', 'Feedback'], rating: ['满意度评价', 'Rating'], update: ['修改', 'Update'], escalation: ['升级', 'Escalation'],
+};
+/** A timeline entry's kind. */
+export function timelineKind(k) {
+  const x = TIMELINE[k];
+  return x ? x[lang === 'en' ? 1 : 0] : k || '—';
+}

@@ -1,7 +1,7 @@
 // The agent's and supervisor's daily pages: my tickets, the team queue, the
 // SLA board (live), a new ticket, a ticket's detail, customers (search,
 // 360° view, new), follow-up visits and festival greetings.
-import { t, label, labelled, fmtTime, dayInZone } from './i18n.js';
+import { t, label, labelled, fmtTime, dayInZone, metricName, timelineKind } from './i18n.js';
 import { api, h, form, table, section, badge, slaCell, notify, showError, qs, link, enumOptions, person } from './ui.js';
 
 const SUPERVISORS = ['supervisor', 'admin'];
@@ -180,7 +180,9 @@ async function board(root) {
         } catch (_) { /* not readable: the id stays */ }
       }
       const who = d.assigneeName || d.assignee || '';
-      feed.prepend(h('li', { class: k }, `${fmtTime(d.time)} ${label(`SLA_EVENT_${k.toUpperCase()}`) !== `SLA_EVENT_${k.toUpperCase()}` ? label(`SLA_EVENT_${k.toUpperCase()}`) : t(k === 'warning' ? 'atRisk' : k === 'breached' ? 'breached' : 'escalatedTo')} — ${head}${who ? ` — ${who}` : ''}${d.metric ? ` (${d.metric})` : ''}`));
+      const what = { warning: t('atRisk'), breached: t('breached'), escalated: t('escalatedTo') }[k];
+      const metric = d.metric ? `（${metricName(d.metric)}）` : '';
+      feed.prepend(h('li', { class: k }, `${fmtTime(d.time)} ${what}${metric} — ${head}${who ? ` — ${who}` : ''}`));
     });
   }
   es.onopen = () => { state.className = 'live on'; state.textContent = t('liveOn'); };
@@ -270,14 +272,14 @@ async function ticketPage(root, { id }) {
       [t('satisfaction'), tk.satisfaction ? `${tk.satisfaction} / 5 ${tk.satisfactionComment || ''}` : t('notRated')]]
       .flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
   const targets = table([
-    { title: t('metric'), get: (r) => label(`SLA_METRIC_${(r.metric || '').toUpperCase()}`) !== `SLA_METRIC_${(r.metric || '').toUpperCase()}` ? label(`SLA_METRIC_${(r.metric || '').toUpperCase()}`) : r.metric },
+    { title: t('metric'), get: (r) => metricName(r.metric) },
     { title: t('state'), get: (r) => slaCell(r.state, r.dueTime) },
     { title: t('dueTime'), get: (r) => fmtTime(r.dueTime) },
     { title: t('clock'), get: (r) => (r.clock === 'business' ? t('businessClock') : t('calendarClock')) },
   ], sla.targets || []);
   const timeline = h('ol', { class: 'timeline', id: 'timeline' }, (tl.entries || []).map((e) =>
     h('li', { class: e.kind && e.kind.includes('internal') ? 'internal' : '' },
-      h('div', { class: 'meta' }, `${fmtTime(e.time)} · ${e.authorName || e.author || ''} · ${label(e.kind) !== e.kind ? label(e.kind) : e.kind}`), e.body)));
+      h('div', { class: 'meta' }, `${fmtTime(e.time)} · ${e.authorName || e.author || '—'} · ${timelineKind(e.kind)}`), e.body)));
   const reply = form([
     { name: 'kind', label: t('reply'), type: 'select', id: 'reply-kind', options: [['MESSAGE_KIND_PUBLIC_REPLY', t('replyPublic')], ['MESSAGE_KIND_INTERNAL_NOTE', t('replyInternal')]] },
     { name: 'body', label: t('detail'), type: 'textarea', required: true, id: 'reply-body' },

@@ -80,6 +80,7 @@ try:
                 if m.type == "error" and not m.text.startswith("Failed to load resource") else None)
 
         def shot(name):
+            page.evaluate("window.scrollTo(0, 0)")
             page.screenshot(path=os.path.join(SHOTS, f"{name}.png"), full_page=False)
 
         def login(user, password):
