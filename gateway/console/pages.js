@@ -7,7 +7,6 @@ import { api, h, form, table, section, badge, slaCell, notify, showError, qs, li
 const SUPERVISORS = ['supervisor', 'admin'];
 const AGENTS = ['agent', 'supervisor', 'admin'];
 const READERS = ['agent', 'supervisor', 'admin', 'auditor'];
-const OPEN = ['STATUS_NEW', 'STATUS_OPEN', 'STATUS_PENDING_CUSTOMER', 'STATUS_PENDING_INTERNAL'];
 
 // Company names of customer ids, asked once per page view.
 const companies = new Map();
@@ -72,8 +71,7 @@ function byNextDue(a, b) {
 }
 
 async function mine(root, { me }) {
-  const all = await listTickets({ assignee: me.staffId });
-  const open = all.filter((r) => OPEN.includes(r.status)).sort(byNextDue);
+  const open = (await listTickets({ assignee: me.staffId, openOnly: 'true' })).sort(byNextDue);
   const tbl = h('div', { class: 'scroll', id: 'my-tickets' }, table(ticketColumns(), open, { caption: t('navMine') }));
   root.replaceChildren(h('h1', {}, t('navMine')), tbl);
   sizeBars(root);
@@ -82,21 +80,16 @@ async function mine(root, { me }) {
 async function queue(root, { query }) {
   const f = Object.fromEntries(query);
   const tab = f.tab || 'all';
-  const serverFilter = { status: f.status, queue: f.queue, assignee: f.assignee, escalatedTo: f.escalatedTo };
+  // The service filters; the page sorts by next due and splits off the
+  // unassigned and the paused (states the list has no filter for).
+  const serverFilter = {
+    status: f.status, openOnly: f.status ? undefined : 'true', queue: f.queue, assignee: f.assignee, escalatedTo: f.escalatedTo,
+    kind: f.kind, channel: f.channel, category: f.category, filingPeriod: f.filingPeriod, text: f.text,
+  };
   if (f.sla === 'at_risk' || f.sla === 'breached') serverFilter.sla = f.sla;
   let rows = await listTickets(serverFilter);
-  if (!f.status) rows = rows.filter((r) => OPEN.includes(r.status));
   if (tab === 'unassigned') rows = rows.filter((r) => !r.assignee);
-  if (f.kind) rows = rows.filter((r) => r.kind === f.kind);
-  if (f.channel) rows = rows.filter((r) => r.channel === f.channel);
-  if (f.category) rows = rows.filter((r) => r.category === f.category);
-  if (f.filingPeriod) rows = rows.filter((r) => r.filingPeriod === f.filingPeriod);
   if (f.sla === 'paused') rows = rows.filter((r) => r.slaState === 'SLA_STATE_PAUSED');
-  if (f.text) {
-    const q = f.text.toLowerCase();
-    const hits = await Promise.all(rows.map(async (r) => [r, `${r.number} ${r.subject} ${await companyOf(r.customerId)}`.toLowerCase().includes(q)]));
-    rows = hits.filter(([, ok]) => ok).map(([r]) => r);
-  }
   rows.sort(byNextDue);
   const go = (v) => { location.hash = `#/queue${qs({ ...v, tab })}`; };
   const filters = form([
@@ -141,8 +134,7 @@ async function board(root) {
     section(`${t('atRisk')} / ${t('breached')}`, risky), section(t('filingBoard'), filing));
 
   async function refresh() {
-    const [o, open] = await Promise.all([api('GET', '/api/v1/sla/overview'), listTickets({})]);
-    const live = open.filter((r) => OPEN.includes(r.status));
+    const [o, live] = await Promise.all([api('GET', '/api/v1/sla/overview'), listTickets({ openOnly: 'true' })]);
     const paused = live.filter((r) => r.slaState === 'SLA_STATE_PAUSED').length;
     const c = o.total || {};
     counts.replaceChildren(

@@ -10,6 +10,7 @@ use kefu_proto::{common::v1::Channel, customers::v1 as cpb, tickets::v1 as pb};
 use tonic::Code;
 
 on_both_backends!(
+    the_team_queue_filters_by_kind_channel_category_text_and_openness,
     ticket_numbers_continue_after_the_highest_given_when_the_store_is_prepared_again,
     erasure_reaches_tickets_and_leaves_nothing_in_the_database_files,
     tickets_on_every_channel_get_their_targets,
@@ -817,6 +818,71 @@ async fn reopen_starts_a_new_cycle_and_closed_is_final(app: TestApp) {
         .await
         .unwrap_err();
     assert!(violations(&bad_rating).contains(&"rating".to_string()));
+}
+
+async fn the_team_queue_filters_by_kind_channel_category_text_and_openness(app: TestApp) {
+    let c = app.customer("隊列篩選", 14, cpb::ServiceTier::Standard).await;
+    let mut agent = app.agent();
+    let chat = app.ticket(&c, Channel::OnlineChat, pb::TicketKind::Consultation, "tax_policy").await;
+    let email = app.ticket(&c, Channel::Email, pb::TicketKind::Consultation, "bookkeeping").await;
+    let feedback = app.ticket(&c, Channel::Phone, pb::TicketKind::Feedback, "tax_policy").await;
+    agent
+        .update_ticket(pb::UpdateTicketRequest {
+            ticket: Some(pb::Ticket {
+                id: email.id.clone(), subject: "发票 100%_退回".into(), ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask { paths: vec!["subject".into()] }),
+        })
+        .await
+        .unwrap();
+    agent
+        .change_status(pb::ChangeStatusRequest {
+            ticket_id: feedback.id.clone(),
+            status: pb::Status::Solved as i32,
+            reason: "已答复".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let ids = |r: pb::ListTicketsResponse| {
+        let mut v: Vec<String> = r.tickets.into_iter().map(|t| t.id).collect();
+        v.sort();
+        v
+    };
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    let list = |r: pb::ListTicketsRequest| {
+        let mut agent = app.agent();
+        async move { agent.list_tickets(r).await }
+    };
+    let got = list(pb::ListTicketsRequest { channel: Channel::Email as i32, ..Default::default() }).await.unwrap();
+    assert_eq!(ids(got.into_inner()), vec![email.id.clone()]);
+    let got =
+        list(pb::ListTicketsRequest { kind: pb::TicketKind::Feedback as i32, ..Default::default() }).await.unwrap();
+    assert_eq!(ids(got.into_inner()), vec![feedback.id.clone()]);
+    let got = list(pb::ListTicketsRequest { category: "tax_policy".into(), ..Default::default() }).await.unwrap();
+    assert_eq!(ids(got.into_inner()), sorted(vec![chat.id.clone(), feedback.id.clone()]));
+    let got = list(pb::ListTicketsRequest { category: "tax_policy".into(), open_only: true, ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(ids(got.into_inner()), vec![chat.id.clone()], "the solved feedback is left out");
+    // Text in the subject (LIKE's wildcards taken literally), or the number.
+    let got = list(pb::ListTicketsRequest { text: "100%_".into(), ..Default::default() }).await.unwrap();
+    assert_eq!(ids(got.into_inner()), vec![email.id.clone()]);
+    let got = list(pb::ListTicketsRequest { text: "0%_退".into(), ..Default::default() }).await.unwrap();
+    assert_eq!(ids(got.into_inner()), vec![email.id.clone()]);
+    let got = list(pb::ListTicketsRequest { text: "%".into(), ..Default::default() }).await.unwrap();
+    assert_eq!(ids(got.into_inner()), vec![email.id.clone()], "a % matches only a %");
+    let got = list(pb::ListTicketsRequest { text: chat.number.to_lowercase(), ..Default::default() }).await.unwrap();
+    assert_eq!(ids(got.into_inner()), vec![chat.id.clone()]);
+    let got = list(pb::ListTicketsRequest { filing_period: "2026-03".into(), ..Default::default() }).await.unwrap();
+    assert!(got.into_inner().tickets.is_empty(), "no filing requests");
+    let bad = list(pb::ListTicketsRequest { filing_period: "2026-13".into(), kind: 9, ..Default::default() })
+        .await
+        .unwrap_err();
+    assert_eq!(violations(&bad), vec!["kind".to_string(), "filing_period".to_string()]);
 }
 
 async fn dashboard_and_lists_answer_sla_questions(app: TestApp) {

@@ -373,6 +373,21 @@ pub(super) async fn list(api: &TicketsApi, r: pb::ListTicketsRequest) -> Result<
     let queue = filter_line(&mut v, "queue", &r.queue);
     let escalated_to = filter_line(&mut v, "escalated_to", &r.escalated_to);
     let customer_id = v.check(parse::opt_id("customer_id", &r.customer_id)).flatten();
+    let kind = if r.kind == 0 { None } else { v.check(enumeration::<pb::TicketKind>("kind", r.kind)) };
+    let channel =
+        if r.channel == 0 { None } else { v.check(enumeration::<Channel>("channel", r.channel)).map(|c| c as i32) };
+    let category = filter_line(&mut v, "category", &r.category);
+    let filing_period = filter_line(&mut v, "filing_period", &r.filing_period);
+    if let Some(p) = &filing_period {
+        let ok = p.len() == 7
+            && p.as_bytes()[4] == b'-'
+            && p[..4].bytes().all(|b| b.is_ascii_digit())
+            && p[5..].parse::<u8>().is_ok_and(|m| (1..=12).contains(&m));
+        if !ok {
+            v.add("filing_period", format!("{p:?} is not a month (YYYY-MM)"));
+        }
+    }
+    let text = filter_line(&mut v, "text", &r.text);
     let sla = match r.sla.trim() {
         "" => None,
         "breached" => Some(SlaFilter::Breached),
@@ -390,7 +405,21 @@ pub(super) async fn list(api: &TicketsApi, r: pb::ListTicketsRequest) -> Result<
     };
     v.finish()?;
     let size = size.unwrap_or(50);
-    let filter = TicketFilter { status, assignee, queue, escalated_to, customer_id, sla, after_id };
+    let filter = TicketFilter {
+        status,
+        assignee,
+        queue,
+        escalated_to,
+        customer_id,
+        sla,
+        kind,
+        channel,
+        category,
+        filing_period,
+        text,
+        open_only: r.open_only,
+        after_id,
+    };
     let mut conn = api.reads.acquire().await?;
     let rows = store::list_tickets(&mut conn, &filter, size + 1).await?;
     let (rows, more) = page::split(rows, size);

@@ -200,6 +200,14 @@ pub struct TicketFilter {
     pub escalated_to: Option<String>,
     pub customer_id: Option<String>,
     pub sla: Option<SlaFilter>,
+    pub kind: Option<pb::TicketKind>,
+    pub channel: Option<i32>,
+    pub category: Option<String>,
+    pub filing_period: Option<String>,
+    /// In the subject (any case) or the ticket number.
+    pub text: Option<String>,
+    /// Not solved or closed.
+    pub open_only: bool,
     /// Keyset paging: only tickets whose id sorts after this one.
     pub after_id: Option<String>,
 }
@@ -229,6 +237,29 @@ pub async fn list_tickets(conn: &mut AnyConnection, f: &TicketFilter, limit: i64
     }
     if let Some(c) = &f.customer_id {
         w.and("t.customer_id = $?", c.as_str());
+    }
+    if let Some(k) = f.kind {
+        w.and("t.kind = $?", i64::from(k as i32));
+    }
+    if let Some(c) = f.channel {
+        w.and("t.channel = $?", i64::from(c));
+    }
+    if let Some(c) = &f.category {
+        w.and("t.category = $?", c.as_str());
+    }
+    if let Some(p) = &f.filing_period {
+        w.and("t.filing_period = $?", p.as_str());
+    }
+    if let Some(text) = &f.text {
+        // LIKE's own wildcards in the text are matched literally.
+        let escaped = text.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        w.and_many(
+            "(lower(t.subject) LIKE $? ESCAPE '\\' OR t.number = $?)",
+            [Bind::Text(format!("%{escaped}%")), Bind::Text(text.trim().to_uppercase())],
+        );
+    }
+    if f.open_only && f.status.is_none() {
+        w.and_sql(&format!("t.status NOT IN ({}, {})", pb::Status::Solved as i32, pb::Status::Closed as i32));
     }
     // SQLite answers "breached" by walking the partial index of breached open
     // targets in ticket-id order and stopping at a page (its planner would
