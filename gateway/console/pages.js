@@ -97,12 +97,12 @@ async function queue(root, { query }) {
     { name: 'kind', label: t('kind'), type: 'select', value: f.kind, options: enumOptions(labelled('TICKET_KIND_'), t('all')) },
     { name: 'channel', label: t('channel'), type: 'select', value: f.channel, options: enumOptions(labelled('CHANNEL_'), t('all')) },
     { name: 'category', label: t('category'), value: f.category },
-    { name: 'status', label: t('status'), type: 'select', value: f.status, options: enumOptions(labelled('STATUS_'), t('open')) },
+    { name: 'status', label: t('status'), type: 'select', value: f.status, options: enumOptions(labelled('STATUS_'), t('allOpen')) },
     { name: 'assignee', label: t('assignee'), value: f.assignee },
     { name: 'sla', label: t('sla'), type: 'select', value: f.sla, options: [['', t('all')], ['at_risk', t('atRisk')], ['breached', t('breached')], ['paused', t('paused')]] },
     { name: 'filingPeriod', label: t('filingPeriod'), value: f.filingPeriod, placeholder: '2026-12' },
     { name: 'escalatedTo', label: t('escalatedTo'), value: f.escalatedTo },
-    { name: 'text', label: t('text'), value: f.text, type: 'search' },
+    { name: 'text', label: t('text'), value: f.text, type: 'search', id: 'queue-text' },
   ], t('filter'), async (v) => go(v), { title: t('filter') });
   const tabs = h('div', { class: 'tabs', role: 'group', 'aria-label': t('queue') },
     [['all', t('all')], ['unassigned', t('unassigned')]].map(([k, txt]) =>

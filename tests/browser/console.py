@@ -190,6 +190,11 @@ try:
             assert page.evaluate("window.__sameDocument === true"), "the board reloaded"
             shot("04-sla-board")
             ok("the ticket turned at-risk on the SLA board, live, without a reload")
+            page.click("#nav-queue")
+            page.fill("#queue-text", number)
+            page.get_by_role("button", name="筛选").click()
+            expect(page.locator("#queue-tickets")).to_contain_text(number)
+            shot("07-queue")
             page.click("#nav-mine")
             expect(page.locator("#my-tickets")).to_contain_text(number)
             shot("05-my-tickets")
@@ -203,8 +208,6 @@ try:
             expect(page.locator("#ticket-status")).to_contain_text("已解决")
             shot("06-ticket")
             ok("the agent replied and solved the ticket")
-            page.click("#nav-queue")
-            shot("07-queue")
             page.click("#nav-followups")
             shot("08-follow-ups")
             for nav, name in (("complaints", "09-complaints"), ("training", "10-training"), ("performance", "11-performance")):
