@@ -178,6 +178,10 @@ enum AdminCommand {
         /// Password; read from KEFU_NEW_PASSWORD or standard input when not given.
         #[arg(long, env = "KEFU_NEW_PASSWORD", hide_env_values = true)]
         password: Option<String>,
+        /// The password is a temporary one: its holder sets their own before
+        /// the first session.
+        #[arg(long)]
+        must_change_password: bool,
         /// The gateway's database; default: `kefu up`'s in the data directory.
         #[arg(long, env = "KEFU_DATABASE_URL", hide_env_values = true)]
         database_url: Option<String>,
@@ -408,15 +412,22 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A login account `kefu admin create-user` makes.
+struct NewUser<'a> {
+    username: &'a str,
+    roles: &'a [Role],
+    staff_id: &'a str,
+    must_change_password: bool,
+}
+
 async fn create_user(
-    username: &str,
-    roles: &[Role],
-    staff_id: &str,
+    user: NewUser<'_>,
     password: Option<String>,
     database_url: Option<String>,
     data_dir: &std::path::Path,
     audit_keys: kefu_kit::audit::AuditKeys,
 ) -> anyhow::Result<()> {
+    let NewUser { username, roles, staff_id, must_change_password } = user;
     let url = database_url.unwrap_or_else(|| format!("sqlite://{}", data_dir.join("gateway.db").display()));
     kefu_kit::db::validate_url(&url)?;
     let password = match password {
@@ -442,8 +453,7 @@ async fn create_user(
     let roles: Vec<String> = roles.iter().map(|r| r.as_str().to_owned()).collect();
     let account = auth
         .create_account(
-            username,
-            &password,
+            kefu_gateway::auth::Login { username, password: &password, must_change_password },
             &roles,
             staff_id,
             &kefu_gateway::auth::operator(),
@@ -457,11 +467,21 @@ async fn create_user(
 
 async fn admin(cmd: AdminCommand) -> anyhow::Result<()> {
     match cmd {
-        AdminCommand::CreateUser { username, roles, staff_id, password, database_url, data_dir, audit_keys } => {
+        AdminCommand::CreateUser {
+            username,
+            roles,
+            staff_id,
+            password,
+            must_change_password,
+            database_url,
+            data_dir,
+            audit_keys,
+        } => {
             let audit = kefu_kit::audit::AuditArgs { audit_keys, ..Default::default() };
             let embedded = kefu_kit::module::Embedded { data_dir: data_dir.clone(), ..Default::default() };
             let audit_keys = audit.keys(Some(&embedded))?;
-            create_user(&username, &roles, &staff_id, password, database_url, &data_dir, audit_keys).await?;
+            let account = NewUser { username: &username, roles: &roles, staff_id: &staff_id, must_change_password };
+            create_user(account, password, database_url, &data_dir, audit_keys).await?;
         }
         AdminCommand::Token { roles, staff_id, ttl, key } => {
             let token = key.signer()?.mint(&staff_id, &roles, ttl)?;

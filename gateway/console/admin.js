@@ -19,6 +19,7 @@ async function settings(root, { me }) {
     get('/api/v1/sla/policies', { policies: [] }), get('/api/v1/sla/calendars', { calendars: [] }),
   ]);
   const reload = () => settings(root, { me });
+  const editable = me.roles.some((r) => ['supervisor', 'admin'].includes(r));
   const parts = [h('h1', {}, t('settings'))];
   if (admin) {
     parts.push(section(t('newAgent'), form([
@@ -70,14 +71,32 @@ async function settings(root, { me }) {
     ], teams.teams || [])),
     section(t('category'), table([
       { title: t('name'), get: (x) => `${x.label}（${x.code}）` }, { title: t('state'), get: (x) => (x.active ? t('yes') : t('no')) },
-    ], cats.categories || [])),
+    ], cats.categories || []), editable ? form([
+      { name: 'code', label: t('code'), required: true, id: 'cat-code', placeholder: 'invoice' },
+      { name: 'label', label: t('name'), required: true, id: 'cat-label', placeholder: '发票' },
+      { name: 'reason', label: t('saveReason'), required: true },
+    ], t('addCategory'), async (v) => {
+      const categories = (cats.categories || []).filter((c) => c.code !== v.code).concat([{ code: v.code, label: v.label, active: true }]);
+      await api('PUT', '/api/v1/categories', { categories, etag: cats.etag, reason: v.reason }, { ifMatch: cats.etag ? `"${cats.etag}"` : undefined });
+      notify(t('saved'));
+      reload();
+    }) : null),
     section(t('requestTypes'), table([
       { title: t('name'), get: (x) => x.name }, { title: t('category'), get: (x) => x.category },
       { title: t('materials'), get: (x) => (x.requiredMaterials || []).join('、') }, { title: t('steps'), get: (x) => (x.steps || []).join(' → ') },
-    ], types.requestTypes || []))));
+    ], types.requestTypes || []), editable ? form([
+      { name: 'name', label: t('name'), required: true, placeholder: '一般纳税人登记' },
+      { name: 'category', label: t('category'), type: 'select', options: (cats.categories || []).map((c) => [c.code, c.label]) },
+      { name: 'materials', label: t('materials'), placeholder: '营业执照，财务负责人身份证' },
+      { name: 'steps', label: t('steps'), placeholder: '收集材料，网上申请，税务局审核' },
+    ], t('saveRequestType'), async (v) => {
+      const list = (x) => (x ? x.split(/[,，、\n]+/).map((y) => y.trim()).filter(Boolean) : []);
+      await api('PUT', `/api/v1/request-types/${encodeURIComponent(v.name)}`, { name: v.name, category: v.category, requiredMaterials: list(v.materials), steps: list(v.steps) });
+      notify(t('saved'));
+      reload();
+    }) : null)));
   const policyRows = [];
   for (const p of policies.policies || []) for (const m of p.metrics || []) policyRows.push({ p, m });
-  const editable = me.roles.some((r) => ['supervisor', 'admin'].includes(r));
   parts.push(section(t('policies'), h('div', { class: 'scroll' }, table([
     { title: t('policyId'), get: (r) => `${r.p.name}（${r.p.id}）` }, { title: t('records'), get: (r) => (r.p.recordKinds || []).join('、') || t('all') },
     { title: t('channels'), get: (r) => (r.p.channels || []).join('、') || t('all') }, { title: t('metric'), get: (r) => metricName(r.m.metric) },
@@ -95,7 +114,7 @@ async function settings(root, { me }) {
     { name: 'clock', label: t('clock'), type: 'select', id: 'sp-clock', options: [['business', t('businessClock')], ['calendar', t('calendarClock')]] },
     { name: 'warnPercent', label: t('warnAt'), type: 'number', value: 80, min: 1, max: 99, id: 'sp-warn' },
     { name: 'reason', label: t('saveReason'), required: true, id: 'sp-reason' },
-  ], t('save'), async (v) => {
+  ], t('savePolicy'), async (v) => {
     const list = (s) => (s ? s.split(/[,，\s]+/).filter(Boolean) : []);
     const policy = {
       id: v.id, name: v.name, position: v.position || 0, recordKinds: list(v.recordKinds), channels: list(v.channels),

@@ -143,7 +143,10 @@ export async function route() {
   if (name === 'password') { passwordPage(root); return; }
   const key = name || 'mine';
   const page = PAGES[key];
-  if (!page || !mayOpen(page)) {
+  // A record's id from the address is one plain word (no '/', '..', '#'):
+  // it goes into API paths.
+  const idOk = rest.length <= 1 && /^[A-Za-z0-9_-]*$/.test(rest[0] || '');
+  if (!page || !mayOpen(page) || !idOk) {
     root.replaceChildren(h('p', { class: 'empty' }, t('nothing')));
     return;
   }

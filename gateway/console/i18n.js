@@ -56,7 +56,7 @@ const TEXT = {
     displayName: '姓名', position: '岗位', hireDate: '入职日期', roles: '角色', initialPassword: '初始密码',
     mustChangeBox: '首次登录须修改密码', accountCreated: '账号已创建，角色待另一位管理员批准',
     roleGrants: '角色授权审批', approve: '批准', reject: '驳回', approved: '已批准', teams: '团队与队列',
-    members: '成员', leads: '组长', requestTypes: '业务类型', policies: 'SLA 策略', calendars: '工作日历',
+    members: '成员', leads: '组长', requestTypes: '业务类型', code: '代码', addCategory: '新增或修改分类', savePolicy: '保存 SLA 策略', saveRequestType: '保存业务类型', policies: 'SLA 策略', calendars: '工作日历',
     hoursUnit: '小时', minutesUnit: '分钟', warnAt: '预警（%）', policyId: '策略编号', name: '名称',
     records: '适用对象', channels: '渠道', metrics: '指标', clock: '计时', businessClock: '工作时间',
     calendarClock: '自然时间', saveReason: '修改原因', audit: '审计', auditTrail: '客户数据审计记录',
@@ -120,7 +120,7 @@ const TEXT = {
     displayName: 'Name', position: 'Position', hireDate: 'Hire date', roles: 'Roles', initialPassword: 'Initial password',
     mustChangeBox: 'Must change the password at first login', accountCreated: "Account created; its roles wait for a second admin's approval",
     roleGrants: 'Role grants', approve: 'Approve', reject: 'Reject', approved: 'Approved', teams: 'Teams and queues',
-    members: 'Members', leads: 'Leads', requestTypes: 'Request types', policies: 'SLA policies', calendars: 'Calendars',
+    members: 'Members', leads: 'Leads', requestTypes: 'Request types', code: 'Code', addCategory: 'Add or change a category', savePolicy: 'Save SLA policy', saveRequestType: 'Save request type', policies: 'SLA policies', calendars: 'Calendars',
     hoursUnit: 'hours', minutesUnit: 'minutes', warnAt: 'Warn at (%)', policyId: 'Policy id', name: 'Name',
     records: 'Applies to', channels: 'Channels', metrics: 'Metrics', clock: 'Clock', businessClock: 'Business hours',
     calendarClock: 'Calendar time', saveReason: 'Reason for the change', audit: 'Audit', auditTrail: "Customer data audit trail",
@@ -176,9 +176,12 @@ export function fmtTime(v) {
   if (Number.isNaN(d.getTime())) return String(v);
   return formatter().format(d);
 }
-/** Time left until `due` (negative: overdue), e.g. 1小时5分 / 1 h 5 min. */
+/** Time left until `due` (negative: overdue), e.g. 剩1小时5分 / 1 h 5 min left. */
 export function fmtRemaining(due) {
-  const ms = new Date(due).getTime() - Date.now();
+  return fmtDuration(new Date(due).getTime() - Date.now());
+}
+/** A span of time left (negative: overdue). */
+export function fmtDuration(ms) {
   const abs = Math.abs(ms);
   const mins = Math.floor(abs / 60000);
   const d = Math.floor(mins / 1440); const hh = Math.floor((mins % 1440) / 60); const mm = mins % 60;

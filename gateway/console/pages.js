@@ -1,8 +1,8 @@
 // The agent's and supervisor's daily pages: my tickets, the team queue, the
 // SLA board (live), a new ticket, a ticket's detail, customers (search,
 // 360° view, new), follow-up visits and festival greetings.
-import { t, label, labelled, fmtTime, dayInZone, metricName, timelineKind } from './i18n.js';
-import { api, h, form, table, section, badge, slaCell, notify, showError, qs, link, enumOptions, person } from './ui.js';
+import { t, label, labelled, fmtTime, dayInZone, metricName, timelineKind, fmtDuration } from './i18n.js';
+import { api, h, form, table, section, badge, slaCell, notify, showError, qs, link, enumOptions, person, refreshSession } from './ui.js';
 
 const SUPERVISORS = ['supervisor', 'admin'];
 const AGENTS = ['agent', 'supervisor', 'admin'];
@@ -178,7 +178,8 @@ async function board(root) {
     });
   }
   es.onopen = () => { state.className = 'live on'; state.textContent = t('liveOn'); };
-  es.onerror = () => { state.className = 'live off'; state.textContent = t('liveOff'); fetch('/console/session/refresh', { method: 'POST', headers: { 'x-csrf-token': (document.cookie.match(/kefu_csrf=([^;]+)/) || [])[1] || '' } }); };
+  // The browser reconnects by itself; an expired login is renewed first.
+  es.onerror = () => { state.className = 'live off'; state.textContent = t('liveOff'); refreshSession(); };
   const tick = setInterval(() => refresh().catch(() => {}), 60000);
   return () => { es.close(); clearInterval(tick); clearTimeout(timer); };
 }
@@ -267,6 +268,7 @@ async function ticketPage(root, { id }) {
     { title: t('metric'), get: (r) => metricName(r.metric) },
     { title: t('state'), get: (r) => slaCell(r.state, r.dueTime) },
     { title: t('dueTime'), get: (r) => fmtTime(r.dueTime) },
+    { title: t('remaining'), get: (r) => (r.remainingMs !== undefined && !r.fulfilTime ? fmtDuration(Number(r.remainingMs)) : '—') },
     { title: t('clock'), get: (r) => (r.clock === 'business' ? t('businessClock') : t('calendarClock')) },
   ], sla.targets || []);
   const timeline = h('ol', { class: 'timeline', id: 'timeline' }, (tl.entries || []).map((e) =>
@@ -455,7 +457,7 @@ async function followUps(root, { me }) {
     const r = await api('GET', `/api/v1/greetings/targets${qs({ festival: v.festival, year: v.year, pageSize: 500 })}`);
     const rows = r.targets || [];
     const csv = () => {
-      const esc = (s) => { const x = String(s ?? ''); const safe = /^[=+\-@]/.test(x) ? `'${x}` : x; return `"${safe.replace(/"/g, '""')}"`; };
+      const esc = (s) => { const x = String(s ?? ''); const safe = /^[=+\-@\t\r]/.test(x) ? `'${x}` : x; return `"${safe.replace(/"/g, '""')}"`; };
       const lines = [[t('company'), t('contactName'), t('channel'), t('contacts'), t('sent')].map(esc).join(',')]
         .concat(rows.map((x) => [x.companyName, x.contactName, label(x.preferredChannel), x.contactAddress, x.alreadySent ? t('yes') : t('no')].map(esc).join(',')));
       const a = h('a', { href: URL.createObjectURL(new Blob([`\ufeff${lines.join('\r\n')}`], { type: 'text/csv' })), download: `greetings-${v.festival}-${v.year}.csv` });

@@ -12,7 +12,8 @@ export class ApiError extends Error {
 }
 
 function csrf() {
-  const m = document.cookie.match(/(?:^|;\s*)kefu_csrf=([^;]+)/);
+  // Over TLS the cookie carries the __Host- prefix (no sibling site can set it).
+  const m = document.cookie.match(location.protocol === 'https:' ? /(?:^|;\s*)__Host-kefu_csrf=([^;]+)/ : /(?:^|;\s*)kefu_csrf=([^;]+)/);
   return m ? m[1] : '';
 }
 

@@ -52,11 +52,14 @@ pub(crate) async fn create(State(gw): State<AppState>, headers: HeaderMap, body:
     gw.require_person(&token, "staffId", &staff_id).await?;
     let a = gw
         .auth
-        .create_account(&b.username, &b.password, &b.roles, &b.staff_id, &p, auth::Grant::FourEyes(&reason))
+        .create_account(
+            auth::Login { username: &b.username, password: &b.password, must_change_password: b.must_change_password },
+            &b.roles,
+            &b.staff_id,
+            &p,
+            auth::Grant::FourEyes(&reason),
+        )
         .await?;
-    if b.must_change_password {
-        gw.auth.require_password_change(&a.id).await?;
-    }
     Ok((StatusCode::CREATED, Json(a)).into_response())
 }
 

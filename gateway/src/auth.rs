@@ -102,6 +102,10 @@ fn locked(remaining_ms: i64) -> Problem {
     p
 }
 
+/// A hash no password matches, checked when a username has no account so
+/// that the answer takes as long as for one that has.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$0000000000000000000000000000000000000000000";
+
 /// The type of the problem answered to a login whose password someone else
 /// chose: the console then asks for a new one.
 pub const PASSWORD_CHANGE_REQUIRED: &str = "urn:kefu:password-change-required";
@@ -287,16 +291,25 @@ pub fn checked_new_account(
     Ok((username.to_owned(), roles, staff_id))
 }
 
+/// A new account's login: its username and password, and whether the
+/// password is a temporary one its holder must replace before a session.
+#[derive(Debug, Clone, Copy)]
+pub struct Login<'a> {
+    pub username: &'a str,
+    pub password: &'a str,
+    pub must_change_password: bool,
+}
+
 impl Auth {
     pub async fn create_account(
         &self,
-        username: &str,
-        password: &str,
+        login: Login<'_>,
         roles: &[String],
         staff_id: &str,
         by: &Principal,
         grant: Grant<'_>,
     ) -> Result<Account, Problem> {
+        let Login { username, password, must_change_password } = login;
         let (username, roles, staff_id) = checked_new_account(username, password, roles, staff_id)?;
         let username = username.as_str();
         // Named clashes first (a unique index still decides a race).
@@ -321,8 +334,8 @@ impl Auth {
         let hash = hash_password(password)?;
         let mut tx = self.pool.begin().await.map_err(Problem::internal)?;
         let res = sqlx::query(
-            "INSERT INTO accounts (id, username, password_hash, roles, staff_id, disabled, failed_logins, locked_until, created_at, updated_at) \
-             VALUES ($1,$2,$3,$4,$5,0,0,NULL,$6,$7)",
+            "INSERT INTO accounts (id, username, password_hash, roles, staff_id, disabled, failed_logins, locked_until, created_at, updated_at, must_change_password) \
+             VALUES ($1,$2,$3,$4,$5,0,0,NULL,$6,$7,$8)",
         )
         .bind(&id)
         .bind(username)
@@ -331,6 +344,7 @@ impl Auth {
         .bind(&staff_id)
         .bind(now)
         .bind(now)
+        .bind(i64::from(must_change_password))
         .execute(&mut *tx)
         .await;
         match res {
@@ -449,10 +463,7 @@ impl Auth {
             // one, and costs the same work, so neither a 429 nor the timing
             // tells which usernames exist.
             self.reserve_unknown(&username.trim().to_lowercase()).await?;
-            let _ = verify_password(
-                password,
-                "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$0000000000000000000000000000000000000000000",
-            );
+            let _ = verify_password(password, DUMMY_HASH);
             return Err(denied());
         };
         let (id, hash, roles, staff_id): (String, String, String, String) = (
@@ -474,6 +485,14 @@ impl Auth {
             return Err(Problem::forbidden("the account is disabled"));
         }
         let must_change: i64 = r.try_get(7).map_err(Problem::internal)?;
+        if must_change == 1 {
+            sqlx::query("UPDATE accounts SET failed_logins = 0, locked_until = NULL WHERE id = $1")
+                .bind(&id)
+                .execute(&self.pool)
+                .await
+                .map_err(Problem::internal)?;
+            return Err(password_change_required());
+        }
         if roles_of(&roles).is_empty() {
             return Err(Problem::forbidden(
                 "the account has no roles yet: its role grant waits for a second admin's approval",
@@ -484,9 +503,6 @@ impl Auth {
             .execute(&self.pool)
             .await
             .map_err(Problem::internal)?;
-        if must_change == 1 {
-            return Err(password_change_required());
-        }
         let family = uuid::Uuid::now_v7().to_string();
         let access = self.access_token(&staff_id, &roles_of(&roles), &family)?;
         let refresh = self.issue_refresh(&id, &family).await?;
@@ -654,31 +670,22 @@ impl Auth {
         Ok(())
     }
 
-    /// Marks an account's password as chosen by someone else: no session
-    /// opens until its holder sets their own ([`Self::change_first_password`]).
-    pub async fn require_password_change(&self, account_id: &str) -> Result<(), Problem> {
-        sqlx::query("UPDATE accounts SET must_change_password = 1 WHERE id = $1")
-            .bind(account_id)
-            .execute(&self.pool)
-            .await
-            .map_err(Problem::internal)?;
-        Ok(())
-    }
-
     /// The password of an account that must change it, changed without a
     /// session: the username and the current password prove who it is
     /// (counted against the lock-out like a login). Then log in with the new one.
     pub async fn change_first_password(&self, username: &str, current: &str, new: &str) -> Result<(), Problem> {
         let denied = || Problem::unauthorized("wrong username or password");
         let row = sqlx::query(
-            "SELECT id, password_hash, staff_id, disabled, must_change_password FROM accounts WHERE lower(username) = lower($1)",
+            "SELECT id, password_hash, staff_id, disabled, must_change_password, roles FROM accounts WHERE lower(username) = lower($1)",
         )
         .bind(username.trim())
         .fetch_optional(&self.pool)
         .await
         .map_err(Problem::internal)?;
         let Some(r) = row else {
+            // Counted, locked and as slow as a real account, as a login is.
             self.reserve_unknown(&username.trim().to_lowercase()).await?;
+            let _ = verify_password(current, DUMMY_HASH);
             return Err(denied());
         };
         let id: String = r.try_get(0).map_err(Problem::internal)?;
@@ -686,10 +693,18 @@ impl Auth {
         let staff_id: String = r.try_get(2).map_err(Problem::internal)?;
         let disabled: i64 = r.try_get(3).map_err(Problem::internal)?;
         let must_change: i64 = r.try_get(4).map_err(Problem::internal)?;
+        let roles = roles_of(&r.try_get::<String, _>(5).map_err(Problem::internal)?);
         self.reserve_attempt("accounts", "id", &id, now_ms()).await?;
         if !verify_password(current, &hash) {
             return Err(denied());
         }
+        // The right password: a refusal of the new one below does not count
+        // towards the lock-out.
+        sqlx::query("UPDATE accounts SET failed_logins = 0, locked_until = NULL WHERE id = $1")
+            .bind(&id)
+            .execute(&self.pool)
+            .await
+            .map_err(Problem::internal)?;
         if disabled == 1 {
             return Err(Problem::forbidden("the account is disabled"));
         }
@@ -718,7 +733,7 @@ impl Auth {
         .execute(&mut *tx)
         .await
         .map_err(Problem::internal)?;
-        let by = Principal { subject: staff_id, roles: Vec::new() };
+        let by = Principal { subject: staff_id, roles };
         audit(&mut tx, &self.audit_keys, &by, "account.password", &id, "first password set by its holder".into())
             .await?;
         crate::sessions::announce(&mut tx).await.map_err(Problem::internal)?;

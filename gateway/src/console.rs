@@ -3,14 +3,16 @@
 //! client. A person's login is kept in cookies: the access token (`kefu_at`,
 //! HttpOnly, 15 minutes), the refresh token (`kefu_rt`, HttpOnly, sent only
 //! to `/console/session`), and a CSRF token (`kefu_csrf`, readable by the
-//! page) that every state-changing request must repeat in `X-CSRF-Token`.
-//! All three are `SameSite=Strict`, and `Secure` when the request came over
-//! TLS (directly or through a proxy saying `X-Forwarded-Proto: https`).
+//! page, new at each login and refresh) that every state-changing request
+//! must repeat in `X-CSRF-Token`, from the console's own origin. All three
+//! are `SameSite=Strict`. Behind a TLS-terminating proxy that says
+//! `X-Forwarded-Proto: https` they are `Secure` and carry the `__Host-` /
+//! `__Secure-` prefixes, which a sibling site cannot set.
 use axum::{
     Json, Router,
     body::Bytes,
     extract::{Path, State},
-    http::{HeaderMap, HeaderValue, Method, StatusCode, header},
+    http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header},
     middleware::Next,
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -22,6 +24,24 @@ use crate::{AppState, LoginBody, auth, json_body, limited, problem::Problem};
 pub const ACCESS_COOKIE: &str = "kefu_at";
 pub const REFRESH_COOKIE: &str = "kefu_rt";
 pub const CSRF_COOKIE: &str = "kefu_csrf";
+
+/// A cookie's name over TLS (`__Host-` for those of path `/`, `__Secure-`
+/// for the refresh token's narrower path) or over plain HTTP.
+fn cookie_name(base: &'static str, secure: bool) -> String {
+    match (secure, base) {
+        (false, _) => base.to_owned(),
+        (true, REFRESH_COOKIE) => format!("__Secure-{base}"),
+        (true, _) => format!("__Host-{base}"),
+    }
+}
+
+/// The value of the login cookie `base`: the prefixed one over TLS first.
+fn login_cookie<'a>(headers: &'a HeaderMap, base: &'static str) -> Option<&'a str> {
+    if over_tls(headers) {
+        return cookie(headers, &cookie_name(base, true));
+    }
+    cookie(headers, base)
+}
 pub const CSRF_HEADER: &str = "x-csrf-token";
 const SESSION_PATH: &str = "/console/session";
 
@@ -115,6 +135,7 @@ fn set_cookie(name: &str, value: &str, path: &str, max_age: i64, http_only: bool
 /// The three cookies of a login (or, with `None`, their removal).
 fn session_cookies(resp: &mut Response, pair: Option<(&auth::TokenPair, &str)>, secure: bool) {
     let h = resp.headers_mut();
+    let name = |base| cookie_name(base, secure);
     let (at, rt, csrf, at_age, rt_age) = match pair {
         Some((p, csrf)) => (
             p.access_token.as_str(),
@@ -125,9 +146,9 @@ fn session_cookies(resp: &mut Response, pair: Option<(&auth::TokenPair, &str)>, 
         ),
         None => ("", "", "", 0, 0),
     };
-    h.append(header::SET_COOKIE, set_cookie(ACCESS_COOKIE, at, "/", at_age, true, secure));
-    h.append(header::SET_COOKIE, set_cookie(REFRESH_COOKIE, rt, SESSION_PATH, rt_age, true, secure));
-    h.append(header::SET_COOKIE, set_cookie(CSRF_COOKIE, csrf, "/", rt_age, false, secure));
+    h.append(header::SET_COOKIE, set_cookie(&name(ACCESS_COOKIE), at, "/", at_age, true, secure));
+    h.append(header::SET_COOKIE, set_cookie(&name(REFRESH_COOKIE), rt, SESSION_PATH, rt_age, true, secure));
+    h.append(header::SET_COOKIE, set_cookie(&name(CSRF_COOKIE), csrf, "/", rt_age, false, secure));
 }
 
 fn session_answer(pair: &auth::TokenPair, csrf: &str, secure: bool) -> Response {
@@ -137,8 +158,8 @@ fn session_answer(pair: &auth::TokenPair, csrf: &str, secure: bool) -> Response 
 }
 
 /// Logs in and keeps the login in cookies (the console's login form).
-async fn open(State(gw): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, Problem> {
-    check_origin(&headers)?;
+async fn open(State(gw): State<AppState>, uri: Uri, headers: HeaderMap, body: Bytes) -> Result<Response, Problem> {
+    check_origin(&headers, &uri)?;
     let b: LoginBody = json_body(&body)?;
     limited(&gw.per_key, format!("login:{}", b.username.trim()))?;
     let pair = gw.auth.login(&b.username, &b.password).await?;
@@ -146,18 +167,17 @@ async fn open(State(gw): State<AppState>, headers: HeaderMap, body: Bytes) -> Re
 }
 
 /// A new access token for the console's login (the refresh token rotates).
-async fn refresh(State(gw): State<AppState>, headers: HeaderMap) -> Result<Response, Problem> {
-    check_csrf(&headers)?;
-    let rt = cookie(&headers, REFRESH_COOKIE).ok_or_else(|| Problem::unauthorized("no console login; log in"))?;
+async fn refresh(State(gw): State<AppState>, uri: Uri, headers: HeaderMap) -> Result<Response, Problem> {
+    check_csrf(&headers, &uri)?;
+    let rt = login_cookie(&headers, REFRESH_COOKIE).ok_or_else(|| Problem::unauthorized("no console login; log in"))?;
     let pair = gw.auth.refresh(rt).await?;
-    let csrf = cookie(&headers, CSRF_COOKIE).unwrap_or_default().to_owned();
-    Ok(session_answer(&pair, &csrf, over_tls(&headers)))
+    Ok(session_answer(&pair, &auth::random_token(24), over_tls(&headers)))
 }
 
 /// Logs out: the login ends and its cookies are removed.
-async fn close(State(gw): State<AppState>, headers: HeaderMap) -> Result<Response, Problem> {
-    check_csrf(&headers)?;
-    if let Some(rt) = cookie(&headers, REFRESH_COOKIE) {
+async fn close(State(gw): State<AppState>, uri: Uri, headers: HeaderMap) -> Result<Response, Problem> {
+    check_csrf(&headers, &uri)?;
+    if let Some(rt) = login_cookie(&headers, REFRESH_COOKIE) {
         gw.auth.logout(rt).await?;
     }
     let mut resp = StatusCode::NO_CONTENT.into_response();
@@ -165,12 +185,18 @@ async fn close(State(gw): State<AppState>, headers: HeaderMap) -> Result<Respons
     Ok(resp)
 }
 
-/// FORBIDDEN when a request from a browser comes from another site.
-fn check_origin(headers: &HeaderMap) -> Result<(), Problem> {
+/// FORBIDDEN when a request from a browser comes from another origin:
+/// another scheme, host or port than the console's (the host the request
+/// names, HTTP/1 `Host` or HTTP/2 `:authority`).
+fn check_origin(headers: &HeaderMap, uri: &Uri) -> Result<(), Problem> {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else { return Ok(()) };
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let origin_host = origin.split_once("://").map_or(origin, |(_, h)| h);
-    if origin_host.eq_ignore_ascii_case(host) {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| uri.authority().map(|a| a.as_str()))
+        .unwrap_or_default();
+    let scheme = if over_tls(headers) { "https" } else { "http" };
+    if !host.is_empty() && origin.eq_ignore_ascii_case(&format!("{scheme}://{host}")) {
         Ok(())
     } else {
         Err(Problem::forbidden(format!("a request from {origin} may not use the console's login")))
@@ -179,10 +205,10 @@ fn check_origin(headers: &HeaderMap) -> Result<(), Problem> {
 
 /// FORBIDDEN unless the request repeats the login's CSRF token in
 /// `X-CSRF-Token` and comes from the console's own origin.
-fn check_csrf(headers: &HeaderMap) -> Result<(), Problem> {
-    check_origin(headers)?;
+fn check_csrf(headers: &HeaderMap, uri: &Uri) -> Result<(), Problem> {
+    check_origin(headers, uri)?;
     let sent = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let kept = cookie(headers, CSRF_COOKIE).unwrap_or_default();
+    let kept = login_cookie(headers, CSRF_COOKIE).unwrap_or_default();
     let same = !kept.is_empty()
         && sent.len() == kept.len()
         && sent.bytes().zip(kept.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
@@ -200,18 +226,14 @@ fn check_csrf(headers: &HeaderMap) -> Result<(), Problem> {
 pub async fn cookie_login(mut req: axum::extract::Request, next: Next) -> Response {
     let h = req.headers();
     let own = h.contains_key(header::AUTHORIZATION) || h.contains_key("x-api-key");
-    if !own && req.uri().path().starts_with("/api/") {
-        if let Some(at) = cookie(h, ACCESS_COOKIE) {
-            let read = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-            if !read {
-                if let Err(p) = check_csrf(h) {
-                    return p.into_response();
-                }
-            }
-            if let Ok(v) = HeaderValue::from_str(&format!("Bearer {at}")) {
-                req.headers_mut().insert(header::AUTHORIZATION, v);
-            }
-        }
+    let at = if own || !req.uri().path().starts_with("/api/") { None } else { login_cookie(h, ACCESS_COOKIE) };
+    let Some(at) = at else { return next.run(req).await };
+    let read = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if let (false, Err(p)) = (read, check_csrf(h, req.uri())) {
+        return p.into_response();
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!("Bearer {at}")) {
+        req.headers_mut().insert(header::AUTHORIZATION, v);
     }
     next.run(req).await
 }
@@ -238,17 +260,37 @@ mod tests {
 
     #[test]
     fn csrf_needs_the_header_equal_to_the_cookie_and_the_same_origin() {
+        let uri = Uri::from_static("/api/v1/tickets");
+        let check = |pairs: &[(&str, &str)]| check_csrf(&headers(pairs), &uri).is_ok();
         let ok = [("cookie", "kefu_csrf=abc"), ("x-csrf-token", "abc"), ("host", "k:8080")];
-        assert!(check_csrf(&headers(&ok)).is_ok());
-        assert!(check_csrf(&headers(&[("cookie", "kefu_csrf=abc"), ("x-csrf-token", "abd")])).is_err());
-        assert!(check_csrf(&headers(&[("cookie", "kefu_csrf=abc")])).is_err());
-        assert!(check_csrf(&headers(&[("x-csrf-token", "")])).is_err());
-        let mut cross = ok.to_vec();
-        cross.push(("origin", "https://evil.example"));
-        assert!(check_csrf(&headers(&cross)).is_err());
-        let mut same = ok.to_vec();
-        same.push(("origin", "http://k:8080"));
-        assert!(check_csrf(&headers(&same)).is_ok());
+        assert!(check(&ok));
+        assert!(!check(&[("cookie", "kefu_csrf=abc"), ("x-csrf-token", "abd")]));
+        assert!(!check(&[("cookie", "kefu_csrf=abc")]));
+        assert!(!check(&[("x-csrf-token", "")]));
+        for (origin, same) in [
+            ("https://evil.example", false),
+            ("http://k:8080", true),
+            ("https://k:8080", false),
+            ("http://k:8080.evil.example", false),
+            ("null", false),
+        ] {
+            let mut h = ok.to_vec();
+            h.push(("origin", origin));
+            assert_eq!(check(&h), same, "{origin}");
+        }
+        // Behind TLS only the prefixed cookie counts, and only an https origin.
+        let tls = [("x-forwarded-proto", "https"), ("x-csrf-token", "abc"), ("host", "k")];
+        let mut plain = tls.to_vec();
+        plain.push(("cookie", "kefu_csrf=abc"));
+        assert!(!check(&plain), "an unprefixed cookie over TLS could come from a sibling site");
+        let mut prefixed = tls.to_vec();
+        prefixed.push(("cookie", "__Host-kefu_csrf=abc"));
+        assert!(check(&prefixed));
+        prefixed.push(("origin", "https://k"));
+        assert!(check(&prefixed));
+        prefixed.pop();
+        prefixed.push(("origin", "http://k"));
+        assert!(!check(&prefixed));
     }
 
     /// The quoted words after each `marker` in `text` (`t('word')`).
@@ -300,5 +342,8 @@ mod tests {
         assert!(over_tls(&headers(&[("x-forwarded-proto", "https")])));
         assert!(!over_tls(&headers(&[("x-forwarded-proto", "http")])));
         assert!(!over_tls(&HeaderMap::new()));
+        assert_eq!(cookie_name(ACCESS_COOKIE, true), "__Host-kefu_at");
+        assert_eq!(cookie_name(REFRESH_COOKIE, true), "__Secure-kefu_rt");
+        assert_eq!(cookie_name(CSRF_COOKIE, false), "kefu_csrf");
     }
 }

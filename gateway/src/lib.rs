@@ -786,10 +786,9 @@ pub async fn bootstrap_admin(auth: &Auth) -> Result<Option<String>, Problem> {
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
     let password = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, b);
     let operator = auth::operator();
-    let a =
-        auth.create_account("admin", &password, &["admin".to_owned()], "admin", &operator, auth::Grant::Direct).await?;
     // Shown once on a terminal: its holder sets their own at first login.
-    auth.require_password_change(&a.id).await?;
+    let login = auth::Login { username: "admin", password: &password, must_change_password: true };
+    auth.create_account(login, &["admin".to_owned()], "admin", &operator, auth::Grant::Direct).await?;
     Ok(Some(password))
 }
 

@@ -121,6 +121,8 @@ async fn a_cookie_login_needs_its_csrf_token_for_every_change(app: App) {
     assert_eq!(r.status(), 200);
     let c2 = set_cookies(&r);
     assert_ne!(c2["kefu_rt"].0, c["kefu_rt"].0, "the refresh token rotates");
+    assert_ne!(c2["kefu_csrf"].0, csrf, "and so does the CSRF token");
+    let csrf = c2["kefu_csrf"].0.clone();
     let r = app
         .http
         .delete(app.url("/console/session"))
@@ -150,7 +152,15 @@ async fn a_cookie_login_needs_its_csrf_token_for_every_change(app: App) {
         .send()
         .await
         .unwrap();
-    assert!(set_cookies(&r).values().all(|(_, a)| a.contains("Secure")));
+    let tls = set_cookies(&r);
+    assert!(tls.values().all(|(_, a)| a.contains("Secure")), "{tls:?}");
+    let mut names: Vec<&String> = tls.keys().collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["__Host-kefu_at", "__Host-kefu_csrf", "__Secure-kefu_rt"],
+        "prefixed: no sibling site sets them"
+    );
 }
 
 async fn a_password_someone_else_chose_opens_no_session_until_changed(app: App) {

@@ -80,6 +80,11 @@ try:
                 if m.type == "error" and not m.text.startswith("Failed to load resource") else None)
 
         def shot(name):
+            # Every control on the page has a label a screen reader reads.
+            unlabelled = page.evaluate("""() => [...document.querySelectorAll('input, select, textarea')]
+                .filter((e) => e.type !== 'hidden' && !(e.labels && e.labels.length) && !e.getAttribute('aria-label'))
+                .map((e) => e.id || e.name || e.outerHTML.slice(0, 80))""")
+            assert not unlabelled, f"{name}: controls without a label: {unlabelled}"
             page.evaluate("window.scrollTo(0, 0)")
             page.screenshot(path=os.path.join(SHOTS, f"{name}.png"), full_page=False)
 
@@ -137,7 +142,7 @@ try:
             page.select_option("#sp-clock", "calendar")
             page.fill("#sp-warn", "40")
             page.fill("#sp-reason", "浏览器测试：短时限")
-            page.get_by_role("button", name="保存", exact=True).click()
+            page.get_by_role("button", name="保存 SLA 策略").click()
             expect(page.locator("main")).to_contain_text("phone-quick")
             shot("03-settings")
             ok("the admin created an agent (roles waiting for approval) and a short SLA policy in hours")
@@ -253,6 +258,15 @@ try:
             width = page.evaluate("document.documentElement.scrollWidth")
             assert width <= 1366, f"the page is {width}px wide at 1366×768"
             ok("nothing overflows sideways at 1366×768")
+            # Keyboard: from the skip link, Tab reaches the navigation and the language menu.
+            page.goto(base + "/#/mine")
+            expect(page.locator("#whoami")).to_be_visible()
+            reached = set()
+            for _ in range(40):
+                page.keyboard.press("Tab")
+                reached.add(page.evaluate("document.activeElement.id || document.activeElement.className"))
+            assert {"nav-board", "lang", "logout"} <= reached, reached
+            ok("the navigation, language menu and logout are reached by keyboard; every control has a label")
             assert not errors, f"the browser reported errors: {errors}"
             ok("no script errors in the browser")
 
