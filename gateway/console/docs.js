@@ -63,10 +63,12 @@ export async function apiPage(root) {
     }
   }
   const filter = h('input', { id: 'api-filter', type: 'search', placeholder: t('filterOps'), 'aria-label': t('filterOps') });
-  const list = h('div', { id: 'ops' }, Object.keys(byTag).sort().flatMap((tag) => [h('h2', {}, tag), ...byTag[tag]]));
+  const list = h('div', { id: 'ops' }, Object.keys(byTag).sort().map((tag) => h('section', { class: 'tag', 'aria-label': tag }, h('h2', {}, tag), ...byTag[tag])));
   filter.addEventListener('input', () => {
     const q = filter.value.toLowerCase();
     for (const el of list.querySelectorAll('.op')) el.hidden = !el.dataset.key.includes(q);
+    // A service none of whose operations match is left out whole.
+    for (const sec of list.querySelectorAll('section.tag')) sec.hidden = !sec.querySelector('.op:not([hidden])');
   });
   root.replaceChildren(h('h1', {}, t('apiReference')),
     h('p', {}, h('a', { href: '/api/v1/openapi.json' }, '/api/v1/openapi.json'), ' · Authorization: Bearer <accessToken> | X-API-Key · application/problem+json'),

@@ -74,7 +74,7 @@ export function notify(text, kind = 'ok') {
   if (!box) return;
   const n = h('div', { class: `notice ${kind}`, role: kind === 'error' ? 'alert' : 'status' }, text);
   box.append(n);
-  setTimeout(() => n.remove(), kind === 'error' ? 12000 : 5000);
+  setTimeout(() => n.remove(), kind === 'error' ? 12000 : 3000);
 }
 
 /** What went wrong, for a person: the problem's detail and each field at fault. */

@@ -31,6 +31,20 @@ impl Metric {
         Metric::CorrectiveAction,
     ];
 
+    /// The metric as people read it.
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            Metric::FirstResponse => "首次响应",
+            Metric::NextResponse => "后续响应",
+            Metric::Resolution => "解决",
+            Metric::FeedbackReply => "反馈答复",
+            Metric::Answer => "接听",
+            Metric::Acknowledgement => "受理确认",
+            Metric::PreliminaryOpinion => "初步意见",
+            Metric::CorrectiveAction => "整改措施",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Metric::FirstResponse => "first_response",

@@ -84,6 +84,12 @@ pub fn category_list(raw: &[String]) -> Result<Vec<String>, Error> {
     Ok(out)
 }
 
+/// An enum value of a ticket as people read it (the label table's Chinese),
+/// for the texts the timeline keeps.
+pub fn zh<E: kefu_proto::ProtoEnum + TryFrom<i32>>(v: i64) -> &'static str {
+    E::try_from(v as i32).map_or("—", kefu_proto::ProtoEnum::label_zh)
+}
+
 pub fn kind_name(k: i64) -> &'static str {
     match pb::TicketKind::try_from(k as i32) {
         Ok(pb::TicketKind::BusinessRequest) => "business_request",

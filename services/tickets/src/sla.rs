@@ -6,6 +6,7 @@ use std::sync::{Arc, RwLock, atomic::AtomicBool};
 
 use async_trait::async_trait;
 use kefu_kit::Error;
+use kefu_proto::tickets::v1 as pb;
 use kefu_sla::{
     Calendar, Claimed, Clock, DueHandler, DueKind, EventKind, Facts, LiveEntry, LiveStore, LiveWriter, Metric, Policy,
     RecordChange, SlaEvent, Target, TargetKey, policy,
@@ -732,8 +733,8 @@ impl DueHandler for SlaEngine {
                 && let Some(t) = store::get_ticket(&mut tx, &row.target.key.record_id).await?
             {
                 let body = format!(
-                    "SLA second-level escalation: {} breached and still open; notify {}",
-                    row.target.key.metric.as_str(),
+                    "SLA 二级升级：{}已超时仍未完成，通知 {}",
+                    row.target.key.metric.label_zh(),
                     self.config().escalation.second_level_notify
                 );
                 store::add_timeline(&mut tx, &t.id, "notification", "sla", &body, now).await?;
@@ -775,18 +776,18 @@ impl SlaEngine {
         let now = ev.at_ms;
         let who = |role: &str| -> String {
             match role {
-                "assignee" if !t.assignee.is_empty() => format!("assignee {}", t.assignee),
-                "supervisor" => format!("supervisor of queue {}", t.queue),
+                "assignee" if !t.assignee.is_empty() => format!("处理人 {}", t.assignee),
+                "supervisor" => format!("队列 {} 的主管", t.queue),
                 other => other.to_owned(),
             }
         };
         let (body, raise) = match ev.kind {
             EventKind::Warning => (
-                format!("SLA warning: {} is due soon; notify {}", ev.key.metric.as_str(), who(&rules.warning_notify)),
+                format!("SLA 预警：{}即将到期，通知 {}", ev.key.metric.label_zh(), who(&rules.warning_notify)),
                 !t.filing_period.is_empty() && ev.key.metric == Metric::Resolution,
             ),
             EventKind::Breached => (
-                format!("SLA breached: {} is overdue; notify {}", ev.key.metric.as_str(), who(&rules.breach_notify)),
+                format!("SLA 超时：{}已超时，通知 {}", ev.key.metric.label_zh(), who(&rules.breach_notify)),
                 rules.breach_raises_priority,
             ),
             _ => return Ok(()),
@@ -802,7 +803,7 @@ impl SlaEngine {
                     &t.id,
                     "notification",
                     "sla",
-                    &format!("priority raised to {}", domain::priority_name(t.priority)),
+                    &format!("优先级提升为{}", domain::zh::<pb::Priority>(t.priority)),
                     now,
                 )
                 .await?;

@@ -800,7 +800,7 @@ async fn escalation_rules_are_edited_through_the_api_and_take_effect(app: TestAp
     assert_eq!(app.events(&t.id, "breached").await, 1);
     let timeline =
         app.agent().list_timeline(pb::ListTimelineRequest { ticket_id: t.id.clone() }).await.unwrap().into_inner();
-    assert!(timeline.entries.iter().any(|e| e.body.contains("SLA breached") && e.body.contains("notify manager")));
+    assert!(timeline.entries.iter().any(|e| e.body.contains("SLA 超时") && e.body.contains("通知 manager")));
     let after = app.agent().get_ticket(pb::GetTicketRequest { id: t.id.clone() }).await.unwrap().into_inner();
     assert_eq!(after.priority, t.priority, "breach_raises_priority is off");
 }

@@ -153,8 +153,8 @@ async fn warning_breach_escalation_and_late_fulfilment(app: TestApp) {
     let timeline =
         agent.list_timeline(pb::ListTimelineRequest { ticket_id: t.id.clone() }).await.unwrap().into_inner().entries;
     let notes: Vec<&str> = timeline.iter().filter(|e| e.kind == "notification").map(|e| e.body.as_str()).collect();
-    assert!(notes.iter().any(|n| n.contains("warning") && n.contains("agent-7")), "{notes:?}");
-    assert!(notes.iter().any(|n| n.contains("breached") && n.contains("supervisor")), "{notes:?}");
+    assert!(notes.iter().any(|n| n.contains("SLA 预警") && n.contains("agent-7")), "{notes:?}");
+    assert!(notes.iter().any(|n| n.contains("SLA 超时") && n.contains("主管")), "{notes:?}");
     // Second level two business hours after the breach: Mon 14:00 + 2h = 16:00.
     app.advance_to(cst(2026, 3, 2, 15, 59)).await;
     assert_eq!(app.events(&t.id, "escalated").await, 0);

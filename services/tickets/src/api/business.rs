@@ -45,9 +45,9 @@ pub(super) async fn update_progress(
     v.finish()?;
     t.materials = to_json(&materials)?;
     t.steps = to_json(&steps)?;
-    let mut parts: Vec<String> = r.materials_received.iter().map(|m| format!("received {m}")).collect();
-    parts.extend(r.steps_done.iter().map(|s| format!("done: {s}")));
-    store::add_timeline(&mut tx, &t.id, "progress", &p.subject, &parts.join("; "), api.engine.now()).await?;
+    let mut parts: Vec<String> = r.materials_received.iter().map(|m| format!("已收材料：{m}")).collect();
+    parts.extend(r.steps_done.iter().map(|s| format!("已完成步骤：{s}")));
+    store::add_timeline(&mut tx, &t.id, "progress", &p.subject, &parts.join("；"), api.engine.now()).await?;
     store::save_ticket(&mut tx, &mut t).await?;
     let out = ticket_pb(&mut tx, &t).await?;
     tx.commit().await?;

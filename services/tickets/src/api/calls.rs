@@ -239,16 +239,9 @@ pub(super) async fn log_contact(
     };
     store::put_call(&mut tx, &call).await?;
     if !ticket_id.is_empty() {
-        let what = if call.direction == "outbound" { "outbound call" } else { "inbound call" };
-        store::add_timeline(
-            &mut tx,
-            &ticket_id,
-            "phone_contact",
-            &p.subject,
-            &format!("{what} logged ({call_id})"),
-            now,
-        )
-        .await?;
+        let what = if call.direction == "outbound" { "已记录外呼" } else { "已记录来电" };
+        store::add_timeline(&mut tx, &ticket_id, "phone_contact", &p.subject, &format!("{what}（{call_id}）"), now)
+            .await?;
     }
     tx.commit().await?;
     Ok(contact_pb(call, pb::SlaState::Unspecified))
@@ -274,7 +267,7 @@ pub(super) async fn link(api: &TicketsApi, p: &Principal, r: pb::LinkCallRequest
                 &ticket_id,
                 "phone_contact",
                 &p.subject,
-                &format!("call {call_id} linked"),
+                &format!("已关联通话 {call_id}"),
                 now,
             )
             .await?;

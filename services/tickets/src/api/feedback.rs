@@ -22,7 +22,7 @@ pub(super) async fn route(api: &TicketsApi, p: &Principal, r: pb::RouteFeedbackR
     };
     step(api, p, &which, |t| {
         t.department.clone_from(&department);
-        Ok(format!("routed to {department}"))
+        Ok(format!("已转交{department}"))
     })
     .await
 }
@@ -44,7 +44,7 @@ pub(super) async fn record_department_response(
             return Err(Error::FailedPrecondition("route the feedback to a department first".into()));
         }
         t.department_response.clone_from(&response);
-        Ok(format!("{} responded: {response}", t.department))
+        Ok(format!("{}答复：{response}", t.department))
     })
     .await
 }

@@ -255,7 +255,11 @@ pub(super) async fn insert_new(
         }
     }
     store::insert_ticket(tx, &t, (!request_id.is_empty()).then_some(request_id)).await?;
-    let how = format!("{} via {}", domain::kind_name(t.kind), domain::channel_name(t.channel));
+    let how = format!(
+        "经{}提交的{}",
+        domain::zh::<kefu_proto::common::v1::Channel>(t.channel),
+        domain::zh::<pb::TicketKind>(t.kind)
+    );
     store::add_timeline(tx, &t.id, "created", &p.subject, &how, now).await?;
     if !new.description.is_empty() {
         store::add_timeline(tx, &t.id, "customer_message", &t.requester, &new.description, now).await?;
@@ -346,7 +350,7 @@ pub(super) async fn update(api: &TicketsApi, p: &Principal, r: pb::UpdateTicketR
         t.filing_deadline = cap.deadline;
     }
     let now = api.engine.now();
-    store::add_timeline(&mut tx, &t.id, "update", &p.subject, &format!("changed {}", paths.join(", ")), now).await?;
+    store::add_timeline(&mut tx, &t.id, "update", &p.subject, &format!("修改了 {}", paths.join("、")), now).await?;
     store::save_ticket(&mut tx, &mut t).await?;
     let changes = if rematch { api.engine.on_rematch(&mut tx, &t).await? } else { Changes::default() };
     let out = ticket_pb(&mut tx, &t).await?;
@@ -455,17 +459,17 @@ pub(super) async fn assign(
     let now = api.engine.now();
     let mut body = Vec::new();
     if !assignee.is_empty() {
-        body.push(format!("assignee {} → {assignee}", if t.assignee.is_empty() { "-" } else { &t.assignee }));
+        body.push(format!("处理人 {} → {assignee}", if t.assignee.is_empty() { "—" } else { &t.assignee }));
         t.assignee = assignee;
         if t.status() == pb::Status::New {
             t.set_status(pb::Status::Open);
         }
     }
     if !queue.is_empty() {
-        body.push(format!("queue {} → {queue}", t.queue));
+        body.push(format!("队列 {} → {queue}", t.queue));
         t.queue = queue;
     }
-    store::add_timeline(&mut tx, &t.id, "assignment", &p.subject, &body.join("; "), now).await?;
+    store::add_timeline(&mut tx, &t.id, "assignment", &p.subject, &body.join("；"), now).await?;
     store::save_ticket(&mut tx, &mut t).await?;
     let changes = api.engine.on_routing(&mut tx, &t).await?;
     let out = ticket_pb(&mut tx, &t).await?;
@@ -519,12 +523,12 @@ pub(super) async fn change_status(
         t.pending_reason.clear();
         t.escalated_to.clear();
     }
-    let mut body = format!("{} → {}", domain::status_name(from), domain::status_name(t.status));
+    let mut body = format!("{} → {}", domain::zh::<pb::Status>(from), domain::zh::<pb::Status>(t.status));
     if !reason.is_empty() {
-        body.push_str(&format!(": {reason}"));
+        body.push_str(&format!("：{reason}"));
     }
     if !escalated_to.is_empty() {
-        body.push_str(&format!(" (waiting on {escalated_to})"));
+        body.push_str(&format!("（等待 {escalated_to}）"));
     }
     store::add_timeline(&mut tx, &t.id, "status", &p.subject, &body, now).await?;
     store::save_ticket(&mut tx, &mut t).await?;
@@ -595,11 +599,11 @@ pub(super) async fn post_message(
                     t.resolution_cycle += 1;
                     t.solved_at = None;
                     reopened = true;
-                    store::add_timeline(tx, &t.id, "status", "customer", "reopened by a customer message", now).await?;
+                    store::add_timeline(tx, &t.id, "status", "customer", "客户来信，工单重新打开", now).await?;
                 }
                 pb::Status::PendingCustomer => {
                     t.set_status(pb::Status::Open);
-                    store::add_timeline(tx, &t.id, "status", "customer", "customer answered: open", now).await?;
+                    store::add_timeline(tx, &t.id, "status", "customer", "客户已答复，转为处理中", now).await?;
                 }
                 _ => {}
             }
