@@ -333,6 +333,7 @@ async function customers(root, { query }) {
     const tries = [{ nameContains: q }];
     if (/^[0-9A-Z]{18}$/i.test(q)) tries.push({ uscc: q.toUpperCase() });
     if (digits.length >= 7) tries.push({ contactPhone: q });
+    else tries.push({ contactName: q });
     const seen = new Map();
     for (const f of tries) {
       const r = await api('GET', `/api/v1/customers${qs({ ...f, pageSize: 50 })}`).catch(() => ({ customers: [] }));

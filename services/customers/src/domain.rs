@@ -229,6 +229,8 @@ pub struct CustomerFilter {
     pub contact_mobile: Option<Mobile>,
     /// Any contact's email, case-insensitive.
     pub contact_email: Option<String>,
+    /// Any contact's name, or its beginning.
+    pub contact_name: Option<String>,
     pub tag: Option<String>,
     pub service_tier: Option<ServiceTier>,
     pub account_manager: Option<String>,

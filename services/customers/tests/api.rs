@@ -295,6 +295,20 @@ async fn search_and_stable_pagination(app: TestApp) {
         .unwrap()
         .into_inner();
     assert_eq!(by_email.customers[0].company_name, "Alpha Trading 4");
+    let by_contact = |name: &str| {
+        let mut c = app.agent();
+        let name = name.to_owned();
+        async move {
+            let r = c.list_customers(pb::ListCustomersRequest { contact_name: name, ..Default::default() }).await;
+            r.unwrap().into_inner().customers.len()
+        }
+    };
+    let all = by_contact("王芳").await;
+    assert!(all >= 5, "every customer made here has 王芳 for a contact: {all}");
+    assert_eq!(by_contact("王").await, all, "by the family name");
+    assert_eq!(by_contact("王芳芳").await, 0);
+    assert_eq!(by_contact("芳").await, 0, "a name is matched from its beginning");
+    assert_eq!(by_contact("王%").await, 0, "wildcards are literal");
     let by_tag = c
         .list_customers(pb::ListCustomersRequest { tag: "vip-audit".into(), ..Default::default() })
         .await

@@ -392,6 +392,7 @@ pub(super) async fn list(
         name_contains: v.check(parse::line("name_contains", &r.name_contains, 200)).and_then(opt),
         uscc: v.check(parse::line("uscc", &r.uscc, 32)).and_then(opt).map(|u| u.to_ascii_uppercase()),
         contact_email: v.check(parse::line("contact_email", &r.contact_email, 254)).and_then(opt),
+        contact_name: v.check(parse::line("contact_name", &r.contact_name, 100)).and_then(opt),
         tag: v.check(parse::line("tag", &r.tag, MAX_TAG_CHARS)).and_then(opt),
         account_manager: v.check(parse::line("account_manager", &r.account_manager, 64)).and_then(opt),
         after_id: v.check(page::after(LIST, &r.page_token)).flatten(),

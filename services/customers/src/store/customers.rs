@@ -165,6 +165,11 @@ pub async fn list_customers(conn: &mut AnyConnection, f: &CustomerFilter, limit:
     if let Some(e) = &f.contact_email {
         w.and("c.id IN (SELECT x.customer_id FROM contacts x WHERE x.email_lower = $?)", e.to_lowercase());
     }
+    if let Some(name) = &f.contact_name {
+        // A prefix, LIKE's wildcards taken literally, served by the names' index.
+        let escaped = name.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        w.and("c.id IN (SELECT x.customer_id FROM contacts x WHERE x.name LIKE $? ESCAPE '\\')", format!("{escaped}%"));
+    }
     if let Some(tag) = &f.tag {
         w.and("EXISTS (SELECT 1 FROM customer_tags t WHERE t.customer_id = c.id AND t.tag = $?)", tag.as_str());
     }
