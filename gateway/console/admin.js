@@ -3,6 +3,7 @@
 // audit trails with their chain verification.
 import { t, label, labelled, fmtTime, metricName, dayInZone } from './i18n.js';
 import { api, h, form, table, section, badge, notify, showError, qs, enumOptions, person } from './ui.js';
+import { companyCell, customerIdOf } from './pages.js';
 
 const ROLES = ['agent', 'supervisor', 'hr', 'admin', 'auditor'];
 const ROLE_ZH = { agent: '坐席', supervisor: '主管', hr: '人事', admin: '管理员', auditor: '审计员' };
@@ -116,10 +117,15 @@ async function settings(root, { me }) {
     { name: 'reason', label: t('saveReason'), required: true, id: 'sp-reason' },
   ], t('savePolicy'), async (v) => {
     const list = (s) => (s ? s.split(/[,，\s]+/).filter(Boolean) : []);
+    // Saving one metric keeps the policy's others (and its other conditions).
+    const old = (policies.policies || []).find((p) => p.id === v.id) || {};
+    const metric = { metric: v.metric, durationSeconds: String(Math.round(v.hours * 3600)), clock: v.clock, warnPercent: v.warnPercent };
     const policy = {
-      id: v.id, name: v.name, position: v.position || 0, recordKinds: list(v.recordKinds), channels: list(v.channels),
-      metrics: [{ metric: v.metric, durationSeconds: String(Math.round(v.hours * 3600)), clock: v.clock, warnPercent: v.warnPercent }],
+      ...old, id: v.id, name: v.name, position: v.position || 0,
+      recordKinds: v.recordKinds ? list(v.recordKinds) : old.recordKinds || [], channels: v.channels ? list(v.channels) : old.channels || [],
+      metrics: [...(old.metrics || []).filter((m) => m.metric !== v.metric), metric],
     };
+    delete policy.etag;
     await api('PUT', `/api/v1/sla/policies/${encodeURIComponent(v.id)}`, { policy, reason: v.reason });
     notify(t('saved'));
     reload();
@@ -131,6 +137,23 @@ async function settings(root, { me }) {
   ], cals.calendars || [])));
   root.replaceChildren(...parts);
 }
+
+// What an audit entry's action means, for people (unknown ones show as kept).
+const ACTIONS = {
+  'customer.create': ['新建客户', 'Customer created'], 'customer.update': ['修改客户资料', 'Customer updated'],
+  'customer.archive': ['归档客户', 'Customer archived'], 'customer.export': ['导出客户数据', 'Customer data exported'],
+  'customer.erase': ['删除客户个人数据', 'Customer erased'], 'customer.erasure': ['删除客户个人数据', 'Customer erased'],
+  'customer.bank_account': ['变更银行账户', 'Bank account changed'], 'customer.disclosure': ['对外提供数据', 'Disclosure'],
+  'contact.create': ['新增联系人', 'Contact added'], 'contact.update': ['修改联系人', 'Contact updated'], 'contact.delete': ['删除联系人', 'Contact deleted'],
+  'tax_profile.write': ['修改税务资料', 'Tax profile changed'], 'tax_profile.read': ['查看税务资料明文', 'Tax profile read in clear'],
+  'consent.create': ['登记授权', 'Consent recorded'], 'consent.revoke': ['撤回授权', 'Consent revoked'],
+  'account.create': ['新建账号', 'Account created'], 'account.password': ['修改密码', 'Password changed'], 'account.roles': ['角色变更', 'Roles changed'],
+  'account.disable': ['停用账号', 'Account disabled'], 'account.enable': ['启用账号', 'Account enabled'],
+  'api_key.create': ['新建 API 密钥', 'API key created'], 'api_key.revoke': ['吊销 API 密钥', 'API key revoked'],
+  'approval.propose': ['提交审批', 'Proposed'], 'approval.approve': ['批准', 'Approved'], 'approval.reject': ['驳回', 'Rejected'],
+  'approval.withdraw': ['撤回审批', 'Withdrawn'], 'complaint.read': ['查看投诉明文', 'Complaint read in clear'],
+};
+const actionText = (a) => (ACTIONS[a] ? `${ACTIONS[a][document.documentElement.lang === 'en' ? 1 : 0]}（${a}）` : a);
 
 function chainResult(v) {
   return h('p', { class: v.intact ? 'banner' : 'form-error', role: 'status', id: 'chain-result' },
@@ -148,9 +171,12 @@ async function audit(root, { query }) {
     get(`/api/v1/complaint-audit-entries${qs({ pageSize: 200 })}`, { entries: [] }),
   ]);
   const filters = form([
-    { name: 'customer', label: t('customer'), value: customer, id: 'audit-customer' },
+    { name: 'customer', label: t('customer'), value: customer, id: 'audit-customer', help: t('findCustomer') },
     { name: 'actor', label: t('actor'), value: actor, id: 'audit-actor' },
-  ], t('filter'), async (v) => { location.hash = `#/audit${qs(v)}`; }, { inline: true });
+  ], t('filter'), async (v) => {
+    const customer = v.customer ? await customerIdOf(v.customer) : '';
+    location.hash = `#/audit${qs({ ...v, customer })}`;
+  }, { inline: true });
   const verifyBox = h('div', { id: 'verify' });
   const verify = (path, method) => async () => {
     try { verifyBox.replaceChildren(chainResult(await api(method, path, method === 'POST' ? {} : undefined))); } catch (e) { showError(e); }
@@ -158,7 +184,7 @@ async function audit(root, { query }) {
   const entryCols = [
     { title: '#', get: (e) => e.seq }, { title: t('time'), get: (e) => fmtTime(e.time) },
     { title: t('actor'), get: (e) => `${person(e, 'actor')}${e.actorRole ? `（${e.actorRole}）` : ''}` },
-    { title: t('action'), get: (e) => e.action }, { title: t('customer'), get: (e) => e.customerId || e.subject || '—' },
+    { title: t('action'), get: (e) => actionText(e.action) }, { title: t('customer'), get: (e) => (e.customerId ? companyCell(e.customerId) : e.subject || '—') },
     { title: t('purpose'), get: (e) => e.purpose || '—' }, { title: t('detail'), get: (e) => e.detail || '' },
   ];
   root.replaceChildren(h('h1', {}, t('navAudit')), section(t('filter'), filters),
@@ -168,7 +194,7 @@ async function audit(root, { query }) {
       h('button', { type: 'button', onclick: verify('/api/v1/gateway-audit/verify', 'GET') }, `${t('verifyChain')} · ${t('accounts')}`)), verifyBox),
     section(t('accessLog'), h('div', { class: 'scroll', id: 'access-log' }, table([
       { title: t('time'), get: (e) => fmtTime(e.time) }, { title: t('actor'), get: (e) => `${person(e, 'actor')}（${e.actorRole}）` },
-      { title: t('customer'), get: (e) => e.customerId }, { title: t('detail'), get: (e) => e.what },
+      { title: t('customer'), get: (e) => companyCell(e.customerId) }, { title: t('detail'), get: (e) => e.what },
     ], reads.entries || []))),
     section(t('auditTrail'), h('div', { class: 'scroll', id: 'audit-entries' }, table(entryCols, entries.entries || []))),
     section(t('complaintAudit'), h('div', { class: 'scroll' }, table(entryCols, cp.entries || []))),

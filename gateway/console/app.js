@@ -141,13 +141,14 @@ export async function route() {
   }
   header();
   if (name === 'password') { passwordPage(root); return; }
-  const key = name || 'mine';
+  // The first page of the navigation the person's roles open, by default.
+  const key = name || NAV.find((k) => PAGES[k] && mayOpen(PAGES[k])) || 'api';
   const page = PAGES[key];
   // A record's id from the address is one plain word (no '/', '..', '#'):
   // it goes into API paths.
   const idOk = rest.length <= 1 && /^[A-Za-z0-9_-]*$/.test(rest[0] || '');
   if (!page || !mayOpen(page) || !idOk) {
-    root.replaceChildren(h('p', { class: 'empty' }, t('nothing')));
+    root.replaceChildren(h('p', { class: 'empty', role: 'alert' }, page && !mayOpen(page) ? t('noAccess') : t('nothing')));
     return;
   }
   // Each visit renders into its own element: a page still loading when

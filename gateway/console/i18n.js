@@ -11,7 +11,7 @@ const TEXT = {
     username: '用户名', password: '密码', login: '登录', loginTitle: '登录 kefu 客服系统',
     wrongLogin: '用户名或密码错误', changePassword: '修改密码', currentPassword: '当前密码',
     newPassword: '新密码', newPassword2: '再次输入新密码', mismatch: '两次输入的新密码不一致',
-    mustChange: '这是他人为你设置的初始密码，首次登录前请设置自己的密码（至少 12 位）。',
+    mustChange: '这是他人为你设置的初始密码，首次登录前请设置自己的密码（至少 10 个字符，不能是常见密码）。',
     passwordChanged: '密码已修改，请用新密码登录。',
     navMine: '我的工单', navQueue: '团队队列', navBoard: 'SLA 看板', navNew: '新建工单', navCustomers: '客户',
     navFollowUps: '回访 / 节日关怀', navComplaints: '投诉', navTraining: '培训', navPerformance: '绩效',
@@ -65,7 +65,8 @@ const TEXT = {
     complaintAudit: '投诉审计', apiReference: 'API 参考', operations: '接口', fields: '字段',
     requiredRoles: '所需角色', noLogin: '无需登录', filterOps: '筛选接口…', body: '请求体',
     query: '查询参数', response: '返回', type: '类型', required: '必填',
-    me: '当前用户', dueSoon: '临近', page: '页', more: '加载更多', openTicket: '打开',
+    me: '当前用户', customerAmbiguous: '有多个客户符合，请写得更具体', customerNotFound: '找不到客户',
+    countsAreTargets: '按 SLA 目标计数（一张工单可有多个目标）', requiredWithContact: '填写联系方式时必填', noAccess: '你的角色无权访问此页面', dueSoon: '临近', page: '页', more: '加载更多', openTicket: '打开',
     reopen: '重新打开', solved: '已解决', internal: '内部', public: '公开', author: '作者',
   },
   en: {
@@ -75,7 +76,7 @@ const TEXT = {
     username: 'Username', password: 'Password', login: 'Log in', loginTitle: 'Log in to kefu',
     wrongLogin: 'Wrong username or password', changePassword: 'Change password', currentPassword: 'Current password',
     newPassword: 'New password', newPassword2: 'New password again', mismatch: 'The new passwords differ',
-    mustChange: 'This password was set for you: choose your own (12 characters or more) before your first login.',
+    mustChange: 'This password was set for you: choose your own (10 characters or more, not a common one) before your first login.',
     passwordChanged: 'Password changed: log in with the new one.',
     navMine: 'My tickets', navQueue: 'Team queue', navBoard: 'SLA board', navNew: 'New ticket', navCustomers: 'Customers',
     navFollowUps: 'Follow-ups & greetings', navComplaints: 'Complaints', navTraining: 'Training', navPerformance: 'Performance',
@@ -129,7 +130,8 @@ const TEXT = {
     complaintAudit: 'Complaints audit', apiReference: 'API reference', operations: 'Operations', fields: 'Fields',
     requiredRoles: 'Roles', noLogin: 'no login', filterOps: 'Filter operations…', body: 'Body',
     query: 'Query', response: 'Response', type: 'Type', required: 'Required',
-    me: 'Me', dueSoon: 'Due soon', page: 'Page', more: 'Load more', openTicket: 'Open',
+    me: 'Me', customerAmbiguous: 'Several customers match; be more specific', customerNotFound: 'No such customer',
+    countsAreTargets: 'Counted by SLA target (a ticket may have several)', requiredWithContact: 'required with contact details', noAccess: 'Your role may not open this page', dueSoon: 'Due soon', page: 'Page', more: 'Load more', openTicket: 'Open',
     reopen: 'Reopen', solved: 'Solved', internal: 'Internal', public: 'Public', author: 'Author',
   },
 };
@@ -156,8 +158,9 @@ export function label(value) {
   const l = labels[value];
   return l ? l[lang] : value;
 }
+/** The values of one enum (by their common prefix), in the contract's order. */
 export function labelled(prefix) {
-  return Object.keys(labels).filter((k) => k.startsWith(prefix)).sort();
+  return Object.keys(labels).filter((k) => k.startsWith(prefix)).sort((a, b) => (labels[a].n ?? 0) - (labels[b].n ?? 0) || a.localeCompare(b));
 }
 
 const fmt = {};

@@ -31,6 +31,24 @@ function sizeBars(root) {
   root.querySelectorAll('.progress > span[data-w]').forEach((s) => { s.style.width = `${Math.min(100, Number(s.dataset.w))}%`; });
 }
 
+/** A customer's id from what a person typed: the id itself, or a company
+ * name, USCC or contact name/phone that names exactly one customer. */
+export async function customerIdOf(text) {
+  const q = String(text || '').trim();
+  if (/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(q)) return q;
+  const tries = [{ nameContains: q }];
+  if (/^[0-9A-Z]{18}$/i.test(q)) tries.push({ uscc: q.toUpperCase() });
+  if (q.replace(/\D/g, '').length >= 7) tries.push({ contactPhone: q });
+  else tries.push({ contactName: q });
+  const found = new Map();
+  for (const f of tries) {
+    const r = await api('GET', `/api/v1/customers${qs({ ...f, pageSize: 5 })}`).catch(() => ({ customers: [] }));
+    for (const c of r.customers || []) found.set(c.id, c);
+  }
+  if (found.size === 1) return [...found.keys()][0];
+  throw new Error(found.size ? `${t('customerAmbiguous')}：${[...found.values()].map((c) => c.companyName).join('、')}` : `${t('customerNotFound')}：${q}`);
+}
+
 async function listTickets(filter) {
   const out = [];
   let token = '';
@@ -134,9 +152,12 @@ async function board(root) {
     section(`${t('atRisk')} / ${t('breached')}`, risky), section(t('filingBoard'), filing));
 
   async function refresh() {
-    const [o, live] = await Promise.all([api('GET', '/api/v1/sla/overview'), listTickets({ openOnly: 'true' })]);
+    const [o, live, atRisk, breached] = await Promise.all([
+      api('GET', '/api/v1/sla/overview'), listTickets({ openOnly: 'true' }),
+      listTickets({ sla: 'at_risk', openOnly: 'true' }), listTickets({ sla: 'breached', openOnly: 'true' })]);
     const paused = live.filter((r) => r.slaState === 'SLA_STATE_PAUSED').length;
     const c = o.total || {};
+    counts.title = t('countsAreTargets');
     counts.replaceChildren(
       h('div', { class: 'count' }, h('b', { id: 'count-open' }, c.open || 0), t('open')),
       h('div', { class: 'count warn' }, h('b', { id: 'count-at-risk' }, c.atRisk || 0), t('atRisk')),
@@ -149,7 +170,7 @@ async function board(root) {
       { title: t('atRisk'), get: (r) => r.atRisk || 0 }, { title: t('breached'), get: (r) => r.breached || 0 }];
     byQueue.replaceChildren(table(countCols, rowsOf(o.byQueue)));
     byAgent.replaceChildren(table(countCols, rowsOf(o.byPerson)));
-    const hot = live.filter((r) => ['SLA_STATE_WARNING', 'SLA_STATE_BREACHED'].includes(r.slaState)).sort(byNextDue);
+    const hot = [...new Map([...breached, ...atRisk].map((r) => [r.id, r])).values()].sort(byNextDue);
     risky.replaceChildren(table(ticketColumns({ assignee: true }), hot));
     sizeBars(risky);
     filingBoard(filing, live);
@@ -218,11 +239,17 @@ async function filingBoard(el, live) {
 
 async function newTicket(root, { query }) {
   const customerId = query.get('customer') || '';
+  const types = await api('GET', '/api/v1/request-types').catch(() => ({ requestTypes: [] }));
+  // One id per form: sending it again (a retry, a double click) returns the same ticket.
+  const ticketRequest = crypto.randomUUID();
+  const callRequest = crypto.randomUUID();
   const f = form([
     { name: 'customer', label: t('customer'), required: true, value: customerId, id: 'nt-customer', help: t('findCustomer') },
     { name: 'kind', label: t('kind'), type: 'select', options: enumOptions(labelled('TICKET_KIND_')), value: 'TICKET_KIND_CONSULTATION', id: 'nt-kind' },
     { name: 'channel', label: t('channel'), type: 'select', options: enumOptions(labelled('CHANNEL_')), value: 'CHANNEL_PHONE', id: 'nt-channel' },
     { name: 'priority', label: t('priority'), type: 'select', options: enumOptions(labelled('PRIORITY_')), value: 'PRIORITY_NORMAL', id: 'nt-priority' },
+    { name: 'requestType', label: t('requestTypes'), type: 'select', id: 'nt-request-type', options: [['', t('none')], ...(types.requestTypes || []).map((x) => [x.name, x.name])] },
+    { name: 'filingPeriod', label: t('filingPeriod'), id: 'nt-filing-period', placeholder: '2026-12' },
     { name: 'category', label: t('category'), id: 'nt-category' },
     { name: 'queue', label: t('queue'), id: 'nt-queue' },
     { name: 'subject', label: t('subject'), required: true, id: 'nt-subject' },
@@ -231,16 +258,21 @@ async function newTicket(root, { query }) {
     { name: 'talkSeconds', label: t('talkSeconds'), type: 'number', min: 0, id: 'nt-talk' },
     { name: 'logCall', label: t('logCall'), type: 'checkbox', value: true, id: 'nt-log-call' },
   ], t('navNew'), async (v) => {
-    let cid = v.customer;
-    if (!/^[0-9a-f-]{36}$/i.test(cid)) {
-      const found = await api('GET', `/api/v1/customers${qs({ nameContains: cid, pageSize: 2 })}`);
-      if (!found.customers || found.customers.length !== 1) throw new Error(`${t('customer')}: ${cid}?`);
-      cid = found.customers[0].id;
-    }
-    const ticket = { kind: v.kind, channel: v.channel, priority: v.priority, subject: v.subject, customerId: cid, category: v.category || undefined, queue: v.queue || undefined };
-    const made = await api('POST', '/api/v1/tickets', { ticket, description: v.description, requestId: crypto.randomUUID() });
-    if (v.logCall && v.channel === 'CHANNEL_PHONE') {
-      await api('POST', '/api/v1/calls', { direction: 'CALL_DIRECTION_INBOUND', callerNumber: v.callerNumber, talkSeconds: v.talkSeconds || 0, ticketId: made.id, requestId: crypto.randomUUID() });
+    const cid = await customerIdOf(v.customer);
+    const type = (types.requestTypes || []).find((x) => x.name === v.requestType);
+    const ticket = {
+      kind: type ? 'TICKET_KIND_BUSINESS_REQUEST' : v.kind, channel: v.channel, priority: v.priority, subject: v.subject, customerId: cid,
+      category: v.category || (type && type.category) || undefined, queue: v.queue || undefined,
+      requestType: v.requestType || undefined, filingPeriod: v.filingPeriod || undefined,
+    };
+    const made = await api('POST', '/api/v1/tickets', { ticket, description: v.description, requestId: ticketRequest });
+    if (v.logCall && v.channel === 'CHANNEL_PHONE' && v.callerNumber) {
+      try {
+        await api('POST', '/api/v1/calls', { direction: 'CALL_DIRECTION_INBOUND', callerNumber: v.callerNumber, talkSeconds: v.talkSeconds || 0, ticketId: made.id, requestId: callRequest });
+      } catch (e) {
+        // The ticket stands; the call can be logged again on it.
+        showError(e);
+      }
     }
     notify(`${t('ticketCreated')}: ${made.number}`);
     location.hash = `#/ticket/${made.id}`;
@@ -355,6 +387,7 @@ async function customers(root, { query }) {
     { name: 'contactMobile', label: t('contactMobile'), id: 'nc-mobile' },
     { name: 'contactEmail', label: t('contactEmail'), type: 'email' },
   ], t('newCustomer'), async (v) => {
+    if (!v.contactName && (v.contactMobile || v.contactEmail)) throw new Error(`${t('contactName')}：${t('requiredWithContact')}`);
     const contacts = v.contactName ? [{ name: v.contactName, mobile: v.contactMobile, email: v.contactEmail, primary: true }] : [];
     const c = await api('POST', '/api/v1/customers', {
       customer: { companyName: v.companyName, uscc: v.uscc, taxpayerType: v.taxpayerType, serviceTier: v.serviceTier, industry: v.industry, region: v.region },
@@ -402,18 +435,18 @@ async function customer360(root, { id }) {
   const editTax = form([
     { name: 'taxRegistrationNumber', label: t('taxNumber'), id: 'tax-number' },
     { name: 'taxAuthority', label: t('taxAuthority'), id: 'tax-authority' },
-    { name: 'bankName', label: t('bankName') },
-    { name: 'bankAccount', label: t('bankAccount'), id: 'tax-bank-account' },
     { name: 'revenueBand', label: t('revenueBand') },
     { name: 'purpose', label: t('saveReason'), required: true, id: 'tax-save-purpose' },
   ], `${t('save')} · ${t('taxProfile')}`, async (v) => {
+    // The bank account is changed only with a second person's approval
+    // (a proposal), never here; left empty it keeps what is recorded.
     const { purpose, ...taxProfile } = v;
     await api('PUT', `/api/v1/customers/${id}/tax-profile`, { taxProfile, purpose });
     notify(t('saved'));
     customer360(root, { id });
   });
   const ticketRows = o.openTickets || [];
-  const complaintsRows = (o.complaints && o.complaints.complaints) || [];
+  const complaintsRows = Array.isArray(o.complaints) ? o.complaints : (o.complaints && o.complaints.complaints) || [];
   root.replaceChildren(
     h('h1', {}, c.companyName, ' ', link(`#/new?customer=${c.id}`, `+ ${t('navNew')}`)),
     h('div', { class: 'cols' }, section(t('details'), profile), section(t('contacts'), contacts),
@@ -434,13 +467,14 @@ async function followUps(root, { me }) {
   const due = await api('GET', `/api/v1/follow-ups/due${qs({ dueBy: dayInZone(new Date(Date.now() + 7 * 86400000)), pageSize: 200 })}`);
   const today = dayInZone();
   const visitForm = form([
-    { name: 'customerId', label: t('customer'), required: true, id: 'visit-customer' },
+    { name: 'customerId', label: t('customer'), required: true, id: 'visit-customer', help: t('findCustomer') },
     { name: 'channel', label: t('channel'), type: 'select', options: enumOptions(labelled('CHANNEL_')), value: 'CHANNEL_PHONE' },
     { name: 'outcome', label: t('outcome'), required: true },
     { name: 'satisfaction', label: t('satisfaction'), type: 'number', min: 1, max: 5 },
     { name: 'notes', label: t('notes'), type: 'textarea' },
   ], t('visitForm'), async (v) => {
-    await api('POST', '/api/v1/follow-up-visits', { visit: { customerId: v.customerId, visitDate: today, channel: v.channel, outcome: v.outcome, satisfaction: v.satisfaction || 0, notes: v.notes, visitedBy: me.staffId } });
+    const customerId = await customerIdOf(v.customerId);
+    await api('POST', '/api/v1/follow-up-visits', { customerId, visitDate: today, channel: v.channel, outcome: v.outcome, satisfaction: v.satisfaction || 0, notes: v.notes, visitedBy: me.staffId });
     notify(t('saved')); followUps(root, { me });
   });
   const dueTable = table([

@@ -1,8 +1,8 @@
 // Complaints (§7), training (§4) and performance (§5): each page shows what
 // the caller's roles reach and offers the steps their roles may take.
-import { t, label, labelled, fmtTime, fmtMoney } from './i18n.js';
+import { t, label, labelled, fmtTime, fmtMoney, metricName } from './i18n.js';
 import { api, h, form, table, section, badge, slaCell, notify, showError, qs, link, enumOptions, person } from './ui.js';
-import { companyCell } from './pages.js';
+import { companyCell, customerIdOf } from './pages.js';
 
 function kv(pairs) {
   return h('dl', { class: 'kv' }, ...pairs.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v ?? '—')]));
@@ -24,8 +24,9 @@ async function complaints(root, { id, me }) {
   const parts = [h('h1', {}, t('navComplaints')), section(t('navComplaints'), h('div', { class: 'scroll' }, list))];
   if (me.roles.some((x) => ['agent', 'supervisor', 'admin'].includes(x))) {
     const cats = await api('GET', '/api/v1/complaint-categories').catch(() => ({ categories: [] }));
+    const requestId = crypto.randomUUID();
     parts.push(section(t('record'), form([
-      { name: 'customerId', label: t('customer'), required: true },
+      { name: 'customerId', label: t('customer'), required: true, help: t('findCustomer') },
       { name: 'source', label: t('source'), type: 'select', options: enumOptions(labelled('COMPLAINT_SOURCE_')) },
       { name: 'channel', label: t('channel'), type: 'select', options: enumOptions(labelled('CHANNEL_')), value: 'CHANNEL_PHONE' },
       { name: 'subjectKind', label: t('kind'), type: 'select', options: enumOptions(labelled('SUBJECT_KIND_')) },
@@ -34,7 +35,8 @@ async function complaints(root, { id, me }) {
       { name: 'severity', label: t('severity'), type: 'select', options: enumOptions(labelled('SEVERITY_')) },
       { name: 'description', label: t('description'), type: 'textarea', required: true },
     ], t('record'), async (v) => {
-      const c = await api('POST', '/api/v1/complaints', { complaint: v, requestId: crypto.randomUUID() });
+      const complaint = { ...v, customerId: await customerIdOf(v.customerId) };
+      const c = await api('POST', '/api/v1/complaints', { complaint, requestId });
       notify(`${t('created')}: ${c.number}`);
       location.hash = `#/complaints/${c.id}`;
     })));
@@ -63,7 +65,7 @@ async function complaint(root, id) {
       [t('channel'), label(c.channel)], [t('severity'), badge(c.severity)], [t('category'), c.categoryLabel || c.category],
       [t('handler'), person(c, 'handler')], [t('time'), fmtTime(c.receiveTime)], [t('description'), c.description]])),
     section(t('deadlines'), table([
-      { title: t('metric'), get: (d) => d.metric }, { title: t('state'), get: (d) => badge(d.state) },
+      { title: t('metric'), get: (d) => metricName(d.metric) }, { title: t('state'), get: (d) => badge(d.state) },
       { title: t('dueTime'), get: (d) => fmtTime(d.dueTime) },
     ], dl.deadlines || [])),
     section(t('transition'), move)),

@@ -171,7 +171,10 @@ export function renderSla(el) {
   const state = el.dataset.state;
   const due = el.dataset.due;
   const parts = [label(state)];
-  if (due && !['SLA_STATE_FULFILLED', 'SLA_STATE_FULFILLED_LATE', 'SLA_STATE_PAUSED'].includes(state)) parts.push(fmtRemaining(due));
+  const settled = ['SLA_STATE_FULFILLED', 'SLA_STATE_FULFILLED_LATE', 'SLA_STATE_PAUSED'].includes(state);
+  // A breached ticket's next due time may be another target's, still ahead.
+  const breachedAhead = state === 'SLA_STATE_BREACHED' && due && new Date(due).getTime() > Date.now();
+  if (due && !settled && !breachedAhead) parts.push(fmtRemaining(due));
   el.textContent = parts.join(' · ');
   el.title = due ? fmtTime(due) : '';
 }

@@ -93,10 +93,20 @@ async fn file(Path(name): Path<String>) -> Response {
 }
 
 /// The one label table (`proto/labels.tsv`): every enum value's Chinese and
-/// English label.
+/// English label, and its number in the contract (the order lists show).
 async fn labels() -> Response {
-    let map: serde_json::Map<String, Value> =
-        kefu_proto::all_labels().map(|(name, l)| (name.to_owned(), json!({"zh": l.zh, "en": l.en}))).collect();
+    let numbers: std::collections::HashMap<String, i32> = crate::rpc::pool()
+        .map(|pool| {
+            pool.all_enums()
+                .flat_map(|e| e.values().map(|v| (v.name().to_owned(), v.number())).collect::<Vec<_>>())
+                .collect()
+        })
+        .unwrap_or_default();
+    let map: serde_json::Map<String, Value> = kefu_proto::all_labels()
+        .map(|(name, l)| {
+            (name.to_owned(), json!({"zh": l.zh, "en": l.en, "n": numbers.get(name).copied().unwrap_or(0)}))
+        })
+        .collect();
     ([(header::CACHE_CONTROL, "no-cache")], Json(Value::Object(map))).into_response()
 }
 

@@ -54,7 +54,7 @@ async fn the_console_is_served_at_the_root_under_a_strict_csp(app: App) {
     let r = app.http.get(app.url("/console/nothing.js")).send().await.unwrap();
     assert_eq!(r.status(), 404);
     let labels: Value = app.http.get(app.url("/console/labels.json")).send().await.unwrap().json().await.unwrap();
-    assert_eq!(labels["STATUS_SOLVED"], json!({"zh": "已解决", "en": "Solved"}), "{}", labels["STATUS_SOLVED"]);
+    assert_eq!(labels["STATUS_SOLVED"], json!({"zh": "已解决", "en": "Solved", "n": 5}), "{}", labels["STATUS_SOLVED"]);
     assert_eq!(labels["TICKET_KIND_BUSINESS_REQUEST"]["zh"], "业务办理");
     let docs = app.http.get(app.url("/api/v1/docs")).send().await.unwrap().text().await.unwrap();
     assert!(docs.contains("/console/docs.js") && !docs.contains("<script>"), "{docs}");

@@ -190,8 +190,11 @@ try:
             page.click("#nav-board")
             expect(page.locator("#live-state")).to_have_class(re.compile("on"))
             page.evaluate("window.__sameDocument = true")
-            expect(page.locator("#board-risky")).to_contain_text(number, timeout=90_000)
-            expect(page.locator("#live-feed")).to_contain_text(number)
+            # The warning arrives over the event stream: the feed names the
+            # ticket and its row on the board turns to the warning state.
+            expect(page.locator("#live-feed")).to_contain_text(number, timeout=90_000)
+            row = page.locator("#board-risky tr", has_text=number)
+            expect(row.locator(".sla.SLA_STATE_WARNING, .sla.SLA_STATE_BREACHED")).to_be_visible()
             assert page.evaluate("window.__sameDocument === true"), "the board reloaded"
             shot("04-sla-board")
             ok("the ticket turned at-risk on the SLA board, live, without a reload")
