@@ -88,11 +88,30 @@ function byNextDue(a, b) {
   return x - y;
 }
 
+/** Calls `refresh` (at most every second) whenever a ticket the person may
+ * see changes or its SLA moves, from the event stream; the stop function. */
+const TICKET_EVENTS = ['warning', 'breached', 'fulfilled', 'paused', 'resumed', 'escalated', 'ticket_created', 'ticket_updated', 'ticket_assigned', 'ticket_status', 'ticket_message'];
+function live(refresh, state) {
+  const es = new EventSource('/api/v1/events');
+  let timer = null;
+  const soon = () => { clearTimeout(timer); timer = setTimeout(() => refresh().catch(showError), 1000); };
+  for (const k of TICKET_EVENTS) es.addEventListener(k, soon);
+  es.onopen = () => { if (state) { state.className = 'live on'; state.textContent = t('liveOn'); } };
+  es.onerror = () => { if (state) { state.className = 'live off'; state.textContent = t('liveOff'); } refreshSession(); };
+  return () => { es.close(); clearTimeout(timer); };
+}
+
 async function mine(root, { me }) {
-  const open = (await listTickets({ assignee: me.staffId, openOnly: 'true' })).sort(byNextDue);
-  const tbl = h('div', { class: 'scroll', id: 'my-tickets' }, table(ticketColumns(), open, { caption: t('navMine') }));
-  root.replaceChildren(h('h1', {}, t('navMine')), tbl);
-  sizeBars(root);
+  const tbl = h('div', { class: 'scroll', id: 'my-tickets' });
+  const state = h('span', { class: 'live off', id: 'live-state' }, t('liveOff'));
+  const refresh = async () => {
+    const open = (await listTickets({ assignee: me.staffId, openOnly: 'true' })).sort(byNextDue);
+    tbl.replaceChildren(table(ticketColumns(), open, { caption: t('navMine') }));
+    sizeBars(tbl);
+  };
+  await refresh();
+  root.replaceChildren(h('h1', {}, t('navMine'), ' ', state), tbl);
+  return live(refresh, state);
 }
 
 async function queue(root, { query }) {
@@ -105,10 +124,13 @@ async function queue(root, { query }) {
     kind: f.kind, channel: f.channel, category: f.category, filingPeriod: f.filingPeriod, text: f.text,
   };
   if (f.sla === 'at_risk' || f.sla === 'breached') serverFilter.sla = f.sla;
-  let rows = await listTickets(serverFilter);
-  if (tab === 'unassigned') rows = rows.filter((r) => !r.assignee);
-  if (f.sla === 'paused') rows = rows.filter((r) => r.slaState === 'SLA_STATE_PAUSED');
-  rows.sort(byNextDue);
+  const load = async () => {
+    let rows = await listTickets(serverFilter);
+    if (tab === 'unassigned') rows = rows.filter((r) => !r.assignee);
+    if (f.sla === 'paused') rows = rows.filter((r) => r.slaState === 'SLA_STATE_PAUSED');
+    return rows.sort(byNextDue);
+  };
+  const rows = await load();
   const go = (v) => { location.hash = `#/queue${qs({ ...v, tab })}`; };
   const filters = form([
     { name: 'queue', label: t('queue'), value: f.queue },
@@ -126,15 +148,24 @@ async function queue(root, { query }) {
     [['all', t('all')], ['unassigned', t('unassigned')]].map(([k, txt]) =>
       h('button', { type: 'button', 'aria-pressed': String(tab === k), onclick: () => { location.hash = `#/queue${qs({ ...f, tab: k })}`; } }, txt)));
   const grid = h('div', { class: 'scroll', id: 'queue-tickets' }, table(ticketColumns({ select: true, assignee: true }), rows, { caption: t('navQueue') }));
+  const refreshGrid = async () => {
+    const picked = new Set([...grid.querySelectorAll('input.pick:checked')].map((c) => c.value));
+    grid.replaceChildren(table(ticketColumns({ select: true, assignee: true }), await load(), { caption: t('navQueue') }));
+    grid.querySelectorAll('input.pick').forEach((c) => { c.checked = picked.has(c.value); });
+    sizeBars(grid);
+  };
   const bulk = form([{ name: 'assignee', label: t('bulkAssign'), required: true, id: 'bulk-assignee' }], t('assign'), async (v) => {
     const ids = [...grid.querySelectorAll('input.pick:checked')].map((c) => c.value);
     if (!ids.length) throw new Error(t('noneSelected'));
     for (const id of ids) await api('POST', `/api/v1/tickets/${id}/assign`, { assignee: v.assignee });
     notify(`${t('assigned')}: ${ids.length}`);
-    queue(root, { query });
+    await refreshGrid();
   }, { inline: true });
-  root.replaceChildren(h('h1', {}, t('navQueue')), section(t('filter'), filters), tabs, section(t('bulkAssign'), bulk), grid);
+  const state = h('span', { class: 'live off', id: 'live-state' }, t('liveOff'));
+  root.replaceChildren(h('h1', {}, t('navQueue'), ' ', state), section(t('filter'), filters), tabs, section(t('bulkAssign'), bulk), grid);
   sizeBars(root);
+  // Live: the list follows the event stream; ticked rows stay ticked.
+  return live(refreshGrid, state);
 }
 
 // The SLA board: counts by queue and agent, at-risk and breached tickets,

@@ -205,6 +205,21 @@ try:
             shot("07-queue")
             page.click("#nav-mine")
             expect(page.locator("#my-tickets")).to_contain_text(number)
+            expect(page.locator("#live-state")).to_have_class(re.compile("on"))
+            # A ticket assigned to the agent elsewhere appears without a reload.
+            page.evaluate("window.__sameDocument = true")
+            csrf = {c["name"]: c["value"] for c in ctx.cookies()}["kefu_csrf"]
+            api = page.request
+            cid = api.get(base + "/api/v1/customers?nameContains=示例科技").json()["customers"][0]["id"]
+            other = api.post(base + "/api/v1/tickets", headers={"x-csrf-token": csrf}, data={
+                "ticket": {"kind": "TICKET_KIND_CONSULTATION", "channel": "CHANNEL_EMAIL", "subject": "发票抬头变更",
+                           "customerId": cid}}).json()
+            r = api.post(base + f"/api/v1/tickets/{other['id']}/assign", headers={"x-csrf-token": csrf},
+                         data={"assignee": "agent.wang"})
+            assert r.ok, r.text()
+            expect(page.locator("#my-tickets")).to_contain_text(other["number"])
+            assert page.evaluate("window.__sameDocument === true"), "my tickets reloaded"
+            ok("my tickets follow the event stream: a ticket assigned elsewhere appears without a reload")
             shot("05-my-tickets")
             page.get_by_role("link", name=number).click()
             page.fill("#reply-body", "您好，小规模纳税人按季申报，本季度截止日为征期最后一天。")
