@@ -50,7 +50,10 @@ async function settings(root, { me }) {
     section(t('accounts'), table([
       { title: t('username'), get: (a) => a.username }, { title: t('staffId'), get: (a) => a.staffId },
       { title: t('roles'), get: (a) => (a.roles || []).map(roleText).join('、') || '—' },
-      { title: t('state'), get: (a) => (a.disabled ? '×' : '✓') },
+      { title: t('state'), get: (a) => (a.disabled ? t('disabled') : t('enabled')) },
+      { title: t('actions'), get: (a) => (admin && a.staffId !== me.staffId ? h('button', { type: 'button', onclick: async () => {
+        try { await api('PATCH', `/api/v1/accounts/${a.id}`, { disabled: !a.disabled, reason: a.disabled ? '恢复账号' : '停用账号' }); notify(t('saved')); reload(); } catch (e) { showError(e); }
+      } }, a.disabled ? t('enable') : t('disable')) : '') },
     ], accounts.accounts || [])),
     section(t('roleGrants'), table([
       { title: t('username'), get: (g) => g.username }, { title: t('roles'), get: (g) => (g.roles || []).map(roleText).join('、') },

@@ -1,7 +1,7 @@
 // The console's shell: who is logged in, the navigation their roles reach,
 // the hash router, logging in and changing a password.
 import { t, setLang, getLang, loadLabels } from './i18n.js';
-import { api, h, form, notify, ApiError } from './ui.js';
+import { api, h, form, notify, ApiError, loadLists } from './ui.js';
 import { PAGES as WORK } from './pages.js';
 import { PAGES as PEOPLE } from './people.js';
 import { PAGES as ADMIN } from './admin.js';
@@ -140,6 +140,7 @@ export async function route() {
     return;
   }
   header();
+  loadLists();
   if (name === 'password') { passwordPage(root); return; }
   // The first page of the navigation the person's roles open, by default.
   const key = name || NAV.find((k) => PAGES[k] && mayOpen(PAGES[k])) || 'api';

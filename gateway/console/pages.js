@@ -133,15 +133,15 @@ async function queue(root, { query }) {
   const rows = await load();
   const go = (v) => { location.hash = `#/queue${qs({ ...v, tab })}`; };
   const filters = form([
-    { name: 'queue', label: t('queue'), value: f.queue },
+    { name: 'queue', label: t('queue'), value: f.queue, list: 'dl-queues' },
     { name: 'kind', label: t('kind'), type: 'select', value: f.kind, options: enumOptions(labelled('TICKET_KIND_'), t('all')) },
     { name: 'channel', label: t('channel'), type: 'select', value: f.channel, options: enumOptions(labelled('CHANNEL_'), t('all')) },
-    { name: 'category', label: t('category'), value: f.category },
+    { name: 'category', label: t('category'), value: f.category, list: 'dl-categories' },
     { name: 'status', label: t('status'), type: 'select', value: f.status, options: enumOptions(labelled('STATUS_'), t('allOpen')) },
-    { name: 'assignee', label: t('assignee'), value: f.assignee },
+    { name: 'assignee', label: t('assignee'), value: f.assignee, list: 'dl-people' },
     { name: 'sla', label: t('sla'), type: 'select', value: f.sla, options: [['', t('all')], ['at_risk', t('atRisk')], ['breached', t('breached')], ['paused', t('paused')]] },
     { name: 'filingPeriod', label: t('filingPeriod'), value: f.filingPeriod, placeholder: '2026-12' },
-    { name: 'escalatedTo', label: t('escalatedTo'), value: f.escalatedTo },
+    { name: 'escalatedTo', label: t('escalatedTo'), value: f.escalatedTo, list: 'dl-people-teams' },
     { name: 'text', label: t('text'), value: f.text, type: 'search', id: 'queue-text' },
   ], t('filter'), async (v) => go(v), { title: t('filter') });
   const tabs = h('div', { class: 'tabs', role: 'group', 'aria-label': t('queue') },
@@ -154,7 +154,7 @@ async function queue(root, { query }) {
     grid.querySelectorAll('input.pick').forEach((c) => { c.checked = picked.has(c.value); });
     sizeBars(grid);
   };
-  const bulk = form([{ name: 'assignee', label: t('bulkAssign'), required: true, id: 'bulk-assignee' }], t('assign'), async (v) => {
+  const bulk = form([{ name: 'assignee', label: t('bulkAssign'), required: true, id: 'bulk-assignee', list: 'dl-people' }], t('assign'), async (v) => {
     const ids = [...grid.querySelectorAll('input.pick:checked')].map((c) => c.value);
     if (!ids.length) throw new Error(t('noneSelected'));
     for (const id of ids) await api('POST', `/api/v1/tickets/${id}/assign`, { assignee: v.assignee });
@@ -281,8 +281,8 @@ async function newTicket(root, { query }) {
     { name: 'priority', label: t('priority'), type: 'select', options: enumOptions(labelled('PRIORITY_')), value: 'PRIORITY_NORMAL', id: 'nt-priority' },
     { name: 'requestType', label: t('requestTypes'), type: 'select', id: 'nt-request-type', options: [['', t('none')], ...(types.requestTypes || []).map((x) => [x.name, x.name])] },
     { name: 'filingPeriod', label: t('filingPeriod'), id: 'nt-filing-period', placeholder: '2026-12' },
-    { name: 'category', label: t('category'), id: 'nt-category' },
-    { name: 'queue', label: t('queue'), id: 'nt-queue' },
+    { name: 'category', label: t('category'), id: 'nt-category', list: 'dl-categories' },
+    { name: 'queue', label: t('queue'), id: 'nt-queue', list: 'dl-queues' },
     { name: 'subject', label: t('subject'), required: true, id: 'nt-subject' },
     { name: 'description', label: t('description'), type: 'textarea', id: 'nt-description' },
     { name: 'callerNumber', label: t('callerNumber'), id: 'nt-caller' },
@@ -344,14 +344,14 @@ async function ticketPage(root, { id }) {
   const status = form([
     { name: 'status', label: t('status'), type: 'select', id: 'status-select', value: tk.status, options: enumOptions(labelled('STATUS_')) },
     { name: 'reason', label: t('reason'), id: 'status-reason' },
-    { name: 'escalatedTo', label: t('escalatedTo'), id: 'status-escalated' },
+    { name: 'escalatedTo', label: t('escalatedTo'), id: 'status-escalated', list: 'dl-people-teams' },
   ], t('changeStatus'), async (v) => {
     await api('POST', `/api/v1/tickets/${id}/status`, { status: v.status, reason: v.reason, escalatedTo: v.escalatedTo || undefined });
     notify(t('saved')); reload();
   });
   const assign = form([
-    { name: 'assignee', label: t('assignee'), value: tk.assignee, id: 'assign-to' },
-    { name: 'queue', label: t('queue'), value: tk.queue },
+    { name: 'assignee', label: t('assignee'), value: tk.assignee, id: 'assign-to', list: 'dl-people' },
+    { name: 'queue', label: t('queue'), value: tk.queue, list: 'dl-queues' },
   ], t('assign'), async (v) => { await api('POST', `/api/v1/tickets/${id}/assign`, v); notify(t('assigned')); reload(); }, { inline: true });
   const checks = [];
   const box = (kind, item, done) => {

@@ -77,17 +77,21 @@ async function complaint(root, id) {
 }
 
 async function training(root, { me }) {
-  const [sessions, mine, certs, courses] = await Promise.all([
+  const [sessions, mine, certs, courses, exams] = await Promise.all([
     api('GET', `/api/v1/training/sessions${qs({ pageSize: 100 })}`).catch(() => ({ sessions: [] })),
     api('GET', `/api/v1/training/enrolments${qs({ staffId: me.staffId })}`).catch(() => ({ enrolments: [] })),
     api('GET', `/api/v1/training/certificates${qs({ staffId: me.staffId })}`).catch(() => ({ certificates: [] })),
     api('GET', `/api/v1/training/courses${qs({ pageSize: 100 })}`).catch(() => ({ courses: [] })),
+    api('GET', '/api/v1/training/exams').catch(() => ({ exams: [] })),
   ]);
+  const titles = new Map((courses.courses || []).map((c) => [c.id, c.title]));
+  const sessionTitle = new Map((sessions.sessions || []).map((x) => [x.id, `${x.courseTitle} · ${fmtTime(x.startTime)}`]));
+  const examBox = h('div', { id: 'exam-attempt' });
   const reload = () => training(root, { me });
   root.replaceChildren(h('h1', {}, t('navTraining')),
     h('div', { class: 'cols' },
       section(t('myEnrolments'), table([
-        { title: t('sessions'), get: (e) => e.sessionId }, { title: t('state'), get: (e) => badge(e.state) },
+        { title: t('sessions'), get: (e) => sessionTitle.get(e.sessionId) || e.sessionId }, { title: t('state'), get: (e) => badge(e.state) },
         { title: t('time'), get: (e) => fmtTime(e.enrolTime) }, { title: t('hours'), get: (e) => e.hoursCredited || 0 },
       ], mine.enrolments || [])),
       section(t('certificates'), table([
@@ -102,10 +106,48 @@ async function training(root, { me }) {
         try { await api('POST', `/api/v1/training/sessions/${s.id}/enrolments`, { staffId: me.staffId }); notify(t('saved')); reload(); } catch (e) { showError(e); }
       } }, t('enrol')) },
     ], sessions.sessions || []))),
+    section(t('exams'), table([
+      { title: t('title'), get: (x) => x.title }, { title: t('courses'), get: (x) => titles.get(x.courseId) || '—' },
+      { title: t('passMark'), get: (x) => x.passMark }, { title: t('timeLimit'), get: (x) => (x.timeLimitMinutes ? `${x.timeLimitMinutes} ${t('minutesUnit')}` : '—') },
+      { title: t('actions'), get: (x) => h('button', { type: 'button', onclick: () => takeExam(examBox, x).catch(showError) }, t('startExam')) },
+    ], exams.exams || []), examBox),
     section(t('courses'), table([
       { title: t('title'), get: (c) => c.title }, { title: t('kind'), get: (c) => label(c.topic) },
       { title: t('hours'), get: (c) => c.hours }, { title: t('detail'), get: (c) => c.description || '' },
     ], courses.courses || [])));
+}
+
+/** An exam attempt: its questions as a form, submitted once; the result. */
+async function takeExam(box, exam) {
+  const a = await api('POST', `/api/v1/training/exams/${encodeURIComponent(exam.id)}/attempts`, {});
+  const fields = (a.items || []).map((q, i) => {
+    const choice = q.kind === 'QUESTION_KIND_SINGLE_CHOICE' || q.kind === 'QUESTION_KIND_TRUE_FALSE';
+    const multi = q.kind === 'QUESTION_KIND_MULTIPLE_CHOICE';
+    const name = `q${i}`;
+    if (choice || multi) {
+      return h('fieldset', { class: 'question', dataset: { q: q.questionId, multi: multi ? '1' : '' } },
+        h('legend', {}, `${i + 1}. ${q.stem}（${q.points}）`),
+        (q.options || []).map((o, j) => {
+          const id = `${name}-${j}`;
+          return h('div', { class: 'field check' }, h('input', { type: multi ? 'checkbox' : 'radio', name, id, value: j }), h('label', { for: id }, o));
+        }));
+    }
+    const id = `${name}-text`;
+    return h('fieldset', { class: 'question', dataset: { q: q.questionId, text: '1' } },
+      h('legend', {}, `${i + 1}. ${q.stem}（${q.points}）`), h('label', { for: id }, t('answer')), h('textarea', { id, rows: 3 }));
+  });
+  const submit = h('button', { type: 'button', class: 'primary' }, t('submit'));
+  submit.addEventListener('click', async () => {
+    const answers = [...box.querySelectorAll('fieldset.question')].map((fs) => (fs.dataset.text
+      ? { questionId: fs.dataset.q, text: fs.querySelector('textarea').value }
+      : { questionId: fs.dataset.q, chosen: [...fs.querySelectorAll('input:checked')].map((c) => Number(c.value)) }));
+    try {
+      const done = await api('POST', `/api/v1/training/attempts/${encodeURIComponent(a.id)}/submit`, { answers });
+      box.replaceChildren(h('p', { class: 'banner', role: 'status' },
+        `${exam.title}：${t('score')} ${Number(done.score || 0).toFixed(1)} · ${done.passed ? t('passed') : t('notPassed')}${done.state ? ` · ${label(done.state)}` : ''}`));
+    } catch (e) { showError(e); }
+  });
+  box.replaceChildren(h('h3', {}, `${exam.title} · ${t('deadline')} ${fmtTime(a.deadline)}`), ...fields, h('div', { class: 'actions' }, submit));
 }
 
 async function performance(root, { id, me }) {
@@ -157,6 +199,14 @@ async function performance(root, { id, me }) {
         { title: t('total'), get: (e) => (e.totalScore ?? 0).toFixed(2) }, { title: t('grade'), get: (e) => e.grade || e.computedGrade || '—' },
         { title: t('bonus'), get: (e) => (hr || e.bonusFen ? fmtMoney(e.bonusFen) : '—') },
         { title: t('dueTime'), get: (e) => h('span', { class: e.overdue ? 'sla SLA_STATE_BREACHED' : '' }, fmtTime(e.dueTime)) },
+        { title: t('review'), get: (e) => ((e.reviewers || []).includes(me.staffId) && e.staffId !== me.staffId ? form([
+          ...(e.indicators || []).filter((i) => String(i.source || '').startsWith('SOURCE_MANUAL')).map((i) => (
+            { name: `s:${i.code}`, label: `${i.name || i.code}（0–100）`, type: 'number', min: 0, max: 100, required: true })),
+          { name: 'comment', label: t('comment') },
+        ], t('review'), async (v) => {
+          const scores = Object.entries(v).filter(([k]) => k.startsWith('s:')).map(([k, x]) => ({ indicator: k.slice(2), score: x }));
+          await api('POST', `/api/v1/performance/evaluations/${e.id}/review`, { comment: v.comment, scores }); notify(t('saved')); reload();
+        }) : '') },
         { title: t('calibrate'), get: (e) => (hr ? form([
           { name: 'grade', label: t('grade'), value: e.grade || e.computedGrade },
           { name: 'reason', label: t('reason') },

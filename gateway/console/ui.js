@@ -110,7 +110,7 @@ export function form(fields, submitText, onSubmit, opts = {}) {
       input = h('input', {
         id, name: f.name, type: f.type || 'text', required: f.required, value: f.value ?? '',
         placeholder: f.placeholder, autocomplete: f.autocomplete || (f.type === 'password' ? 'current-password' : 'off'),
-        min: f.min, max: f.max, step: f.step,
+        min: f.min, max: f.max, step: f.step, list: f.list,
       });
     }
     controls[f.name] = input;
@@ -180,6 +180,30 @@ export function renderSla(el) {
 }
 
 setInterval(() => document.querySelectorAll('span.sla').forEach(renderSla), 15000);
+
+let listsLoaded = null;
+/**
+ * Suggestions for fields that take a code (people, teams and queues,
+ * categories): <datalist> elements `dl-people`, `dl-queues`, `dl-people-teams`
+ * and `dl-categories`, loaded once per page load from what the role may read.
+ */
+export function loadLists() {
+  if (!listsLoaded) {
+    const get = (path, key) => api('GET', path).then((r) => r[key] || []).catch(() => []);
+    listsLoaded = Promise.all([get('/api/v1/staff/people?status=PERSON_STATUS_ACTIVE&pageSize=500', 'people'), get('/api/v1/staff/teams', 'teams'), get('/api/v1/categories', 'categories')])
+      .then(([people, teams, cats]) => {
+        const opts = (items) => items.map(([v, text]) => h('option', { value: v }, text));
+        const p = people.map((x) => [x.staffId, `${x.displayName || x.name}（${x.position || ''}）`]);
+        const q = teams.map((x) => [x.code, `${x.name}（${label(x.kind)}）`]);
+        document.body.append(
+          h('datalist', { id: 'dl-people' }, opts(p)),
+          h('datalist', { id: 'dl-queues' }, opts(q)),
+          h('datalist', { id: 'dl-people-teams' }, opts([...p, ...q])),
+          h('datalist', { id: 'dl-categories' }, opts(cats.map((c) => [c.code, c.label]))));
+      });
+  }
+  return listsLoaded;
+}
 
 /** The values of an object's keys from a query string of the hash route. */
 export function params(q) {
